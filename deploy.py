@@ -1,0 +1,22 @@
+"""The Sentinel observability stack: which roles run on which host groups.
+
+    pyinfra inventory/<env>.py deploy.py
+"""
+
+from pyinfra import host
+
+from roles.backend import backend_env
+from roles.node_exporter import node_exporter
+from roles.object_store import object_store
+from roles.prometheus import prometheus
+
+node_exporter()
+
+if "telemetry" in host.groups:
+    object_store()
+
+if "monitoring" in host.groups:
+    prometheus()
+
+if "app" in host.groups:
+    backend_env()

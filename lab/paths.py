@@ -1,0 +1,42 @@
+"""Where the lab keeps things, and how its network is laid out.
+
+Everything heavy lives in a cache outside the repository so that it survives
+`git clean` and fresh clones: the base image, Go caches, built artifacts.
+"""
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("SENTINEL_LAB_CACHE", "/var/cache/sentinel-lab"))
+
+MIRROR_DIR = CACHE / "mirror"  # served over HTTP as the lab's "release download" site
+WHEELS_DIR = MIRROR_DIR / "wheels"  # Python wheels for the stand-in backend
+BUILD_DIR = CACHE / "build"  # Go wrapper modules, GOMODCACHE, GOCACHE
+IMAGE_DIR = CACHE / "image"  # cached base rootfs tarball
+HOSTS_DIR = CACHE / "hosts"  # one rootfs per running lab host
+RUN_DIR = CACHE / "run"  # pid files and logs of lab daemons
+SSH_DIR = CACHE / "ssh"  # the lab's SSH key pair
+
+VERSIONS_FILE = REPO / "files" / "versions.yml"
+LAB_INVENTORY = REPO / "inventory" / "lab.py"
+
+# The lab network: one bridge in the root namespace, one namespace per host.
+BRIDGE = "sentinel0"
+BRIDGE_IP = "10.213.0.1"
+PREFIX_LEN = 24
+MIRROR_PORT = 8080
+PROXY_PORT = 8888  # tinyproxy, for apt and pip inside the hosts
+MIRROR_URL = f"http://{BRIDGE_IP}:{MIRROR_PORT}"
+
+# name -> (address, inventory groups). Mirrors a small prod layout.
+HOSTS = {
+    "mon1": ("10.213.0.11", ["monitoring"]),
+    "tel1": ("10.213.0.12", ["telemetry"]),
+    "app1": ("10.213.0.13", ["app"]),
+}
+
+# The lab's SSH identity (generated once) and the ssh_config written by `up`
+# so that ssh, testinfra and humans can say `mon1` instead of an address.
+SSH_KEY = SSH_DIR / "id_ed25519"
+SSH_CONFIG = RUN_DIR / "ssh_config"

@@ -1,0 +1,159 @@
+"""The building block: a release binary run as a hardened systemd service.
+
+Every component role describes itself as a `ServiceSpec`; `release_service`
+turns that into one idempotent sequence: fetch and verify the archive, unpack it
+into a directory per version, create the user and directories, validate each
+config with the new binary before swapping it in, template the unit, then reload
+on a config change and restart only on a binary or unit change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.server import Arch
+from pyinfra.operations import files, server, systemd
+
+from roles._service.artifacts import resolve
+from roles._service.operations import release_archive, validated_file
+from roles._service.render import render
+
+_DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A config file validated on the host before it replaces the live one.
+
+    `validate` is a shell command; `{bin}` is the new version's directory and
+    `{path}` the staged file.
+    """
+
+    dest: str
+    content: str
+    validate: str | None = None
+    mode: str = "0640"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What a component needs from the building block.
+
+    `name` is the key in files/versions.yml and also names the unit, the system
+    user, /etc/<name> and /opt/<name>. `exec_start` is a list of arguments; `{bin}`
+    stands for /opt/<name>/current.
+    """
+
+    name: str
+    description: str
+    exec_start: tuple[str, ...]
+    configs: tuple[ConfigFile, ...] = ()
+    config_dirs: tuple[str, ...] = ()  # extra directories under /etc/<name>, e.g. rules
+    data_dirs: tuple[str, ...] = ()
+    env_files: tuple[str, ...] = ()
+    reload: Literal["sighup", "restart"] = "restart"
+    ready_url: str | None = None
+    capabilities: tuple[str, ...] = ()
+    netlink: bool = False
+
+
+def _ready_check(url: str) -> str:
+    return (
+        "for i in $(seq 90); do curl -fsS -o /dev/null "
+        f"{url} && exit 0; sleep 1; done; echo 'not ready after 90s: {url}' >&2; exit 1"
+    )
+
+
+@deploy("Release service")
+def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool = True):
+    """
+    Install and run a release binary as a systemd service.
+
+    + spec: the component's `ServiceSpec`
+    + artifact_base_url: where release archives are downloaded from (upstream or the lab mirror)
+    + hardening: apply the systemd sandboxing directives
+    """
+    name = spec.name
+    arch = _DEBIAN_ARCH.get(host.get_fact(Arch), "amd64")
+    artifact = resolve(name, artifact_base_url, arch)
+    version_dir = f"/opt/{name}/{artifact.version}"
+
+    server.group(name=f"{name}: system group", group=name, system=True)
+    server.user(
+        name=f"{name}: system user",
+        user=name,
+        group=name,
+        system=True,
+        shell="/usr/sbin/nologin",
+        home=spec.data_dirs[0] if spec.data_dirs else "/nonexistent",
+        create_home=False,
+    )
+    files.directory(name=f"{name}: install root", path=f"/opt/{name}", user="root", group="root", mode="0755")
+    archive = release_archive(name=f"{name}: release {artifact.version}", artifact=artifact, install_dir=version_dir)
+    current = files.link(name=f"{name}: current version", path=f"/opt/{name}/current", target=version_dir)
+    files.directory(name=f"{name}: config dir", path=f"/etc/{name}", user="root", group=name, mode="0750")
+    for config_dir in spec.config_dirs:
+        files.directory(name=f"{name}: config dir {config_dir}", path=config_dir, user="root", group=name, mode="0750")
+    for data_dir in spec.data_dirs:
+        files.directory(name=f"{name}: data dir {data_dir}", path=data_dir, user=name, group=name, mode="0750")
+
+    configs = [
+        validated_file(
+            name=f"{name}: config {config.dest}",
+            dest=config.dest,
+            content=config.content,
+            validate=config.validate.replace("{bin}", version_dir) if config.validate else None,
+            user="root",
+            group=name,
+            mode=config.mode,
+        )
+        for config in spec.configs
+    ]
+    unit = validated_file(
+        name=f"{name}: systemd unit",
+        dest=f"/etc/systemd/system/{name}.service",
+        content=render(
+            "_service/service.unit.j2",
+            description=spec.description,
+            user=name,
+            env_files=spec.env_files,
+            exec_start=[arg.replace("{bin}", f"/opt/{name}/current") for arg in spec.exec_start],
+            reload=spec.reload,
+            hardening=hardening,
+            netlink=spec.netlink,
+            capabilities=spec.capabilities,
+            read_write_paths=spec.data_dirs,
+        ),
+        mode="0644",
+    )
+    systemd.daemon_reload(name=f"{name}: daemon-reload", _if=unit.did_change)
+    started = systemd.service(name=f"{name}: running and enabled", service=f"{name}.service", running=True, enabled=True)
+
+    def binary_or_unit_changed() -> bool:
+        return not started.did_change() and any(op.did_change() for op in (archive, current, unit))
+
+    def config_changed() -> bool:
+        return not started.did_change() and not binary_or_unit_changed() and any(c.did_change() for c in configs)
+
+    restarted = systemd.service(
+        name=f"{name}: restart for a new binary or unit",
+        service=f"{name}.service",
+        restarted=True,
+        _if=binary_or_unit_changed,
+    )
+    reloaded = systemd.service(
+        name=f"{name}: {'reload' if spec.reload == 'sighup' else 'restart'} for a new config",
+        service=f"{name}.service",
+        reloaded=spec.reload == "sighup",
+        restarted=spec.reload != "sighup",
+        _if=config_changed,
+    )
+    if spec.ready_url:
+        server.shell(
+            name=f"{name}: wait until ready",
+            commands=[_ready_check(spec.ready_url)],
+            _if=lambda: any(op.did_change() for op in (started, restarted, reloaded)),
+        )

@@ -1,0 +1,64 @@
+"""The Sentinel backend's environment on the `app` hosts.
+
+The backend ships through its own pipeline; the toolkit owns the env file its
+systemd unit loads: OpenTelemetry export and sampling, Sentry, per environment.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host, inventory, logger
+from pyinfra.api import deploy
+from pyinfra.operations import files, server
+
+from roles._secrets import read_secret
+from roles._service.operations import validated_file
+from roles._service.render import render
+# Imported as a module: the settings model imports each role's settings.
+from roles import _settings
+
+GROUP = "sentinel"
+
+
+def otlp_endpoint(settings: _settings.Settings) -> str:
+    """The configured endpoint, or OTLP HTTP on the first telemetry host."""
+    if settings.backend.otlp_endpoint:
+        return settings.backend.otlp_endpoint
+    telemetry = sorted(inventory.get_group("telemetry", []), key=lambda h: h.name)
+    address = _settings.settings_for(telemetry[0]).address if telemetry else "127.0.0.1"
+    return f"http://{address}:4318"
+
+
+def render_env(settings: _settings.Settings, endpoint: str, sentry_dsn: str) -> str:
+    return render(
+        "backend/backend.env.j2",
+        backend=settings.backend,
+        environment=settings.environment,
+        otlp_endpoint=endpoint,
+        sentry_dsn=sentry_dsn,
+    )
+
+
+@deploy("Backend environment")
+def backend_env():
+    """Write /etc/sentinel/backend.env and restart the backend when it changes."""
+    settings = _settings.settings_for(host)
+    backend = settings.backend
+    dsn = read_secret(backend.sentry_dsn_secret) or ""
+    if not dsn:
+        logger.warning(f"{host.name}: {backend.sentry_dsn_secret} is not set, so Sentry is off for the backend")
+    server.group(name="backend: service group", group=GROUP, system=True)
+    files.directory(name="backend: config dir", path="/etc/sentinel", user="root", group=GROUP, mode="0750")
+    env_file = validated_file(
+        name="backend: env file",
+        dest=backend.env_file,
+        content=render_env(settings, otlp_endpoint(settings), dsn),
+        user="root",
+        group=GROUP,
+        mode="0640",
+    )
+    # try-restart leaves a backend that is not installed (or not running) alone.
+    server.shell(
+        name="backend: restart for the new environment",
+        commands=[f"systemctl try-restart {backend.unit}"],
+        _if=env_file.did_change,
+    )

@@ -1,0 +1,84 @@
+"""The S3-compatible object store (versitygw) on the `telemetry` hosts.
+
+Loki chunks and Tempo blocks go to its buckets. Credentials come from secrets and
+reach the host only in an env file readable by root and the service group.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import StringCommand, deploy, operation
+from pyinfra.facts.files import Directory
+
+from roles._schema import SettingsError
+from roles._secrets import read_secret
+from roles._service import ConfigFile, ServiceSpec, release_service
+# Imported as a module: the settings model imports each role's settings.
+from roles import _settings
+
+CREDENTIALS = "/etc/versitygw/credentials.env"
+
+
+def credentials_env(settings: _settings.Settings) -> str:
+    store = settings.object_store
+    values = {}
+    for var, secret in (("ROOT_ACCESS_KEY", store.access_key_secret), ("ROOT_SECRET_KEY", store.secret_key_secret)):
+        value = read_secret(secret)
+        if not value:
+            raise SettingsError("object_store", f"the credential {secret} is not set", f"export {secret} or add it to $SENTINEL_SECRETS_DIR")
+        values[var] = value
+    return "".join(f"{k}={v}\n" for k, v in values.items())
+
+
+def service_spec(settings: _settings.Settings) -> ServiceSpec:
+    store = settings.object_store
+    return ServiceSpec(
+        name="versitygw",
+        description="versitygw S3-compatible object store",
+        exec_start=(
+            "{bin}/versitygw",
+            f"--port=:{store.listen_port}",
+            "--health=/health",
+            f"--region={store.region}",
+            "posix",
+            f"--sidecar={store.metadata_dir}",
+            store.data_dir,
+        ),
+        configs=(ConfigFile(CREDENTIALS, credentials_env(settings), mode="0640"),),
+        env_files=(CREDENTIALS,),
+        data_dirs=("/var/lib/versitygw", store.data_dir, store.metadata_dir),
+        ready_url=f"http://127.0.0.1:{store.listen_port}/health",
+    )
+
+
+@operation()
+def bucket(bucket_name: str, data_dir: str, port: int, region: str):
+    """
+    Ensure an S3 bucket exists, created through the store's own API.
+
+    + bucket_name: bucket name
+    + data_dir: the posix backend's root; a bucket is a directory there
+    + port: the store's S3 port on localhost
+    + region: the store's region, for request signing
+    """
+    if host.get_fact(Directory, path=f"{data_dir}/{bucket_name}"):
+        return
+    # The credentials are read on the host so they never appear in pyinfra's output.
+    script = (
+        f"set -a; . {CREDENTIALS}; set +a; "
+        f'curl -fsS -X PUT --aws-sigv4 "aws:amz:{region}:s3" --user "$ROOT_ACCESS_KEY:$ROOT_SECRET_KEY" '
+        f"http://127.0.0.1:{port}/{bucket_name}"
+    )
+    yield StringCommand("sh", "-c", shlex.quote(script))
+
+
+@deploy("Object store")
+def object_store():
+    """Install versitygw and create the buckets the stack writes to."""
+    settings = _settings.settings_for(host)
+    store = settings.object_store
+    release_service(service_spec(settings), settings.artifact_base_url, settings.systemd_hardening)
+    for name in store.buckets:
+        bucket(name=f"versitygw: bucket {name}", bucket_name=name, data_dir=store.data_dir, port=store.listen_port, region=store.region)
