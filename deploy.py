@@ -5,7 +5,9 @@
 
 from pyinfra import host
 
+from roles import _settings
 from roles.backend import backend_env
+from roles.backend_standin import backend_standin
 from roles.node_exporter import node_exporter
 from roles.object_store import object_store
 from roles.prometheus import prometheus
@@ -20,3 +22,5 @@ if "monitoring" in host.groups:
 
 if "app" in host.groups:
     backend_env()
+    if _settings.settings_for(host).backend.standin:
+        backend_standin()

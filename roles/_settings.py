@@ -120,9 +120,19 @@ def inventory_settings(inventory_globals: dict[str, Any]) -> tuple[dict[str, Set
     for name, member_of in host_groups.items():
         member_of = member_of + ([env] if env not in member_of else [])
         merged: dict[str, Any] = dict(load_group_data("all"))
+        set_by: dict[str, str] = {}
         for group in member_of:
-            merged.update(load_group_data(group))
-            merged.update(groups.get(group, ([], {}))[1])
+            group_values = {**groups.get(group, ([], {}))[1], **load_group_data(group)}
+            for key in group_values:
+                if key in set_by and set_by[key] != group:
+                    # pyinfra replaces a key wholesale by group order, which silently drops settings.
+                    raise SettingsError(
+                        f"host {name}.{key}",
+                        f"set by both the {set_by[key]!r} and {group!r} groups",
+                        "set it in one group (or in all.py) and override single hosts in the inventory",
+                    )
+                set_by[key] = group
+            merged.update(group_values)
         merged.update(host_data[name])
         result[name] = build(name, member_of, merged)
     members = {group: [n for n, g in host_groups.items() if group in g] for group in groups}

@@ -58,6 +58,29 @@ class ServiceSpec:
     ready_url: str | None = None
     capabilities: tuple[str, ...] = ()
     netlink: bool = False
+    user: str | None = None  # defaults to `name`
+    working_directory: str | None = None
+
+    @property
+    def account(self) -> str:
+        return self.user or self.name
+
+
+def unit_file(spec: ServiceSpec, hardening: bool = True) -> str:
+    """The systemd unit for `spec`; `{bin}` in its arguments becomes /opt/<name>/current."""
+    return render(
+        "_service/service.unit.j2",
+        description=spec.description,
+        user=spec.account,
+        env_files=spec.env_files,
+        exec_start=[arg.replace("{bin}", f"/opt/{spec.name}/current") for arg in spec.exec_start],
+        working_directory=spec.working_directory,
+        reload=spec.reload,
+        hardening=hardening,
+        netlink=spec.netlink,
+        capabilities=spec.capabilities,
+        read_write_paths=spec.data_dirs,
+    )
 
 
 def _ready_check(url: str) -> str:
@@ -65,6 +88,77 @@ def _ready_check(url: str) -> str:
         "for i in $(seq 90); do curl -fsS -o /dev/null "
         f"{url} && exit 0; sleep 1; done; echo 'not ready after 90s: {url}' >&2; exit 1"
     )
+
+
+def service_account(spec: ServiceSpec) -> None:
+    """A system user and group for the service, without a login shell."""
+    user = spec.account
+    server.group(name=f"{spec.name}: system group", group=user, system=True)
+    server.user(
+        name=f"{spec.name}: system user",
+        user=user,
+        group=user,
+        system=True,
+        shell="/usr/sbin/nologin",
+        home=spec.data_dirs[0] if spec.data_dirs else "/nonexistent",
+        create_home=False,
+    )
+
+
+def service_dirs(spec: ServiceSpec) -> None:
+    """/etc/<name> and its config dirs readable by the service; data dirs owned by it."""
+    user = spec.account
+    files.directory(name=f"{spec.name}: config dir", path=f"/etc/{spec.name}", user="root", group=user, mode="0750")
+    for config_dir in spec.config_dirs:
+        files.directory(name=f"{spec.name}: config dir {config_dir}", path=config_dir, user="root", group=user, mode="0750")
+    for data_dir in spec.data_dirs:
+        files.directory(name=f"{spec.name}: data dir {data_dir}", path=data_dir, user=user, group=user, mode="0750")
+
+
+def run_service(spec: ServiceSpec, hardening: bool, code_changes: list, config_changes: list) -> None:
+    """
+    Template the unit, keep the service running and enabled, and apply changes.
+
+    + spec: the service
+    + hardening: apply the systemd sandboxing directives
+    + code_changes: operations whose change needs a restart (binary, code)
+    + config_changes: operations whose change needs a reload (or a restart without one)
+    """
+    name = spec.name
+    unit = validated_file(
+        name=f"{name}: systemd unit",
+        dest=f"/etc/systemd/system/{name}.service",
+        content=unit_file(spec, hardening),
+        mode="0644",
+    )
+    systemd.daemon_reload(name=f"{name}: daemon-reload", _if=unit.did_change)
+    started = systemd.service(name=f"{name}: running and enabled", service=f"{name}.service", running=True, enabled=True)
+
+    def needs_restart() -> bool:
+        return not started.did_change() and any(op.did_change() for op in [*code_changes, unit])
+
+    def needs_reload() -> bool:
+        return not started.did_change() and not needs_restart() and any(op.did_change() for op in config_changes)
+
+    restarted = systemd.service(
+        name=f"{name}: restart for new code or unit",
+        service=f"{name}.service",
+        restarted=True,
+        _if=needs_restart,
+    )
+    reloaded = systemd.service(
+        name=f"{name}: {'reload' if spec.reload == 'sighup' else 'restart'} for a new config",
+        service=f"{name}.service",
+        reloaded=spec.reload == "sighup",
+        restarted=spec.reload != "sighup",
+        _if=needs_reload,
+    )
+    if spec.ready_url:
+        server.shell(
+            name=f"{name}: wait until ready",
+            commands=[_ready_check(spec.ready_url)],
+            _if=lambda: any(op.did_change() for op in (started, restarted, reloaded)),
+        )
 
 
 @deploy("Release service")
@@ -81,25 +175,11 @@ def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool =
     artifact = resolve(name, artifact_base_url, arch)
     version_dir = f"/opt/{name}/{artifact.version}"
 
-    server.group(name=f"{name}: system group", group=name, system=True)
-    server.user(
-        name=f"{name}: system user",
-        user=name,
-        group=name,
-        system=True,
-        shell="/usr/sbin/nologin",
-        home=spec.data_dirs[0] if spec.data_dirs else "/nonexistent",
-        create_home=False,
-    )
+    service_account(spec)
     files.directory(name=f"{name}: install root", path=f"/opt/{name}", user="root", group="root", mode="0755")
     archive = release_archive(name=f"{name}: release {artifact.version}", artifact=artifact, install_dir=version_dir)
     current = files.link(name=f"{name}: current version", path=f"/opt/{name}/current", target=version_dir)
-    files.directory(name=f"{name}: config dir", path=f"/etc/{name}", user="root", group=name, mode="0750")
-    for config_dir in spec.config_dirs:
-        files.directory(name=f"{name}: config dir {config_dir}", path=config_dir, user="root", group=name, mode="0750")
-    for data_dir in spec.data_dirs:
-        files.directory(name=f"{name}: data dir {data_dir}", path=data_dir, user=name, group=name, mode="0750")
-
+    service_dirs(spec)
     configs = [
         validated_file(
             name=f"{name}: config {config.dest}",
@@ -107,53 +187,9 @@ def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool =
             content=config.content,
             validate=config.validate.replace("{bin}", version_dir) if config.validate else None,
             user="root",
-            group=name,
+            group=spec.account,
             mode=config.mode,
         )
         for config in spec.configs
     ]
-    unit = validated_file(
-        name=f"{name}: systemd unit",
-        dest=f"/etc/systemd/system/{name}.service",
-        content=render(
-            "_service/service.unit.j2",
-            description=spec.description,
-            user=name,
-            env_files=spec.env_files,
-            exec_start=[arg.replace("{bin}", f"/opt/{name}/current") for arg in spec.exec_start],
-            reload=spec.reload,
-            hardening=hardening,
-            netlink=spec.netlink,
-            capabilities=spec.capabilities,
-            read_write_paths=spec.data_dirs,
-        ),
-        mode="0644",
-    )
-    systemd.daemon_reload(name=f"{name}: daemon-reload", _if=unit.did_change)
-    started = systemd.service(name=f"{name}: running and enabled", service=f"{name}.service", running=True, enabled=True)
-
-    def binary_or_unit_changed() -> bool:
-        return not started.did_change() and any(op.did_change() for op in (archive, current, unit))
-
-    def config_changed() -> bool:
-        return not started.did_change() and not binary_or_unit_changed() and any(c.did_change() for c in configs)
-
-    restarted = systemd.service(
-        name=f"{name}: restart for a new binary or unit",
-        service=f"{name}.service",
-        restarted=True,
-        _if=binary_or_unit_changed,
-    )
-    reloaded = systemd.service(
-        name=f"{name}: {'reload' if spec.reload == 'sighup' else 'restart'} for a new config",
-        service=f"{name}.service",
-        reloaded=spec.reload == "sighup",
-        restarted=spec.reload != "sighup",
-        _if=config_changed,
-    )
-    if spec.ready_url:
-        server.shell(
-            name=f"{name}: wait until ready",
-            commands=[_ready_check(spec.ready_url)],
-            _if=lambda: any(op.did_change() for op in (started, restarted, reloaded)),
-        )
+    run_service(spec, hardening, code_changes=[archive, current], config_changes=configs)

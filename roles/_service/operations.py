@@ -89,7 +89,7 @@ def validated_file(
         yield StringCommand("chown", f"{user}:{group}", staged)
         yield StringCommand("chmod", mode, staged)
         if validate:
-            check = validate.format(path=staged)
+            check = validate.replace("{path}", staged)
             yield _script(
                 [
                     f"if ! out=$({check} 2>&1); then",

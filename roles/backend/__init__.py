@@ -56,9 +56,9 @@ def backend_env():
         group=GROUP,
         mode="0640",
     )
-    # try-restart leaves a backend that is not installed (or not running) alone.
+    # A backend that is not installed (or not running) is left alone.
     server.shell(
         name="backend: restart for the new environment",
-        commands=[f"systemctl try-restart {backend.unit}"],
+        commands=[f"if systemctl cat {backend.unit} >/dev/null 2>&1; then systemctl try-restart {backend.unit}; fi"],
         _if=env_file.did_change,
     )

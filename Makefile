@@ -1,0 +1,43 @@
+# Two commands on a fresh machine (as root):
+#   make lab    build or reuse the artifacts, boot the lab, converge the full stack
+#   make test   the whole test suite (unit, lab end-to-end, smoke)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: lab test unit lab-up lab-down converge status bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e ".[test,lab]"
+	touch $@
+
+lab-up: $(BIN)/.installed
+	$(BIN)/python -m lab up
+
+converge: $(BIN)/.installed
+	$(BIN)/pyinfra -y inventory/lab.py deploy.py
+
+lab: lab-up converge
+	$(BIN)/python -m lab status
+
+# The suite converges freshly booted hosts itself, so it starts from a clean lab.
+test: $(BIN)/.installed
+	$(BIN)/python -m lab down
+	$(BIN)/python -m lab up
+	$(BIN)/pytest tests/unit tests/e2e tests/smoke
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest tests/unit
+
+status: $(BIN)/.installed
+	$(BIN)/python -m lab status
+
+lab-down: $(BIN)/.installed
+	$(BIN)/python -m lab down
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m lab.bench
+
+clean: lab-down
+	rm -rf $(VENV)

@@ -1,0 +1,73 @@
+"""The lab's stand-in for the Sentinel backend, on the `app` hosts.
+
+It emits what the real backend emits (HTTP endpoints, Prometheus metrics, JSON
+logs, OTLP traces, Sentry events) and reads the same env file, so the stack is
+exercised by real signals. Its Python dependencies come from the wheelhouse on
+the artifact mirror, never from the internet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import files
+
+from roles import _settings
+from roles._service import ServiceSpec, run_service, service_account, service_dirs
+from roles._service.operations import validated_file
+
+SOURCE = Path(__file__).resolve().parents[2] / "lab" / "standin"
+HOME = "/opt/sentinel-backend"
+STATE_DIR = "/var/lib/sentinel"
+
+
+def service_spec(settings: _settings.Settings) -> ServiceSpec:
+    return ServiceSpec(
+        name="sentinel-backend",
+        description="Sentinel backend (lab stand-in)",
+        exec_start=(f"{HOME}/venv/bin/python", "-m", "sentinel_standin"),
+        working_directory=f"{HOME}/app",
+        env_files=(settings.backend.env_file,),
+        data_dirs=(STATE_DIR,),
+        user="sentinel",
+        ready_url=f"http://127.0.0.1:{settings.backend.port}/health",
+    )
+
+
+@deploy("Backend stand-in")
+def backend_standin():
+    """Install and run the stand-in backend as sentinel-backend.service."""
+    settings = _settings.settings_for(host)
+    spec = service_spec(settings)
+    service_account(spec)
+    service_dirs(spec)
+    files.directory(name="stand-in: home", path=HOME, user="root", group="root", mode="0755")
+    # The requirements file lands only once a fresh virtualenv has installed it,
+    # so a failed install is retried on the next converge.
+    venv_build = (
+        f"rm -rf {HOME}/venv.new && python3 -m venv {HOME}/venv.new && "
+        f"{HOME}/venv.new/bin/pip install --quiet --no-index --find-links {settings.artifact_base_url}/wheels/ -r {{path}} && "
+        f"rm -rf {HOME}/venv && mv {HOME}/venv.new {HOME}/venv"
+    )
+    requirements = validated_file(
+        name="stand-in: virtualenv from the mirror's wheelhouse",
+        dest=f"{HOME}/requirements.txt",
+        content=(SOURCE / "requirements.txt").read_text(),
+        validate=venv_build,
+        mode="0644",
+    )
+    code = files.sync(
+        name="stand-in: code",
+        src=str(SOURCE / "sentinel_standin"),
+        dest=f"{HOME}/app/sentinel_standin",
+        user="root",
+        group="root",
+        mode="0644",
+        dir_mode="0755",
+        delete=True,
+        exclude=["*.pyc", "__pycache__"],
+        exclude_dir=["__pycache__"],
+    )
+    run_service(spec, settings.systemd_hardening, code_changes=[requirements, code], config_changes=[])

@@ -1,0 +1,19 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests import lab_session  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def first_converge():
+    """The first converge of the lab in this session; later tests build on it."""
+    reason = lab_session.lab_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    return lab_session.converge()

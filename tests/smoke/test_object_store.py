@@ -1,0 +1,41 @@
+"""The S3-compatible store runs, keeps its credentials private and has its buckets."""
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+
+def test_unit_active_and_enabled(telemetry_host):
+    service = telemetry_host.testinfra.service("versitygw")
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_health(telemetry_host):
+    telemetry_host.curl(f"http://127.0.0.1:{telemetry_host.settings.object_store.listen_port}/health")
+
+
+def test_credentials_are_not_world_readable(telemetry_host):
+    creds = telemetry_host.testinfra.file("/etc/versitygw/credentials.env")
+    assert creds.user == "root"
+    assert creds.group == "versitygw"
+    assert creds.mode == 0o640
+
+
+def test_buckets_exist_through_the_s3_api(telemetry_host):
+    store = telemetry_host.settings.object_store
+    listing = telemetry_host.testinfra.check_output(
+        "sh -c 'set -a; . /etc/versitygw/credentials.env; "
+        f'curl -fsS --aws-sigv4 "aws:amz:{store.region}:s3" --user "$ROOT_ACCESS_KEY:$ROOT_SECRET_KEY" '
+        f"http://127.0.0.1:{store.listen_port}/'"
+    )
+    for bucket in store.buckets:
+        assert f"<Name>{bucket}</Name>" in listing
+
+
+def test_an_anonymous_request_is_refused(telemetry_host):
+    store = telemetry_host.settings.object_store
+    status = telemetry_host.testinfra.check_output(
+        f"curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{store.listen_port}/{store.buckets[0]}"
+    )
+    assert status in ("401", "403")

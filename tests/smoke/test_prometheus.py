@@ -1,0 +1,57 @@
+"""Prometheus is installed, configured as asked, valid and scraping."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+
+def test_unit_active_and_enabled(monitoring_host):
+    service = monitoring_host.testinfra.service("prometheus")
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_listening(monitoring_host):
+    port = monitoring_host.settings.prometheus.listen_port
+    assert monitoring_host.testinfra.socket(f"tcp://0.0.0.0:{port}").is_listening or monitoring_host.testinfra.socket(
+        f"tcp://:::{port}"
+    ).is_listening
+
+
+def test_config_is_not_world_writable_and_only_group_readable(monitoring_host):
+    config = monitoring_host.testinfra.file("/etc/prometheus/prometheus.yml")
+    assert config.user == "root"
+    assert config.group == "prometheus"
+    assert config.mode & 0o002 == 0
+    assert config.mode == 0o640
+
+
+def test_promtool_accepts_the_live_config(monitoring_host):
+    result = monitoring_host.testinfra.run("/opt/prometheus/current/promtool check config /etc/prometheus/prometheus.yml")
+    assert result.rc == 0, result.stdout + result.stderr
+
+
+def test_runs_the_pinned_version(monitoring_host):
+    from roles._service.artifacts import load_versions
+
+    info = json.loads(monitoring_host.curl(f"http://127.0.0.1:{monitoring_host.settings.prometheus.listen_port}/api/v1/status/buildinfo"))
+    assert info["data"]["version"] == load_versions()["prometheus"]["version"]
+
+
+def test_retention_matches_group_data(monitoring_host):
+    prom = monitoring_host.settings.prometheus
+    flags = json.loads(monitoring_host.curl(f"http://127.0.0.1:{prom.listen_port}/api/v1/status/flags"))["data"]
+    assert flags["storage.tsdb.retention.time"] == prom.retention_time
+    assert flags["web.enable-remote-write-receiver"] == str(prom.remote_write_receiver).lower()
+
+
+def test_its_own_target_is_up(monitoring_host):
+    port = monitoring_host.settings.prometheus.listen_port
+    query = monitoring_host.curl(
+        f"'http://127.0.0.1:{port}/api/v1/query?query=up%7Bjob%3D%22prometheus%22%7D'"
+    )
+    results = json.loads(query)["data"]["result"]
+    assert results, "no sample for up{job=prometheus} yet"
+    assert {r["metric"]["host"]: r["value"][1] for r in results}.get(monitoring_host.name) == "1"

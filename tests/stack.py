@@ -1,0 +1,65 @@
+"""The converged environment as the tests see it: hosts, their groups and settings.
+
+Built from the same inventory and group data as the deploy, through pyinfra's own
+inventory loader, so the tests check what was asked for, not a second copy.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+import testinfra
+
+from roles._settings import Settings, build
+from tests.lab_session import INVENTORY, ROOT
+
+
+@dataclass(frozen=True)
+class StackHost:
+    name: str
+    groups: tuple[str, ...]
+    settings: Settings
+    connection: str
+    ssh_options: str
+
+    @functools.cached_property
+    def testinfra(self):
+        return testinfra.get_host(self.connection, ssh_extra_args=self.ssh_options)
+
+    def curl(self, url: str, *args: str) -> str:
+        """GET (or more, with curl args) from the host itself; fails on HTTP errors."""
+        return self.testinfra.check_output("curl -fsS %s %s", " ".join(args), url)
+
+
+@functools.cache
+def stack_hosts() -> tuple[StackHost, ...]:
+    from pyinfra_cli.inventory import make_inventory_from_files
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        inventory = make_inventory_from_files(INVENTORY, cwd=str(ROOT))
+    finally:
+        os.chdir(cwd)
+    hosts = []
+    for host in inventory:
+        data = host.data.dict()
+        settings = build(host.name, list(host.groups), data)
+        user = data.get("ssh_user", "root")
+        address = data.get("ssh_hostname", host.name)
+        port = data.get("ssh_port", 22)
+        options = []
+        if data.get("ssh_key"):
+            options.append(f"-i {data['ssh_key']}")
+        if str(data.get("ssh_strict_host_key_checking", "yes")).lower() == "no":
+            options.append("-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
+        hosts.append(
+            StackHost(host.name, tuple(host.groups), settings, f"ssh://{user}@{address}:{port}", " ".join(options))
+        )
+    return tuple(hosts)
+
+
+def hosts_in(group: str) -> list[StackHost]:
+    return [h for h in stack_hosts() if group in h.groups]

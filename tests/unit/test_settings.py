@@ -1,0 +1,142 @@
+"""Bad inventory data is refused with the key and the fix, before any host is contacted."""
+
+import runpy
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from roles._schema import SettingsError, duration_seconds
+from roles._settings import build, inventory_settings
+
+BASE = {"artifact_base_url": "https://github.com"}
+
+
+def settings(data=None, groups=("monitoring", "prod")):
+    return build("h1", list(groups), {**BASE, **(data or {})})
+
+
+def test_defaults_are_the_operators_baseline():
+    s = settings()
+    assert s.prometheus.retention_time == "15d"
+    assert s.prometheus.remote_write_receiver is True
+    assert s.environment == "prod"
+    assert s.address == "h1"
+
+
+@pytest.mark.parametrize(
+    "data, key, fix_word",
+    [
+        ({"prometheus": {"retension_time": "15d"}}, "prometheus.retension_time", "retention_time"),
+        ({"prometeus": {}}, "prometeus", "prometheus"),
+        ({"prometheus": {"retention_time": "30 days"}}, "prometheus.retention_time", "15d"),
+        ({"prometheus": {"retention_time": "1h"}}, "prometheus.retention_time", "2h"),
+        ({"prometheus": {"listen_port": 70000}}, "prometheus.listen_port", "65535"),
+        ({"prometheus": {"listen_port": "9090"}}, "prometheus.listen_port", "int"),
+        ({"prometheus": {"retention_size": "lots"}}, "prometheus.retention_size", "50GB"),
+        ({"artifact_base_url": "github.com"}, "artifact_base_url", "URL"),
+        ({"backend": {"trace_sample_ratio": 1.5}}, "backend.trace_sample_ratio", "fraction"),
+        ({"backend": {"trace_sampler": "sometimes"}}, "backend.trace_sampler", "parentbased_traceidratio"),
+        ({"backend": {"otlp_endpoint": "tel1:4318"}}, "backend.otlp_endpoint", "URL"),
+        ({"object_store": {"buckets": ["Loki_Chunks"]}}, "object_store.buckets[0]", "lowercase"),
+    ],
+)
+def test_bad_data_names_key_and_fix(data, key, fix_word):
+    with pytest.raises(SettingsError) as err:
+        settings(data)
+    assert err.value.key == f"host h1.{key}"
+    assert fix_word in err.value.fix
+
+
+def test_unknown_group_is_refused():
+    with pytest.raises(SettingsError, match="unknown group 'monitor'"):
+        settings(groups=("monitor", "prod"))
+
+
+def test_host_must_be_in_exactly_one_environment():
+    with pytest.raises(SettingsError, match="exactly one"):
+        settings(groups=("monitoring",))
+
+
+def test_durations():
+    assert duration_seconds("1h30m") == 5400
+    assert duration_seconds("15d") == 15 * 86400
+
+
+def _inventory(tmp_path, body, name="prod"):
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(body))
+    return runpy.run_path(str(path), run_name="inventory")
+
+
+def test_inventory_merges_group_data_like_pyinfra(tmp_path):
+    inv = _inventory(
+        tmp_path,
+        """
+        monitoring = [("m1", {"prometheus": {"retention_time": "30d"}})]
+        telemetry = ["t1"]
+        app = (["a1"], {"object_store": {"listen_port": 7171}})
+        """,
+    )
+    hosts, groups = inventory_settings(inv)
+    assert hosts["m1"].prometheus.retention_time == "30d"  # host data wins
+    assert hosts["t1"].prometheus.retention_size == "50GB"  # group_data/prod.py
+    assert hosts["a1"].object_store.listen_port == 7171  # group tuple data
+    assert hosts["a1"].object_store.buckets == ("loki", "tempo")  # dataclass default: all.py's dict was replaced
+    assert groups["app"] == ["a1"]
+
+
+def test_a_key_set_by_two_groups_is_refused(tmp_path):
+    """pyinfra would silently let one group's dict replace the other's."""
+    inv = _inventory(tmp_path, 'monitoring = ["m1"]\ntelemetry = ["t1"]\napp = (["a1"], {"backend": {"port": 4000}})\n')
+    with pytest.raises(SettingsError, match="set by both the 'app' and 'prod' groups"):
+        inventory_settings(inv)
+
+
+def test_inventory_with_unknown_group_is_refused(tmp_path):
+    inv = _inventory(tmp_path, 'monitoring = ["m1"]\nloggers = ["l1"]\n')
+    with pytest.raises(SettingsError, match="loggers"):
+        inventory_settings(inv)
+
+
+def test_pyinfra_stops_before_connecting_on_bad_data(tmp_path):
+    """The real CLI on an inventory with a typo exits 2 and names the key; the host does not exist."""
+    inv = tmp_path / "prod.py"
+    inv.write_text(
+        "from roles._settings import check_inventory\n"
+        'monitoring = [("192.0.2.1", {"prometheus": {"retention_tme": "15d"}})]\n'
+        'telemetry = ["192.0.2.1"]\napp = ["192.0.2.1"]\n'
+        "check_inventory(globals())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", str(inv), "deploy.py"],
+        capture_output=True,
+        text=True,
+        cwd=str(__import__("roles").__path__[0] + "/.."),
+        env={"PATH": "/usr/bin:/bin", "SENTINEL_S3_ACCESS_KEY": "x", "SENTINEL_S3_SECRET_KEY": "y"},
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "prometheus.retention_tme" in result.stderr
+    assert "did you mean 'retention_time'" in result.stderr
+    assert "Connecting" not in result.stdout + result.stderr
+
+
+def test_prod_without_store_credentials_is_refused(monkeypatch, tmp_path):
+    monkeypatch.delenv("SENTINEL_S3_ACCESS_KEY", raising=False)
+    monkeypatch.delenv("SENTINEL_SECRETS_DIR", raising=False)
+    inv = _inventory(tmp_path, 'monitoring = ["m1"]\ntelemetry = ["t1"]\napp = ["a1"]\n')
+    from roles.preflight import check_environment
+
+    with pytest.raises(SettingsError, match="SENTINEL_S3_ACCESS_KEY"):
+        check_environment(*inventory_settings(inv))
+
+
+def test_secret_files_are_read(monkeypatch, tmp_path):
+    from roles._secrets import read_secret
+
+    monkeypatch.delenv("SOME_TOKEN", raising=False)
+    monkeypatch.setenv("SENTINEL_SECRETS_DIR", str(tmp_path))
+    (tmp_path / "SOME_TOKEN").write_text("s3cret\n")
+    assert read_secret("SOME_TOKEN") == "s3cret"
