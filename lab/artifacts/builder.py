@@ -1,0 +1,157 @@
+"""Fill the lab mirror: Go release tarballs plus the stand-in's wheelhouse.
+
+Each component is reused when its artifacts exist, still hash to what was
+recorded, and were made from the same inputs; otherwise it is rebuilt.
+"""
+
+import fcntl
+import shutil
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from lab import paths
+
+from . import gobuild, recipes, stamps, tarball, wheels
+
+WHEELS = "wheels"
+REQUIREMENTS = paths.REPO / "lab" / "standin" / "requirements.txt"
+
+
+def build_all(force: bool = False, names=None, log=print) -> dict:
+    """Build (or reuse) every lab artifact; `names` limits it to some.
+
+    Returns {"components": {name: result}, "total_seconds": float}, where a
+    result has "status" ("built", "reused" or "skipped"), "seconds" and the
+    artifact details (paths relative to the mirror, size, sha256).
+    """
+    releases = recipes.load_releases()
+    known = [*releases, WHEELS]
+    wanted = list(names) if names else known
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise ValueError(f"unknown component(s) {', '.join(unknown)}; known: {', '.join(known)}")
+
+    results = {}
+    start = time.monotonic()
+    with _lock(paths.BUILD_DIR):
+        for name in wanted:
+            t0 = time.monotonic()
+            if name == WHEELS:
+                result = _wheels(force, log)
+            elif name not in recipes.RECIPES:
+                # e.g. Grafana, Loki, Tempo: not buildable here (AGPL / not served).
+                result = {"status": "skipped", "reason": "no lab recipe"}
+            else:
+                result = _go_component(releases[name], recipes.RECIPES[name], force, log)
+            result["seconds"] = round(time.monotonic() - t0, 3)
+            results[name] = result
+            log(f"{name:<14} {result['status']:<7} {result['seconds']:8.2f}s"
+                + (f"  {result['tarball']}" if "tarball" in result else ""))
+    total = round(time.monotonic() - start, 3)
+    log(f"{'total':<14} {'':<7} {total:8.2f}s")
+    return {"components": results, "total_seconds": total}
+
+
+def _go_component(release: recipes.Release, recipe: recipes.GoRecipe, force: bool, log) -> dict:
+    if set(release.binaries) != {b for b, _ in recipe.binaries}:
+        raise ValueError(f"{release.name}: versions.yml binaries {list(release.binaries)} "
+                         f"do not match the recipe's {[b for b, _ in recipe.binaries]}")
+    build_dir = paths.BUILD_DIR
+    env = gobuild.environment(build_dir)
+    module_version = recipe.module_version(release.version)
+    tar_rel = release.tarball_path()
+    sums_rel = release.checksums_path()
+    tar_path = paths.MIRROR_DIR / tar_rel
+    sums_path = paths.MIRROR_DIR / sums_rel
+    inputs = {
+        "version": release.version,
+        "module": recipe.module,
+        "module_version": module_version,
+        "go": gobuild.local_version(env, build_dir),
+        "goos_goarch": f"{recipes.GOOS}/{recipes.GOARCH}",
+        "recipe": recipe.fingerprint(),
+        "archive": f"{tar_rel}:{release.archive_root()}",
+    }
+    stamp_path = build_dir / "stamps" / f"{release.name}.json"
+    stamp = stamps.read(stamp_path)
+    if not force and _reusable(stamp, inputs, tar_path, sums_path):
+        return {**stamp["outputs"], "status": "reused"}
+
+    log(f"{release.name}: building {recipe.module}@{module_version}")
+    info = gobuild.download(recipe.module, module_version, env, build_dir, log=log)
+    module_dir = Path(info["Dir"])
+    gomod = gobuild.directives(Path(info["GoMod"]), env, build_dir)
+    values = recipes.build_info(release.version, module_version, info["Time"])
+    ldflags = [flag.format(**values) for flag in recipe.ldflags]
+
+    stage = build_dir / "stage" / release.name
+    shutil.rmtree(stage, ignore_errors=True)
+    built = gobuild.build(release.name, recipe, module_version, ldflags, stage, build_dir,
+                          gomod, env, log=log)
+
+    members = {b: stage / b for b in release.binaries}
+    members["LICENSE"] = module_dir / "LICENSE"
+    mtime = int(datetime.fromisoformat(info["Time"].replace("Z", "+00:00")).timestamp())
+    sha = tarball.pack(tar_path, members, root=release.archive_root(), mtime=mtime)
+    tarball.write_checksums(sums_path, {tar_path.name: sha})
+
+    outputs = {
+        "tarball": str(tar_rel),
+        "checksums": str(sums_rel),
+        "sha256": sha,
+        "size": tar_path.stat().st_size,
+        "module_version": module_version,
+        "module_sum": info.get("Sum"),
+        "module_go": gomod["go"],
+        "recipe": built["recipe"],
+        "replace": gomod["replace"],
+        "exclude": gomod["exclude"],
+        "toolchains": built["toolchains"],
+        "ldflags": ldflags,
+        "tags": list(recipe.tags),
+    }
+    stamps.write(stamp_path, {"inputs": inputs, "outputs": outputs})
+    shutil.rmtree(stage, ignore_errors=True)
+    return {**outputs, "status": "built"}
+
+
+def _reusable(stamp, inputs: dict, tar_path: Path, sums_path: Path) -> bool:
+    if not stamp or stamp.get("inputs") != inputs:
+        return False
+    if not (tar_path.is_file() and sums_path.is_file()):
+        return False
+    sha = stamp["outputs"]["sha256"]
+    # Hashing catches a truncated or replaced tarball; cheap next to a rebuild.
+    return (tarball.read_checksums(sums_path).get(tar_path.name) == sha
+            and tarball.sha256_file(tar_path) == sha)
+
+
+def _wheels(force: bool, log) -> dict:
+    if not REQUIREMENTS.is_file():
+        raise FileNotFoundError(f"{REQUIREMENTS} is missing")
+    inputs = wheels.inputs(REQUIREMENTS)
+    stamp_path = paths.BUILD_DIR / "stamps" / f"{WHEELS}.json"
+    stamp = stamps.read(stamp_path)
+    if (not force and stamp and stamp.get("inputs") == inputs
+            and wheels.present(paths.WHEELS_DIR, stamp["outputs"]["files"])):
+        return {**stamp["outputs"], "status": "reused"}
+    log(f"{WHEELS}: pip download -r {REQUIREMENTS.relative_to(paths.REPO)}")
+    outputs = wheels.download(REQUIREMENTS, paths.WHEELS_DIR, log=log)
+    outputs["dir"] = str(paths.WHEELS_DIR.relative_to(paths.MIRROR_DIR))
+    stamps.write(stamp_path, {"inputs": inputs, "outputs": outputs})
+    return {**outputs, "status": "built"}
+
+
+@contextmanager
+def _lock(build_dir: Path):
+    # `lab up` and a manual `python -m lab.artifacts build` must not write the
+    # same tarball at once.
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
