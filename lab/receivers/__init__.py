@@ -1,0 +1,6 @@
+"""Local stand-ins for third-party services the lab cannot reach.
+
+Each receiver speaks just enough of the real protocol to accept what our
+software sends, and records it for tests and drills. ``sentry`` stands in
+for Sentry's ingestion API.
+"""

@@ -1,0 +1,290 @@
+"""Sentry stand-in: a local receiver for Sentry's ingestion API (NOT Sentry).
+
+The lab has no Sentry. This server accepts what Sentry SDKs send to a DSN
+``http://<key>@<host>:<port>/<project_id>``:
+
+- ``POST /api/<project_id>/envelope/``: the envelope format (a JSON header
+  line, then item-header line + payload per item; payloads with a ``length``
+  header are read by length), body optionally gzip/deflate (br when the
+  brotli module is installed) per Content-Encoding;
+- ``POST /api/<project_id>/store/``: the legacy single-event JSON endpoint.
+
+It checks the public key (X-Sentry-Auth ``sentry_key=``, the ``sentry_key``
+query parameter, or the envelope's ``dsn`` header) and answers 401 when it
+is wrong, records each ``event`` and ``transaction`` item as one JSON line in
+the store file, and lets tests read and clear them:
+
+- ``GET /api/events[?type=event|transaction]`` lists what was recorded;
+- ``DELETE /api/events`` clears it;
+- ``GET /health``.
+
+With ``--rate-limit`` every ingestion request is answered 429 with
+Retry-After, as Sentry does when a quota is used up.
+
+    python -m lab.receivers.sentry --host 127.0.0.1 --port 9000 --key K --store /tmp/sentry-events.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import re
+import sys
+import threading
+import zlib
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .store import JsonLinesStore
+
+try:  # the SDKs compress with brotli when it is installed on their side
+    import brotli  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the environment
+    brotli = None
+
+MAX_BODY_BYTES = 20 * 1024 * 1024
+RECORDED_ITEM_TYPES = ("event", "transaction")
+_INGEST_PATH = re.compile(r"^/api/(?P<project>\d+)/(?P<endpoint>envelope|store)/?$")
+
+
+class EnvelopeError(ValueError):
+    """The body is not a well-formed Sentry envelope."""
+
+
+class UnsupportedEncoding(EnvelopeError):
+    """The body uses a Content-Encoding this receiver cannot undo."""
+
+
+def parse_envelope(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, Any], bytes]]]:
+    """Split an envelope into its headers and (item headers, payload) pairs."""
+
+    def read_line(pos: int) -> tuple[bytes, int]:
+        end = body.find(b"\n", pos)
+        return (body[pos:], len(body)) if end < 0 else (body[pos:end], end + 1)
+
+    def read_json(line: bytes, what: str) -> dict[str, Any]:
+        try:
+            doc = json.loads(line)
+        except ValueError as exc:
+            raise EnvelopeError(f"{what} is not JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise EnvelopeError(f"{what} is not a JSON object")
+        return doc
+
+    line, pos = read_line(0)
+    headers = read_json(line, "envelope header") if line.strip() else {}
+    items = []
+    while pos < len(body):
+        line, pos = read_line(pos)
+        if not line.strip():  # trailing newline(s)
+            continue
+        item_headers = read_json(line, "item header")
+        if "type" not in item_headers:
+            raise EnvelopeError("item header has no type")
+        length = item_headers.get("length")
+        if length is not None:
+            if not isinstance(length, int) or length < 0 or pos + length > len(body):
+                raise EnvelopeError(f"item length {length!r} does not fit the envelope")
+            payload, pos = body[pos : pos + length], pos + length
+            if body[pos : pos + 1] == b"\n":
+                pos += 1
+        else:
+            payload, pos = read_line(pos)
+        items.append((item_headers, payload))
+    return headers, items
+
+
+def decode_body(body: bytes, content_encoding: str) -> bytes:
+    """Undo Content-Encoding (gzip, deflate, br); EnvelopeError for anything else."""
+    encoding = content_encoding.strip().lower()
+    try:
+        if encoding in ("", "identity"):
+            return body
+        if encoding in ("gzip", "x-gzip"):
+            return gzip.decompress(body)
+        if encoding == "deflate":
+            try:
+                return zlib.decompress(body)  # zlib-wrapped, as the RFC says
+            except zlib.error:
+                return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some clients send
+        if encoding == "br" and brotli is not None:
+            return brotli.decompress(body)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise EnvelopeError(f"body is not valid {encoding}: {exc}") from None
+    raise UnsupportedEncoding(f"unsupported Content-Encoding {content_encoding!r}")
+
+
+def auth_key(headers: Any, query: str, envelope_headers: dict[str, Any] | None = None) -> str | None:
+    """The public key the client presented, from X-Sentry-Auth, ?sentry_key= or the envelope's dsn."""
+    auth = headers.get("X-Sentry-Auth") or ""
+    if auth.lower().startswith("sentry "):
+        for part in auth[len("sentry ") :].split(","):
+            name, _, value = part.strip().partition("=")
+            if name == "sentry_key":
+                return value.strip()
+    from_query = parse_qs(query).get("sentry_key")
+    if from_query:
+        return from_query[0]
+    dsn = (envelope_headers or {}).get("dsn")
+    if isinstance(dsn, str):
+        return urlsplit(dsn).username
+    return None
+
+
+class SentryStandinServer(ThreadingHTTPServer):
+    """The receiver: configuration and store shared by the request threads."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], key: str, store: JsonLinesStore, rate_limit: bool = False, retry_after: int = 60) -> None:
+        self.key = key
+        self.store = store
+        self.rate_limit = rate_limit
+        self.retry_after = retry_after
+        super().__init__(address, SentryStandinHandler)
+
+
+class SentryStandinHandler(BaseHTTPRequestHandler):
+    """Routes requests of the Sentry stand-in."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "sentry-standin/1"  # says what it is: never mistaken for Sentry
+    server: SentryStandinServer
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        url = urlsplit(self.path)
+        match = _INGEST_PATH.match(url.path)
+        if match is None:
+            self._reply(404, {"detail": "not found"})
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            self._reply(413, {"detail": "missing or too large Content-Length"})
+            self.close_connection = True
+            return
+        raw = self.rfile.read(length)
+
+        envelope_headers: dict[str, Any] = {}
+        items: list[tuple[dict[str, Any], bytes]] = []
+        try:
+            body = decode_body(raw, self.headers.get("Content-Encoding", ""))
+            if match["endpoint"] == "envelope":
+                envelope_headers, items = parse_envelope(body)
+            else:
+                items = [({"type": "event"}, body)]
+        except EnvelopeError as exc:
+            # Auth still goes first when the key is in the HTTP headers, as in Sentry.
+            if auth_key(self.headers, url.query) not in (None, self.server.key):
+                self._reply(401, {"detail": "invalid api key"})
+            else:
+                self._reply(415 if isinstance(exc, UnsupportedEncoding) else 400, {"detail": str(exc)})
+            return
+
+        presented = auth_key(self.headers, url.query, envelope_headers)
+        if presented is None:
+            self._reply(401, {"detail": "missing authorization information"})
+            return
+        if presented != self.server.key:
+            self._reply(401, {"detail": "invalid api key"})
+            return
+        if self.server.rate_limit:
+            self._reply(429, {"detail": "event rejected due to rate limit"}, {"Retry-After": str(self.server.retry_after)})
+            return
+
+        event_id = envelope_headers.get("event_id")
+        received_at = datetime.now(timezone.utc).isoformat()
+        for item_headers, payload in items:
+            item_type = item_headers["type"]
+            if item_type not in RECORDED_ITEM_TYPES:
+                continue
+            try:
+                event = json.loads(payload)
+            except ValueError:
+                self._reply(400, {"detail": f"{item_type} item is not JSON"})
+                return
+            event_id = event.get("event_id") or event_id
+            self.server.store.append(
+                {"received_at": received_at, "project_id": match["project"], "endpoint": match["endpoint"],
+                 "type": item_type, "event_id": event_id, "event": event}
+            )
+        self._reply(200, {"id": event_id})
+
+    def do_GET(self) -> None:  # noqa: N802
+        url = urlsplit(self.path)
+        if url.path == "/health":
+            self._reply(200, {"status": "ok", "service": "sentry-standin"})
+        elif url.path.rstrip("/") == "/api/events":
+            wanted = parse_qs(url.query).get("type", [None])[0]
+            events = self.server.store.read_all(lambda r: wanted is None or r["type"] == wanted)
+            self._reply(200, {"events": events, "count": len(events)})
+        else:
+            self._reply(404, {"detail": "not found"})
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        if urlsplit(self.path).path.rstrip("/") == "/api/events":
+            self._reply(200, {"deleted": self.server.store.clear()})
+        else:
+            self._reply(404, {"detail": "not found"})
+
+    def _reply(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode() + b"\n"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        sys.stderr.write("sentry-standin: %s\n" % (format % args))
+
+
+def make_server(host: str, port: int, key: str, store_path: str, *, rate_limit: bool = False, retry_after: int = 60) -> SentryStandinServer:
+    """Build (bind, not start) a receiver; port 0 picks a free port (see ``server_address``)."""
+    return SentryStandinServer((host, port), key, JsonLinesStore(store_path), rate_limit=rate_limit, retry_after=retry_after)
+
+
+def start_in_thread(server: SentryStandinServer) -> threading.Thread:
+    """Serve in a daemon thread (for tests); stop with ``server.shutdown()``."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    return thread
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m lab.receivers.sentry", description="Sentry stand-in receiver (not Sentry) for the lab and tests.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--key", default=os.environ.get("SENTRY_STANDIN_KEY"), help="public key clients must present (env SENTRY_STANDIN_KEY)")
+    parser.add_argument("--store", default=os.environ.get("SENTRY_STANDIN_STORE"), help="JSON lines file for events (env SENTRY_STANDIN_STORE)")
+    parser.add_argument("--rate-limit", action="store_true", help="answer every ingestion request 429")
+    parser.add_argument("--retry-after", type=int, default=60, help="Retry-After seconds in --rate-limit mode")
+    args = parser.parse_args(argv)
+    if not args.key or not args.store:
+        parser.error("--key and --store are required (or SENTRY_STANDIN_KEY / SENTRY_STANDIN_STORE)")
+
+    server = make_server(args.host, args.port, args.key, args.store, rate_limit=args.rate_limit, retry_after=args.retry_after)
+    host, port = server.server_address[:2]
+    print(f"sentry-standin: listening on http://{host}:{port} (DSN http://<key>@{host}:{port}/<project_id>), store {args.store}"
+          + (", rate-limit mode" if args.rate_limit else ""), file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,576 @@
+"""The stand-in backend keeps the telemetry contract (files/backend/contract.yml).
+
+Each test starts the stand-in as a real process on a free loopback port,
+with Sentry pointed at the Sentry stand-in receiver (in this process, on
+another loopback port) and, for the tracing test, OTLP pointed at a local
+collector double. Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+STANDIN_DIR = REPO / "lab" / "standin"
+CONTRACT = yaml.safe_load((REPO / "files" / "backend" / "contract.yml").read_text())
+for path in (str(REPO), str(STANDIN_DIR)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from lab.receivers.sentry import make_server, start_in_thread  # noqa: E402
+
+STAFF = {"X-User-Id": "u-staff", "X-User-Email": "staff@sentinel.test", "X-User-Role": "staff"}
+MEMBER = {"X-User-Id": "m-0007", "X-User-Email": "member0007@sentinel.test", "X-User-Role": "member"}
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+HEX16 = re.compile(r"^[0-9a-f]{16}$")
+
+
+# -- helpers ----------------------------------------------------------------
+
+
+class Standin:
+    """A running stand-in process, its stdout log lines and an HTTP client for it."""
+
+    def __init__(self, tmp_path: Path, extra_env: dict[str, str]) -> None:
+        self.faults_file = tmp_path / "faults.json"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONUNBUFFERED": "1",
+            "HOST": "127.0.0.1",
+            "PORT": "0",
+            "SENTINEL_FAULTS_FILE": str(self.faults_file),
+            "OTEL_SERVICE_NAME": "sentinel-backend",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test,service.version=9.9.9",
+            **extra_env,
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sentinel_standin"], cwd=STANDIN_DIR, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.lines: list[str] = []
+        self._new_lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        listening = self.wait_for_log(lambda line: line.get("msg") == "listening", timeout=20)
+        self.port = listening["port"]
+
+    def _read_stdout(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            self._new_lines.put(line)
+
+    def logs(self) -> list[dict]:
+        """Every stdout line so far, parsed (fails the test on a non-JSON line)."""
+        return [json.loads(line) for line in list(self.lines)]
+
+    def wait_for_log(self, predicate, timeout: float = 10) -> dict:
+        """The first log line (seen so far or arriving within ``timeout``) matching ``predicate``."""
+        for line in self.logs():
+            if predicate(line):
+                return line
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = json.loads(self._new_lines.get(timeout=0.1))
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            if predicate(line):
+                return line
+        raise AssertionError(f"no such log line; stderr: {self.proc.stderr.read() if self.proc.poll() is not None else '(running)'}")
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: object = None) -> tuple[int, dict, dict]:
+        """(status, headers, JSON body) of one request."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            payload = json.dumps(body).encode() if body is not None else None
+            conn.request(method, path, body=payload, headers={"Content-Type": "application/json", **(headers or {})})
+            response = conn.getresponse()
+            raw = response.read()
+            content = json.loads(raw) if response.getheader("Content-Type", "").startswith("application/json") else raw.decode()
+            return response.status, dict(response.getheaders()), content
+        finally:
+            conn.close()
+
+    def set_faults(self, **faults: object) -> None:
+        status, _, body = self.request("POST", "/admin/faults", body=faults)
+        assert status == 200 and body["persisted"], body
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    """The Sentry stand-in on a free loopback port: (server, dsn)."""
+    key = uuid.uuid4().hex
+    server = make_server("127.0.0.1", 0, key, str(tmp_path / "sentry-events.jsonl"))
+    start_in_thread(server)
+    yield server, f"http://{key}@127.0.0.1:{server.server_address[1]}/7"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def start_standin(tmp_path):
+    """Factory: start a stand-in with extra env; every one started is stopped afterwards."""
+    started: list[Standin] = []
+
+    def start(**extra_env: str) -> Standin:
+        standin = Standin(tmp_path, extra_env)
+        started.append(standin)
+        return standin
+
+    yield start
+    for standin in started:
+        standin.stop()
+
+
+def sentry_events(server, count: int, timeout: float = 15) -> list[dict]:
+    """Wait until the receiver holds ``count`` error events; return them (fewer on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = [r["event"] for r in server.store.read_all(lambda r: r["type"] == "event")]
+        if len(events) >= count or time.monotonic() > deadline:
+            return events
+        time.sleep(0.05)
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple], float]:
+    """Prometheus text exposition → {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+# -- Sentry -----------------------------------------------------------------
+
+
+@pytest.mark.sentry
+def test_each_5xx_becomes_one_sentry_event_with_user_tags_release_and_environment(receiver, start_standin):
+    server, dsn = receiver
+    standin = start_standin(SENTRY_DSN=dsn, SENTRY_RELEASE="sentinel-backend@9.9.9", SENTRY_ENVIRONMENT="test")
+    standin.set_faults(error_rate=1)
+
+    correlation_ids = [f"corr-5xx-{i}" for i in range(10)]
+    for cid in correlation_ids:
+        status, headers, _ = standin.request("GET", "/api/events", {**STAFF, "X-Correlation-ID": cid})
+        assert status == 500
+        assert headers["X-Correlation-ID"] == cid
+
+    events = sentry_events(server, 10)
+    time.sleep(0.3)  # anything extra would arrive now
+    events = sentry_events(server, 10, timeout=0)
+    assert len(events) == 10
+    assert sorted(e["tags"]["correlation_id"] for e in events) == sorted(correlation_ids)
+    completed = {l["correlationId"]: l for l in standin.logs() if l["msg"] == "request completed"}
+    for event in events:
+        assert event["user"] == {"id": "u-staff", "email": "staff@sentinel.test", "role": "staff"}
+        assert event["release"] == "sentinel-backend@9.9.9"
+        assert event["environment"] == "test"
+        assert event["tags"]["http.status_code"] == "500"
+        assert event["exception"]["values"][-1]["type"] == "SimulatedFailure"
+        assert event["transaction"] == "GET /api/events"
+        # The Sentry event, its trace and the log line share the OpenTelemetry trace id.
+        line = completed[event["tags"]["correlation_id"]]
+        assert event["tags"]["trace_id"] == line["traceId"] == event["contexts"]["trace"]["trace_id"]
+        assert line["sentryEventId"] == event["event_id"]
+        crumbs = [b["message"] for b in event["breadcrumbs"]["values"]]
+        assert "request failed" in crumbs
+
+
+@pytest.mark.sentry
+def test_4xx_never_reaches_sentry(receiver, start_standin):
+    server, dsn = receiver
+    standin = start_standin(SENTRY_DSN=dsn, SENTRY_RELEASE="r1", SENTRY_ENVIRONMENT="test")
+    four_xx = [
+        ("GET", "/api/events", {}, None, 401),  # no user context
+        ("GET", "/api/members", MEMBER, None, 403),  # members may not list members
+        ("GET", "/api/members/m-9999", STAFF, None, 404),
+        ("POST", "/api/checkins", STAFF, {"memberId": "m-0002", "site": "mars"}, 400),
+        ("POST", "/api/checkins", STAFF, {"memberId": "m-0012", "site": "hq"}, 409),  # inactive member
+        ("DELETE", "/api/events", STAFF, None, 405),
+        ("GET", "/api/nope", STAFF, None, 404),
+        ("POST", "/api/auth/login", {}, {"email": "staff@sentinel.test", "password": "wrong"}, 401),
+        ("POST", "/api/auth/login", {}, {"email": "staff@sentinel.test", "password": "wrong"}, 401),
+        ("POST", "/api/events/ev-999/attendance", MEMBER, {}, 404),
+    ]
+    for method, path, headers, body, expected in four_xx:
+        status, _, _ = standin.request(method, path, headers, body)
+        assert status == expected, (method, path)
+
+    # Barrier: one 5xx. The SDK sends in order, so if any 4xx had been
+    # captured it would be at the receiver before this one.
+    standin.set_faults(error_rate=1)
+    assert standin.request("GET", "/api/badges", {**STAFF, "X-Correlation-ID": "barrier"})[0] == 500
+    events = sentry_events(server, 1)
+    time.sleep(0.3)
+    events = sentry_events(server, 1, timeout=0)
+    assert [e["tags"]["correlation_id"] for e in events] == ["barrier"]
+
+
+@pytest.mark.sentry
+def test_pool_exhaustion_503_is_captured_with_query_breadcrumbs(receiver, start_standin):
+    server, dsn = receiver
+    standin = start_standin(SENTRY_DSN=dsn)
+    standin.set_faults(db_pool_exhausted=True)
+    status, _, body = standin.request("GET", "/api/members/m-0003", STAFF)
+    assert status == 503 and body["error"]["code"] == "db_pool_exhausted"
+    [event] = sentry_events(server, 1)
+    assert event["tags"]["http.status_code"] == "503"
+    crumbs = event["breadcrumbs"]["values"]
+    assert any(c["category"] == "query" and c["message"].startswith("SELECT") for c in crumbs)
+    # Breadcrumbs are per request: nothing from set_faults or startup leaks in.
+    assert not any(c.get("message") in ("listening", "fault switches changed") for c in crumbs)
+
+
+@pytest.mark.sentry
+def test_sentry_off_without_or_with_an_invalid_dsn(start_standin):
+    standin = start_standin()
+    assert standin.logs()[0]["sentry"] is False
+    standin.set_faults(error_rate=1)
+    assert standin.request("GET", "/api/events", STAFF)[0] == 500
+
+    secret = "5ecre7key"
+    broken = start_standin(SENTRY_DSN=f"http://{secret}@127.0.0.1:9/notaproject")
+    assert broken.wait_for_log(lambda l: l["msg"] == "listening")["sentry"] is False
+    assert any(l["msg"].startswith("Sentry disabled") for l in broken.logs())
+    assert secret not in "".join(broken.lines)
+
+
+# -- metrics ------------------------------------------------------------------
+
+
+def test_metrics_count_requests_business_actions_and_failures(start_standin):
+    standin = start_standin()
+    for _ in range(3):
+        assert standin.request("POST", "/api/checkins", STAFF, {"badgeId": "b-0005", "site": "north"})[0] == 201
+    assert standin.request("POST", "/api/checkins", STAFF, {"badgeId": "b-0005", "site": "north", "direction": "out"})[0] == 201
+    assert standin.request("POST", "/api/visitors", STAFF, {"name": "Ada", "site": "hq"})[0] == 201
+    assert standin.request("POST", "/api/events/ev-102/attendance", MEMBER, {})[0] == 201
+    assert standin.request("GET", "/api/duty-assignments", STAFF)[0] == 200
+    assert standin.request("GET", "/api/members", MEMBER)[0] == 403
+    for _ in range(6):  # 5 failures allowed, the 6th attempt is rate limited
+        status, headers, _ = standin.request("POST", "/api/auth/login", {}, {"email": "admin@sentinel.test", "password": "x"})
+    assert status == 429 and int(headers["Retry-After"]) > 0
+    assert standin.request("GET", "/api/members/m-0001", STAFF)[0] == 200
+
+    status, headers, text = standin.request("GET", "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    m = metric_samples(text)
+    assert m[("http_requests_total", (("method", "POST"), ("route", "/api/checkins"), ("status", "201")))] == 4
+    assert m[("http_requests_total", (("method", "POST"), ("route", "/api/auth/login"), ("status", "401")))] == 5
+    assert m[("http_requests_total", (("method", "POST"), ("route", "/api/auth/login"), ("status", "429")))] == 1
+    assert m[("http_requests_total", (("method", "GET"), ("route", "/api/members/:id"), ("status", "200")))] == 1
+    assert m[("http_request_duration_seconds_count", (("method", "POST"), ("route", "/api/checkins")))] == 4
+    assert m[("http_request_duration_seconds_bucket", (("le", "0.3"), ("method", "POST"), ("route", "/api/checkins")))] == 4
+    assert m[("sentinel_checkins_total", (("site", "north"),))] == 3
+    assert m[("sentinel_badge_scans_total", ())] == 3
+    assert m[("sentinel_sessions_duration_seconds_count", ())] == 1
+    assert m[("sentinel_visitors_total", ())] == 1
+    assert m[("sentinel_event_attendance_total", (("event", "ev-102"),))] == 1
+    assert m[("sentinel_duty_assignments_total", ())] == 3
+    assert m[("auth_failures_total", (("reason", "invalid_credentials"),))] == 5
+    assert m[("auth_failures_total", (("reason", "forbidden"),))] == 1
+    assert m[("rate_limit_hits_total", (("route", "/api/auth/login"),))] == 1
+    assert m[("sentinel_active_members", ())] == 220
+    assert m[("sentinel_build_info", (("environment", "test"), ("version", "9.9.9")))] == 1
+    assert m[("db_pool_connections", (("state", "max"),))] == 10
+    assert m[("db_query_duration_seconds_count", (("operation", "INSERT"),))] >= 6
+    assert ("process_cpu_seconds_total", ()) in m
+    # /health and /metrics are not instrumented.
+    assert not any(labels and dict(labels).get("route") in ("/health", "/metrics") for _, labels in m)
+
+
+def test_metrics_exposition_matches_the_contract(start_standin):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    standin = start_standin()
+    # Touch every labelled family so each has at least one series.
+    standin.request("POST", "/api/checkins", STAFF, {"memberId": "m-0002", "site": "hq"})
+    standin.request("GET", "/api/members", MEMBER)
+    for _ in range(6):
+        standin.request("POST", "/api/auth/login", {}, {"email": "x@sentinel.test", "password": "x"})
+    standin.request("POST", "/api/events/ev-101/attendance", STAFF, {"memberId": "m-0002"})
+    families = {f.name: f for f in text_string_to_metric_families(standin.request("GET", "/metrics")[2])}
+
+    contract = {m["name"]: m for m in CONTRACT["metrics"]}
+    for name, spec in contract.items():
+        # The parser names counter families without _total.
+        family = families.get(name.removesuffix("_total") if spec["type"] == "counter" else name)
+        assert family is not None, f"{name} missing from /metrics"
+        assert family.type == spec["type"], name
+        label_sets = {frozenset(k for k in s.labels if k != "le") for s in family.samples}
+        assert label_sets == {frozenset(spec["labels"])}, name
+        if "buckets" in spec:
+            bounds = sorted({float(s.labels["le"]) for s in family.samples if "le" in s.labels} - {float("inf")})
+            assert bounds == [float(b) for b in spec["buckets"]], name
+    for runtime in CONTRACT["runtime_metrics"]:
+        assert runtime["name"].removesuffix("_total") in families, runtime["name"]
+
+    # Nothing the app defines is missing from the contract.
+    declared = {n.removesuffix("_total") for n in contract} | {m["name"].removesuffix("_total") for m in CONTRACT["runtime_metrics"]}
+    undeclared = {n for n in families if not n.startswith(("python_", "process_")) and n not in declared}
+    assert not undeclared, f"metrics not in contract.yml: {undeclared}"
+    # Label values stay within the declared sets.
+    for family in families.values():
+        for sample in family.samples:
+            for label in ("route", "reason", "site", "event", "state", "operation"):
+                if label in sample.labels and family.name not in ("python_gc_objects_collected",):
+                    assert sample.labels[label] in CONTRACT["label_values"][label], (family.name, sample.labels)
+
+
+# -- logs -------------------------------------------------------------------
+
+
+def test_log_lines_are_json_with_correlation_and_trace_ids(start_standin):
+    standin = start_standin()
+    standin.request("POST", "/api/checkins", {**STAFF, "X-Correlation-ID": "corr-audit"}, {"memberId": "m-0002", "site": "hq"})
+    standin.request("GET", "/api/members", {**MEMBER, "X-Correlation-ID": "corr-forbidden"})
+    standin.request("POST", "/api/auth/login", {}, {"email": "member@sentinel.test", "password": "member-pass"})
+    standin.set_faults()
+    _, headers, _ = standin.request("GET", "/api/events", STAFF)  # no correlation id: one is generated
+    generated = headers["X-Correlation-ID"]
+    standin.wait_for_log(lambda l: l.get("correlationId") == generated and l["msg"] == "request completed")
+
+    lines = standin.logs()  # every line parsed as JSON
+    fields = CONTRACT["logs"]["fields"]
+    always = [f["name"] for f in fields if f["presence"] == "always"]
+    per_request = [f["name"] for f in fields if f["presence"] == "request"]
+    on_completion = [f["name"] for f in fields if f["presence"] == "completion"]
+    declared = {f["name"] for f in fields}
+    streams = next(f["values"] for f in fields if f["name"] == "stream")
+    for line in lines:
+        assert all(name in line for name in always), line
+        assert line["stream"] in streams
+        assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", line["ts"])
+        if "correlationId" in line:
+            assert all(name in line for name in per_request), line
+            assert HEX32.match(line["traceId"]) and HEX16.match(line["spanId"])
+        if line["msg"] == "request completed":
+            assert all(name in line for name in on_completion), line
+
+    def one(predicate):
+        [line] = [l for l in lines if predicate(l)]
+        return line
+
+    audit = one(lambda l: l["stream"] == "audit" and l["action"] != "auth.login")
+    assert audit["correlationId"] == "corr-audit" and audit["action"] == "checkin.in" and audit["userId"] == "u-staff"
+    assert audit["action"] in CONTRACT["logs"]["audit_actions"]
+    security = one(lambda l: l["stream"] == "security")
+    assert security["correlationId"] == "corr-forbidden" and security["reason"] == "forbidden"
+    assert security["reason"] in CONTRACT["logs"]["security_reasons"]
+    completed = one(lambda l: l["msg"] == "request completed" and l["correlationId"] == "corr-audit")
+    assert completed["status"] == 201 and completed["route"] == "/api/checkins" and completed["duration_ms"] > 0
+    assert completed["traceId"] == audit["traceId"]  # same request, same trace
+    assert uuid.UUID(generated)
+    login = one(lambda l: l.get("action") == "auth.login")
+    assert login["userId"] == "m-0001" and login["stream"] == "audit"
+    # The app's own fields are all declared (libraries' lines carry `logger`).
+    details = CONTRACT["logs"]["detail_fields"]
+    for line in lines:
+        if "logger" not in line:
+            undeclared = set(line) - declared - set(details.get(line["msg"], []))
+            assert not undeclared, (line["msg"], undeclared)
+
+
+# -- faults -----------------------------------------------------------------
+
+
+def test_faults_file_is_reread_without_restart(start_standin):
+    standin = start_standin()
+    standin.faults_file.write_text(json.dumps({"error_rate": 1}))
+    assert standin.request("GET", "/api/events", STAFF)[0] == 500
+    standin.faults_file.write_text(json.dumps({"latency_ms": 300}))
+    started = time.monotonic()
+    assert standin.request("GET", "/api/events", STAFF)[0] == 200
+    assert time.monotonic() - started >= 0.3
+    standin.faults_file.write_text(json.dumps({"db_pool_exhausted": True}))
+    assert standin.request("GET", "/api/events", STAFF)[0] == 503
+    status, _, health = standin.request("GET", "/health")
+    assert status == 200 and health["status"] == "degraded" and health["checks"]["database"] == "pool exhausted"
+    m = metric_samples(standin.request("GET", "/metrics")[2])
+    assert m[("db_pool_connections", (("state", "active"),))] == m[("db_pool_connections", (("state", "max"),))] == 10
+    assert m[("db_pool_connections", (("state", "idle"),))] == 0
+    standin.faults_file.unlink()
+    assert standin.request("GET", "/api/events", STAFF)[0] == 200
+    # A broken file means no faults, and says why.
+    standin.faults_file.write_text("{not json")
+    assert standin.request("GET", "/api/events", STAFF)[0] == 200
+    status, _, body = standin.request("GET", "/admin/faults")
+    assert body["faults"]["error_rate"] == 0 and "ignored" in body["fileError"]
+    assert standin.request("POST", "/admin/faults", body={"error_rate": 2})[0] == 400
+    assert standin.request("POST", "/admin/faults", body={"explode": True})[0] == 400
+
+
+def test_crash_fault_exits_the_process_with_status_1(start_standin):
+    standin = start_standin()
+    standin.set_faults(crash=True)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        standin.request("GET", "/api/events", STAFF)
+    assert standin.proc.wait(timeout=10) == 1
+    assert any(l["level"] == "fatal" and "crash" in l["msg"] for l in standin.logs())
+    # One-shot: a restarted service comes back healthy.
+    assert json.loads(standin.faults_file.read_text())["crash"] is False
+
+
+def test_sigterm_shuts_down_cleanly(start_standin):
+    standin = start_standin()
+    assert standin.request("GET", "/health")[0] == 200
+    assert standin.stop() == 0
+    assert standin.logs()[-1]["msg"] == "stopped"
+
+
+# -- traces -----------------------------------------------------------------
+
+
+class _OtlpCollector(BaseHTTPRequestHandler):
+    """Accepts OTLP/HTTP protobuf trace exports and keeps the decoded requests."""
+
+    def do_POST(self) -> None:  # noqa: N802
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        self.server.exports.append((self.path, request))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _attrs(proto_attributes) -> dict:
+    out = {}
+    for kv in proto_attributes:
+        value = kv.value
+        out[kv.key] = getattr(value, value.WhichOneof("value"))
+    return out
+
+
+@pytest.mark.tracing
+def test_spans_are_exported_over_otlp_http(start_standin):
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), _OtlpCollector)
+    collector.exports = []
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    try:
+        standin = start_standin(
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector.server_address[1]}",
+            OTEL_BSP_SCHEDULE_DELAY="100",
+            OTEL_TRACES_SAMPLER="always_on",
+        )
+        parent_trace = "0af7651916cd43dd8448eb211c80319c"
+        headers = {**STAFF, "X-Correlation-ID": "corr-trace", "traceparent": f"00-{parent_trace}-b7ad6b7169203331-01"}
+        assert standin.request("GET", "/api/members/m-0003", headers)[0] == 200
+        deadline = time.monotonic() + 10
+        spans, resource = [], {}
+        while time.monotonic() < deadline and len(spans) < 2:
+            time.sleep(0.1)
+            spans = []
+            for path, export in list(collector.exports):
+                assert path == "/v1/traces"
+                for resource_spans in export.resource_spans:
+                    resource = _attrs(resource_spans.resource.attributes)
+                    for scope_spans in resource_spans.scope_spans:
+                        spans.extend(scope_spans.spans)
+    finally:
+        collector.shutdown()
+
+    assert resource["service.name"] == "sentinel-backend"
+    assert resource["deployment.environment"] == "test"
+    assert resource["service.version"] == "9.9.9"
+    by_name = {s.name: s for s in spans}
+    server_span, db_span = by_name["GET /api/members/:id"], by_name["SELECT members"]
+    assert server_span.trace_id.hex() == parent_trace  # the caller's trace is continued
+    server_attrs = _attrs(server_span.attributes)
+    assert server_attrs["http.route"] == "/api/members/:id"
+    assert server_attrs["http.request.method"] == "GET"
+    assert server_attrs["http.response.status_code"] == 200
+    assert server_attrs["sentinel.correlation_id"] == "corr-trace"
+    assert server_attrs["enduser.id"] == "u-staff"
+    db_attrs = _attrs(db_span.attributes)
+    assert db_attrs["db.system"] == "postgresql" and db_attrs["db.operation"] == "SELECT"
+    assert db_span.parent_span_id == server_span.span_id
+    for spec in CONTRACT["traces"]["spans"]:
+        span = server_span if spec["kind"] == "SERVER" else db_span
+        present = set(_attrs(span.attributes))
+        optional = {"error.type"}
+        assert {a for a in spec["attributes"] if a not in optional} <= present, spec["name"]
+    line = standin.wait_for_log(lambda l: l.get("correlationId") == "corr-trace" and l["msg"] == "request completed")
+    assert line["traceId"] == parent_trace and line["spanId"] == server_span.span_id.hex()
+
+
+# -- configuration (in-process) ---------------------------------------------
+
+
+def test_contract_doc_names_every_metric_and_log_field():
+    doc = (REPO / "docs" / "contract.md").read_text()
+    for metric in CONTRACT["metrics"] + CONTRACT["runtime_metrics"]:
+        assert f"`{metric['name']}`" in doc, metric["name"]
+    for field in CONTRACT["logs"]["fields"]:
+        assert f"`{field['name']}`" in doc, field["name"]
+    for value in CONTRACT["logs"]["security_reasons"] + CONTRACT["logs"]["audit_actions"]:
+        assert f"`{value}`" in doc, value
+
+
+def test_settings_come_from_the_environment():
+    from sentinel_standin.config import ConfigError, load_settings
+
+    settings = load_settings({
+        "PORT": "3100",
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=staging,service.version=1.4.2%2Bbuild",
+        "SENTRY_DSN": "http://k@127.0.0.1:9/1",
+        "SENTRY_TRACES_SAMPLE_RATE": "0.25",
+    })
+    assert (settings.port, settings.environment, settings.version) == (3100, "staging", "1.4.2+build")
+    assert settings.sentry_environment == "staging" and settings.sentry_release == "1.4.2+build"
+    assert settings.sentry_traces_sample_rate == 0.25 and settings.sentry_profiles_sample_rate is None
+    assert settings.otlp_endpoint is None and settings.faults_file == "/var/lib/sentinel/faults.json"
+    defaults = load_settings({"SENTRY_DSN": ""})
+    assert defaults.port == 3000 and defaults.sentry_dsn is None and defaults.service_name == "sentinel-backend"
+    for bad in ({"PORT": "http"}, {"SENTRY_TRACES_SAMPLE_RATE": "2"}, {"SENTRY_PROFILES_SAMPLE_RATE": "x"}):
+        with pytest.raises(ConfigError):
+            load_settings(bad)
+
+
+@pytest.mark.sentry
+def test_before_send_keeps_only_5xx():
+    from sentinel_standin.error_reporting import only_server_errors
+
+    assert only_server_errors({"tags": {"http.status_code": "500"}}, {})
+    assert only_server_errors({"tags": {"http.status_code": "503"}}, {})
+    assert only_server_errors({"tags": {"http.status_code": "404"}}, {}) is None
+    assert only_server_errors({"tags": {}}, {}) is None
+    assert only_server_errors({}, {}) is None
