@@ -1,0 +1,184 @@
+"""Long-running helpers in the root namespace, listening on the bridge IP.
+
+Every daemon is one entry in DAEMONS: a name, an argv that stays in the
+foreground, and the TCP port it listens on. `up` starts them in list order and
+waits until each port accepts connections; `down` stops them in reverse.
+Each has RUN_DIR/<name>.pid and RUN_DIR/<name>.log. To add a local stand-in
+(Slack, PagerDuty, SMTP, Sentry receiver...), append a Daemon here; use
+`prepare` to write its config or directories before it starts.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from lab.paths import BRIDGE_IP, MIRROR_DIR, MIRROR_PORT, PREFIX_LEN, PROXY_PORT, RUN_DIR
+from lab.shell import log
+
+
+@dataclass(frozen=True)
+class Daemon:
+    name: str
+    argv: list[str]
+    port: int
+    address: str = BRIDGE_IP
+    prepare: Callable[[], None] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pid_file(self) -> Path:
+        return RUN_DIR / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return RUN_DIR / f"{self.name}.log"
+
+
+# --- tinyproxy: the hosts' only way to apt and pip repositories -------------
+
+TINYPROXY_CONF = RUN_DIR / "tinyproxy.conf"
+TINYPROXY_FILTER = RUN_DIR / "tinyproxy.filter"
+# The machine itself only reaches package registries; refusing everything else
+# at the proxy gives hosts a fast 403 instead of a slow timeout.
+PROXY_ALLOWED_DOMAINS = [
+    "deb.debian.org", "security.debian.org", "*.debian.org",
+    "pypi.org", "files.pythonhosted.org",
+    "proxy.golang.org", "sum.golang.org",
+    "registry.npmjs.org",
+]
+
+
+def write_tinyproxy_conf() -> None:
+    lab_net = BRIDGE_IP.rsplit(".", 1)[0] + ".0"
+    TINYPROXY_FILTER.write_text("\n".join(PROXY_ALLOWED_DOMAINS) + "\n")
+    TINYPROXY_CONF.write_text(f"""\
+# Written by lab/daemons.py; the distro's /etc/tinyproxy is not used.
+User tinyproxy
+Group tinyproxy
+Listen {BRIDGE_IP}
+Port {PROXY_PORT}
+Allow {lab_net}/{PREFIX_LEN}
+Timeout 600
+MaxClients 100
+LogLevel Notice
+DisableViaHeader Yes
+ConnectPort 443
+Filter "{TINYPROXY_FILTER}"
+FilterType fnmatch
+FilterDefaultDeny Yes
+""")
+
+
+def prepare_mirror() -> None:
+    MIRROR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+DAEMONS: list[Daemon] = [
+    Daemon("tinyproxy", ["/usr/bin/tinyproxy", "-d", "-c", str(TINYPROXY_CONF)], PROXY_PORT,
+           prepare=write_tinyproxy_conf),
+    # The stdlib server is threaded (ThreadingHTTPServer) and enough for a few hosts.
+    Daemon("mirror", [sys.executable, "-m", "http.server", "--bind", BRIDGE_IP,
+                      "--directory", str(MIRROR_DIR), str(MIRROR_PORT)], MIRROR_PORT,
+           prepare=prepare_mirror),
+]
+
+
+# --- start / stop ------------------------------------------------------------
+
+def running_pid(daemon: Daemon) -> int | None:
+    """The daemon's pid if the pid file names a live process running its argv."""
+    try:
+        pid = int(daemon.pid_file.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    except (OSError, ValueError):
+        return None
+    return pid if [c.decode() for c in cmdline] == daemon.argv else None
+
+
+def listening(daemon: Daemon) -> bool:
+    try:
+        with socket.create_connection((daemon.address, daemon.port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def start(daemon: Daemon, timeout: float = 15) -> None:
+    if running_pid(daemon):
+        return
+    if listening(daemon):
+        raise RuntimeError(f"{daemon.address}:{daemon.port} is taken by a process that is not "
+                           f"the lab's {daemon.name} (no live pid in {daemon.pid_file})")
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    if daemon.prepare:
+        daemon.prepare()
+    with open(daemon.log_file, "ab") as out:
+        # Own session: the daemon survives this command and can be stopped as a group.
+        proc = subprocess.Popen(daemon.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                env={**os.environ, **daemon.env}, start_new_session=True)
+    daemon.pid_file.write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + timeout
+    while not listening(daemon):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"daemon {daemon.name} did not come up on {daemon.address}:{daemon.port}; "
+                               f"see {daemon.log_file}")
+        time.sleep(0.1)
+    log(f"daemon {daemon.name} listening on {daemon.address}:{daemon.port} (pid {proc.pid})")
+
+
+def stop(daemon: Daemon, timeout: float = 10) -> None:
+    pid = running_pid(daemon)
+    if pid:
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+    daemon.pid_file.unlink(missing_ok=True)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child: reap it
+            return False
+    except ChildProcessError:
+        pass
+    try:  # a zombie waiting for PID 1 to reap it counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def start_all() -> None:
+    for daemon in DAEMONS:
+        start(daemon)
+
+
+def stop_all() -> None:
+    for daemon in reversed(DAEMONS):
+        stop(daemon)
+
+
+def status() -> list[tuple[str, str, str, str]]:
+    """(name, address:port, pid or '-', 'listening'/'down') per daemon."""
+    rows = []
+    for daemon in DAEMONS:
+        pid = running_pid(daemon)
+        rows.append((daemon.name, f"{daemon.address}:{daemon.port}", str(pid or "-"),
+                     "listening" if pid and listening(daemon) else "down"))
+    return rows
+
