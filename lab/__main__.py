@@ -20,6 +20,7 @@ from lab.host_packages import ensure_host_packages
 from lab.image import base_rootfs, ensure_image
 from lab.paths import HOSTS, HOSTS_DIR, LAB_INVENTORY, MIRROR_DIR, MIRROR_URL, RUN_DIR, SSH_CONFIG
 from lab.shell import log, run, timed
+from lab.secrets import ensure_secrets
 from lab.sshkeys import ensure_key
 
 
@@ -28,6 +29,7 @@ def up() -> None:
         with timed("host packages"):
             ensure_host_packages()
         ensure_key()
+        ensure_secrets()
         with timed("image") as phase:
             image, built = ensure_image()
             phase["phase"] = f"image ({'cold build' if built else 'warm, cached'})"

@@ -93,11 +93,15 @@ def _hosts_of(group_value) -> tuple[list, dict]:
     return list(group_value), {}
 
 
-def inventory_settings(inventory_globals: dict[str, Any]) -> tuple[dict[str, Settings], dict[str, list[str]]]:
-    """Validate every host of an inventory module, merging data the way pyinfra does.
+@dataclass(frozen=True)
+class InventoryHost:
+    name: str
+    groups: tuple[str, ...]
+    data: dict[str, Any]  # merged like pyinfra: all.py < group data < host data
 
-    Returns the settings per host and the host names per group.
-    """
+
+def inventory_hosts(inventory_globals: dict[str, Any]) -> list[InventoryHost]:
+    """The hosts of an inventory module with their groups and merged data."""
     env = Path(inventory_globals["__file__"]).stem
     groups: dict[str, tuple[list, dict]] = {
         k: _hosts_of(v)
@@ -116,7 +120,7 @@ def inventory_settings(inventory_globals: dict[str, Any]) -> tuple[dict[str, Set
             name, data = (entry[0], entry[1]) if isinstance(entry, tuple) else (entry, {})
             host_groups.setdefault(name, []).append(group)
             host_data.setdefault(name, {}).update(data)
-    result = {}
+    result = []
     for name, member_of in host_groups.items():
         member_of = member_of + ([env] if env not in member_of else [])
         merged: dict[str, Any] = dict(load_group_data("all"))
@@ -134,9 +138,19 @@ def inventory_settings(inventory_globals: dict[str, Any]) -> tuple[dict[str, Set
                 set_by[key] = group
             merged.update(group_values)
         merged.update(host_data[name])
-        result[name] = build(name, member_of, merged)
-    members = {group: [n for n, g in host_groups.items() if group in g] for group in groups}
-    return result, members
+        result.append(InventoryHost(name, tuple(member_of), merged))
+    return result
+
+
+def inventory_settings(inventory_globals: dict[str, Any]) -> tuple[dict[str, Settings], dict[str, list[str]]]:
+    """Validate every host of an inventory module, merging data the way pyinfra does.
+
+    Returns the settings per host and the host names per group.
+    """
+    hosts = inventory_hosts(inventory_globals)
+    settings = {h.name: build(h.name, list(h.groups), h.data) for h in hosts}
+    groups = sorted({g for h in hosts for g in h.groups})
+    return settings, {g: [h.name for h in hosts if g in h.groups] for g in groups}
 
 
 def check_inventory(inventory_globals: dict[str, Any]) -> None:

@@ -20,8 +20,15 @@ class Converge:
 
     @property
     def changed(self) -> dict[str, int]:
-        """Operations changed per host, from pyinfra's results table."""
-        return {host: int(n) for host, n in re.findall(r"^\s*\[?(\S+?)\]?\s+Changed: (\d+)", self.output, re.M)}
+        """Operations that changed something, per host that ran any operation.
+
+        pyinfra reports each operation per host as Success (it ran commands),
+        No changes, or Skipped.
+        """
+        counts: dict[str, int] = {}
+        for host, outcome in re.findall(r"^\s+\[(\S+)\] (Success|No changes|Skipped)\s*$", self.output, re.M):
+            counts[host] = counts.get(host, 0) + (outcome == "Success")
+        return counts
 
 
 def pyinfra(*args: str, env: dict | None = None, timeout: int = 1800) -> Converge:
@@ -36,8 +43,9 @@ def pyinfra(*args: str, env: dict | None = None, timeout: int = 1800) -> Converg
     return Converge(result.returncode, result.stdout + result.stderr)
 
 
-def converge(inventory: str = INVENTORY, *extra: str, env: dict | None = None) -> Converge:
-    return pyinfra(inventory, *extra, "deploy.py", env=env)
+def converge(*options: str, env: dict | None = None) -> Converge:
+    """pyinfra [options] <inventory> deploy.py"""
+    return pyinfra(*options, INVENTORY, "deploy.py", env=env)
 
 
 def lab_missing_reason() -> str | None:

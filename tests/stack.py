@@ -7,12 +7,12 @@ inventory loader, so the tests check what was asked for, not a second copy.
 from __future__ import annotations
 
 import functools
-import os
+import runpy
 from dataclasses import dataclass
 
 import testinfra
 
-from roles._settings import Settings, build
+from roles._settings import Settings, build, inventory_hosts
 from tests.lab_session import INVENTORY, ROOT
 
 
@@ -30,23 +30,15 @@ class StackHost:
 
     def curl(self, url: str, *args: str) -> str:
         """GET (or more, with curl args) from the host itself; fails on HTTP errors."""
-        return self.testinfra.check_output("curl -fsS %s %s", " ".join(args), url)
+        return self.testinfra.check_output("curl -fsS" + " %s" * (len(args) + 1), *args, url)
 
 
 @functools.cache
 def stack_hosts() -> tuple[StackHost, ...]:
-    from pyinfra_cli.inventory import make_inventory_from_files
-
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        inventory = make_inventory_from_files(INVENTORY, cwd=str(ROOT))
-    finally:
-        os.chdir(cwd)
+    inventory = runpy.run_path(str(ROOT / INVENTORY))
     hosts = []
-    for host in inventory:
-        data = host.data.dict()
-        settings = build(host.name, list(host.groups), data)
+    for host in inventory_hosts(inventory):
+        data = host.data
         user = data.get("ssh_user", "root")
         address = data.get("ssh_hostname", host.name)
         port = data.get("ssh_port", 22)
@@ -55,9 +47,8 @@ def stack_hosts() -> tuple[StackHost, ...]:
             options.append(f"-i {data['ssh_key']}")
         if str(data.get("ssh_strict_host_key_checking", "yes")).lower() == "no":
             options.append("-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
-        hosts.append(
-            StackHost(host.name, tuple(host.groups), settings, f"ssh://{user}@{address}:{port}", " ".join(options))
-        )
+        settings = build(host.name, list(host.groups), data)
+        hosts.append(StackHost(host.name, host.groups, settings, f"ssh://{user}@{address}:{port}", " ".join(options)))
     return tuple(hosts)
 
 

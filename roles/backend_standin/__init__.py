@@ -9,6 +9,7 @@ the artifact mirror, never from the internet.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -46,9 +47,12 @@ def backend_standin():
     files.directory(name="stand-in: home", path=HOME, user="root", group="root", mode="0755")
     # The requirements file lands only once a fresh virtualenv has installed it,
     # so a failed install is retried on the next converge.
+    # Only the mirror is used: no index, no pip.conf (with its internet proxy).
+    mirror_host = urlsplit(settings.artifact_base_url).hostname
     venv_build = (
         f"rm -rf {HOME}/venv.new && python3 -m venv {HOME}/venv.new && "
-        f"{HOME}/venv.new/bin/pip install --quiet --no-index --find-links {settings.artifact_base_url}/wheels/ -r {{path}} && "
+        f"PIP_CONFIG_FILE=/dev/null {HOME}/venv.new/bin/pip install --quiet --no-index "
+        f"--find-links {settings.artifact_base_url}/wheels/ --trusted-host {mirror_host} -r {{path}} && "
         f"rm -rf {HOME}/venv && mv {HOME}/venv.new {HOME}/venv"
     )
     requirements = validated_file(

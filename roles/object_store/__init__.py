@@ -53,6 +53,18 @@ def service_spec(settings: _settings.Settings) -> ServiceSpec:
     )
 
 
+# SigV4 signs the payload hash; S3 servers require it as a header too.
+EMPTY_PAYLOAD_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def s3_request(method: str, url: str, region: str) -> str:
+    """A curl command for a signed, empty-bodied S3 request, reading the credentials from the environment."""
+    return (
+        f'curl -fsS -X {method} --aws-sigv4 "aws:amz:{region}:s3" -H "x-amz-content-sha256: {EMPTY_PAYLOAD_SHA256}" '
+        f'--user "$ROOT_ACCESS_KEY:$ROOT_SECRET_KEY" {url}'
+    )
+
+
 @operation()
 def bucket(bucket_name: str, data_dir: str, port: int, region: str):
     """
@@ -66,11 +78,7 @@ def bucket(bucket_name: str, data_dir: str, port: int, region: str):
     if host.get_fact(Directory, path=f"{data_dir}/{bucket_name}"):
         return
     # The credentials are read on the host so they never appear in pyinfra's output.
-    script = (
-        f"set -a; . {CREDENTIALS}; set +a; "
-        f'curl -fsS -X PUT --aws-sigv4 "aws:amz:{region}:s3" --user "$ROOT_ACCESS_KEY:$ROOT_SECRET_KEY" '
-        f"http://127.0.0.1:{port}/{bucket_name}"
-    )
+    script = f"set -a; . {CREDENTIALS}; set +a; " + s3_request("PUT", f"http://127.0.0.1:{port}/{bucket_name}", region)
     yield StringCommand("sh", "-c", shlex.quote(script))
 
 

@@ -77,7 +77,7 @@ def service_spec(settings: _settings.Settings, config: str) -> ServiceSpec:
 
 def _environment_hosts() -> dict[str, list[tuple[str, _settings.Settings]]]:
     by_group: dict[str, list[tuple[str, _settings.Settings]]] = {}
-    for other in inventory.iter_hosts():
+    for other in inventory:
         settings = _settings.settings_for(other)
         for group in other.groups:
             by_group.setdefault(group, []).append((other.name, settings))

@@ -2,6 +2,10 @@
 
 import pytest
 
+from roles.object_store import s3_request
+
+from roles.object_store import s3_request
+
 pytestmark = pytest.mark.lab
 
 
@@ -24,11 +28,8 @@ def test_credentials_are_not_world_readable(telemetry_host):
 
 def test_buckets_exist_through_the_s3_api(telemetry_host):
     store = telemetry_host.settings.object_store
-    listing = telemetry_host.testinfra.check_output(
-        "sh -c 'set -a; . /etc/versitygw/credentials.env; "
-        f'curl -fsS --aws-sigv4 "aws:amz:{store.region}:s3" --user "$ROOT_ACCESS_KEY:$ROOT_SECRET_KEY" '
-        f"http://127.0.0.1:{store.listen_port}/'"
-    )
+    request = s3_request("GET", f"http://127.0.0.1:{store.listen_port}/", store.region)
+    listing = telemetry_host.testinfra.check_output("sh -c %s", f"set -a; . /etc/versitygw/credentials.env; {request}")
     for bucket in store.buckets:
         assert f"<Name>{bucket}</Name>" in listing
 

@@ -50,7 +50,7 @@ def test_retention_matches_group_data(monitoring_host):
 def test_its_own_target_is_up(monitoring_host):
     port = monitoring_host.settings.prometheus.listen_port
     query = monitoring_host.curl(
-        f"'http://127.0.0.1:{port}/api/v1/query?query=up%7Bjob%3D%22prometheus%22%7D'"
+        f"http://127.0.0.1:{port}/api/v1/query?query=up%7Bjob%3D%22prometheus%22%7D"
     )
     results = json.loads(query)["data"]["result"]
     assert results, "no sample for up{job=prometheus} yet"
