@@ -98,7 +98,10 @@ def running_pid(daemon: Daemon) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
     except (OSError, ValueError):
         return None
-    return pid if [c.decode() for c in cmdline] == daemon.argv else None
+    # The interpreter path differs between checkouts (each has its own venv), so a
+    # daemon started from another clone is still recognised by the rest of its argv.
+    args = [c.decode() for c in cmdline]
+    return pid if args[1:] == daemon.argv[1:] and Path(args[0]).name == Path(daemon.argv[0]).name else None
 
 
 def listening(daemon: Daemon) -> bool:
