@@ -91,17 +91,28 @@ DAEMONS: list[Daemon] = [
 
 # --- start / stop ------------------------------------------------------------
 
-def running_pid(daemon: Daemon) -> int | None:
-    """The daemon's pid if the pid file names a live process running its argv."""
+def _is_daemon(pid: int, daemon: Daemon) -> bool:
     try:
-        pid = int(daemon.pid_file.read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
-    except (OSError, ValueError):
-        return None
+        args = [c.decode() for c in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]]
+    except OSError:
+        return False
     # The interpreter path differs between checkouts (each has its own venv), so a
     # daemon started from another clone is still recognised by the rest of its argv.
-    args = [c.decode() for c in cmdline]
-    return pid if args[1:] == daemon.argv[1:] and Path(args[0]).name == Path(daemon.argv[0]).name else None
+    return bool(args) and args[1:] == daemon.argv[1:] and Path(args[0]).name == Path(daemon.argv[0]).name
+
+
+def running_pid(daemon: Daemon) -> int | None:
+    """The daemon's pid: from its pid file, or found by its argv if the file was lost."""
+    try:
+        pid = int(daemon.pid_file.read_text())
+        if _is_daemon(pid, daemon):
+            return pid
+    except (OSError, ValueError):
+        pass
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _is_daemon(int(entry.name), daemon) and _alive(int(entry.name)):
+            return int(entry.name)
+    return None
 
 
 def listening(daemon: Daemon) -> bool:
