@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from roles._schema import SettingsError, check_url, parse
+from roles.alerting.settings import AlertingSettings
 from roles.backend.settings import BackendSettings
 from roles.node_exporter.settings import NodeExporterSettings
 from roles.object_store.settings import ObjectStoreSettings
@@ -40,6 +41,7 @@ class Settings:
     node_exporter: NodeExporterSettings = field(default_factory=NodeExporterSettings)
     object_store: ObjectStoreSettings = field(default_factory=ObjectStoreSettings)
     backend: BackendSettings = field(default_factory=BackendSettings)
+    alerting: AlertingSettings = field(default_factory=AlertingSettings)
 
     def validate(self, prefix: str) -> None:
         check_url(f"{prefix}.artifact_base_url", self.artifact_base_url)
@@ -156,8 +158,10 @@ def inventory_settings(inventory_globals: dict[str, Any]) -> tuple[dict[str, Set
 def check_inventory(inventory_globals: dict[str, Any]) -> None:
     """Called at the end of each inventory file: stop pyinfra before it connects."""
     try:
+        from roles._service.artifacts import load_versions
         from roles.preflight import check_environment
 
+        load_versions()  # every artifact pinned and verifiable
         check_environment(*inventory_settings(inventory_globals))
     except SettingsError as err:
         print(f"\npreflight refused the inventory: {err}\n", file=sys.stderr)
