@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sentry smoke check: send one test event to a DSN and say exactly what happened.
 
-Runs on the control machine with the official sentry-sdk. The event goes
+Runs on the control machine, in the toolkit's virtualenv (the official
+sentry-sdk, and the toolkit's own DSN validator). The event goes
 through the SDK's own HTTP transport, with a hook that records the HTTP
 outcome, so the verdict is what the backend itself would meet:
 
@@ -19,8 +20,8 @@ outcome, so the verdict is what the backend itself would meet:
 The DSN comes from --dsn or SENTRY_DSN and is never printed in full: the
 public key is masked. Exit codes: 0 ok, 1 failure, 2 bad input.
 
-    SENTRY_DSN=https://<key>@sentry.example.org/42 python3 sentry_check.py
-    python3 sentry_check.py --dsn http://<key>@127.0.0.1:9000/1 --json
+    SENTRY_DSN=https://<key>@sentry.example.org/42 .venv/bin/python files/backend/sentry_check.py
+    .venv/bin/python files/backend/sentry_check.py --dsn http://<key>@127.0.0.1:9000/1 --json
 """
 
 from __future__ import annotations
@@ -33,8 +34,17 @@ import ssl
 import sys
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+# Run as a script (python3 files/backend/sentry_check.py), Python puts only this
+# file's directory on sys.path; the repo root makes the toolkit's one DSN
+# validator importable, so the preflight and this check never disagree.
+_REPO = Path(__file__).resolve().parents[2]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+from roles.backend.sentry import mask_dsn, validate_dsn  # noqa: E402
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -42,58 +52,6 @@ EXIT_BAD_INPUT = 2
 
 DEFAULT_TIMEOUT_S = 10.0
 SMOKE_MESSAGE = "Sentinel Sentry smoke check"
-
-
-@dataclass(frozen=True)
-class ParsedDsn:
-    """The parts of a Sentry DSN ``scheme://public_key[:secret]@host[:port]/[path/]project_id``."""
-
-    scheme: str
-    public_key: str
-    host: str
-    port: int
-    path_prefix: str
-    project_id: str
-
-
-def validate_dsn(dsn: str) -> ParsedDsn:
-    """Parse a Sentry DSN; raise ValueError saying what is wrong if it is not a valid one."""
-    if not isinstance(dsn, str) or not dsn.strip():
-        raise ValueError("DSN is empty")
-    if dsn != dsn.strip() or any(c.isspace() for c in dsn):
-        raise ValueError("DSN must not contain whitespace")
-    parts = urlsplit(dsn)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"DSN scheme must be http or https, got {parts.scheme or 'none'!r}")
-    if not parts.username:
-        raise ValueError("DSN has no public key (expected scheme://<public_key>@host/<project_id>)")
-    if not parts.hostname:
-        raise ValueError("DSN has no host")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise ValueError("DSN port is not a number from 1 to 65535") from None
-    if parts.query or parts.fragment:
-        raise ValueError("DSN must not have a query string or fragment")
-    prefix, _, project_id = parts.path.rpartition("/")
-    if not project_id.isdigit():
-        raise ValueError(f"DSN project id must be numeric (the last path segment), got {project_id!r}")
-    return ParsedDsn(parts.scheme, parts.username, parts.hostname, port, prefix + "/", project_id)
-
-
-def mask_dsn(dsn: str) -> str:
-    """The DSN with its public key cut to 4 characters and any secret key dropped, for printing."""
-    parts = urlsplit(dsn)
-    if not parts.username:
-        return dsn if "@" not in dsn else "<unprintable DSN>"
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ":<bad port>"
-    return f"{parts.scheme}://{parts.username[:4]}****@{host}{port}{parts.path}"
 
 
 @dataclass
@@ -161,6 +119,12 @@ def _verdict_for_status(status: int, headers: dict[str, str], body: bytes, event
     return CheckResult("http_error", False, f"HTTP {status}" + (f": {snippet}" if snippet else ""), masked, None, status)
 
 
+def _without_release(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+    """``before_send``: a smoke check event belongs to no release."""
+    event.pop("release", None)
+    return event
+
+
 def check_dsn(dsn: str, timeout: float = DEFAULT_TIMEOUT_S, environment: str = "smoke-check") -> CheckResult:
     """Send one test event to ``dsn`` and report what happened. ValueError for an invalid DSN."""
     validate_dsn(dsn)
@@ -200,6 +164,9 @@ def check_dsn(dsn: str, timeout: float = DEFAULT_TIMEOUT_S, environment: str = "
         auto_enabling_integrations=False,
         send_client_reports=False,  # exactly one request: the event
         auto_session_tracking=False,
+        # The SDK would guess a release (SENTRY_RELEASE, the git commit of the
+        # working directory) and Sentry would list it as a release of the project.
+        before_send=_without_release,
     )
     try:
         event_id = client.capture_event(

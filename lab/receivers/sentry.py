@@ -22,6 +22,7 @@ With ``--rate-limit`` every ingestion request is answered 429 with
 Retry-After, as Sentry does when a quota is used up.
 
     python -m lab.receivers.sentry --host 127.0.0.1 --port 9000 --key K --store /tmp/sentry-events.jsonl
+    python -m lab.receivers.sentry --key-file /path/to/key --store /tmp/sentry-events.jsonl   # key not in ps
 """
 
 from __future__ import annotations
@@ -266,12 +267,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--key", default=os.environ.get("SENTRY_STANDIN_KEY"), help="public key clients must present (env SENTRY_STANDIN_KEY)")
+    # A file keeps the key out of `ps`, and is read when the receiver starts,
+    # so the lab can name its secret before generating it.
+    parser.add_argument("--key-file", help="file holding the public key (instead of --key)")
     parser.add_argument("--store", default=os.environ.get("SENTRY_STANDIN_STORE"), help="JSON lines file for events (env SENTRY_STANDIN_STORE)")
     parser.add_argument("--rate-limit", action="store_true", help="answer every ingestion request 429")
     parser.add_argument("--retry-after", type=int, default=60, help="Retry-After seconds in --rate-limit mode")
     args = parser.parse_args(argv)
+    if args.key_file:
+        try:
+            with open(args.key_file, encoding="utf-8") as key_file:
+                args.key = key_file.read().strip()
+        except OSError as exc:
+            parser.error(f"cannot read --key-file: {exc}")
     if not args.key or not args.store:
-        parser.error("--key and --store are required (or SENTRY_STANDIN_KEY / SENTRY_STANDIN_STORE)")
+        parser.error("--key and --store are required (or --key-file, SENTRY_STANDIN_KEY / SENTRY_STANDIN_STORE)")
 
     server = make_server(args.host, args.port, args.key, args.store, rate_limit=args.rate_limit, retry_after=args.retry_after)
     host, port = server.server_address[:2]

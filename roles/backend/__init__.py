@@ -13,6 +13,7 @@ from pyinfra.operations import files, server
 from roles._secrets import read_secret
 from roles._service.operations import validated_file
 from roles._service.render import render
+from roles.backend.sentry import release_name
 # Imported as a module: the settings model imports each role's settings.
 from roles import _settings
 
@@ -29,12 +30,14 @@ def otlp_endpoint(settings: _settings.Settings) -> str:
 
 
 def render_env(settings: _settings.Settings, endpoint: str, sentry_dsn: str) -> str:
+    """The env file's content; `sentry_dsn` is "" when Sentry is off."""
     return render(
         "backend/backend.env.j2",
         backend=settings.backend,
         environment=settings.environment,
         otlp_endpoint=endpoint,
         sentry_dsn=sentry_dsn,
+        sentry_release=release_name(settings.backend.service_name, settings.backend.version),
     )
 
 
