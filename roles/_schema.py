@@ -104,7 +104,8 @@ def parse(cls: type, data: Any, prefix: str) -> Any:
     """Build dataclass `cls` from `data`, naming `prefix` in every error.
 
     After construction, `cls.validate(self, prefix)` runs when defined, for rules
-    that span fields.
+    that span fields. A class may declare `MOVED_KEYS = {old key: where it lives now}`
+    so data written for an older schema is refused with the new place as the fix.
     """
     if data is None:
         data = {}
@@ -112,10 +113,15 @@ def parse(cls: type, data: Any, prefix: str) -> Any:
         raise SettingsError(prefix, f"expected a mapping, got {type(data).__name__}", f"set {prefix} to a dict")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    moved: dict[str, str] = getattr(cls, "MOVED_KEYS", {})
     for key in data:
+        if key in moved:
+            raise SettingsError(f"{prefix}.{key}", f"this key moved to {moved[key]}", f"set {moved[key]} instead and remove {key}")
         if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
+            close = difflib.get_close_matches(key, [*fields, *moved], n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(fields))}"
+            if close and close[0] in moved:
+                hint += f" It moved: set {moved[close[0]]} instead"
             raise SettingsError(f"{prefix}.{key}", "unknown key", hint)
     values = {}
     for name, field in fields.items():
