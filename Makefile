@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: lab test unit lab-up lab-down converge status bench clean
+.PHONY: lab test unit lab-up lab-down converge status bench bench-alerting clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ lab-down: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m lab.bench
+
+# Time from fault injection to the Slack stand-in per critical alert, with
+# production timers (about 20 minutes a run; RUNS=1 for a quick look).
+bench-alerting: $(BIN)/.installed
+	$(BIN)/python -m lab.bench_alerting $(or $(RUNS),3)
 
 clean: lab-down
 	rm -rf $(VENV)

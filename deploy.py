@@ -6,7 +6,9 @@
 from pyinfra import host
 
 from roles import _settings
+from roles.alertmanager import alertmanager
 from roles.backend import backend_env
+from roles.backend.sentry_release import sentry_release
 from roles.backend_standin import backend_standin
 from roles.node_exporter import node_exporter
 from roles.object_store import object_store
@@ -19,8 +21,10 @@ if "telemetry" in host.groups:
 
 if "monitoring" in host.groups:
     prometheus()
+    alertmanager()
 
 if "app" in host.groups:
     backend_env()
+    sentry_release()
     if _settings.settings_for(host).backend.standin:
         backend_standin()

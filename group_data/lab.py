@@ -2,8 +2,10 @@
 # (built from upstream Go modules by `python -m lab up`).
 artifact_base_url = "http://10.213.0.1:8080"
 
+# Prometheus's retention is in all.py's `retention` policy, which the lab keeps as
+# is: an override here could shorten nothing below the compliance minimums
+# (preflight enforces them in every environment).
 prometheus = {
-    "retention_time": "15d",
     "scrape_interval": "5s",
     "evaluation_interval": "5s",
 }
@@ -14,4 +16,25 @@ backend = {
     "trace_sample_ratio": 1.0,
     "sentry_traces_sample_rate": 1.0,
     "standin": True,
+}
+
+# Alert delivery goes to the lab's stand-in receivers on the bridge (lab/receivers:
+# Slack, PagerDuty and SMTP stand-ins, NOT the real services). The Slack webhook
+# URLs and the PagerDuty key are lab secrets (lab/secrets.py). PagerDuty is on so
+# the paging path is proven end to end, as in prod.
+alerting = {
+    "email": {
+        "to": "ops@sentinel.test",
+        "from_address": "alertmanager@sentinel.test",
+        "smarthost": "10.213.0.1:2525",
+        "auth_username": "alertmanager",
+        "require_tls": False,  # the SMTP stand-in speaks plain SMTP on the bridge
+    },
+    "pagerduty": {"enabled": True, "url": "http://10.213.0.1:9102/v2/enqueue"},
+    # LAB ONLY: short timers so the end-to-end tests see notifications within
+    # seconds instead of production's 10s/5m/1h, 1m/15m/4h and 1m/24h/24h
+    # (the defaults in roles/alerting/settings.py, which prod uses).
+    "critical": {"group_wait": "5s", "group_interval": "30s", "repeat_interval": "5m"},
+    "warning": {"group_wait": "10s", "group_interval": "1m", "repeat_interval": "10m"},
+    "info": {"group_wait": "10s", "group_interval": "5m", "repeat_interval": "10m"},
 }

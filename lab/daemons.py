@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from lab.paths import BRIDGE_IP, MIRROR_DIR, MIRROR_PORT, PREFIX_LEN, PROXY_PORT, RUN_DIR
+from lab.paths import (
+    BRIDGE_IP, MIRROR_DIR, MIRROR_PORT, PAGERDUTY_STANDIN_PORT, PREFIX_LEN, PROXY_PORT, REPO, RUN_DIR,
+    SLACK_STANDIN_PORT, SMTP_STANDIN_HTTP_PORT, SMTP_STANDIN_PORT,
+)
+from lab.secrets import SECRETS_DIR, SENTRY_STANDIN_PORT
 from lab.shell import log
 
 
@@ -86,6 +90,35 @@ DAEMONS: list[Daemon] = [
     Daemon("mirror", [sys.executable, "-m", "http.server", "--bind", BRIDGE_IP,
                       "--directory", str(MIRROR_DIR), str(MIRROR_PORT)], MIRROR_PORT,
            prepare=prepare_mirror),
+    # The Sentry stand-in receiver (lab/receivers/sentry.py): the lab's SENTRY_DSN
+    # points here. The key is read from its secret file when the receiver starts,
+    # so it is neither in `ps` nor needed before `up` generates it.
+    Daemon("sentry-receiver", [sys.executable, "-m", "lab.receivers.sentry", "--host", BRIDGE_IP,
+                               "--port", str(SENTRY_STANDIN_PORT),
+                               "--key-file", str(SECRETS_DIR / "SENTRY_STANDIN_KEY"),
+                               "--store", str(RUN_DIR / "sentry-events.jsonl")], SENTRY_STANDIN_PORT,
+           env={"PYTHONPATH": str(REPO)}),  # `-m lab...` from any working directory
+    # Stand-ins for the alert receivers (lab/receivers/{slack,pagerduty,smtp}.py):
+    # the lab's Slack webhook URLs, PagerDuty URL and smarthost point here. Each
+    # reads its secret from the lab's secret files when it starts.
+    Daemon("slack-receiver", [sys.executable, "-m", "lab.receivers.slack", "--host", BRIDGE_IP,
+                              "--port", str(SLACK_STANDIN_PORT),
+                              "--webhook-url-file", str(SECRETS_DIR / "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL"),
+                              "--webhook-url-file", str(SECRETS_DIR / "SENTINEL_SLACK_ALERTS_WEBHOOK_URL"),
+                              "--store", str(RUN_DIR / "slack-messages.jsonl")], SLACK_STANDIN_PORT,
+           env={"PYTHONPATH": str(REPO)}),
+    Daemon("pagerduty-receiver", [sys.executable, "-m", "lab.receivers.pagerduty", "--host", BRIDGE_IP,
+                                  "--port", str(PAGERDUTY_STANDIN_PORT),
+                                  "--routing-key-file", str(SECRETS_DIR / "SENTINEL_PAGERDUTY_ROUTING_KEY"),
+                                  "--store", str(RUN_DIR / "pagerduty-events.jsonl")], PAGERDUTY_STANDIN_PORT,
+           env={"PYTHONPATH": str(REPO)}),
+    # Listed by its HTTP side port, which opens once the SMTP port is up.
+    Daemon("smtp-receiver", [sys.executable, "-m", "lab.receivers.smtp", "--host", BRIDGE_IP,
+                             "--port", str(SMTP_STANDIN_PORT), "--http-port", str(SMTP_STANDIN_HTTP_PORT),
+                             "--username", "alertmanager",
+                             "--password-file", str(SECRETS_DIR / "SENTINEL_SMTP_PASSWORD"),
+                             "--store", str(RUN_DIR / "smtp-messages.jsonl")], SMTP_STANDIN_HTTP_PORT,
+           env={"PYTHONPATH": str(REPO)}),
 ]
 
 

@@ -28,6 +28,11 @@ PREFIX_LEN = 24
 MIRROR_PORT = 8080
 PROXY_PORT = 8888  # tinyproxy, for apt and pip inside the hosts
 MIRROR_URL = f"http://{BRIDGE_IP}:{MIRROR_PORT}"
+# Stand-ins for the alert receivers (lab/receivers), on the bridge IP.
+SLACK_STANDIN_PORT = 9101
+PAGERDUTY_STANDIN_PORT = 9102
+SMTP_STANDIN_PORT = 2525
+SMTP_STANDIN_HTTP_PORT = 9103  # the SMTP stand-in's /api/received
 
 # name -> (address, inventory groups). Mirrors a small prod layout.
 HOSTS = {

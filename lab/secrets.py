@@ -6,7 +6,7 @@ inventory points SENTINEL_SECRETS_DIR here.
 
 import secrets
 
-from lab.paths import CACHE, BRIDGE_IP
+from lab.paths import CACHE, BRIDGE_IP, SLACK_STANDIN_PORT
 
 SECRETS_DIR = CACHE / "secrets"
 SENTRY_STANDIN_PORT = 9000
@@ -17,7 +17,17 @@ def _generators() -> dict:
         "SENTINEL_S3_ACCESS_KEY": lambda: "lab" + secrets.token_hex(8),
         "SENTINEL_S3_SECRET_KEY": lambda: secrets.token_urlsafe(30),
         "SENTRY_STANDIN_KEY": lambda: secrets.token_hex(16),
+        # Alert receivers: the Slack webhook URLs point at the lab's Slack stand-in,
+        # one webhook (and token) per channel, like Slack's incoming webhooks.
+        "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL": lambda: _slack_webhook("BCRITICAL"),
+        "SENTINEL_SLACK_ALERTS_WEBHOOK_URL": lambda: _slack_webhook("BALERTS"),
+        "SENTINEL_PAGERDUTY_ROUTING_KEY": lambda: secrets.token_hex(16),  # 32 characters, like PagerDuty's
+        "SENTINEL_SMTP_PASSWORD": lambda: secrets.token_urlsafe(18),
     }
+
+
+def _slack_webhook(bot: str) -> str:
+    return f"http://{BRIDGE_IP}:{SLACK_STANDIN_PORT}/services/TSENTINELLAB/{bot}/{secrets.token_urlsafe(18)}"
 
 
 def ensure_secrets() -> None:

@@ -22,6 +22,7 @@ from roles.backend.settings import BackendSettings
 from roles.node_exporter.settings import NodeExporterSettings
 from roles.object_store.settings import ObjectStoreSettings
 from roles.prometheus.settings import PrometheusSettings
+from roles.retention.settings import RetentionPolicy
 
 REPO = Path(__file__).resolve().parent.parent
 GROUP_DATA = REPO / "group_data"
@@ -42,6 +43,7 @@ class Settings:
     object_store: ObjectStoreSettings = field(default_factory=ObjectStoreSettings)
     backend: BackendSettings = field(default_factory=BackendSettings)
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     def validate(self, prefix: str) -> None:
         check_url(f"{prefix}.artifact_base_url", self.artifact_base_url)

@@ -86,6 +86,15 @@ RECIPES = {
         binaries=(("node_exporter", ""),),
         ldflags=_PROM_VERSION_LDFLAGS,
     ),
+    # Tags as upstream's .promu.yml (netgo). The web UI is compiled in from
+    # asset/assets_vfsdata.go, which the 0.31 module zip carries (files/versions.yml
+    # says why newer releases cannot be built that way).
+    "alertmanager": GoRecipe(
+        module="github.com/prometheus/alertmanager",
+        binaries=(("alertmanager", "cmd/alertmanager"), ("amtool", "cmd/amtool")),
+        tags=("netgo",),
+        ldflags=_PROM_VERSION_LDFLAGS,
+    ),
     "versitygw": GoRecipe(
         module="github.com/versity/versitygw",
         binaries=(("versitygw", "cmd/versitygw"),),

@@ -2,5 +2,7 @@
 
 Each receiver speaks just enough of the real protocol to accept what our
 software sends, and records it for tests and drills. ``sentry`` stands in
-for Sentry's ingestion API.
+for Sentry's ingestion API; ``slack``, ``pagerduty`` and ``smtp`` for the
+alert receivers (Slack incoming webhooks, PagerDuty Events API v2, an SMTP
+smarthost), sharing ``recording`` for their /api/received endpoints.
 """

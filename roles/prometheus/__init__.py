@@ -9,6 +9,9 @@ from pyinfra.api import deploy
 
 from roles._service import ConfigFile, ServiceSpec, release_service
 from roles._service.render import render
+from roles.alerting.catalog import load_catalog
+from roles.alerting.rules import RULES_FILE, render_rules
+from roles.retention import prometheus_flags
 # Imported as a module: the settings model imports each role's settings.
 from roles import _settings
 
@@ -38,36 +41,71 @@ def scrape_jobs(hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]],
     every_host = sorted({name: s for group in hosts_by_group.values() for name, s in group}.items())
     return [
         ScrapeJob("prometheus", targets("monitoring", lambda s: s.prometheus.listen_port)),
+        ScrapeJob("alertmanager", targets("monitoring", lambda s: s.alerting.listen_port)),
         ScrapeJob("node", tuple(Target(name, f"{s.address}:{s.node_exporter.listen_port}") for name, s in every_host)),
         ScrapeJob("sentinel-backend", targets("app", lambda s: s.backend.port), me.backend.metrics_path),
     ]
 
 
-def render_config(settings: _settings.Settings, jobs: list[ScrapeJob]) -> str:
+def alertmanagers(hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]]) -> list[str]:
+    """host:port of every monitoring host's Alertmanager; Prometheus sends each alert to all of them."""
+    return [f"{s.address}:{s.alerting.listen_port}" for _, s in sorted(hosts_by_group.get("monitoring", []))]
+
+
+def render_config(settings: _settings.Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = ()) -> str:
     return render(
-        "prometheus/prometheus.yml.j2", settings=settings.prometheus, environment=settings.environment, scrape_jobs=jobs
+        "prometheus/prometheus.yml.j2",
+        settings=settings.prometheus,
+        environment=settings.environment,
+        scrape_jobs=jobs,
+        alertmanagers=list(alertmanager_targets),
     )
 
 
-def service_spec(settings: _settings.Settings, config: str) -> ServiceSpec:
+def grafana_url(hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]], me: _settings.Settings) -> str:
+    """Where dashboard links point: the setting, or Grafana's port on the first monitoring host."""
+    if me.alerting.grafana_url:
+        return me.alerting.grafana_url
+    monitoring = sorted(hosts_by_group.get("monitoring", []))
+    return f"http://{monitoring[0][1].address if monitoring else me.address}:3000"
+
+
+def render_alert_rules(settings: _settings.Settings, hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]]) -> str:
+    """The alert catalog as this environment's rule file (runbook and dashboard links resolved)."""
+    return render_rules(load_catalog(), settings.alerting.runbook_base_url, grafana_url(hosts_by_group, settings))
+
+
+def service_spec(settings: _settings.Settings, config: str, rules: str | None = None) -> ServiceSpec:
+    """
+    The Prometheus service.
+
+    + settings: the host's settings
+    + config: the rendered prometheus.yml
+    + rules: the rendered alert rule file; None installs none
+    """
     prom = settings.prometheus
+    retention = prometheus_flags(settings.retention)  # the retention policy, docs/retention.md
     args = [
         "{bin}/prometheus",
         f"--config.file={CONFIG}",
         f"--storage.tsdb.path={DATA_DIR}",
-        f"--storage.tsdb.retention.time={prom.retention_time}",
+        f"--storage.tsdb.retention.time={retention['storage.tsdb.retention.time']}",
         f"--web.listen-address=:{prom.listen_port}",
         "--web.enable-lifecycle",
     ]
-    if prom.retention_size != "0":
-        args.append(f"--storage.tsdb.retention.size={prom.retention_size}")
+    if "storage.tsdb.retention.size" in retention:
+        args.append(f"--storage.tsdb.retention.size={retention['storage.tsdb.retention.size']}")
     if prom.remote_write_receiver:
         args.append("--web.enable-remote-write-receiver")
+    configs = (ConfigFile(CONFIG, config, validate="{bin}/promtool check config {path}"),)
+    if rules is not None:
+        # The rules first: `promtool check config` then checks the config with them.
+        configs = (ConfigFile(RULES_FILE, rules, validate="{bin}/promtool check rules {path}"), *configs)
     return ServiceSpec(
         name="prometheus",
         description="Prometheus monitoring system",
         exec_start=tuple(args),
-        configs=(ConfigFile(CONFIG, config, validate="{bin}/promtool check config {path}"),),
+        configs=configs,
         config_dirs=("/etc/prometheus/rules",),
         data_dirs=(DATA_DIR,),
         reload="sighup",
@@ -86,7 +124,9 @@ def _environment_hosts() -> dict[str, list[tuple[str, _settings.Settings]]]:
 
 @deploy("Prometheus")
 def prometheus():
-    """Install Prometheus and scrape every component of the environment."""
+    """Install Prometheus, scrape every component of the environment, evaluate the alert catalog."""
     settings = _settings.settings_for(host)
-    config = render_config(settings, scrape_jobs(_environment_hosts(), settings))
-    release_service(service_spec(settings, config), settings.artifact_base_url, settings.systemd_hardening)
+    hosts_by_group = _environment_hosts()
+    config = render_config(settings, scrape_jobs(hosts_by_group, settings), alertmanagers(hosts_by_group))
+    rules = render_alert_rules(settings, hosts_by_group)
+    release_service(service_spec(settings, config, rules), settings.artifact_base_url, settings.systemd_hardening)

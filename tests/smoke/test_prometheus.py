@@ -1,6 +1,7 @@
 """Prometheus is installed, configured as asked, valid and scraping."""
 
 import json
+import re
 
 import pytest
 
@@ -40,10 +41,24 @@ def test_runs_the_pinned_version(monitoring_host):
     assert info["data"]["version"] == load_versions()["prometheus"]["version"]
 
 
+def _bytes(size: str) -> int:
+    """Bytes in a Prometheus size flag: "50GB" and "50GiB" are both 50 * 1024**3 to Prometheus."""
+    number, unit = re.fullmatch(r"(\d+)([KMGTPE]?)i?B", size).groups()
+    return int(number) * 1024 ** " KMGTPE".index(unit or " ")
+
+
 def test_retention_matches_group_data(monitoring_host):
+    """Prometheus runs with the retention policy of group data (retention.prometheus)."""
+    from roles._schema import duration_seconds
+    from roles.retention import prometheus_flags
+
     prom = monitoring_host.settings.prometheus
+    wanted = prometheus_flags(monitoring_host.settings.retention)
     flags = json.loads(monitoring_host.curl(f"http://127.0.0.1:{prom.listen_port}/api/v1/status/flags"))["data"]
-    assert flags["storage.tsdb.retention.time"] == prom.retention_time
+    # Compared as durations: Prometheus reports "14d" as "2w".
+    assert duration_seconds(flags["storage.tsdb.retention.time"]) == duration_seconds(wanted["storage.tsdb.retention.time"])
+    # Prometheus reads sizes in base 2 and reports them normalised: "50GB" as "50GiB", no limit as "0B".
+    assert _bytes(flags["storage.tsdb.retention.size"]) == _bytes(wanted.get("storage.tsdb.retention.size", "0B"))
     assert flags["web.enable-remote-write-receiver"] == str(prom.remote_write_receiver).lower()
 
 

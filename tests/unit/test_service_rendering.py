@@ -40,7 +40,7 @@ def test_hardening_can_be_switched_off():
 
 
 def test_retention_size_flag_only_when_set():
-    _, settings = host("mon1", ["monitoring"], {"prometheus": {"retention_size": "10GB"}})
+    _, settings = host("mon1", ["monitoring"], {"retention": {"prometheus": {"time": "15d", "size": "10GB"}}})
     assert "--storage.tsdb.retention.size=10GB" in prometheus_spec(settings, "").exec_start
     _, settings = host("mon1", ["monitoring"])
     assert not any("retention.size" in a for a in prometheus_spec(settings, "").exec_start)

@@ -19,7 +19,8 @@ def settings(data=None, groups=("monitoring", "prod")):
 
 def test_defaults_are_the_operators_baseline():
     s = settings()
-    assert s.prometheus.retention_time == "15d"
+    assert s.retention.prometheus.time == "15d"
+    assert s.retention.default_period == "30d"
     assert s.prometheus.remote_write_receiver is True
     assert s.environment == "prod"
     assert s.address == "h1"
@@ -28,13 +29,17 @@ def test_defaults_are_the_operators_baseline():
 @pytest.mark.parametrize(
     "data, key, fix_word",
     [
-        ({"prometheus": {"retension_time": "15d"}}, "prometheus.retension_time", "retention_time"),
+        ({"prometheus": {"scrape_intervall": "15s"}}, "prometheus.scrape_intervall", "did you mean 'scrape_interval'?"),
+        ({"prometheus": {"retension_time": "15d"}}, "prometheus.retension_time", "retention.prometheus.time"),
+        ({"prometheus": {"retention_time": "15d"}}, "prometheus.retention_time", "retention.prometheus.time"),
+        ({"prometheus": {"retention_size": "50GB"}}, "prometheus.retention_size", "retention.prometheus.size"),
         ({"prometeus": {}}, "prometeus", "prometheus"),
-        ({"prometheus": {"retention_time": "30 days"}}, "prometheus.retention_time", "15d"),
-        ({"prometheus": {"retention_time": "1h"}}, "prometheus.retention_time", "2h"),
+        ({"retention": {"prometheus": {"time": "30 days"}}}, "retention.prometheus.time", "15d"),
+        ({"retention": {"prometheus": {"time": "1h"}}}, "retention.prometheus.time", "2h"),
         ({"prometheus": {"listen_port": 70000}}, "prometheus.listen_port", "65535"),
         ({"prometheus": {"listen_port": "9090"}}, "prometheus.listen_port", "int"),
-        ({"prometheus": {"retention_size": "lots"}}, "prometheus.retention_size", "50GB"),
+        ({"retention": {"prometheus": {"size": "lots"}}}, "retention.prometheus.size", "50GB"),
+        ({"retention": {"default_period": "12h"}}, "retention.default_period", "24h"),
         ({"artifact_base_url": "github.com"}, "artifact_base_url", "URL"),
         ({"backend": {"trace_sample_ratio": 1.5}}, "backend.trace_sample_ratio", "fraction"),
         ({"backend": {"trace_sampler": "sometimes"}}, "backend.trace_sampler", "parentbased_traceidratio"),
@@ -74,14 +79,16 @@ def test_inventory_merges_group_data_like_pyinfra(tmp_path):
     inv = _inventory(
         tmp_path,
         """
-        monitoring = [("m1", {"prometheus": {"retention_time": "30d"}})]
+        monitoring = [("m1", {"retention": {"prometheus": {"time": "30d"}}})]
         telemetry = ["t1"]
         app = (["a1"], {"object_store": {"listen_port": 7171}})
         """,
     )
     hosts, groups = inventory_settings(inv)
-    assert hosts["m1"].prometheus.retention_time == "30d"  # host data wins
-    assert hosts["t1"].prometheus.retention_size == "50GB"  # group_data/prod.py
+    assert hosts["m1"].retention.prometheus.time == "30d"  # host data wins
+    assert hosts["m1"].retention.prometheus.size == "0"  # ... wholesale: prod.py's retention dict is replaced
+    assert hosts["t1"].retention.prometheus.size == "50GB"  # group_data/prod.py
+    assert hosts["t1"].retention.streams == hosts["m1"].retention.streams  # prod.py derives from all.py
     assert hosts["a1"].object_store.listen_port == 7171  # group tuple data
     assert hosts["a1"].object_store.buckets == ("loki", "tempo")  # dataclass default: all.py's dict was replaced
     assert groups["app"] == ["a1"]
@@ -119,7 +126,7 @@ def test_pyinfra_stops_before_connecting_on_bad_data(tmp_path):
     )
     assert result.returncode != 0
     assert "prometheus.retention_tme" in result.stderr
-    assert "did you mean 'retention_time'" in result.stderr
+    assert "did you mean 'retention_time'? It moved: set retention.prometheus.time" in result.stderr
     assert "Connecting" not in result.stdout + result.stderr
 
 

@@ -1,0 +1,136 @@
+"""Alert drills on the lab: inject a fault, drive traffic, watch what the receivers get.
+
+Shared by tests/e2e/test_alerting.py and lab/bench_alerting.py. Every loop here
+is bounded in time and count, and traffic goes only to the lab's hosts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import requests
+
+from lab.paths import BRIDGE_IP, PAGERDUTY_STANDIN_PORT, SLACK_STANDIN_PORT, SMTP_STANDIN_HTTP_PORT
+
+RECEIVERS = {
+    "slack": f"http://{BRIDGE_IP}:{SLACK_STANDIN_PORT}",
+    "pagerduty": f"http://{BRIDGE_IP}:{PAGERDUTY_STANDIN_PORT}",
+    "smtp": f"http://{BRIDGE_IP}:{SMTP_STANDIN_HTTP_PORT}",
+}
+# The user context the auth proxy adds in front of the real backend (docs/contract.md).
+MEMBER = {"X-User-Id": "m-0001", "X-User-Email": "member@sentinel.test", "X-User-Role": "member"}
+
+
+def received(receiver: str) -> list[dict]:
+    """What a stand-in receiver recorded, oldest first."""
+    return requests.get(f"{RECEIVERS[receiver]}/api/received", timeout=10).json()["received"]
+
+
+def clear_receivers() -> None:
+    for url in RECEIVERS.values():
+        requests.delete(f"{url}/api/received", timeout=10).raise_for_status()
+
+
+def slack_alerts(channel: str, uid: str, status: str = "FIRING") -> list[dict]:
+    """Slack messages on `channel` that list alert `uid` with `status` (FIRING or RESOLVED)."""
+    marker = f"{status} "
+    found = []
+    for record in received("slack"):
+        if record.get("channel") != channel:
+            continue
+        for attachment in record["message"].get("attachments") or []:
+            lines = (attachment.get("text") or "").splitlines()
+            if any(line.startswith(marker) and f"[{uid}]" in line for line in lines):
+                found.append(record)
+                break
+    return found
+
+
+def pagerduty_events(alertname: str, action: str = "trigger") -> list[dict]:
+    """PagerDuty events for `alertname`; resolves are matched through their trigger's dedup_key."""
+    records = received("pagerduty")
+    keys = {r["dedup_key"] for r in records
+            if r["event_action"] == "trigger" and alertname in r["event"]["payload"]["summary"]}
+    return [r for r in records if r["event_action"] == action and r["dedup_key"] in keys]
+
+
+def in_alertmanager(alertmanager_url: str, uid: str) -> bool:
+    """Whether Alertmanager holds an active (unresolved) alert with this uid."""
+    alerts = requests.get(f"{alertmanager_url}/api/v2/alerts", params={"filter": f'uid="{uid}"'}, timeout=10).json()
+    return bool(alerts)
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 2.0):
+    """Poll `check()` until it returns something truthy, at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    attempts = int(timeout / interval) + 1
+    for _ in range(attempts):
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    raise TimeoutError(f"{what}: not seen within {timeout:.0f}s")
+
+
+def set_faults(backend_url: str, **faults) -> None:
+    """Replace the stand-in backend's fault switches (no arguments: a healthy backend)."""
+    requests.post(f"{backend_url}/admin/faults", json=faults, timeout=10).raise_for_status()
+
+
+@dataclass
+class Load:
+    """Bounded background traffic: `workers` threads, each sending `rate` requests a second per path.
+
+    Each entry of `requests_` is (path, headers). Stops on `stop()`, after
+    `max_seconds` or after `max_requests` in all, whichever comes first. Several
+    workers keep traffic flowing while the backend is slow on purpose.
+    """
+
+    backend_url: str
+    requests_: list[tuple[str, dict]]
+    rate: float = 10.0
+    max_seconds: float = 900.0
+    max_requests: int = 50_000
+    workers: int = 1
+    sent: int = 0
+    statuses: dict = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> "Load":
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def _run(self) -> None:
+        session = requests.Session()
+        deadline = time.monotonic() + self.max_seconds
+        period = 1.0 / self.rate
+        while not self._stop.is_set() and time.monotonic() < deadline and self.sent < self.max_requests:
+            started = time.monotonic()
+            for path, headers in self.requests_:
+                try:
+                    status = session.get(f"{self.backend_url}{path}", headers=headers, timeout=10).status_code
+                except requests.RequestException:
+                    status = "error"
+                with self._lock:
+                    self.sent += 1
+                    self.statuses[status] = self.statuses.get(status, 0) + 1
+            self._stop.wait(max(0.0, period - (time.monotonic() - started)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def __enter__(self) -> "Load":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,122 @@
+"""The Alertmanager role: hardened unit, secrets as 0640 files, configs checked by amtool, preflight."""
+
+import pytest
+
+from roles._schema import SettingsError
+from roles._service import unit_file
+from roles._settings import build, inventory_settings, load_group_data
+from roles.alertmanager import SECRETS_DIR, render_config, secret_files, service_spec
+from roles.alerting.catalog import load_catalog
+
+pytestmark = pytest.mark.alerting
+SECRETS = ("SENTINEL_SLACK_CRITICAL_WEBHOOK_URL", "SENTINEL_SLACK_ALERTS_WEBHOOK_URL", "SENTINEL_SMTP_PASSWORD", "SENTINEL_PAGERDUTY_ROUTING_KEY")
+
+
+def settings_of(environment, **extra):
+    data = {**load_group_data("all"), **load_group_data(environment), **extra}
+    return build("mon1", ["monitoring", environment], data)
+
+
+@pytest.fixture
+def all_secrets(monkeypatch):
+    monkeypatch.delenv("SENTINEL_SECRETS_DIR", raising=False)
+    for name in SECRETS:
+        monkeypatch.setenv(name, f"value-of-{name}")
+
+
+def spec_for(environment, peers=()):
+    settings = settings_of(environment)
+    return service_spec(settings, render_config(settings, load_catalog()), secret_files(settings, "mon1"), list(peers))
+
+
+def test_secrets_become_0640_files_and_pagerduty_only_in_prod(all_secrets):
+    for environment, expected in (("dev", 3), ("prod", 4)):
+        secret_configs = [c for c in spec_for(environment).configs if c.dest.startswith(SECRETS_DIR)]
+        assert len(secret_configs) == expected
+        assert {c.mode for c in secret_configs} == {"0640"}
+        assert all(c.validate is None for c in secret_configs)
+    assert any(c.dest.endswith("pagerduty-routing-key") for c in spec_for("prod").configs)
+
+
+def test_config_is_checked_by_amtool_and_reloads_with_sighup(all_secrets):
+    spec = spec_for("prod")
+    config = spec.configs[-1]
+    assert config.dest == "/etc/alertmanager/alertmanager.yml"
+    assert config.validate == "{bin}/amtool check-config {path}"
+    assert spec.reload == "sighup"
+    assert spec.ready_url == "http://127.0.0.1:9093/-/ready"
+    unit = unit_file(spec)
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    assert "ReadWritePaths=/var/lib/alertmanager" in unit
+    assert "--cluster.listen-address=" in spec.exec_start  # one monitoring host: no gossip
+
+
+def test_several_monitoring_hosts_gossip(all_secrets):
+    spec = spec_for("prod", peers=["mon2.prod.sentinel.internal:9094"])
+    assert "--cluster.listen-address=0.0.0.0:9094" in spec.exec_start
+    assert "--cluster.peer=mon2.prod.sentinel.internal:9094" in spec.exec_start
+
+
+def test_missing_secret_is_refused_by_name(monkeypatch, all_secrets):
+    monkeypatch.delenv("SENTINEL_SLACK_ALERTS_WEBHOOK_URL")
+    with pytest.raises(SettingsError, match="SENTINEL_SLACK_ALERTS_WEBHOOK_URL"):
+        secret_files(settings_of("dev"), "host mon1.alerting")
+
+
+def _inventory(environment):
+    hosts = [f"{g}1.{environment}" for g in ("mon", "tel", "app")]
+    return {"__file__": f"inventory/{environment}.py", "monitoring": [hosts[0]], "telemetry": [hosts[1]], "app": [hosts[2]]}
+
+
+def test_preflight_refuses_prod_without_the_pagerduty_key(monkeypatch, all_secrets):
+    from roles.preflight import check_environment
+
+    monkeypatch.setenv("SENTINEL_S3_ACCESS_KEY", "a")
+    monkeypatch.setenv("SENTINEL_S3_SECRET_KEY", "b")
+    monkeypatch.delenv("SENTRY_DSN", raising=False)
+    monkeypatch.delenv("SENTINEL_PAGERDUTY_ROUTING_KEY")
+    check_environment(*inventory_settings(_inventory("staging")))  # no PagerDuty there
+    with pytest.raises(SettingsError) as err:
+        check_environment(*inventory_settings(_inventory("prod")))
+    assert err.value.key == "host mon1.prod.alerting.pagerduty.routing_key_secret"
+    assert "SENTINEL_PAGERDUTY_ROUTING_KEY" in err.value.problem
+    assert "export SENTINEL_PAGERDUTY_ROUTING_KEY=" in err.value.fix
+
+
+@pytest.mark.parametrize(
+    "data, key, fix_word",
+    [
+        ({"alerting": {"slack_critical": {"channel": "critical-alerts", "webhook_url_secret": "X"}}}, "alerting.slack_critical.channel", "#alerts"),
+        ({"alerting": {"pagerduty": {"routing_key_secret": "r0ut1ng-key-value"}}}, "alerting.pagerduty.routing_key_secret", "environment variable"),
+        ({"alerting": {"critical": {"group_wait": "5m", "group_interval": "5m", "repeat_interval": "1h"}}}, "alerting.critical.group_wait", "1m"),
+        ({"alerting": {"warning": {"group_wait": "1m", "group_interval": "15 minutes", "repeat_interval": "4h"}}}, "alerting.warning.group_interval", "30s"),
+        ({"alerting": {"email": {"smarthost": "smtp.example.org"}}}, "alerting.email.smarthost", "587"),
+        ({"alerting": {"emial": {}}}, "alerting.emial", "email"),
+    ],
+)
+def test_bad_alerting_data_names_key_and_fix(data, key, fix_word):
+    with pytest.raises(SettingsError) as err:
+        build("h1", ["monitoring", "prod"], {"artifact_base_url": "https://github.com", **data})
+    assert err.value.key == f"host h1.{key}"
+    assert fix_word in err.value.fix
+
+
+def test_prometheus_config_points_at_every_monitoring_alertmanager(tmp_path):
+    """The Prometheus side: alerting targets, the alertmanager scrape job, and promtool accepts the result."""
+    import subprocess
+
+    from roles.prometheus import alertmanagers, render_alert_rules, render_config as prometheus_config, scrape_jobs
+    from tests.mirror_binaries import extract
+
+    lab = {**load_group_data("all"), **load_group_data("lab")}
+    by_group = {"monitoring": [(n, build(n, ["monitoring", "lab"], {**lab, "address": a})) for n, a in (("mon1", "10.0.0.1"), ("mon2", "10.0.0.2"))]}
+    me = by_group["monitoring"][0][1]
+    assert alertmanagers(by_group) == ["10.0.0.1:9093", "10.0.0.2:9093"]
+    jobs = {j.name: j for j in scrape_jobs(by_group, me)}
+    assert [t.address for t in jobs["alertmanager"].targets] == ["10.0.0.1:9093", "10.0.0.2:9093"]
+    config = tmp_path / "prometheus.yml"
+    config.write_text(prometheus_config(me, list(jobs.values()), alertmanagers(by_group)))
+    promtool = extract("prometheus", "promtool", tmp_path)
+    result = subprocess.run([promtool, "check", "config", config], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "http://10.0.0.1:3000/d/sentinel-backend" in render_alert_rules(me, by_group)  # dashboards on the first monitoring host
