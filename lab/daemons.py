@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from lab.apt_sources import source_hosts
 from lab.paths import (
     BRIDGE_IP, MIRROR_DIR, MIRROR_PORT, PAGERDUTY_STANDIN_PORT, PREFIX_LEN, PROXY_PORT, REPO, RUN_DIR,
     SLACK_STANDIN_PORT, SMTP_STANDIN_HTTP_PORT, SMTP_STANDIN_PORT,
@@ -48,14 +49,9 @@ class Daemon:
 
 TINYPROXY_CONF = RUN_DIR / "tinyproxy.conf"
 TINYPROXY_FILTER = RUN_DIR / "tinyproxy.filter"
-# The machine itself only reaches package registries; refusing everything else
-# at the proxy gives hosts a fast 403 instead of a slow timeout.
-PROXY_ALLOWED_DOMAINS = [
-    "deb.debian.org", "security.debian.org", "*.debian.org",
-    "pypi.org", "files.pythonhosted.org",
-    "proxy.golang.org", "sum.golang.org",
-    "registry.npmjs.org",
-]
+# Hosts need only apt through the proxy (Python wheels come from the mirror).
+# Refusing everything else gives them a fast 403 instead of a slow timeout.
+PROXY_ALLOWED_DOMAINS = source_hosts()
 
 
 def write_tinyproxy_conf() -> None:

@@ -14,16 +14,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from lab.apt_sources import source_lines
 from lab.paths import BRIDGE_IP, IMAGE_DIR, PROXY_PORT
 from lab.shell import log, run
 from lab.sshkeys import public_key
 
 SUITE = "bookworm"
-APT_SOURCES = [
-    f"deb http://deb.debian.org/debian {SUITE} main",
-    f"deb http://deb.debian.org/debian {SUITE}-updates main",
-    f"deb http://deb.debian.org/debian-security {SUITE}-security main",
-]
+# The machine's own repositories (lab/apt_sources.py); they must serve bookworm.
+APT_SOURCES = source_lines()
 PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server",
     "python3", "python3-venv", "cron", "curl", "ca-certificates",
