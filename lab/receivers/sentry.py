@@ -40,6 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .recording import serve
 from .store import JsonLinesStore
 
 try:  # the SDKs compress with brotli when it is installed on their side
@@ -285,15 +286,8 @@ def main(argv: list[str] | None = None) -> int:
 
     server = make_server(args.host, args.port, args.key, args.store, rate_limit=args.rate_limit, retry_after=args.retry_after)
     host, port = server.server_address[:2]
-    print(f"sentry-standin: listening on http://{host}:{port} (DSN http://<key>@{host}:{port}/<project_id>), store {args.store}"
-          + (", rate-limit mode" if args.rate_limit else ""), file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve(server, f"sentry-standin: listening on http://{host}:{port} (DSN http://<key>@{host}:{port}/<project_id>), "
+                         f"store {args.store}" + (", rate-limit mode" if args.rate_limit else ""))
 
 
 if __name__ == "__main__":
