@@ -1,0 +1,213 @@
+"""The base of every settings model: pydantic v2, strict about keys and values.
+
+Every role declares its settings as a `Model` subclass in `roles/<role>/settings.py`,
+using the constrained types below for anything that reaches a host. A value that
+would need escaping to be safe somewhere (a newline in a path, a `$(...)` in a
+name) is refused here, before any host is contacted; the building block still
+quotes everything it writes, so the two guards never rely on each other.
+
+`settings_error()` turns pydantic's error locations into the project's one error
+style: the dotted key, the problem, and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+# --- the error style ---------------------------------------------------------
+
+
+class SettingsError(ValueError):
+    """Bad inventory or group data. `key` is the dotted path, `fix` says what to do."""
+
+    def __init__(self, key: str, problem: str, fix: str):
+        self.key, self.problem, self.fix = key, problem, fix
+        super().__init__(f"{key}: {problem}. Fix: {fix}")
+
+
+class Model(BaseModel):
+    """A settings block: unknown keys are refused, instances never change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _dotted(prefix: str, loc: tuple) -> str:
+    key = prefix
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return key
+
+
+def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the model that holds the last part of `loc`, for "did you mean"."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            # Lists and dicts of models: look through to the item type.
+            args = getattr(current, "__args__", ())
+            current = args[-1] if args else None
+            if isinstance(part, int):
+                continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        current = field.annotation
+        while getattr(current, "__origin__", None) is not None and not (
+            isinstance(current, type) and issubclass(current, BaseModel)
+        ):
+            args = [a for a in getattr(current, "__args__", ()) if a is not type(None)]
+            current = args[-1] if args else None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def settings_error(err: ValidationError, model: type[BaseModel], prefix: str) -> SettingsError:
+    """The first error of `err` in the project's style: key, problem, fix."""
+    first = err.errors(include_url=False)[0]
+    loc = tuple(first["loc"])
+    key = _dotted(prefix, loc)
+    kind = first["type"]
+    value = first.get("input")
+    if kind == "extra_forbidden":
+        known = _known_fields(model, loc)
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(known)) or 'none'}"
+        return SettingsError(key, "unknown key", fix)
+    if kind == "missing":
+        return SettingsError(key, "required key is missing", f"set {key} in group_data or the inventory")
+    if kind == "literal_error":
+        expected = first.get("ctx", {}).get("expected", "")
+        return SettingsError(key, f"{value!r} is not allowed", f"use one of: {expected}")
+    message = first["msg"]
+    # Our validators raise ValueError("problem. Fix: fix").
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if ". Fix: " in message:
+        problem, fix = message.split(". Fix: ", 1)
+        return SettingsError(key, problem, fix)
+    return SettingsError(key, f"{value!r}: {message}", f"correct {key}")
+
+
+def parse(model: type[BaseModel], data: Any, prefix: str) -> Any:
+    """Validate `data` into `model`, raising `SettingsError` named after `prefix`."""
+    try:
+        return model.model_validate({} if data is None else data)
+    except ValidationError as err:
+        raise settings_error(err, model, prefix) from None
+
+
+# --- constrained types -------------------------------------------------------
+# Each validator raises ValueError("<problem>. Fix: <fix>"), which
+# settings_error() splits into the project's error style.
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError(f"{value!r} holds a control character (newline, tab, ...). Fix: write it on one line, without control characters")
+    return value
+
+
+# Prometheus's duration grammar, units in descending order, each at most once.
+_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
+_UNIT_SECONDS = (31536000, 604800, 86400, 3600, 60, 1, 0.001)
+MAX_DURATION_SECONDS = 10 * 31536000  # ten years: anything longer is a typo
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds in a Prometheus duration such as "15d" or "1h30m"."""
+    m = _DURATION.fullmatch(value)
+    if not value or not m or not any(m.groups()):
+        raise ValueError(value)
+    return sum(int(n) * unit for n, unit in zip(m.groups(), _UNIT_SECONDS) if n)
+
+
+def _duration(value: str) -> str:
+    try:
+        seconds = duration_seconds(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a duration. Fix: write it like \"30s\", \"15d\" or \"1h30m\" "
+            "(units y, w, d, h, m, s, ms, largest first, each once)"
+        ) from None
+    if seconds <= 0:
+        raise ValueError(f"{value!r} is zero. Fix: use a positive duration such as \"30s\" or \"15d\"")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"{value!r} is longer than ten years. Fix: use a duration of at most 10y")
+    return value
+
+
+def _size(value: str) -> str:
+    if value != "0" and not re.fullmatch(r"[1-9]\d*(B|KB|MB|GB|TB|PB|EB)", value):
+        raise ValueError(f"{value!r} is not a size. Fix: write it like \"50GB\" or \"512MB\", or \"0\" for no limit")
+    return value
+
+
+def _url(schemes: tuple[str, ...]):
+    pattern = re.compile(rf"({'|'.join(schemes)})://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~:/?#@!&'()*+,;=%\-]*)?")
+
+    def check(value: str) -> str:
+        _no_control(value)
+        if not pattern.fullmatch(value) or re.search(r":(?!\d+(/|$))", value.split("://", 1)[1].split("/", 1)[0]):
+            raise ValueError(f"{value!r} is not a URL. Fix: write a full URL such as {schemes[0]}://host:port/path")
+        return value
+
+    return check
+
+
+def _abs_path(value: str) -> str:
+    _no_control(value)
+    if not value.startswith("/") or posixpath.normpath(value) != value or value == "/":
+        raise ValueError(f"{value!r} is not a normalised absolute path. Fix: write it like /var/lib/<name>, without .., // or a trailing /")
+    if not re.fullmatch(r"[A-Za-z0-9._/+@-]+", value):
+        raise ValueError(f"{value!r} holds characters that need quoting (space, $, quotes, ...). Fix: use letters, digits and . _ - / + @ only")
+    return value
+
+
+def _name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}", value):
+        raise ValueError(f"{value!r} is not a name. Fix: use letters, digits, _ . - (starting with a letter or _), at most 63 characters")
+    return value
+
+
+def _secret_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Z][A-Z0-9_]{0,127}", value):
+        raise ValueError(
+            f"{value[:12]!r}... is not a secret name. Fix: name the secret (an environment variable such as "
+            "SENTRY_DSN, upper case, digits and _), never paste its value here"
+        )
+    return value
+
+
+def _label_value(value: str) -> str:
+    return _no_control(value)
+
+
+def _hostport(value: str) -> str:
+    _no_control(value)
+    m = re.fullmatch(r"(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]*):(\d{1,5})", value)
+    if not m or not 1 <= int(m.group(2)) <= 65535:
+        raise ValueError(f"{value!r} is not host:port. Fix: write it like 0.0.0.0:4317 or tel1.internal:4318")
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+Size = Annotated[str, AfterValidator(_size)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+HttpUrl = Annotated[str, AfterValidator(_url(("http", "https")))]
+HttpsUrl = Annotated[str, AfterValidator(_url(("https",)))]
+AbsPath = Annotated[str, AfterValidator(_abs_path)]
+Name = Annotated[str, AfterValidator(_name)]
+SecretName = Annotated[str, AfterValidator(_secret_name)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+HostPort = Annotated[str, AfterValidator(_hostport)]
+Text = Annotated[str, AfterValidator(_no_control)]
