@@ -1,3 +1,8 @@
+# pyinfra's CLI patches the standard library for gevent on import, before anything
+# else; the Environment is built with the CLI's own inventory loader, so the tests
+# import it first too, exactly like `pyinfra inventory/<env>.py deploy.py` runs.
+import pyinfra_cli  # noqa: F401, I001
+
 import sys
 from pathlib import Path
 

@@ -9,9 +9,8 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
-import yaml
 
 from lab import paths
 
@@ -152,19 +151,21 @@ class Release:
 
 
 def load_releases(versions_file=paths.VERSIONS_FILE) -> dict[str, Release]:
-    data = yaml.safe_load(open(versions_file, encoding="utf-8"))
+    """The releases of versions.yml, read through the deploy's own model (roles/_versions.py)."""
+    from roles._versions import load_versions_file
+
     releases = {}
-    for name, spec in data.items():
-        version = str(spec["version"])
-        _split(version)
+    for name, spec in load_versions_file(Path(versions_file)).items():
+        if not spec.checksums:
+            raise ValueError(f"{name}: the lab builds only releases with a `checksums` URL to publish")
         releases[name] = Release(
             name=name,
-            version=version,
-            url=spec["url"],
-            checksums=spec["checksums"],
-            archive_dir=spec.get("archive_dir", "") or "",
-            binaries=tuple(spec.get("binaries", [])),
-            arch_names=dict(spec.get("arch_names") or {}),
+            version=spec.version,
+            url=spec.url,
+            checksums=spec.checksums,
+            archive_dir=spec.archive_dir,
+            binaries=spec.binaries,
+            arch_names=dict(spec.arch_names),
         )
     return releases
 

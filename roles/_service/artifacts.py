@@ -13,14 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-import yaml
 
-from roles._schema import SettingsError
+from roles._versions import VERSIONS_FILE, load_versions_file
 
-VERSIONS_FILE = Path(__file__).resolve().parents[2] / "files" / "versions.yml"
-_EXACT_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_KNOWN_KEYS = {"version", "url", "checksums", "sha256", "archive_dir", "arch_names", "binaries"}
 
 
 @dataclass(frozen=True)
@@ -37,31 +33,12 @@ class Artifact:
         return self.url.rsplit("/", 1)[-1]
 
 
-@functools.cache
-def load_versions(path: Path = VERSIONS_FILE) -> dict[str, dict]:
-    """Read and check the versions file; every entry must be pinned and verifiable."""
-    entries = yaml.safe_load(path.read_text())
-    for name, entry in entries.items():
-        key = f"{path.name}:{name}"
-        unknown = set(entry) - _KNOWN_KEYS
-        if unknown:
-            raise SettingsError(f"{key}.{sorted(unknown)[0]}", "unknown key", f"use only {', '.join(sorted(_KNOWN_KEYS))}")
-        version = str(entry.get("version", ""))
-        if not _EXACT_VERSION.match(version):
-            raise SettingsError(
-                f"{key}.version", f"{version!r} is not a pinned version", "pin an exact release such as 3.16.0, never 'latest'"
-            )
-        if "{version}" not in entry.get("url", ""):
-            raise SettingsError(f"{key}.url", "the URL does not contain {version}", "template the URL with {version}")
-        pinned = entry.get("sha256") or {}
-        if not entry.get("checksums") and not pinned:
-            raise SettingsError(f"{key}", "no checksum source", "add `sha256: {amd64: <hex>}` or a `checksums` URL")
-        for arch, digest in pinned.items():
-            if not _SHA256.match(str(digest)):
-                raise SettingsError(f"{key}.sha256.{arch}", "not a sha256 hex digest", "paste the 64-hex-digit sum")
-        if not entry.get("binaries"):
-            raise SettingsError(f"{key}.binaries", "no binaries listed", "list the executables in the archive")
-    return entries
+def load_versions(path: Path = VERSIONS_FILE, environment: str | None = None) -> dict[str, dict]:
+    """The checked entries of the versions file (roles/_versions.py), as plain dicts."""
+    return {name: release.model_dump() for name, release in load_versions_file(path, environment).items()}
+
+
+load_versions.cache_clear = load_versions_file.cache_clear  # type: ignore[attr-defined]
 
 
 class ChecksumError(RuntimeError):

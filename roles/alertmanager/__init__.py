@@ -8,19 +8,19 @@ password) reach the host only as files under /etc/alertmanager/secrets, mode
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
-from roles._schema import SettingsError
-from roles._secrets import read_secret
 from roles._service import ConfigFile, ServiceSpec, release_service
 from roles._service.render import render
 from roles.alerting.catalog import Alert, load_catalog
-# Imported as a module: the settings model imports each role's settings.
-from roles import _settings
+
+if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
+    from roles._settings import Settings
 
 CONFIG = "/etc/alertmanager/alertmanager.yml"
 DATA_DIR = "/var/lib/alertmanager"
@@ -40,7 +40,7 @@ def inhibitions(alerts: tuple[Alert, ...]) -> list[tuple[str, str]]:
     return [(a.inhibited_by, a.uid) for a in alerts if a.inhibited_by]
 
 
-def render_config(settings: _settings.Settings, alerts: tuple[Alert, ...]) -> str:
+def render_config(settings: Settings, alerts: tuple[Alert, ...]) -> str:
     return render(
         "alertmanager/alertmanager.yml.j2",
         alerting=settings.alerting,
@@ -51,18 +51,12 @@ def render_config(settings: _settings.Settings, alerts: tuple[Alert, ...]) -> st
     )
 
 
-def secret_files(settings: _settings.Settings, where: str) -> dict[str, str]:
-    """Secret file name -> value for the enabled receivers; refuses a missing secret."""
-    values = {}
-    for filename, secret in settings.alerting.secrets().items():
-        value = read_secret(secret)
-        if not value:
-            raise SettingsError(where, f"the secret {secret} is not set", f"export {secret}=... or put it in $SENTINEL_SECRETS_DIR/{secret}")
-        values[filename] = value + "\n"
-    return values
+def secret_files(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
+    """Secret file name -> content for the enabled receivers, from the secrets preflight resolved."""
+    return {filename: secrets[secret] + "\n" for filename, secret in settings.alerting.secrets().items()}
 
 
-def service_spec(settings: _settings.Settings, config: str, secrets: dict[str, str], peers: list[str]) -> ServiceSpec:
+def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers: list[str]) -> ServiceSpec:
     """
     The Alertmanager service.
 
@@ -111,23 +105,23 @@ def service_spec(settings: _settings.Settings, config: str, secrets: dict[str, s
     )
 
 
-def monitoring_peers(me: str) -> list[str]:
-    """host:cluster_port of the environment's other monitoring hosts."""
-    peers = []
-    for other in sorted(inventory.get_group("monitoring", []), key=lambda h: h.name):
-        if other.name != me:
-            settings = _settings.settings_for(other)
-            peers.append(f"{settings.address}:{settings.alerting.cluster_port}")
-    return peers
+def monitoring_peers(me: str, monitoring: list[tuple[str, Settings]]) -> list[str]:
+    """host:cluster_port of the other monitoring hosts; `monitoring` is (name, settings) of each."""
+    return [f"{s.address}:{s.alerting.cluster_port}" for name, s in sorted(monitoring) if name != me]
 
 
 @deploy("Alertmanager")
-def alertmanager():
-    """Install Alertmanager with the environment's receivers, routes and notification templates."""
-    settings = _settings.settings_for(host)
+def alertmanager(settings: Settings, secrets: Mapping[str, str], peers: list[str]):
+    """
+    Install Alertmanager with the environment's receivers, routes and notification templates.
+
+    + settings: this host's settings (alerting, address, artifact_base_url, systemd_hardening)
+    + secrets: the run's resolved secrets; the enabled receivers' ones are written as files
+    + peers: host:cluster_port of the other monitoring hosts' Alertmanagers (`monitoring_peers`)
+    """
     config = render_config(settings, load_catalog())
-    secrets = secret_files(settings, f"host {host.name}.alerting")
-    spec = service_spec(settings, config, secrets, monitoring_peers(host.name))
+    secrets = secret_files(settings, secrets)
+    spec = service_spec(settings, config, secrets, peers)
     release_service(spec, settings.artifact_base_url, settings.systemd_hardening)
     for name in ALL_SECRET_FILES:
         if name not in secrets:

@@ -6,30 +6,32 @@ systemd unit loads: OpenTelemetry export and sampling, Sentry, per environment.
 
 from __future__ import annotations
 
-from pyinfra import host, inventory, logger
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from roles._secrets import read_secret
 from roles._service.operations import validated_file
 from roles._service.render import render
 from roles.backend.sentry import release_name
-# Imported as a module: the settings model imports each role's settings.
-from roles import _settings
+
+if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
+    from roles._settings import Settings
 
 GROUP = "sentinel"
 
 
-def otlp_endpoint(settings: _settings.Settings) -> str:
-    """The configured endpoint, or OTLP HTTP on the first telemetry host."""
+def otlp_endpoint(settings: Settings, telemetry_addresses: list[str]) -> str:
+    """The configured endpoint, or OTLP HTTP on the first telemetry host (by name)."""
     if settings.backend.otlp_endpoint:
         return settings.backend.otlp_endpoint
-    telemetry = sorted(inventory.get_group("telemetry", []), key=lambda h: h.name)
-    address = _settings.settings_for(telemetry[0]).address if telemetry else "127.0.0.1"
+    address = telemetry_addresses[0] if telemetry_addresses else "127.0.0.1"
     return f"http://{address}:4318"
 
 
-def render_env(settings: _settings.Settings, endpoint: str, sentry_dsn: str) -> str:
+def render_env(settings: Settings, endpoint: str, sentry_dsn: str) -> str:
     """The env file's content; `sentry_dsn` is "" when Sentry is off."""
     return render(
         "backend/backend.env.j2",
@@ -42,11 +44,16 @@ def render_env(settings: _settings.Settings, endpoint: str, sentry_dsn: str) -> 
 
 
 @deploy("Backend environment")
-def backend_env():
-    """Write /etc/sentinel/backend.env and restart the backend when it changes."""
-    settings = _settings.settings_for(host)
+def backend_env(settings: Settings, secrets: Mapping[str, str], telemetry_addresses: list[str]):
+    """
+    Write /etc/sentinel/backend.env and restart the backend when it changes.
+
+    + settings: this host's settings (backend, environment)
+    + secrets: the run's resolved secrets; the Sentry DSN is taken from it when set
+    + telemetry_addresses: addresses of the telemetry hosts, sorted by name (the OTLP endpoint's default)
+    """
     backend = settings.backend
-    dsn = read_secret(backend.sentry_dsn_secret) or ""
+    dsn = secrets.get(backend.sentry_dsn_secret, "")
     if not dsn:
         logger.warning(f"{host.name}: {backend.sentry_dsn_secret} is not set, so Sentry is off for the backend")
     server.group(name="backend: service group", group=GROUP, system=True)
@@ -54,7 +61,7 @@ def backend_env():
     env_file = validated_file(
         name="backend: env file",
         dest=backend.env_file,
-        content=render_env(settings, otlp_endpoint(settings), dsn),
+        content=render_env(settings, otlp_endpoint(settings, telemetry_addresses), dsn),
         user="root",
         group=GROUP,
         mode="0640",

@@ -11,20 +11,23 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pyinfra import host
+from typing import TYPE_CHECKING
+
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
-from roles import _settings
 from roles._service import ServiceSpec, run_service, service_account, service_dirs
 from roles._service.operations import validated_file
+
+if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
+    from roles._settings import Settings
 
 SOURCE = Path(__file__).resolve().parents[2] / "lab" / "standin"
 HOME = "/opt/sentinel-backend"
 STATE_DIR = "/var/lib/sentinel"
 
 
-def service_spec(settings: _settings.Settings) -> ServiceSpec:
+def service_spec(settings: Settings) -> ServiceSpec:
     return ServiceSpec(
         name="sentinel-backend",
         description="Sentinel backend (lab stand-in)",
@@ -38,9 +41,12 @@ def service_spec(settings: _settings.Settings) -> ServiceSpec:
 
 
 @deploy("Backend stand-in")
-def backend_standin():
-    """Install and run the stand-in backend as sentinel-backend.service."""
-    settings = _settings.settings_for(host)
+def backend_standin(settings: Settings):
+    """
+    Install and run the stand-in backend as sentinel-backend.service.
+
+    + settings: this host's settings (backend, artifact_base_url for the wheelhouse, systemd_hardening)
+    """
     spec = service_spec(settings)
     service_account(spec)
     service_dirs(spec)

@@ -7,32 +7,29 @@ reach the host only in an env file readable by root and the service group.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pyinfra import host
 from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.facts.files import Directory
 
-from roles._schema import SettingsError
-from roles._secrets import read_secret
 from roles._service import ConfigFile, ServiceSpec, release_service
-# Imported as a module: the settings model imports each role's settings.
-from roles import _settings
+
+if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
+    from roles._settings import Settings
 
 CREDENTIALS = "/etc/versitygw/credentials.env"
 
 
-def credentials_env(settings: _settings.Settings) -> str:
+def credentials_env(settings: Settings, secrets: Mapping[str, str]) -> str:
+    """The env file of the store's root credentials; `secrets` were resolved and checked by preflight."""
     store = settings.object_store
-    values = {}
-    for var, secret in (("ROOT_ACCESS_KEY", store.access_key_secret), ("ROOT_SECRET_KEY", store.secret_key_secret)):
-        value = read_secret(secret)
-        if not value:
-            raise SettingsError("object_store", f"the credential {secret} is not set", f"export {secret} or add it to $SENTINEL_SECRETS_DIR")
-        values[var] = value
+    values = {"ROOT_ACCESS_KEY": secrets[store.access_key_secret], "ROOT_SECRET_KEY": secrets[store.secret_key_secret]}
     return "".join(f"{k}={v}\n" for k, v in values.items())
 
 
-def service_spec(settings: _settings.Settings) -> ServiceSpec:
+def service_spec(settings: Settings, secrets: Mapping[str, str]) -> ServiceSpec:
     store = settings.object_store
     return ServiceSpec(
         name="versitygw",
@@ -46,7 +43,7 @@ def service_spec(settings: _settings.Settings) -> ServiceSpec:
             f"--sidecar={store.metadata_dir}",
             store.data_dir,
         ),
-        configs=(ConfigFile(CREDENTIALS, credentials_env(settings), mode="0640"),),
+        configs=(ConfigFile(CREDENTIALS, credentials_env(settings, secrets), mode="0640"),),
         env_files=(CREDENTIALS,),
         data_dirs=("/var/lib/versitygw", store.data_dir, store.metadata_dir),
         ready_url=f"http://127.0.0.1:{store.listen_port}/health",
@@ -83,10 +80,14 @@ def bucket(bucket_name: str, data_dir: str, port: int, region: str):
 
 
 @deploy("Object store")
-def object_store():
-    """Install versitygw and create the buckets the stack writes to."""
-    settings = _settings.settings_for(host)
+def object_store(settings: Settings, secrets: Mapping[str, str]):
+    """
+    Install versitygw and create the buckets the stack writes to.
+
+    + settings: this host's settings (object_store, artifact_base_url, systemd_hardening)
+    + secrets: the run's resolved secrets; the store's two credentials are taken from it
+    """
     store = settings.object_store
-    release_service(service_spec(settings), settings.artifact_base_url, settings.systemd_hardening)
+    release_service(service_spec(settings, secrets), settings.artifact_base_url, settings.systemd_hardening)
     for name in store.buckets:
         bucket(name=f"versitygw: bucket {name}", bucket_name=name, data_dir=store.data_dir, port=store.listen_port, region=store.region)

@@ -12,8 +12,8 @@ import yaml
 from lab.alert_drills import (
     MEMBER, Load, clear_receivers, in_alertmanager, pagerduty_events, set_faults, slack_alerts, wait_for,
 )
-from roles._schema import duration_seconds
-from roles._settings import build, load_group_data
+from roles._model import duration_seconds
+from roles._environment import group_data as load_group_data, host_settings as build
 from roles.alerting.catalog import load_catalog
 from tests.stack import hosts_in
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from roles._schema import SettingsError
+from roles._model import SettingsError
 from roles._service import artifacts
 
 

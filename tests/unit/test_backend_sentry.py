@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from roles._schema import SettingsError
-from roles._settings import build, load_group_data
+from roles._model import SettingsError
+from roles._environment import group_data as load_group_data, host_settings as build
 from roles.backend import render_env
 from roles.backend.sentry import mask_dsn, release_name, validate_dsn
 from roles.backend.sentry_release import (
@@ -141,16 +141,15 @@ def test_preflight_wants_the_auth_token_when_source_maps_are_uploaded(secrets):
 
 
 def test_the_inventory_check_validates_the_dsn_of_app_hosts(secrets, monkeypatch, tmp_path):
-    from roles._settings import inventory_settings
     from roles.preflight import check_environment
+    from tests.environments import GOOD_SECRETS, environment
 
-    for name in ("SENTINEL_S3_ACCESS_KEY", "SENTINEL_S3_SECRET_KEY"):
+    for name, value in GOOD_SECRETS.items():
         monkeypatch.delenv(name, raising=False)
-        secrets(name, "lab-value")
+        secrets(name, value)
     secrets("SENTRY_DSN", "https://nokey.example/1")
-    inventory = {"__file__": str(tmp_path / "prod.py"), "monitoring": ["m1"], "telemetry": ["t1"], "app": ["a1"]}
-    with pytest.raises(SettingsError, match="host a1.backend.sentry_dsn_secret"):
-        check_environment(*inventory_settings(inventory))
+    with pytest.raises(SettingsError, match="host app1.prod.backend.sentry_dsn_secret"):
+        check_environment(environment(tmp_path / "", "prod"))
 
 
 # -- settings ---------------------------------------------------------------------

@@ -4,8 +4,8 @@ import copy
 
 import pytest
 
-from roles._schema import SettingsError, parse
-from roles._settings import build, load_group_data
+from roles._model import SettingsError, parse
+from roles._environment import group_data as load_group_data, host_settings as build
 from roles.retention import RetentionPolicy, prometheus_flags
 from roles.retention.selectors import Matcher, SelectorError, covers, may_overlap, parse_selector
 
@@ -33,7 +33,7 @@ AUDIT = {"name": "audit", "selector": '{stream="audit"}', "period": "365d", "pri
 
 
 def test_the_defaults_pass():
-    RetentionPolicy().validate("retention")
+    RetentionPolicy.model_validate(RetentionPolicy().model_dump())
 
 
 def test_group_data_spells_out_the_defaults():
@@ -128,13 +128,17 @@ def test_the_default_period_must_satisfy_a_minimum_no_rule_covers():
     assert 'add a stream rule for {stream="security"}' in err.fix
 
 
-def test_the_payment_minimum_is_enforced():
+def test_the_compliance_floors_live_in_code_and_can_only_be_raised():
     err = refused(
-        streams=[SECURITY, {**AUDIT, "period": "60d"}],
-        minimums=[{"name": "PCI-DSS payment audit trails", "selector": '{stream="audit", category="payment"}', "at_least": "90d"}],
+        minimums=[{"name": "PCI-DSS payment audit trails", "selector": '{stream="audit", category="payment"}', "at_least": "30d"}],
     )
-    assert err.key == "retention.streams[1].period"
-    assert "PCI-DSS payment audit trails minimum of 90d" in err.problem
+    assert err.key == "retention.minimums[0]"
+    assert "lowers the compliance floor 'PCI-DSS payment audit trails'" in err.problem
+    # An empty list deletes nothing: the floors in code still hold the rules to 365d.
+    err = refused(minimums=[], streams=[SECURITY, {**AUDIT, "period": "60d"}])
+    assert err.key == "retention.streams[1].period" and "PIPEDA audit logs minimum of 365d" in err.problem
+    # Raising a floor is allowed.
+    policy(minimums=[{"name": "PCI-DSS payment audit trails", "selector": '{stream="audit", category="payment"}', "at_least": "365d"}])
 
 
 def test_a_payment_rule_below_its_minimum_is_refused_even_with_audit_kept_longer():

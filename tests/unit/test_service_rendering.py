@@ -7,7 +7,7 @@ import pytest
 
 from lab import paths
 from roles._service import unit_file
-from roles._settings import build
+from roles._environment import host_settings as build
 from roles.node_exporter import service_spec as node_exporter_spec
 from roles.prometheus import ScrapeJob, Target, render_config, scrape_jobs, service_spec as prometheus_spec
 
