@@ -104,13 +104,14 @@ def _check_groups(inventory, name: str, source: str) -> None:
             raise SettingsError(
                 f"{source}:{group}", "unknown group", f"use {', '.join(ROLE_GROUPS)} (and the environment group {name!r})"
             )
-    for path in sorted(GROUP_DATA.glob("*.py")):
-        if path.stem not in KNOWN_GROUPS + ("all",):
-            close = [g for g in KNOWN_GROUPS if g.startswith(path.stem[:3])]
+    # pyinfra keeps the data of a group_data/<name>.py that no group uses, and applies it to nobody.
+    for group in inventory.group_data:
+        if group not in KNOWN_GROUPS + ("all",):
+            close = difflib.get_close_matches(group, KNOWN_GROUPS, n=1)
             raise SettingsError(
-                f"group_data/{path.name}",
+                f"group_data/{group}.py",
                 "no group uses this file, so pyinfra silently ignores it",
-                f"rename it to a group's name ({', '.join(close or KNOWN_GROUPS)}) or delete it",
+                f"rename it to {close[0]}.py" if close else f"rename it after a group ({', '.join(KNOWN_GROUPS)}) or delete it",
             )
 
 
@@ -150,9 +151,9 @@ def host_settings(name: str, groups: list[str] | tuple[str, ...], data: dict[str
 
 
 def _host(inventory, host, name: str) -> EnvHost:
-    _check_one_owner(inventory, host)
     data = host.data.dict()
-    settings = host_settings(host.name, host.groups, data, name)
+    settings = host_settings(host.name, host.groups, data, name)  # groups and environment first
+    _check_one_owner(inventory, host)
     connection = {k: v for k, v in data.items() if k.startswith("ssh_")}
     return EnvHost(name=host.name, groups=tuple(sorted(set(host.groups))), settings=settings, connection=connection)
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from roles._model import Bool, Hostname, HttpUrl, Model
+from roles._model import Bool, Hostname, HttpUrl, Model, SettingsError
 from roles.alerting.settings import AlertingSettings
 from roles.backend.settings import BackendSettings
 from roles.node_exporter.settings import NodeExporterSettings
@@ -42,3 +42,12 @@ class Settings(Model):
     backend: BackendSettings = Field(BackendSettings(), description="The backend's environment (app hosts).")
     alerting: AlertingSettings = Field(AlertingSettings(), description="Alert delivery (monitoring hosts).")
     retention: RetentionPolicy = Field(RetentionPolicy(), description="How long logs and metrics are kept.")
+
+    @model_validator(mode="after")
+    def _https_outside_the_lab(self):
+        # Only the lab's own bridge may be reached without TLS.
+        if self.environment != "lab":
+            for key, url in (("artifact_base_url", self.artifact_base_url), ("alerting.pagerduty.url", self.alerting.pagerduty.url)):
+                if url and url.startswith("http://"):
+                    raise SettingsError(key, f"{url!r} is plain http in {self.environment}", "use https:// (only the lab may use http)")
+        return self
