@@ -29,6 +29,7 @@ from roles.backend.sentry_release import (
     upload_script,
 )
 from roles.preflight import check_sentry
+from tests.mirror_binaries import MISSING_TOOL
 
 pytestmark = pytest.mark.sentry
 
@@ -376,7 +377,7 @@ def sentry_cli_binary() -> str | None:
     return shutil.which("sentry-cli", path=str(Path(sys.executable).parent)) or shutil.which("sentry-cli")
 
 
-@pytest.mark.skipif(sentry_cli_binary() is None, reason="needs sentry-cli (in the test extras: pip install -e '.[test]')")
+@pytest.mark.skipif(sentry_cli_binary() is None, reason=f"{MISSING_TOOL} sentry-cli; run: pip install -e '.[test]'")
 def test_real_sentry_cli_takes_the_token_org_and_url_from_the_sourced_file(tmp_path):
     """The upload script with the real sentry-cli, against a loopback server that records the
     first API call and refuses it: the token travels in the Authorization header only."""
