@@ -26,7 +26,7 @@ from roles.retention.settings import RetentionPolicy
 
 ROLE_GROUPS = ("monitoring", "telemetry", "app")
 ENVIRONMENTS = ("dev", "staging", "prod", "lab")
-EnvironmentName = Literal["dev", "staging", "prod", "lab"]
+EnvironmentName = Literal[ENVIRONMENTS]  # type: ignore[valid-type]  # one list, above
 
 
 class Settings(Model):
