@@ -249,23 +249,25 @@ def _relative_name(value: str) -> str:
     return value
 
 
-def _sha256(value: str) -> str:
-    if not re.fullmatch(r"[0-9a-f]{64}", value):
-        raise ValueError(f"{value!r} is not a sha256 digest. Fix: paste the 64 lower-case hex digits of the sum")
-    return value
+def matching(what: str, regex: str, fix: str) -> Any:
+    """A string type whose whole value matches `regex`; else "'<value>' is not a <what>. Fix: <fix>".
+
+    The reference (docs/settings.md) names the type `what`.
+    """
+    pattern = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{value!r} is not a {what}. Fix: {fix}")
+        return value
+
+    check.__name__ = what.replace(" ", "_")
+    return Annotated[str, AfterValidator(check)]
 
 
 RelativeName = Annotated[str, AfterValidator(_relative_name)]
-Sha256 = Annotated[str, AfterValidator(_sha256)]
-
-
-def _label_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", value):
-        raise ValueError(f"{value!r} is not a label name. Fix: use letters, digits and _ (starting with a letter or _)")
-    return value
-
-
-LabelName = Annotated[str, AfterValidator(_label_name)]
+Sha256 = matching("sha256 digest", r"[0-9a-f]{64}", "paste the 64 lower-case hex digits of the sum")
+LabelName = matching("label name", r"[A-Za-z_][A-Za-z0-9_]{0,127}", "use letters, digits and _ (starting with a letter or _)")
 
 
 def _hostname(value: str) -> str:

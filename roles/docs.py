@@ -29,12 +29,10 @@ _VALIDATOR_NAMES = {
     _model._name: "name",
     _model._secret_name: "secret name",
     _model._label_value: "label value",
-    _model._label_name: "label name",
     _model._hostport: "host:port",
     _model._no_control: "text",
     _model._hostname: "host name",
     _model._relative_name: "relative name",
-    _model._sha256: "sha256",
 }
 
 
@@ -47,9 +45,9 @@ def _type_name(annotation, metadata: list | tuple = ()) -> str:
             return "URL"
         if func.__name__ == "<lambda>" and func.__qualname__ == "<lambda>" and "_duration" in func.__code__.co_names:
             return "duration or 0s"
-    for func in funcs:  # a role's own type, named after its validator: _sentry_slug -> "sentry slug"
+    for func in funcs:  # a type made by `matching()` or a role's own validator, by its name
         if func.__name__ not in ("check", "<lambda>"):
-            return func.__name__.strip("_").replace("_", " ")
+            return func.__name__.strip("_").replace("_", " ").removeprefix("valid ")
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 import promql_parser
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
 
-from roles._model import DurationOrZero, Model, SettingsError, parse
+from roles._model import DurationOrZero, Model, matching, SettingsError, parse
 from roles._yaml import load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,15 +42,6 @@ def template_problem(text: str) -> str | None:
     if text.count("{{") != text.count("}}"):
         return "unbalanced {{ }} template delimiters"
     return None
-
-
-def _pattern(regex: str, what: str, fix: str):
-    def check(value: str) -> str:
-        if not re.fullmatch(regex, value):
-            raise ValueError(f"{value!r} is not a valid {what}. Fix: {fix}")
-        return value
-
-    return AfterValidator(check)
 
 
 def _expr(value: str) -> str:
@@ -79,12 +70,12 @@ def _runbook(value: str) -> str:
 
 
 _strip = BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)
-Uid = Annotated[str, _pattern(r"[a-z0-9][a-z0-9-]{1,62}", "uid", "use 2-63 lowercase letters, digits and dashes")]
-AlertName = Annotated[str, _pattern(r"[A-Za-z_][A-Za-z0-9_]*", "alert name", "use CamelCase letters and digits, e.g. BackendDown")]
-GroupName = Annotated[str, _pattern(r"[a-z0-9][a-z0-9-]*", "group", "use lowercase letters, digits and dashes")]
+Uid = matching("valid uid", r"[a-z0-9][a-z0-9-]{1,62}", "use 2-63 lowercase letters, digits and dashes")
+AlertName = matching("valid alert name", r"[A-Za-z_][A-Za-z0-9_]*", "use CamelCase letters and digits, e.g. BackendDown")
+GroupName = matching("valid group", r"[a-z0-9][a-z0-9-]*", "use lowercase letters, digits and dashes")
 Expr = Annotated[str, _strip, AfterValidator(_expr)]
 Template = Annotated[str, _strip, AfterValidator(_template)]
-Dashboard = Annotated[str, _pattern(r"/[A-Za-z0-9._~/?=&%-]+|https://\S+", "dashboard link", "write a Grafana path such as /d/<dashboard-uid> or a full URL")]
+Dashboard = matching("dashboard link", r"/[A-Za-z0-9._~/?=&%-]+|https://\S+", "write a Grafana path such as /d/<dashboard-uid> or a full URL")
 
 
 class Alert(Model):

@@ -1,29 +1,10 @@
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from roles._model import Bool, Duration, HostPort, HttpUrl, Model, Port, SecretName, SettingsError, duration_seconds
-
-
-def _email(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+", value):
-        raise ValueError(f"{value!r} is not an email address. Fix: write one address such as ops@example.org")
-    return value
-
-
-def _login(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9._%+@-]{1,254}", value):
-        raise ValueError(f"{value!r} is not an SMTP login. Fix: use the account name or address, e.g. alertmanager@example.org")
-    return value
-
-
-def _channel(value: str) -> str:
-    if not re.fullmatch(r"#[a-z0-9][a-z0-9_-]{0,79}", value):
-        raise ValueError(f"{value!r} is not a Slack channel. Fix: write it like \"#alerts\"")
-    return value
+from roles._model import Bool, Duration, HostPort, HttpUrl, Model, Port, SecretName, SettingsError, duration_seconds, matching
 
 
 def _at_least(minimum: str):
@@ -35,9 +16,9 @@ def _at_least(minimum: str):
     return check
 
 
-Email = Annotated[str, AfterValidator(_email)]
-Login = Annotated[str, AfterValidator(_login)]
-Channel = Annotated[str, AfterValidator(_channel)]
+Email = matching("email address", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+", "write one address such as ops@example.org")
+Login = matching("SMTP login", r"[A-Za-z0-9._%+@-]{1,254}", "use the account name or address, e.g. alertmanager@example.org")
+Channel = matching("Slack channel", r"#[a-z0-9][a-z0-9_-]{0,79}", 'write it like "#alerts"')
 Timer = Annotated[Duration, AfterValidator(_at_least("1s"))]
 
 

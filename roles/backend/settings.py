@@ -1,36 +1,17 @@
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
-from roles._model import SettingsError, AbsPath, Bool, Fraction, HttpUrl, Model, Port, SecretName
+from roles._model import AbsPath, Bool, Fraction, HttpUrl, Model, Port, SecretName, SettingsError, matching
 
 # Service name and version make the Sentry release "<name>@<version>" (no '/',
 # no whitespace, as Sentry requires) and OTEL_RESOURCE_ATTRIBUTES (no ',' or '=').
-def _release_part(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}", value):
-        raise ValueError(f"{value!r} cannot be part of a release name. Fix: use letters, digits and . _ + - only, e.g. 1.4.2")
-    return value
-
-
+ReleasePart = matching("release name part", r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}", "use letters, digits and . _ + - only, e.g. 1.4.2")
 # Sentry organization and project slugs (or numeric ids).
-def _sentry_slug(value: str) -> str:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
-        raise ValueError(f"{value!r} is not a Sentry slug. Fix: use the slug from the Sentry URL, e.g. 'sentinel'")
-    return value
-
-
-def _unit(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9:_.@-]+\.service", value):
-        raise ValueError(f"{value!r} is not a systemd service name. Fix: write it like sentinel-backend.service")
-    return value
-
-
-ReleasePart = Annotated[str, AfterValidator(_release_part)]
-SentrySlug = Annotated[str, AfterValidator(_sentry_slug)]
-UnitName = Annotated[str, AfterValidator(_unit)]
+SentrySlug = matching("Sentry slug", r"[a-z0-9][a-z0-9_-]*", "use the slug from the Sentry URL, e.g. 'sentinel'")
+UnitName = matching("systemd service name", r"[A-Za-z0-9:_.@-]+\.service", "write it like sentinel-backend.service")
 
 Sampler = Literal[
     "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"

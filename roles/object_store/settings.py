@@ -1,21 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import Field
 
-from pydantic import AfterValidator, Field
-
-from roles._model import AbsPath, Model, Name, Port, SecretName
+from roles._model import AbsPath, Model, Name, Port, SecretName, matching
 
 
-def _bucket(value: str) -> str:
-    import re
-
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value):
-        raise ValueError(f"{value!r} is not a valid S3 bucket name. Fix: use 3-63 lowercase letters, digits, dots or dashes")
-    return value
-
-
-Bucket = Annotated[str, AfterValidator(_bucket)]
+Bucket = matching("valid S3 bucket name", r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "use 3-63 lowercase letters, digits, dots or dashes")
 
 
 class ObjectStoreSettings(Model):
