@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -206,7 +207,14 @@ def other_inventories(inventory_file: str | Path) -> dict[str, set[str]]:
     for other in sorted(INVENTORY_DIR.glob("*.py")):
         if other.resolve() == path:
             continue
-        inventory = pyinfra_inventory(other)
+        # Another inventory file may set environment variables (the lab's sets
+        # SENTINEL_SECRETS_DIR): none of that may leak into this run's secrets.
+        saved = dict(os.environ)
+        try:
+            inventory = pyinfra_inventory(other)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
         found[f"inventory/{other.name}"] = {h.name for h in inventory} | {
             str(h.data.get("ssh_hostname") or h.data.get("address") or h.name) for h in inventory
         }

@@ -262,3 +262,16 @@ def test_the_pyinfra_cli_stops_before_connecting(case, tmp_path):
     for value in secrets.values():
         if value:
             assert value not in output
+
+
+def test_other_inventory_files_cannot_change_this_runs_environment(good_secrets, monkeypatch, tmp_path):
+    """The host-in-two-inventories check reads the other inventory files; the lab's sets SENTINEL_SECRETS_DIR."""
+    import roles._environment as environment_module
+
+    other_dir = tmp_path / "inventories"
+    other_dir.mkdir()
+    (other_dir / "lab.py").write_text("import os\nos.environ['SENTINEL_SECRETS_DIR'] = '/nonexistent/lab'\nmonitoring = ['mon1']\n")
+    monkeypatch.setattr(environment_module, "INVENTORY_DIR", other_dir)
+    before = os.environ["SENTINEL_SECRETS_DIR"]
+    preflight.preflight(write_inventory(tmp_path, "prod", inventory_with()))
+    assert os.environ["SENTINEL_SECRETS_DIR"] == before
