@@ -86,7 +86,7 @@ def read_secret(name: str) -> str | None:
         value = path.read_text()
         value = value[:-1] if value.endswith("\n") else value
         if value == "":
-            raise SecretProblem(f"the file $SENTINEL_SECRETS_DIR/{name} is empty", f"write the value into it or delete the file")
+            raise SecretProblem(f"the file $SENTINEL_SECRETS_DIR/{name} is empty", "write the value into it or delete the file")
         origin = f"$SENTINEL_SECRETS_DIR/{name}"
     if re.search(r"[\x00-\x1f\x7f]", value):
         raise SecretProblem(f"{origin} holds a newline or another control character", "store the value on one line, without a trailing blank line")

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from roles._model import Model, Name, RelativeName, Sha256, SettingsError, Text, parse
+from roles._model import Model, Name, RelativeName, Sha256, SettingsError, parse
 from roles._yaml import load_yaml
 
 VERSIONS_FILE = Path(__file__).resolve().parent.parent / "files" / "versions.yml"
