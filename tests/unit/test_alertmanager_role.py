@@ -8,7 +8,7 @@ from roles._environment import group_data as load_group_data, host_settings as b
 from roles.alertmanager import SECRETS_DIR, render_config, secret_files, service_spec
 from roles.alerting.catalog import load_catalog
 from roles.preflight import check_environment
-from tests.environments import GOOD_SECRETS, environment
+from tests.environments import GOOD_SECRETS, environment as environment_of
 
 pytestmark = pytest.mark.alerting
 SECRETS = ("SENTINEL_SLACK_CRITICAL_WEBHOOK_URL", "SENTINEL_SLACK_ALERTS_WEBHOOK_URL", "SENTINEL_SMTP_PASSWORD", "SENTINEL_PAGERDUTY_ROUTING_KEY")
@@ -64,7 +64,7 @@ def test_missing_secret_is_refused_by_name(monkeypatch, all_secrets, tmp_path):
     monkeypatch.setenv("SENTINEL_S3_SECRET_KEY", "b")
     monkeypatch.delenv("SENTINEL_SLACK_ALERTS_WEBHOOK_URL")
     with pytest.raises(SettingsError, match="SENTINEL_SLACK_ALERTS_WEBHOOK_URL"):
-        check_environment(environment(tmp_path, "dev"))
+        check_environment(environment_of(tmp_path, "dev"))
 
 
 def test_preflight_refuses_prod_without_the_pagerduty_key(monkeypatch, all_secrets, tmp_path):
@@ -72,9 +72,9 @@ def test_preflight_refuses_prod_without_the_pagerduty_key(monkeypatch, all_secre
     monkeypatch.setenv("SENTINEL_S3_SECRET_KEY", "b")
     monkeypatch.delenv("SENTRY_DSN", raising=False)
     monkeypatch.delenv("SENTINEL_PAGERDUTY_ROUTING_KEY")
-    check_environment(environment(tmp_path, "staging"))  # no PagerDuty there
+    check_environment(environment_of(tmp_path, "staging"))  # no PagerDuty there
     with pytest.raises(SettingsError) as err:
-        check_environment(environment(tmp_path, "prod"))
+        check_environment(environment_of(tmp_path, "prod"))
     assert err.value.key == "host mon1.prod.alerting.pagerduty.routing_key_secret"
     assert "SENTINEL_PAGERDUTY_ROUTING_KEY" in err.value.problem
     assert "export SENTINEL_PAGERDUTY_ROUTING_KEY=" in err.value.fix

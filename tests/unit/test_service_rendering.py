@@ -2,13 +2,11 @@
 
 import subprocess
 
-import pytest
-
-from roles._service import unit_file
 from roles._environment import host_settings as build
+from roles._service import unit_file
 from roles.node_exporter import service_spec as node_exporter_spec
-from tests.mirror_binaries import extract
 from roles.prometheus import ScrapeJob, Target, render_config, scrape_jobs, service_spec as prometheus_spec
+from tests.mirror_binaries import extract
 
 LAB = {"artifact_base_url": "http://10.213.0.1:8080"}
 

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from roles._environment import host_settings as build, load_environment
+from roles._environment import host_settings as build
 from roles._model import SettingsError, duration_seconds
-from tests.environments import GOOD_SECRETS, environment, write_inventory
+from tests.environments import GOOD_SECRETS, environment
 
 BASE = {"artifact_base_url": "https://github.com"}
 
