@@ -80,7 +80,7 @@ def unit_file(spec: ServiceSpec, hardening: bool = True) -> str:
         "_service/service.unit.j2",
         description=quoting.systemd_text(spec.description, f"{where} Description"),
         user=quoting.systemd_account(spec.account, f"{where} User"),
-        env_files=[quoting.systemd_path(path, f"{where} EnvironmentFile") for path in spec.env_files],
+        env_files=[quoting.systemd_path(path, f"{where} EnvironmentFile", globbed=True) for path in spec.env_files],
         exec_start=quoting.systemd_exec(exec_start, f"{where} ExecStart"),
         working_directory=(
             quoting.systemd_path(spec.working_directory, f"{where} WorkingDirectory") if spec.working_directory else None

@@ -19,6 +19,7 @@ parsers in src/basic/extract-word.c and env-file.c of systemd 252, Debian 12):
 - Single-value settings (WorkingDirectory=, EnvironmentFile=, Description=)
   take the rest of the line verbatim: no quoting, specifiers resolved, leading
   and trailing whitespace dropped, a trailing backslash continues the line.
+  EnvironmentFile= is then expanded as a glob (execute.c), so `*?[\\` are refused there.
 - An EnvironmentFile= line `KEY="value"` keeps everything between the quotes,
   where a backslash before one of ``"\\`$`` stands for that character. No
   variables are expanded, and no shell ever reads these files.
@@ -99,9 +100,15 @@ def systemd_exec(args: Iterable[str], what: str) -> list[str]:
     return [executable] + [systemd_word(arg, f"{what}[{i}]") for i, arg in enumerate(args[1:], 1)]
 
 
-def systemd_path(value: str, what: str) -> str:
-    """An absolute path as the whole value of a setting (WorkingDirectory=, EnvironmentFile=)."""
+def systemd_path(value: str, what: str, *, globbed: bool = False) -> str:
+    """An absolute path as the whole value of a setting (WorkingDirectory=, EnvironmentFile=).
+
+    `globbed`: systemd expands the path as a glob (EnvironmentFile=), so glob
+    characters and backslashes, which it cannot escape there, are refused.
+    """
     refuse_control(value, what)
+    if globbed and any(char in value for char in "*?[\\"):
+        raise QuotingError(f"{what}: holds one of * ? [ \\, which systemd expands as a glob here; rename the file")
     if not value.startswith("/"):
         raise QuotingError(f"{what}: not an absolute path; write it from the root, e.g. /var/lib/<name>")
     if value != value.strip() or value.endswith("\\"):

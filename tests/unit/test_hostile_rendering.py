@@ -268,6 +268,8 @@ def _refusal_allowed(label: str, expected: dict) -> bool:
     if has_control(value):
         return True
     whole_line = {"Description", "EnvironmentFile", "WorkingDirectory"} & set(expected)
+    if "EnvironmentFile" in expected and any(char in value for char in "*?[\\"):
+        return True  # systemd globs EnvironmentFile= paths
     return bool(whole_line) and (value != value.strip() or value.endswith("\\"))
 
 
