@@ -29,8 +29,9 @@ _DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 class ConfigFile:
     """A config file validated on the host before it replaces the live one.
 
-    `validate` is a shell command; `{bin}` is the new version's directory and
-    `{path}` the staged file.
+    `validate` is a shell command written in code; `{bin}` (the new version's
+    directory) and `{path}` (the staged file) are substituted as quoted shell
+    words, so write them bare, never inside quotes.
     """
 
     dest: str
