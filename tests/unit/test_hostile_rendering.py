@@ -784,3 +784,30 @@ def test_no_secret_value_in_the_backend_commands(base_settings, monkeypatch):
     for text in texts:
         for secret in (SECRET, dsn, "k3y"):
             assert secret not in text
+
+
+def test_parse_env_file_reads_like_systemd():
+    """The reference parser agrees with systemd's on the file forms systemd documents."""
+    text = textwrap.dedent(
+        """\
+        # a comment
+        ; another comment
+        PLAIN=value
+        SPACED =   inner  space   
+        ESCAPED=a\\ b\\\\c\\"d
+        SINGLE='it is "verbatim" \\ here'
+        DOUBLE="quote \\" backslash \\\\ dollar \\$ tick \\` other \\q"
+        MULTI="line one\\
+        continued"
+        LONG=joined \\
+        here
+        no equals sign on this line
+        UNICODE="dönée ✓"
+        """
+    )
+    ours = quoting.parse_env_file(text)
+    assert ours["DOUBLE"] == 'quote " backslash \\ dollar $ tick ` other \\q'
+    assert ours["SINGLE"] == 'it is "verbatim" \\ here'
+    got = systemd_read_env(text)  # also holds the machine's own environment.d settings
+    assert len(ours) == 9
+    assert {name: got.get(name) for name in ours} == ours
