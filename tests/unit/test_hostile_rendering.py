@@ -809,5 +809,5 @@ def test_parse_env_file_reads_like_systemd():
     assert ours["DOUBLE"] == 'quote " backslash \\ dollar $ tick ` other \\q'
     assert ours["SINGLE"] == 'it is "verbatim" \\ here'
     got = systemd_read_env(text)  # also holds the machine's own environment.d settings
-    assert len(ours) == 9
+    assert len(ours) == 8
     assert {name: got.get(name) for name in ours} == ours
