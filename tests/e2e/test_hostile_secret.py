@@ -43,8 +43,16 @@ def _list_buckets(tel, access_key: str, secret_key: str) -> requests.Response:
         return http.get(url, headers=sign("GET", url, access_key, secret_key, store.region), timeout=10)
 
 
-def _converge_telemetry(tel, **secrets: str) -> lab_session.Converge:
-    return lab_session.converge("--limit", tel.name, env=secrets)
+def _converge_telemetry(tel, *options: str, **secrets: str) -> lab_session.Converge:
+    return lab_session.converge(*options, "--limit", tel.name, env=secrets)
+
+
+def _service_environment(tel) -> dict[str, str]:
+    """The environment versitygw's main process runs with, from /proc on the host."""
+    pid = tel.testinfra.check_output("systemctl show -p MainPID --value versitygw")
+    assert pid.isdigit() and pid != "0", f"versitygw is not running (MainPID={pid!r})"
+    raw = tel.testinfra.check_output("tr '\\0' '\\n' < /proc/%s/environ", pid)
+    return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
 
 
 def test_a_secret_with_shell_metacharacters_reaches_the_store_intact(telemetry):
@@ -54,8 +62,8 @@ def test_a_secret_with_shell_metacharacters_reaches_the_store_intact(telemetry):
     assert _list_buckets(tel, access_key, lab_secret).status_code == 200  # the baseline the test changes
     tel.testinfra.run(f"rm -f {CANARY}")
     try:
-        # read_secret takes the environment before the secrets directory.
-        run = _converge_telemetry(tel, SENTINEL_S3_SECRET_KEY=HOSTILE_SECRET)
+        # read_secret takes the environment before the secrets directory; -vvv prints every command.
+        run = _converge_telemetry(tel, "-vvv", SENTINEL_S3_SECRET_KEY=HOSTILE_SECRET)
         assert run.returncode == 0, run.output[-5000:]
         assert HOSTILE_SECRET not in run.output and "touch /tmp/PWNED" not in run.output
 
@@ -63,7 +71,9 @@ def test_a_secret_with_shell_metacharacters_reaches_the_store_intact(telemetry):
         # The env file systemd loads holds exactly the secret, quoted per systemd.
         env = parse_env_file(tel.testinfra.file(CREDENTIALS).content_string)
         assert env["ROOT_SECRET_KEY"] == HOSTILE_SECRET
-        # versitygw itself holds exactly the secret: a request signed with it is accepted...
+        # The service's process got exactly the secret from systemd...
+        assert _service_environment(tel)["ROOT_SECRET_KEY"] == HOSTILE_SECRET
+        # ...and versitygw uses it: a request signed with it is accepted...
         accepted = _list_buckets(tel, access_key, HOSTILE_SECRET)
         assert accepted.status_code == 200, accepted.text[:500]
         for bucket in tel.settings.object_store.buckets:
