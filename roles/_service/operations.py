@@ -34,27 +34,37 @@ def release_archive(artifact: Artifact, install_dir: str):
     """
     if host.get_fact(InstalledArtifactSha256, install_dir=install_dir) == artifact.sha256:
         return
+    yield _script(install_script(artifact, install_dir))
+
+
+def install_script(artifact: Artifact, install_dir: str) -> list[str]:
+    """Shell lines that download, verify, unpack and install `artifact`.
+
+    The sha256 is checked before anything is unpacked; a .zip (Loki) is
+    unpacked with unzip, anything else with tar -xz.
+    """
     inner = f"$tmp/x/{artifact.archive_dir}" if artifact.archive_dir else "$tmp/x"
     staging = f"{install_dir}.new"
-    yield _script(
-        [
-            "tmp=$(mktemp -d)",
-            "trap 'rm -rf \"$tmp\"' EXIT",
-            f"curl -fsSL --retry 3 -o \"$tmp/{artifact.filename}\" {shlex.quote(artifact.url)}",
-            f"got=$(sha256sum \"$tmp/{artifact.filename}\" | cut -d' ' -f1)",
-            f"if [ \"$got\" != {artifact.sha256} ]; then",
-            f"  echo \"checksum mismatch for {artifact.url}: expected {artifact.sha256}, got $got;"
-            " the download was deleted\" >&2",
-            "  exit 1",
-            "fi",
-            "mkdir -p \"$tmp/x\"",
-            f"tar -xzf \"$tmp/{artifact.filename}\" -C \"$tmp/x\"",
-            f"rm -rf {staging} && mkdir -p {staging}",
-            *[f"install -m 0755 \"{inner}/{binary}\" {staging}/{binary}" for binary in artifact.binaries],
-            f"echo {artifact.sha256} > {staging}/{MARKER}",
-            f"rm -rf {install_dir} && mv {staging} {install_dir}",
-        ]
-    )
+    return [
+        "tmp=$(mktemp -d)",
+        "trap 'rm -rf \"$tmp\"' EXIT",
+        f"curl -fsSL --retry 3 -o \"$tmp/{artifact.filename}\" {shlex.quote(artifact.url)}",
+        f"got=$(sha256sum \"$tmp/{artifact.filename}\" | cut -d' ' -f1)",
+        f"if [ \"$got\" != {artifact.sha256} ]; then",
+        f"  echo \"checksum mismatch for {artifact.url}: expected {artifact.sha256}, got $got;"
+        " the download was deleted\" >&2",
+        "  exit 1",
+        "fi",
+        "mkdir -p \"$tmp/x\"",
+        # Unpacked only after the checksum matched. Loki ships a .zip.
+        (f"unzip -q \"$tmp/{artifact.filename}\" -d \"$tmp/x\""
+         if artifact.is_zip else f"tar -xzf \"$tmp/{artifact.filename}\" -C \"$tmp/x\""),
+        f"rm -rf {staging} && mkdir -p {staging}",
+        *[f"install -m 0755 \"{inner}/{artifact.archive_name(binary)}\" {staging}/{binary}"
+          for binary in artifact.binaries],
+        f"echo {artifact.sha256} > {staging}/{MARKER}",
+        f"rm -rf {install_dir} && mv {staging} {install_dir}",
+    ]
 
 
 @operation()
