@@ -15,7 +15,7 @@ from typing import Literal
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Arch
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from roles._service import quoting
 from roles._service.artifacts import resolve
@@ -200,6 +200,8 @@ def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool =
 
     service_account(spec)
     files.directory(name=f"{name}: install root", path=f"/opt/{name}", user="root", group="root", mode="0755")
+    if artifact.is_zip:
+        apt.packages(name=f"{name}: unzip for the .zip release archive", packages=["unzip"])
     archive = release_archive(name=f"{name}: release {artifact.version}", artifact=artifact, install_dir=version_dir)
     current = files.link(name=f"{name}: current version", path=f"/opt/{name}/current", target=version_dir)
     service_dirs(spec)

@@ -46,33 +46,41 @@ def install_script(artifact: Artifact, install_dir: str) -> list[str]:
 
     Every value from files/versions.yml or the settings (URL, file name,
     archive_dir, binaries, install_dir) is one quoted shell word; the sha256 is
-    checked to be hex first, since it is compared inside the script.
+    checked to be hex first, since it is compared inside the script. The
+    sha256 is checked before anything is unpacked; a .zip (Loki) is unpacked
+    with unzip, anything else with tar -xz.
     """
     q = sh_quote
     if not _SHA256.fullmatch(artifact.sha256):
         raise QuotingError(f"{artifact.name}: the expected sha256 is not 64 hex digits")
-    for value in (artifact.url, artifact.archive_dir, install_dir, *artifact.binaries):
+    sources = [artifact.archive_name(binary) for binary in artifact.binaries]
+    for value in (artifact.url, artifact.archive_dir, install_dir, *artifact.binaries, *sources):
         refuse_control(value, f"{artifact.name} artifact")
     for binary in artifact.binaries:
         if "/" in binary or binary in ("", ".", ".."):
             raise QuotingError(f"{artifact.name}: binary {binary!r} is not a file name; list names of files in archive_dir")
+    for source in sources:
+        if source.startswith("/") or ".." in source.split("/"):
+            raise QuotingError(f"{artifact.name}: archive name {source!r} escapes the archive")
     download = f'"$tmp"/{q(artifact.filename)}'
     inner = f'"$tmp"/x/{q(artifact.archive_dir)}' if artifact.archive_dir else '"$tmp"/x'
     staging = q(f"{install_dir}.new")
+    unpack = f'unzip -q {download} -d "$tmp"/x' if artifact.is_zip else f'tar -xzf {download} -C "$tmp"/x'
     return [
         "tmp=$(mktemp -d)",
         "trap 'rm -rf \"$tmp\"' EXIT",
         f"curl -fsSL --retry 3 -o {download} {q(artifact.url)}",
         f"got=$(sha256sum {download} | cut -d' ' -f1)",
         f"if [ \"$got\" != {artifact.sha256} ]; then",
-        f"  echo checksum mismatch for {q(artifact.url)}: expected {artifact.sha256}, got \"$got\";"
-        " the download was deleted >&2",
+        f"  echo checksum mismatch for {q(artifact.url)}: expected {artifact.sha256}, got \"$got\""
+        "'; the download was deleted' >&2",
         "  exit 1",
         "fi",
         'mkdir -p "$tmp"/x',
-        f'tar -xzf {download} -C "$tmp"/x',
+        # Unpacked only after the checksum matched. Loki ships a .zip.
+        unpack,
         f"rm -rf {staging} && mkdir -p {staging}",
-        *[f"install -m 0755 {inner}/{q(binary)} {staging}/{q(binary)}" for binary in artifact.binaries],
+        *[f"install -m 0755 {inner}/{q(source)} {staging}/{q(binary)}" for binary, source in zip(artifact.binaries, sources)],
         f"echo {artifact.sha256} > {staging}/{MARKER}",
         f"rm -rf {q(install_dir)} && mv {staging} {q(install_dir)}",
     ]
