@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from roles._model import Model, Name, RelativeName, Sha256, SettingsError, parse
+from roles._model import Model, Name, RelativeName, Sha256, SettingsError, matching, parse
 from roles._yaml import load_yaml
 
 VERSIONS_FILE = Path(__file__).resolve().parent.parent / "files" / "versions.yml"
@@ -40,6 +40,7 @@ def _url_template(value: str) -> str:
 
 
 Version = Annotated[str, AfterValidator(_version)]
+Tag = matching("release tag", r"v?[0-9][A-Za-z0-9._-]{0,63}", "write upstream's tag, e.g. v1.75.0")
 UrlTemplate = Annotated[str, AfterValidator(_url_template)]
 def _binary(value: str) -> str:
     if "/" in value:
@@ -60,11 +61,20 @@ class Release(Model):
     archive_dir: RelativeName | Literal[""] = Field("", description="Directory inside the archive holding the binaries; unset = top level.")
     arch_names: dict[Name, Name] = Field(default_factory=dict, description="Upstream's names of Debian architectures.")
     binaries: tuple[BinaryName, ...] = Field(min_length=1, description="The executables the archive holds.")
+    release_tag: Tag | None = Field(None, description="Upstream's tag when it is not v{version} ({release_tag} in the URLs).")
+    archive_names: dict[BinaryName, RelativeName] = Field(
+        default_factory=dict, description="Path inside the archive of a binary whose file is named otherwise."
+    )
 
     @model_validator(mode="after")
     def _verifiable(self):
         if not self.checksums and not self.sha256:
             raise SettingsError("", "no checksum source", "add `sha256: {amd64: <hex>}` or a `checksums` URL")
+        stray = sorted(set(self.archive_names) - set(self.binaries))
+        if stray:
+            raise SettingsError(f"archive_names.{stray[0]}", "not one of the binaries", "key archive_names by a name listed in binaries")
+        if "{release_tag}" in self.url + (self.checksums or "") and not self.release_tag:
+            raise SettingsError("release_tag", "the URL uses {release_tag} but none is set", "set release_tag to upstream's tag, e.g. v1.75.0")
         return self
 
 

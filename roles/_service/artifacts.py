@@ -25,17 +25,27 @@ class Artifact:
     version: str
     url: str
     sha256: str
-    archive_dir: str  # directory inside the tarball holding the binaries ("" = top level)
+    archive_dir: str  # directory inside the archive holding the binaries ("" = top level)
     binaries: tuple[str, ...]
+    # Name inside the archive of each binary that upstream names differently
+    # (Loki's zip holds loki-linux-amd64, installed as loki).
+    archive_names: tuple[tuple[str, str], ...] = ()
 
     @property
     def filename(self) -> str:
         return self.url.rsplit("/", 1)[-1]
 
+    @property
+    def is_zip(self) -> bool:
+        return self.filename.endswith(".zip")
+
+    def archive_name(self, binary: str) -> str:
+        return dict(self.archive_names).get(binary, binary)
+
 
 def load_versions(path: Path = VERSIONS_FILE, environment: str | None = None) -> dict[str, dict]:
     """The checked entries of the versions file (roles/_versions.py), as plain dicts."""
-    return {name: release.model_dump() for name, release in load_versions_file(path, environment).items()}
+    return {name: release.model_dump(exclude_unset=True) for name, release in load_versions_file(path, environment).items()}
 
 
 load_versions.cache_clear = load_versions_file.cache_clear  # type: ignore[attr-defined]
@@ -52,11 +62,23 @@ def _published_sums(url: str) -> dict[str, str]:
         response.raise_for_status()
     except requests.RequestException as err:
         raise ChecksumError(f"cannot read the published checksums {url}: {err}") from None
+    return parse_sums(response.text)
+
+
+def parse_sums(text: str) -> dict[str, str]:
+    """file name -> sha256 from a `sha256sum` file (`*name` for binary mode).
+
+    A file holding nothing but a digest (Grafana's `<archive>.sha256`) is
+    returned under the key "": it names no file, so only the archive whose URL
+    it sits next to may use it (see resolve()).
+    """
     sums = {}
-    for line in response.text.splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2 and _SHA256.match(parts[0]):
             sums[parts[1].lstrip("*")] = parts[0]
+        elif len(parts) == 1 and _SHA256.match(parts[0]):
+            sums[""] = parts[0]
     return sums
 
 
@@ -64,13 +86,22 @@ def resolve(name: str, base_url: str, arch: str = "amd64") -> Artifact:
     """The artifact for component `name` on `arch`, with its expected sha256."""
     entry = load_versions()[name]
     upstream_arch = (entry.get("arch_names") or {}).get(arch, arch)
-    fields = {"base": base_url.rstrip("/"), "version": entry["version"], "arch": upstream_arch}
+    # release_tag: upstream's tag when it is not v{version} (Jaeger 2.x ships under its v1 tag).
+    fields = {
+        "base": base_url.rstrip("/"),
+        "version": entry["version"],
+        "arch": upstream_arch,
+        "release_tag": entry.get("release_tag") or f"v{entry['version']}",
+    }
     url = entry["url"].format(**fields)
     filename = url.rsplit("/", 1)[-1]
     sha256 = (entry.get("sha256") or {}).get(arch)
     if not sha256:
         sums_url = entry["checksums"].format(**fields)
-        sha256 = _published_sums(sums_url).get(filename)
+        sums = _published_sums(sums_url)
+        sha256 = sums.get(filename)
+        if not sha256 and sums_url == f"{url}.sha256":
+            sha256 = sums.get("")
         if not sha256:
             raise ChecksumError(f"{sums_url} lists no checksum for {filename}; refusing an unverified artifact")
     return Artifact(
@@ -80,4 +111,7 @@ def resolve(name: str, base_url: str, arch: str = "amd64") -> Artifact:
         sha256=sha256,
         archive_dir=entry.get("archive_dir", "").format(**fields),
         binaries=tuple(entry["binaries"]),
+        archive_names=tuple(
+            (binary, template.format(**fields)) for binary, template in (entry.get("archive_names") or {}).items()
+        ),
     )
