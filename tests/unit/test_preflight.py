@@ -183,6 +183,8 @@ YAML_CASES = [
     ("versions-archive-dir-subshell", "versions.yml", _versions(archive_dir="$(touch /PWNED)"), "prometheus.archive_dir", "$"),
     ("versions-archive-dir-traversal", "versions.yml", _versions(archive_dir="../../etc"), "prometheus.archive_dir", "never .."),
     ("versions-http-in-prod", "versions.yml", _versions(url="http://example.org/p/{version}/p-{version}.tar.gz"), "prometheus.url", "https://"),
+    ("versions-release-tag-subshell", "versions.yml", _versions(release_tag="$(id)"), "prometheus.release_tag", "v1.75.0"),
+    ("versions-archive-name-traversal", "versions.yml", _versions(archive_names={"promtool": "../../../bin/sh"}), "prometheus.archive_names.promtool", "never .."),
     ("versions-latest", "versions.yml", _versions(version="latest"), "prometheus.version", "exact release"),
     ("versions-missing-component", "versions.yml", yaml.safe_dump({k: v for k, v in VERSIONS.items() if k != "alertmanager"}), "alertmanager", "pin alertmanager"),
     ("versions-empty", "versions.yml", "", "versions.yml", "one `<component>:` entry"),
