@@ -57,6 +57,12 @@ def check_url(key: str, value: str, schemes: tuple[str, ...] = ("http", "https")
         raise SettingsError(key, f"{value!r} is not a URL", f"write a full URL such as {schemes[0]}://host:port")
 
 
+def _pydantic_model() -> type:
+    from pydantic import BaseModel
+
+    return BaseModel
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -65,6 +71,16 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return parse(tp, value, key)
+    if isinstance(tp, type) and issubclass(tp, _pydantic_model()):
+        # A role whose settings are already a pydantic model (roles/_model.py).
+        from roles import _model
+
+        if isinstance(value, tp):
+            return value
+        try:
+            return _model.parse(tp, value, key)
+        except _model.SettingsError as err:
+            raise SettingsError(err.key, err.problem, err.fix) from None
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
         if value is None and type(None) in options:

@@ -20,6 +20,7 @@ from roles._schema import SettingsError, check_url, parse
 from roles.alerting.settings import AlertingSettings
 from roles.backend.settings import BackendSettings
 from roles.node_exporter.settings import NodeExporterSettings
+from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
 from roles.object_store.settings import ObjectStoreSettings
 from roles.prometheus.settings import PrometheusSettings
 from roles.retention.settings import RetentionPolicy
@@ -44,6 +45,9 @@ class Settings:
     backend: BackendSettings = field(default_factory=BackendSettings)
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    traces: TracesSettings = field(default_factory=TracesSettings)
+    logs: LogsSettings = field(default_factory=LogsSettings)
+    otel_collector: CollectorSettings = field(default_factory=CollectorSettings)
 
     def validate(self, prefix: str) -> None:
         check_url(f"{prefix}.artifact_base_url", self.artifact_base_url)

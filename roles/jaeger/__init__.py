@@ -10,12 +10,16 @@ on the host before it replaces the live one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import yaml
 from pyinfra.api import deploy
 
 from roles._godur import go_duration
 from roles._service import ConfigFile, ServiceSpec, release_service
-from roles.otel_collector.settings import TracesSettings
+
+if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hold JaegerSettings
+    from roles.otel_collector.settings import TracesSettings
 
 NAME = "jaeger"
 CONFIG = "/etc/jaeger/config.yaml"

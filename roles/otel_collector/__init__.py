@@ -315,3 +315,71 @@ def otel_collector(
             restarted=True,
             _if=member.did_change,
         )
+
+
+# --- wiring: what each host's collector needs from the rest of the environment -------------
+
+
+def _first(hosts_by_group: dict, group: str):
+    members = sorted(hosts_by_group.get(group, []), key=lambda pair: pair[0])
+    return members[0][1] if members else None
+
+
+def collector_args(me, groups: tuple[str, ...], hosts_by_group: dict) -> dict:
+    """
+    The arguments of `otel_collector` for one host, from the environment.
+
+    + me: the host's `Settings`
+    + groups: the host's groups
+    + hosts_by_group: {group: [(name, Settings), ...]} of the whole environment
+
+    The gateway exports to the first telemetry host's stores and remote-writes to
+    the first monitoring host's Prometheus; the agent exports to the first telemetry
+    host's gateway.
+    """
+    modes = tuple(mode for mode, group in (("gateway", "telemetry"), ("agent", "app")) if group in groups)
+    if not modes:
+        raise ValueError("a collector runs on telemetry (gateway) or app (agent) hosts only")
+    telemetry = _first(hosts_by_group, "telemetry") or me
+    args: dict = {
+        "settings": me.otel_collector,
+        "modes": modes,
+        "environment": me.environment,
+        "artifact_base_url": me.artifact_base_url,
+        "service_name": me.backend.service_name,
+        "hardening": me.systemd_hardening,
+    }
+    if "gateway" in modes:
+        monitoring = _first(hosts_by_group, "monitoring")
+        if monitoring is None:
+            raise ValueError("the gateway remote-writes span metrics to Prometheus, but the inventory has no monitoring host")
+        args.update(
+            traces=me.traces,
+            logs=me.logs,
+            trace_endpoint=trace_store_endpoint(me.traces, telemetry.address),
+            log_endpoint=log_store_endpoint(me.logs, telemetry.address),
+            remote_write_url=f"http://{monitoring.address}:{monitoring.prometheus.listen_port}/api/v1/write",
+        )
+    if modes == ("agent",):
+        args["gateway_endpoint"] = f"http://{telemetry.address}:{telemetry.otel_collector.http_port}"
+    return args
+
+
+def pipeline_scrape_jobs(hosts_by_group: dict) -> list:
+    """Prometheus jobs for the collectors and the chosen trace store (roles/prometheus `extra_jobs`)."""
+    from roles.prometheus import ScrapeJob, Target  # here: roles.prometheus imports the settings that import this package
+
+    collectors = {name: s for group in ("telemetry", "app") for name, s in hosts_by_group.get(group, [])}
+    jobs = []
+    if collectors:
+        jobs.append(
+            ScrapeJob("otelcol", tuple(Target(name, f"{s.address}:{s.otel_collector.metrics_port}") for name, s in sorted(collectors.items())))
+        )
+    telemetry = sorted(hosts_by_group.get("telemetry", []), key=lambda pair: pair[0])
+    jaeger_hosts = tuple(Target(name, f"{s.address}:{s.traces.jaeger.metrics_port}") for name, s in telemetry if s.traces.store == "jaeger")
+    tempo_hosts = tuple(Target(name, f"{s.address}:{s.traces.tempo.http_port}") for name, s in telemetry if s.traces.store == "tempo")
+    if jaeger_hosts:
+        jobs.append(ScrapeJob("jaeger", jaeger_hosts))
+    if tempo_hosts:
+        jobs.append(ScrapeJob("tempo", tempo_hosts))
+    return jobs

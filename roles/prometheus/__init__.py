@@ -123,10 +123,15 @@ def _environment_hosts() -> dict[str, list[tuple[str, _settings.Settings]]]:
 
 
 @deploy("Prometheus")
-def prometheus():
-    """Install Prometheus, scrape every component of the environment, evaluate the alert catalog."""
+def prometheus(extra_jobs: tuple[ScrapeJob, ...] = ()):
+    """
+    Install Prometheus, scrape every component of the environment, evaluate the alert catalog.
+
+    + extra_jobs: scrape jobs of other roles (e.g. the collectors and the trace store)
+    """
     settings = _settings.settings_for(host)
     hosts_by_group = _environment_hosts()
-    config = render_config(settings, scrape_jobs(hosts_by_group, settings), alertmanagers(hosts_by_group))
+    jobs = [*scrape_jobs(hosts_by_group, settings), *extra_jobs]
+    config = render_config(settings, jobs, alertmanagers(hosts_by_group))
     rules = render_alert_rules(settings, hosts_by_group)
     release_service(service_spec(settings, config, rules), settings.artifact_base_url, settings.systemd_hardening)
