@@ -21,12 +21,16 @@ GROUP = "sentinel"
 
 
 def otlp_endpoint(settings: _settings.Settings) -> str:
-    """The configured endpoint, or OTLP HTTP on the first telemetry host."""
+    """The configured endpoint, or the collector gateway's OTLP/HTTP on the first telemetry host."""
     if settings.backend.otlp_endpoint:
         return settings.backend.otlp_endpoint
     telemetry = sorted(inventory.get_group("telemetry", []), key=lambda h: h.name)
-    address = _settings.settings_for(telemetry[0]).address if telemetry else "127.0.0.1"
-    return f"http://{address}:4318"
+    return gateway_endpoint(_settings.settings_for(telemetry[0]) if telemetry else settings)
+
+
+def gateway_endpoint(gateway: _settings.Settings) -> str:
+    """OTLP/HTTP base URL of the collector gateway on the host with settings `gateway`."""
+    return f"http://{gateway.address}:{gateway.otel_collector.http_port}"
 
 
 def render_env(settings: _settings.Settings, endpoint: str, sentry_dsn: str) -> str:

@@ -12,7 +12,7 @@ import yaml
 
 from roles._schema import SettingsError
 from roles._settings import REPO, build, inventory_hosts
-from roles.backend import render_env
+from roles.backend import gateway_endpoint, render_env
 from roles.jaeger import config_text as jaeger_text, render_config as render_jaeger, service_spec as jaeger_spec
 from roles.otel_collector import (
     collector_args,
@@ -188,8 +188,11 @@ def test_prometheus_scrapes_the_collectors_and_the_chosen_store():
 
 def test_backend_exports_otlp_to_the_gateway():
     hosts, _ = lab_environment()
-    env = render_env(hosts["app1"][1], "http://10.213.0.12:4318", "")
+    endpoint = gateway_endpoint(hosts["tel1"][1])
+    assert endpoint == "http://10.213.0.12:4318"
+    env = render_env(hosts["app1"][1], endpoint, "")
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://10.213.0.12:4318" in env
+    assert "OTEL_RESOURCE_ATTRIBUTES=deployment.environment=lab,service.version=0.0.0-lab" in env
 
 
 # --- bad input, refused before any host is touched -----------------------------------------
