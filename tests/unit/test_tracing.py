@@ -276,3 +276,18 @@ def test_jaeger_validate_accepts_the_rendered_config_and_refuses_a_typo(jaeger_b
     path.write_text(jaeger_text(config))
     result = subprocess.run([jaeger_bin, "validate", f"--config={path}"], capture_output=True, text=True)
     assert result.returncode != 0 and "tll" in result.stderr
+
+
+def test_prometheus_config_with_the_pipeline_jobs_passes_promtool(tmp_path):
+    from roles.prometheus import render_config as render_prometheus, scrape_jobs
+    from tests.mirror_binaries import extract
+
+    promtool = extract("prometheus", "promtool", tmp_path)
+    hosts, by_group = lab_environment()
+    mon = hosts["mon1"][1]
+    config = render_prometheus(mon, [*scrape_jobs(by_group, mon), *pipeline_scrape_jobs(by_group)])
+    assert "job_name: otelcol" in config and "job_name: jaeger" in config
+    path = tmp_path / "prometheus.yml"
+    path.write_text(config)
+    result = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
