@@ -102,8 +102,11 @@ def credentials_env(traces: TracesSettings) -> str:
 
 def _verify(env_file: str | None) -> str:
     check = "{bin}/tempo -config.file={path} -config.expand-env=true -config.verify"
-    # The staged file is verified with the credentials it will run with.
-    return f"sh -c 'set -a; . {env_file}; set +a; exec {check}'" if env_file else check
+    if not env_file:
+        return check
+    # The staged file is verified with the credentials it will run with; {bin} and
+    # {path} stay bare words (the building block quotes them), outside the script.
+    return f"sh -c 'set -a; . \"$1\"; set +a; shift; exec \"$@\"' sh {env_file} {check}"
 
 
 def service_spec(traces: TracesSettings, config: str, credentials: str | None) -> ServiceSpec:

@@ -97,7 +97,7 @@ def test_s3_credentials_come_from_the_environment_file_never_the_yaml():
     assert s3["bucket"] == "tempo" and s3["endpoint"] == "127.0.0.1:7070"
     spec = service_spec(env_traces("prod"), text, "TEMPO_S3_ACCESS_KEY=a\nTEMPO_S3_SECRET_KEY=b\n")
     assert spec.configs[0].dest == CREDENTIALS and spec.configs[0].mode == "0640" and spec.configs[0].validate is None
-    assert "-config.verify" in spec.configs[1].validate and f". {CREDENTIALS}" in spec.configs[1].validate
+    assert "-config.verify" in spec.configs[1].validate and f" sh {CREDENTIALS} " in spec.configs[1].validate
     unit = unit_file(spec)
     assert f"EnvironmentFile={CREDENTIALS}" in unit and "-config.expand-env=true" in unit
     assert "ProtectSystem=strict" in unit and "ReadWritePaths=/var/lib/tempo" in unit
@@ -109,3 +109,20 @@ def test_local_backend_needs_no_credentials():
     spec = service_spec(traces, config_text(render_config(traces)), None)
     assert [c.dest for c in spec.configs] == ["/etc/tempo/config.yaml"] and spec.env_files == ()
     assert render_config(traces)["storage"]["trace"]["local"] == {"path": "/var/lib/tempo/blocks"}
+
+
+def test_verification_runs_with_the_credentials_in_its_environment(tmp_path):
+    """The validate command, run by a shell with a stand-in checker (never Tempo itself)."""
+    import os
+    import subprocess
+
+    from roles.tempo import _verify
+
+    env_file = tmp_path / "s3.env"
+    env_file.write_text("TEMPO_S3_ACCESS_KEY=key-from-file\n")
+    checker = tmp_path / "tempo"
+    checker.write_text('#!/bin/sh\necho "$* access=$TEMPO_S3_ACCESS_KEY"\n')
+    os.chmod(checker, 0o755)
+    command = _verify(str(env_file)).replace("{bin}", str(tmp_path)).replace("{path}", "/etc/tempo/config.yaml.staged")
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "-config.file=/etc/tempo/config.yaml.staged -config.expand-env=true -config.verify access=key-from-file"
