@@ -13,10 +13,13 @@ from roles.alertmanager import alertmanager, monitoring_peers
 from roles.backend import backend_env
 from roles.backend.sentry_release import sentry_release
 from roles.backend_standin import backend_standin
+from roles.jaeger import jaeger
 from roles.node_exporter import node_exporter
 from roles.object_store import object_store
+from roles.otel_collector import collector_wiring, gateway_endpoint, otel_collector
 from roles.preflight import validated_environment
 from roles.prometheus import prometheus
+from roles.tempo import tempo
 
 environment, secrets = validated_environment()
 me = environment.host(host.name).settings
@@ -26,13 +29,22 @@ node_exporter(me)
 
 if "telemetry" in host.groups:
     object_store(me, secrets)
+    # The one trace store of the environment (traces.store); the gateway exports to it.
+    if me.traces.store == "jaeger":
+        jaeger(me.traces, me.artifact_base_url, me.systemd_hardening)
+    else:
+        tempo(me.traces, me.object_store, secrets, me.artifact_base_url, me.systemd_hardening)
+
+if "telemetry" in host.groups or "app" in host.groups:
+    # Gateway on telemetry hosts, agent on app hosts, both in one collector on a host in both.
+    otel_collector(me.otel_collector, me.artifact_base_url, me.systemd_hardening, collector_wiring(me, host.groups, hosts_by_group))
 
 if "monitoring" in host.groups:
     prometheus(me, hosts_by_group)
     alertmanager(me, secrets, monitoring_peers(host.name, hosts_by_group["monitoring"]))
 
 if "app" in host.groups:
-    backend_env(me, secrets, [s.address for _, s in hosts_by_group["telemetry"]])
+    backend_env(me, secrets, [gateway_endpoint(s) for _, s in hosts_by_group["telemetry"]])
     sentry_release(me.backend, secrets)
     if me.backend.standin:
         backend_standin(me)

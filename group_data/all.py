@@ -48,6 +48,14 @@ retention = {
     ],
 }
 
+# Traces and logs travel through the OpenTelemetry Collector (roles/otel_collector:
+# a gateway on telemetry hosts, an agent on app hosts) to ONE store per signal.
+# dev, staging and prod use Tempo and Loki; the lab uses Jaeger and VictoriaLogs.
+# Traces are kept 14 days (Tempo block_retention / Jaeger Badger TTL); log
+# retention is the `retention` policy above. docs/tracing.md has the ports.
+traces = {"store": "tempo", "retention": "336h"}
+logs = {"store": "loki"}
+
 object_store = {
     "buckets": ["loki", "tempo"],
 }

@@ -10,6 +10,11 @@ prometheus = {
     "evaluation_interval": "5s",
 }
 
+# The lab stores traces in Jaeger v2 and logs in VictoriaLogs (Tempo and Loki are
+# AGPL and never run here); the collector pipeline in front is the same as prod's.
+traces = {"store": "jaeger", "retention": "72h"}
+logs = {"store": "victorialogs"}
+
 backend = {
     "version": "0.0.0-lab",
     "trace_sampler": "parentbased_always_on",

@@ -21,6 +21,7 @@ from roles.alerting.settings import AlertingSettings
 from roles.backend.settings import BackendSettings
 from roles.node_exporter.settings import NodeExporterSettings
 from roles.object_store.settings import ObjectStoreSettings
+from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
 from roles.prometheus.settings import PrometheusSettings
 from roles.retention.settings import RetentionPolicy
 
@@ -42,6 +43,9 @@ class Settings(Model):
     backend: BackendSettings = Field(BackendSettings(), description="The backend's environment (app hosts).")
     alerting: AlertingSettings = Field(AlertingSettings(), description="Alert delivery (monitoring hosts).")
     retention: RetentionPolicy = Field(RetentionPolicy(), description="How long logs and metrics are kept.")
+    traces: TracesSettings = Field(TracesSettings(), description="The trace store (tempo or jaeger) and its retention (telemetry hosts).")
+    logs: LogsSettings = Field(LogsSettings(), description="The log store (loki or victorialogs) the collector gateway exports to.")
+    otel_collector: CollectorSettings = Field(CollectorSettings(), description="The OpenTelemetry Collector: gateway on telemetry hosts, agent on app hosts.")
 
     @model_validator(mode="after")
     def _https_outside_the_lab(self):

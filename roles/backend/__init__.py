@@ -23,12 +23,11 @@ if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
 GROUP = "sentinel"
 
 
-def otlp_endpoint(settings: Settings, telemetry_addresses: list[str]) -> str:
-    """The configured endpoint, or OTLP HTTP on the first telemetry host (by name)."""
+def otlp_endpoint(settings: Settings, gateway_endpoints: list[str]) -> str:
+    """The configured endpoint, or the first collector gateway's OTLP/HTTP base URL (telemetry hosts by name)."""
     if settings.backend.otlp_endpoint:
         return settings.backend.otlp_endpoint
-    address = telemetry_addresses[0] if telemetry_addresses else "127.0.0.1"
-    return f"http://{address}:4318"
+    return gateway_endpoints[0] if gateway_endpoints else "http://127.0.0.1:4318"
 
 
 def env_values(settings: Settings, endpoint: str, sentry_dsn: str) -> dict[str, str]:
@@ -69,13 +68,13 @@ def restart_command(unit: str) -> str:
 
 
 @deploy("Backend environment")
-def backend_env(settings: Settings, secrets: Mapping[str, str], telemetry_addresses: list[str]):
+def backend_env(settings: Settings, secrets: Mapping[str, str], gateway_endpoints: list[str]):
     """
     Write /etc/sentinel/backend.env and restart the backend when it changes.
 
     + settings: this host's settings (backend, environment)
     + secrets: the run's resolved secrets; the Sentry DSN is taken from it when set
-    + telemetry_addresses: addresses of the telemetry hosts, sorted by name (the OTLP endpoint's default)
+    + gateway_endpoints: OTLP/HTTP base URLs of the collector gateways, telemetry hosts sorted by name (the OTLP endpoint's default)
     """
     backend = settings.backend
     dsn = secrets.get(backend.sentry_dsn_secret, "")
@@ -86,7 +85,7 @@ def backend_env(settings: Settings, secrets: Mapping[str, str], telemetry_addres
     env_file = validated_file(
         name="backend: env file",
         dest=backend.env_file,
-        content=render_env(settings, otlp_endpoint(settings, telemetry_addresses), dsn),
+        content=render_env(settings, otlp_endpoint(settings, gateway_endpoints), dsn),
         user="root",
         group=GROUP,
         mode="0640",

@@ -45,7 +45,25 @@ def scrape_jobs(hosts_by_group: dict[str, list[tuple[str, Settings]]], me: Setti
         ScrapeJob("alertmanager", targets("monitoring", lambda s: s.alerting.listen_port)),
         ScrapeJob("node", tuple(Target(name, f"{s.address}:{s.node_exporter.listen_port}") for name, s in every_host)),
         ScrapeJob("sentinel-backend", targets("app", lambda s: s.backend.port), me.backend.metrics_path),
+        *pipeline_jobs(hosts_by_group),
     ]
+
+
+def pipeline_jobs(hosts_by_group: dict[str, list[tuple[str, Settings]]]) -> list[ScrapeJob]:
+    """The collectors (gateway and agents) and the trace and log stores each telemetry host chose."""
+    collectors = sorted({name: s for group in ("telemetry", "app") for name, s in hosts_by_group.get(group, [])}.items())
+    telemetry = sorted(hosts_by_group.get("telemetry", []))
+
+    def stores(job: str, chosen, port_of) -> ScrapeJob | None:
+        hosts = tuple(Target(name, f"{s.address}:{port_of(s)}") for name, s in telemetry if chosen(s))
+        return ScrapeJob(job, hosts) if hosts else None
+
+    jobs = [ScrapeJob("otelcol", tuple(Target(name, f"{s.address}:{s.otel_collector.metrics_port}") for name, s in collectors))] if collectors else []
+    jobs += [
+        stores("jaeger", lambda s: s.traces.store == "jaeger", lambda s: s.traces.jaeger.metrics_port),
+        stores("tempo", lambda s: s.traces.store == "tempo", lambda s: s.traces.tempo.http_port),
+    ]
+    return [job for job in jobs if job is not None]
 
 
 def alertmanagers(hosts_by_group: dict[str, list[tuple[str, Settings]]]) -> list[str]:

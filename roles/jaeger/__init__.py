@@ -1,0 +1,110 @@
+"""Jaeger v2 on the `telemetry` hosts: the lab's trace store (traces.store: jaeger).
+
+Jaeger v2 is an OpenTelemetry Collector distribution: its config is a collector
+config whose `jaeger_storage` extension holds Badger on local disk (span TTL =
+`traces.retention`) and whose `jaeger_query` extension serves the UI and the
+query API. It receives OTLP from the collector gateway on 4417/4418 (the gateway
+holds 4317/4318 on the same host). The config is checked with `jaeger validate`
+on the host before it replaces the live one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import yaml
+from pyinfra.api import deploy
+
+from roles._godur import go_duration
+from roles._service import ConfigFile, ServiceSpec, release_service
+
+if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hold JaegerSettings
+    from roles.otel_collector.settings import TracesSettings
+
+NAME = "jaeger"
+CONFIG = "/etc/jaeger/config.yaml"
+STORE = "badger_main"
+
+
+def render_config(traces: TracesSettings) -> dict:
+    """Jaeger's config as a dict, from the `traces` settings."""
+    jaeger = traces.jaeger
+    listen = traces.listen_address
+    return {
+        "service": {
+            "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],
+            "pipelines": {
+                "traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["jaeger_storage_exporter"]},
+            },
+            "telemetry": {
+                "resource": {"service.name": "jaeger"},
+                "logs": {"level": "info"},
+                "metrics": {
+                    "level": "detailed",
+                    "readers": [{"pull": {"exporter": {"prometheus": {"host": listen, "port": jaeger.metrics_port}}}}],
+                },
+            },
+        },
+        "extensions": {
+            "healthcheckv2": {
+                "use_v2": True,
+                "http": {"endpoint": f"{listen}:{jaeger.health_port}", "status": {"enabled": True, "path": "/status"}},
+            },
+            "jaeger_query": {
+                "storage": {"traces": STORE},
+                "http": {"endpoint": f"{listen}:{jaeger.query_port}"},
+                "grpc": {"endpoint": f"{listen}:{jaeger.query_grpc_port}"},
+            },
+            "jaeger_storage": {
+                "backends": {
+                    STORE: {
+                        "badger": {
+                            "directories": {"keys": f"{jaeger.data_dir}/keys", "values": f"{jaeger.data_dir}/values"},
+                            "ephemeral": False,
+                            # One retention for every trace: traces.retention.
+                            "ttl": {"spans": go_duration(traces.retention)},
+                        }
+                    }
+                }
+            },
+        },
+        "receivers": {
+            "otlp": {
+                "protocols": {
+                    "grpc": {"endpoint": f"{listen}:{traces.otlp_grpc_port}"},
+                    "http": {"endpoint": f"{listen}:{traces.otlp_http_port}"},
+                }
+            }
+        },
+        "processors": {"batch": {}},
+        "exporters": {"jaeger_storage_exporter": {"trace_storage": STORE}},
+    }
+
+
+def config_text(config: dict) -> str:
+    return "# Managed by the Sentinel observability toolkit; local edits are overwritten.\n" + yaml.safe_dump(config, sort_keys=False)
+
+
+def service_spec(traces: TracesSettings, config: str) -> ServiceSpec:
+    jaeger = traces.jaeger
+    ready_host = "127.0.0.1" if traces.listen_address == "0.0.0.0" else traces.listen_address
+    return ServiceSpec(
+        name=NAME,
+        description="Jaeger v2 trace store",
+        exec_start=("{bin}/jaeger", f"--config={CONFIG}"),
+        configs=(ConfigFile(CONFIG, config, validate="{bin}/jaeger validate --config={path}"),),
+        data_dirs=(jaeger.data_dir, f"{jaeger.data_dir}/keys", f"{jaeger.data_dir}/values"),
+        ready_url=f"http://{ready_host}:{jaeger.health_port}/status",
+    )
+
+
+@deploy("Jaeger")
+def jaeger(traces: TracesSettings, artifact_base_url: str, hardening: bool = True):
+    """
+    Install Jaeger v2 with Badger storage and the query UI/API.
+
+    + traces: `traces` settings (store jaeger; ports, retention, traces.jaeger)
+    + artifact_base_url: where release archives come from
+    + hardening: apply the systemd sandboxing directives
+    """
+    release_service(service_spec(traces, config_text(render_config(traces))), artifact_base_url, hardening)

@@ -1,0 +1,365 @@
+"""The OpenTelemetry Collector: a gateway on the `telemetry` hosts, an agent on the `app` hosts.
+
+Gateway: OTLP in (gRPC 4317, HTTP 4318) from the backend and the agents;
+memory_limiter then batch; traces to the chosen store (Tempo or Jaeger) and to the
+span_metrics connector, whose metrics are remote-written to Prometheus (the same
+series whichever store is chosen); logs to the chosen log store (Loki or
+VictoriaLogs). Every exporter keeps its sending queue on disk (file_storage), so a
+store restart loses nothing.
+
+Agent: tails the backend's JSON log file (offsets on disk, so a restart neither
+duplicates nor drops lines), parses each line, keeps the four stream labels of the
+contract as resource attributes and the trace context on the record, and sends the
+logs over OTLP to the gateway, with its own disk queue.
+
+A host in both groups runs one collector with both halves in one config.
+The config is built as a dict here and checked with `otelcol-contrib validate` on
+the host before it replaces the live one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Literal
+
+import yaml
+from pyinfra.api import deploy
+from pyinfra.operations import server
+
+from roles._godur import go_duration
+from roles._service import ConfigFile, ServiceSpec, release_service
+from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
+
+NAME = "otelcol"  # the files/versions.yml key: unit, user, /etc/otelcol, /opt/otelcol
+BINARY = "otelcol-contrib"
+CONFIG = f"/etc/{NAME}/config.yaml"
+Mode = Literal["gateway", "agent"]
+
+# Span metrics dimensions beyond the connector's own (service.name, span.name,
+# span.kind, status.code): the route and outcome of a request, a handful of values each.
+SPAN_METRICS_DIMENSIONS = ("http.route", "http.request.method", "http.response.status_code")
+# Latency buckets (ms) around the backend's SLO of 300 ms at p95.
+SPAN_METRICS_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 300, 500, 1000, 2500, 5000, 10000)
+# The line's timestamp in docs/contract.md section 4: RFC 3339 UTC with milliseconds.
+LOG_TIME_LAYOUT = "2006-01-02T15:04:05.999Z07:00"
+# Contract fields that become the stream labels (resource attributes), by label.
+STREAM_LABEL_FIELDS = {"service": "service", "env": "env", "stream": "stream", "level": "level"}
+
+
+def trace_store_endpoint(traces: TracesSettings, telemetry_address: str) -> str:
+    """The OTLP/HTTP base URL of the chosen trace store (the exporter appends /v1/traces)."""
+    return traces.endpoint or f"http://{telemetry_address}:{traces.otlp_http_port}"
+
+
+def log_store_endpoint(logs: LogsSettings, telemetry_address: str) -> str:
+    """The full OTLP/HTTP logs URL of the chosen log store."""
+    if logs.endpoint:
+        return logs.endpoint
+    if logs.store == "victorialogs":
+        return f"http://{telemetry_address}:9428/insert/opentelemetry/v1/logs"
+    return f"http://{telemetry_address}:3100/otlp/v1/logs"
+
+
+def _queue(settings: CollectorSettings) -> dict:
+    # On disk: batches survive a store outage and a collector restart.
+    return {"enabled": True, "storage": "file_storage", "queue_size": settings.queue_size}
+
+
+def _retry(settings: CollectorSettings) -> dict:
+    return {"enabled": True, "initial_interval": "1s", "max_interval": "30s", "max_elapsed_time": go_duration(settings.retry_max_elapsed)}
+
+
+def _agent_receiver(settings: CollectorSettings) -> dict:
+    """file_log: one JSON object per line, the four stream labels moved to the resource."""
+    moves = [
+        {"type": "move", "from": f'attributes["{field}"]', "to": f'resource["{label}"]', "if": f'attributes["{field}"] != nil'}
+        for label, field in STREAM_LABEL_FIELDS.items()
+    ]
+    return {
+        "include": [settings.log_file],
+        # First start ships what is already in the file; later starts resume at the stored offset.
+        "start_at": "beginning",
+        "storage": "file_storage",
+        "operators": [
+            {
+                "type": "json_parser",
+                "timestamp": {"parse_from": 'attributes["ts"]', "layout_type": "gotime", "layout": LOG_TIME_LAYOUT},
+                "severity": {"parse_from": 'attributes["level"]', "preserve_to": 'attributes["level"]'},
+                # traceId/spanId stay attributes too (queried by name); the record also carries them as its trace context.
+                "trace": {"trace_id": {"parse_from": 'attributes["traceId"]'}, "span_id": {"parse_from": 'attributes["spanId"]'}},
+            },
+            *moves,
+        ],
+    }
+
+
+def _semconv_resource(environment: str, service_name: str) -> dict:
+    """OTel's own names next to the contract's, so both kinds of query find the lines."""
+    return {
+        "attributes": [
+            {"key": "service.name", "from_attribute": "service", "action": "insert"},
+            {"key": "service.name", "value": service_name, "action": "insert"},
+            {"key": "deployment.environment", "value": environment, "action": "insert"},
+        ]
+    }
+
+
+def render_config(
+    settings: CollectorSettings,
+    modes: Iterable[Mode],
+    environment: str,
+    *,
+    traces: TracesSettings | None = None,
+    logs: LogsSettings | None = None,
+    trace_endpoint: str = "",
+    log_endpoint: str = "",
+    remote_write_url: str = "",
+    gateway_endpoint: str = "",
+    service_name: str = "sentinel-backend",
+) -> dict:
+    """
+    The collector's config as a dict.
+
+    + settings: the collector's settings
+    + modes: "gateway", "agent" or both (a host in the telemetry and app groups)
+    + environment: the environment's name (span metrics carry it as a label)
+    + traces, logs: the store choices (gateway)
+    + trace_endpoint: the trace store's OTLP/HTTP base URL (gateway)
+    + log_endpoint: the log store's OTLP/HTTP logs URL (gateway)
+    + remote_write_url: Prometheus's /api/v1/write (gateway)
+    + gateway_endpoint: the gateway's OTLP/HTTP base URL (agent only)
+    + service_name: the backend's service.name (agent: for lines without a `service` field)
+    """
+    modes = set(modes)
+    if not modes or modes - {"gateway", "agent"}:
+        raise ValueError(f"modes must be gateway and/or agent, got {sorted(modes)}")
+    gateway = "gateway" in modes
+    listen = settings.listen_address
+    extensions: dict = {
+        "health_check": {"endpoint": f"{listen}:{settings.health_port}"},
+        "file_storage": {
+            "directory": f"{settings.data_dir}/file_storage",
+            # Reclaim the space of delivered batches.
+            "compaction": {"on_start": True, "on_rebound": True, "directory": f"{settings.data_dir}/file_storage"},
+        },
+    }
+    receivers: dict = {}
+    processors: dict = {
+        "memory_limiter": {
+            "check_interval": "1s",
+            "limit_mib": settings.memory_limit_mib,
+            "spike_limit_mib": settings.memory_spike_limit_mib,
+        },
+        "batch": {"timeout": go_duration(settings.batch_timeout), "send_batch_size": settings.batch_size},
+    }
+    connectors: dict = {}
+    exporters: dict = {}
+    pipelines: dict = {}
+    chain = ["memory_limiter", "batch"]
+
+    if gateway:
+        if traces is None or logs is None or not (trace_endpoint and log_endpoint and remote_write_url):
+            raise ValueError("the gateway needs traces, logs, trace_endpoint, log_endpoint and remote_write_url")
+        receivers["otlp"] = {
+            "protocols": {
+                "grpc": {"endpoint": f"{listen}:{settings.grpc_port}"},
+                "http": {"endpoint": f"{listen}:{settings.http_port}"},
+            }
+        }
+        connectors["span_metrics"] = {
+            # traces_span_metrics_calls_total, traces_span_metrics_duration_milliseconds_*
+            "namespace": "traces.span.metrics",
+            "histogram": {"unit": "ms", "explicit": {"buckets": [f"{ms}ms" for ms in SPAN_METRICS_BUCKETS_MS]}},
+            "dimensions": [{"name": name} for name in SPAN_METRICS_DIMENSIONS],
+            "metrics_flush_interval": go_duration(settings.span_metrics_flush),
+        }
+        exporters[f"otlp_http/{traces.store}"] = {
+            "endpoint": trace_endpoint,
+            "sending_queue": _queue(settings),
+            "retry_on_failure": _retry(settings),
+        }
+        log_exporter: dict = {
+            "logs_endpoint": log_endpoint,
+            "sending_queue": _queue(settings),
+            "retry_on_failure": _retry(settings),
+        }
+        if logs.store == "victorialogs":
+            # VictoriaLogs makes streams of these fields; every other field is a plain field.
+            log_exporter["headers"] = {"VL-Stream-Fields": ",".join(logs.stream_fields)}
+        exporters[f"otlp_http/{logs.store}"] = log_exporter
+        exporters["prometheus_remote_write"] = {
+            "endpoint": remote_write_url,
+            "external_labels": {"environment": environment},
+            "resource_to_telemetry_conversion": {"enabled": True},
+            "retry_on_failure": _retry(settings),
+        }
+        pipelines["traces"] = {"receivers": ["otlp"], "processors": list(chain), "exporters": [f"otlp_http/{traces.store}", "span_metrics"]}
+        pipelines["metrics/span_metrics"] = {"receivers": ["span_metrics"], "processors": list(chain), "exporters": ["prometheus_remote_write"]}
+        pipelines["logs"] = {"receivers": ["otlp"], "processors": list(chain), "exporters": [f"otlp_http/{logs.store}"]}
+
+    if "agent" in modes:
+        receivers["file_log"] = _agent_receiver(settings)
+        processors["resource/semconv"] = _semconv_resource(environment, service_name)
+        if gateway:
+            # One collector on the host: the file's lines join the gateway's logs pipeline.
+            pipelines["logs"]["receivers"].append("file_log")
+            pipelines["logs"]["processors"] = ["memory_limiter", "resource/semconv", "batch"]
+        else:
+            if not gateway_endpoint:
+                raise ValueError("the agent needs gateway_endpoint")
+            exporters["otlp_http/gateway"] = {
+                "endpoint": gateway_endpoint,
+                "sending_queue": _queue(settings),
+                "retry_on_failure": _retry(settings),
+            }
+            pipelines["logs"] = {
+                "receivers": ["file_log"],
+                "processors": ["memory_limiter", "resource/semconv", "batch"],
+                "exporters": ["otlp_http/gateway"],
+            }
+
+    config: dict = {"extensions": extensions, "receivers": receivers, "processors": processors}
+    if connectors:
+        config["connectors"] = connectors
+    config["exporters"] = exporters
+    config["service"] = {
+        "extensions": ["health_check", "file_storage"],
+        "pipelines": pipelines,
+        "telemetry": {
+            "logs": {"level": "info"},
+            "metrics": {
+                "level": "detailed",
+                "readers": [{"pull": {"exporter": {"prometheus": {"host": listen, "port": settings.metrics_port}}}}],
+            },
+        },
+    }
+    return config
+
+
+def config_text(config: dict) -> str:
+    return "# Managed by the Sentinel observability toolkit; local edits are overwritten.\n" + yaml.safe_dump(config, sort_keys=False)
+
+
+def service_spec(settings: CollectorSettings, config: str) -> ServiceSpec:
+    """The collector's service; `config` is the rendered YAML."""
+    ready_host = "127.0.0.1" if settings.listen_address == "0.0.0.0" else settings.listen_address
+    return ServiceSpec(
+        name=NAME,
+        description="OpenTelemetry Collector",
+        exec_start=(f"{{bin}}/{BINARY}", f"--config={CONFIG}"),
+        configs=(ConfigFile(CONFIG, config, validate=f"{{bin}}/{BINARY} validate --config={{path}}"),),
+        data_dirs=(settings.data_dir, f"{settings.data_dir}/file_storage"),
+        ready_url=f"http://{ready_host}:{settings.health_port}/",
+    )
+
+
+@dataclass(frozen=True)
+class CollectorWiring:
+    """What one host's collector needs from the rest of the environment (see `collector_wiring`)."""
+
+    modes: tuple[Mode, ...]
+    environment: str
+    service_name: str = "sentinel-backend"
+    traces: TracesSettings | None = None
+    logs: LogsSettings | None = None
+    trace_endpoint: str = ""
+    log_endpoint: str = ""
+    remote_write_url: str = ""
+    gateway_endpoint: str = ""
+
+    def render_args(self) -> dict:
+        """The keyword arguments of `render_config` after its settings."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def render_wired(settings: CollectorSettings, wiring: CollectorWiring) -> dict:
+    """`render_config` for one host's wiring."""
+    args = wiring.render_args()
+    return render_config(settings, args.pop("modes"), args.pop("environment"), **args)
+
+
+@deploy("OpenTelemetry Collector")
+def otel_collector(settings: CollectorSettings, artifact_base_url: str, hardening: bool, wiring: CollectorWiring):
+    """
+    Install the collector as the gateway, the agent, or both.
+
+    + settings: `otel_collector` settings
+    + artifact_base_url: where release archives come from
+    + hardening: apply the systemd sandboxing directives
+    + wiring: modes (gateway on telemetry, agent on app, both on a host in both), the store
+      choices and the peers' endpoints, from `collector_wiring`
+    """
+    modes = wiring.modes
+    spec = service_spec(settings, config_text(render_wired(settings, wiring)))
+    if "agent" in modes:
+        # The backend's log directory is 0750 root-or-sentinel:sentinel: the collector reads it as a group member.
+        # Created before the service starts, so its first start already has the group.
+        server.group(name=f"{NAME}: log reader group {settings.log_file_group}", group=settings.log_file_group, system=True)
+        server.group(name=f"{NAME}: system group", group=spec.account, system=True)
+        member = server.user(
+            name=f"{NAME}: reads {settings.log_file}",
+            user=spec.account,
+            group=spec.account,
+            groups=[settings.log_file_group],
+            append=True,
+            system=True,
+            shell="/usr/sbin/nologin",
+            home=settings.data_dir,
+            create_home=False,
+        )
+    release_service(spec, artifact_base_url, hardening)
+    if "agent" in modes:
+        from pyinfra.operations import systemd
+
+        systemd.service(
+            name=f"{NAME}: restart for the new group membership",
+            service=f"{NAME}.service",
+            restarted=True,
+            _if=member.did_change,
+        )
+
+
+# --- wiring: what each host's collector needs from the rest of the environment -------------
+
+
+def _first(hosts_by_group: dict, group: str):
+    members = sorted(hosts_by_group.get(group, []), key=lambda pair: pair[0])
+    return members[0][1] if members else None
+
+
+def collector_wiring(me, groups: Iterable[str], hosts_by_group: dict) -> CollectorWiring:
+    """
+    The wiring of one host's collector, from the environment.
+
+    + me: the host's `Settings`
+    + groups: the host's groups
+    + hosts_by_group: {group: [(name, Settings), ...]} of the whole environment
+
+    The gateway exports to the first telemetry host's stores and remote-writes to
+    the first monitoring host's Prometheus; the agent exports to the first telemetry
+    host's gateway.
+    """
+    modes = tuple(mode for mode, group in (("gateway", "telemetry"), ("agent", "app")) if group in groups)
+    if not modes:
+        raise ValueError("a collector runs on telemetry (gateway) or app (agent) hosts only")
+    telemetry = _first(hosts_by_group, "telemetry") or me
+    args: dict = {"modes": modes, "environment": me.environment, "service_name": me.backend.service_name}
+    if "gateway" in modes:
+        monitoring = _first(hosts_by_group, "monitoring")
+        if monitoring is None:
+            raise ValueError("the gateway remote-writes span metrics to Prometheus, but the inventory has no monitoring host")
+        args.update(
+            traces=me.traces,
+            logs=me.logs,
+            trace_endpoint=trace_store_endpoint(me.traces, telemetry.address),
+            log_endpoint=log_store_endpoint(me.logs, telemetry.address),
+            remote_write_url=f"http://{monitoring.address}:{monitoring.prometheus.listen_port}/api/v1/write",
+        )
+    if modes == ("agent",):
+        args["gateway_endpoint"] = gateway_endpoint(telemetry)
+    return CollectorWiring(**args)
+
+
+def gateway_endpoint(gateway) -> str:
+    """OTLP/HTTP base URL of the collector gateway on the host with settings `gateway` (the backend and agents export here)."""
+    return f"http://{gateway.address}:{gateway.otel_collector.http_port}"

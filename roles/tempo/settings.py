@@ -1,0 +1,28 @@
+"""Settings of Tempo (production trace store; AGPL, never run in this workplace)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from roles._model import AbsPath, Model, Name, Port, SecretName
+
+
+class TempoSettings(Model):
+    """Tempo 2.x single binary on the `telemetry` hosts.
+
+    Its OTLP receivers listen on `traces.listen_address` with
+    `traces.otlp_grpc_port` / `traces.otlp_http_port`; blocks are kept
+    `traces.retention`. The metrics generator stays off: the collector gateway
+    makes the span metrics, whichever store is chosen (docs/tracing.md).
+    """
+
+    http_port: Port = Field(3200, description="HTTP API, /ready and /metrics.")
+    # Not 9095 (Tempo's default): Loki's gRPC port on the same telemetry host.
+    grpc_port: Port = Field(9097, description="Tempo's internal gRPC server.")
+    backend: Literal["local", "s3"] = Field("s3", description="Where blocks go: local disk, or the object_store role's S3 bucket.")
+    bucket: Name = Field("tempo", description="S3 bucket (object_store.buckets must hold it).")
+    data_dir: AbsPath = Field("/var/lib/tempo", description="WAL (and local blocks) directory.")
+    access_key_secret: SecretName = Field("SENTINEL_S3_ACCESS_KEY", description="Secret holding the S3 access key (the object store's).")
+    secret_key_secret: SecretName = Field("SENTINEL_S3_SECRET_KEY", description="Secret holding the S3 secret key.")

@@ -1,0 +1,87 @@
+"""A bounded trace load through the collector gateway, with exact counts of what was sent.
+
+Shared by the tracing end-to-end tests and the benchmark (lab/bench_tracing.py):
+`send_traces` exports N traces of `spans_per_trace` spans at a fixed rate with the
+OpenTelemetry SDK over OTLP/HTTP, and counts a span as sent only when the gateway
+acknowledged its batch. `stored_spans` asks Jaeger's query API for each trace.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import requests
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+
+@dataclass
+class Sent:
+    trace_ids: list[str] = field(default_factory=list)
+    acknowledged_spans: int = 0
+    refused_spans: int = 0
+    seconds: float = 0.0
+
+
+class _CountingExporter(SpanExporter):
+    def __init__(self, inner: SpanExporter, sent: Sent):
+        self.inner, self.sent = inner, sent
+
+    def export(self, spans):
+        result = self.inner.export(spans)
+        if result is SpanExportResult.SUCCESS:
+            self.sent.acknowledged_spans += len(spans)
+        else:
+            self.sent.refused_spans += len(spans)
+        return result
+
+    def shutdown(self):
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def send_traces(gateway: str, service: str, count: int, rate_per_s: float, spans_per_trace: int = 3) -> Sent:
+    """`count` traces at `rate_per_s` to the gateway's OTLP/HTTP base URL; returns what was acknowledged."""
+    sent = Sent()
+    provider = TracerProvider(resource=Resource.create({"service.name": service, "deployment.environment": "lab"}))
+    provider.add_span_processor(
+        BatchSpanProcessor(_CountingExporter(OTLPSpanExporter(endpoint=f"{gateway}/v1/traces", timeout=10), sent), max_queue_size=100000)
+    )
+    tracer = provider.get_tracer("sentinel-tracing-load")
+    start = time.monotonic()
+    for i in range(count):
+        with tracer.start_as_current_span("GET /load/:n", kind=trace.SpanKind.SERVER, attributes={"http.route": "/load/:n", "load.index": i}) as root:
+            for child in range(spans_per_trace - 1):
+                with tracer.start_as_current_span(f"SELECT step{child}", kind=trace.SpanKind.CLIENT):
+                    pass
+            sent.trace_ids.append(format(root.get_span_context().trace_id, "032x"))
+        time.sleep(max(0.0, start + (i + 1) / rate_per_s - time.monotonic()))
+    provider.force_flush()
+    provider.shutdown()
+    sent.seconds = time.monotonic() - start
+    return sent
+
+
+def jaeger_trace(http: requests.Session, query: str, trace_id: str) -> dict | None:
+    """The trace from Jaeger's query API, or None when it is not stored (yet)."""
+    response = http.get(f"{query}/api/traces/{trace_id}", timeout=10)
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    data = response.json().get("data") or []
+    return data[0] if data else None
+
+
+def stored_spans(http: requests.Session, query: str, trace_ids: list[str]) -> int:
+    """Distinct spans Jaeger holds for these traces."""
+    total = 0
+    for trace_id in trace_ids:
+        found = jaeger_trace(http, query, trace_id)
+        total += len({span["spanID"] for span in found["spans"]}) if found else 0
+    return total

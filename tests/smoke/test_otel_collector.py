@@ -1,0 +1,54 @@
+"""The OpenTelemetry Collector runs on every telemetry (gateway) and app (agent) host, on any inventory."""
+
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.lab, pytest.mark.tracing]
+
+
+@pytest.fixture
+def collector_host(any_host):
+    """Every host that runs a collector: the gateway (telemetry) or the agent (app)."""
+    if not {"telemetry", "app"} & set(any_host.groups):
+        pytest.skip(f"{any_host.name} runs no collector")
+    return any_host
+
+
+def test_unit_active_and_enabled(collector_host):
+    service = collector_host.testinfra.service("otelcol")
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_health_check_answers(collector_host):
+    collector = collector_host.settings.otel_collector
+    body = json.loads(collector_host.curl(f"http://127.0.0.1:{collector.health_port}/"))
+    assert body["status"] == "Server available"
+
+
+def test_own_metrics_are_served_for_prometheus(collector_host):
+    collector = collector_host.settings.otel_collector
+    metrics = collector_host.curl(f"http://127.0.0.1:{collector.metrics_port}/metrics")
+    assert "otelcol_process_uptime" in metrics
+
+
+def test_gateway_listens_for_otlp(telemetry_host):
+    collector = telemetry_host.settings.otel_collector
+    for port in (collector.grpc_port, collector.http_port):
+        assert telemetry_host.testinfra.socket(f"tcp://0.0.0.0:{port}").is_listening, port
+
+
+def test_config_and_queue_belong_to_the_service(collector_host):
+    config = collector_host.testinfra.file("/etc/otelcol/config.yaml")
+    assert (config.user, config.group, config.mode) == ("root", "otelcol", 0o640)
+    storage = collector_host.testinfra.file(f"{collector_host.settings.otel_collector.data_dir}/file_storage")
+    assert storage.is_directory and storage.user == "otelcol"
+
+
+def test_agent_can_read_the_backend_log(app_host):
+    collector = app_host.settings.otel_collector
+    assert collector.log_file_group in app_host.testinfra.user("otelcol").groups
+    # As the service user: the file (once the backend wrote it) or at least its directory.
+    directory = collector.log_file.rsplit("/", 1)[0]
+    app_host.testinfra.run_expect([0], "runuser -u otelcol -- test -r %s", directory)

@@ -1,0 +1,283 @@
+"""Traces and logs pipelines: the collector, Jaeger and Tempo rendered for every environment,
+bad input refused before any host is touched, and the rendered configs accepted by the real
+binaries when the lab mirror has them."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from roles._environment import REPO, Environment, host_settings, load_environment
+from roles._model import SettingsError
+from roles.backend import render_env
+from roles.prometheus import pipeline_jobs as pipeline_scrape_jobs
+from tests.environments import write_inventory
+from roles.jaeger import config_text as jaeger_text, render_config as render_jaeger, service_spec as jaeger_spec
+from roles.otel_collector import (
+    collector_wiring,
+    config_text as collector_text,
+    gateway_endpoint,
+    render_wired,
+    render_config as render_collector,
+    service_spec as collector_spec,
+)
+from roles.otel_collector.settings import TracesSettings
+from roles._service import unit_file
+from tests.tracing_binaries import binary
+
+pytestmark = pytest.mark.tracing
+
+LAB_URL = "http://10.213.0.1:8080"
+
+
+LAB_BODY = """
+monitoring = [("mon1", {"address": "10.213.0.11"})]
+telemetry = [("tel1", {"address": "10.213.0.12"})]
+app = [("app1", {"address": "10.213.0.13"})]
+"""
+
+
+def _hosts(env: Environment):
+    return {h.name: (h.groups, h.settings) for h in env.hosts}, env.by_group()
+
+
+def lab_environment():
+    """The lab's three hosts with lab group data, as the generated inventory/lab.py gives them."""
+    return _hosts(load_environment(write_inventory(Path(tempfile.mkdtemp()), "lab", LAB_BODY)))
+
+
+def environment(env: str):
+    if env == "lab":
+        return lab_environment()
+    return _hosts(load_environment(REPO / "inventory" / f"{env}.py"))
+
+
+def collector_configs(env: str) -> dict[str, dict]:
+    """The rendered collector config of every telemetry and app host of `env`."""
+    hosts, by_group = environment(env)
+    configs = {}
+    for name, (groups, settings) in hosts.items():
+        if "telemetry" in groups or "app" in groups:
+            configs[name] = render_wired(settings.otel_collector, collector_wiring(settings, groups, by_group))
+    return configs
+
+
+def _by_role(configs: dict[str, dict]) -> tuple[dict, dict]:
+    gateway = next(c for c in configs.values() if "otlp" in c["receivers"])
+    agent = next(c for c in configs.values() if "file_log" in c["receivers"])
+    return gateway, agent
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_production_environments_send_traces_to_tempo_and_logs_to_loki(env):
+    gateway, _ = _by_role(collector_configs(env))
+    tel = f"tel1.{env}.sentinel.internal"
+    assert gateway["exporters"]["otlp_http/tempo"]["endpoint"] == f"http://{tel}:4418"
+    assert gateway["exporters"]["otlp_http/loki"]["logs_endpoint"] == f"http://{tel}:3100/otlp/v1/logs"
+    assert gateway["exporters"]["prometheus_remote_write"]["endpoint"] == f"http://mon1.{env}.sentinel.internal:9090/api/v1/write"
+    assert gateway["service"]["pipelines"]["traces"]["exporters"] == ["otlp_http/tempo", "span_metrics"]
+
+
+def test_lab_sends_traces_to_jaeger_and_logs_to_victorialogs_with_stream_fields():
+    gateway, agent = _by_role(collector_configs("lab"))
+    assert gateway["exporters"]["otlp_http/jaeger"]["endpoint"] == "http://10.213.0.12:4418"
+    logs = gateway["exporters"]["otlp_http/victorialogs"]
+    assert logs["logs_endpoint"] == "http://10.213.0.12:9428/insert/opentelemetry/v1/logs"
+    assert logs["headers"] == {"VL-Stream-Fields": "service,env,stream,level"}
+    assert agent["exporters"]["otlp_http/gateway"]["endpoint"] == "http://10.213.0.12:4318"
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod", "lab"])
+def test_every_exporter_queues_on_disk_and_pipelines_limit_memory_then_batch(env):
+    for config in collector_configs(env).values():
+        assert config["extensions"]["file_storage"]["directory"] == "/var/lib/otelcol/file_storage"
+        for name, exporter in config["exporters"].items():
+            if name.startswith("otlp_http/"):
+                assert exporter["sending_queue"] == {"enabled": True, "storage": "file_storage", "queue_size": 10000}, name
+                assert exporter["retry_on_failure"]["max_elapsed_time"] == "24h"
+        for name, pipeline in config["service"]["pipelines"].items():
+            assert pipeline["processors"][0] == "memory_limiter" and pipeline["processors"][-1] == "batch", name
+        # Self-metrics not on 8888: Jaeger's on the telemetry host.
+        assert config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]["port"] == 8889
+
+
+def test_gateway_listens_on_4317_and_4318_and_makes_span_metrics_for_prometheus():
+    gateway, _ = _by_role(collector_configs("lab"))
+    protocols = gateway["receivers"]["otlp"]["protocols"]
+    assert protocols == {"grpc": {"endpoint": "0.0.0.0:4317"}, "http": {"endpoint": "0.0.0.0:4318"}}
+    span_metrics = gateway["connectors"]["span_metrics"]
+    assert span_metrics["namespace"] == "traces.span.metrics"
+    assert {"name": "http.route"} in span_metrics["dimensions"]
+    assert gateway["service"]["pipelines"]["metrics/span_metrics"]["receivers"] == ["span_metrics"]
+    assert gateway["exporters"]["prometheus_remote_write"]["external_labels"] == {"environment": "lab"}
+
+
+def test_agent_tails_the_backend_log_keeping_offsets_and_trace_context():
+    _, agent = _by_role(collector_configs("lab"))
+    receiver = agent["receivers"]["file_log"]
+    assert receiver["include"] == ["/var/log/sentinel/backend.log"]
+    assert receiver["storage"] == "file_storage"
+    parser = receiver["operators"][0]
+    assert parser["type"] == "json_parser"
+    assert parser["trace"] == {"trace_id": {"parse_from": 'attributes["traceId"]'}, "span_id": {"parse_from": 'attributes["spanId"]'}}
+    moved = {op["to"] for op in receiver["operators"][1:]}
+    assert moved == {'resource["service"]', 'resource["env"]', 'resource["stream"]', 'resource["level"]'}
+    # traceId, spanId, correlationId are not moved: they stay attributes (high cardinality, never labels).
+    assert not any("traceId" in op.get("from", "") or "correlationId" in op.get("from", "") for op in receiver["operators"][1:])
+    semconv = {a["key"] for a in agent["processors"]["resource/semconv"]["attributes"]}
+    assert semconv == {"service.name", "deployment.environment"}
+
+
+def test_a_host_in_both_groups_runs_one_collector_with_the_file_in_the_gateways_logs_pipeline():
+    hosts, by_group = lab_environment()
+    _, tel = hosts["tel1"]
+    config = render_wired(tel.otel_collector, collector_wiring(tel, ("telemetry", "app"), by_group))
+    assert config["service"]["pipelines"]["logs"]["receivers"] == ["otlp", "file_log"]
+    assert "otlp_http/gateway" not in config["exporters"]
+
+
+def test_collector_unit_validates_the_config_with_the_binary_before_the_swap():
+    hosts, by_group = lab_environment()
+    spec = collector_spec(hosts["tel1"][1].otel_collector, "config")
+    assert spec.configs[0].validate == "{bin}/otelcol-contrib validate --config={path}"
+    unit = unit_file(spec)
+    assert "ExecStart=/opt/otelcol/current/otelcol-contrib \\\n    --config=/etc/otelcol/config.yaml" in unit
+    assert "ReadWritePaths=/var/lib/otelcol" in unit and "ProtectSystem=strict" in unit
+    assert spec.ready_url == "http://127.0.0.1:13133/"
+
+
+def test_jaeger_keeps_spans_for_the_traces_retention_and_receives_otlp_beside_the_gateway():
+    hosts, _ = lab_environment()
+    traces = hosts["tel1"][1].traces
+    config = render_jaeger(traces)
+    badger = config["extensions"]["jaeger_storage"]["backends"]["badger_main"]["badger"]
+    assert badger["ttl"] == {"spans": "72h"}
+    assert badger["directories"] == {"keys": "/var/lib/jaeger/keys", "values": "/var/lib/jaeger/values"}
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == "0.0.0.0:4418"
+    assert config["extensions"]["jaeger_query"]["http"]["endpoint"] == "0.0.0.0:16686"
+    assert config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]["port"] == 8888
+    spec = jaeger_spec(traces, "config")
+    assert spec.configs[0].validate == "{bin}/jaeger validate --config={path}"
+    assert spec.ready_url == "http://127.0.0.1:13134/status"
+    assert TracesSettings(store="jaeger", retention="14d").retention == "14d"
+    assert render_jaeger(TracesSettings(store="jaeger", retention="14d"))["extensions"]["jaeger_storage"]["backends"]["badger_main"]["badger"]["ttl"] == {"spans": "336h"}
+
+
+def test_prometheus_scrapes_the_collectors_and_the_chosen_store():
+    _, by_group = lab_environment()
+    jobs = {job.name: [t.address for t in job.targets] for job in pipeline_scrape_jobs(by_group)}
+    assert jobs == {"otelcol": ["10.213.0.13:8889", "10.213.0.12:8889"], "jaeger": ["10.213.0.12:8888"]}
+    _, prod = environment("prod")
+    prod_jobs = {job.name: [t.address for t in job.targets] for job in pipeline_scrape_jobs(prod)}
+    assert prod_jobs["tempo"] == ["tel1.prod.sentinel.internal:3200"] and "jaeger" not in prod_jobs
+
+
+def test_backend_exports_otlp_to_the_gateway():
+    hosts, _ = lab_environment()
+    endpoint = gateway_endpoint(hosts["tel1"][1])
+    assert endpoint == "http://10.213.0.12:4318"
+    env = render_env(hosts["app1"][1], endpoint, "")
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://10.213.0.12:4318" in env
+    assert "OTEL_RESOURCE_ATTRIBUTES=deployment.environment=lab,service.version=0.0.0-lab" in env
+
+
+# --- bad input, refused before any host is touched -----------------------------------------
+
+
+def refusal(data: dict) -> SettingsError:
+    with pytest.raises(SettingsError) as caught:
+        host_settings("tel1", ["telemetry", "lab"], {"artifact_base_url": LAB_URL, **data})
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "data, key, fix",
+    [
+        ({"traces": {"store": "zipkin"}}, "traces.store", "'tempo' or 'jaeger'"),
+        ({"logs": {"store": "elasticsearch"}}, "logs.store", "'loki' or 'victorialogs'"),
+        ({"traces": {"retention": "30m"}}, "traces.retention", "1h or more"),
+        ({"traces": {"endpoint": "tel1:4418"}}, "traces.endpoint", "full URL"),
+        ({"logs": {"endpoint": "not a url"}}, "logs.endpoint", "full URL"),
+        ({"otel_collector": {"queue_size": 0}}, "otel_collector.queue_size", "positive size"),
+        ({"traces": {"store": ["tempo", "jaeger"]}}, "traces.store", "exactly one"),
+        ({"traces": {"store": "tempo,jaeger"}}, "traces.store", "exactly one"),
+        ({"logs": {"store": ["loki", "victorialogs"]}}, "logs.store", "exactly one"),
+        ({"traces": {"store": "jaeger", "tempo": {"backend": "local"}}}, "traces", "remove traces.tempo"),
+        ({"otel_collector": {"memory_limit_mib": 128, "memory_spike_limit_mib": 128}}, "otel_collector", "quarter"),
+        ({"traces": {"listen_address": "localhost"}}, "traces.listen_address", "0.0.0.0"),
+    ],
+)
+def test_bad_input_is_refused_with_the_key_and_the_fix(data, key, fix):
+    err = refusal(data)
+    assert err.key == f"host tel1.{key}"
+    assert fix in err.fix
+
+
+# --- the real binaries accept the rendered configs -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def otelcol(tmp_path_factory):
+    return binary("otelcol", tmp_path_factory.mktemp("otelcol"))
+
+
+@pytest.fixture(scope="module")
+def jaeger_bin(tmp_path_factory):
+    return binary("jaeger", tmp_path_factory.mktemp("jaeger"))
+
+
+def _rehome(config: dict, tmp_path) -> dict:
+    """The same config with its data directory in tmp_path (validate checks that it exists)."""
+    text = yaml.safe_dump(config, sort_keys=False).replace("/var/lib/otelcol", str(tmp_path))
+    (tmp_path / "file_storage").mkdir(exist_ok=True)  # the building block creates it before validating
+    return yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod", "lab"])
+def test_otelcol_validate_accepts_every_rendered_config(env, otelcol, tmp_path):
+    for host, config in collector_configs(env).items():
+        path = tmp_path / f"{host}.yaml"
+        path.write_text(collector_text(_rehome(config, tmp_path)))
+        result = subprocess.run([otelcol, "validate", f"--config={path}"], capture_output=True, text=True)
+        assert result.returncode == 0, f"{env} {host}: {result.stderr}"
+
+
+def test_otelcol_validate_refuses_a_typo(otelcol, tmp_path):
+    config = next(iter(collector_configs("lab").values()))
+    config["processors"]["batch"]["send_batch_sise"] = 1
+    path = tmp_path / "typo.yaml"
+    path.write_text(collector_text(config))
+    result = subprocess.run([otelcol, "validate", f"--config={path}"], capture_output=True, text=True)
+    assert result.returncode != 0 and "send_batch_sise" in result.stderr
+
+
+def test_jaeger_validate_accepts_the_rendered_config_and_refuses_a_typo(jaeger_bin, tmp_path):
+    hosts, _ = lab_environment()
+    config = render_jaeger(hosts["tel1"][1].traces)
+    path = tmp_path / "jaeger.yaml"
+    path.write_text(jaeger_text(config))
+    result = subprocess.run([jaeger_bin, "validate", f"--config={path}"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    config["extensions"]["jaeger_storage"]["backends"]["badger_main"]["badger"]["tll"] = {"spans": "1h"}
+    path.write_text(jaeger_text(config))
+    result = subprocess.run([jaeger_bin, "validate", f"--config={path}"], capture_output=True, text=True)
+    assert result.returncode != 0 and "tll" in result.stderr
+
+
+def test_prometheus_config_with_the_pipeline_jobs_passes_promtool(tmp_path):
+    from roles.prometheus import render_config as render_prometheus, scrape_jobs
+    from tests.mirror_binaries import extract
+
+    promtool = extract("prometheus", "promtool", tmp_path)
+    hosts, by_group = lab_environment()
+    mon = hosts["mon1"][1]
+    config = render_prometheus(mon, scrape_jobs(by_group, mon))
+    assert "job_name: otelcol" in config and "job_name: jaeger" in config
+    path = tmp_path / "prometheus.yml"
+    path.write_text(config)
+    result = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
