@@ -1,0 +1,34 @@
+"""Settings of the VictoriaLogs log store (lab, and the permissively licensed alternative to Loki)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from roles._model import AbsPath, HostPort, Model, Text
+
+
+class VictoriaLogsSettings(Model):
+    """VictoriaLogs single node on the `telemetry` hosts.
+
+    Its retention is not set here: it comes from the retention policy
+    (`retention` in group data), as the longest period of any class, and the
+    shorter classes are deleted by the daily enforcement job.
+    """
+
+    # HTTP: ingestion (OTLP /insert/opentelemetry/v1/logs, Loki push), queries
+    # (/select/logsql/query), deletes (/delete/*), /health and /metrics.
+    listen: HostPort = "0.0.0.0:9428"
+    storage_path: AbsPath = "/var/lib/victorialogs/data"
+    # Stop accepting new logs when the disk is this full, rather than fill it (1..100).
+    max_disk_usage_percent: Annotated[int, Field(ge=1, le=100)] = 90
+    # systemd OnCalendar of the retention enforcement job; daily, as the store's
+    # own retention runs on day partitions.
+    enforcement_schedule: Text = "*-*-* 03:17:00"
+    # The longest the enforcement job waits for its deletes to finish (seconds).
+    enforcement_timeout_seconds: Annotated[int, Field(ge=60, le=86400)] = 3600
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
