@@ -7,6 +7,7 @@ from roles._secrets import read_secret
 from roles._settings import ROLE_GROUPS, Settings
 from roles.alerting.preflight import check_catalog, check_receivers
 from roles.backend.sentry import validate_dsn
+from roles.retention.contract import check_policy_labels
 
 
 def check_environment(hosts: dict[str, Settings], groups: dict[str, list[str]]) -> None:
@@ -15,6 +16,7 @@ def check_environment(hosts: dict[str, Settings], groups: dict[str, list[str]]) 
     if len(envs) != 1:
         raise SettingsError("inventory", f"hosts of several environments {sorted(envs)}", "keep one environment per inventory")
     for name, settings in hosts.items():
+        check_policy_labels(settings.retention, f"host {name}.retention")
         store = settings.object_store
         for secret in (store.access_key_secret, store.secret_key_secret):
             if name in groups.get("telemetry", []):
