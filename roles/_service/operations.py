@@ -48,10 +48,7 @@ def release_archive(artifact: Artifact, install_dir: str):
             "  exit 1",
             "fi",
             "mkdir -p \"$tmp/x\"",
-            # Most releases are tarballs; a few (Loki) publish a zip.
-            f"unzip -q \"$tmp/{artifact.filename}\" -d \"$tmp/x\""
-            if artifact.filename.endswith(".zip")
-            else f"tar -xzf \"$tmp/{artifact.filename}\" -C \"$tmp/x\"",
+            f"tar -xzf \"$tmp/{artifact.filename}\" -C \"$tmp/x\"",
             f"rm -rf {staging} && mkdir -p {staging}",
             *[f"install -m 0755 \"{inner}/{binary}\" {staging}/{binary}" for binary in artifact.binaries],
             f"echo {artifact.sha256} > {staging}/{MARKER}",

@@ -24,7 +24,7 @@ from roles.retention.contract import stream_labels
 from roles.retention.selectors import parse_selector
 
 NAME = "loki"
-BINARY = "loki-linux-amd64"  # upstream's zip holds the binary under its platform name
+BINARY = "loki"  # versions.yml installs upstream's loki-linux-<arch> under this name
 CONFIG = "/etc/loki/loki.yml"
 CREDENTIALS = "/etc/loki/s3.env"
 ACCESS_KEY_VAR, SECRET_KEY_VAR = "LOKI_S3_ACCESS_KEY", "LOKI_S3_SECRET_KEY"
