@@ -203,21 +203,31 @@ class LokiStore(HttpStore):
         self._call(method, path, params=params)  # 204 No Content
         return f"loki delete request {params['query']} [{params['start']}, {params['end']}]"
 
+    # Loki refuses a query longer than limits_config.max_query_length (default 30d1h).
+    WINDOW_SECONDS = 30 * 86400
+
+    def query_windows(self, req: ErasureRequest) -> list[tuple[int, int]]:
+        """The request's range cut into windows a Loki query accepts, in nanoseconds."""
+        start, end = int(req.start.timestamp()), int(req.end.timestamp())
+        windows = []
+        while start < end:
+            stop = min(start + self.WINDOW_SECONDS, end)
+            windows.append((start * 10**9, stop * 10**9))
+            start = stop
+        return windows
+
     def any_left(self, req: ErasureRequest) -> bool:
         # Loki filters lines of a received delete request out of queries at once; the
         # compactor removes them from the chunks after delete_request_cancel_period.
-        response = self._call(
-            "GET",
-            "/loki/api/v1/query_range",
-            params={
-                "query": logql_query(req),
-                "start": str(int(req.start.timestamp() * 1e9)),
-                "end": str(int(req.end.timestamp() * 1e9)),
-                "limit": "1",
-                "direction": "forward",
-            },
-        )
-        return any(s.get("values") for s in response.json().get("data", {}).get("result", []))
+        for start, end in self.query_windows(req):
+            response = self._call(
+                "GET",
+                "/loki/api/v1/query_range",
+                params={"query": logql_query(req), "start": str(start), "end": str(end), "limit": "1", "direction": "forward"},
+            )
+            if any(s.get("values") for s in response.json().get("data", {}).get("result", [])):
+                return True
+        return False
 
     def push_audit(self, line: dict) -> None:
         labels = {"service": AUDIT_SERVICE, "env": line.get("env", ""), "stream": "audit", "level": "info"}

@@ -178,3 +178,12 @@ def test_victorialogs_store_urls():
     method, url, kwargs = calls[0]
     assert (method, urlsplit(url).path) == ("POST", "/delete/run_task")
     assert kwargs["data"]["filter"].startswith('{service="sentinel-backend", stream="audit"} memberId:="m-0002"')
+
+
+def test_loki_checks_a_long_range_in_windows_its_query_limit_accepts():
+    store = LokiStore("http://loki:3100")
+    windows = store.query_windows(request())  # 2026-01-01 .. 2026-12-01: 334 days
+    assert len(windows) == 12
+    assert windows[0][0] == 1767225600 * 10**9 and windows[-1][1] == 1796083200 * 10**9
+    assert all(b - a <= 30 * 86400 * 10**9 for a, b in windows)
+    assert all(windows[i][1] == windows[i + 1][0] for i in range(len(windows) - 1))
