@@ -173,3 +173,39 @@ def test_erasure_removes_one_members_lines_and_keeps_the_others(store, tmp_path,
     assert [e["status"] for e in entries] == ["requested", "completed"] and entries[1]["foundBefore"] is True
     requests.get(f"{url}/internal/force_flush", timeout=30)
     assert count(url, f'{{service="sentinel-toolkit", stream="audit"}} reason:="run {run}"') == 1
+
+
+def _otlp_request(line: dict, labels_in_log_attributes_too: bool = False) -> bytes:
+    """An OTLP logs request shaped as the collector gateway must send it (docs/contract.md section 4)."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+    def kv(key, value):
+        return KeyValue(key=key, value=AnyValue(string_value=str(value)))
+
+    labels = ("service", "env", "stream", "level")
+    record = LogRecord(
+        time_unix_nano=time.time_ns(), severity_text=line["level"], body=AnyValue(string_value=json.dumps(line, separators=(",", ":"))),
+        attributes=[kv(k, v) for k, v in line.items() if labels_in_log_attributes_too or k not in labels],
+        trace_id=bytes.fromhex(line["traceId"]), span_id=bytes.fromhex(line["spanId"]),
+    )
+    resource = Resource(attributes=[kv(k, line[k]) for k in labels] + [kv("service.name", line["service"])])
+    return ExportLogsServiceRequest(resource_logs=[ResourceLogs(resource=resource, scope_logs=[ScopeLogs(log_records=[record])])]).SerializeToString()
+
+
+def test_the_gateways_otlp_shape_gives_four_stream_labels_and_searchable_ids(store):
+    _, _, url, _ = store
+    trace_id, correlation = uuid.uuid4().hex, f"corr-{uuid.uuid4().hex[:10]}"
+    line = {"ts": "2026-01-01T00:00:00.000Z", "level": "info", "msg": "request completed", "service": "sentinel-backend",
+            "env": "test", "stream": "app", "correlationId": correlation, "traceId": trace_id, "spanId": uuid.uuid4().hex[:16]}
+    requests.post(f"{url}/insert/opentelemetry/v1/logs", data=_otlp_request(line), timeout=30,
+                  headers={"Content-Type": "application/x-protobuf", "VL-Stream-Fields": "service,env,stream,level"}).raise_for_status()
+    requests.get(f"{url}/internal/force_flush", timeout=30).raise_for_status()
+    response = requests.post(f"{url}/select/logsql/query", data={"query": f'traceId:="{trace_id}"'}, timeout=30)
+    [found] = [json.loads(l) for l in response.text.splitlines() if l.strip()]
+    assert found["_stream"] == '{env="test",level="info",service="sentinel-backend",stream="app"}'
+    assert found["correlationId"] == correlation and found["trace_id"] == trace_id
+    assert json.loads(found["_msg"]) == line  # the body is the raw line
+    assert count(url, f'correlationId:="{correlation}" {{stream="app"}}') == 1
