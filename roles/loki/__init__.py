@@ -11,13 +11,13 @@ EnvironmentFile (`-config.expand-env=true`).
 
 from __future__ import annotations
 
-import yaml
 from pyinfra.api import deploy
 
 from roles._model import duration_seconds
 from roles._schema import SettingsError
 from roles._secrets import read_secret
-from roles._service import ConfigFile, ServiceSpec, release_service
+from roles._service import ConfigFile, ServiceSpec, quoting, release_service
+from roles._service.render import dump_yaml
 from roles.loki.settings import LokiSettings
 from roles.retention import RetentionPolicy
 from roles.retention.contract import stream_labels
@@ -123,7 +123,7 @@ def render_config(settings: LokiSettings, policy: RetentionPolicy, s3_endpoint: 
         },
         "analytics": {"reporting_enabled": False},
     }
-    text = yaml.safe_dump(config, sort_keys=False)
+    text = dump_yaml(config, header="Managed by the Sentinel observability toolkit (roles/loki); local edits are overwritten.")
     # -config.expand-env rewrites every "$" before parsing: only our two references may hold one.
     stripped = text.replace("${" + ACCESS_KEY_VAR + "}", "").replace("${" + SECRET_KEY_VAR + "}", "")
     if "$" in stripped:
@@ -132,18 +132,18 @@ def render_config(settings: LokiSettings, policy: RetentionPolicy, s3_endpoint: 
             "a value rendered into Loki's config holds '$', which -config.expand-env would replace",
             "drop the '$' (selectors are anchored already: write \"app\" not \"app$\")",
         )
-    return "# Managed by the Sentinel observability toolkit (roles/loki); local edits are overwritten.\n" + text
+    return text
 
 
 def credentials_env(settings: LokiSettings) -> str:
-    """The EnvironmentFile with the S3 credentials (0640 root:loki), read on the controller."""
-    lines = []
+    """The EnvironmentFile with the S3 credentials (0640 root:loki), read on the controller, quoted per systemd."""
+    values = {}
     for var, secret in ((ACCESS_KEY_VAR, settings.access_key_secret), (SECRET_KEY_VAR, settings.secret_key_secret)):
         value = read_secret(secret)
         if not value:
             raise SettingsError("loki", f"the credential {secret} is not set", f"export {secret} or add it to $SENTINEL_SECRETS_DIR")
-        lines.append(f"{var}={value}")
-    return "\n".join(lines) + "\n"
+        values[var] = value
+    return quoting.env_file(values, "loki S3 credentials")
 
 
 def verify_command() -> str:

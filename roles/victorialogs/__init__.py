@@ -14,12 +14,14 @@ for erasure requests (`python -m roles.retention.erase`).
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from pyinfra.api import deploy
 from pyinfra.operations import systemd
 
-from roles._service import ConfigFile, ServiceSpec, release_service
+from roles._service import ConfigFile, ServiceSpec, quoting, release_service
+from roles._service.quoting import QuotingError
 from roles._service.operations import validated_file
 from roles.retention import RetentionPolicy
 from roles.retention.logsql import enforcement_deletes, longest_period
@@ -51,18 +53,29 @@ def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> dict[str, 
     }
 
 
+# Flag values the check below can pass through `env` unquoted (see check_flags_command).
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._/:+@-]+")
+
+
 def flags_env(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> str:
-    """The environment file holding the flags (systemd EnvironmentFile and sh syntax alike)."""
-    lines = ["# Managed by the Sentinel observability toolkit: VictoriaLogs flags (-envflag.enable)."]
+    """The EnvironmentFile holding the flags as VL_<flag> (dots as underscores), for systemd."""
+    values = {}
     for name, value in flags(settings, policy).items():
-        lines.append(f"{ENV_PREFIX}{name.replace('.', '_')}={value}")
-    return "\n".join(lines) + "\n"
+        if not _PLAIN_VALUE.fullmatch(value):
+            raise QuotingError(f"victorialogs flag -{name}: the value needs quoting, which the flag check cannot read")
+        values[f"{ENV_PREFIX}{name.replace('.', '_')}"] = value
+    return quoting.env_file(values, "victorialogs flags", header="Managed by the Sentinel observability toolkit: VictoriaLogs flags (-envflag.enable).")
 
 
 def check_flags_command() -> str:
-    """Shell command checking a staged flags file with the new binary ({bin}, {path} as in ConfigFile)."""
-    run = f"set -a && . {{path}} && exec {{bin}}/{BINARY} -envflag.enable -envflag.prefix={ENV_PREFIX} -version"
-    return f"env -i sh -c {shlex.quote(run)}"
+    """Shell command checking a staged flags file with the new binary ({bin}, {path} as in ConfigFile).
+
+    The file's lines go to `env -i` as words (no shell sources it); every value is
+    plain (flags_env refuses any other), so a line is exactly one NAME=value word.
+    The binary parses every VL_* value as its flag, exits 1 on a bad one, and exits
+    0 at -version before it touches any data.
+    """
+    return f"env -i $(grep -v '^#' {{path}}) {{bin}}/{BINARY} -envflag.enable -envflag.prefix={ENV_PREFIX} -version"
 
 
 def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> ServiceSpec:

@@ -26,6 +26,7 @@ import requests
 
 from lab import paths
 from roles._service.artifacts import load_versions
+from roles._service.quoting import parse_env_file, sh_quote
 from roles.retention import RetentionPolicy
 from roles.retention.erase import main as erase_main
 from roles.victorialogs import BINARY, check_flags_command, enforcement_script, flags_env
@@ -62,7 +63,8 @@ def _free_port() -> int:
 def _check(binary: Path, env_text: str, tmp_path: Path) -> subprocess.CompletedProcess:
     flags = tmp_path / "flags.env"
     flags.write_text(env_text)
-    command = check_flags_command().replace("{bin}", str(binary.parent)).replace("{path}", str(flags))
+    # Substituted as the building block does: quoted shell words.
+    command = check_flags_command().replace("{bin}", sh_quote(str(binary.parent))).replace("{path}", sh_quote(str(flags)))
     return subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60)
 
 
@@ -72,11 +74,7 @@ def store(tmp_path_factory):
     binary = _binary(tmp)
     port = _free_port()
     settings = VictoriaLogsSettings(listen=f"127.0.0.1:{port}", storage_path=str(tmp / "data"))
-    env = {}
-    for line in flags_env(settings, POLICY).splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.split("=", 1)
-            env[name] = value
+    env = parse_env_file(flags_env(settings, POLICY))  # as systemd reads it
     process = subprocess.Popen(
         [str(binary), "-envflag.enable", "-envflag.prefix=VL_"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -11,6 +11,7 @@ from roles.retention.logsql import classes, enforcement_deletes, logsql_duration
 from roles.victorialogs import check_flags_command, enforcement_script, enforcement_units, flags, flags_env, service_spec
 from roles.victorialogs.settings import VictoriaLogsSettings
 from roles._model import SettingsError, parse
+from roles._service.quoting import QuotingError, parse_env_file
 
 pytestmark = pytest.mark.retention
 
@@ -60,11 +61,17 @@ def test_flags_env_and_the_check_command():
     assert "VL_delete_enable=true\n" in env
     assert "VL_storageDataPath=/var/lib/victorialogs/data\n" in env
     assert "retention_maxDisk" not in env  # would drop security lines by age of partition
-    # The file is sourced by sh for the check and read by systemd: both must see the same values.
-    out = subprocess.run(["sh", "-c", f"set -a; . /dev/stdin; env"], input=env, capture_output=True, text=True, check=True).stdout
-    assert "VL_retentionPeriod=365d" in out.splitlines()
+    # systemd reads the file; the check passes its lines to `env` as words: both must see the same values.
+    assert parse_env_file(env) == dict(line.split("=", 1) for line in env.splitlines() if not line.startswith("#"))
     cmd = check_flags_command()
-    assert "-envflag.enable" in cmd and "-version" in cmd and "{path}" in cmd and "{bin}/victoria-logs-prod" in cmd
+    assert "-envflag.enable" in cmd and "-version" in cmd and "{bin}/victoria-logs-prod" in cmd
+    assert "'{path}'" not in cmd and '"{path}"' not in cmd  # the building block quotes {path} itself
+
+
+def test_a_flag_value_that_would_need_quoting_is_refused():
+    with pytest.raises(QuotingError):
+        # model_construct: a value that got past the settings model (the second wall must still hold)
+        flags_env(VictoriaLogsSettings.model_construct(**{**VictoriaLogsSettings().model_dump(), "storage_path": "/var/lib/vl data"}), POLICY)
 
 
 def test_service_spec_validates_the_flags_file_and_waits_for_health():
