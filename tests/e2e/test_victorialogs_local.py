@@ -207,3 +207,24 @@ def test_the_gateways_otlp_shape_gives_four_stream_labels_and_searchable_ids(sto
     assert found["correlationId"] == correlation and found["trace_id"] == trace_id
     assert json.loads(found["_msg"]) == line  # the body is the raw line
     assert count(url, f'correlationId:="{correlation}" {{stream="app"}}') == 1
+
+
+def test_the_class_filters_of_a_richer_policy_parse_in_logsql(store):
+    """Priorities, regexes and raw strings: every filter the job could send is valid LogsQL for the real store."""
+    from roles.retention import StreamRule
+    from roles.retention.logsql import classes
+
+    _, _, url, _ = store
+    policy = RetentionPolicy(
+        default_period="30d",
+        streams=(
+            StreamRule("errors", '{stream="app", level=~"error|fatal"}', "90d", 2),
+            StreamRule("backend", '{service=~`sentinel-.*`, stream!="security", stream!="audit"}', "60d", 1),
+            StreamRule("security", '{stream="security"}', "365d", 3),
+            StreamRule("audit", '{stream="audit"}', "365d", 3),
+        ),
+    )
+    policy.validate("retention")
+    for retention_class in classes(policy):
+        response = requests.post(f"{url}/select/logsql/query", data={"query": f"{retention_class.expired()} | stats count() rows"}, timeout=30)
+        assert response.status_code == 200, (retention_class.expired(), response.text)
