@@ -14,12 +14,14 @@ from roles.backend import backend_env
 from roles.backend.sentry_release import sentry_release
 from roles.backend_standin import backend_standin
 from roles.jaeger import jaeger
+from roles.loki import loki
 from roles.node_exporter import node_exporter
 from roles.object_store import object_store
 from roles.otel_collector import collector_wiring, gateway_endpoint, otel_collector
 from roles.preflight import validated_environment
 from roles.prometheus import prometheus
 from roles.tempo import tempo
+from roles.victorialogs import victorialogs
 
 environment, secrets = validated_environment()
 me = environment.host(host.name).settings
@@ -34,6 +36,14 @@ if "telemetry" in host.groups:
         jaeger(me.traces, me.artifact_base_url, me.systemd_hardening)
     else:
         tempo(me.traces, me.object_store, secrets, me.artifact_base_url, me.systemd_hardening)
+    # The one log store (logs.store), before the collector: the gateway's first start finds it.
+    if me.logs.store == "victorialogs":
+        victorialogs(me.victorialogs, me.retention, me.artifact_base_url, me.systemd_hardening)
+    else:
+        loki(
+            me.loki, me.retention, secrets, f"127.0.0.1:{me.object_store.listen_port}", me.object_store.region,
+            me.artifact_base_url, me.systemd_hardening,
+        )
 
 if "telemetry" in host.groups or "app" in host.groups:
     # Gateway on telemetry hosts, agent on app hosts, both in one collector on a host in both.

@@ -168,6 +168,9 @@ def needs(environment: Environment) -> list[Need]:
             store = s.object_store
             found.append(Need(f"{where}.object_store.access_key_secret", store.access_key_secret, "s3_key", True, "the store credential"))
             found.append(Need(f"{where}.object_store.secret_key_secret", store.secret_key_secret, "s3_key", True, "the store credential"))
+            if s.logs.store == "loki":
+                found.append(Need(f"{where}.loki.access_key_secret", s.loki.access_key_secret, "s3_key", True, "Loki's S3 credential"))
+                found.append(Need(f"{where}.loki.secret_key_secret", s.loki.secret_key_secret, "s3_key", True, "Loki's S3 credential"))
             if s.traces.store == "tempo" and s.traces.tempo.backend == "s3":
                 tempo = s.traces.tempo
                 found.append(Need(f"{where}.traces.tempo.access_key_secret", tempo.access_key_secret, "s3_key", True, "Tempo's S3 credential"))

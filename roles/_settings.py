@@ -20,10 +20,12 @@ from roles._model import Bool, Hostname, HttpUrl, Model, SettingsError
 from roles.alerting.settings import AlertingSettings
 from roles.backend.settings import BackendSettings
 from roles.node_exporter.settings import NodeExporterSettings
+from roles.loki.settings import LokiSettings
 from roles.object_store.settings import ObjectStoreSettings
 from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
 from roles.prometheus.settings import PrometheusSettings
 from roles.retention.settings import RetentionPolicy
+from roles.victorialogs.settings import VictoriaLogsSettings
 
 ROLE_GROUPS = ("monitoring", "telemetry", "app")
 ENVIRONMENTS = ("dev", "staging", "prod", "lab")
@@ -45,6 +47,8 @@ class Settings(Model):
     retention: RetentionPolicy = Field(RetentionPolicy(), description="How long logs and metrics are kept.")
     traces: TracesSettings = Field(TracesSettings(), description="The trace store (tempo or jaeger) and its retention (telemetry hosts).")
     logs: LogsSettings = Field(LogsSettings(), description="The log store (loki or victorialogs) the collector gateway exports to.")
+    victorialogs: VictoriaLogsSettings = Field(VictoriaLogsSettings(), description="VictoriaLogs (telemetry hosts, logs.store: victorialogs).")
+    loki: LokiSettings = Field(LokiSettings(), description="Loki (telemetry hosts, logs.store: loki).")
     otel_collector: CollectorSettings = Field(CollectorSettings(), description="The OpenTelemetry Collector: gateway on telemetry hosts, agent on app hosts.")
 
     @model_validator(mode="after")

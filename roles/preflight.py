@@ -17,6 +17,7 @@ from roles._model import SettingsError
 from roles._secrets import Secrets, resolve_secrets
 from roles._settings import ROLE_GROUPS, Settings
 from roles.alerting.preflight import check_catalog
+from roles.retention.contract import check_policy_labels
 
 # Inventory file -> what preflight validated for it, so the deploy reuses it.
 _validated: dict[str, tuple[Environment, Secrets]] = {}
@@ -27,6 +28,9 @@ def check_environment(environment: Environment) -> Secrets:
     for group in ROLE_GROUPS:
         if not environment.group(group):
             raise SettingsError(f"inventory:{group}", "the group has no host", f"add at least one host to {group}")
+    for host in environment.hosts:
+        # A stream rule that no label of the log contract can match would keep nothing.
+        check_policy_labels(host.settings.retention, f"host {host.name}.retention")
     secrets = resolve_secrets(environment)
     for host in environment.group("monitoring"):
         alerting = host.settings.alerting

@@ -24,6 +24,9 @@ if TYPE_CHECKING:  # the role gets its settings as an argument and imports no ag
 SOURCE = Path(__file__).resolve().parents[2] / "lab" / "standin"
 HOME = "/opt/sentinel-backend"
 STATE_DIR = "/var/lib/sentinel"
+# The JSON log file the collector agent tails (docs/contract.md section 4). 0750
+# sentinel:sentinel: the agent reads it as a member of the `sentinel` group.
+LOG_DIR = "/var/log/sentinel"
 
 
 def service_spec(settings: Settings) -> ServiceSpec:
@@ -33,7 +36,7 @@ def service_spec(settings: Settings) -> ServiceSpec:
         exec_start=(f"{HOME}/venv/bin/python", "-m", "sentinel_standin"),
         working_directory=f"{HOME}/app",
         env_files=(settings.backend.env_file,),
-        data_dirs=(STATE_DIR,),
+        data_dirs=(STATE_DIR, LOG_DIR),
         user="sentinel",
         ready_url=f"http://127.0.0.1:{settings.backend.port}/health",
     )

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # the role gets its settings as an argument and imports no ag
     from roles._settings import Settings
 
 # Units whose state the infrastructure dashboard and alerts follow.
-WATCHED_UNITS = r"(prometheus|node_exporter|versitygw|grafana|loki|tempo|sentinel-backend|cron)\.service"
+WATCHED_UNITS = r"(prometheus|node_exporter|versitygw|grafana|loki|tempo|jaeger|otelcol|victorialogs|victorialogs-retention|sentinel-backend|cron)\.service"
 
 
 def service_spec(settings: Settings) -> ServiceSpec:

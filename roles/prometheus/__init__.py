@@ -62,6 +62,8 @@ def pipeline_jobs(hosts_by_group: dict[str, list[tuple[str, Settings]]]) -> list
     jobs += [
         stores("jaeger", lambda s: s.traces.store == "jaeger", lambda s: s.traces.jaeger.metrics_port),
         stores("tempo", lambda s: s.traces.store == "tempo", lambda s: s.traces.tempo.http_port),
+        stores("victorialogs", lambda s: s.logs.store == "victorialogs", lambda s: s.victorialogs.port),
+        stores("loki", lambda s: s.logs.store == "loki", lambda s: s.loki.http_port),
     ]
     return [job for job in jobs if job is not None]
 

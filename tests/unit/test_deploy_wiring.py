@@ -21,7 +21,7 @@ def test_every_role_call_binds_to_the_roles_signature():
     roles = [c for c in calls if hasattr(imported[c.func.id], "_inner")]  # @deploy functions
     assert {c.func.id for c in roles} >= {
         "node_exporter", "object_store", "prometheus", "alertmanager", "backend_env", "sentry_release", "backend_standin",
-        "jaeger", "tempo", "otel_collector",
+        "jaeger", "tempo", "otel_collector", "victorialogs", "loki",
     }
     for call in roles:
         signature = inspect.signature(imported[call.func.id]._inner)
@@ -52,7 +52,7 @@ def test_deploy_py_hands_each_host_its_validated_settings(monkeypatch):
         "roles.node_exporter": "node_exporter", "roles.object_store": "object_store", "roles.prometheus": "prometheus",
         "roles.alertmanager": "alertmanager", "roles.backend": "backend_env", "roles.backend.sentry_release": "sentry_release",
         "roles.backend_standin": "backend_standin", "roles.jaeger": "jaeger", "roles.tempo": "tempo",
-        "roles.otel_collector": "otel_collector",
+        "roles.otel_collector": "otel_collector", "roles.victorialogs": "victorialogs", "roles.loki": "loki",
     }
     for module, name in roles.items():
         monkeypatch.setattr(importlib.import_module(module), name, lambda *args, _name=name, **kw: calls.append((_name, args)))
@@ -68,10 +68,13 @@ def test_deploy_py_hands_each_host_its_validated_settings(monkeypatch):
     assert [c[0] for c in by_host[mon.name]] == ["node_exporter", "prometheus", "alertmanager"]
     assert by_host[mon.name][0][1] == (mon.settings,)
     assert by_host[mon.name][2][1] == (mon.settings, secrets, [])  # one monitoring host: no gossip peers
-    assert [c[0] for c in by_host[tel.name]] == ["node_exporter", "object_store", "tempo", "otel_collector"]
+    assert [c[0] for c in by_host[tel.name]] == ["node_exporter", "object_store", "tempo", "loki", "otel_collector"]
     assert by_host[tel.name][1][1] == (tel.settings, secrets)
     assert by_host[tel.name][2][1] == (tel.settings.traces, tel.settings.object_store, secrets, tel.settings.artifact_base_url, True)
-    gateway = by_host[tel.name][3][1]
+    assert by_host[tel.name][3][1] == (
+        tel.settings.loki, tel.settings.retention, secrets, "127.0.0.1:7070", "us-east-1", tel.settings.artifact_base_url, True,
+    )
+    gateway = by_host[tel.name][4][1]
     assert gateway[0] == tel.settings.otel_collector and gateway[3].modes == ("gateway",)
     assert [c[0] for c in by_host[app.name]] == ["node_exporter", "otel_collector", "backend_env", "sentry_release"]
     agent = by_host[app.name][1][1][3]

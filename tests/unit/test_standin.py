@@ -49,12 +49,14 @@ class Standin:
 
     def __init__(self, tmp_path: Path, extra_env: dict[str, str]) -> None:
         self.faults_file = tmp_path / "faults.json"
+        self.log_file = tmp_path / "backend.log"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONUNBUFFERED": "1",
             "HOST": "127.0.0.1",
             "PORT": "0",
             "SENTINEL_FAULTS_FILE": str(self.faults_file),
+            "SENTINEL_LOG_FILE": str(self.log_file),
             "OTEL_SERVICE_NAME": "sentinel-backend",
             "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test,service.version=9.9.9",
             **extra_env,
@@ -399,6 +401,41 @@ def test_log_lines_are_json_with_correlation_and_trace_ids(start_standin):
         if "logger" not in line:
             undeclared = set(line) - declared - set(details.get(line["msg"], []))
             assert not undeclared, (line["msg"], undeclared)
+
+
+def test_log_file_holds_the_same_lines_as_stdout(start_standin):
+    """The collector agent tails the file: it must carry every line stdout has, member ids included."""
+    standin = start_standin()
+    standin.request("POST", "/api/checkins", {**STAFF, "X-Correlation-ID": "corr-file"}, {"memberId": "m-0002", "site": "hq"})
+    standin.wait_for_log(lambda l: l.get("correlationId") == "corr-file" and l["msg"] == "request completed")
+    listening = standin.wait_for_log(lambda l: l["msg"] == "listening")
+    assert listening["logFile"] == str(standin.log_file)
+    deadline = time.monotonic() + 5
+    while True:
+        in_file = [json.loads(line) for line in standin.log_file.read_text().splitlines()]
+        if len(in_file) >= len(standin.logs()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert in_file == standin.logs()
+    audit = next(l for l in in_file if l["stream"] == "audit")
+    assert audit["memberId"] == "m-0002" and HEX32.match(audit["traceId"]) and audit["correlationId"] == "corr-file"
+
+
+def test_an_unwritable_log_file_does_not_stop_the_backend(start_standin, tmp_path):
+    standin = start_standin(SENTINEL_LOG_FILE=str(tmp_path / "missing-dir" / "backend.log"))
+    problem = standin.wait_for_log(lambda l: l["msg"] == "log file unavailable")
+    assert problem["level"] == "error" and "missing-dir" in problem["detail"]
+    assert standin.wait_for_log(lambda l: l["msg"] == "listening")["logFile"] is None
+    status, _, _ = standin.request("GET", "/api/events", STAFF)
+    assert status == 200
+
+
+def test_settings_read_the_log_file_or_none():
+    from sentinel_standin.config import DEFAULT_LOG_FILE, load_settings
+
+    assert load_settings({}).log_file == DEFAULT_LOG_FILE == "/var/log/sentinel/backend.log"
+    assert load_settings({"SENTINEL_LOG_FILE": ""}).log_file is None
+    assert load_settings({"SENTINEL_LOG_FILE": "/tmp/x.log"}).log_file == "/tmp/x.log"
 
 
 # -- faults -----------------------------------------------------------------

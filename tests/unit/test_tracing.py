@@ -170,10 +170,13 @@ def test_jaeger_keeps_spans_for_the_traces_retention_and_receives_otlp_beside_th
 def test_prometheus_scrapes_the_collectors_and_the_chosen_store():
     _, by_group = lab_environment()
     jobs = {job.name: [t.address for t in job.targets] for job in pipeline_scrape_jobs(by_group)}
-    assert jobs == {"otelcol": ["10.213.0.13:8889", "10.213.0.12:8889"], "jaeger": ["10.213.0.12:8888"]}
+    assert jobs == {
+        "otelcol": ["10.213.0.13:8889", "10.213.0.12:8889"], "jaeger": ["10.213.0.12:8888"], "victorialogs": ["10.213.0.12:9428"],
+    }
     _, prod = environment("prod")
     prod_jobs = {job.name: [t.address for t in job.targets] for job in pipeline_scrape_jobs(prod)}
     assert prod_jobs["tempo"] == ["tel1.prod.sentinel.internal:3200"] and "jaeger" not in prod_jobs
+    assert prod_jobs["loki"] == ["tel1.prod.sentinel.internal:3100"] and "victorialogs" not in prod_jobs
 
 
 def test_backend_exports_otlp_to_the_gateway():

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 
 DEFAULT_PORT = 3000
 DEFAULT_FAULTS_FILE = "/var/lib/sentinel/faults.json"
+DEFAULT_LOG_FILE = "/var/log/sentinel/backend.log"
 DEFAULT_SERVICE_NAME = "sentinel-backend"
 DEFAULT_ENVIRONMENT = "development"
 DEFAULT_VERSION = "0.0.0-dev"
@@ -39,6 +40,7 @@ class Settings:
     sentry_traces_sample_rate: float | None
     sentry_profiles_sample_rate: float | None
     faults_file: str
+    log_file: str | None  # None: stdout only (SENTINEL_LOG_FILE set to "")
 
 
 def parse_resource_attributes(raw: str) -> dict[str, str]:
@@ -117,4 +119,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sentry_traces_sample_rate=_rate(env, "SENTRY_TRACES_SAMPLE_RATE"),
         sentry_profiles_sample_rate=_rate(env, "SENTRY_PROFILES_SAMPLE_RATE"),
         faults_file=_optional(env, "SENTINEL_FAULTS_FILE") or DEFAULT_FAULTS_FILE,
+        # Unset: the default file; set but empty: no file (stdout only).
+        log_file=DEFAULT_LOG_FILE if "SENTINEL_LOG_FILE" not in env else _optional(env, "SENTINEL_LOG_FILE"),
     )

@@ -1,4 +1,9 @@
-"""JSON log lines on stdout, one object per line, for journald and then Loki.
+"""JSON log lines on stdout and in a log file, one object per line.
+
+stdout goes to journald; the file (SENTINEL_LOG_FILE, default
+/var/log/sentinel/backend.log) is what the collector agent tails and sends to the
+log store (Loki in production, VictoriaLogs on the lab). The file rotates by size
+inside the process (backend.log.1 .. .5), so it never needs a logrotate job.
 
 Field names follow docs/contract.md. ``stream`` ("app", "security", "audit")
 is the one field meant to become a Loki stream label; correlationId, traceId,
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import sys
 from datetime import datetime, timezone
 from typing import Any
@@ -75,14 +81,39 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(line, default=str, separators=(",", ":"))
 
 
-def configure_logging(service: str, environment: str) -> None:
-    """Send all log records to stdout as JSON lines: ours from INFO, libraries' from WARNING."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonLineFormatter(service, environment))
+# The file rotates at this size, keeping this many old files (backend.log.1 ..): with
+# the defaults at most 6 x 50 MB on disk. The collector agent reads backend.log* and
+# knows a rotated file by its content fingerprint, so a rename loses no line.
+LOG_FILE_MAX_BYTES = 50 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
+
+
+def configure_logging(service: str, environment: str, log_file: str | None = None) -> str | None:
+    """Send all log records as JSON lines to stdout and to ``log_file``: ours from INFO, libraries' from WARNING.
+
+    Returns the reason the file could not be opened, or None. A log file that cannot
+    be opened does not stop the backend: stdout (journald) still has every line, and
+    the caller logs the reason.
+    """
+    formatter = JsonLineFormatter(service, environment)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    problem = None
+    if log_file:
+        try:
+            handlers.append(
+                logging.handlers.RotatingFileHandler(
+                    log_file, maxBytes=LOG_FILE_MAX_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+                )
+            )
+        except OSError as exc:
+            problem = f"{log_file}: {exc.strerror or exc}"
+    for handler in handlers:
+        handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(logging.WARNING)
     _logger.setLevel(logging.INFO)
+    return problem
 
 
 def log(level: int, msg: str, *, stream: str = "app", exc_info: Any = None, **fields: Any) -> None:

@@ -265,7 +265,9 @@ def main() -> int:
         jsonlog.fatal("invalid configuration", detail=str(exc))
         return 2
 
-    jsonlog.configure_logging(settings.service_name, settings.environment)
+    log_file_problem = jsonlog.configure_logging(settings.service_name, settings.environment, settings.log_file)
+    if log_file_problem:
+        jsonlog.error("log file unavailable", detail=log_file_problem)
     tracing.configure_tracing(settings)
     sentry_on = error_reporting.configure_sentry(settings)
     metrics.set_build_info(settings.version, settings.environment)
@@ -287,6 +289,7 @@ def main() -> int:
     jsonlog.info(
         "listening", host=host, port=port, pid=os.getpid(), version=settings.version,
         sentry=sentry_on, otlpExport=bool(settings.otlp_endpoint), faultsFile=settings.faults_file,
+        logFile=settings.log_file if not log_file_problem else None,
     )
     try:
         server.serve_forever(poll_interval=0.2)

@@ -1,0 +1,182 @@
+"""Loki, the production log store (AGPL: never downloaded, built or run in this workplace).
+
+Monolithic Loki 3.x with the TSDB index (schema v13) and chunks in the `loki` bucket
+of the object store; retention and deletion by the compactor, from the retention
+policy. The config is a typed model dumped to YAML, checked on the host with
+`loki -verify-config` before it replaces the live one, and checked in unit tests
+against Loki's configuration reference (files/loki/config-reference-<version>.yml).
+The S3 credentials never enter the YAML: it reads ${LOKI_S3_*} from a 0640
+EnvironmentFile (`-config.expand-env=true`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pyinfra.api import deploy
+
+from roles._model import duration_seconds
+from roles._model import SettingsError
+from roles._service import ConfigFile, ServiceSpec, quoting, release_service
+from roles._service.render import dump_yaml
+from roles.loki.settings import LokiSettings
+from roles.retention import RetentionPolicy
+from roles.retention.contract import stream_labels
+from roles.retention.selectors import parse_selector
+
+NAME = "loki"
+BINARY = "loki"  # versions.yml installs upstream's loki-linux-<arch> under this name
+CONFIG = "/etc/loki/loki.yml"
+CREDENTIALS = "/etc/loki/s3.env"
+ACCESS_KEY_VAR, SECRET_KEY_VAR = "LOKI_S3_ACCESS_KEY", "LOKI_S3_SECRET_KEY"
+
+
+def loki_duration(value: str) -> str:
+    """A duration in hours, which every Loki duration field reads (Go's and Prometheus's)."""
+    seconds = int(duration_seconds(value))
+    return f"{-(-seconds // 3600)}h"
+
+
+def render_config(settings: LokiSettings, policy: RetentionPolicy, s3_endpoint: str, s3_region: str) -> str:
+    """Loki's YAML for `settings` and the retention `policy`; `s3_endpoint` is the object store's host:port."""
+    data = settings.data_dir
+    longest = max([policy.default_period, *(r.period for r in policy.streams)], key=duration_seconds)
+    config = {
+        "target": "all",
+        # One tenant ("fake"): the collector gateway is the only writer, on the internal network.
+        "auth_enabled": False,
+        "server": {
+            "http_listen_address": settings.listen_address,
+            "http_listen_port": settings.http_port,
+            # gRPC is only Loki talking to itself in monolithic mode.
+            "grpc_listen_address": "127.0.0.1",
+            "grpc_listen_port": settings.grpc_port,
+            "log_format": "json",
+            "log_level": "info",
+        },
+        "common": {
+            # WAL, TSDB index and compactor state live under here (hot tier, docs/retention.md).
+            "path_prefix": data,
+            "replication_factor": 1,
+            "ring": {"instance_addr": "127.0.0.1", "kvstore": {"store": "inmemory"}},
+        },
+        "schema_config": {
+            "configs": [
+                {
+                    "from": settings.schema_from,
+                    "store": "tsdb",
+                    "object_store": "aws",
+                    "schema": "v13",
+                    "index": {"prefix": "index_", "period": "24h"},
+                }
+            ]
+        },
+        "storage_config": {
+            "aws": {
+                "endpoint": s3_endpoint,
+                "bucketnames": settings.bucket,
+                "region": s3_region,
+                "access_key_id": "${" + ACCESS_KEY_VAR + "}",
+                "secret_access_key": "${" + SECRET_KEY_VAR + "}",
+                "s3forcepathstyle": True,
+                "insecure": settings.s3_insecure,
+            },
+            "tsdb_shipper": {
+                "active_index_directory": f"{data}/tsdb-index",
+                "cache_location": f"{data}/tsdb-cache",
+            },
+        },
+        "ingester": {"wal": {"enabled": True, "dir": f"{data}/wal", "flush_on_shutdown": True}},
+        "compactor": {
+            "working_directory": f"{data}/compactor",
+            "compaction_interval": "10m",
+            "retention_enabled": True,
+            "retention_delete_delay": loki_duration(settings.retention_delete_delay),
+            # Delete requests (erasure) are kept in the object store with the chunks.
+            "delete_request_store": "aws",
+            "delete_request_cancel_period": loki_duration(settings.delete_request_cancel_period),
+        },
+        "limits_config": {
+            "retention_period": loki_duration(policy.default_period),
+            "retention_stream": [
+                {"selector": str(parse_selector(rule.selector)), "priority": rule.priority, "period": loki_duration(rule.period)}
+                for rule in policy.streams
+            ],
+            "deletion_mode": "filter-and-delete",
+            "max_query_lookback": loki_duration(longest),
+            "ingestion_rate_mb": settings.ingestion_rate_mb,
+            "ingestion_burst_size_mb": settings.ingestion_burst_size_mb,
+            "per_stream_rate_limit": settings.per_stream_rate_limit,
+            "per_stream_rate_limit_burst": settings.per_stream_rate_limit_burst,
+            "max_line_size": settings.max_line_size,
+            "max_global_streams_per_user": settings.max_global_streams_per_user,
+            "reject_old_samples": True,
+            "reject_old_samples_max_age": loki_duration(settings.reject_old_samples_max_age),
+            "allow_structured_metadata": True,
+            # OTLP: the collector sends the contract's stream labels as RESOURCE
+            # attributes (Loki indexes only resource attributes); the line's other
+            # fields are log attributes and become structured metadata.
+            "otlp_config": {
+                "resource_attributes": {
+                    "attributes_config": [{"action": "index_label", "attributes": list(stream_labels())}],
+                }
+            },
+        },
+        "analytics": {"reporting_enabled": False},
+    }
+    text = dump_yaml(config, header="Managed by the Sentinel observability toolkit (roles/loki); local edits are overwritten.")
+    # -config.expand-env rewrites every "$" before parsing: only our two references may hold one.
+    stripped = text.replace("${" + ACCESS_KEY_VAR + "}", "").replace("${" + SECRET_KEY_VAR + "}", "")
+    if "$" in stripped:
+        raise SettingsError(
+            "retention.streams",
+            "a value rendered into Loki's config holds '$', which -config.expand-env would replace",
+            "drop the '$' (selectors are anchored already: write \"app\" not \"app$\")",
+        )
+    return text
+
+
+def credentials_env(settings: LokiSettings, secrets: Mapping[str, str]) -> str:
+    """The EnvironmentFile with the S3 credentials (0640 root:loki), from the resolved secrets, quoted per systemd."""
+    values = {ACCESS_KEY_VAR: secrets[settings.access_key_secret], SECRET_KEY_VAR: secrets[settings.secret_key_secret]}
+    return quoting.env_file(values, "loki S3 credentials")
+
+
+def verify_command() -> str:
+    """Loki's own check of a staged config ({bin}, {path} as in ConfigFile): exits 1 on any error."""
+    return f"{{bin}}/{BINARY} -config.file={{path}} -config.expand-env=true -verify-config"
+
+
+def service_spec(settings: LokiSettings, config: str, credentials: str) -> ServiceSpec:
+    return ServiceSpec(
+        name=NAME,
+        description="Loki log store",
+        exec_start=(f"{{bin}}/{BINARY}", f"-config.file={CONFIG}", "-config.expand-env=true"),
+        configs=(
+            ConfigFile(CREDENTIALS, credentials, mode="0640"),
+            ConfigFile(CONFIG, config, validate=verify_command(), mode="0640"),
+        ),
+        env_files=(CREDENTIALS,),
+        data_dirs=(settings.data_dir,),
+        # /ready lags by ingester.lifecycler.min_ready_duration (15s); the building block polls it.
+        ready_url=f"http://127.0.0.1:{settings.http_port}/ready",
+    )
+
+
+@deploy("Loki")
+def loki(
+    settings: LokiSettings, retention: RetentionPolicy, secrets: Mapping[str, str], s3_endpoint: str, s3_region: str, artifact_base_url: str, hardening: bool = True
+):
+    """
+    Install Loki with the retention policy applied by its compactor.
+
+    + settings: Loki's settings (`loki` in group data)
+    + retention: the retention policy (`retention` in group data)
+    + secrets: the run's resolved secrets (the S3 credentials)
+    + s3_endpoint: the object store as host:port (the telemetry host's object_store.listen_port)
+    + s3_region: the object store's region (object_store.region)
+    + artifact_base_url: where release archives come from
+    + hardening: apply the systemd sandboxing directives
+    """
+    config = render_config(settings, retention, s3_endpoint, s3_region)
+    release_service(spec=service_spec(settings, config, credentials_env(settings, secrets)), artifact_base_url=artifact_base_url, hardening=hardening)

@@ -1,0 +1,68 @@
+"""Settings of the Loki log store (production; never run in this workplace, see docs/retention.md)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from roles._model import AbsPath, Bool, Duration, Model, Name, Port, SecretName, Text
+
+
+def _past_day(value: str) -> str:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError(f"{value!r} is not a day. Fix: write it as YYYY-MM-DD, e.g. 2024-01-01")
+    if date.fromisoformat(value) >= date.today():
+        raise ValueError(
+            f"{value} is not in the past. Fix: a new install's only schema period must start in the past "
+            "(a future date leaves no active schema); use e.g. 2024-01-01"
+        )
+    return value
+
+
+def _size(value: str) -> str:
+    if not re.fullmatch(r"[1-9]\d*(KB|MB|GB)", value):
+        raise ValueError(f"{value!r} is not a size. Fix: write it like 256KB or 5MB")
+    return value
+
+
+PastDay = Annotated[str, AfterValidator(_past_day)]
+LokiSize = Annotated[str, AfterValidator(_size)]
+
+
+class LokiSettings(Model):
+    """Loki single binary (`-target=all`) on the `telemetry` hosts, chunks in the object store.
+
+    The retention periods are not here: they come from the retention policy
+    (`retention` in group data). The S3 credentials are named secrets, read on the
+    controller and written to a 0640 root:loki environment file; the YAML holds
+    only ${LOKI_S3_ACCESS_KEY} / ${LOKI_S3_SECRET_KEY} (`-config.expand-env=true`).
+    """
+
+    listen_address: Text = Field("0.0.0.0", description="Where Loki's HTTP API binds.")
+    http_port: Port = Field(3100, description='HTTP API: push, OTLP (/otlp), queries, deletes, /ready, /metrics.')
+    grpc_port: Port = Field(9095, description='gRPC, only Loki talking to itself in monolithic mode (bound to 127.0.0.1).')
+    data_dir: AbsPath = Field("/var/lib/loki", description='WAL, TSDB index and compactor state (the hot tier).')
+    bucket: Name = Field("loki", description='S3 bucket of the chunks (object_store.buckets must hold it).')
+    # The toolkit's object store (versitygw) speaks plain HTTP on the internal network.
+    s3_insecure: Bool = Field(True, description="Plain HTTP to the object store (the toolkit's versitygw on the internal network).")
+    access_key_secret: SecretName = Field("SENTINEL_S3_ACCESS_KEY", description="Secret holding the S3 access key (the object store's).")
+    secret_key_secret: SecretName = Field("SENTINEL_S3_SECRET_KEY", description='Secret holding the S3 secret key.')
+    # First day of the one schema period (tsdb, v13, 24h index); must be in the past.
+    schema_from: PastDay = Field("2024-01-01", description='First day of the one schema period (tsdb, v13, 24h index); must be in the past.')
+    # Ingestion limits, per tenant (there is one: auth is off). The backend writes
+    # a few lines per request; these leave room for bursts and replays after an outage.
+    ingestion_rate_mb: Annotated[float, Field(gt=0, le=1024)] = Field(8, description='Per-tenant ingestion rate (MB/s); leaves room for bursts and replays after an outage.')
+    ingestion_burst_size_mb: Annotated[float, Field(gt=0, le=4096)] = Field(16, description='Per-tenant ingestion burst (MB).')
+    per_stream_rate_limit: LokiSize = Field("5MB", description='Per-stream rate limit.')
+    per_stream_rate_limit_burst: LokiSize = Field("20MB", description='Per-stream burst.')
+    max_line_size: LokiSize = Field("256KB", description='Longest line accepted.')
+    # service x env x stream x level: a few dozen streams; anything near this is a label leak.
+    max_global_streams_per_user: Annotated[int, Field(ge=100, le=1_000_000)] = Field(5000, description='service x env x stream x level is a few dozen streams; anything near this is a label leak.')
+    # Lines older than this are refused at ingestion (the collector's queue holds less).
+    reject_old_samples_max_age: Duration = Field("7d", description="Lines older than this are refused at ingestion (the collector's queue holds less).")
+    # A delete request can be cancelled this long; then the compactor deletes.
+    delete_request_cancel_period: Duration = Field("24h", description='A delete request can be cancelled this long; then the compactor deletes.')
+    retention_delete_delay: Duration = Field("2h", description='Delay before the compactor deletes chunks marked for retention.')

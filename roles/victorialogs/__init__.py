@@ -1,0 +1,189 @@
+"""VictoriaLogs, the log store of the lab (and the permissively licensed alternative to Loki).
+
+Installed through the building block. VictoriaLogs has no config file: every
+setting is a command-line flag. The flags live in an environment file read with
+`-envflag.enable`, so the building block can check them with the new binary
+(`-version` parses every flag value first and exits 1 on a bad one) before they
+replace the live file, and a changed flag restarts the service like a changed config.
+
+Retention (docs/retention.md "VictoriaLogs"): one `-retentionPeriod` per instance, set
+to the policy's longest period; a daily systemd timer deletes what each shorter class
+must no longer keep through the delete API. `-delete.enable` is on for that job and
+for erasure requests (`python -m roles.retention.erase`).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from pyinfra.api import deploy
+from pyinfra.operations import systemd
+
+from roles._service import ConfigFile, ServiceSpec, quoting, release_service
+from roles._service.quoting import QuotingError
+from roles._service.operations import validated_file
+from roles.retention import RetentionPolicy
+from roles.retention.logsql import enforcement_deletes, longest_period
+from roles.victorialogs.settings import VictoriaLogsSettings
+
+NAME = "victorialogs"
+BINARY = "victoria-logs-prod"
+FLAGS_FILE = f"/etc/{NAME}/flags.env"
+ENFORCE_SCRIPT = f"/etc/{NAME}/enforce-retention.sh"
+ENFORCE_UNIT = f"{NAME}-retention"
+# Flag values come from the environment as VL_<flag>, dots as underscores.
+ENV_PREFIX = "VL_"
+
+
+def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> dict[str, str]:
+    """Every flag VictoriaLogs runs with, by name without the leading "-"."""
+    return {
+        "httpListenAddr": settings.listen,
+        "storageDataPath": settings.storage_path,
+        # The longest class: nothing the policy keeps is dropped by the store itself.
+        "retentionPeriod": longest_period(policy),
+        # /delete/* for the enforcement job and erasure requests (off by default).
+        "delete.enable": "true",
+        # Disk-based retention (-retention.maxDisk*) would drop the OLDEST day
+        # partitions whatever their stream, i.e. security and audit lines the
+        # policy must keep: never set. Instead, refuse new data when the disk is full.
+        "storage.minFreeDiskSpaceBytes": "1GB",
+        "loggerFormat": "json",
+    }
+
+
+# Flag values the check below can pass through `env` unquoted (see check_flags_command).
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._/:+@-]+")
+
+
+def flags_env(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> str:
+    """The EnvironmentFile holding the flags as VL_<flag> (dots as underscores), for systemd."""
+    values = {}
+    for name, value in flags(settings, policy).items():
+        if not _PLAIN_VALUE.fullmatch(value):
+            raise QuotingError(f"victorialogs flag -{name}: the value needs quoting, which the flag check cannot read")
+        values[f"{ENV_PREFIX}{name.replace('.', '_')}"] = value
+    return quoting.env_file(values, "victorialogs flags", header="Managed by the Sentinel observability toolkit: VictoriaLogs flags (-envflag.enable).")
+
+
+def check_flags_command() -> str:
+    """Shell command checking a staged flags file with the new binary ({bin}, {path} as in ConfigFile).
+
+    The file's lines go to `env -i` as words (no shell sources it); every value is
+    plain (flags_env refuses any other), so a line is exactly one NAME=value word.
+    The binary parses every VL_* value as its flag, exits 1 on a bad one, and exits
+    0 at -version before it touches any data.
+    """
+    return f"env -i $(grep -v '^#' {{path}}) {{bin}}/{BINARY} -envflag.enable -envflag.prefix={ENV_PREFIX} -version"
+
+
+def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> ServiceSpec:
+    return ServiceSpec(
+        name=NAME,
+        description="VictoriaLogs log store",
+        exec_start=(f"{{bin}}/{BINARY}", "-envflag.enable", f"-envflag.prefix={ENV_PREFIX}"),
+        configs=(ConfigFile(FLAGS_FILE, flags_env(settings, policy), validate=check_flags_command(), mode="0640"),),
+        env_files=(FLAGS_FILE,),
+        data_dirs=("/var/lib/victorialogs", settings.storage_path),
+        ready_url=f"http://127.0.0.1:{settings.port}/health",
+    )
+
+
+def enforcement_script(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> str:
+    """The daily job: count, then delete, each shorter class's expired lines; wait until the deletes finish.
+
+    It logs to the journal how many lines of each class it deleted, so an auditor
+    can see the policy applied (`journalctl -u victorialogs-retention`).
+    """
+    base = f"http://127.0.0.1:{settings.port}"
+    lines = [
+        "#!/bin/sh",
+        "# Managed by the Sentinel observability toolkit: applies the retention policy's",
+        "# shorter classes to VictoriaLogs, whose own -retentionPeriod is the longest one.",
+        "set -eu",
+        f"base={base}",
+        "delete_class() {",
+        '  count=$(curl -fsS --data-urlencode "query=$2 | stats count() rows" "$base/select/logsql/query")',
+        '  task=$(curl -fsS --data-urlencode "filter=$2" "$base/delete/run_task")',
+        '  echo "retention class $1: deleting lines older than $3: $count, task $task, filter: $2"',
+        "}",
+    ]
+    deletes = enforcement_deletes(policy)
+    for retention_class in deletes:
+        lines.append(
+            f"delete_class {shlex.quote(retention_class.name)} {shlex.quote(retention_class.expired())} {shlex.quote(retention_class.period)}"
+        )
+    if not deletes:
+        lines.append('echo "every retention class keeps the instance retention: nothing to delete"')
+    lines += [
+        f"for i in $(seq {settings.enforcement_timeout_seconds}); do",
+        '  if [ "$(curl -fsS "$base/delete/active_tasks")" = "[]" ]; then echo "deletes finished"; exit 0; fi',
+        "  sleep 1",
+        "done",
+        f'echo "deletes still running after {settings.enforcement_timeout_seconds}s" >&2',
+        "exit 1",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def enforcement_units(settings: VictoriaLogsSettings) -> tuple[str, str]:
+    """The oneshot service and the timer that runs the enforcement job."""
+    service = f"""# Managed by the Sentinel observability toolkit.
+[Unit]
+Description=VictoriaLogs retention enforcement (shorter classes of the retention policy)
+Requires={NAME}.service
+After={NAME}.service
+
+[Service]
+Type=oneshot
+User={NAME}
+Group={NAME}
+ExecStart={ENFORCE_SCRIPT}
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+"""
+    timer = f"""# Managed by the Sentinel observability toolkit.
+[Unit]
+Description=Daily VictoriaLogs retention enforcement
+
+[Timer]
+OnCalendar={settings.enforcement_schedule}
+# A run missed while the host was down happens at the next boot.
+Persistent=true
+RandomizedDelaySec=10m
+
+[Install]
+WantedBy=timers.target
+"""
+    return service, timer
+
+
+@deploy("VictoriaLogs")
+def victorialogs(settings: VictoriaLogsSettings, retention: RetentionPolicy, artifact_base_url: str, hardening: bool = True):
+    """
+    Install VictoriaLogs and its daily retention enforcement job.
+
+    + settings: the store's settings (`victorialogs` in group data)
+    + retention: the retention policy (`retention` in group data)
+    + artifact_base_url: where release archives come from (upstream or the lab mirror)
+    + hardening: apply the systemd sandboxing directives
+    """
+    release_service(spec=service_spec(settings, retention), artifact_base_url=artifact_base_url, hardening=hardening)
+    validated_file(
+        name="victorialogs: retention enforcement script",
+        dest=ENFORCE_SCRIPT,
+        content=enforcement_script(settings, retention),
+        validate="sh -n {path}",
+        group=NAME,
+        mode="0750",
+    )
+    service, timer = enforcement_units(settings)
+    units = [
+        validated_file(name=f"victorialogs: unit {unit}", dest=f"/etc/systemd/system/{unit}", content=content, mode="0644")
+        for unit, content in ((f"{ENFORCE_UNIT}.service", service), (f"{ENFORCE_UNIT}.timer", timer))
+    ]
+    systemd.daemon_reload(name="victorialogs: daemon-reload for the enforcement units", _if=lambda: any(u.did_change() for u in units))
+    systemd.service(name="victorialogs: enforcement timer", service=f"{ENFORCE_UNIT}.timer", running=True, enabled=True)

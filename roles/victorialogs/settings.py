@@ -1,0 +1,37 @@
+"""Settings of the VictoriaLogs log store (lab, and the permissively licensed alternative to Loki)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from roles._model import AbsPath, HostPort, Model, Text
+
+
+class VictoriaLogsSettings(Model):
+    """VictoriaLogs single node on the `telemetry` hosts.
+
+    Its retention is not set here: it comes from the retention policy
+    (`retention` in group data), as the longest period of any class, and the
+    shorter classes are deleted by the daily enforcement job.
+    """
+
+    listen: HostPort = Field(
+        "0.0.0.0:9428",
+        description="HTTP: ingestion (OTLP /insert/opentelemetry/v1/logs, Loki push), queries, deletes, /health and /metrics.",
+    )
+    storage_path: AbsPath = Field("/var/lib/victorialogs/data", description="Where the store keeps its data.")
+    max_disk_usage_percent: Annotated[int, Field(ge=1, le=100)] = Field(
+        90, description="Stop accepting new logs when the disk is this full, rather than fill it (1..100)."
+    )
+    enforcement_schedule: Text = Field(
+        "*-*-* 03:17:00", description="systemd OnCalendar of the retention enforcement job; daily, as the store's own retention runs on day partitions."
+    )
+    enforcement_timeout_seconds: Annotated[int, Field(ge=60, le=86400)] = Field(
+        3600, description="The longest the enforcement job waits for its deletes to finish (seconds)."
+    )
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])

@@ -1,0 +1,76 @@
+"""The chosen log store runs, answers and keeps the retention policy (any inventory).
+
+Loki (dev, staging, prod) or VictoriaLogs (lab), from `logs.store` in group data.
+The collector agent and gateway have their own smoke tests (tests/smoke/test_otel_collector.py).
+"""
+
+import pytest
+
+from roles.retention.logsql import longest_period
+from roles.victorialogs import ENFORCE_UNIT, FLAGS_FILE
+
+pytestmark = pytest.mark.retention
+
+
+def _store(host):
+    return host.settings.logs.store
+
+
+def _port(host):
+    settings = host.settings
+    return settings.victorialogs.port if _store(host) == "victorialogs" else settings.loki.http_port
+
+
+def test_unit_active_and_enabled(telemetry_host):
+    service = telemetry_host.testinfra.service(_store(telemetry_host))
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_port_listening(telemetry_host):
+    assert telemetry_host.testinfra.socket(f"tcp://0.0.0.0:{_port(telemetry_host)}").is_listening
+
+
+def test_health(telemetry_host):
+    path = "/health" if _store(telemetry_host) == "victorialogs" else "/ready"
+    out = telemetry_host.curl(f"http://127.0.0.1:{_port(telemetry_host)}{path}")
+    assert out.strip() in ("OK", "ready")
+
+
+def test_metrics_for_prometheus(telemetry_host):
+    metrics = telemetry_host.curl(f"http://127.0.0.1:{_port(telemetry_host)}/metrics")
+    assert ("vl_rows_ingested_total" if _store(telemetry_host) == "victorialogs" else "loki_build_info") in metrics
+
+
+def test_config_is_private(telemetry_host):
+    store = _store(telemetry_host)
+    for path in ([FLAGS_FILE] if store == "victorialogs" else ["/etc/loki/loki.yml", "/etc/loki/s3.env"]):
+        f = telemetry_host.testinfra.file(path)
+        assert (f.user, f.group, f.mode) == ("root", store, 0o640), path
+
+
+def test_victorialogs_runs_with_the_policys_longest_retention_and_its_enforcement_timer(telemetry_host):
+    if _store(telemetry_host) != "victorialogs":
+        pytest.skip("Loki applies the policy in its compactor: see test_loki_retention_is_the_policy")
+    flags = telemetry_host.curl(f"http://127.0.0.1:{_port(telemetry_host)}/flags")
+    assert f'-retentionPeriod="{longest_period(telemetry_host.settings.retention)}"' in flags
+    assert '-delete.enable="true"' in flags
+    timer = telemetry_host.testinfra.service(f"{ENFORCE_UNIT}.timer")
+    assert timer.is_running and timer.is_enabled
+
+
+def test_loki_retention_is_the_policy(telemetry_host):
+    if _store(telemetry_host) != "loki":
+        pytest.skip("VictoriaLogs: see test_victorialogs_runs_with_the_policys_longest_retention_and_its_enforcement_timer")
+    import yaml
+
+    from roles._model import duration_seconds
+
+    # Loki prints durations its own way (720h may read back as 30d): compare seconds.
+    running = yaml.safe_load(telemetry_host.curl(f"http://127.0.0.1:{_port(telemetry_host)}/config"))
+    policy = telemetry_host.settings.retention
+    assert running["compactor"]["retention_enabled"] is True
+    assert duration_seconds(running["limits_config"]["retention_period"]) == duration_seconds(policy.default_period)
+    rules = {r["selector"]: duration_seconds(r["period"]) for r in running["limits_config"]["retention_stream"]}
+    assert len(rules) == len(policy.streams)
+    assert sorted(rules.values()) == sorted(duration_seconds(r.period) for r in policy.streams)
