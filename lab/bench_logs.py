@@ -1,6 +1,6 @@
 """Benchmark of the log path on the lab: backend log file -> collector agent -> gateway -> VictoriaLogs.
 
-    python -m lab.bench_logs [--rates 250,500,1000,2000,4000] [--seconds 20] [--agent-unit otelcol-agent]
+    python -m lab.bench_logs [--rates 250,500,1000,2000,4000] [--seconds 20] [--agent-unit otelcol]
 
 Prints figures, asserts nothing:
 
@@ -84,7 +84,7 @@ def main() -> int:
     parser.add_argument("--rates", default="250,500,1000,2000,4000")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--probes", type=int, default=10)
-    parser.add_argument("--agent-unit", default="otelcol-agent", help="the collector agent's systemd unit on the app host")
+    parser.add_argument("--agent-unit", default="otelcol", help="the collector agent's systemd unit on the app host")
     parser.add_argument("--log-file", default="/var/log/sentinel/backend.log")
     args = parser.parse_args()
 
