@@ -9,6 +9,8 @@ on a config change and restart only on a binary or unit change.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,12 +62,20 @@ class ServiceSpec:
     ready_url: str | None = None
     capabilities: tuple[str, ...] = ()
     netlink: bool = False
+    # System calls allowed beyond @system-service (e.g. VictoriaLogs's mincore, which it cannot do without).
+    extra_syscalls: tuple[str, ...] = ()
     user: str | None = None  # defaults to `name`
     working_directory: str | None = None
 
     @property
     def account(self) -> str:
         return self.user or self.name
+
+
+def _syscall(name: str, where: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+        raise quoting.QuotingError(f"{where} extra_syscalls: {name!r} is not a system call name")
+    return name
 
 
 def unit_file(spec: ServiceSpec, hardening: bool = True) -> str:
@@ -89,6 +99,7 @@ def unit_file(spec: ServiceSpec, hardening: bool = True) -> str:
         reload=spec.reload,
         hardening=hardening,
         netlink=spec.netlink,
+        extra_syscalls=[_syscall(name, where) for name in spec.extra_syscalls],
         capabilities=[quoting.systemd_capability(cap, f"{where} capabilities") for cap in spec.capabilities],
         read_write_paths=[
             quoting.systemd_word(path, f"{where} ReadWritePaths", exec_line=False) for path in _absolute(spec.data_dirs, where)

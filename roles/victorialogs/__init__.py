@@ -87,6 +87,10 @@ def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> Ser
         env_files=(FLAGS_FILE,),
         data_dirs=("/var/lib/victorialogs", settings.storage_path),
         ready_url=f"http://127.0.0.1:{settings.port}/health",
+        # VictoriaLogs 1.52.2 checks its mmapped parts with mincore() and panics when the
+        # call fails ("cannot call mincore ... operation not permitted", seen on the lab);
+        # @system-service does not hold it.
+        extra_syscalls=("mincore",),
     )
 
 

@@ -112,3 +112,13 @@ def test_bad_settings_are_refused(data, key):
     with pytest.raises(SettingsError) as err:
         parse(VictoriaLogsSettings, data, "victorialogs")
     assert err.value.key == key
+
+
+def test_the_unit_allows_mincore_which_victorialogs_panics_without():
+    from roles._service import unit_file
+    from roles.victorialogs import service_spec
+    from roles.victorialogs.settings import VictoriaLogsSettings
+
+    unit = unit_file(service_spec(VictoriaLogsSettings(), RetentionPolicy()))
+    assert "SystemCallFilter=@system-service\nSystemCallFilter=mincore\n" in unit
+    assert "SystemCallFilter=mincore" not in unit_file(service_spec(VictoriaLogsSettings(), RetentionPolicy()), hardening=False)
