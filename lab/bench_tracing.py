@@ -20,7 +20,7 @@ import time
 
 import requests
 
-from tests.e2e.tracing_load import jaeger_trace, send_traces, stored_spans
+from tests.e2e.tracing_load import jaeger_trace, send_traces, stored_spans, until
 from tests.stack import hosts_in
 
 RATES_SPANS_PER_S = (300, 900, 1800, 3000)
@@ -40,15 +40,6 @@ def _cpu_and_rss(tel) -> tuple[float, int]:
     return cpu, rss
 
 
-def _until(check, deadline_s: float, every_s: float = 1.0):
-    end = time.monotonic() + deadline_s
-    while True:
-        value = check()
-        if value or time.monotonic() > end:
-            return value
-        time.sleep(every_s)
-
-
 def throughput(http, tel, gateway: str, query: str) -> None:
     print(f"{'target spans/s':>15} {'achieved':>9} {'sent':>7} {'stored':>7} {'CPU %':>6} {'RSS MiB':>8}")
     for rate in RATES_SPANS_PER_S:
@@ -57,7 +48,7 @@ def throughput(http, tel, gateway: str, query: str) -> None:
         cpu_before, _ = _cpu_and_rss(tel)
         sent = send_traces(gateway, f"bench-{secrets.token_hex(4)}", count, traces_per_s, SPANS_PER_TRACE)
         cpu_after, rss = _cpu_and_rss(tel)
-        _until(lambda: stored_spans(http, query, sent.trace_ids[-20:]) == 20 * SPANS_PER_TRACE, DRAIN_DEADLINE_S)
+        until(lambda: stored_spans(http, query, sent.trace_ids[-20:]) == 20 * SPANS_PER_TRACE, DRAIN_DEADLINE_S)
         stored = stored_spans(http, query, sent.trace_ids)
         achieved = sent.acknowledged_spans / sent.seconds
         cpu_pct = 100 * (cpu_after - cpu_before) / sent.seconds
@@ -75,7 +66,7 @@ def time_to_queryable(http, backend: str, query: str) -> None:
         headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01", "X-User-Id": "u-staff", "X-User-Role": "staff"}
         start = time.monotonic()
         http.get(f"{backend}/api/members", headers=headers, timeout=10)
-        if _until(lambda: jaeger_trace(http, query, trace_id), 60, 0.2):
+        if until(lambda: jaeger_trace(http, query, trace_id), 60, 0.2):
             delays.append(time.monotonic() - start)
     if delays:
         print(f"request -> trace queryable in Jaeger: median {statistics.median(delays):.2f} s, "

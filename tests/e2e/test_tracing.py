@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests import lab_session
-from tests.e2e.tracing_load import jaeger_trace, send_traces, stored_spans
+from tests.e2e.tracing_load import jaeger_trace, send_traces, stored_spans, until
 from tests.stack import hosts_in, stack_hosts
 
 pytestmark = [pytest.mark.lab, pytest.mark.tracing]
@@ -49,22 +49,12 @@ def lab(first_converge):
     }
 
 
-def _until(check, deadline_s: float, every_s: float = 2.0):
-    """Poll `check` until it returns a truthy value or the deadline passes; returns the last value."""
-    end = time.monotonic() + deadline_s
-    while True:
-        value = check()
-        if value or time.monotonic() > end:
-            return value
-        time.sleep(every_s)
-
-
 def test_a_request_to_the_backend_is_found_in_jaeger_by_its_trace_id(lab, http):
     trace_id = secrets.token_hex(16)
     headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01", "X-User-Id": "u-staff", "X-User-Role": "staff"}
     http.get(f"{lab['backend']}/api/members", headers=headers, timeout=10).raise_for_status()
 
-    found = _until(lambda: jaeger_trace(http, lab["query"], trace_id), 60)
+    found = until(lambda: jaeger_trace(http, lab["query"], trace_id), 60, 2.0)
     assert found, f"trace {trace_id} not in Jaeger within 60 s"
     server = [s for s in found["spans"] if s["operationName"] == "GET /api/members"]
     assert server, [s["operationName"] for s in found["spans"]]
@@ -89,7 +79,7 @@ def test_span_metrics_for_the_backend_routes_reach_prometheus(lab, http):
         result = http.get(f"{lab['prometheus']}/api/v1/query", params={"query": query}, timeout=10).json()["data"]["result"]
         return result and float(result[0]["value"][1]) >= 5
 
-    assert _until(series, 90), f"no span metrics in Prometheus for /api/badges: {query}"
+    assert until(series, 90, 2.0), f"no span metrics in Prometheus for /api/badges: {query}"
     buckets = http.get(
         f"{lab['prometheus']}/api/v1/query",
         params={"query": 'count(traces_span_metrics_duration_milliseconds_bucket{http_route="/api/badges"})'},
@@ -127,7 +117,7 @@ def test_nothing_is_lost_while_the_store_is_down(lab, http):
     assert sent.refused_spans == 0, "the gateway refused spans while the store was down"
     assert sent.acknowledged_spans == LOAD_TRACES * 3
 
-    stored = _until(lambda: stored_spans(http, lab["query"], sent.trace_ids) == sent.acknowledged_spans, DELIVERY_DEADLINE_S, 10)
+    stored = until(lambda: stored_spans(http, lab["query"], sent.trace_ids) == sent.acknowledged_spans, DELIVERY_DEADLINE_S, 10)
     count = stored_spans(http, lab["query"], sent.trace_ids)
     assert stored, f"sent {sent.acknowledged_spans} spans in {len(sent.trace_ids)} traces, Jaeger holds {count}"
     assert count == sent.acknowledged_spans

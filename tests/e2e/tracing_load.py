@@ -85,3 +85,13 @@ def stored_spans(http: requests.Session, query: str, trace_ids: list[str]) -> in
         found = jaeger_trace(http, query, trace_id)
         total += len({span["spanID"] for span in found["spans"]}) if found else 0
     return total
+
+
+def until(check, deadline_s: float, every_s: float = 1.0):
+    """Poll `check` until it returns a truthy value or the deadline passes; returns the last value."""
+    end = time.monotonic() + deadline_s
+    while True:
+        value = check()
+        if value or time.monotonic() > end:
+            return value
+        time.sleep(every_s)
