@@ -153,7 +153,10 @@ def test_erasure_removes_one_member_and_keeps_the_other(stack, tmp_path):
     assert [e["status"] for e in entries] == ["requested", "completed"]
     assert entries[1]["filters"] == [f"memberId={erased}"] and entries[1]["requestedBy"] == "e2e test"
     # The copy in the store, searchable next to the logs, is not matched by the erased member's filter.
-    assert count(store, f'{{service="sentinel-toolkit", stream="audit"}} reason:="run {run}"') == 1
+    # VictoriaLogs makes an ingested line searchable within about a second: wait for it, then count.
+    audit_copy = f'{{service="sentinel-toolkit", stream="audit"}} reason:="run {run}"'
+    wait_for("the audit entry's copy in the store", lambda: count(store, audit_copy) > 0, 30)
+    assert count(store, audit_copy) == 1
 
 
 def test_nothing_is_lost_when_the_store_restarts_under_load(stack):
@@ -188,6 +191,7 @@ def test_nothing_is_lost_when_the_store_restarts_under_load(stack):
 
 def test_a_second_converge_changes_nothing_on_the_log_path(stack):
     tel, app, _, _ = stack
-    run = lab_session.converge("--limit", f"{tel.name},{app.name}")
+    # pyinfra 3 takes one pattern per --limit ("tel1,app1" matches no host).
+    run = lab_session.converge("--limit", tel.name, "--limit", app.name)
     assert run.returncode == 0, run.output[-3000:]
     assert run.changed == {tel.name: 0, app.name: 0}, run.output[-5000:]

@@ -69,8 +69,11 @@ def send_traces(gateway: str, service: str, count: int, rate_per_s: float, spans
 
 
 def jaeger_trace(http: requests.Session, query: str, trace_id: str) -> dict | None:
-    """The trace from Jaeger's query API, or None when it is not stored (yet)."""
-    response = http.get(f"{query}/api/traces/{trace_id}", timeout=10)
+    """The trace from Jaeger's query API, or None when it is not stored (yet) or Jaeger is still starting."""
+    try:
+        response = http.get(f"{query}/api/traces/{trace_id}", timeout=10)
+    except requests.ConnectionError:
+        return None  # just restarted: Badger opens before the query port listens
     if response.status_code == 404:
         return None
     response.raise_for_status()
