@@ -39,6 +39,7 @@ lab-down: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m lab.bench
 	$(BIN)/python -m lab.bench_tracing
+	$(BIN)/python -m lab.bench_logs
 
 # Time from fault injection to the Slack stand-in per critical alert, with
 # production timers (about 20 minutes a run; RUNS=1 for a quick look).

@@ -28,6 +28,7 @@ import uuid
 
 import requests
 
+from lab.process_usage import unit_cpu_and_rss
 from tests.stack import hosts_in
 
 WRITER = r"""
@@ -72,13 +73,6 @@ def settle(store: str, logsql: str, expected: int, timeout: float = 120) -> int:
     return last
 
 
-def unit_usage(host, unit: str) -> tuple[int, int]:
-    """(CPU nanoseconds so far, current memory bytes) of a systemd unit."""
-    out = host.testinfra.check_output(f"systemctl show {unit} -p CPUUsageNSec -p MemoryCurrent")
-    values = dict(line.split("=", 1) for line in out.splitlines())
-    return int(values["CPUUsageNSec"]), int(values["MemoryCurrent"])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="250,500,1000,2000,4000")
@@ -95,18 +89,18 @@ def main() -> int:
     best = 0
     for rate in [float(r) for r in args.rates.split(",")]:
         run = uuid.uuid4().hex
-        cpu0, _ = unit_usage(app, args.agent_unit)
+        cpu0, _ = unit_cpu_and_rss(app, args.agent_unit)
         start = time.monotonic()
         written = int(app.testinfra.check_output(
             "python3 -c %s %s %s %s %s", WRITER, args.log_file, run, str(rate), str(args.seconds)
         ))
         duration = time.monotonic() - start
-        cpu1, memory = unit_usage(app, args.agent_unit)
+        cpu1, rss_kib = unit_cpu_and_rss(app, args.agent_unit)
         stored = settle(store, f'benchRun:="{run}"', written)
-        cpu_share = (cpu1 - cpu0) / 1e9 / duration
+        cpu_share = (cpu1 - cpu0) / duration
         lost = written - stored
         print(f"rate {rate:7.0f}/s: written {written}, stored {stored}, lost {lost}; "
-              f"agent CPU {cpu_share:.0%} of a core, memory {memory / 2**20:.1f} MiB")
+              f"agent CPU {cpu_share:.0%} of a core, memory {rss_kib / 1024:.1f} MiB RSS")
         if lost == 0:
             best = max(best, int(written / duration))
         else:

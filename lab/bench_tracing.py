@@ -20,6 +20,7 @@ import time
 
 import requests
 
+from lab.process_usage import unit_cpu_and_rss
 from tests.e2e.tracing_load import jaeger_trace, send_traces, stored_spans, until
 from tests.stack import hosts_in
 
@@ -30,24 +31,14 @@ DRAIN_DEADLINE_S = 120
 LATENCY_SAMPLES = 10
 
 
-def _cpu_and_rss(tel) -> tuple[float, int]:
-    """(CPU seconds used so far, resident KiB) of the gateway process."""
-    pid = tel.testinfra.check_output("systemctl show -p MainPID --value otelcol").strip()
-    fields = tel.testinfra.check_output(f"cat /proc/{pid}/stat").rsplit(")", 1)[1].split()
-    ticks = int(tel.testinfra.check_output("getconf CLK_TCK"))
-    cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime (fields 14, 15 of stat)
-    rss = int(tel.testinfra.check_output(f"awk '/VmRSS/ {{print $2}}' /proc/{pid}/status"))
-    return cpu, rss
-
-
 def throughput(http, tel, gateway: str, query: str) -> None:
     print(f"{'target spans/s':>15} {'achieved':>9} {'sent':>7} {'stored':>7} {'CPU %':>6} {'RSS MiB':>8}")
     for rate in RATES_SPANS_PER_S:
         traces_per_s = rate / SPANS_PER_TRACE
         count = int(traces_per_s * STEP_S)
-        cpu_before, _ = _cpu_and_rss(tel)
+        cpu_before, _ = unit_cpu_and_rss(tel, "otelcol")
         sent = send_traces(gateway, f"bench-{secrets.token_hex(4)}", count, traces_per_s, SPANS_PER_TRACE)
-        cpu_after, rss = _cpu_and_rss(tel)
+        cpu_after, rss = unit_cpu_and_rss(tel, "otelcol")
         until(lambda: stored_spans(http, query, sent.trace_ids[-20:]) == 20 * SPANS_PER_TRACE, DRAIN_DEADLINE_S)
         stored = stored_spans(http, query, sent.trace_ids)
         achieved = sent.acknowledged_spans / sent.seconds
