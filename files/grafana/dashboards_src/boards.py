@@ -158,8 +158,13 @@ def performance(runbooks) -> Board:
     board.row("Runtime")
     board.add(graph("CPU", "process_cpu_seconds_total (common to the stand-in and the Node backend).",
                     [(f"rate(process_cpu_seconds_total{B}[{RATE}])", "{{instance}}")], "percentunit"))
-    board.add(graph("Resident memory", "process_resident_memory_bytes.",
-                    [(f"process_resident_memory_bytes{B}", "{{instance}}")], "bytes"))
+    board.add(graph("Memory", "Resident and virtual memory of the backend process.",
+                    [(f"process_resident_memory_bytes{B}", "{{instance}} resident"),
+                     (f"process_virtual_memory_bytes{B}", "{{instance}} virtual")], "bytes"))
+    board.add(graph("Open file descriptors", "Used against the limit; at the limit new connections fail.",
+                    [(f"process_open_fds{B}", "{{instance}} open"), (f"process_max_fds{B}", "{{instance}} limit")], "short"))
+    board.add(graph("Uptime", "Seconds since the backend process started; a drop is a restart.",
+                    [(f"time() - process_start_time_seconds{B}", "{{instance}}")], "s"))
     board.add(log_lines("Failed requests", "request completed lines with a 5xx status.",
                         f'{logs_of("app")} | json | msg="request completed" | status >= 500'))
     return board
