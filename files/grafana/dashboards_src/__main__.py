@@ -6,13 +6,29 @@ import argparse
 import sys
 
 from files.grafana.dashboards_src import OUTPUT_DIR
-from files.grafana.dashboards_src.generate import render_all
+from files.grafana.dashboards_src.generate import metrics_of, render_all
+
+
+def print_queries() -> None:
+    import json
+
+    for uid, text in render_all().items():
+        for panel in json.loads(text)["panels"]:
+            for target in panel.get("targets", []):
+                source = target["datasource"]["uid"]
+                query = target.get("expr") or target.get("query")
+                needs = ", ".join(metrics_of(query)) if source == "prometheus" else f"{source} store"
+                print(f"{uid}\t{panel['title']}\t{target['refId']}\t{needs}\t{query}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m files.grafana.dashboards_src", description=__doc__)
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a committed file differs")
+    parser.add_argument("--list", action="store_true", help="print every panel query and the metrics it needs")
     args = parser.parse_args(argv)
+    if args.list:
+        print_queries()
+        return 0
     rendered = render_all()
     stale = sorted(
         {p.stem for p in OUTPUT_DIR.glob("*.json")} - set(rendered)

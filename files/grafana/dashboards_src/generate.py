@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
@@ -32,3 +33,13 @@ def render_all() -> dict[str, str]:
 def _uid_of(make) -> str:
     # Each board function builds its own fixed uid; build once without links to learn it.
     return make([]).uid
+
+
+_FUNCTIONS = {"sum", "rate", "increase", "max", "min", "avg", "count", "by", "on", "or", "and", "unless", "time",
+              "histogram_quantile", "clamp_min", "count_over_time", "label_values", "ignoring", "without"}
+
+
+def metrics_of(promql: str) -> list[str]:
+    """The metric names a PromQL query reads (names followed by a selector or a range)."""
+    names = re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{", promql)
+    return sorted({n for n in names if n not in _FUNCTIONS})
