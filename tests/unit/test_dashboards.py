@@ -211,3 +211,13 @@ def test_traceql_panel_uses_contract_attributes(query):
 
 def test_prometheus_panels_query_prometheus():
     assert all(q.datasource == PROMETHEUS for q in promql_queries())
+
+
+def test_runbook_links_follow_the_environments_base_url():
+    from files.grafana.dashboards_src import with_runbook_base
+
+    board = with_runbook_base(DASHBOARDS["sentinel-performance"], "https://wiki.example/ops/")
+    base = next(v for v in board["templating"]["list"] if v["name"] == "runbook_base")
+    assert base["query"] == "https://wiki.example/ops" and base["hide"] == 2  # hidden
+    assert any(link["url"].startswith("${runbook_base}/docs/runbooks/") for link in board["links"])
+    assert DASHBOARDS["sentinel-performance"]["templating"]["list"] != board["templating"]["list"]

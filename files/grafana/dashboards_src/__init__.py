@@ -78,3 +78,11 @@ def optional_jobs_of(expr: str) -> tuple[str, ...]:
         if job in expr and job not in jobs:
             jobs.append(job)
     return tuple(jobs)
+
+
+def with_runbook_base(dashboard: dict, runbook_base_url: str) -> dict:
+    """A copy of a generated dashboard whose runbook links point at `runbook_base_url`
+    (the environment's alerting.runbook_base_url), for the grafana role to provision."""
+    variables = [dict(v, query=runbook_base_url.rstrip("/")) if v.get("name") == "runbook_base" else v
+                 for v in dashboard["templating"]["list"]]
+    return {**dashboard, "templating": {**dashboard["templating"], "list": variables}}
