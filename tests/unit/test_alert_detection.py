@@ -29,13 +29,15 @@ ALERTS = {a.uid: a for a in load_catalog()}
 # threshold, for the fault the bench injects (lab/bench_alerting.py SCENARIOS): a ratio over
 # a window W reaches f * t / W after t seconds of a fault of size f.
 #   error rate 50% (error_rate=0.5): 3m * 5% / 50% = 18 s (the 1m window: 6 s)
-#   p95 > 2 s, every request slow (latency_ms=2500): 3m * 5% / 100% = 9 s, plus the 2.5 s
-#   a request takes before it is observed
+#   p95 > 2 s, every request slow (latency_ms=2500): the bench's closed-loop load drops from
+#   16 to 3.2 requests a second once each takes 2.5 s, so slow requests reach 5% of the 3m
+#   window after t = 5% * 16 * 180 / (95% * 3.2 + 5% * 16) = 37.5 s, plus the 2.5 s a
+#   request takes before it is observed (at constant traffic it would be 3m * 5% = 9 s)
 #   up == 0 and the pool gauges: no window, the first scrape shows the fault
 WINDOW_FILL_SECONDS = {
     "backend-down": 0,
     "backend-error-rate-critical": 18,
-    "backend-latency-p95-high": 9 + 2.5,
+    "backend-latency-p95-high": 37.5 + 2.5,
     "db-pool-exhausted": 0,
 }
 BLIP_FIXTURES = {
