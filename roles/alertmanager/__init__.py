@@ -17,7 +17,8 @@ from pyinfra.operations import files
 from roles._schema import SettingsError
 from roles._secrets import read_secret
 from roles._service import ConfigFile, ServiceSpec, release_service
-from roles._service.render import render
+from roles._service.quoting import refuse_control
+from roles._service.render import dump_yaml
 from roles.alerting.catalog import Alert, load_catalog
 # Imported as a module: the settings model imports each role's settings.
 from roles import _settings
@@ -40,15 +41,103 @@ def inhibitions(alerts: tuple[Alert, ...]) -> list[tuple[str, str]]:
     return [(a.inhibited_by, a.uid) for a in alerts if a.inhibited_by]
 
 
+HEADER = """Managed by the Sentinel observability toolkit; local edits are overwritten.
+Receivers, routes and timings: the `alerting` group data (roles/alerting/settings.py).
+Inhibitions: files/alerting/catalog.yml. Secrets are read from files under
+/etc/alertmanager/secrets, never written here."""
+
+
+def _uid_matcher(uid: str) -> str:
+    """An Alertmanager matcher `uid="<uid>"`, with the matcher syntax's escapes."""
+    refuse_control(uid, "alert uid")
+    return 'uid="' + uid.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _timing(timing) -> dict:
+    return {"group_wait": timing.group_wait, "group_interval": timing.group_interval, "repeat_interval": timing.repeat_interval}
+
+
+def _slack(channel: str, secret_file: str) -> dict:
+    return {
+        "api_url_file": f"{SECRETS_DIR}/{secret_file}",
+        "channel": channel,
+        "send_resolved": True,
+        "title": _go_template("sentinel.title"),
+        "text": _go_template("sentinel.text"),
+        "color": _go_template("sentinel.slack.color"),
+    }
+
+
+def config(settings: _settings.Settings, alerts: tuple[Alert, ...]) -> dict:
+    """alertmanager.yml as a structure, dumped by `render_config`."""
+    alerting = settings.alerting
+    critical = {"matchers": ['severity="critical"'], "group_by": ["alertname", "environment"], **_timing(alerting.critical)}
+    # Critical: at once, one notification per alert name, repeated while unresolved.
+    routes: list[dict] = [{"receiver": "slack-critical", **critical}]
+    if alerting.pagerduty.enabled:
+        routes[0]["continue"] = True
+        routes.append({"receiver": "pagerduty", **critical})
+    routes += [
+        # Warning: every warning of the environment in one batch per group_interval.
+        {"receiver": "slack-alerts", "matchers": ['severity="warning"'], "group_by": ["environment"], **_timing(alerting.warning)},
+        # Info: the daily email digest.
+        {"receiver": "email-digest", "matchers": ['severity="info"'], "group_by": ["environment"], **_timing(alerting.info)},
+    ]
+    email: dict = {"to": alerting.email.to, "send_resolved": False}
+    if alerting.email.auth_username:
+        email["auth_username"] = alerting.email.auth_username
+        email["auth_password_file"] = f"{SECRETS_DIR}/smtp-password"
+    email["headers"] = {"Subject": _go_template("sentinel.email.subject")}
+    email["text"] = _go_template("sentinel.text")
+    receivers = [
+        {"name": "slack-critical", "slack_configs": [_slack(alerting.slack_critical.channel, "slack-critical-webhook-url")]},
+        {"name": "slack-alerts", "slack_configs": [_slack(alerting.slack_warning.channel, "slack-alerts-webhook-url")]},
+        {"name": "email-digest", "email_configs": [email]},
+    ]
+    if alerting.pagerduty.enabled:
+        pagerduty: dict = {"routing_key_file": f"{SECRETS_DIR}/pagerduty-routing-key"}
+        if alerting.pagerduty.url:
+            pagerduty["url"] = alerting.pagerduty.url
+        pagerduty.update(
+            send_resolved=True,
+            severity="critical",
+            description=_go_template("sentinel.pagerduty.description"),
+            details={
+                "summary": "{{ .CommonAnnotations.summary }}",
+                "value": "{{ .CommonAnnotations.value }}",
+                "runbook_url": "{{ .CommonAnnotations.runbook_url }}",
+                "dashboard_url": "{{ .CommonAnnotations.dashboard_url }}",
+                "firing": _go_template("sentinel.text"),
+            },
+            links=[{"href": "{{ .CommonAnnotations.runbook_url }}", "text": "runbook"}],
+        )
+        receivers.append({"name": "pagerduty", "pagerduty_configs": [pagerduty]})
+    return {
+        "global": {
+            "resolve_timeout": "5m",
+            "smtp_smarthost": alerting.email.smarthost,
+            "smtp_from": alerting.email.from_address,
+            "smtp_require_tls": alerting.email.require_tls,
+        },
+        "templates": [f"{TEMPLATES_DIR}/*.tmpl"],
+        # Anything without a known severity still reaches people, on Slack #alerts.
+        "route": {
+            "receiver": "slack-alerts",
+            "group_by": ["alertname", "environment"],
+            **_timing(alerting.warning),
+            "routes": routes,
+        },
+        "inhibit_rules": [
+            {"source_matchers": [_uid_matcher(source)], "target_matchers": [_uid_matcher(target)], "equal": ["environment"]}
+            for source, target in inhibitions(alerts)
+        ],
+        "receivers": receivers,
+    }
+
+
 def render_config(settings: _settings.Settings, alerts: tuple[Alert, ...]) -> str:
-    return render(
-        "alertmanager/alertmanager.yml.j2",
-        alerting=settings.alerting,
-        inhibitions=inhibitions(alerts),
-        secrets_dir=SECRETS_DIR,
-        templates_glob=f"{TEMPLATES_DIR}/*.tmpl",
-        go_template=_go_template,
-    )
+    """alertmanager.yml: the structure from `config`, dumped as YAML (no value is pasted into text)."""
+    return dump_yaml(config(settings, alerts), HEADER)
 
 
 def secret_files(settings: _settings.Settings, where: str) -> dict[str, str]:

@@ -11,8 +11,8 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
 from roles._secrets import read_secret
+from roles._service import quoting
 from roles._service.operations import validated_file
-from roles._service.render import render
 from roles.backend.sentry import release_name
 # Imported as a module: the settings model imports each role's settings.
 from roles import _settings
@@ -29,16 +29,41 @@ def otlp_endpoint(settings: _settings.Settings) -> str:
     return f"http://{address}:4318"
 
 
-def render_env(settings: _settings.Settings, endpoint: str, sentry_dsn: str) -> str:
-    """The env file's content; `sentry_dsn` is "" when Sentry is off."""
-    return render(
-        "backend/backend.env.j2",
-        backend=settings.backend,
-        environment=settings.environment,
-        otlp_endpoint=endpoint,
-        sentry_dsn=sentry_dsn,
-        sentry_release=release_name(settings.backend.service_name, settings.backend.version),
+def env_values(settings: _settings.Settings, endpoint: str, sentry_dsn: str) -> dict[str, str]:
+    """The variables of the env file, in file order; `sentry_dsn` is "" when Sentry is off."""
+    backend = settings.backend
+    values = {
+        "PORT": str(backend.port),
+        "OTEL_SERVICE_NAME": backend.service_name,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment={settings.environment},service.version={backend.version}",
+        "OTEL_TRACES_SAMPLER": backend.trace_sampler,
+    }
+    if "traceidratio" in backend.trace_sampler:
+        values["OTEL_TRACES_SAMPLER_ARG"] = str(backend.trace_sample_ratio)
+    values.update(
+        SENTRY_DSN=sentry_dsn,
+        SENTRY_ENVIRONMENT=settings.environment,
+        SENTRY_RELEASE=release_name(backend.service_name, backend.version),
+        SENTRY_TRACES_SAMPLE_RATE=str(backend.sentry_traces_sample_rate),
+        SENTRY_PROFILES_SAMPLE_RATE=str(backend.sentry_profiles_sample_rate),
     )
+    return values
+
+
+def render_env(settings: _settings.Settings, endpoint: str, sentry_dsn: str) -> str:
+    """The env file's content, quoted per systemd's EnvironmentFile= rules; `sentry_dsn` is "" when Sentry is off."""
+    header = f"Managed by the Sentinel observability toolkit; loaded by {settings.backend.unit}."
+    quoting.refuse_control(header, "backend.unit")
+    return quoting.env_file(env_values(settings, endpoint, sentry_dsn), "backend env file", header=header)
+
+
+def restart_command(unit: str) -> str:
+    """Shell: restart `unit` if it exists; the unit name is one quoted word, never an option."""
+    quoting.refuse_control(unit, "backend.unit")
+    u = quoting.sh_quote(unit)
+    return f"if systemctl cat -- {u} >/dev/null 2>&1; then systemctl try-restart -- {u}; fi"
 
 
 @deploy("Backend environment")
@@ -62,6 +87,6 @@ def backend_env():
     # A backend that is not installed (or not running) is left alone.
     server.shell(
         name="backend: restart for the new environment",
-        commands=[f"if systemctl cat {backend.unit} >/dev/null 2>&1; then systemctl try-restart {backend.unit}; fi"],
+        commands=[restart_command(backend.unit)],
         _if=env_file.did_change,
     )

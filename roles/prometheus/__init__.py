@@ -8,7 +8,7 @@ from pyinfra import host, inventory
 from pyinfra.api import deploy
 
 from roles._service import ConfigFile, ServiceSpec, release_service
-from roles._service.render import render
+from roles._service.render import dump_yaml
 from roles.alerting.catalog import load_catalog
 from roles.alerting.rules import RULES_FILE, render_rules
 from roles.retention import prometheus_flags
@@ -52,14 +52,39 @@ def alertmanagers(hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]
     return [f"{s.address}:{s.alerting.listen_port}" for _, s in sorted(hosts_by_group.get("monitoring", []))]
 
 
+def config(settings: _settings.Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = ()) -> dict:
+    """prometheus.yml as a structure, dumped by `render_config`."""
+    prom = settings.prometheus
+    environment = settings.environment
+    external_labels = {"environment": environment, **dict(sorted(prom.external_labels.items()))}
+    external_labels["environment"] = environment  # the environment label is the inventory's, always
+    data: dict = {
+        "global": {
+            "scrape_interval": prom.scrape_interval,
+            "evaluation_interval": prom.evaluation_interval,
+            "external_labels": external_labels,
+        },
+        "rule_files": ["/etc/prometheus/rules/*.yml"],
+    }
+    if alertmanager_targets:
+        # Every alert goes to every monitoring host's Alertmanager; they deduplicate.
+        data["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanager_targets)}]}]}
+    scrape_configs = []
+    for job in jobs:
+        scrape_config: dict = {"job_name": job.name}
+        if job.metrics_path != "/metrics":
+            scrape_config["metrics_path"] = job.metrics_path
+        scrape_config["static_configs"] = [
+            {"targets": [target.address], "labels": {"host": target.host, "environment": environment}} for target in job.targets
+        ]
+        scrape_configs.append(scrape_config)
+    data["scrape_configs"] = scrape_configs
+    return data
+
+
 def render_config(settings: _settings.Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = ()) -> str:
-    return render(
-        "prometheus/prometheus.yml.j2",
-        settings=settings.prometheus,
-        environment=settings.environment,
-        scrape_jobs=jobs,
-        alertmanagers=list(alertmanager_targets),
-    )
+    """prometheus.yml: the structure from `config`, dumped as YAML (no value is pasted into text)."""
+    return dump_yaml(config(settings, jobs, alertmanager_targets))
 
 
 def grafana_url(hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]], me: _settings.Settings) -> str:
