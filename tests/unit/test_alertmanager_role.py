@@ -116,4 +116,4 @@ def test_prometheus_config_points_at_every_monitoring_alertmanager(tmp_path):
     promtool = extract("prometheus", "promtool", tmp_path)
     result = subprocess.run([promtool, "check", "config", config], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "http://10.0.0.1:3000/d/sentinel-backend" in render_alert_rules(me, by_group)  # dashboards on the first monitoring host
+    assert "http://10.0.0.1:3000/d/sentinel-performance" in render_alert_rules(me, by_group)  # dashboards on the first monitoring host
