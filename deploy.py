@@ -10,6 +10,8 @@ from roles.alertmanager import alertmanager
 from roles.backend import backend_env
 from roles.backend.sentry_release import sentry_release
 from roles.backend_standin import backend_standin
+from roles.grafana import grafana
+from roles.grafana.wiring import arguments_for as grafana_arguments
 from roles.node_exporter import node_exporter
 from roles.object_store import object_store
 from roles.prometheus import prometheus
@@ -22,6 +24,7 @@ if "telemetry" in host.groups:
 if "monitoring" in host.groups:
     prometheus()
     alertmanager()
+    grafana(**grafana_arguments(host))
 
 if "app" in host.groups:
     backend_env()

@@ -65,6 +65,14 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return parse(tp, value, key)
+    if isinstance(tp, type) and hasattr(tp, "model_validate"):
+        # A pydantic settings model (roles._model.Model): its own errors, in this module's class.
+        from roles._model import SettingsError as ModelError, parse as parse_model
+
+        try:
+            return parse_model(tp, value, key)
+        except ModelError as err:
+            raise SettingsError(err.key, err.problem, err.fix) from None
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
         if value is None and type(None) in options:

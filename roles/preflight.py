@@ -7,6 +7,7 @@ from roles._secrets import read_secret
 from roles._settings import ROLE_GROUPS, Settings
 from roles.alerting.preflight import check_catalog, check_receivers
 from roles.backend.sentry import validate_dsn
+from roles.grafana.preflight import check_grafana
 
 
 def check_environment(hosts: dict[str, Settings], groups: dict[str, list[str]]) -> None:
@@ -29,6 +30,7 @@ def check_environment(hosts: dict[str, Settings], groups: dict[str, list[str]]) 
     for name in groups.get("monitoring", []):
         check_receivers(name, hosts[name])
         check_catalog(hosts[name].alerting.runbook_base_url, hosts[name].alerting.grafana_url or "http://grafana:3000")
+        check_grafana(name, hosts[name], len(groups["monitoring"]))
     for group in ROLE_GROUPS:
         if not groups.get(group):
             raise SettingsError(f"inventory:{group}", "the group has no host", f"add at least one host to {group}")

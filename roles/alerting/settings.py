@@ -107,8 +107,11 @@ class AlertingSettings:
     critical: RouteTiming = field(default_factory=lambda: RouteTiming("10s", "5m", "1h"))
     warning: RouteTiming = field(default_factory=lambda: RouteTiming("1m", "15m", "4h"))
     info: RouteTiming = field(default_factory=lambda: RouteTiming("1m", "24h", "24h"))
+    # Who evaluates the catalog: "prometheus" (default) or "grafana" (roles/alerting/evaluator.py).
+    evaluator: str | list[str] = "prometheus"
 
     def validate(self, prefix: str) -> None:
+        self.chosen_evaluator(prefix)
         check_port(f"{prefix}.listen_port", self.listen_port)
         check_port(f"{prefix}.cluster_port", self.cluster_port)
         check_duration(f"{prefix}.retention", self.retention, minimum="1h")
@@ -118,6 +121,16 @@ class AlertingSettings:
         # Critical alerts must reach people within 5 minutes of firing.
         if duration_seconds(self.critical.group_wait) > 60:
             raise SettingsError(f"{prefix}.critical.group_wait", f"{self.critical.group_wait} delays pages", "use 1m or less")
+
+    def chosen_evaluator(self, prefix: str = "alerting") -> str:
+        """"prometheus" or "grafana"; refuses both (every alert would page twice)."""
+        from roles._model import SettingsError as ModelError
+        from roles.alerting.evaluator import choose
+
+        try:
+            return choose(self.evaluator, prefix)
+        except ModelError as err:
+            raise SettingsError(err.key, err.problem, err.fix) from None
 
     def secrets(self) -> dict[str, str]:
         """Secret name per file under /etc/alertmanager/secrets, for the enabled receivers."""
