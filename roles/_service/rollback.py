@@ -35,8 +35,13 @@ def _script(lines: list[str]) -> StringCommand:
     return StringCommand("sh", "-c", shlex.quote("set -eu\n" + "\n".join(lines)))
 
 
-def swap_script(dests: list[str], unit: str, ready_url: str, timeout_seconds: int) -> list[str]:
-    """Shell lines: keep the previous files, swap in the staged ones, restart, poll, roll back on failure."""
+def swap_script(
+    dests: list[str], unit: str, ready_url: str, timeout_seconds: int, unit_dir: str = "/etc/systemd/system"
+) -> list[str]:
+    """Shell lines: keep the previous files, swap in the staged ones, restart, poll, roll back on failure.
+
+    `unit_dir` is where the unit file must exist for a restart (tests point it elsewhere).
+    """
     q = shlex.quote
     lines = []
     for dest in dests:
@@ -50,7 +55,7 @@ def swap_script(dests: list[str], unit: str, ready_url: str, timeout_seconds: in
             f"  if [ -e {q(dest + '.previous')} ]; then mv -f {q(dest + '.previous')} {q(dest)}; else rm -f {q(dest)}; fi"
         )
     lines += [
-        f"if [ -e /etc/systemd/system/{unit} ]; then",
+        f"if [ -e {q(unit_dir + '/' + unit)} ]; then",
         f"  systemctl restart {unit} || true",
         "  ready=no",
         f"  for i in $(seq {timeout_seconds}); do",

@@ -1,0 +1,626 @@
+"""The Grafana role without Grafana: rendering per environment, the reference check,
+preflight (evaluator, dashboards' datasource uids), secrets, and the rollback and
+tree-install scripts run for real in a scratch directory."""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import json
+import os
+import re
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from roles._schema import SettingsError
+from roles._settings import build, inventory_hosts
+from roles._service.artifacts import Artifact
+from roles._service.rollback import swap_script
+from roles._service.tree import tree_script
+from roles.alerting.catalog import load_catalog
+from roles.alertmanager import render_config as render_alertmanager
+from roles.grafana import config_files, service_spec
+from roles.grafana.alerting import alert_rules, contact_points, notification_policies, render_alerting
+from roles.grafana.config import ini_sections, render_ini
+from roles.grafana.preflight import check_dashboards, check_grafana
+from roles.grafana.provisioning import (
+    TRACE_ID_IN_LINE,
+    Peers,
+    datasources,
+    dashboard_providers,
+    unknown_datasource_uids,
+)
+from roles.grafana.wiring import arguments
+
+pytestmark = pytest.mark.grafana
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = yaml.safe_load((REPO / "files" / "grafana" / "config-reference-12.4.14.yml").read_text())
+ENVIRONMENTS = ("dev", "staging", "prod", "lab")
+SECRET_VALUES = {
+    "SENTINEL_GRAFANA_ADMIN_PASSWORD": "adm1n-S3CRET-value",
+    "SENTINEL_GRAFANA_DB_PASSWORD": "db-S3CRET-value",
+    "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL": "https://hooks.example/CRIT-S3CRET",
+    "SENTINEL_SLACK_ALERTS_WEBHOOK_URL": "https://hooks.example/ALERTS-S3CRET",
+    "SENTINEL_PAGERDUTY_ROUTING_KEY": "pd-S3CRET-routing-key",
+    "SENTINEL_SMTP_PASSWORD": "smtp-S3CRET-password",
+}
+
+
+@pytest.fixture(autouse=True)
+def secrets(monkeypatch):
+    monkeypatch.delenv("SENTINEL_SECRETS_DIR", raising=False)
+    for name, value in SECRET_VALUES.items():
+        monkeypatch.setenv(name, value)
+
+
+def monitoring_settings(env: str, extra: dict | None = None):
+    """mon1's settings as the environment's inventory and group data make them."""
+    inventory = {
+        "__file__": str(REPO / "inventory" / f"{env}.py"),
+        "monitoring": [("mon1", {"address": "mon1.internal"})],
+        "telemetry": [("tel1", {"address": "tel1.internal"})],
+        "app": [("app1", {"address": "app1.internal"})],
+    }
+    host = next(h for h in inventory_hosts(inventory) if h.name == "mon1")
+    return build(host.name, list(host.groups), {**host.data, **(extra or {})})
+
+
+def rendered(env: str, evaluator: str = "prometheus", extra: dict | None = None):
+    data = dict(extra or {})
+    if evaluator != "prometheus":
+        data["alerting"] = {**_group_alerting(env), "evaluator": evaluator}
+    settings = monitoring_settings(env, data)
+    args = arguments(settings, ["tel1.internal"])
+    peers = Peers(args["prometheus_url"], args["alertmanager_url"], args["traces_store"], args["traces_url"], args["logs_store"], args["logs_url"])
+    files = config_files(settings.grafana, settings.alerting, evaluator, env, settings.address, peers, "host mon1")
+    return settings, peers, {f.dest: f for f in files}
+
+
+def _group_alerting(env: str) -> dict:
+    from roles._settings import load_group_data
+
+    return dict(load_group_data(env).get("alerting") or load_group_data("all").get("alerting") or {})
+
+
+# --- the reference check -------------------------------------------------------
+
+
+def ini_problems(sections: dict[str, dict[str, str]]) -> list[str]:
+    known = REFERENCE["ini"]
+    problems = []
+    for section, keys in sections.items():
+        if section not in known:
+            problems.append(f"[{section}]")
+            continue
+        problems += [f"[{section}] {key}" for key in keys if key not in known[section]]
+    return problems
+
+
+def provisioning_problems(document: dict, kind: str) -> list[str]:
+    """Fields of a provisioning document missing from the reference, as dotted paths."""
+    ref = REFERENCE["provisioning"]
+    problems: list[str] = []
+
+    def check(obj: dict, allowed_key: str, where: str) -> None:
+        allowed = ref[allowed_key]
+        problems.extend(f"{where}.{key}" for key in obj if key not in allowed)
+
+    if kind == "datasources":
+        check(document, "datasources_file", "datasources.yml")
+        for ds in document["datasources"]:
+            where = f"datasources[{ds['uid']}]"
+            check(ds, "datasource", where)
+            json_kind = {"victoriametrics-logs-datasource": "victorialogs"}.get(ds["type"], ds["type"])
+            problems.extend(f"{where}.jsonData.{k}" for k in ds["jsonData"] if k not in ref["jsonData"][json_kind])
+            for key, value in ds["jsonData"].items():
+                if key in ("tracesToLogsV2", "serviceMap", "tracesToMetrics", "nodeGraph"):
+                    problems.extend(f"{where}.jsonData.{key}.{k}" for k in value if k not in ref["jsonData"][key])
+                if key == "derivedFields":
+                    for field in value:
+                        problems.extend(f"{where}.derivedFields.{k}" for k in field if k not in ref["jsonData"]["derivedField"])
+                if key == "exemplarTraceIdDestinations":
+                    for dest in value:
+                        problems.extend(f"{where}.{key}.{k}" for k in dest if k not in ref["jsonData"]["exemplarTraceIdDestination"])
+    elif kind == "dashboards":
+        check(document, "dashboards_file", "dashboards.yml")
+        for provider in document["providers"]:
+            check(provider, "dashboard_provider", "providers[]")
+            check(provider["options"], "dashboard_provider_options", "providers[].options")
+    elif kind == "alert-rules":
+        check(document, "alert_rules_file", "alert-rules.yml")
+        for group in document.get("groups", []):
+            check(group, "rule_group", f"groups[{group['name']}]")
+            for rule in group["rules"]:
+                check(rule, "rule", f"rules[{rule['uid']}]")
+                for query in rule["data"]:
+                    check(query, "rule_query", f"rules[{rule['uid']}].data")
+        for item in document.get("deleteRules", []):
+            check(item, "delete_rule", "deleteRules[]")
+    elif kind == "contact-points":
+        check(document, "contact_points_file", "contact-points.yml")
+        for point in document.get("contactPoints", []):
+            check(point, "contact_point", f"contactPoints[{point['name']}]")
+            for receiver in point["receivers"]:
+                check(receiver, "receiver", f"contactPoints[{point['name']}].receivers[]")
+                allowed = ref["receiver_settings"][receiver["type"]]
+                problems.extend(f"{point['name']}.settings.{k}" for k in receiver["settings"] if k not in allowed)
+        for item in document.get("deleteContactPoints", []):
+            check(item, "delete_contact_point", "deleteContactPoints[]")
+    elif kind == "notification-policies":
+        check(document, "notification_policies_file", "notification-policies.yml")
+
+        def walk(policy: dict, where: str) -> None:
+            check(policy, "policy", where)
+            for index, route in enumerate(policy.get("routes", [])):
+                walk(route, f"{where}.routes[{index}]")
+
+        for policy in document.get("policies", []):
+            walk(policy, "policies[]")
+    return problems
+
+
+def _documents(files) -> dict[str, dict]:
+    by_kind = {}
+    for dest, f in files.items():
+        if dest.endswith("datasources/sentinel.yml"):
+            by_kind["datasources"] = yaml.safe_load(f.content)
+        elif dest.endswith("dashboards/sentinel.yml"):
+            by_kind["dashboards"] = yaml.safe_load(f.content)
+        elif "/alerting/" in dest:
+            by_kind[Path(dest).stem] = yaml.safe_load(f.content)
+    return by_kind
+
+
+def _ini(text: str) -> dict[str, dict[str, str]]:
+    parser = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"))
+    parser.optionxform = str
+    parser.read_string(text)
+    return {s: dict(parser[s]) for s in parser.sections()}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("evaluator", ["prometheus", "grafana"])
+def test_every_rendered_key_is_in_grafanas_reference(env, evaluator):
+    _, _, files = rendered(env, evaluator)
+    assert ini_problems(_ini(files["/etc/grafana/grafana.ini"].content)) == []
+    documents = _documents(files)
+    assert set(documents) == {"datasources", "dashboards", "alert-rules", "contact-points", "notification-policies"}
+    for kind, document in documents.items():
+        assert provisioning_problems(document, kind) == [], kind
+
+
+def test_postgres_keys_are_in_the_reference_too():
+    _, _, files = rendered("prod", extra={"grafana": {"database": {"type": "postgres", "host": "db.internal:5432"}}})
+    sections = _ini(files["/etc/grafana/grafana.ini"].content)
+    assert sections["database"]["type"] == "postgres"
+    assert sections["database"]["password"] == "$__file{/etc/grafana/secrets/db_password}"
+    assert ini_problems(sections) == []
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda s: s["security"].update({"cookie_secur": "true"}), "[security] cookie_secur"),
+        (lambda s: s.update({"unified_alert": {"enabled": "true"}}), "[unified_alert]"),
+        (lambda s: s["plugins"].update({"preinstall_disable": "true"}), "[plugins] preinstall_disable"),
+    ],
+)
+def test_a_typo_in_grafana_ini_fails_the_reference_check(mutate, expected):
+    settings = monitoring_settings("prod")
+    sections = ini_sections(settings.grafana, settings.address)
+    mutate(sections)
+    assert expected in ini_problems(sections)
+
+
+def test_a_typo_in_a_provisioning_field_fails_the_reference_check():
+    _, peers, _ = rendered("prod")
+    document = datasources(peers)
+    document["datasources"][3]["jsonData"]["derivedFields"][0]["matcherRegx"] = "x"
+    document["datasources"][2]["jsonData"]["tracesToLogsV2"]["filterByTraceId"] = True
+    problems = provisioning_problems(document, "datasources")
+    assert "datasources[loki].derivedFields.matcherRegx" in problems
+    assert "datasources[tempo].jsonData.tracesToLogsV2.filterByTraceId" in problems
+
+
+# --- grafana.ini -------------------------------------------------------------------
+
+
+def test_grafana_ini_has_the_operators_baseline():
+    _, _, files = rendered("prod")
+    ini = _ini(files["/etc/grafana/grafana.ini"].content)
+    assert ini["security"]["admin_password"] == "$__file{/etc/grafana/secrets/admin_password}"
+    assert ini["auth.anonymous"]["enabled"] == "false"
+    assert ini["security"]["cookie_secure"] == "false"  # http root_url
+    assert ini["analytics"]["check_for_updates"] == "false"
+    assert ini["plugins"]["preinstall_disabled"] == "true"
+    assert ini["unified_alerting"]["enabled"] == "true"
+    assert ini["database"] == {"type": "sqlite3", "path": "/var/lib/grafana/grafana.db"}
+    assert ini["paths"]["provisioning"] == "/etc/grafana/provisioning"
+    assert (ini["server"]["http_addr"], ini["server"]["http_port"]) == ("0.0.0.0", "3000")
+    assert "smtp" not in ini  # Alertmanager notifies unless alerting.evaluator is grafana
+
+
+def test_cookies_are_secure_when_grafana_is_served_over_https():
+    _, _, files = rendered("prod", extra={"grafana": {"root_url": "https://grafana.sentinel.internal/"}})
+    ini = _ini(files["/etc/grafana/grafana.ini"].content)
+    assert ini["security"]["cookie_secure"] == "true"
+    assert ini["server"]["root_url"] == "https://grafana.sentinel.internal/"
+
+
+def test_grafana_evaluator_gets_smtp_with_the_password_from_a_file():
+    _, _, files = rendered("prod", "grafana")
+    smtp = _ini(files["/etc/grafana/grafana.ini"].content)["smtp"]
+    assert smtp["password"] == "$__file{/etc/grafana/secrets/smtp_password}"
+    assert smtp["host"] == "smtp.sentinel.internal:587"
+
+
+def test_unit_runs_grafana_from_its_home_with_the_config():
+    from roles._service import unit_file
+
+    unit = unit_file(service_spec(monitoring_settings("prod").grafana))
+    assert "ExecStart=/opt/grafana/current/bin/grafana \\\n    server \\\n    --homepath=/opt/grafana/current" in unit
+    assert "--config=/etc/grafana/grafana.ini" in unit
+    assert "ReadWritePaths=/var/lib/grafana" in unit and "ReadWritePaths=/var/log/grafana" in unit
+
+
+# --- secrets ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("evaluator", ["prometheus", "grafana"])
+def test_secrets_are_never_in_rendered_files(env, evaluator):
+    _, _, files = rendered(env, evaluator, extra={"grafana": {"database": {"type": "postgres", "host": "db:5432"}}} if env == "prod" else None)
+    secret_files = {d for d in files if d.startswith("/etc/grafana/secrets/")}
+    for dest, f in files.items():
+        assert (f.user, f.group, f.mode) == ("root", "grafana", "0640"), dest
+        if dest in secret_files:
+            continue
+        for value in SECRET_VALUES.values():
+            assert value not in f.content, (dest, "holds a secret value")
+    values = {files[d].content.strip() for d in secret_files}
+    assert SECRET_VALUES["SENTINEL_GRAFANA_ADMIN_PASSWORD"] in values
+    if evaluator == "grafana":
+        assert SECRET_VALUES["SENTINEL_SLACK_CRITICAL_WEBHOOK_URL"] in values
+        assert (SECRET_VALUES["SENTINEL_PAGERDUTY_ROUTING_KEY"] in values) == (env in ("prod", "lab"))
+    else:
+        assert secret_files == {"/etc/grafana/secrets/admin_password"} | ({"/etc/grafana/secrets/db_password"} if env == "prod" else set())
+
+
+def test_a_missing_admin_password_is_refused_with_key_and_fix(monkeypatch):
+    monkeypatch.delenv("SENTINEL_GRAFANA_ADMIN_PASSWORD")
+    with pytest.raises(SettingsError) as err:
+        check_grafana("mon1", monitoring_settings("prod"), 1)
+    assert err.value.key == "host mon1.grafana.admin_password_secret"
+    assert "SENTINEL_GRAFANA_ADMIN_PASSWORD" in err.value.fix
+
+
+# --- datasources and their links ------------------------------------------------
+
+
+def _by_uid(peers):
+    return {ds["uid"]: ds for ds in datasources(peers)["datasources"]}
+
+
+def test_tempo_and_loki_link_both_ways():
+    settings, peers, _ = rendered("prod")
+    ds = _by_uid(peers)
+    assert set(ds) == {"prometheus", "alertmanager", "tempo", "loki"}
+    links = ds["tempo"]["jsonData"]["tracesToLogsV2"]
+    assert links["datasourceUid"] == "loki" and links["filterByTraceID"] is True and links["customQuery"] is True
+    # Grafana expands $... in provisioning values: the link variables are written $${...}.
+    assert 'traceId="$${__trace.traceId}"' in links["query"]
+    assert 'correlationId="$${__span.tags["sentinel.correlation_id"]}"' in links["query"]
+    assert ds["tempo"]["jsonData"]["serviceMap"] == {"datasourceUid": "prometheus"}
+    derived = ds["loki"]["jsonData"]["derivedFields"][0]
+    assert derived["datasourceUid"] == "tempo" and derived["url"] == "$${__value.raw}"
+    line = json.dumps({"ts": "2025-05-01T12:00:00.123Z", "msg": "request completed", "traceId": "4bf92f3577b34da6a3ce929d0e0e4736"}, separators=(",", ":"))
+    assert re.search(derived["matcherRegex"], line).group(1) == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert ds["prometheus"]["isDefault"] and ds["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"] == "tempo"
+    assert ds["alertmanager"]["jsonData"] == {"implementation": "prometheus", "handleGrafanaManagedAlerts": False}
+
+
+def test_jaeger_and_victorialogs_link_the_same_way():
+    _, peers, _ = rendered("lab")
+    ds = _by_uid(peers)
+    assert set(ds) == {"prometheus", "alertmanager", "jaeger", "victorialogs"}
+    assert ds["victorialogs"]["type"] == "victoriametrics-logs-datasource"
+    links = ds["jaeger"]["jsonData"]["tracesToLogsV2"]
+    assert links["datasourceUid"] == "victorialogs"
+    assert 'traceId:"$${__trace.traceId}"' in links["query"] and "correlationId:" in links["query"]
+    assert ds["victorialogs"]["jsonData"]["derivedFields"][0]["datasourceUid"] == "jaeger"
+    assert "serviceMap" not in ds["jaeger"]["jsonData"]
+    assert ds["jaeger"]["url"] == "http://tel1.internal:16686" and ds["victorialogs"]["url"] == "http://tel1.internal:9428"
+
+
+def test_dashboard_provider_points_at_the_dashboards_dir():
+    flat = dashboard_providers(["business.json"])["providers"][0]
+    assert flat["options"] == {"path": "/var/lib/grafana/dashboards", "foldersFromFilesStructure": False}
+    assert flat["folder"] == "Sentinel" and flat["allowUiUpdates"] is False
+    nested = dashboard_providers(["Sentinel/business.json"])["providers"][0]
+    assert nested["folder"] == "" and nested["options"]["foldersFromFilesStructure"] is True
+
+
+# --- Grafana-managed alerting from the same catalog --------------------------------
+
+
+def _alertmanager_routes(settings) -> dict[str, set[str]]:
+    config = yaml.safe_load(render_alertmanager(settings, load_catalog()))
+    receivers: dict[str, set[str]] = {}
+    for route in config["route"]["routes"]:
+        severity = route["matchers"][0].split('"')[1]
+        receivers.setdefault(severity, set()).add(route["receiver"])
+    return receivers
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_grafana_routing_is_alertmanagers_routing(env):
+    settings, _, _ = rendered(env, "grafana")
+    policy = notification_policies(settings.alerting)["policies"][0]
+    grafana: dict[str, set[str]] = {}
+    for route in policy["routes"]:
+        grafana.setdefault(route["object_matchers"][0][2], set()).add(route["receiver"])
+    assert grafana == _alertmanager_routes(settings)
+    assert ("pagerduty" in grafana["critical"]) == (env in ("prod", "lab"))
+    critical = next(r for r in policy["routes"] if r["receiver"] == "slack-critical")
+    warning = next(r for r in policy["routes"] if r["object_matchers"][0][2] == "warning")
+    info = next(r for r in policy["routes"] if r["object_matchers"][0][2] == "info")
+    if env != "lab":  # the lab alone has short timers
+        assert (critical["group_wait"], warning["group_interval"], info["group_interval"]) == ("10s", "15m", "24h")
+    names = {p["name"] for p in contact_points(settings.alerting)["contactPoints"]}
+    assert {r["receiver"] for r in policy["routes"]} | {policy["receiver"]} <= names
+    slack = next(p for p in contact_points(settings.alerting)["contactPoints"] if p["name"] == "slack-critical")
+    assert slack["receivers"][0]["settings"] == {
+        "url": "$__file{/etc/grafana/secrets/slack-critical-webhook-url}",
+        "recipient": "#critical-alerts",
+    }
+
+
+def test_every_catalog_alert_becomes_a_grafana_rule():
+    alerts = load_catalog()
+    document = alert_rules(alerts, "prod", "30s", "https://git.example/blob/main", "http://mon1:3000")
+    rules = {r["uid"]: r for g in document["groups"] for r in g["rules"]}
+    assert set(rules) == {a.uid for a in alerts}
+    for alert in alerts:
+        rule = rules[alert.uid]
+        assert rule["data"][0]["model"]["expr"] == alert.expr
+        assert rule["data"][0]["datasourceUid"] == "prometheus" and rule["data"][0]["relativeTimeRange"]["from"] > 0
+        assert rule["labels"] == {"severity": alert.severity, "uid": alert.uid, "environment": "prod"}
+        assert "$value " not in rule["annotations"]["summary"] and "$value}" not in rule["annotations"]["summary"]
+        assert rule["noDataState"] == "OK" and rule["condition"] == "C"
+        assert len(alert.uid) <= 40
+
+
+def test_prometheus_evaluator_makes_grafana_delete_its_managed_alerting():
+    settings, _, _ = rendered("prod")
+    files = render_alerting(load_catalog(), settings.alerting, "prod", "30s", "http://mon1:3000", enabled=False)
+    rules = yaml.safe_load(files["alert-rules.yml"])
+    assert "groups" not in rules
+    assert {d["uid"] for d in rules["deleteRules"]} == {a.uid for a in load_catalog()}
+    assert yaml.safe_load(files["notification-policies.yml"]) == {"apiVersion": 1, "resetPolicies": [1]}
+    assert "contactPoints" not in yaml.safe_load(files["contact-points.yml"])
+
+
+# --- preflight: the evaluator choice ----------------------------------------------
+
+
+def test_both_evaluators_are_refused_with_key_and_fix():
+    with pytest.raises(SettingsError) as err:
+        monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": ["prometheus", "grafana"]}})
+    assert err.value.key == "host mon1.alerting.evaluator"
+    assert "page twice" in err.value.problem
+    assert '"prometheus"' in err.value.fix and '"grafana"' in err.value.fix
+
+
+@pytest.mark.parametrize("value", ["prometheus", "grafana", ["grafana"]])
+def test_one_evaluator_is_accepted(value):
+    settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": value}})
+    assert settings.alerting.chosen_evaluator() == (value[0] if isinstance(value, list) else value)
+
+
+def test_an_unknown_evaluator_is_refused():
+    with pytest.raises(SettingsError) as err:
+        monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": "grafan"}})
+    assert err.value.key.startswith("host mon1.alerting.evaluator")
+
+
+def test_default_evaluator_is_prometheus():
+    assert monitoring_settings("prod").alerting.chosen_evaluator() == "prometheus"
+
+
+def test_grafana_evaluator_on_two_monitoring_hosts_is_refused():
+    settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": "grafana"}})
+    with pytest.raises(SettingsError) as err:
+        check_grafana("mon1", settings, monitoring_hosts=2)
+    assert err.value.key == "host mon1.alerting.evaluator"
+    check_grafana("mon1", settings, monitoring_hosts=1)
+
+
+def test_install_binary_false_outside_the_lab_is_refused():
+    with pytest.raises(SettingsError) as err:
+        check_grafana("mon1", monitoring_settings("prod", {"grafana": {"install_binary": False}}), 1)
+    assert err.value.key == "host mon1.grafana.install_binary"
+    assert monitoring_settings("lab").grafana.install_binary is False
+
+
+# --- preflight: dashboards' datasource uids ------------------------------------------
+
+
+def _dashboard(*uids) -> str:
+    return json.dumps({"uid": "x", "panels": [{"id": i, "datasource": {"type": "prometheus", "uid": uid}, "targets": [{"datasource": {"uid": uid}}]} for i, uid in enumerate(uids)]})
+
+
+def test_a_dashboard_with_an_unknown_datasource_uid_is_refused():
+    with pytest.raises(SettingsError) as err:
+        check_dashboards("mon1", monitoring_settings("prod"), {"business.json": _dashboard("prometheus", "promethues")})
+    assert err.value.key == "files/grafana/dashboards/business.json:panels[1].datasource"
+    assert "'promethues'" in err.value.problem
+
+
+def test_known_uids_builtins_and_variables_pass():
+    dashboards = {"a.json": _dashboard("prometheus", "loki", "tempo", "-- Grafana --", "${datasource}")}
+    check_dashboards("mon1", monitoring_settings("prod"), dashboards)
+
+
+def test_a_store_the_environment_does_not_run_is_refused_except_where_grafana_does_not_run():
+    dashboards = {"logs.json": _dashboard("loki")}
+    # A prod-like environment with VictoriaLogs has no `loki` datasource: the panel would be empty.
+    settings = monitoring_settings("prod")
+    assert unknown_datasource_uids(dashboards, Peers("", "", "jaeger", "", "victorialogs", "").uids) == [
+        ("logs.json", "panels[0].datasource", "loki"),
+        ("logs.json", "panels[0].targets[0].datasource", "loki"),
+    ]
+    check_dashboards("mon1", settings, dashboards)
+    # The lab installs no Grafana: any uid the role can provision passes, a typo does not.
+    check_dashboards("mon1", monitoring_settings("lab"), dashboards)
+    with pytest.raises(SettingsError):
+        check_dashboards("mon1", monitoring_settings("lab"), {"x.json": _dashboard("lokki")})
+
+
+def test_the_committed_dashboards_reference_only_provisioned_datasources():
+    for env in ENVIRONMENTS:
+        check_dashboards("mon1", monitoring_settings(env))
+
+
+# --- the building-block extensions, run for real in a scratch directory -------------------
+
+
+def _fake_bin(tmp_path: Path) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("systemctl", "journalctl"):
+        tool = bin_dir / name
+        tool.write_text(f'#!/bin/sh\necho "{name} $*" >> {tmp_path}/calls\n')
+        tool.chmod(0o755)
+    return bin_dir
+
+
+def _run_swap(tmp_path: Path, ready_url: str, unit_present: bool = True) -> subprocess.CompletedProcess:
+    etc = tmp_path / "etc"
+    etc.mkdir(exist_ok=True)
+    (etc / "grafana.ini").write_text("old ini\n")
+    (etc / "grafana.ini.staged").write_text("new ini\n")
+    (etc / "new.yml.staged").write_text("new provisioning\n")
+    units = tmp_path / "units"
+    units.mkdir(exist_ok=True)
+    if unit_present:
+        (units / "grafana.service").write_text("[Unit]\n")
+    script = "set -eu\n" + "\n".join(
+        swap_script([str(etc / "grafana.ini"), str(etc / "new.yml")], "grafana.service", ready_url, 2, unit_dir=str(units))
+    )
+    env = {**os.environ, "PATH": f"{_fake_bin(tmp_path)}:{os.environ['PATH']}"}
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env)
+
+
+def test_rollback_restores_the_previous_files_when_grafana_does_not_come_up(tmp_path):
+    result = _run_swap(tmp_path, f"file://{tmp_path}/never-ready")
+    assert result.returncode == 1
+    assert "did not answer" in result.stderr and "previous files are back" in result.stderr
+    assert (tmp_path / "etc" / "grafana.ini").read_text() == "old ini\n"
+    assert not (tmp_path / "etc" / "new.yml").exists()  # did not exist before: removed again
+    assert not list((tmp_path / "etc").glob("*.previous"))
+    assert (tmp_path / "calls").read_text().count("systemctl restart grafana.service") == 2
+
+
+def test_new_files_stay_when_grafana_answers(tmp_path):
+    (tmp_path / "health").write_text('{"database": "ok"}')
+    result = _run_swap(tmp_path, f"file://{tmp_path}/health")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "etc" / "grafana.ini").read_text() == "new ini\n"
+    assert (tmp_path / "etc" / "new.yml").read_text() == "new provisioning\n"
+    assert not list((tmp_path / "etc").glob("*.previous"))
+    assert (tmp_path / "calls").read_text().count("restart") == 1
+
+
+def test_without_a_unit_the_files_are_only_put_in_place(tmp_path):
+    result = _run_swap(tmp_path, f"file://{tmp_path}/never-ready", unit_present=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "etc" / "grafana.ini").read_text() == "new ini\n"
+    assert not (tmp_path / "calls").exists()
+
+
+def _archive(tmp_path: Path, top: str, files: dict[str, str]) -> Artifact:
+    source = tmp_path / "src" / top
+    for relative, text in files.items():
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        (source / relative).write_text(text)
+    tarball = tmp_path / "grafana-1.2.3.linux-amd64.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(source, arcname=top)
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    return Artifact("grafana", "1.2.3", f"file://{tarball}", digest, top, ("bin/grafana", "conf/defaults.ini"))
+
+
+def test_release_tree_installs_the_whole_verified_tree(tmp_path):
+    artifact = _archive(tmp_path, "grafana-v1.2.3", {"bin/grafana": "#!/bin/sh\n", "conf/defaults.ini": "[paths]\n", "public/index.html": "x"})
+    install = tmp_path / "opt" / "1.2.3"
+    install.parent.mkdir()
+    result = subprocess.run(["sh", "-c", "set -eu\n" + "\n".join(tree_script(artifact, str(install)))], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (install / "public" / "index.html").read_text() == "x"
+    assert (install / ".artifact-sha256").read_text().strip() == artifact.sha256
+
+
+def test_release_tree_refuses_a_wrong_checksum_or_a_missing_file(tmp_path):
+    artifact = _archive(tmp_path, "grafana-v1.2.3", {"bin/grafana": "#!/bin/sh\n", "conf/defaults.ini": ""})
+    install = tmp_path / "opt" / "1.2.3"
+    install.parent.mkdir()
+    bad = Artifact(**{**artifact.__dict__, "sha256": "0" * 64})
+    result = subprocess.run(["sh", "-c", "set -eu\n" + "\n".join(tree_script(bad, str(install)))], capture_output=True, text=True)
+    assert result.returncode == 1 and "checksum mismatch" in result.stderr and not install.exists()
+    missing = Artifact(**{**artifact.__dict__, "binaries": ("bin/grafana-server",)})
+    result = subprocess.run(["sh", "-c", "set -eu\n" + "\n".join(tree_script(missing, str(install)))], capture_output=True, text=True)
+    assert result.returncode == 1 and "has no grafana-v1.2.3/bin/grafana-server" in result.stderr and not install.exists()
+
+
+# --- the backup token helper, against a recorded API -----------------------------------
+
+
+def _token_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("backup_token", REPO / "files" / "grafana" / "backup_token.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_backup_token_is_created_once_and_never_printed(tmp_path, monkeypatch, capsys):
+    module = _token_module()
+    calls = []
+
+    def fake_call(base, auth, method, path, body=None):
+        calls.append((method, path.split("?")[0], body))
+        if path.startswith("/api/serviceaccounts/search"):
+            return {"serviceAccounts": [{"id": 7, "name": "other"}]}
+        if path == "/api/serviceaccounts":
+            return {"id": 9, "name": body["name"], "role": body["role"]}
+        return {"id": 1, "name": body["name"], "key": "glsa_TOKEN_S3CRET_value"}
+
+    monkeypatch.setattr(module, "call", fake_call)
+    password = tmp_path / "admin_password"
+    password.write_text("pw\n")
+    token = tmp_path / "secrets" / "backup-token"
+    import grp
+    import pwd
+
+    owner = f"{pwd.getpwuid(os.getuid()).pw_name}:{grp.getgrgid(os.getgid()).gr_name}"
+    argv = [f"--admin-password-file={password}", f"--token-file={token}", f"--owner={owner}", "--mode=0600"]
+    assert module.main(argv) == 0
+    assert token.read_text() == "glsa_TOKEN_S3CRET_value\n"
+    assert oct(token.stat().st_mode & 0o777) == "0o600"
+    assert [c[:2] for c in calls] == [
+        ("GET", "/api/serviceaccounts/search"),
+        ("POST", "/api/serviceaccounts"),
+        ("POST", "/api/serviceaccounts/9/tokens"),
+    ]
+    assert calls[1][2]["role"] == "Admin" and calls[2][2]["secondsToLive"] == 0
+    out = capsys.readouterr()
+    assert "S3CRET" not in out.out + out.err
+    calls.clear()
+    assert module.main(argv) == 0  # a second run: the file exists, no API call
+    assert calls == []
