@@ -10,6 +10,8 @@ from roles.alerting.catalog import load_catalog
 
 pytestmark = pytest.mark.alerting
 SECRETS = ("SENTINEL_SLACK_CRITICAL_WEBHOOK_URL", "SENTINEL_SLACK_ALERTS_WEBHOOK_URL", "SENTINEL_SMTP_PASSWORD", "SENTINEL_PAGERDUTY_ROUTING_KEY")
+# Preflight of the whole environment also needs Grafana's admin password (roles/grafana/preflight.py).
+ENVIRONMENT_SECRETS = (*SECRETS, "SENTINEL_GRAFANA_ADMIN_PASSWORD")
 
 
 def settings_of(environment, **extra):
@@ -20,7 +22,7 @@ def settings_of(environment, **extra):
 @pytest.fixture
 def all_secrets(monkeypatch):
     monkeypatch.delenv("SENTINEL_SECRETS_DIR", raising=False)
-    for name in SECRETS:
+    for name in ENVIRONMENT_SECRETS:
         monkeypatch.setenv(name, f"value-of-{name}")
 
 
