@@ -10,7 +10,7 @@ from pyinfra.api import deploy
 from roles._service import ConfigFile, ServiceSpec, release_service
 from roles._service.render import render
 from roles.alerting.catalog import load_catalog
-from roles.alerting.rules import RULES_FILE, render_rules
+from roles.alerting.rules import HEADER as RULES_HEADER, RULES_FILE, render_rules
 from roles.retention import prometheus_flags
 # Imported as a module: the settings model imports each role's settings.
 from roles import _settings
@@ -71,7 +71,12 @@ def grafana_url(hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]],
 
 
 def render_alert_rules(settings: _settings.Settings, hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]]) -> str:
-    """The alert catalog as this environment's rule file (runbook and dashboard links resolved)."""
+    """The alert catalog as this environment's rule file (runbook and dashboard links resolved).
+
+    Empty when Grafana evaluates the catalog (`alerting.evaluator: grafana`), so no alert pages twice.
+    """
+    if settings.alerting.chosen_evaluator() == "grafana":
+        return RULES_HEADER + "# alerting.evaluator is grafana: Grafana evaluates the catalog, Prometheus none of it.\ngroups: []\n"
     return render_rules(load_catalog(), settings.alerting.runbook_base_url, grafana_url(hosts_by_group, settings))
 
 

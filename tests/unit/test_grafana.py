@@ -624,3 +624,24 @@ def test_backup_token_is_created_once_and_never_printed(tmp_path, monkeypatch, c
     calls.clear()
     assert module.main(argv) == 0  # a second run: the file exists, no API call
     assert calls == []
+
+
+def test_prometheus_evaluates_nothing_when_grafana_does():
+    from roles.prometheus import render_alert_rules
+
+    grafana_settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": "grafana"}})
+    assert yaml.safe_load(render_alert_rules(grafana_settings, {})) == {"groups": []}
+    groups = yaml.safe_load(render_alert_rules(monitoring_settings("prod"), {}))["groups"]
+    assert sum(len(g["rules"]) for g in groups) == len(load_catalog())
+
+
+def test_promtool_accepts_the_empty_rule_file(tmp_path):
+    from roles.prometheus import render_alert_rules
+    from tests.mirror_binaries import extract
+
+    promtool = extract("prometheus", "promtool", tmp_path)
+    rules = tmp_path / "sentinel-alerts.yml"
+    settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": "grafana"}})
+    rules.write_text(render_alert_rules(settings, {}))
+    result = subprocess.run([str(promtool), "check", "rules", str(rules)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
