@@ -6,7 +6,7 @@ by the role after Grafana is ready, only when the token file is missing:
 
     grafana-backup-token --url http://127.0.0.1:3000 --admin-user admin \
         --admin-password-file /etc/grafana/secrets/admin_password \
-        --token-file /etc/grafana/secrets/backup-token --owner root:root --mode 0600
+        --token-file /etc/grafana-backup/token --owner root:grafana-backup --mode 0640
 
 Uses only the standard library and Grafana's service account API
 (POST /api/serviceaccounts, POST /api/serviceaccounts/<id>/tokens), with Basic
@@ -67,21 +67,38 @@ def find_or_create_account(base: str, auth: str) -> int:
     return int(created["id"])
 
 
-def write_secret(path: str, value: str, owner: str, mode: int) -> None:
-    """Write atomically, with the final owner and mode before the file appears."""
+def owner_ids(owner: str) -> tuple[int, int]:
+    """uid and gid of `user:group`; KeyError names what is missing."""
     user, group = owner.split(":", 1)
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise KeyError(f"the user {user} of --owner does not exist") from None
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise KeyError(f"the group {group} of --owner does not exist") from None
+    return uid, gid
+
+
+def write_secret(path: str, value: str, uid: int, gid: int, mode: int) -> None:
+    """Write atomically, with the final owner and mode before the file appears; no temporary file is left on failure."""
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o750, exist_ok=True)
     old_umask = os.umask(0o077)
+    tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".backup-token.")
         with os.fdopen(fd, "w") as handle:
             handle.write(value + "\n")
-        os.chown(tmp, pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid)
+        os.chown(tmp, uid, gid)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+        tmp = None
     finally:
         os.umask(old_umask)
+        if tmp is not None:
+            os.unlink(tmp)
 
 
 def main(argv=None) -> int:
@@ -90,13 +107,15 @@ def main(argv=None) -> int:
     parser.add_argument("--admin-user", default="admin")
     parser.add_argument("--admin-password-file", required=True)
     parser.add_argument("--token-file", required=True)
-    parser.add_argument("--owner", default="root:root")
-    parser.add_argument("--mode", default="0600")
+    parser.add_argument("--owner", default="root:grafana-backup")
+    parser.add_argument("--mode", default="0640")
     args = parser.parse_args(argv)
     if os.path.exists(args.token_file) and os.path.getsize(args.token_file) > 0:
         print(f"{args.token_file} exists; nothing to do")
         return 0
     try:
+        # Before any token exists: a token Grafana shows once and we cannot store is lost.
+        uid, gid = owner_ids(args.owner)
         with open(args.admin_password_file) as handle:
             password = handle.read().strip()
         auth = base64.b64encode(f"{args.admin_user}:{password}".encode()).decode()
@@ -106,9 +125,9 @@ def main(argv=None) -> int:
         key = created.get("key") if isinstance(created, dict) else None
         if not key:
             raise GrafanaError("the token response held no key")
-        write_secret(args.token_file, key, args.owner, int(args.mode, 8))
+        write_secret(args.token_file, key, uid, gid, int(args.mode, 8))
     except (OSError, KeyError, GrafanaError) as err:
-        print(f"grafana-backup-token: {err}", file=sys.stderr)
+        print(f"grafana-backup-token: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 1
     print(f"created token {token_name} of service account {ACCOUNT} (role {ROLE}) in {args.token_file}")
     return 0

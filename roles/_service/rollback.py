@@ -13,13 +13,15 @@ then fails the deploy on a bad config.
 from __future__ import annotations
 
 import hashlib
-import shlex
 from dataclasses import dataclass
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.facts.files import File, Sha256File
+
+from roles._service.operations import _script
+from roles._service.quoting import refuse_control, sh_quote
 
 
 @dataclass(frozen=True)
@@ -31,18 +33,17 @@ class GuardedFile:
     mode: str = "0640"
 
 
-def _script(lines: list[str]) -> StringCommand:
-    return StringCommand("sh", "-c", shlex.quote("set -eu\n" + "\n".join(lines)))
-
-
 def swap_script(
     dests: list[str], unit: str, ready_url: str, timeout_seconds: int, unit_dir: str = "/etc/systemd/system"
 ) -> list[str]:
     """Shell lines: keep the previous files, swap in the staged ones, restart, poll, roll back on failure.
 
     `unit_dir` is where the unit file must exist for a restart (tests point it elsewhere).
+    Every path, the unit and the URL are one quoted shell word each.
     """
-    q = shlex.quote
+    q = sh_quote
+    for value in (*dests, unit, ready_url, unit_dir):
+        refuse_control(value, "guarded file")
     lines = []
     for dest in dests:
         lines += [
@@ -56,17 +57,17 @@ def swap_script(
         )
     lines += [
         f"if [ -e {q(unit_dir + '/' + unit)} ]; then",
-        f"  systemctl restart {unit} || true",
+        f"  systemctl restart {q(unit)} || true",
         "  ready=no",
-        f"  for i in $(seq {timeout_seconds}); do",
+        f"  for i in $(seq {int(timeout_seconds)}); do",
         f"    if curl -fsS -o /dev/null {q(ready_url)}; then ready=yes; break; fi",
         "    sleep 1",
         "  done",
         '  if [ "$ready" != yes ]; then',
         *["  " + line for line in restore],
-        f"    systemctl restart {unit} || true",
+        f"    systemctl restart {q(unit)} || true",
         f"    echo {q(f'{unit} did not answer {ready_url} within {timeout_seconds}s on the new config; the previous files are back in place and the service was restarted on them. Changed: ' + ' '.join(dests))} >&2",
-        f"    journalctl -u {unit} -n 30 --no-pager >&2 || true",
+        f"    journalctl -u {q(unit)} -n 30 --no-pager >&2 || true",
         "    exit 1",
         "  fi",
         "fi",
@@ -96,14 +97,14 @@ def guarded_files(files: tuple[GuardedFile, ...], unit: str, ready_url: str, tim
             continue
         info = host.get_fact(File, path=guarded.dest) or {}
         if info.get("user") != guarded.user or info.get("group") != guarded.group:
-            yield StringCommand("chown", f"{guarded.user}:{guarded.group}", guarded.dest)
+            yield StringCommand("chown", QuoteString(f"{guarded.user}:{guarded.group}"), QuoteString(guarded.dest))
         if str(info.get("mode", "")).zfill(4) != guarded.mode.zfill(4):
-            yield StringCommand("chmod", guarded.mode, guarded.dest)
+            yield StringCommand("chmod", QuoteString(guarded.mode), QuoteString(guarded.dest))
     if not changed:
         return
     for guarded in changed:
         staged = f"{guarded.dest}.staged"
         yield FileUploadCommand(StringIO(guarded.content), staged, remote_temp_filename=host.get_temp_filename(staged))
-        yield StringCommand("chown", f"{guarded.user}:{guarded.group}", staged)
-        yield StringCommand("chmod", guarded.mode, staged)
+        yield StringCommand("chown", QuoteString(f"{guarded.user}:{guarded.group}"), QuoteString(staged))
+        yield StringCommand("chmod", QuoteString(guarded.mode), QuoteString(staged))
     yield _script(swap_script([g.dest for g in changed], unit, ready_url, timeout_seconds))

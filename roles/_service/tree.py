@@ -1,61 +1,55 @@
 """Release archives installed whole: programs that need their tree, not just binaries.
 
-Grafana runs from its home directory (bin/, conf/defaults.ini, public/), and a
-Grafana plugin is a directory. `release_tree` installs the archive's top
-directory as is, verified like `release_archive`: download to a temporary
-directory, compare the sha256, unpack, check the expected files are there, and
-only then move it into place.
+Grafana runs from its home directory (bin/grafana, conf/defaults.ini, public/),
+and a Grafana plugin is a directory. `release_tree` installs the archive's
+`archive_dir` as is, fetched and verified exactly like `release_archive`
+(operations.fetch_script: download to a temporary directory, compare the sha256,
+only then unpack), checks that each binary (at its `archive_names` path) is in
+the tree, and only then moves it into place.
 """
 
 from __future__ import annotations
 
-import shlex
-
 from pyinfra import host
-from pyinfra.api import StringCommand, operation
+from pyinfra.api import operation
 
 from roles._service.artifacts import Artifact
 from roles._service.facts import MARKER, InstalledArtifactSha256
+from roles._service.operations import _script, fetch_script
+from roles._service.quoting import sh_quote
 
 
 def tree_script(artifact: Artifact, install_dir: str) -> list[str]:
-    q = shlex.quote
-    inner = f"$tmp/x/{artifact.archive_dir}" if artifact.archive_dir else "$tmp/x"
-    staging = f"{install_dir}.new"
+    """The lines of the root script behind `release_tree`; every value is one quoted shell word."""
+    q = sh_quote
+    inner, lines = fetch_script(artifact, install_dir)
+    staging = q(f"{install_dir}.new")
+    top = artifact.archive_dir or "."
     return [
-        "tmp=$(mktemp -d)",
-        "trap 'rm -rf \"$tmp\"' EXIT",
-        f"curl -fsSL --retry 3 -o \"$tmp/{artifact.filename}\" {q(artifact.url)}",
-        f"got=$(sha256sum \"$tmp/{artifact.filename}\" | cut -d' ' -f1)",
-        f"if [ \"$got\" != {artifact.sha256} ]; then",
-        f"  echo \"checksum mismatch for {artifact.url}: expected {artifact.sha256}, got $got; the download was deleted\" >&2",
-        "  exit 1",
-        "fi",
-        "mkdir -p \"$tmp/x\"",
-        f"tar -xzf \"$tmp/{artifact.filename}\" -C \"$tmp/x\" --no-same-owner",
+        *lines,
         *[
-            f"[ -e \"{inner}/{path}\" ] || {{ echo {q(f'{artifact.filename} has no {artifact.archive_dir}/{path}')} >&2; exit 1; }}"
-            for path in artifact.binaries
+            f"[ -e {inner}/{q(path)} ] || {{ echo {q(f'{artifact.filename} has no {top}/{path}')} >&2; exit 1; }}"
+            for path in (artifact.archive_name(binary) for binary in artifact.binaries)
         ],
-        f"rm -rf {q(staging)}",
-        f"mv \"{inner}\" {q(staging)}",
-        f"chown -R root:root {q(staging)}",
-        f"chmod -R u=rwX,go=rX {q(staging)}",
-        f"echo {artifact.sha256} > {q(staging)}/{MARKER}",
-        f"rm -rf {q(install_dir)} && mv {q(staging)} {q(install_dir)}",
+        f"rm -rf {staging}",
+        f"mv {inner} {staging}",
+        f"chown -R root:root {staging}",
+        f"chmod -R u=rwX,go=rX {staging}",
+        f"echo {artifact.sha256} > {staging}/{MARKER}",
+        f"rm -rf {q(install_dir)} && mv {staging} {q(install_dir)}",
     ]
 
 
 @operation()
 def release_tree(artifact: Artifact, install_dir: str):
     """
-    Install a release archive's whole top directory into ``install_dir``.
+    Install a release archive's whole `archive_dir` into ``install_dir``.
 
-    + artifact: the resolved artifact; ``binaries`` are paths that must exist in the tree
+    + artifact: the resolved artifact; each binary (at its ``archive_names`` path) must exist in the tree
     + install_dir: e.g. ``/opt/grafana/12.4.14``
 
     Nothing happens when the directory already holds the archive with the expected checksum.
     """
     if host.get_fact(InstalledArtifactSha256, install_dir=install_dir) == artifact.sha256:
         return
-    yield StringCommand("sh", "-c", shlex.quote("set -eu\n" + "\n".join(tree_script(artifact, install_dir))))
+    yield _script(tree_script(artifact, install_dir))

@@ -22,19 +22,13 @@ from __future__ import annotations
 
 import re
 
-import yaml
-
-from roles._schema import duration_seconds
+from roles._model import duration_seconds
 from roles.alerting.catalog import Alert
-from roles.alerting.rules import dashboard_url, runbook_url
-from roles.grafana.provisioning import FOLDER, HEADER, ORG_ID, secret_file
+from roles.alerting.rules import link_annotations
+from roles.grafana.provisioning import FOLDER, ORG_ID, dump_provisioning, secret_file
 
 RULE_UID_MAX = 40  # Grafana rule uids: at most 40 of [A-Za-z0-9_-]
 QUERY_WINDOW_SECONDS = 600
-
-
-def _dump(document: dict) -> str:
-    return HEADER + yaml.safe_dump(document, sort_keys=False, width=200, allow_unicode=True)
 
 
 _VALUE = re.compile(r"\$value\b(?!s)")
@@ -53,11 +47,8 @@ def rule(alert: Alert, environment: str, runbook_base_url: str, grafana_url: str
     annotations = {
         "summary": grafana_template(alert.summary),
         "description": grafana_template(alert.description),
-        "runbook_url": runbook_url(alert, runbook_base_url),
+        **link_annotations(alert, runbook_base_url, grafana_url),
     }
-    dashboard = dashboard_url(alert, grafana_url)
-    if dashboard:
-        annotations["dashboard_url"] = dashboard
     return {
         "uid": alert.uid,
         "title": alert.name,
@@ -199,16 +190,9 @@ def notification_policies(alerting) -> dict:
 
 
 def secret_names(alerting) -> dict[str, str]:
-    """Secret file name under /etc/grafana/secrets -> secret name, for Grafana's contact points and SMTP."""
-    files = {
-        "slack-critical-webhook-url": alerting.slack_critical.webhook_url_secret,
-        "slack-alerts-webhook-url": alerting.slack_warning.webhook_url_secret,
-    }
-    if alerting.pagerduty.enabled:
-        files["pagerduty-routing-key"] = alerting.pagerduty.routing_key_secret
-    if alerting.email.auth_username:
-        files["smtp_password"] = alerting.email.auth_password_secret
-    return files
+    """Secret file name under /etc/grafana/secrets -> secret name: the enabled receivers' secrets,
+    under the same file names as Alertmanager's (AlertingSettings.secrets)."""
+    return alerting.secrets()
 
 
 def retired(alerts: tuple[Alert, ...], alerting) -> dict[str, dict]:
@@ -229,9 +213,9 @@ def retired(alerts: tuple[Alert, ...], alerting) -> dict[str, dict]:
 def render_alerting(alerts, alerting, environment: str, interval: str, grafana_url: str, enabled: bool = True) -> dict[str, str]:
     """File name under provisioning/alerting -> content; `enabled` is `alerting.evaluator == "grafana"`."""
     if not enabled:
-        return {name: _dump(document) for name, document in retired(alerts, alerting).items()}
+        return {name: dump_provisioning(document) for name, document in retired(alerts, alerting).items()}
     return {
-        "alert-rules.yml": _dump(alert_rules(alerts, environment, interval, alerting.runbook_base_url, grafana_url)),
-        "contact-points.yml": _dump(contact_points(alerting)),
-        "notification-policies.yml": _dump(notification_policies(alerting)),
+        "alert-rules.yml": dump_provisioning(alert_rules(alerts, environment, interval, alerting.runbook_base_url, grafana_url)),
+        "contact-points.yml": dump_provisioning(contact_points(alerting)),
+        "notification-policies.yml": dump_provisioning(notification_policies(alerting)),
     }

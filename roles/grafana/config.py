@@ -8,7 +8,8 @@ reference test checks key by key against files/grafana/config-reference-<v>.yml;
 
 from __future__ import annotations
 
-from roles.grafana.settings import GrafanaSettings, PostgresDatabase
+from roles._service.quoting import refuse_control
+from roles.grafana.settings import GrafanaSettings
 
 CONFIG = "/etc/grafana/grafana.ini"
 SECRETS_DIR = "/etc/grafana/secrets"
@@ -19,7 +20,7 @@ PROVISIONING_DIR = "/etc/grafana/provisioning"
 DASHBOARDS_DIR = "/var/lib/grafana/dashboards"
 ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/admin_password"
 DB_PASSWORD_FILE = f"{SECRETS_DIR}/db_password"
-SMTP_PASSWORD_FILE = f"{SECRETS_DIR}/smtp_password"
+SMTP_PASSWORD_FILE = f"{SECRETS_DIR}/smtp-password"  # AlertingSettings.secrets() names it so
 HEADER = (
     "; Managed by the Sentinel observability toolkit (roles/grafana); local edits are overwritten.\n"
     "; Secrets are read from files under /etc/grafana/secrets with $__file{...}, never written here.\n"
@@ -45,7 +46,7 @@ def ini_sections(settings: GrafanaSettings, address: str, smtp=None) -> dict[str
     """
     url = root_url(settings, address)
     database = settings.database
-    if isinstance(database, PostgresDatabase):
+    if database.is_postgres:
         db = {
             "type": "postgres",
             "host": database.host,
@@ -110,9 +111,12 @@ def _bool(value: bool) -> str:
 
 
 def render_ini(sections: dict[str, dict[str, str]]) -> str:
+    """grafana.ini text; a value holding a newline (which would start a new key) is refused."""
     lines = [HEADER]
     for name, keys in sections.items():
         lines.append(f"[{name}]")
-        lines += [f"{key} = {value}" for key, value in keys.items()]
+        for key, value in keys.items():
+            refuse_control(value, f"grafana.ini [{name}] {key}")
+            lines.append(f"{key} = {value}")
         lines.append("")
     return "\n".join(lines)

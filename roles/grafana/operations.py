@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
-
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 from pyinfra.facts.files import File
+
+from roles._service.quoting import refuse_control, sh_join
 
 
 @operation()
@@ -36,4 +36,6 @@ def backup_token(script: str, url: str, admin_user: str, admin_password_file: st
         f"--owner={owner}",
         f"--mode={mode}",
     ]
-    yield StringCommand(" ".join(shlex.quote(a) for a in args))
+    for arg in args:
+        refuse_control(arg, "grafana backup token helper argument")
+    yield StringCommand(sh_join(args))

@@ -1,26 +1,30 @@
-"""Preflight for Grafana, run before pyinfra connects: secrets, the evaluator, dashboards' datasources."""
+"""Preflight for Grafana, run once before pyinfra connects (from roles/preflight.py).
+
+Its secrets are resolved with every other secret (roles/_secrets.py `needs`);
+naming both evaluators is refused by the settings model (roles/alerting/evaluator.py).
+Here: what needs the environment or the repository's files.
+"""
 
 from __future__ import annotations
 
-from roles._schema import SettingsError
-from roles._secrets import read_secret
+from typing import TYPE_CHECKING
+
+from roles._model import SettingsError
 from roles.alerting.catalog import load_catalog
 from roles.grafana.alerting import RULE_UID_MAX
+from roles.grafana.peers import stores
 from roles.grafana.provisioning import DASHBOARDS_SOURCE, KNOWN_UIDS, Peers, dashboard_sources, unknown_datasource_uids
-from roles.grafana.settings import PostgresDatabase
-from roles.grafana.wiring import stores
+
+if TYPE_CHECKING:
+    from roles._settings import Settings
 
 
-def _missing(key: str, secret: str, what: str) -> SettingsError:
-    return SettingsError(key, f"{what} {secret} is not set", f"export {secret}=... or put it in $SENTINEL_SECRETS_DIR/{secret}")
-
-
-def provisioned_uids(settings) -> frozenset[str]:
+def provisioned_uids(settings: Settings) -> frozenset[str]:
     traces, logs = stores(settings)
     return Peers("", "", traces, "", logs, "").uids
 
 
-def check_dashboards(name: str, settings, dashboards: dict[str, str] | None = None) -> None:
+def check_dashboards(name: str, settings: Settings, dashboards: dict[str, str] | None = None) -> None:
     """Refuse a dashboard that names a datasource uid Grafana will not have.
 
     Where the binary is not installed (the lab) nothing renders panels, so any
@@ -39,21 +43,16 @@ def check_dashboards(name: str, settings, dashboards: dict[str, str] | None = No
         )
 
 
-def check_grafana(name: str, settings, monitoring_hosts: int) -> None:
+def check_grafana(name: str, settings: Settings, monitoring_hosts: int) -> None:
+    """One monitoring host's Grafana: the lab-only switch, the evaluator across hosts, rule uids, dashboards."""
     where = f"host {name}"
-    grafana = settings.grafana
-    if not grafana.install_binary and settings.environment != "lab":
+    if not settings.grafana.install_binary and settings.environment != "lab":
         raise SettingsError(
             f"{where}.grafana.install_binary",
             f"false in {settings.environment}: Grafana would get its files but never run",
             "remove grafana.install_binary (only the lab, where Grafana may not run, sets it to False)",
         )
-    if not read_secret(grafana.admin_password_secret):
-        raise _missing(f"{where}.grafana.admin_password_secret", grafana.admin_password_secret, "Grafana's admin password")
-    if isinstance(grafana.database, PostgresDatabase) and not read_secret(grafana.database.password_secret):
-        raise _missing(f"{where}.grafana.database.password_secret", grafana.database.password_secret, "Grafana's database password")
-    evaluator = settings.alerting.chosen_evaluator(f"{where}.alerting")
-    if evaluator == "grafana":
+    if settings.alerting.evaluator == "grafana":
         if monitoring_hosts > 1:
             raise SettingsError(
                 f"{where}.alerting.evaluator",

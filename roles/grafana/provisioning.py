@@ -18,13 +18,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from roles._service.render import dump_yaml
 from roles.grafana.config import DASHBOARDS_DIR, SECRETS_DIR, file_ref
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS_SOURCE = REPO / "files" / "grafana" / "dashboards"
-HEADER = "# Managed by the Sentinel observability toolkit (roles/grafana); local edits are overwritten.\n"
+HEADER = "Managed by the Sentinel observability toolkit (roles/grafana); local edits are overwritten."
 ORG_ID = 1
 FOLDER = "Sentinel"
 PLUGIN_TYPES = {
@@ -62,8 +61,9 @@ class Peers:
         return frozenset({"prometheus", "alertmanager", self.traces, self.logs})
 
 
-def _dump(document: dict) -> str:
-    return HEADER + yaml.safe_dump(document, sort_keys=False, width=200, allow_unicode=True)
+def dump_provisioning(document: dict) -> str:
+    """A provisioning file: the document dumped as YAML after the managed-by header."""
+    return dump_yaml(document, HEADER)
 
 
 def _escape(text: str) -> str:
@@ -233,11 +233,11 @@ def unknown_datasource_uids(dashboards: dict[str, str], provisioned: frozenset[s
 
 
 def render_datasources(peers: Peers) -> str:
-    return _dump(datasources(peers))
+    return dump_provisioning(datasources(peers))
 
 
 def render_dashboard_providers(relative_paths) -> str:
-    return _dump(dashboard_providers(relative_paths))
+    return dump_provisioning(dashboard_providers(relative_paths))
 
 
 def secret_file(name: str) -> str:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from pyinfra import host
+from typing import TYPE_CHECKING
+
 from pyinfra.api import deploy
 
 from roles._service import ServiceSpec, release_service
-# Imported as a module: the settings model imports each role's settings.
-from roles import _settings
+
+if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
+    from roles._settings import Settings
 
 # Units whose state the infrastructure dashboard and alerts follow.
 WATCHED_UNITS = r"(prometheus|node_exporter|versitygw|grafana|loki|tempo|sentinel-backend|cron)\.service"
 
 
-def service_spec(settings: _settings.Settings) -> ServiceSpec:
+def service_spec(settings: Settings) -> ServiceSpec:
     ne = settings.node_exporter
     return ServiceSpec(
         name="node_exporter",
@@ -32,7 +34,10 @@ def service_spec(settings: _settings.Settings) -> ServiceSpec:
 
 
 @deploy("node_exporter")
-def node_exporter():
-    """Install node_exporter on this host."""
-    settings = _settings.settings_for(host)
+def node_exporter(settings: Settings):
+    """
+    Install node_exporter on this host.
+
+    + settings: this host's settings (node_exporter, artifact_base_url, systemd_hardening)
+    """
     release_service(service_spec(settings), settings.artifact_base_url, settings.systemd_hardening)

@@ -15,11 +15,12 @@ import pytest
 
 from roles.grafana.config import ADMIN_PASSWORD_FILE, CONFIG, DASHBOARDS_DIR, PROVISIONING_DIR, SECRETS_DIR
 from roles.grafana.provisioning import dashboard_sources
-from roles.grafana.wiring import stores
+from roles.grafana import server_path
+from roles.grafana.peers import stores
 
 pytestmark = [pytest.mark.lab, pytest.mark.grafana]
 
-BINARY = "/opt/grafana/current/bin/grafana"
+BINARY = f"/opt/grafana/current/{server_path()}"  # where files/versions.yml places the server in the tree
 PROVISIONING_FILES = (
     f"{PROVISIONING_DIR}/datasources/sentinel.yml",
     f"{PROVISIONING_DIR}/dashboards/sentinel.yml",
@@ -53,8 +54,6 @@ def test_config_secrets_and_provisioning_are_0640_root_grafana(monitoring_host):
     listing = monitoring_host.testinfra.check_output(f"find {SECRETS_DIR} -type f -printf '%u:%g:%m %p\\n'")
     for line in listing.splitlines():
         owner_mode, path = line.split(" ", 1)
-        if path == monitoring_host.settings.grafana.backup_token_path:
-            continue
         assert owner_mode == "root:grafana:640", line
 
 
@@ -125,7 +124,7 @@ def test_the_alerting_objects_are_present(grafana_host):
     rules = {r["uid"] for r in _api(grafana_host, "/api/v1/provisioning/alert-rules")}
     contact_points = {c["name"] for c in _api(grafana_host, "/api/v1/provisioning/contact-points")}
     policy = _api(grafana_host, "/api/v1/provisioning/policies")
-    if grafana_host.settings.alerting.chosen_evaluator() == "grafana":
+    if grafana_host.settings.alerting.evaluator == "grafana":
         assert rules == {a.uid for a in load_catalog()}
         assert {"slack-critical", "slack-alerts", "email-digest"} <= contact_points
         assert policy["receiver"] == "slack-alerts"
@@ -138,3 +137,6 @@ def test_the_backup_token_exists_with_its_mode(grafana_host):
     settings = grafana_host.settings.grafana
     user, group = settings.backup_token_owner.split(":")
     assert _mode(grafana_host, settings.backup_token_path) == (user, group, int(settings.backup_token_mode, 8))
+    # The backup job (group grafana-backup) must be able to reach it.
+    directory = settings.backup_token_path.rsplit("/", 1)[0]
+    assert _mode(grafana_host, directory) == ("root", group, 0o750)

@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from roles._schema import SettingsError
-from roles._settings import build, inventory_hosts
+from roles._environment import EnvHost, Environment, group_data, host_settings
+from roles._model import SettingsError
+from roles._secrets import Secrets, resolve_secrets
 from roles._service.artifacts import Artifact
 from roles._service.rollback import swap_script
 from roles._service.tree import tree_script
 from roles.alerting.catalog import load_catalog
 from roles.alertmanager import render_config as render_alertmanager
-from roles.grafana import config_files, service_spec
+from roles.grafana import config_files, secret_files, service_spec
 from roles.grafana.alerting import alert_rules, contact_points, notification_policies, render_alerting
 from roles.grafana.config import ini_sections, render_ini
 from roles.grafana.preflight import check_dashboards, check_grafana
@@ -34,7 +35,8 @@ from roles.grafana.provisioning import (
     dashboard_providers,
     unknown_datasource_uids,
 )
-from roles.grafana.wiring import arguments
+from roles.grafana.peers import grafana_peers, stores
+from roles.grafana.settings import GrafanaSettings
 
 pytestmark = pytest.mark.grafana
 
@@ -51,23 +53,18 @@ SECRET_VALUES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def secrets(monkeypatch):
-    monkeypatch.delenv("SENTINEL_SECRETS_DIR", raising=False)
-    for name, value in SECRET_VALUES.items():
-        monkeypatch.setenv(name, value)
+SECRETS = Secrets(SECRET_VALUES)
+
+
+def _settings(name: str, group: str, env: str, extra: dict | None = None):
+    """A host's settings as pyinfra's group data (all, the role group, the environment) and host data make them."""
+    data = {**group_data("all"), **group_data(group), **group_data(env), "address": f"{name}.internal", **(extra or {})}
+    return host_settings(name, [group, env], data, env)
 
 
 def monitoring_settings(env: str, extra: dict | None = None):
-    """mon1's settings as the environment's inventory and group data make them."""
-    inventory = {
-        "__file__": str(REPO / "inventory" / f"{env}.py"),
-        "monitoring": [("mon1", {"address": "mon1.internal"})],
-        "telemetry": [("tel1", {"address": "tel1.internal"})],
-        "app": [("app1", {"address": "app1.internal"})],
-    }
-    host = next(h for h in inventory_hosts(inventory) if h.name == "mon1")
-    return build(host.name, list(host.groups), {**host.data, **(extra or {})})
+    """mon1's settings in `env`, with `extra` as host data."""
+    return _settings("mon1", "monitoring", env, extra)
 
 
 def rendered(env: str, evaluator: str = "prometheus", extra: dict | None = None):
@@ -75,16 +72,13 @@ def rendered(env: str, evaluator: str = "prometheus", extra: dict | None = None)
     if evaluator != "prometheus":
         data["alerting"] = {**_group_alerting(env), "evaluator": evaluator}
     settings = monitoring_settings(env, data)
-    args = arguments(settings, ["tel1.internal"])
-    peers = Peers(args["prometheus_url"], args["alertmanager_url"], args["traces_store"], args["traces_url"], args["logs_store"], args["logs_url"])
-    files = config_files(settings.grafana, settings.alerting, evaluator, env, settings.address, peers, "host mon1")
+    peers = grafana_peers(settings, {"monitoring": [("mon1", settings)], "telemetry": [("tel1", _settings("tel1", "telemetry", env))]})
+    files = config_files(settings.grafana, settings.alerting, SECRETS, env, settings.address, peers)
     return settings, peers, {f.dest: f for f in files}
 
 
 def _group_alerting(env: str) -> dict:
-    from roles._settings import load_group_data
-
-    return dict(load_group_data(env).get("alerting") or load_group_data("all").get("alerting") or {})
+    return dict(group_data(env).get("alerting") or group_data("all").get("alerting") or {})
 
 
 # --- the reference check -------------------------------------------------------
@@ -255,7 +249,8 @@ def test_cookies_are_secure_when_grafana_is_served_over_https():
 def test_grafana_evaluator_gets_smtp_with_the_password_from_a_file():
     _, _, files = rendered("prod", "grafana")
     smtp = _ini(files["/etc/grafana/grafana.ini"].content)["smtp"]
-    assert smtp["password"] == "$__file{/etc/grafana/secrets/smtp_password}"
+    assert smtp["password"] == "$__file{/etc/grafana/secrets/smtp-password}"
+    assert files["/etc/grafana/secrets/smtp-password"].content == SECRET_VALUES["SENTINEL_SMTP_PASSWORD"] + "\n"
     assert smtp["host"] == "smtp.sentinel.internal:587"
 
 
@@ -291,12 +286,63 @@ def test_secrets_are_never_in_rendered_files(env, evaluator):
         assert secret_files == {"/etc/grafana/secrets/admin_password"} | ({"/etc/grafana/secrets/db_password"} if env == "prod" else set())
 
 
-def test_a_missing_admin_password_is_refused_with_key_and_fix(monkeypatch):
-    monkeypatch.delenv("SENTINEL_GRAFANA_ADMIN_PASSWORD")
+def _monitoring_environment(env: str, extra: dict | None = None) -> Environment:
+    host = EnvHost(name="mon1", groups=("monitoring", env), settings=monitoring_settings(env, extra))
+    return Environment(name=env, hosts=(host,))
+
+
+@pytest.fixture
+def env_secrets(monkeypatch):
+    """The receivers' secrets of the right shape (tests/environments.py), Grafana's from SECRET_VALUES."""
+    from tests.environments import GOOD_SECRETS
+
+    monkeypatch.delenv("SENTINEL_SECRETS_DIR", raising=False)
+    for name, value in {**GOOD_SECRETS, **{k: v for k, v in SECRET_VALUES.items() if "GRAFANA" in k}}.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_preflight_resolves_grafanas_secrets_once(env_secrets):
+    resolved = resolve_secrets(_monitoring_environment("prod"))
+    assert resolved["SENTINEL_GRAFANA_ADMIN_PASSWORD"] == SECRET_VALUES["SENTINEL_GRAFANA_ADMIN_PASSWORD"]
+    assert "SENTINEL_GRAFANA_DB_PASSWORD" not in resolved  # SQLite: no database password
+    postgres = {"grafana": {"database": {"type": "postgres", "host": "db.internal:5432"}}}
+    assert resolve_secrets(_monitoring_environment("prod", postgres))["SENTINEL_GRAFANA_DB_PASSWORD"] == SECRET_VALUES["SENTINEL_GRAFANA_DB_PASSWORD"]
+
+
+@pytest.mark.parametrize(
+    "missing, extra, key",
+    [
+        ("SENTINEL_GRAFANA_ADMIN_PASSWORD", None, "host mon1.grafana.admin_password_secret"),
+        ("SENTINEL_GRAFANA_DB_PASSWORD", {"grafana": {"database": {"type": "postgres", "host": "db:5432"}}}, "host mon1.grafana.database.password_secret"),
+    ],
+)
+def test_a_missing_grafana_secret_is_refused_with_key_and_fix(env_secrets, monkeypatch, missing, extra, key):
+    monkeypatch.delenv(missing)
     with pytest.raises(SettingsError) as err:
-        check_grafana("mon1", monitoring_settings("prod"), 1)
-    assert err.value.key == "host mon1.grafana.admin_password_secret"
-    assert "SENTINEL_GRAFANA_ADMIN_PASSWORD" in err.value.fix
+        resolve_secrets(_monitoring_environment("prod", extra))
+    assert err.value.key == key
+    assert missing in err.value.fix
+
+
+def test_a_short_admin_password_is_refused_without_echo(env_secrets, monkeypatch):
+    monkeypatch.setenv("SENTINEL_GRAFANA_ADMIN_PASSWORD", "admin")
+    with pytest.raises(SettingsError) as err:
+        resolve_secrets(_monitoring_environment("prod"))
+    assert err.value.key == "host mon1.grafana.admin_password_secret" and "12 characters" in err.value.problem
+    assert "admin" not in str(err.value).replace("admin_password", "").replace("Grafana's admin", "")
+
+
+def test_the_role_refuses_a_secret_preflight_did_not_resolve():
+    settings = monitoring_settings("prod")
+    with pytest.raises(SettingsError) as err:
+        secret_files(settings.grafana, settings.alerting, Secrets({}))
+    assert err.value.key == "grafana.admin_password_secret"
+
+
+def test_postgres_without_a_host_is_refused():
+    with pytest.raises(SettingsError) as err:
+        monitoring_settings("prod", {"grafana": {"database": {"type": "postgres"}}})
+    assert err.value.key == "host mon1.grafana.database.host"
 
 
 # --- datasources and their links ------------------------------------------------
@@ -419,7 +465,7 @@ def test_both_evaluators_are_refused_with_key_and_fix():
 @pytest.mark.parametrize("value", ["prometheus", "grafana", ["grafana"]])
 def test_one_evaluator_is_accepted(value):
     settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": value}})
-    assert settings.alerting.chosen_evaluator() == (value[0] if isinstance(value, list) else value)
+    assert settings.alerting.evaluator == (value[0] if isinstance(value, list) else value)
 
 
 def test_an_unknown_evaluator_is_refused():
@@ -429,7 +475,7 @@ def test_an_unknown_evaluator_is_refused():
 
 
 def test_default_evaluator_is_prometheus():
-    assert monitoring_settings("prod").alerting.chosen_evaluator() == "prometheus"
+    assert monitoring_settings("prod").alerting.evaluator == "prometheus"
 
 
 def test_grafana_evaluator_on_two_monitoring_hosts_is_refused():
@@ -552,7 +598,8 @@ def _archive(tmp_path: Path, top: str, files: dict[str, str]) -> Artifact:
     with tarfile.open(tarball, "w:gz") as tar:
         tar.add(source, arcname=top)
     digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
-    return Artifact("grafana", "1.2.3", f"file://{tarball}", digest, top, ("bin/grafana", "conf/defaults.ini"))
+    # As files/versions.yml has it: the binary `grafana` at bin/grafana inside archive_dir.
+    return Artifact("grafana", "1.2.3", f"file://{tarball}", digest, top, ("grafana",), (("grafana", "bin/grafana"),))
 
 
 def test_release_tree_installs_the_whole_verified_tree(tmp_path):
@@ -572,7 +619,7 @@ def test_release_tree_refuses_a_wrong_checksum_or_a_missing_file(tmp_path):
     bad = Artifact(**{**artifact.__dict__, "sha256": "0" * 64})
     result = subprocess.run(["sh", "-c", "set -eu\n" + "\n".join(tree_script(bad, str(install)))], capture_output=True, text=True)
     assert result.returncode == 1 and "checksum mismatch" in result.stderr and not install.exists()
-    missing = Artifact(**{**artifact.__dict__, "binaries": ("bin/grafana-server",)})
+    missing = Artifact(**{**artifact.__dict__, "archive_names": (("grafana", "bin/grafana-server"),)})
     result = subprocess.run(["sh", "-c", "set -eu\n" + "\n".join(tree_script(missing, str(install)))], capture_output=True, text=True)
     assert result.returncode == 1 and "has no grafana-v1.2.3/bin/grafana-server" in result.stderr and not install.exists()
 
@@ -645,3 +692,102 @@ def test_promtool_accepts_the_empty_rule_file(tmp_path):
     rules.write_text(render_alert_rules(settings, {}))
     result = subprocess.run([str(promtool), "check", "rules", str(rules)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the new core: wiring, store choice, versions, backup token defaults ------------------
+
+
+def test_the_store_choice_falls_back_until_traces_and_logs_settings_exist():
+    """roles/grafana/peers.py `stores` is the one switch: today's fallback, and the settings once they exist."""
+    assert stores(monitoring_settings("lab")) == ("jaeger", "victorialogs")
+    for env in ("dev", "staging", "prod"):
+        assert stores(monitoring_settings(env)) == ("tempo", "loki")
+    from types import SimpleNamespace
+
+    chosen = SimpleNamespace(environment="prod", traces=SimpleNamespace(store="jaeger"), logs=SimpleNamespace(store="victorialogs"))
+    assert stores(chosen) == ("jaeger", "victorialogs")
+
+
+def test_peers_are_the_hosts_own_prometheus_and_alertmanager_and_the_first_telemetry_host():
+    settings, peers, _ = rendered("prod")
+    assert (peers.prometheus_url, peers.alertmanager_url) == ("http://mon1.internal:9090", "http://mon1.internal:9093")
+    assert (peers.traces_url, peers.logs_url) == ("http://tel1.internal:3200", "http://tel1.internal:3100")
+    alone = grafana_peers(settings, {"monitoring": [("mon1", settings)]})
+    assert alone.traces_url == "http://mon1.internal:3200"
+
+
+def test_the_backup_token_is_where_the_backup_job_reads_it():
+    """Branch backups: roles/grafana_backup reads /etc/grafana-backup/token as the grafana-backup group."""
+    defaults = GrafanaSettings()
+    assert (defaults.backup_token_path, defaults.backup_token_owner, defaults.backup_token_mode) == (
+        "/etc/grafana-backup/token",
+        "root:grafana-backup",
+        "0640",
+    )
+    with pytest.raises(SettingsError) as err:
+        monitoring_settings("prod", {"grafana": {"backup_token_owner": "root"}})
+    assert err.value.key == "host mon1.grafana.backup_token_owner"
+
+
+def test_the_token_helper_fails_cleanly_when_the_group_is_missing(tmp_path, monkeypatch, capsys):
+    """The role creates the group first; should it still be missing, no token file is left behind and nothing is printed."""
+    module = _token_module()
+
+    def fake_call(base, auth, method, path, body=None):
+        if path.startswith("/api/serviceaccounts/search"):
+            return {"serviceAccounts": [{"id": 3, "name": module.ACCOUNT}]}
+        return {"id": 1, "name": body["name"], "key": "glsa_TOKEN_S3CRET_value"}
+
+    monkeypatch.setattr(module, "call", fake_call)
+    password = tmp_path / "admin_password"
+    password.write_text("pw\n")
+    token = tmp_path / "grafana-backup" / "token"
+    argv = [f"--admin-password-file={password}", f"--token-file={token}", "--owner=root:no-such-group-4711", "--mode=0640"]
+    calls = []
+    monkeypatch.setattr(module, "call", lambda *args, **kw: calls.append(args) or fake_call(*args, **kw))
+    assert module.main(argv) == 1
+    assert calls == []  # no token is created in Grafana that could not be stored
+    assert not token.exists() and not (token.parent.exists() and list(token.parent.glob(".backup-token.*")))
+    out = capsys.readouterr()
+    assert "no-such-group-4711" in out.err and "S3CRET" not in out.out + out.err
+
+
+def test_grafana_is_a_deployed_component_and_its_server_path_comes_from_versions_yml():
+    from roles._service.artifacts import load_versions
+    from roles._versions import DEPLOYED_COMPONENTS
+    from roles.grafana import server_path
+
+    assert "grafana" in DEPLOYED_COMPONENTS
+    entry = load_versions()["grafana"]
+    assert server_path() == entry["archive_names"]["grafana"] == "bin/grafana"
+    assert entry["archive_dir"] == "grafana-v{version}"
+
+
+def test_the_unverified_plugin_is_production_only_in_the_lab_builder():
+    from lab.artifacts import recipes
+
+    releases = recipes.load_releases()
+    assert "victoriametrics-logs-datasource" in releases
+    assert "victoriametrics-logs-datasource" in recipes.PRODUCTION_ONLY
+    assert "UNVERIFIED" in (REPO / "files" / "versions.yml").read_text().split("victoriametrics-logs-datasource:")[0].rsplit("\n\n", 1)[-1]
+
+
+def test_no_secret_value_in_the_guarded_file_commands(monkeypatch):
+    """What pyinfra may print about the swap of grafana.ini and its secret files holds no secret value."""
+    from roles._service import rollback
+    from tests.unit.test_hostile_rendering import FakeHost, command_texts
+
+    monkeypatch.setattr(rollback, "host", FakeHost())
+    _, _, files = rendered("prod", "grafana", extra={"grafana": {"database": {"type": "postgres", "host": "db:5432"}}})
+    texts = command_texts(rollback.guarded_files._inner(tuple(files.values()), "grafana.service", "http://127.0.0.1:3000/api/health", 90))
+    assert len(texts) > 20
+    for text in texts:
+        for value in SECRET_VALUES.values():
+            assert value not in text
+
+
+def test_grafana_ini_refuses_a_value_that_would_start_a_new_key():
+    from roles._service.quoting import QuotingError
+
+    with pytest.raises(QuotingError):
+        render_ini({"server": {"root_url": "http://x/\nadmin_password = hunter2"}})
