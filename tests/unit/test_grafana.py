@@ -791,3 +791,58 @@ def test_grafana_ini_refuses_a_value_that_would_start_a_new_key():
 
     with pytest.raises(QuotingError):
         render_ini({"server": {"root_url": "http://x/\nadmin_password = hunter2"}})
+
+
+class _Recorder:
+    """Stands in for a pyinfra operations module: records each call's name and arguments."""
+
+    def __init__(self, calls: list, prefix: str):
+        self.calls, self.prefix = calls, prefix
+
+    def __getattr__(self, name):
+        def record(*args, **kwargs):
+            self.calls.append((f"{self.prefix}.{name}", kwargs))
+            return _Op()
+
+        return record
+
+
+class _Op:
+    def did_change(self):
+        return False
+
+
+def _run_role(monkeypatch, env: str, extra: dict | None = None) -> list[tuple[str, dict]]:
+    """The role's body for mon1 of `env`, with every pyinfra operation recorded instead of run."""
+    import roles.grafana as role
+
+    calls: list[tuple[str, dict]] = []
+    for name in ("files", "server"):
+        monkeypatch.setattr(role, name, _Recorder(calls, name))
+    for name in ("guarded_files", "release_tree", "backup_token", "service_account", "service_dirs", "run_service"):
+        monkeypatch.setattr(role, name, lambda *args, _name=name, **kwargs: calls.append((_name, kwargs)) or _Op())
+    monkeypatch.setattr(role, "resolve", lambda name, base, arch: Artifact(name, "1.0.0", f"{base}/{name}.tar.gz", "0" * 64, name, ("x",)))
+    monkeypatch.setattr(role, "host", type("H", (), {"get_fact": lambda self, fact, **kw: "x86_64"})())
+    settings, peers, _ = rendered(env, extra=extra)
+    role.grafana._inner(settings.grafana, settings.artifact_base_url, True, SECRETS, settings.alerting, env, settings.address, peers)
+    return calls
+
+
+def test_the_lab_gets_the_files_but_no_binary_no_unit_and_no_token(monkeypatch):
+    calls = [name for name, _ in _run_role(monkeypatch, "lab")]
+    assert "guarded_files" in calls and "service_account" in calls
+    assert not {"release_tree", "run_service", "backup_token", "server.group"} & set(calls)
+
+
+def test_the_token_group_and_its_directory_exist_before_the_token_is_written(monkeypatch):
+    calls = _run_role(monkeypatch, "prod")
+    names = [name for name, _ in calls]
+    group = names.index("server.group")
+    token = names.index("backup_token")
+    assert calls[group][1]["group"] == "grafana-backup" and calls[group][1]["system"] is True
+    directory = next(i for i, (name, kw) in enumerate(calls) if name == "files.directory" and kw["path"] == "/etc/grafana-backup")
+    assert calls[directory][1]["group"] == "grafana-backup" and calls[directory][1]["mode"] == "0750"
+    assert group < directory < token and names.index("run_service") < token
+    assert calls[token][1]["token_file"] == "/etc/grafana-backup/token" and calls[token][1]["mode"] == "0640"
+    # Tempo + Loki: Grafana's own tree only, no VictoriaLogs plugin.
+    assert [kw["install_dir"] for name, kw in calls if name == "release_tree"] == ["/opt/grafana/1.0.0"]
