@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 from roles._model import Bool, Hostname, HttpUrl, Model, SettingsError
 from roles.alerting.settings import AlertingSettings
 from roles.backend.settings import BackendSettings
+from roles.grafana.settings import GrafanaSettings
 from roles.node_exporter.settings import NodeExporterSettings
 from roles.object_store.settings import ObjectStoreSettings
 from roles.prometheus.settings import PrometheusSettings
@@ -42,6 +43,7 @@ class Settings(Model):
     backend: BackendSettings = Field(BackendSettings(), description="The backend's environment (app hosts).")
     alerting: AlertingSettings = Field(AlertingSettings(), description="Alert delivery (monitoring hosts).")
     retention: RetentionPolicy = Field(RetentionPolicy(), description="How long logs and metrics are kept.")
+    grafana: GrafanaSettings = Field(GrafanaSettings(), description="Grafana (monitoring hosts).")
 
     @model_validator(mode="after")
     def _https_outside_the_lab(self):

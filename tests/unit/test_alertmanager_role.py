@@ -12,6 +12,8 @@ from tests.environments import GOOD_SECRETS, environment as environment_of
 
 pytestmark = pytest.mark.alerting
 SECRETS = ("SENTINEL_SLACK_CRITICAL_WEBHOOK_URL", "SENTINEL_SLACK_ALERTS_WEBHOOK_URL", "SENTINEL_SMTP_PASSWORD", "SENTINEL_PAGERDUTY_ROUTING_KEY")
+# Preflight of a whole environment also resolves Grafana's admin password (monitoring hosts).
+ENVIRONMENT_SECRETS = (*SECRETS, "SENTINEL_GRAFANA_ADMIN_PASSWORD")
 
 
 def settings_of(environment, **extra):
@@ -22,7 +24,7 @@ def settings_of(environment, **extra):
 @pytest.fixture
 def all_secrets(monkeypatch):
     monkeypatch.delenv("SENTINEL_SECRETS_DIR", raising=False)
-    for name in SECRETS:
+    for name in ENVIRONMENT_SECRETS:
         monkeypatch.setenv(name, GOOD_SECRETS[name])
 
 
