@@ -13,6 +13,8 @@ from roles.alertmanager import alertmanager, monitoring_peers
 from roles.backend import backend_env
 from roles.backend.sentry_release import sentry_release
 from roles.backend_standin import backend_standin
+from roles.grafana import grafana
+from roles.grafana.peers import grafana_peers
 from roles.jaeger import jaeger
 from roles.loki import loki
 from roles.node_exporter import node_exporter
@@ -52,6 +54,10 @@ if "telemetry" in host.groups or "app" in host.groups:
 if "monitoring" in host.groups:
     prometheus(me, hosts_by_group)
     alertmanager(me, secrets, monitoring_peers(host.name, hosts_by_group["monitoring"]))
+    grafana(
+        me.grafana, me.artifact_base_url, me.systemd_hardening, secrets,
+        me.alerting, me.environment, me.address, grafana_peers(me, hosts_by_group),
+    )
 
 if "app" in host.groups:
     backend_env(me, secrets, [gateway_endpoint(s) for _, s in hosts_by_group["telemetry"]])

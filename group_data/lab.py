@@ -43,3 +43,9 @@ alerting = {
     "warning": {"group_wait": "10s", "group_interval": "1m", "repeat_interval": "10m"},
     "info": {"group_wait": "10s", "group_interval": "5m", "repeat_interval": "10m"},
 }
+
+# Grafana is AGPL and may not run in this workplace: on the lab the role creates
+# the grafana user, its directories, grafana.ini and the provisioning files with
+# their owners and modes, and installs NO binary and NO unit (never a stand-in
+# in Grafana's place). Only the lab sets this.
+grafana = {"install_binary": False}

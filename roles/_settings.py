@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 from roles._model import Bool, Hostname, HttpUrl, Model, SettingsError
 from roles.alerting.settings import AlertingSettings
 from roles.backend.settings import BackendSettings
+from roles.grafana.settings import GrafanaSettings
 from roles.node_exporter.settings import NodeExporterSettings
 from roles.loki.settings import LokiSettings
 from roles.object_store.settings import ObjectStoreSettings
@@ -50,6 +51,7 @@ class Settings(Model):
     victorialogs: VictoriaLogsSettings = Field(VictoriaLogsSettings(), description="VictoriaLogs (telemetry hosts, logs.store: victorialogs).")
     loki: LokiSettings = Field(LokiSettings(), description="Loki (telemetry hosts, logs.store: loki).")
     otel_collector: CollectorSettings = Field(CollectorSettings(), description="The OpenTelemetry Collector: gateway on telemetry hosts, agent on app hosts.")
+    grafana: GrafanaSettings = Field(GrafanaSettings(), description="Grafana (monitoring hosts).")
 
     @model_validator(mode="after")
     def _https_outside_the_lab(self):

@@ -17,6 +17,7 @@ from roles._model import SettingsError
 from roles._secrets import Secrets, resolve_secrets
 from roles._settings import ROLE_GROUPS, Settings
 from roles.alerting.preflight import check_catalog
+from roles.grafana.preflight import check_grafana
 from roles.retention.contract import check_policy_labels
 
 # Inventory file -> what preflight validated for it, so the deploy reuses it.
@@ -32,9 +33,11 @@ def check_environment(environment: Environment) -> Secrets:
         # A stream rule that no label of the log contract can match would keep nothing.
         check_policy_labels(host.settings.retention, f"host {host.name}.retention")
     secrets = resolve_secrets(environment)
-    for host in environment.group("monitoring"):
+    monitoring = environment.group("monitoring")
+    for host in monitoring:
         alerting = host.settings.alerting
         check_catalog(alerting.runbook_base_url, alerting.grafana_url or "http://grafana:3000")
+        check_grafana(host.name, host.settings, len(monitoring))
     return secrets
 
 

@@ -20,7 +20,7 @@ def test_every_role_call_binds_to_the_roles_signature():
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in imported]
     roles = [c for c in calls if hasattr(imported[c.func.id], "_inner")]  # @deploy functions
     assert {c.func.id for c in roles} >= {
-        "node_exporter", "object_store", "prometheus", "alertmanager", "backend_env", "sentry_release", "backend_standin",
+        "node_exporter", "object_store", "prometheus", "alertmanager", "grafana", "backend_env", "sentry_release", "backend_standin",
         "jaeger", "tempo", "otel_collector", "victorialogs", "loki",
     }
     for call in roles:
@@ -51,7 +51,7 @@ def test_deploy_py_hands_each_host_its_validated_settings(monkeypatch):
     roles = {
         "roles.node_exporter": "node_exporter", "roles.object_store": "object_store", "roles.prometheus": "prometheus",
         "roles.alertmanager": "alertmanager", "roles.backend": "backend_env", "roles.backend.sentry_release": "sentry_release",
-        "roles.backend_standin": "backend_standin", "roles.jaeger": "jaeger", "roles.tempo": "tempo",
+        "roles.backend_standin": "backend_standin", "roles.grafana": "grafana", "roles.jaeger": "jaeger", "roles.tempo": "tempo",
         "roles.otel_collector": "otel_collector", "roles.victorialogs": "victorialogs", "roles.loki": "loki",
     }
     for module, name in roles.items():
@@ -65,9 +65,17 @@ def test_deploy_py_hands_each_host_its_validated_settings(monkeypatch):
         by_host[host.name] = list(calls)
 
     mon, tel, app = (environment.group(g)[0] for g in ("monitoring", "telemetry", "app"))
-    assert [c[0] for c in by_host[mon.name]] == ["node_exporter", "prometheus", "alertmanager"]
+    assert [c[0] for c in by_host[mon.name]] == ["node_exporter", "prometheus", "alertmanager", "grafana"]
     assert by_host[mon.name][0][1] == (mon.settings,)
     assert by_host[mon.name][2][1] == (mon.settings, secrets, [])  # one monitoring host: no gossip peers
+    g = mon.settings
+    grafana_args = by_host[mon.name][3][1]
+    assert grafana_args[:7] == (g.grafana, g.artifact_base_url, g.systemd_hardening, secrets, g.alerting, g.environment, g.address)
+    peers = grafana_args[7]
+    assert peers.prometheus_url == f"http://{g.address}:{g.prometheus.listen_port}"
+    assert (peers.traces, peers.logs) == ("tempo", "loki")  # staging
+    assert peers.traces_url == f"http://{tel.settings.address}:3200" and peers.logs_url == f"http://{tel.settings.address}:3100"
+    assert "SENTINEL_GRAFANA_ADMIN_PASSWORD" in secrets
     assert [c[0] for c in by_host[tel.name]] == ["node_exporter", "object_store", "tempo", "loki", "otel_collector"]
     assert by_host[tel.name][1][1] == (tel.settings, secrets)
     assert by_host[tel.name][2][1] == (tel.settings.traces, tel.settings.object_store, secrets, tel.settings.artifact_base_url, True)
