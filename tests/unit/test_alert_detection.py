@@ -8,13 +8,12 @@ a test rather than the operators' success criterion. promtool proves the blip ca
 so their silence is `for`'s doing and the fixtures cannot pass vacuously.
 """
 
-import dataclasses
 import subprocess
 
 import pytest
 import yaml
 
-from roles._schema import duration_seconds
+from roles._model import duration_seconds
 from roles.alerting.catalog import REPO, load_catalog
 from roles.alerting.rules import render_rules
 from roles.alerting.settings import AlertingSettings
@@ -80,9 +79,7 @@ def test_the_documented_figures_are_the_computed_ones():
 
 
 def _with_for(alert, duration: str):
-    if hasattr(alert, "model_copy"):  # the pydantic catalog model
-        return alert.model_copy(update={"for_": duration})
-    return dataclasses.replace(alert, for_=duration)
+    return alert.model_copy(update={"for_": duration})
 
 
 @pytest.fixture(scope="module")
