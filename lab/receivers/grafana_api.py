@@ -148,7 +148,7 @@ def get_folder(server, m, query, body):
 
 @route("POST", r"/api/folders")
 def create_folder(server, m, query, body):
-    # Request: CreateFolderCommand (client/folders/create_folder_parameters.go): uid, title, parentUid, description.
+    # Request: models.CreateFolderCommand (models/create_folder_command.go): uid, title, parentUid, description.
     uid = body.get("uid") or f"f{server.state.next_id + 1}"
     if not body.get("title"):
         raise ApiError(400, "folder title cannot be empty")
@@ -165,7 +165,7 @@ def create_folder(server, m, query, body):
 
 @route("PUT", r"/api/folders/(?P<uid>[^/]+)")
 def update_folder(server, m, query, body):
-    # Request: UpdateFolderCommand (client/folders/update_folder_parameters.go): title, version, overwrite, description.
+    # Request: models.UpdateFolderCommand (models/update_folder_command.go): title, version, overwrite, description.
     folder = server.state.folders.get(m["uid"])
     if not folder:
         raise ApiError(404, "folder not found")
@@ -177,7 +177,7 @@ def update_folder(server, m, query, body):
 
 @route("POST", r"/api/folders/(?P<uid>[^/]+)/move")
 def move_folder(server, m, query, body):
-    # Request: MoveFolderCommand (client/folders/move_folder_parameters.go): parentUid.
+    # Request: models.MoveFolderCommand (models/move_folder_command.go): parentUid.
     folder = server.state.folders.get(m["uid"])
     if not folder:
         raise ApiError(404, "folder not found")
