@@ -65,6 +65,14 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return parse(tp, value, key)
+    if isinstance(tp, type) and hasattr(tp, "model_validate"):
+        # A pydantic settings model (roles/_model.py), nested in the dataclass Settings.
+        from roles import _model
+
+        try:
+            return _model.parse(tp, value, key)
+        except _model.SettingsError as err:
+            raise SettingsError(err.key, err.problem, err.fix) from None
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
         if value is None and type(None) in options:

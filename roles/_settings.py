@@ -19,6 +19,7 @@ from typing import Any
 from roles._schema import SettingsError, check_url, parse
 from roles.alerting.settings import AlertingSettings
 from roles.backend.settings import BackendSettings
+from roles.grafana_backup.settings import GrafanaBackupSettings
 from roles.node_exporter.settings import NodeExporterSettings
 from roles.object_store.settings import ObjectStoreSettings
 from roles.prometheus.settings import PrometheusSettings
@@ -44,6 +45,7 @@ class Settings:
     backend: BackendSettings = field(default_factory=BackendSettings)
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    grafana_backup: GrafanaBackupSettings = field(default_factory=GrafanaBackupSettings)
 
     def validate(self, prefix: str) -> None:
         check_url(f"{prefix}.artifact_base_url", self.artifact_base_url)

@@ -7,6 +7,7 @@ from roles._secrets import read_secret
 from roles._settings import ROLE_GROUPS, Settings
 from roles.alerting.preflight import check_catalog, check_receivers
 from roles.backend.sentry import validate_dsn
+from roles.grafana_backup.settings import check_environment as check_grafana_backup
 
 
 def check_environment(hosts: dict[str, Settings], groups: dict[str, list[str]]) -> None:
@@ -28,6 +29,7 @@ def check_environment(hosts: dict[str, Settings], groups: dict[str, list[str]]) 
         check_sentry(name, hosts[name])
     for name in groups.get("monitoring", []):
         check_receivers(name, hosts[name])
+        check_grafana_backup(hosts[name].grafana_backup, hosts[name].environment, f"host {name}")
         check_catalog(hosts[name].alerting.runbook_base_url, hosts[name].alerting.grafana_url or "http://grafana:3000")
     for group in ROLE_GROUPS:
         if not groups.get(group):
