@@ -1,0 +1,131 @@
+"""The grafana_backup role's pure parts: settings, preflight, config, cron command, lab wiring."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from roles._schema import SettingsError
+from roles._settings import build, load_group_data
+from roles.grafana_backup import (
+    CONFIG, DEPLOY_KEY, FIXED_ENV, PINNED_KNOWN_HOSTS, PROGRAM, PYTHON, job_command, job_config, known_hosts_content,
+    render_config, venv_build_command,
+)
+from roles.grafana_backup.settings import GrafanaBackupSettings, check_environment
+from tests.unit.grafana_backup_fixtures import load_job
+
+KEY_LINE = "git.sentinel.internal ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+PROD = {"enabled": True, "remote_url": "git@git.sentinel.internal:ops/grafana-backup.git", "known_hosts": [KEY_LINE]}
+
+
+def lab_settings():
+    return build("mon1", ["monitoring", "lab"], {**load_group_data("all"), **load_group_data("lab")})
+
+
+def prod_settings(backup: dict):
+    return build("mon1", ["monitoring", "prod"], {**load_group_data("all"), **load_group_data("prod"), "grafana_backup": backup})
+
+
+def test_defaults_are_off_daily_and_strict():
+    s = GrafanaBackupSettings()
+    assert not s.enabled and not s.trust_on_first_use
+    assert (s.schedule.minute, s.schedule.hour, s.schedule.day_of_month, s.schedule.day_of_week) == ("17", "3", "*", "*")
+    assert s.token_file == "/etc/grafana-backup/token"  # agreed with the Grafana role (issue 13)
+
+
+@pytest.mark.parametrize(
+    "backup, key, fix",
+    [
+        ({"enabled": True}, "grafana_backup", "remote_url"),
+        ({**PROD, "known_hosts": []}, "grafana_backup", "ssh-keyscan"),
+        ({**PROD, "remote_url": "https://github.com/x/y.git"}, "grafana_backup.remote_url", "SSH"),
+        ({**PROD, "known_hosts": ["not a key"]}, "grafana_backup.known_hosts[0]", "ssh-keyscan"),
+        ({**PROD, "schedule": {"hour": "3am"}}, "grafana_backup.schedule.hour", "cron field"),
+        ({**PROD, "schedul": {}}, "grafana_backup.schedul", "schedule"),
+        ({**PROD, "token_file": "etc/token"}, "grafana_backup.token_file", "absolute path"),
+        ({**PROD, "deploy_key_secret": "-----BEGIN OPENSSH PRIVATE KEY-----"}, "grafana_backup.deploy_key_secret", "never paste"),
+    ],
+)
+def test_bad_settings_are_refused_with_key_and_fix(backup, key, fix):
+    with pytest.raises(SettingsError) as err:
+        prod_settings(backup)
+    assert err.value.key == f"host mon1.{key}"
+    assert fix in str(err.value)
+
+
+def test_trust_on_first_use_is_refused_outside_the_lab(monkeypatch):
+    monkeypatch.setenv("SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", "k")
+    monkeypatch.setenv("SENTINEL_GRAFANA_BACKUP_TOKEN", "t")
+    settings = prod_settings({**PROD, "known_hosts": [], "trust_on_first_use": True})
+    with pytest.raises(SettingsError, match="trust_on_first_use"):
+        check_environment(settings.grafana_backup, "prod", "host mon1")
+    check_environment(lab_settings().grafana_backup.model_copy(), "lab", "host mon1")  # allowed in the lab
+
+
+def test_enabled_backup_without_its_deploy_key_is_refused(monkeypatch):
+    monkeypatch.delenv("SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", raising=False)
+    monkeypatch.delenv("SENTINEL_SECRETS_DIR", raising=False)
+    with pytest.raises(SettingsError, match="SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY"):
+        check_environment(prod_settings(PROD).grafana_backup, "prod", "host mon1")
+
+
+def test_config_matches_the_jobs_config_fields():
+    job = load_job()
+    settings = prod_settings(PROD)
+    config = json.loads(render_config(settings.grafana_backup, settings.node_exporter.textfile_dir))
+    assert set(config) == set(job.Config.__dataclass_fields__)
+    loaded = job.Config(**config)
+    assert loaded.strict_host_key_checking == "yes" and loaded.known_hosts_file == PINNED_KNOWN_HOSTS
+    assert loaded.ssh_key_file == DEPLOY_KEY
+    assert loaded.textfile_path == "/var/lib/node_exporter/textfile/sentinel_grafana_backup.prom"
+    assert known_hosts_content(settings.grafana_backup) == KEY_LINE + "\n"
+
+
+def test_lab_reads_the_standin_and_pushes_to_tel1_trusting_on_first_use():
+    backup = lab_settings().grafana_backup
+    config = job_config(backup, "/var/lib/node_exporter/textfile")
+    assert backup.enabled and config["grafana_url"] == "http://10.213.0.1:9110"
+    assert config["remote_url"] == "git@10.213.0.12:/srv/git/grafana-backup.git"
+    assert config["strict_host_key_checking"] == "accept-new" and backup.token_secret == "SENTINEL_GRAFANA_BACKUP_TOKEN"
+
+
+def test_prod_staging_dev_leave_the_backup_off_until_grafana_exists():
+    for env in ("dev", "staging", "prod"):
+        s = build("mon1", ["monitoring", env], {**load_group_data("all"), **load_group_data(env)})
+        assert not s.grafana_backup.enabled
+
+
+def test_cron_command_has_a_fixed_environment_and_keeps_the_exit_code():
+    command = job_command()
+    assert command.startswith("systemd-cat -t sentinel-grafana-backup env -i ")
+    for assignment in FIXED_ENV:
+        assert assignment in command
+    assert command.endswith(f"{PYTHON} {PROGRAM} --config {CONFIG} backup")
+    assert "%" not in command  # cron would turn it into a newline
+    assert "|" not in command  # a pipe would hide the job's exit code from cron and the tests
+
+
+def test_venv_comes_from_the_mirror_only_in_the_lab():
+    lab = venv_build_command(lab_settings().grafana_backup, "http://10.213.0.1:8080")
+    assert "--no-index --find-links http://10.213.0.1:8080/wheels/" in lab
+    prod = venv_build_command(prod_settings(PROD).grafana_backup, "https://github.com")
+    assert "--no-index" not in prod and "-r {path}" in prod
+
+
+def test_requirements_pin_grafana_client_exactly():
+    from pathlib import Path
+
+    lines = [l for l in (Path(__file__).resolve().parents[2] / "files/grafana_backup/requirements.txt").read_text().splitlines()
+             if l and not l.startswith("#")]
+    assert "grafana-client==5.1.4" in lines and all("==" in l for l in lines)
+
+
+def test_catalog_alert_reads_the_metric_the_job_writes():
+    from roles.alerting.catalog import load_catalog
+
+    job = load_job()
+    alert = {a.uid: a for a in load_catalog()}["grafana-backup-stale"]
+    metric = job.metrics_text(1.0, {"dashboards": 1}).splitlines()[2].split()[0]
+    assert metric == "sentinel_grafana_backup_last_success_timestamp_seconds"
+    assert metric + "{" in alert.expr
