@@ -195,7 +195,8 @@ def grafana_backup(settings: GrafanaBackupSettings, textfile_dir: str, textfile_
         )
 
     repo_parent = str(Path(settings.repo_dir).parent)
-    files.directory(name="grafana backup: repo parent", path=repo_parent, user=USER, group=USER, mode="0750")
+    if repo_parent != HOME:
+        files.directory(name="grafana backup: repo parent", path=repo_parent, user=USER, group=USER, mode="0750")
     if not host.get_fact(Directory, path=f"{settings.repo_dir}/.git"):
         as_user = f"runuser -u {USER} --"
         server.shell(
