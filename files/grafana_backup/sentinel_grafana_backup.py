@@ -547,9 +547,13 @@ def apply_restore(api, desired: dict[str, Any], current: dict[str, Any], message
     have_cps = _by(current["contact_points"], lambda c: c.get("uid"))
     for cp in desired["contact_points"]:
         if cp.get("uid") in have_cps:
+            # "[REDACTED]" in an update keeps the secret Grafana holds.
             ap.update_contactpoint(cp["uid"], cp, disable_provenance=True)
         else:
             ap.create_contactpoint(cp, disable_provenance=True)
+            if REDACTED in json.dumps(cp["settings"]):
+                print(f"warning: contact point {cp.get('name')} was created without its secrets (not in the backup): "
+                      "converge the Grafana role or set them in the UI", file=sys.stderr)
     if desired["policies"]:
         ap.set_notification_policy_tree(desired["policies"], disable_provenance=True)
     for group in desired["rule_groups"]:
@@ -563,7 +567,11 @@ def differences(desired: dict[str, Any], current: dict[str, Any]) -> list[str]:
 def restore(config: Config, revision: str | None, dry_run: bool, out=sys.stdout) -> int:
     repo = Repo(config)
     repo.ensure()
-    repo.git("fetch", "-q", "origin")
+    try:
+        repo.git("fetch", "-q", "origin")
+    except BackupError as err:
+        # The git server may be down in the same incident: the local copy is the last good backup.
+        print(f"warning: {err}; restoring from the local working copy's history", file=sys.stderr)
     rev = revision or (f"refs/remotes/origin/{config.branch}" if repo.remote_head() else "HEAD")
     commit = repo.git("rev-parse", "--verify", f"{rev}^{{commit}}").stdout.strip()
     desired = parse_files(repo.files_at(commit))

@@ -296,3 +296,12 @@ def test_plan_restore_names_creates_updates_and_unchanged():
     assert job.plan_restore(want, have) == [
         ("create", "folder", "A (a)"), ("update", "dashboard", "D (d)"), ("unchanged", "notification policies", "the policy tree"),
     ]
+
+
+def test_restore_works_from_the_local_copy_when_the_git_server_is_down(env, capsys):
+    assert run(env["config_path"], "backup") == 0
+    env["remote"].rename(env["tmp"] / "remote-gone.git")
+    env["client"].control("POST", "/standin/reset", {"keep_datasources": True})
+    assert job.restore(env["config"], None, dry_run=False, out=io.StringIO()) == 0
+    assert "restoring from the local working copy" in capsys.readouterr().err
+    assert env["client"].api("GET", "/api/dashboards/uid/business")["dashboard"]["title"] == "Business"

@@ -129,3 +129,31 @@ def test_catalog_alert_reads_the_metric_the_job_writes():
     metric = job.metrics_text(1.0, {"dashboards": 1}).splitlines()[2].split()[0]
     assert metric == "sentinel_grafana_backup_last_success_timestamp_seconds"
     assert metric + "{" in alert.expr
+
+
+def test_lab_runs_the_grafana_api_standin_on_the_bridge_with_the_backup_token():
+    from lab import daemons
+    from lab.paths import BRIDGE_IP, GRAFANA_API_STANDIN_PORT
+    from lab.secrets import SECRETS_DIR
+
+    (standin,) = [d for d in daemons.DAEMONS if d.name == "grafana-api-standin"]
+    assert standin.port == GRAFANA_API_STANDIN_PORT >= 9110 and standin.address == BRIDGE_IP
+    assert "lab.receivers.grafana_api" in standin.argv
+    assert str(SECRETS_DIR / "SENTINEL_GRAFANA_BACKUP_TOKEN") in standin.argv
+    assert len({d.port for d in daemons.DAEMONS}) == len(daemons.DAEMONS)
+    assert lab_settings().grafana_backup.grafana_url == f"http://{BRIDGE_IP}:{GRAFANA_API_STANDIN_PORT}"
+
+
+def test_lab_generates_a_deploy_key_pair(monkeypatch, tmp_path):
+    import subprocess
+
+    import lab.secrets as lab_secrets
+
+    monkeypatch.setattr(lab_secrets, "SECRETS_DIR", tmp_path)
+    lab_secrets._ensure_deploy_key()
+    key, pub = tmp_path / "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", tmp_path / "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY_PUB"
+    derived = subprocess.run(["ssh-keygen", "-y", "-f", str(key)], capture_output=True, text=True, check=True).stdout
+    assert derived.split()[:2] == pub.read_text().split()[:2] and derived.startswith("ssh-ed25519 ")
+    before = key.read_text()
+    lab_secrets._ensure_deploy_key()  # kept, not regenerated
+    assert key.read_text() == before
