@@ -39,8 +39,10 @@ def _ensure_deploy_key() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "id_ed25519"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sentinel-lab-grafana-backup", "-f", str(path)], check=True)
-        key.write_text(path.read_text())
-        pub.write_text(path.with_suffix(".pub").read_text())
+        for target, source in ((key, path), (pub, path.with_suffix(".pub"))):
+            target.touch(mode=0o600)
+            target.chmod(0o600)  # before the key is in it: ssh refuses a readable private key
+            target.write_text(source.read_text())
 
 
 def _slack_webhook(bot: str) -> str:
