@@ -305,3 +305,20 @@ def test_restore_works_from_the_local_copy_when_the_git_server_is_down(env, caps
     assert job.restore(env["config"], None, dry_run=False, out=io.StringIO()) == 0
     assert "restoring from the local working copy" in capsys.readouterr().err
     assert env["client"].api("GET", "/api/dashboards/uid/business")["dashboard"]["title"] == "Business"
+
+
+def test_the_program_runs_with_crons_empty_environment(env):
+    """As the crontab runs it: `env -i` with only the role's fixed variables (HOME, PATH, LANG)."""
+    import sys
+
+    from roles.grafana_backup import FIXED_ENV
+
+    fixed = [a if not a.startswith("HOME=") else f"HOME={env['tmp']}" for a in FIXED_ENV]
+    command = ["env", "-i", *fixed, sys.executable, str(job.__file__), "--config", str(env["config_path"]), "backup"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "committed and pushed" in result.stdout
+    env["config_path"].parent.joinpath("token").write_text("glsa_wrong\n")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == job.EXIT_GRAFANA and "401" in result.stderr
+    assert "glsa_wrong" not in result.stderr + result.stdout  # the token is never printed
