@@ -187,11 +187,19 @@ def connect(config: Config):
 def _folders(api) -> list[dict]:
     """Every folder, nested ones included, with its path of titles."""
     result: list[dict] = []
+    seen: set[str] = set()
 
     def walk(parent_uid: str | None, path: list[str]) -> None:
         children = api.folder.get_all_folders(parent_uid=parent_uid) if parent_uid else api.folder.get_all_folders()
         for folder in sorted(children, key=lambda f: f["uid"]):
+            if folder["uid"] in seen:
+                continue
             full = api.folder.get_folder(folder["uid"])
+            # A Grafana without nested folders ignores parentUid and lists every folder
+            # at every level: keep each folder under its own parent only, once.
+            if (full.get("parentUid") or None) != parent_uid:
+                continue
+            seen.add(full["uid"])
             here = path + [full["title"]]
             result.append(normalize_folder(full, here))
             walk(full["uid"], here)

@@ -322,3 +322,17 @@ def test_the_program_runs_with_crons_empty_environment(env):
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == job.EXIT_GRAFANA and "401" in result.stderr
     assert "glsa_wrong" not in result.stderr + result.stdout  # the token is never printed
+
+
+def test_a_grafana_without_nested_folders_does_not_loop(env, monkeypatch):
+    """Without nested folders Grafana ignores ?parentUid and lists every folder each time."""
+    from lab.receivers import grafana_api
+
+    def list_all(server, m, query, body):
+        return 200, [{"id": f["id"], "uid": f["uid"], "title": f["title"]} for f in server.state.folders.values()]
+
+    routes = [(meth, pat, list_all if fn is grafana_api.list_folders else fn) for meth, pat, fn in grafana_api.ROUTES]
+    monkeypatch.setattr(grafana_api, "ROUTES", routes)
+    folders = job.export(job.connect(env["config"]))["folders"]
+    assert sorted(f["uid"] for f in folders) == ["sentinel", "sentinel-app", "stack"]
+    assert {f["uid"]: f["path"] for f in folders}["sentinel-app"] == ["Sentinel", "App / Backend"]
