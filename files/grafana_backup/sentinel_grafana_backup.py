@@ -488,7 +488,11 @@ def backup(config: Config, now: float | None = None) -> dict[str, Any]:
         # No partial commit: back to what the remote holds.
         repo.reset_to(before)
         raise
-    write_metrics_atomically(config.textfile_path, metrics_text(now or time.time(), counts))
+    try:
+        write_metrics_atomically(config.textfile_path, metrics_text(now or time.time(), counts))
+    except OSError as err:
+        # Pushed, but unreported: fail loudly so the stale alert is not a mystery.
+        raise BackupError(EXIT_CONFIG, f"pushed, but cannot write the metric {config.textfile_path}: {err.strerror}") from None
     return {"changed": changed, "counts": counts, "commit": repo.head()}
 
 

@@ -152,8 +152,7 @@ def _last_success(lab) -> float:
 
 def test_second_run_without_change_makes_no_commit(lab, first_backup):
     before, stamp = lab.remote_log(), _last_success(lab)
-    time.sleep(1.1)  # the metric has millisecond resolution; make a new timestamp distinguishable
-    result = lab.run_job()
+    result = lab.run_job()  # a run takes well over the metric's millisecond resolution (git over SSH)
     assert result.rc == 0, lab.journal()
     assert lab.remote_log() == before
     assert _last_success(lab) > stamp

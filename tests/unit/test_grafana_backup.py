@@ -336,3 +336,11 @@ def test_a_grafana_without_nested_folders_does_not_loop(env, monkeypatch):
     folders = job.export(job.connect(env["config"]))["folders"]
     assert sorted(f["uid"] for f in folders) == ["sentinel", "sentinel-app", "stack"]
     assert {f["uid"]: f["path"] for f in folders}["sentinel-app"] == ["Sentinel", "App / Backend"]
+
+
+def test_an_unwritable_textfile_dir_is_a_clear_failure(env, capsys):
+    config = json.loads(env["config_path"].read_text())
+    config["textfile_path"] = str(env["tmp"] / "missing-dir" / "sentinel_grafana_backup.prom")
+    env["config_path"].write_text(json.dumps(config))
+    assert run(env["config_path"], "backup") == job.EXIT_CONFIG
+    assert "cannot write the metric" in capsys.readouterr().err
