@@ -169,7 +169,9 @@ def grafana_backup(settings: GrafanaBackupSettings, textfile_dir: str, textfile_
         name="grafana backup: deploy key",
         dest=DEPLOY_KEY,
         content=_secret(settings.deploy_key_secret, where),
-        validate="ssh-keygen -y -f {path} >/dev/null",
+        # ssh-keygen refuses its own user's key when group-readable (root runs this, the
+        # job runs as grafana-backup, which ssh allows): check a private 0600 copy.
+        validate='{ k=$(mktemp) && cat {path} > "$k" && ssh-keygen -y -f "$k" >/dev/null; r=$?; rm -f "$k"; [ $r -eq 0 ]; }',
         user="root",
         group=USER,
         mode="0640",

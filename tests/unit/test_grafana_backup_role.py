@@ -157,3 +157,22 @@ def test_lab_generates_a_deploy_key_pair(monkeypatch, tmp_path):
     before = key.read_text()
     lab_secrets._ensure_deploy_key()  # kept, not regenerated
     assert key.read_text() == before
+
+
+def test_deploy_key_check_accepts_a_key_and_refuses_garbage(tmp_path):
+    """The deploy key's on-host check, run as validated_file runs it (staged file 0640, as root here)."""
+    import inspect
+    import re
+    import shlex
+    import subprocess
+
+    import roles.grafana_backup as role
+
+    check = re.search(r"validate='(\{ k=.*?\})'", inspect.getsource(role)).group(1)
+    key = tmp_path / "staged"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    key.chmod(0o640)
+    run = lambda: subprocess.run(["sh", "-c", f"set -eu\nout=$({check.replace('{path}', shlex.quote(str(key)))} 2>&1)"]).returncode  # noqa: E731
+    assert run() == 0
+    key.write_text("not a key\n")
+    assert run() != 0
