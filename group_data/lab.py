@@ -48,7 +48,7 @@ alerting = {
 grafana_backup = {
     "enabled": True,
     "grafana_url": "http://10.213.0.1:9110",
-    "token_secret": "SENTINEL_GRAFANA_BACKUP_TOKEN",
+    "write_token": True,
     "remote_url": "git@10.213.0.12:/srv/git/grafana-backup.git",
     "trust_on_first_use": True,
     "wheels_from_mirror": True,

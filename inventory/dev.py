@@ -1,6 +1,6 @@
 # The dev environment. Hosts may share roles: a small install can put every
 # group on two hosts, a large one spreads them over twenty.
-from roles._settings import check_inventory
+from roles.preflight import check_inventory
 
 monitoring = [
     ("mon1.dev.sentinel.internal", {"address": "mon1.dev.sentinel.internal"}),

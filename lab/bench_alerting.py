@@ -29,7 +29,7 @@ import requests
 
 from lab.alert_drills import MEMBER, Load, clear_receivers, set_faults, slack_alerts, wait_for
 from lab.paths import HOSTS, LAB_INVENTORY, REPO
-from roles._settings import load_group_data
+from roles._environment import group_data as load_group_data
 
 APP = f"http://{HOSTS['app1'][0]}:3000"
 PROMETHEUS = f"http://{HOSTS['mon1'][0]}:9090"

@@ -29,7 +29,7 @@ def render_inventory() -> str:
         "# The lab's hosts are systemd-nspawn containers on the bridge of lab/paths.py.",
         "import os",
         "",
-        "from roles._settings import check_inventory",
+        "from roles.preflight import check_inventory",
         "",
         "# The lab's generated secrets (lab/secrets.py); production sets its own.",
         f"os.environ.setdefault('SENTINEL_SECRETS_DIR', {str(SECRETS_DIR)!r})",

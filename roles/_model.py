@@ -17,7 +17,7 @@ import posixpath
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
 
 # --- the error style ---------------------------------------------------------
 
@@ -43,8 +43,8 @@ def _dotted(prefix: str, loc: tuple) -> str:
     return key
 
 
-def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the model that holds the last part of `loc`, for "did you mean"."""
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The model class that holds the last part of `loc`."""
     current: Any = model
     for part in loc[:-1]:
         if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
@@ -54,10 +54,10 @@ def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
             if isinstance(part, int):
                 continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
+            return None
         field = current.model_fields.get(part)
         if field is None:
-            return []
+            return None
         current = field.annotation
         while getattr(current, "__origin__", None) is not None and not (
             isinstance(current, type) and issubclass(current, BaseModel)
@@ -65,8 +65,8 @@ def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
             args = [a for a in getattr(current, "__args__", ()) if a is not type(None)]
             current = args[-1] if args else None
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
+        return current
+    return None
 
 
 def settings_error(err: ValidationError, model: type[BaseModel], prefix: str) -> SettingsError:
@@ -77,15 +77,34 @@ def settings_error(err: ValidationError, model: type[BaseModel], prefix: str) ->
     kind = first["type"]
     value = first.get("input")
     if kind == "extra_forbidden":
-        known = _known_fields(model, loc)
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        holder = _model_at(model, loc)
+        known = list(holder.model_fields) if holder else []
+        # A model may name keys that moved: `MOVED_KEYS = {old key: where it lives now}`.
+        moved: dict[str, str] = getattr(holder, "MOVED_KEYS", {}) if holder else {}
+        if loc[-1] in moved:
+            return SettingsError(key, f"this key moved to {moved[loc[-1]]}", f"set {moved[loc[-1]]} instead and remove {loc[-1]}")
+        close = difflib.get_close_matches(str(loc[-1]), [*known, *moved], n=1)
         fix = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(known)) or 'none'}"
+        if close and close[0] in moved:
+            fix += f" It moved: set {moved[close[0]]} instead"
         return SettingsError(key, "unknown key", fix)
     if kind == "missing":
         return SettingsError(key, "required key is missing", f"set {key} in group_data or the inventory")
     if kind == "literal_error":
         expected = first.get("ctx", {}).get("expected", "")
         return SettingsError(key, f"{value!r} is not allowed", f"use one of: {expected}")
+    if kind in ("int_type", "int_parsing", "bool_type", "bool_parsing", "string_type", "float_type", "float_parsing", "dict_type", "list_type", "tuple_type", "model_type"):
+        expected = {"int": "int", "boo": "bool", "str": "str", "flo": "float", "dic": "mapping", "lis": "list", "tup": "list", "mod": "mapping"}[kind[:3]]
+        return SettingsError(key, f"expected {expected}, got {value!r}", f"set {key} to a {expected}")
+    if kind in ("less_than_equal", "greater_than_equal", "less_than", "greater_than"):
+        bound = next(iter(first.get("ctx", {}).values()), "")
+        if isinstance(bound, float) and bound in (0.0, 1.0):
+            return SettingsError(key, f"{value!r} is outside 0 to 1", "use a fraction such as 0.1")
+        return SettingsError(key, f"{value!r}: {first['msg'].lower()}", "use a TCP port from 1 to 65535" if bound == 65535 or bound == 1 else f"use a value {first['msg'].lower()}")
+    raised = first.get("ctx", {}).get("error")
+    if isinstance(raised, SettingsError):
+        # A rule across fields names the field it is about, relative to the model.
+        return SettingsError(f"{key}.{raised.key}" if raised.key else key, raised.problem, raised.fix)
     message = first["msg"]
     # Our validators raise ValueError("problem. Fix: fix").
     if message.startswith("Value error, "):
@@ -131,7 +150,7 @@ def duration_seconds(value: str) -> float:
     return sum(int(n) * unit for n, unit in zip(m.groups(), _UNIT_SECONDS) if n)
 
 
-def _duration(value: str) -> str:
+def _duration(value: str, allow_zero: bool = False) -> str:
     try:
         seconds = duration_seconds(value)
     except ValueError:
@@ -139,7 +158,7 @@ def _duration(value: str) -> str:
             f"{value!r} is not a duration. Fix: write it like \"30s\", \"15d\" or \"1h30m\" "
             "(units y, w, d, h, m, s, ms, largest first, each once)"
         ) from None
-    if seconds <= 0:
+    if seconds <= 0 and not allow_zero:
         raise ValueError(f"{value!r} is zero. Fix: use a positive duration such as \"30s\" or \"15d\"")
     if seconds > MAX_DURATION_SECONDS:
         raise ValueError(f"{value!r} is longer than ten years. Fix: use a duration of at most 10y")
@@ -167,7 +186,7 @@ def _url(schemes: tuple[str, ...]):
 def _abs_path(value: str) -> str:
     _no_control(value)
     if not value.startswith("/") or posixpath.normpath(value) != value or value == "/":
-        raise ValueError(f"{value!r} is not a normalised absolute path. Fix: write it like /var/lib/<name>, without .., // or a trailing /")
+        raise ValueError(f"{value!r} is not a normalised absolute path. Fix: write it like /var/lib/<name> or /opt/<name>, without .., // or a trailing /")
     if not re.fullmatch(r"[A-Za-z0-9._/+@-]+", value):
         raise ValueError(f"{value!r} holds characters that need quoting (space, $, quotes, ...). Fix: use letters, digits and . _ - / + @ only")
     return value
@@ -196,13 +215,19 @@ def _hostport(value: str) -> str:
     _no_control(value)
     m = re.fullmatch(r"(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]*):(\d{1,5})", value)
     if not m or not 1 <= int(m.group(2)) <= 65535:
-        raise ValueError(f"{value!r} is not host:port. Fix: write it like 0.0.0.0:4317 or tel1.internal:4318")
+        raise ValueError(f"{value!r} is not host:port. Fix: write it like host:port, e.g. smtp.example.org:587 or 0.0.0.0:4317")
     return value
 
 
 Duration = Annotated[str, AfterValidator(_duration)]
+# A wait that may be none, such as an alert's `for: 0s`.
+DurationOrZero = Annotated[str, AfterValidator(lambda value: _duration(value, allow_zero=True))]
 Size = Annotated[str, AfterValidator(_size)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+# Numbers and switches are strict: "9090" or "no" in group data is a mistake, not a number or False.
+Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
+Fraction = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
 HttpUrl = Annotated[str, AfterValidator(_url(("http", "https")))]
 HttpsUrl = Annotated[str, AfterValidator(_url(("https",)))]
 AbsPath = Annotated[str, AfterValidator(_abs_path)]
@@ -211,3 +236,44 @@ SecretName = Annotated[str, AfterValidator(_secret_name)]
 LabelValue = Annotated[str, AfterValidator(_label_value)]
 HostPort = Annotated[str, AfterValidator(_hostport)]
 Text = Annotated[str, AfterValidator(_no_control)]
+
+
+def _relative_name(value: str) -> str:
+    """A file or directory name inside an archive: relative, no `..`, nothing a shell would expand."""
+    parts = value.split("/")
+    if value.startswith("/") or any(p in ("", ".", "..") for p in parts) or not re.fullmatch(r"[A-Za-z0-9._+{}/-]+", value):
+        raise ValueError(
+            f"{value!r} is not a safe relative name. Fix: use letters, digits and . _ + - (and / between parts), "
+            "never .., a leading /, spaces, $ or quotes"
+        )
+    return value
+
+
+def matching(what: str, regex: str, fix: str) -> Any:
+    """A string type whose whole value matches `regex`; else "'<value>' is not a <what>. Fix: <fix>".
+
+    The reference (docs/settings.md) names the type `what`.
+    """
+    pattern = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{value!r} is not a {what}. Fix: {fix}")
+        return value
+
+    check.__name__ = what.replace(" ", "_")
+    return Annotated[str, AfterValidator(check)]
+
+
+RelativeName = Annotated[str, AfterValidator(_relative_name)]
+Sha256 = matching("sha256 digest", r"[0-9a-f]{64}", "paste the 64 lower-case hex digits of the sum")
+LabelName = matching("label name", r"[A-Za-z_][A-Za-z0-9_]{0,127}", "use letters, digits and _ (starting with a letter or _)")
+
+
+def _hostname(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[?[0-9A-Fa-f:]+\]?", value) or ".." in value:
+        raise ValueError(f"{value!r} is not a host name or address. Fix: write it like mon1.prod.example.org or 10.0.0.11")
+    return value
+
+
+Hostname = Annotated[str, AfterValidator(_hostname)]

@@ -1,14 +1,70 @@
-"""Secrets come from the environment or from files in $SENTINEL_SECRETS_DIR.
+"""Secrets: one registry of names, one function that resolves them, once per run.
 
-Group data names a secret (for example "SENTRY_DSN"); the value is read on the
-controller at deploy time and written to hosts only in files that are not
-world-readable. Values never appear in group data, the repo or pyinfra output.
+Group data names a secret (for example "SENTRY_DSN"); the value comes from the
+environment variable of that name, or else from the file $SENTINEL_SECRETS_DIR/<NAME>.
+`resolve_secrets(environment)` reads every secret the environment needs, checks
+its shape, and refuses before any host is contacted. Values are never echoed: not
+in errors, not in reprs, not in pyinfra's output.
+
+`SECRETS` is the registry: every default secret name, the kind of value it holds
+and what it is for. `.env.example` is tested against it (tests/unit/test_secrets.py).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Literal
+
+from roles._model import SettingsError
+
+if TYPE_CHECKING:
+    from roles._environment import Environment
+
+Kind = Literal[
+    "s3_key", "slack_webhook", "pagerduty_key", "smtp_password", "sentry_dsn", "sentry_token", "grafana_token", "ssh_private_key"
+]
+# The only kind whose value spans lines: an OpenSSH private key file. Its lines are
+# checked by _ssh_private_key; every other kind stays refused on a newline.
+MULTI_LINE_KINDS: frozenset[Kind] = frozenset({"ssh_private_key"})
+
+
+@dataclass(frozen=True)
+class Secret:
+    kind: Kind
+    purpose: str
+
+
+# Every secret the toolkit reads, by its default name (the settings' *_secret defaults).
+SECRETS: dict[str, Secret] = {
+    "SENTINEL_S3_ACCESS_KEY": Secret("s3_key", "versitygw root access key (telemetry hosts)"),
+    "SENTINEL_S3_SECRET_KEY": Secret("s3_key", "versitygw root secret key (telemetry hosts)"),
+    "SENTRY_DSN": Secret("sentry_dsn", "the backend's Sentry DSN; unset = Sentry off (app hosts)"),
+    "SENTRY_AUTH_TOKEN": Secret("sentry_token", "sentry-cli token for releases and source maps (app hosts)"),
+    "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL": Secret("slack_webhook", "Slack webhook of #critical-alerts (monitoring hosts)"),
+    "SENTINEL_SLACK_ALERTS_WEBHOOK_URL": Secret("slack_webhook", "Slack webhook of #alerts (monitoring hosts)"),
+    "SENTINEL_PAGERDUTY_ROUTING_KEY": Secret("pagerduty_key", "PagerDuty Events API v2 routing key (monitoring hosts)"),
+    "SENTINEL_SMTP_PASSWORD": Secret("smtp_password", "SMTP password of alerting.email.auth_username (monitoring hosts)"),
+    "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY": Secret(
+        "ssh_private_key", "the Grafana backup's git deploy key, an OpenSSH private key file (monitoring hosts, backup enabled)"
+    ),
+    "SENTINEL_GRAFANA_BACKUP_TOKEN": Secret(
+        "grafana_token", "the Grafana backup's service-account token, only where no Grafana role writes it (grafana_backup.write_token)"
+    ),
+}
+
+
+class SecretProblem(ValueError):
+    """A secret's value is unusable; the message never holds the value."""
+
+    def __init__(self, problem: str, fix: str):
+        self.problem, self.fix = problem, fix
+        super().__init__(f"{problem}. Fix: {fix}")
 
 
 def secrets_dir() -> Path | None:
@@ -16,11 +72,251 @@ def secrets_dir() -> Path | None:
     return Path(value) if value else None
 
 
-def read_secret(name: str) -> str | None:
-    """The secret's value, or None if it is set nowhere."""
-    if os.environ.get(name):
-        return os.environ[name]
-    directory = secrets_dir()
-    if directory and (directory / name).is_file():
-        return (directory / name).read_text().strip() or None
+def _where(name: str) -> str:
+    return f"export {name}=... or put it in $SENTINEL_SECRETS_DIR/{name}"
+
+
+def read_secret(name: str, multi_line: bool = False) -> str | None:
+    """The secret's value, or None when it is set nowhere.
+
+    The environment wins over the file. An environment variable set to "" is an
+    error, not a fallback to a possibly stale file; so is a value holding a newline
+    or another control character (it would end up as two lines of an env file).
+    `multi_line` (for MULTI_LINE_KINDS only) lets "\n" between lines through; every
+    other control character, "\r" included, is still refused.
+    """
+    if name in os.environ:
+        value = os.environ[name]
+        if value == "":
+            raise SecretProblem(
+                f"the environment variable {name} is set but empty",
+                f"unset it (to use $SENTINEL_SECRETS_DIR/{name} or to leave the secret unset) or give it a value",
+            )
+        origin = f"the environment variable {name}"
+    else:
+        directory = secrets_dir()
+        path = directory / name if directory else None
+        if path is None or not path.is_file():
+            return None
+        value = path.read_text()
+        value = value[:-1] if value.endswith("\n") else value
+        if value == "":
+            raise SecretProblem(f"the file $SENTINEL_SECRETS_DIR/{name} is empty", "write the value into it or delete the file")
+        origin = f"$SENTINEL_SECRETS_DIR/{name}"
+    if multi_line:
+        if re.search(r"[\x00-\x09\x0b-\x1f\x7f]", value):
+            raise SecretProblem(f"{origin} holds a control character other than a newline", "store the file as written, with \\n line ends only")
+        return value
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise SecretProblem(f"{origin} holds a newline or another control character", "store the value on one line, without a trailing blank line")
+    return value
+
+
+# --- shape checks per kind: return a problem, or None ----------------------------
+
+
+def _slack_webhook(value: str, environment: str) -> SecretProblem | None:
+    if environment == "lab":
+        # The lab's Slack stand-in listens on the bridge (lab/receivers/slack.py).
+        ok = re.fullmatch(r"https?://[A-Za-z0-9.:-]+/services/[A-Za-z0-9_/-]+", value)
+    else:
+        ok = re.fullmatch(r"https://hooks\.slack\.com/services/[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+", value)
+    if ok:
+        return None
+    return SecretProblem(
+        "is not a Slack incoming webhook URL (https://hooks.slack.com/services/T.../B.../...)",
+        "paste the webhook URL from the Slack app's Incoming Webhooks page",
+    )
+
+
+def _pagerduty_key(value: str, environment: str) -> SecretProblem | None:
+    if re.fullmatch(r"[a-z0-9]{32}", value):
+        return None
+    return SecretProblem(
+        "is not a PagerDuty Events API v2 routing key (32 lower-case letters and digits)",
+        "copy the Integration Key of the service's Events API v2 integration",
+    )
+
+
+def _sentry_dsn(value: str, environment: str) -> SecretProblem | None:
+    from roles.backend.sentry import validate_dsn
+
+    try:
+        validate_dsn(value)
+    except ValueError as err:
+        # The validator's message never quotes the key, so it is safe to print.
+        return SecretProblem(
+            f"is not a valid Sentry DSN: {err}",
+            "set it to the DSN from the Sentry project's Client Keys page, https://<public_key>@<host>/<project_id>, "
+            "or unset it to turn Sentry off",
+        )
     return None
+
+
+def _printable(value: str, environment: str) -> SecretProblem | None:
+    return None  # control characters are refused for every secret by read_secret
+
+
+def _grafana_token(value: str, environment: str) -> SecretProblem | None:
+    # A service-account token (glsa_...) or an older API key: one word, no spaces.
+    if re.fullmatch(r"[A-Za-z0-9_=+/.-]{16,}", value):
+        return None
+    return SecretProblem(
+        "is not a Grafana service-account token (one word such as glsa_..., at least 16 characters)",
+        "create a token for the backup's service account (Viewer; Admin for restore) and paste it",
+    )
+
+
+_SSH_KEY_BEGIN = "-----BEGIN OPENSSH PRIVATE KEY-----"
+_SSH_KEY_END = "-----END OPENSSH PRIVATE KEY-----"
+_SSH_KEY_MAGIC = b"openssh-key-v1\x00"
+
+
+def _ssh_private_key(value: str, environment: str) -> SecretProblem | None:
+    """An OpenSSH private key file: BEGIN line, base64 lines, END line; not passphrase-protected."""
+    lines = value.strip("\n").split("\n")
+    fix = "paste the whole private key file written by `ssh-keygen -t ed25519 -N ''` (BEGIN and END lines included)"
+    if len(lines) < 3 or lines[0] != _SSH_KEY_BEGIN or lines[-1] != _SSH_KEY_END:
+        return SecretProblem(f"is not an OpenSSH private key (its first and last lines must be {_SSH_KEY_BEGIN} and {_SSH_KEY_END})", fix)
+    body = lines[1:-1]
+    if not all(re.fullmatch(r"[A-Za-z0-9+/=]+", line) for line in body):
+        return SecretProblem("is not an OpenSSH private key (the lines between BEGIN and END must be base64)", fix)
+    try:
+        blob = base64.b64decode("".join(body), validate=True)
+    except (binascii.Error, ValueError):
+        return SecretProblem("is not an OpenSSH private key (its base64 does not decode)", fix)
+    if not blob.startswith(_SSH_KEY_MAGIC) or len(blob) < len(_SSH_KEY_MAGIC) + 4:
+        return SecretProblem("is not an OpenSSH private key (no openssh-key-v1 header)", fix)
+    # The cipher name follows the magic as an SSH string (uint32 length, bytes); "none" = no passphrase.
+    at = len(_SSH_KEY_MAGIC)
+    size = int.from_bytes(blob[at : at + 4], "big")
+    if blob[at + 4 : at + 4 + size] != b"none":
+        return SecretProblem(
+            "is protected by a passphrase, which cron cannot type",
+            "remove the passphrase from a copy (`ssh-keygen -p -N '' -f <copy>`) and store that copy",
+        )
+    return None
+
+
+CHECKS: dict[Kind, Callable[[str, str], SecretProblem | None]] = {
+    "s3_key": _printable,
+    "slack_webhook": _slack_webhook,
+    "pagerduty_key": _pagerduty_key,
+    "smtp_password": _printable,
+    "sentry_dsn": _sentry_dsn,
+    "sentry_token": _printable,
+    "grafana_token": _grafana_token,
+    "ssh_private_key": _ssh_private_key,
+}
+
+
+@dataclass(frozen=True)
+class Need:
+    """A secret one host needs: the settings key naming it, its name and kind, and whether unset is an error."""
+
+    key: str
+    name: str
+    kind: Kind
+    required: bool
+    what: str
+
+
+def needs(environment: Environment) -> list[Need]:
+    """Every secret the environment's hosts need, in host order."""
+    found = []
+    for host in environment.hosts:
+        s, where = host.settings, f"host {host.name}"
+        if "telemetry" in host.groups:
+            store = s.object_store
+            found.append(Need(f"{where}.object_store.access_key_secret", store.access_key_secret, "s3_key", True, "the store credential"))
+            found.append(Need(f"{where}.object_store.secret_key_secret", store.secret_key_secret, "s3_key", True, "the store credential"))
+        if "monitoring" in host.groups:
+            alerting = s.alerting
+            if alerting.pagerduty.enabled:
+                found.append(
+                    Need(
+                        f"{where}.alerting.pagerduty.routing_key_secret",
+                        alerting.pagerduty.routing_key_secret,
+                        "pagerduty_key",
+                        True,
+                        f"PagerDuty is enabled in {s.environment} but its Events API v2 routing key",
+                    )
+                )
+            for key in ("slack_critical", "slack_warning"):
+                receiver = getattr(alerting, key)
+                found.append(
+                    Need(f"{where}.alerting.{key}.webhook_url_secret", receiver.webhook_url_secret, "slack_webhook", True, f"the Slack webhook URL for {receiver.channel}")
+                )
+            if alerting.email.auth_username:
+                found.append(
+                    Need(f"{where}.alerting.email.auth_password_secret", alerting.email.auth_password_secret, "smtp_password", True, f"the SMTP password of {alerting.email.auth_username}")
+                )
+        if "monitoring" in host.groups and s.grafana_backup.enabled:
+            backup = s.grafana_backup
+            found.append(
+                Need(f"{where}.grafana_backup.deploy_key_secret", backup.deploy_key_secret, "ssh_private_key", True, "the Grafana backup is enabled but its git deploy key")
+            )
+            if backup.write_token:
+                # Elsewhere the Grafana role creates the token and writes the file itself.
+                found.append(
+                    Need(f"{where}.grafana_backup.token_secret", backup.token_secret, "grafana_token", True, "grafana_backup.write_token is on but the service-account token")
+                )
+        if "app" in host.groups:
+            backend = s.backend
+            found.append(Need(f"{where}.backend.sentry_dsn_secret", backend.sentry_dsn_secret, "sentry_dsn", False, "the Sentry DSN"))
+            if backend.sourcemaps_dir:
+                found.append(
+                    Need(
+                        f"{where}.backend.sentry_auth_token_secret",
+                        backend.sentry_auth_token_secret,
+                        "sentry_token",
+                        True,
+                        f"source maps in {backend.sourcemaps_dir} are to be uploaded but the Sentry auth token (project:releases)",
+                    )
+                )
+    return found
+
+
+class Secrets(Mapping):
+    """Resolved secret values by name; the repr never shows a value."""
+
+    def __init__(self, values: dict[str, str]):
+        self._values = dict(values)
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Secrets({sorted(self._values)})"
+
+
+def resolve_one(need: Need, environment: str) -> str | None:
+    """Read and check one needed secret; SettingsError names the settings key and the fix."""
+    try:
+        value = read_secret(need.name, multi_line=need.kind in MULTI_LINE_KINDS)
+    except SecretProblem as err:
+        raise SettingsError(need.key, f"the secret {need.name}: {err.problem}", err.fix) from None
+    if value is None:
+        if need.required:
+            raise SettingsError(need.key, f"{need.what} {need.name} is not set", _where(need.name))
+        return None
+    problem = CHECKS[need.kind](value, environment)
+    if problem:
+        raise SettingsError(need.key, f"the secret {need.name} {problem.problem}", f"{problem.fix} ({_where(need.name)})")
+    return value
+
+
+def resolve_secrets(environment: Environment) -> Secrets:
+    """Every secret the environment needs, read and checked once. Unset optional secrets are absent."""
+    values: dict[str, str] = {}
+    for need in needs(environment):
+        value = resolve_one(need, environment.name)
+        if value is not None:
+            values[need.name] = value
+    return Secrets(values)

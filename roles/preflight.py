@@ -1,65 +1,73 @@
-"""Checks across all hosts of an environment, run before pyinfra connects."""
+"""Preflight: everything is checked before pyinfra contacts any host.
+
+Each inventory file ends with `check_inventory(globals())`. It builds the run's one
+`Environment` through pyinfra's own loader (roles/_environment.py), checks what
+spans hosts and inventories, resolves every secret once, and stops pyinfra with
+exit code 2 and "key: problem. Fix: fix" on the first problem. deploy.py then takes
+the same Environment and Secrets with `validated_environment()`.
+"""
 
 from __future__ import annotations
 
-from roles._schema import SettingsError
-from roles._secrets import read_secret
+import sys
+from pathlib import Path
+
+from roles._environment import EnvHost, Environment, check_hosts_in_one_environment, load_environment, loading
+from roles._model import SettingsError
+from roles._secrets import Secrets, resolve_secrets
 from roles._settings import ROLE_GROUPS, Settings
-from roles.alerting.preflight import check_catalog, check_receivers
-from roles.backend.sentry import validate_dsn
-from roles.grafana_backup.settings import check_environment as check_grafana_backup
+from roles.alerting.preflight import check_catalog
+
+# Inventory file -> what preflight validated for it, so the deploy reuses it.
+_validated: dict[str, tuple[Environment, Secrets]] = {}
 
 
-def check_environment(hosts: dict[str, Settings], groups: dict[str, list[str]]) -> None:
-    """Refuse an environment that cannot work: missing groups or secrets."""
-    envs = {s.environment for s in hosts.values()}
-    if len(envs) != 1:
-        raise SettingsError("inventory", f"hosts of several environments {sorted(envs)}", "keep one environment per inventory")
-    for name, settings in hosts.items():
-        store = settings.object_store
-        for secret in (store.access_key_secret, store.secret_key_secret):
-            if name in groups.get("telemetry", []):
-                if not read_secret(secret):
-                    raise SettingsError(
-                        f"host {name}.object_store",
-                        f"the store credential {secret} is not set",
-                        f"export {secret}=... or put it in $SENTINEL_SECRETS_DIR/{secret}",
-                    )
-    for name in groups.get("app", []):
-        check_sentry(name, hosts[name])
-    for name in groups.get("monitoring", []):
-        check_receivers(name, hosts[name])
-        check_grafana_backup(hosts[name].grafana_backup, hosts[name].environment, f"host {name}")
-        check_catalog(hosts[name].alerting.runbook_base_url, hosts[name].alerting.grafana_url or "http://grafana:3000")
+def check_environment(environment: Environment) -> Secrets:
+    """Refuse an environment that cannot work; return its secrets, read and checked once."""
     for group in ROLE_GROUPS:
-        if not groups.get(group):
+        if not environment.group(group):
             raise SettingsError(f"inventory:{group}", "the group has no host", f"add at least one host to {group}")
+    secrets = resolve_secrets(environment)
+    for host in environment.group("monitoring"):
+        alerting = host.settings.alerting
+        check_catalog(alerting.runbook_base_url, alerting.grafana_url or "http://grafana:3000")
+    return secrets
 
 
 def check_sentry(name: str, settings: Settings) -> None:
-    """Refuse a Sentry DSN the SDK would reject, and a source map upload without its token.
+    """An app host's Sentry secrets alone: the DSN's shape, and the token when source maps are uploaded."""
+    host = EnvHost(name=name, groups=("app", settings.environment), settings=settings)
+    resolve_secrets(Environment(name=settings.environment, hosts=(host,)))
 
-    An unset DSN is allowed: the backend runs with Sentry off and the deploy says so.
-    """
-    backend = settings.backend
-    secret = backend.sentry_dsn_secret
-    dsn = read_secret(secret)
-    if not dsn:
-        return
+
+def preflight(inventory_file: str | Path) -> tuple[Environment, Secrets]:
+    """Validate an inventory file once per run: versions, environment, other inventories, secrets."""
+    from roles._service.artifacts import load_versions
+
+    key = str(Path(inventory_file).resolve())
+    if key not in _validated:
+        environment = load_environment(key)
+        load_versions(environment=environment.name)  # every deployed component pinned and verifiable
+        check_hosts_in_one_environment(environment, key)
+        _validated[key] = (environment, check_environment(environment))
+    return _validated[key]
+
+
+def check_inventory(inventory_globals: dict) -> None:
+    """Called at the end of each inventory file: stop pyinfra before it connects."""
+    if loading():
+        return  # the file is being read by load_environment itself
     try:
-        validate_dsn(dsn)
-    except ValueError as err:
-        # The validator's message never quotes the key, so it is safe to print.
+        preflight(inventory_globals["__file__"])
+    except SettingsError as err:
+        print(f"\npreflight refused the inventory: {err}\n", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def validated_environment() -> tuple[Environment, Secrets]:
+    """For deploy.py: the Environment and Secrets preflight validated for this run's inventory."""
+    if len(_validated) != 1:
         raise SettingsError(
-            f"host {name}.backend.sentry_dsn_secret",
-            f"the secret {secret} is not a valid Sentry DSN: {err}",
-            f"set {secret} (environment or $SENTINEL_SECRETS_DIR/{secret}) to the DSN from the Sentry project's "
-            "Client Keys page, https://<public_key>@<host>/<project_id>, or unset it to turn Sentry off",
-        ) from None
-    token = backend.sentry_auth_token_secret
-    if backend.sourcemaps_dir and not read_secret(token):
-        raise SettingsError(
-            f"host {name}.backend.sentry_auth_token_secret",
-            f"source maps in {backend.sourcemaps_dir} are to be uploaded but the secret {token} is not set",
-            f"export {token}=... (a Sentry auth token with project:releases) or put it in $SENTINEL_SECRETS_DIR/{token}",
+            "inventory", "preflight did not run for this inventory", "end the inventory file with `check_inventory(globals())`"
         )
+    return next(iter(_validated.values()))

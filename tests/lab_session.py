@@ -57,6 +57,6 @@ def lab_missing_reason() -> str | None:
 
 
 def lab_group_data() -> dict:
-    from roles._settings import load_group_data
+    from roles._environment import group_data as load_group_data
 
     return load_group_data("lab")

@@ -7,12 +7,12 @@ inventory loader, so the tests check what was asked for, not a second copy.
 from __future__ import annotations
 
 import functools
-import runpy
 from dataclasses import dataclass
 
 import testinfra
 
-from roles._settings import Settings, build, inventory_hosts
+from roles._environment import load_environment
+from roles._settings import Settings
 from tests.lab_session import INVENTORY, ROOT
 
 
@@ -35,10 +35,9 @@ class StackHost:
 
 @functools.cache
 def stack_hosts() -> tuple[StackHost, ...]:
-    inventory = runpy.run_path(str(ROOT / INVENTORY))
     hosts = []
-    for host in inventory_hosts(inventory):
-        data = host.data
+    for host in load_environment(ROOT / INVENTORY).hosts:  # the deploy's own Environment
+        data = host.connection
         user = data.get("ssh_user", "root")
         address = data.get("ssh_hostname", host.name)
         port = data.get("ssh_port", 22)
@@ -47,8 +46,7 @@ def stack_hosts() -> tuple[StackHost, ...]:
             options.append(f"-i {data['ssh_key']}")
         if str(data.get("ssh_strict_host_key_checking", "yes")).lower() == "no":
             options.append("-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
-        settings = build(host.name, list(host.groups), data)
-        hosts.append(StackHost(host.name, host.groups, settings, f"ssh://{user}@{address}:{port}", " ".join(options)))
+        hosts.append(StackHost(host.name, host.groups, host.settings, f"ssh://{user}@{address}:{port}", " ".join(options)))
     return tuple(hosts)
 
 

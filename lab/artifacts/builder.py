@@ -58,24 +58,36 @@ def build_all(force: bool = False, names=None, log=print) -> dict:
             t0 = time.monotonic()
             if name == WHEELS:
                 result = _wheels(force, log)
+            elif name in recipes.PRODUCTION_ONLY:
+                # Grafana, Loki, Tempo: pinned for production, never built here.
+                result = {"status": "skipped", "reason": recipes.PRODUCTION_ONLY[name]}
+            elif name in recipes.BUILDER_RECIPES:
+                result = _go_component(releases[name], recipes.BUILDER_RECIPES[name], force, log)
             elif name not in recipes.RECIPES:
-                # e.g. Grafana, Loki, Tempo: not buildable here (AGPL / not served).
                 result = {"status": "skipped", "reason": "no lab recipe"}
             else:
                 result = _go_component(releases[name], recipes.RECIPES[name], force, log)
             result["seconds"] = round(time.monotonic() - t0, 3)
             results[name] = result
             log(f"{name:<14} {result['status']:<7} {result['seconds']:8.2f}s"
-                + (f"  {result['tarball']}" if "tarball" in result else ""))
+                + (f"  {result['tarball']}" if "tarball" in result else "")
+                + (f"  ({result['reason']})" if "reason" in result else ""))
     total = round(time.monotonic() - start, 3)
     log(f"{'total':<14} {'':<7} {total:8.2f}s")
     return {"components": results, "total_seconds": total}
 
 
-def _go_component(release: recipes.Release, recipe: recipes.GoRecipe, force: bool, log) -> dict:
-    if set(release.binaries) != {b for b, _ in recipe.binaries}:
+def _recipe_binaries(recipe) -> list[str]:
+    if isinstance(recipe, recipes.BuilderRecipe):
+        return [recipe.binary]
+    return [b for b, _ in recipe.binaries]
+
+
+def _go_component(release: recipes.Release, recipe, force: bool, log) -> dict:
+    distribution = isinstance(recipe, recipes.BuilderRecipe)
+    if set(release.binaries) != set(_recipe_binaries(recipe)):
         raise ValueError(f"{release.name}: versions.yml binaries {list(release.binaries)} "
-                         f"do not match the recipe's {[b for b, _ in recipe.binaries]}")
+                         f"do not match the recipe's {_recipe_binaries(recipe)}")
     build_dir = paths.BUILD_DIR
     env = gobuild.environment(build_dir)
     module_version = recipe.module_version(release.version)
@@ -83,9 +95,10 @@ def _go_component(release: recipes.Release, recipe: recipes.GoRecipe, force: boo
     sums_rel = release.checksums_path()
     tar_path = paths.MIRROR_DIR / tar_rel
     sums_path = paths.MIRROR_DIR / sums_rel
+    module = recipe.license_module if distribution else recipe.module
     inputs = {
         "version": release.version,
-        "module": recipe.module,
+        "module": module,
         "module_version": module_version,
         "go": gobuild.local_version(env, build_dir),
         "goos_goarch": f"{recipes.GOOS}/{recipes.GOARCH}",
@@ -97,20 +110,29 @@ def _go_component(release: recipes.Release, recipe: recipes.GoRecipe, force: boo
     if not force and _reusable(stamp, inputs, tar_path, sums_path):
         return {**stamp["outputs"], "status": "reused"}
 
-    log(f"{release.name}: building {recipe.module}@{module_version}")
-    info = gobuild.download(recipe.module, module_version, env, build_dir, log=log)
+    log(f"{release.name}: building {module}@{module_version}"
+        + (f" with the upstream builder from {recipe.manifest}" if distribution else ""))
+    info = gobuild.download(module, module_version, env, build_dir, log=log)
     module_dir = Path(info["Dir"])
-    gomod = gobuild.directives(Path(info["GoMod"]), env, build_dir)
-    values = recipes.build_info(release.version, module_version, info["Time"])
-    ldflags = [flag.format(**values) for flag in recipe.ldflags]
-
     stage = build_dir / "stage" / release.name
     shutil.rmtree(stage, ignore_errors=True)
-    built = gobuild.build(release.name, recipe, module_version, ldflags, stage, build_dir,
-                          gomod, env, log=log)
+    if distribution:
+        gomod = {"go": None, "replace": [], "exclude": []}
+        ldflags = ["-s", "-w"]  # the builder's default, as upstream's release build
+        built = gobuild.build_distribution(release.name, recipe, release.version, stage, build_dir,
+                                           env, log=log)
+        include_license = True
+    else:
+        gomod = gobuild.directives(Path(info["GoMod"]), env, build_dir)
+        values = recipes.build_info(release.version, module_version, info["Time"])
+        ldflags = [flag.format(**values) for flag in recipe.ldflags]
+        built = gobuild.build(release.name, recipe, module_version, ldflags, stage, build_dir,
+                              gomod, env, log=log)
+        include_license = recipe.include_license
 
     members = {b: stage / b for b in release.binaries}
-    members["LICENSE"] = module_dir / "LICENSE"
+    if include_license:
+        members["LICENSE"] = module_dir / "LICENSE"
     mtime = int(datetime.fromisoformat(info["Time"].replace("Z", "+00:00")).timestamp())
     sha = tarball.pack(tar_path, members, root=release.archive_root(), mtime=mtime)
     tarball.write_checksums(sums_path, {tar_path.name: sha})

@@ -18,7 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from .recipes import GOARCH, GOOS, GoRecipe
+import yaml
+
+from .recipes import GOARCH, GOOS, BuilderRecipe, GoRecipe
 
 # Proxy-side failures that a retry normally fixes (the proxy fetching an
 # uncached module times out on the first request), as opposed to a module or
@@ -181,6 +183,62 @@ def build(
             raise GoError(f"{name}: build produced no {binary}")
         toolchains[binary] = run(["version", str(path)], env, cwd=work_dir).split(":", 1)[1].strip()
     return {"recipe": "wrapper" if wrapper else "direct", "toolchains": toolchains}
+
+
+def build_distribution(
+    name: str,
+    recipe: BuilderRecipe,
+    version: str,
+    out_dir: Path,
+    work_dir: Path,
+    env: dict,
+    log=None,
+) -> dict:
+    """Build a collector distribution with the upstream builder (ocb).
+
+    The builder comes from the module proxy at the manifest's core version and
+    writes main.go, components.go and go.mod into a directory of its own, then
+    runs `go mod tidy`, `go mod download` and `go build -trimpath -ldflags="-s -w"`
+    there, with this environment (proxy, caches, CGO_ENABLED=0).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    core = recipe.core_version()
+    tools = work_dir / "tools" / f"ocb-{core}"
+    ocb = tools / "builder"
+    if not ocb.is_file():
+        _log(log, f"  go install {recipe.builder_module}@{core}")
+        run(["install", "-trimpath", f"{recipe.builder_module}@{core}"], {**env, "GOBIN": str(tools)},
+            cwd=work_dir, log=log)
+
+    wdir = work_dir / "wrappers" / name
+    shutil.rmtree(wdir, ignore_errors=True)
+    (wdir / "src").mkdir(parents=True)
+    manifest = recipe.load_manifest()
+    manifest["dist"] = {**manifest.get("dist", {}), "version": version, "output_path": str(wdir / "src")}
+    manifest_file = wdir / "manifest.yaml"
+    manifest_file.write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
+
+    _log(log, f"  builder --config {manifest_file} (generate, go mod tidy, go build)")
+    cmd = [str(ocb), f"--config={manifest_file}"]
+    delay = FIRST_DELAY
+    for attempt in range(1, ATTEMPTS + 1):
+        proc = subprocess.run(cmd, env=env, cwd=wdir, capture_output=True, text=True)
+        if proc.returncode == 0:
+            break
+        output = (proc.stderr + proc.stdout).strip()
+        if attempt < ATTEMPTS and _TRANSIENT.search(output):
+            _log(log, f"  builder failed transiently (attempt {attempt}), retrying in {delay:.0f}s")
+            time.sleep(delay)
+            delay *= 3
+            continue
+        raise GoError(f"builder --config {manifest_file} failed (exit {proc.returncode}):\n{output[-6000:]}")
+
+    produced = wdir / "src" / recipe.binary
+    if not produced.is_file():
+        raise GoError(f"{name}: the builder produced no {produced}")
+    shutil.copy2(produced, out_dir / recipe.binary)
+    toolchain = run(["version", str(out_dir / recipe.binary)], env, cwd=work_dir).split(":", 1)[1].strip()
+    return {"recipe": f"ocb {core}", "toolchains": {recipe.binary: toolchain}}
 
 
 def _log(log, msg: str) -> None:

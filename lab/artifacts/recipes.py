@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import yaml
 
@@ -18,6 +18,20 @@ from lab import paths
 # Bump when the way artifacts are produced changes in a way the recipe fields
 # below do not show (e.g. tarball layout), so warm caches get rebuilt.
 RECIPE_REVISION = 1
+
+MANIFEST_DIR = paths.REPO / "lab" / "artifacts"
+
+# In versions.yml for production, never built or run here: Grafana, Loki and
+# Tempo are AGPL, and this workplace may not download, build or run their code.
+PRODUCTION_ONLY = {
+    "grafana": "AGPL, production only",
+    "loki": "AGPL, production only",
+    "tempo": "AGPL, production only",
+}
+
+# Jaeger tags every release twice on one commit: v1.(N+63).P and v2.N.P
+# (CHANGELOG.md "v1.74.0 / v2.11.0", RELEASE.md "2.12.0 ... 5 November 2025").
+JAEGER_V1_MINOR_OFFSET = 63
 
 GOOS = "linux"
 GOARCH = "amd64"  # also the Debian arch the lab hosts run
@@ -45,7 +59,12 @@ class GoRecipe:
     # "semver": release x.y.z is module vx.y.z.
     # "prometheus-v0": Prometheus 3.x.y is published as module v0.3xx.y, because
     # the module path has no /v3 and a v3 tag is not a valid module version.
+    # "jaeger-v2": Jaeger 2.x.y ships from the module tagged v1.(x+63).y on the
+    # same commit (v1.75.0 / v2.12.0); the module path has no /v2.
     version_scheme: str = "semver"
+    # Upstream's archive carries the LICENSE file (Prometheus-style tarballs);
+    # Jaeger's and VictoriaLogs' release archives hold only the binaries.
+    include_license: bool = True
 
     def module_version(self, version: str) -> str:
         major, minor, patch = _split(version)
@@ -55,6 +74,10 @@ class GoRecipe:
             if major != 3:
                 raise ValueError(f"no module version mapping for Prometheus {version}")
             return f"v0.{300 + minor}.{patch}"
+        if self.version_scheme == "jaeger-v2":
+            if major != 2:
+                raise ValueError(f"no module version mapping for Jaeger {version}")
+            return f"v1.{JAEGER_V1_MINOR_OFFSET + minor}.{patch}"
         raise ValueError(f"unknown version scheme {self.version_scheme!r}")
 
     def packages(self) -> dict[str, str]:
@@ -104,6 +127,99 @@ RECIPES = {
             "-X main.BuildTime={date}",
         ),
     ),
+    # Jaeger v2 (cmd/jaeger). go.mod replaces Shopify/sarama, so the wrapper
+    # recipe applies. The UI is not in the module zip (cmd/query/app/ui/actual
+    # is filled by an npm build): the binary serves Jaeger's own placeholder
+    # page at / and the query API works. ldflags as scripts/makefiles/BuildInfo.mk.
+    "jaeger": GoRecipe(
+        module="github.com/jaegertracing/jaeger",
+        binaries=(("jaeger", "cmd/jaeger"),),
+        ldflags=(
+            "-X github.com/jaegertracing/jaeger/internal/version.commitSHA={revision}",
+            "-X github.com/jaegertracing/jaeger/internal/version.latestVersion=v{version}",
+            "-X github.com/jaegertracing/jaeger/internal/version.date={isodate}",
+        ),
+        version_scheme="jaeger-v2",
+        include_license=False,
+    ),
+    # VictoriaLogs: upstream's release target (Makefile release-victoria-logs-goos-goarch)
+    # builds app/victoria-logs as victoria-logs-prod with tags netgo,osusergo.
+    # Upstream links linux/amd64 with cgo; the lab builds with CGO_ENABLED=0
+    # (upstream's own "pure" variant), which the code supports.
+    "victorialogs": GoRecipe(
+        module="github.com/VictoriaMetrics/VictoriaLogs",
+        binaries=(("victoria-logs-prod", "app/victoria-logs"),),
+        tags=("netgo", "osusergo"),
+        ldflags=(
+            # Upstream: victoria-logs-<date>-<git describe>, e.g. ...-tags-v1.52.2-0-g<sha>;
+            # the proxy gives no commit, so the describe part stops at the tag.
+            "-X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version="
+            "victoria-logs-{datetag}-tags-v{version}",
+        ),
+        include_license=False,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class BuilderRecipe:
+    """A collector distribution made by the upstream builder (ocb) from a manifest.
+
+    The builder is installed from the module proxy at the core version the
+    manifest uses, generates main.go, components.go and go.mod, and compiles
+    them (-trimpath, -ldflags "-s -w", CGO_ENABLED=0), as upstream's release
+    pipeline does.
+    """
+
+    manifest: str  # file name under lab/artifacts
+    binary: str
+    builder_module: str = "go.opentelemetry.io/collector/cmd/builder"
+    # Module whose LICENSE goes into the archive, and whose publication time
+    # stamps it (upstream's archive carries its repository's LICENSE).
+    license_module: str = "go.opentelemetry.io/collector/otelcol"
+    binaries_in_archive: tuple[str, ...] = ()
+
+    @property
+    def manifest_path(self):
+        return MANIFEST_DIR / self.manifest
+
+    def load_manifest(self) -> dict:
+        return yaml.safe_load(self.manifest_path.read_text(encoding="utf-8"))
+
+    def components(self) -> dict[str, list[tuple[str, str]]]:
+        """kind -> [(module, version)] as the manifest lists them."""
+        out = {}
+        for kind in ("receivers", "processors", "exporters", "connectors", "extensions", "providers"):
+            out[kind] = [tuple(entry["gomod"].split()) for entry in self.load_manifest().get(kind) or []]
+        return out
+
+    def core_version(self) -> str:
+        """The version of go.opentelemetry.io/collector/* 0.x modules (and so of the builder)."""
+        versions = {v for mods in self.components().values() for m, v in mods
+                    if m.startswith("go.opentelemetry.io/collector/") and v.startswith("v0.")}
+        if len(versions) != 1:
+            raise ValueError(f"{self.manifest}: core modules at several versions {sorted(versions)}")
+        return versions.pop()
+
+    def module_version(self, version: str) -> str:
+        _split(version)
+        return self.core_version()
+
+    def fingerprint(self) -> str:
+        blob = json.dumps([RECIPE_REVISION, asdict(self), self.manifest_path.read_text(encoding="utf-8")],
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        tags = (self.load_manifest().get("dist") or {}).get("build_tags") or ""
+        return tuple(t for t in re.split(r"[ ,]+", tags) if t)
+
+
+# The collector: production installs upstream's otelcol-contrib archive; the
+# lab's build carries the same binary name in the same layout.
+BUILDER_RECIPES = {
+    "otelcol": BuilderRecipe(manifest="otelcol-builder.yaml", binary="otelcol-contrib"),
 }
 
 
@@ -120,6 +236,8 @@ def build_info(version: str, module_version: str, module_time: str) -> dict[str,
         "branch": "HEAD",
         "user": "sentinel-lab@builder",
         "date": when.strftime("%Y%m%d-%H:%M:%S"),
+        "isodate": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "datetag": when.strftime("%Y%m%d-%H%M%S"),
     }
 
 
@@ -134,10 +252,14 @@ class Release:
     archive_dir: str
     binaries: tuple[str, ...]
     arch_names: dict = field(default_factory=dict)
+    # Upstream's release tag when it is not v{version} (Jaeger 2.x publishes
+    # under its v1 tag); fills `{release_tag}` in the URL templates.
+    release_tag: str = ""
 
     def _render(self, template: str, arch: str) -> str:
         return template.format(
-            base="", version=self.version, arch=self.arch_names.get(arch, arch)
+            base="", version=self.version, arch=self.arch_names.get(arch, arch),
+            release_tag=self.release_tag or f"v{self.version}",
         )
 
     def tarball_path(self, arch: str = GOARCH) -> PurePosixPath:
@@ -152,19 +274,22 @@ class Release:
 
 
 def load_releases(versions_file=paths.VERSIONS_FILE) -> dict[str, Release]:
-    data = yaml.safe_load(open(versions_file, encoding="utf-8"))
+    """The releases of versions.yml, read through the deploy's own model (roles/_versions.py)."""
+    from roles._versions import load_versions_file
+
     releases = {}
-    for name, spec in data.items():
-        version = str(spec["version"])
-        _split(version)
+    for name, spec in load_versions_file(Path(versions_file)).items():
+        if not spec.checksums:
+            raise ValueError(f"{name}: the lab builds only releases with a `checksums` URL to publish")
         releases[name] = Release(
             name=name,
-            version=version,
-            url=spec["url"],
-            checksums=spec["checksums"],
-            archive_dir=spec.get("archive_dir", "") or "",
-            binaries=tuple(spec.get("binaries", [])),
-            arch_names=dict(spec.get("arch_names") or {}),
+            version=spec.version,
+            url=spec.url,
+            checksums=spec.checksums,
+            archive_dir=spec.archive_dir,
+            binaries=spec.binaries,
+            arch_names=dict(spec.arch_names),
+            release_tag=spec.release_tag or "",
         )
     return releases
 

@@ -15,8 +15,9 @@ from typing import Literal
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Arch
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import apt, files, server, systemd
 
+from roles._service import quoting
 from roles._service.artifacts import resolve
 from roles._service.operations import release_archive, validated_file
 from roles._service.render import render
@@ -28,8 +29,9 @@ _DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 class ConfigFile:
     """A config file validated on the host before it replaces the live one.
 
-    `validate` is a shell command; `{bin}` is the new version's directory and
-    `{path}` the staged file.
+    `validate` is a shell command written in code; `{bin}` (the new version's
+    directory) and `{path}` (the staged file) are substituted as quoted shell
+    words, so write them bare, never inside quotes.
     """
 
     dest: str
@@ -67,26 +69,47 @@ class ServiceSpec:
 
 
 def unit_file(spec: ServiceSpec, hardening: bool = True) -> str:
-    """The systemd unit for `spec`; `{bin}` in its arguments becomes /opt/<name>/current."""
+    """The systemd unit for `spec`; `{bin}` in its arguments becomes /opt/<name>/current.
+
+    Every value goes through systemd's quoting (roles/_service/quoting.py): the
+    template only places words that are already escaped, and a value systemd
+    cannot carry (a newline, a relative executable) raises `QuotingError`.
+    """
+    where = f"{spec.name}.service"
+    exec_start = [arg.replace("{bin}", f"/opt/{spec.name}/current") for arg in spec.exec_start]
     return render(
         "_service/service.unit.j2",
-        description=spec.description,
-        user=spec.account,
-        env_files=spec.env_files,
-        exec_start=[arg.replace("{bin}", f"/opt/{spec.name}/current") for arg in spec.exec_start],
-        working_directory=spec.working_directory,
+        description=quoting.systemd_text(spec.description, f"{where} Description"),
+        user=quoting.systemd_account(spec.account, f"{where} User"),
+        env_files=[quoting.systemd_path(path, f"{where} EnvironmentFile", globbed=True) for path in spec.env_files],
+        exec_start=quoting.systemd_exec(exec_start, f"{where} ExecStart"),
+        working_directory=(
+            quoting.systemd_path(spec.working_directory, f"{where} WorkingDirectory") if spec.working_directory else None
+        ),
         reload=spec.reload,
         hardening=hardening,
         netlink=spec.netlink,
-        capabilities=spec.capabilities,
-        read_write_paths=spec.data_dirs,
+        capabilities=[quoting.systemd_capability(cap, f"{where} capabilities") for cap in spec.capabilities],
+        read_write_paths=[
+            quoting.systemd_word(path, f"{where} ReadWritePaths", exec_line=False) for path in _absolute(spec.data_dirs, where)
+        ],
     )
 
 
-def _ready_check(url: str) -> str:
+def _absolute(paths: tuple[str, ...], where: str) -> tuple[str, ...]:
+    for path in paths:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise quoting.QuotingError(f"{where} ReadWritePaths: not an absolute path; write it from the root")
+    return paths
+
+
+def ready_check(url: str) -> str:
+    """Shell script: wait up to 90 s for `url` to answer; the URL is one quoted word."""
+    quoting.refuse_control(url, "ready_url")
+    q = quoting.sh_quote(url)
     return (
         "for i in $(seq 90); do curl -fsS -o /dev/null "
-        f"{url} && exit 0; sleep 1; done; echo 'not ready after 90s: {url}' >&2; exit 1"
+        f"{q} && exit 0; sleep 1; done; echo not ready after 90s: {q} >&2; exit 1"
     )
 
 
@@ -156,7 +179,7 @@ def run_service(spec: ServiceSpec, hardening: bool, code_changes: list, config_c
     if spec.ready_url:
         server.shell(
             name=f"{name}: wait until ready",
-            commands=[_ready_check(spec.ready_url)],
+            commands=[ready_check(spec.ready_url)],
             _if=lambda: any(op.did_change() for op in (started, restarted, reloaded)),
         )
 
@@ -177,6 +200,8 @@ def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool =
 
     service_account(spec)
     files.directory(name=f"{name}: install root", path=f"/opt/{name}", user="root", group="root", mode="0755")
+    if artifact.is_zip:
+        apt.packages(name=f"{name}: unzip for the .zip release archive", packages=["unzip"])
     archive = release_archive(name=f"{name}: release {artifact.version}", artifact=artifact, install_dir=version_dir)
     current = files.link(name=f"{name}: current version", path=f"/opt/{name}/current", target=version_dir)
     service_dirs(spec)
@@ -185,7 +210,7 @@ def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool =
             name=f"{name}: config {config.dest}",
             dest=config.dest,
             content=config.content,
-            validate=config.validate.replace("{bin}", version_dir) if config.validate else None,
+            validate=config.validate.replace("{bin}", quoting.sh_quote(version_dir)) if config.validate else None,
             user="root",
             group=spec.account,
             mode=config.mode,

@@ -13,14 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-import yaml
 
-from roles._schema import SettingsError
+from roles._versions import VERSIONS_FILE, load_versions_file
 
-VERSIONS_FILE = Path(__file__).resolve().parents[2] / "files" / "versions.yml"
-_EXACT_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_KNOWN_KEYS = {"version", "url", "checksums", "sha256", "archive_dir", "arch_names", "binaries"}
 
 
 @dataclass(frozen=True)
@@ -29,39 +25,30 @@ class Artifact:
     version: str
     url: str
     sha256: str
-    archive_dir: str  # directory inside the tarball holding the binaries ("" = top level)
+    archive_dir: str  # directory inside the archive holding the binaries ("" = top level)
     binaries: tuple[str, ...]
+    # Name inside the archive of each binary that upstream names differently
+    # (Loki's zip holds loki-linux-amd64, installed as loki).
+    archive_names: tuple[tuple[str, str], ...] = ()
 
     @property
     def filename(self) -> str:
         return self.url.rsplit("/", 1)[-1]
 
+    @property
+    def is_zip(self) -> bool:
+        return self.filename.endswith(".zip")
 
-@functools.cache
-def load_versions(path: Path = VERSIONS_FILE) -> dict[str, dict]:
-    """Read and check the versions file; every entry must be pinned and verifiable."""
-    entries = yaml.safe_load(path.read_text())
-    for name, entry in entries.items():
-        key = f"{path.name}:{name}"
-        unknown = set(entry) - _KNOWN_KEYS
-        if unknown:
-            raise SettingsError(f"{key}.{sorted(unknown)[0]}", "unknown key", f"use only {', '.join(sorted(_KNOWN_KEYS))}")
-        version = str(entry.get("version", ""))
-        if not _EXACT_VERSION.match(version):
-            raise SettingsError(
-                f"{key}.version", f"{version!r} is not a pinned version", "pin an exact release such as 3.16.0, never 'latest'"
-            )
-        if "{version}" not in entry.get("url", ""):
-            raise SettingsError(f"{key}.url", "the URL does not contain {version}", "template the URL with {version}")
-        pinned = entry.get("sha256") or {}
-        if not entry.get("checksums") and not pinned:
-            raise SettingsError(f"{key}", "no checksum source", "add `sha256: {amd64: <hex>}` or a `checksums` URL")
-        for arch, digest in pinned.items():
-            if not _SHA256.match(str(digest)):
-                raise SettingsError(f"{key}.sha256.{arch}", "not a sha256 hex digest", "paste the 64-hex-digit sum")
-        if not entry.get("binaries"):
-            raise SettingsError(f"{key}.binaries", "no binaries listed", "list the executables in the archive")
-    return entries
+    def archive_name(self, binary: str) -> str:
+        return dict(self.archive_names).get(binary, binary)
+
+
+def load_versions(path: Path = VERSIONS_FILE, environment: str | None = None) -> dict[str, dict]:
+    """The checked entries of the versions file (roles/_versions.py), as plain dicts."""
+    return {name: release.model_dump(exclude_unset=True) for name, release in load_versions_file(path, environment).items()}
+
+
+load_versions.cache_clear = load_versions_file.cache_clear  # type: ignore[attr-defined]
 
 
 class ChecksumError(RuntimeError):
@@ -75,11 +62,23 @@ def _published_sums(url: str) -> dict[str, str]:
         response.raise_for_status()
     except requests.RequestException as err:
         raise ChecksumError(f"cannot read the published checksums {url}: {err}") from None
+    return parse_sums(response.text)
+
+
+def parse_sums(text: str) -> dict[str, str]:
+    """file name -> sha256 from a `sha256sum` file (`*name` for binary mode).
+
+    A file holding nothing but a digest (Grafana's `<archive>.sha256`) is
+    returned under the key "": it names no file, so only the archive whose URL
+    it sits next to may use it (see resolve()).
+    """
     sums = {}
-    for line in response.text.splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2 and _SHA256.match(parts[0]):
             sums[parts[1].lstrip("*")] = parts[0]
+        elif len(parts) == 1 and _SHA256.match(parts[0]):
+            sums[""] = parts[0]
     return sums
 
 
@@ -87,13 +86,22 @@ def resolve(name: str, base_url: str, arch: str = "amd64") -> Artifact:
     """The artifact for component `name` on `arch`, with its expected sha256."""
     entry = load_versions()[name]
     upstream_arch = (entry.get("arch_names") or {}).get(arch, arch)
-    fields = {"base": base_url.rstrip("/"), "version": entry["version"], "arch": upstream_arch}
+    # release_tag: upstream's tag when it is not v{version} (Jaeger 2.x ships under its v1 tag).
+    fields = {
+        "base": base_url.rstrip("/"),
+        "version": entry["version"],
+        "arch": upstream_arch,
+        "release_tag": entry.get("release_tag") or f"v{entry['version']}",
+    }
     url = entry["url"].format(**fields)
     filename = url.rsplit("/", 1)[-1]
     sha256 = (entry.get("sha256") or {}).get(arch)
     if not sha256:
         sums_url = entry["checksums"].format(**fields)
-        sha256 = _published_sums(sums_url).get(filename)
+        sums = _published_sums(sums_url)
+        sha256 = sums.get(filename)
+        if not sha256 and sums_url == f"{url}.sha256":
+            sha256 = sums.get("")
         if not sha256:
             raise ChecksumError(f"{sums_url} lists no checksum for {filename}; refusing an unverified artifact")
     return Artifact(
@@ -103,4 +111,7 @@ def resolve(name: str, base_url: str, arch: str = "amd64") -> Artifact:
         sha256=sha256,
         archive_dir=entry.get("archive_dir", "").format(**fields),
         binaries=tuple(entry["binaries"]),
+        archive_names=tuple(
+            (binary, template.format(**fields)) for binary, template in (entry.get("archive_names") or {}).items()
+        ),
     )

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.facts.files import File, Sha256File
 
 from roles._service.artifacts import Artifact
 from roles._service.facts import MARKER, InstalledArtifactSha256
+from roles._service.quoting import QuotingError, refuse_control, sh_quote
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _script(lines: list[str]) -> StringCommand:
@@ -34,27 +38,52 @@ def release_archive(artifact: Artifact, install_dir: str):
     """
     if host.get_fact(InstalledArtifactSha256, install_dir=install_dir) == artifact.sha256:
         return
-    inner = f"$tmp/x/{artifact.archive_dir}" if artifact.archive_dir else "$tmp/x"
-    staging = f"{install_dir}.new"
-    yield _script(
-        [
-            "tmp=$(mktemp -d)",
-            "trap 'rm -rf \"$tmp\"' EXIT",
-            f"curl -fsSL --retry 3 -o \"$tmp/{artifact.filename}\" {shlex.quote(artifact.url)}",
-            f"got=$(sha256sum \"$tmp/{artifact.filename}\" | cut -d' ' -f1)",
-            f"if [ \"$got\" != {artifact.sha256} ]; then",
-            f"  echo \"checksum mismatch for {artifact.url}: expected {artifact.sha256}, got $got;"
-            " the download was deleted\" >&2",
-            "  exit 1",
-            "fi",
-            "mkdir -p \"$tmp/x\"",
-            f"tar -xzf \"$tmp/{artifact.filename}\" -C \"$tmp/x\"",
-            f"rm -rf {staging} && mkdir -p {staging}",
-            *[f"install -m 0755 \"{inner}/{binary}\" {staging}/{binary}" for binary in artifact.binaries],
-            f"echo {artifact.sha256} > {staging}/{MARKER}",
-            f"rm -rf {install_dir} && mv {staging} {install_dir}",
-        ]
-    )
+    yield _script(install_script(artifact, install_dir))
+
+
+def install_script(artifact: Artifact, install_dir: str) -> list[str]:
+    """The lines of the root script behind `release_archive`.
+
+    Every value from files/versions.yml or the settings (URL, file name,
+    archive_dir, binaries, install_dir) is one quoted shell word; the sha256 is
+    checked to be hex first, since it is compared inside the script. The
+    sha256 is checked before anything is unpacked; a .zip (Loki) is unpacked
+    with unzip, anything else with tar -xz.
+    """
+    q = sh_quote
+    if not _SHA256.fullmatch(artifact.sha256):
+        raise QuotingError(f"{artifact.name}: the expected sha256 is not 64 hex digits")
+    sources = [artifact.archive_name(binary) for binary in artifact.binaries]
+    for value in (artifact.url, artifact.archive_dir, install_dir, *artifact.binaries, *sources):
+        refuse_control(value, f"{artifact.name} artifact")
+    for binary in artifact.binaries:
+        if "/" in binary or binary in ("", ".", ".."):
+            raise QuotingError(f"{artifact.name}: binary {binary!r} is not a file name; list names of files in archive_dir")
+    for source in sources:
+        if source.startswith("/") or ".." in source.split("/"):
+            raise QuotingError(f"{artifact.name}: archive name {source!r} escapes the archive")
+    download = f'"$tmp"/{q(artifact.filename)}'
+    inner = f'"$tmp"/x/{q(artifact.archive_dir)}' if artifact.archive_dir else '"$tmp"/x'
+    staging = q(f"{install_dir}.new")
+    unpack = f'unzip -q {download} -d "$tmp"/x' if artifact.is_zip else f'tar -xzf {download} -C "$tmp"/x'
+    return [
+        "tmp=$(mktemp -d)",
+        "trap 'rm -rf \"$tmp\"' EXIT",
+        f"curl -fsSL --retry 3 -o {download} {q(artifact.url)}",
+        f"got=$(sha256sum {download} | cut -d' ' -f1)",
+        f"if [ \"$got\" != {artifact.sha256} ]; then",
+        f"  echo checksum mismatch for {q(artifact.url)}: expected {artifact.sha256}, got \"$got\""
+        "'; the download was deleted' >&2",
+        "  exit 1",
+        "fi",
+        'mkdir -p "$tmp"/x',
+        # Unpacked only after the checksum matched. Loki ships a .zip.
+        unpack,
+        f"rm -rf {staging} && mkdir -p {staging}",
+        *[f"install -m 0755 {inner}/{q(source)} {staging}/{q(binary)}" for binary, source in zip(artifact.binaries, sources)],
+        f"echo {artifact.sha256} > {staging}/{MARKER}",
+        f"rm -rf {q(install_dir)} && mv {staging} {q(install_dir)}",
+    ]
 
 
 @operation()
@@ -84,24 +113,32 @@ def validated_file(
     current = host.get_fact(Sha256File, path=dest)
     info = host.get_fact(File, path=dest) or {}
     staged = f"{dest}.staged"
+    refuse_control(dest, "validated_file dest")
     if current != desired:
         yield FileUploadCommand(StringIO(content), staged, remote_temp_filename=host.get_temp_filename(staged))
-        yield StringCommand("chown", f"{user}:{group}", staged)
-        yield StringCommand("chmod", mode, staged)
+        yield StringCommand("chown", QuoteString(f"{user}:{group}"), QuoteString(staged))
+        yield StringCommand("chmod", QuoteString(mode), QuoteString(staged))
         if validate:
-            check = validate.replace("{path}", staged)
-            yield _script(
-                [
-                    f"if ! out=$({check} 2>&1); then",
-                    f"  rm -f {staged}",
-                    f"  printf 'refused %s: the checker failed, the live file is unchanged\\n%s\\n' {dest} \"$out\" >&2",
-                    "  exit 1",
-                    "fi",
-                ]
-            )
-        yield StringCommand("mv", "-f", staged, dest)
+            yield _script(validate_script(validate, staged, dest))
+        yield StringCommand("mv", "-f", QuoteString(staged), QuoteString(dest))
         return
     if info.get("user") != user or info.get("group") != group:
-        yield StringCommand("chown", f"{user}:{group}", dest)
+        yield StringCommand("chown", QuoteString(f"{user}:{group}"), QuoteString(dest))
     if str(info.get("mode", "")).zfill(4) != mode.zfill(4):
-        yield StringCommand("chmod", mode, dest)
+        yield StringCommand("chmod", QuoteString(mode), QuoteString(dest))
+
+
+def validate_script(validate: str, staged: str, dest: str) -> list[str]:
+    """Lines of the script that runs the checker on the staged file and removes it on refusal.
+
+    `{path}` in `validate` becomes the staged path as one quoted shell word; the
+    rest of `validate` is the role's own command, written in code.
+    """
+    check = validate.replace("{path}", sh_quote(staged))
+    return [
+        f"if ! out=$({check} 2>&1); then",
+        f"  rm -f {sh_quote(staged)}",
+        f"  printf 'refused %s: the checker failed, the live file is unchanged\\n%s\\n' {sh_quote(dest)} \"$out\" >&2",
+        "  exit 1",
+        "fi",
+    ]

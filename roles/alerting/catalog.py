@@ -1,88 +1,39 @@
-"""The alert catalog (files/alerting/catalog.yml): loaded once, checked before any host is contacted.
+"""The alert catalog (files/alerting/catalog.yml) as a pydantic model, checked before any host is contacted.
 
-Each alert is checked on its own (keys, severity, duration, runbook, a cheap
-structural look at the PromQL and the templates) and against the others
-(duplicate uid or name, inhibitions). `promtool check rules` on the rendered file
-is the real parser; preflight runs it when a promtool is at hand, and the
-Prometheus host always runs it before the file replaces the live one.
+Each alert is checked on its own (keys, severity, duration, runbook, the PromQL
+parsed by `promql-parser`, the templates) and against the others (duplicate uid
+or name, inhibitions). `promtool check rules` on the rendered file stays the
+final word; preflight runs it when a promtool is at hand, and the Prometheus
+host always runs it before the file replaces the live one.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
-import yaml
+import promql_parser
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
 
-from roles._schema import SettingsError, check_duration
+from roles._model import DurationOrZero, Model, matching, SettingsError, parse
+from roles._yaml import load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG_FILE = REPO / "files" / "alerting" / "catalog.yml"
 SEVERITIES = ("critical", "warning", "info")
 _RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}  # 0 is the most severe
-_REQUIRED = ("uid", "name", "group", "severity", "expr", "for", "summary", "description", "runbook")
-_OPTIONAL = ("dashboard", "inhibited_by")
-_UID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_GROUP = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_URL = re.compile(r"^https?://\S+$")
-_DASHBOARD = re.compile(r"^/\S+$")
-_PAIRS = {")": "(", "]": "[", "}": "{"}
-
-
-@dataclass(frozen=True)
-class Alert:
-    uid: str
-    name: str
-    group: str
-    severity: str
-    expr: str
-    for_: str
-    summary: str
-    description: str
-    runbook: str  # a repository path (docs/runbooks/<uid>.md) or a URL
-    dashboard: str | None = None  # a Grafana path, e.g. /d/sentinel-backend
-    inhibited_by: str | None = None  # uid of the more severe alert that makes this one redundant
 
 
 def expr_problem(expr: str) -> str | None:
-    """A cheap structural check of a PromQL expression; None when nothing is obviously wrong.
-
-    Finds unbalanced brackets, unterminated strings and dangling operators. It is
-    no parser: promtool is, and it runs on the rendered rule file.
-    """
-    stack: list[str] = []
-    quote = None
-    escaped = False
-    for char in expr:
-        if quote:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
-                quote = None
-            continue
-        if char in "\"'`":
-            quote = char
-        elif char in "([{":
-            stack.append(char)
-        elif char in ")]}":
-            if not stack or stack.pop() != _PAIRS[char]:
-                return f"unbalanced {char!r}"
-    if quote:
-        return f"unterminated string (missing {quote})"
-    if stack:
-        return f"unclosed {stack[-1]!r}"
-    text = expr.strip()
-    if not text:
+    """Why `expr` is not PromQL (promql-parser's message), or None when it parses."""
+    if not expr.strip():
         return "empty expression"
-    if re.search(r"(?:[-+*/%^<>=!,]|\b(?:and|or|unless))\s*$", text):
-        return "ends with an operator"
-    if re.match(r"^(?:[*/%^<>=!,]|(?:and|or|unless)\b)", text):
-        return "starts with an operator"
+    try:
+        promql_parser.parse(expr)
+    except ValueError as err:
+        return str(err)
     return None
 
 
@@ -93,58 +44,79 @@ def template_problem(text: str) -> str | None:
     return None
 
 
-def _parse_alert(index: int, raw, source: str) -> Alert:
-    where = f"{source}:alerts[{index}]"
-    if not isinstance(raw, dict):
-        raise SettingsError(where, "is not a mapping", "write each alert as `- uid: ...` with its keys")
-    uid = raw.get("uid")
-    if not isinstance(uid, str) or not _UID.match(uid):
-        raise SettingsError(f"{where}.uid", f"{uid!r} is not a valid uid", "use 2-63 lowercase letters, digits and dashes")
-    where = f"{source}:{uid}"
-    unknown = sorted(set(raw) - set(_REQUIRED) - set(_OPTIONAL))
-    if unknown:
-        raise SettingsError(f"{where}.{unknown[0]}", "unknown key", f"use only {', '.join(_REQUIRED + _OPTIONAL)}")
-    for key in _REQUIRED:
-        if key not in raw or raw[key] in (None, ""):
-            fix = f"write docs/runbooks/{uid}.md and set runbook: docs/runbooks/{uid}.md" if key == "runbook" else f"set {key}"
-            raise SettingsError(f"{where}.{key}", "required key is missing", fix)
-        if not isinstance(raw[key], str):
-            raise SettingsError(f"{where}.{key}", f"expected a string, got {raw[key]!r}", f"quote the value of {key}")
-    if not _NAME.match(raw["name"]):
-        raise SettingsError(f"{where}.name", f"{raw['name']!r} is not a valid alert name", "use CamelCase letters and digits, e.g. BackendDown")
-    if not _GROUP.match(raw["group"]):
-        raise SettingsError(f"{where}.group", f"{raw['group']!r} is not a valid group", "use lowercase letters, digits and dashes")
-    if raw["severity"] not in SEVERITIES:
-        raise SettingsError(f"{where}.severity", f"unknown severity {raw['severity']!r}", f"use one of: {', '.join(SEVERITIES)}")
-    check_duration(f"{where}.for", raw["for"])
-    problem = expr_problem(raw["expr"])
+def _expr(value: str) -> str:
+    problem = expr_problem(value)
     if problem:
-        raise SettingsError(f"{where}.expr", f"the query does not parse: {problem}", "fix the PromQL; `promtool check rules` shows the position")
-    for key in ("summary", "description"):
-        problem = template_problem(raw[key])
-        if problem:
-            raise SettingsError(f"{where}.{key}", problem, "close every {{ with }}")
-    if "$value" not in raw["summary"]:
-        raise SettingsError(f"{where}.summary", "does not show the current value", "put {{ $value }} (or {{ $value | humanize }}) in the summary")
-    runbook = raw["runbook"]
-    if not _URL.match(runbook) and not (REPO / runbook).is_file():
-        raise SettingsError(f"{where}.runbook", f"{runbook} does not exist", f"write docs/runbooks/{uid}.md (what it means, first checks, how to resolve)")
-    dashboard = raw.get("dashboard")
-    if dashboard is not None and not (isinstance(dashboard, str) and (_DASHBOARD.match(dashboard) or _URL.match(dashboard))):
-        raise SettingsError(f"{where}.dashboard", f"{dashboard!r} is not a dashboard link", "write a Grafana path such as /d/<dashboard-uid> or a full URL")
-    return Alert(
-        uid=uid,
-        name=raw["name"],
-        group=raw["group"],
-        severity=raw["severity"],
-        expr=raw["expr"].strip(),
-        for_=raw["for"],
-        summary=raw["summary"].strip(),
-        description=raw["description"].strip(),
-        runbook=runbook,
-        dashboard=dashboard,
-        inhibited_by=raw.get("inhibited_by"),
-    )
+        raise ValueError(f"the query does not parse: {problem}. Fix: fix the PromQL; `promtool check rules` shows the position")
+    return value
+
+
+def _template(value: str) -> str:
+    problem = template_problem(value)
+    if problem:
+        raise ValueError(f"{problem}. Fix: close every {{{{ with }}}}")
+    return value
+
+
+def _runbook(value: str) -> str:
+    if value.startswith("https://"):
+        return value
+    path = (REPO / value).resolve()
+    if ".." in Path(value).parts or not value.startswith("docs/") or REPO not in path.parents:
+        raise ValueError(f"{value} is outside the repository's docs/. Fix: write a path such as docs/runbooks/<uid>.md, or an https:// URL")
+    if not path.is_file():
+        raise ValueError(f"{value} does not exist. Fix: write docs/runbooks/<uid>.md (what it means, first checks, how to resolve)")
+    return value
+
+
+_strip = BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)
+Uid = matching("valid uid", r"[a-z0-9][a-z0-9-]{1,62}", "use 2-63 lowercase letters, digits and dashes")
+AlertName = matching("valid alert name", r"[A-Za-z_][A-Za-z0-9_]*", "use CamelCase letters and digits, e.g. BackendDown")
+GroupName = matching("valid group", r"[a-z0-9][a-z0-9-]*", "use lowercase letters, digits and dashes")
+Expr = Annotated[str, _strip, AfterValidator(_expr)]
+Template = Annotated[str, _strip, AfterValidator(_template)]
+Dashboard = matching("dashboard link", r"/[A-Za-z0-9._~/?=&%-]+|https://\S+", "write a Grafana path such as /d/<dashboard-uid> or a full URL")
+
+
+class Alert(Model):
+    """One alert of the catalog, rendered to one Prometheus rule."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    uid: Uid = Field(description="Stable id: the rule's uid label, the runbook's file name.")
+    name: AlertName = Field(description="The alertname.")
+    group: GroupName = Field(description="The rule group it is rendered into.")
+    severity: Literal["critical", "warning", "info"] = Field(description="Routes the alert (docs/alerting.md).")
+    expr: Expr = Field(description="The PromQL expression.")
+    for_: DurationOrZero = Field(alias="for", description="How long expr must hold before the alert fires.")
+    summary: Template = Field(description="One line with the current value ({{ $value }}).")
+    description: Template = Field(description="What is wrong and what it affects.")
+    runbook: Annotated[str, AfterValidator(_runbook)] = Field(description="docs/runbooks/<uid>.md, or an https:// URL.")
+    dashboard: Dashboard | None = Field(None, description="A Grafana path, e.g. /d/sentinel-backend.")
+    inhibited_by: Uid | None = Field(None, description="uid of the more severe alert that makes this one redundant.")
+
+    @model_validator(mode="after")
+    def _shows_value(self):
+        if "$value" not in self.summary:
+            raise SettingsError("summary", "does not show the current value", "put {{ $value }} (or {{ $value | humanize }}) in the summary")
+        return self
+
+
+class Catalog(Model):
+    alerts: tuple[Alert, ...] = Field(min_length=1, description="Every alert, in rule file order.")
+
+
+def _parse_alert(index: int, raw, source: str) -> Alert:
+    uid = raw.get("uid") if isinstance(raw, dict) else None
+    where = f"{source}:{uid}" if isinstance(uid, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]{1,62}", uid) else f"{source}:alerts[{index}]"
+    if isinstance(raw, dict) and isinstance(uid, str) and (raw.get("runbook") in (None, "")):
+        raise SettingsError(f"{where}.runbook", "required key is missing", f"write docs/runbooks/{uid}.md and set runbook: docs/runbooks/{uid}.md")
+    try:
+        return parse(Alert, raw, where)
+    except SettingsError as err:
+        if err.key == f"{where}.runbook" and isinstance(uid, str):
+            raise SettingsError(err.key, err.problem, err.fix.replace("<uid>", uid)) from None
+        raise
 
 
 def parse_catalog(document, source: str = "catalog.yml") -> tuple[Alert, ...]:
@@ -181,9 +153,5 @@ def parse_catalog(document, source: str = "catalog.yml") -> tuple[Alert, ...]:
 
 @functools.cache
 def load_catalog(path: Path = CATALOG_FILE) -> tuple[Alert, ...]:
-    """The checked alerts of the catalog file."""
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SettingsError(path.name, f"is not valid YAML: {err}", "fix the YAML syntax") from None
-    return parse_catalog(document, path.name)
+    """The checked alerts of the catalog file (read with the duplicate-refusing YAML loader)."""
+    return parse_catalog(load_yaml(path), path.name)

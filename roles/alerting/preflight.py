@@ -1,6 +1,7 @@
-"""Preflight for alerting: the catalog is sound and every enabled receiver has its secret.
+"""Preflight for alerting: the catalog is sound, and promtool accepts the rendered rules.
 
-Runs from roles/preflight.py before pyinfra connects to any host.
+Runs from roles/preflight.py before pyinfra connects to any host. The receivers'
+secrets are resolved and shape-checked with every other secret (roles/_secrets.py).
 """
 
 from __future__ import annotations
@@ -12,34 +13,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from roles._schema import SettingsError
-from roles._secrets import read_secret
+from roles._model import SettingsError
 from roles.alerting.catalog import CATALOG_FILE, load_catalog
 from roles.alerting.rules import render_rules
-
-
-def _missing(key: str, secret: str, what: str, extra_fix: str = "") -> SettingsError:
-    return SettingsError(key, f"{what} {secret} is not set", f"export {secret}=... or put it in $SENTINEL_SECRETS_DIR/{secret}{extra_fix}")
-
-
-def check_receivers(name: str, settings) -> None:
-    """Refuse a monitoring host whose enabled receivers lack their secrets."""
-    alerting = settings.alerting
-    where = f"host {name}.alerting"
-    pagerduty = alerting.pagerduty
-    if pagerduty.enabled and not read_secret(pagerduty.routing_key_secret):
-        raise _missing(
-            f"{where}.pagerduty.routing_key_secret",
-            pagerduty.routing_key_secret,
-            f"PagerDuty is enabled in {settings.environment} but its Events API v2 routing key",
-            f" (the integration key of the PagerDuty service), or set alerting.pagerduty.enabled to False in group_data/{settings.environment}.py",
-        )
-    for key, receiver in (("slack_critical", alerting.slack_critical), ("slack_warning", alerting.slack_warning)):
-        if not read_secret(receiver.webhook_url_secret):
-            raise _missing(f"{where}.{key}.webhook_url_secret", receiver.webhook_url_secret, f"the Slack webhook URL for {receiver.channel}")
-    email = alerting.email
-    if email.auth_username and not read_secret(email.auth_password_secret):
-        raise _missing(f"{where}.email.auth_password_secret", email.auth_password_secret, f"the SMTP password of {email.auth_username}")
 
 
 def promtool_binary() -> str | None:
@@ -65,5 +41,6 @@ def check_catalog(runbook_base_url: str, grafana_url: str) -> None:
         return
     output = (result.stdout + result.stderr).replace(str(rules), "sentinel-alerts.yml").strip()
     uid = next((a.uid for a in alerts if re.search(rf'"{re.escape(a.name)}"', output)), None)
-    key = f"{CATALOG_FILE.name}:{uid}.expr" if uid else CATALOG_FILE.name
+    part = next((k for k in ("summary", "description") if f'annotation "{k}"' in output), "expr")
+    key = f"{CATALOG_FILE.name}:{uid}.{part}" if uid else CATALOG_FILE.name
     raise SettingsError(key, f"promtool refuses the rendered rule: {output.splitlines()[-1]}", "fix the alert's expr or templates (docs/alerting.md)")

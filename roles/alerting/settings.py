@@ -1,91 +1,68 @@
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from typing import Annotated
 
-from roles._schema import SettingsError, check_duration, check_port, check_url, duration_seconds
+from pydantic import AfterValidator, Field, model_validator
 
-_SMARTHOST = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}$")
-_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+$")
-_CHANNEL = re.compile(r"^#[a-z0-9][a-z0-9_-]{0,79}$")
-_SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+from roles._model import Bool, Duration, HostPort, HttpUrl, Model, Port, SecretName, SettingsError, duration_seconds, matching
 
 
-def _check_secret_name(key: str, value: str) -> None:
-    if not _SECRET_NAME.match(value):
-        raise SettingsError(key, f"{value!r} is not a secret name", "name an environment variable such as SENTINEL_SLACK_WEBHOOK_URL, never the value")
+def _at_least(minimum: str):
+    def check(value: str) -> str:
+        if duration_seconds(value) < duration_seconds(minimum):
+            raise ValueError(f"{value} is shorter than the minimum {minimum}. Fix: use {minimum} or more")
+        return value
+
+    return check
 
 
-@dataclass(frozen=True)
-class SlackReceiver:
+Email = matching("email address", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+", "write one address such as ops@example.org")
+Login = matching("SMTP login", r"[A-Za-z0-9._%+@-]{1,254}", "use the account name or address, e.g. alertmanager@example.org")
+Channel = matching("Slack channel", r"#[a-z0-9][a-z0-9_-]{0,79}", 'write it like "#alerts"')
+Timer = Annotated[Duration, AfterValidator(_at_least("1s"))]
+
+
+class SlackReceiver(Model):
     """A Slack channel reached through an incoming webhook; the webhook URL is a secret."""
 
-    channel: str
-    webhook_url_secret: str
-
-    def validate(self, prefix: str) -> None:
-        if not _CHANNEL.match(self.channel):
-            raise SettingsError(f"{prefix}.channel", f"{self.channel!r} is not a Slack channel", 'write it like "#alerts"')
-        _check_secret_name(f"{prefix}.webhook_url_secret", self.webhook_url_secret)
+    channel: Channel = Field(description="The channel the webhook posts to, e.g. #alerts.")
+    webhook_url_secret: SecretName = Field(description="Secret holding the incoming webhook URL (https://hooks.slack.com/services/...).")
 
 
-@dataclass(frozen=True)
-class EmailReceiver:
+class EmailReceiver(Model):
     """The ops mailbox that gets the daily digest, through an SMTP smarthost."""
 
-    to: str = "ops@sentinel.internal"
-    from_address: str = "alertmanager@sentinel.internal"
-    smarthost: str = "smtp.sentinel.internal:587"
-    auth_username: str | None = "alertmanager@sentinel.internal"
-    auth_password_secret: str = "SENTINEL_SMTP_PASSWORD"  # needed only with auth_username
-    require_tls: bool = True
-
-    def validate(self, prefix: str) -> None:
-        for key in ("to", "from_address"):
-            if not _EMAIL.match(getattr(self, key)):
-                raise SettingsError(f"{prefix}.{key}", f"{getattr(self, key)!r} is not an email address", "write one address such as ops@example.org")
-        if not _SMARTHOST.match(self.smarthost):
-            raise SettingsError(f"{prefix}.smarthost", f"{self.smarthost!r} is not host:port", 'write it like "smtp.example.org:587"')
-        check_port(f"{prefix}.smarthost", int(self.smarthost.rsplit(":", 1)[1]))
-        _check_secret_name(f"{prefix}.auth_password_secret", self.auth_password_secret)
+    to: Email = Field("ops@sentinel.internal", description="Recipient of the daily info digest.")
+    from_address: Email = Field("alertmanager@sentinel.internal", description="Sender address.")
+    smarthost: HostPort = Field("smtp.sentinel.internal:587", description="SMTP server as host:port.")
+    auth_username: Login | None = Field("alertmanager@sentinel.internal", description="SMTP login; unset = no authentication.")
+    auth_password_secret: SecretName = Field("SENTINEL_SMTP_PASSWORD", description="Secret holding the SMTP password (needed only with auth_username).")
+    require_tls: Bool = Field(True, description="Refuse to send without STARTTLS.")
 
 
-@dataclass(frozen=True)
-class PagerDutyReceiver:
+class PagerDutyReceiver(Model):
     """PagerDuty Events API v2; the integration's routing key is a secret."""
 
-    enabled: bool = False
-    routing_key_secret: str = "SENTINEL_PAGERDUTY_ROUTING_KEY"
-    url: str | None = None  # Events API endpoint; None = Alertmanager's default (events.pagerduty.com)
-
-    def validate(self, prefix: str) -> None:
-        _check_secret_name(f"{prefix}.routing_key_secret", self.routing_key_secret)
-        if self.url is not None:
-            check_url(f"{prefix}.url", self.url)
+    enabled: Bool = Field(False, description="Page on critical alerts (prod sets it).")
+    routing_key_secret: SecretName = Field("SENTINEL_PAGERDUTY_ROUTING_KEY", description="Secret holding the Events API v2 routing key (32 characters).")
+    url: HttpUrl | None = Field(None, description="Events API endpoint; unset = Alertmanager's default (events.pagerduty.com).")
 
 
-@dataclass(frozen=True)
-class RouteTiming:
-    """Alertmanager's timers for one severity.
+class RouteTiming(Model):
+    """Alertmanager's timers for one severity."""
 
-    group_wait: how long the first notification of a new group waits for more alerts;
-    group_interval: how often a group's changes are sent (the batch period);
-    repeat_interval: how often a still-firing group is sent again.
-    """
+    group_wait: Timer = Field(description="How long the first notification of a new group waits for more alerts.")
+    group_interval: Timer = Field(description="How often a group's changes are sent (the batch period).")
+    repeat_interval: Timer = Field(description="How often a still-firing group is sent again (at least group_interval).")
 
-    group_wait: str
-    group_interval: str
-    repeat_interval: str
-
-    def validate(self, prefix: str) -> None:
-        for key in ("group_wait", "group_interval", "repeat_interval"):
-            check_duration(f"{prefix}.{key}", getattr(self, key), minimum="1s")
+    @model_validator(mode="after")
+    def _repeat_after_group(self):
         if duration_seconds(self.repeat_interval) < duration_seconds(self.group_interval):
-            raise SettingsError(f"{prefix}.repeat_interval", "is shorter than group_interval", "use at least the group_interval")
+            raise SettingsError("repeat_interval", "is shorter than group_interval", "use at least the group_interval")
+        return self
 
 
-@dataclass(frozen=True)
-class AlertingSettings:
+class AlertingSettings(Model):
     """Alert delivery: Alertmanager on the `monitoring` hosts, its receivers and routes.
 
     The defaults are production's: critical alerts go to Slack #critical-alerts at
@@ -95,29 +72,41 @@ class AlertingSettings:
     environment variable or a file in $SENTINEL_SECRETS_DIR.
     """
 
-    listen_port: int = 9093
-    cluster_port: int = 9094  # gossip between the monitoring hosts' Alertmanagers
-    retention: str = "120h"  # how long silences and notification state are kept
-    runbook_base_url: str = "https://git.sentinel.internal/sentinel/observability/-/blob/main"
-    grafana_url: str | None = None  # default: http://<first monitoring host>:3000
-    slack_critical: SlackReceiver = field(default_factory=lambda: SlackReceiver("#critical-alerts", "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL"))
-    slack_warning: SlackReceiver = field(default_factory=lambda: SlackReceiver("#alerts", "SENTINEL_SLACK_ALERTS_WEBHOOK_URL"))
-    email: EmailReceiver = field(default_factory=EmailReceiver)
-    pagerduty: PagerDutyReceiver = field(default_factory=PagerDutyReceiver)
-    critical: RouteTiming = field(default_factory=lambda: RouteTiming("10s", "5m", "1h"))
-    warning: RouteTiming = field(default_factory=lambda: RouteTiming("1m", "15m", "4h"))
-    info: RouteTiming = field(default_factory=lambda: RouteTiming("1m", "24h", "24h"))
+    listen_port: Port = Field(9093, description="Alertmanager's web and API port.")
+    cluster_port: Port = Field(9094, description="Gossip port between the monitoring hosts' Alertmanagers.")
+    retention: Annotated[Duration, AfterValidator(_at_least("1h"))] = Field(
+        "120h", description="How long silences and notification state are kept."
+    )
+    runbook_base_url: HttpUrl = Field(
+        "https://git.sentinel.internal/sentinel/observability/-/blob/main", description="Base of the runbook links in notifications."
+    )
+    grafana_url: HttpUrl | None = Field(None, description="Base of dashboard links; unset = http://<first monitoring host>:3000.")
+    slack_critical: SlackReceiver = Field(
+        SlackReceiver(channel="#critical-alerts", webhook_url_secret="SENTINEL_SLACK_CRITICAL_WEBHOOK_URL"),
+        description="Where critical alerts go on Slack.",
+    )
+    slack_warning: SlackReceiver = Field(
+        SlackReceiver(channel="#alerts", webhook_url_secret="SENTINEL_SLACK_ALERTS_WEBHOOK_URL"),
+        description="Where warnings go on Slack.",
+    )
+    email: EmailReceiver = Field(EmailReceiver(), description="The daily email digest of info alerts.")
+    pagerduty: PagerDutyReceiver = Field(PagerDutyReceiver(), description="Paging for critical alerts.")
+    critical: RouteTiming = Field(
+        RouteTiming(group_wait="10s", group_interval="5m", repeat_interval="1h"), description="Timers of critical alerts."
+    )
+    warning: RouteTiming = Field(
+        RouteTiming(group_wait="1m", group_interval="15m", repeat_interval="4h"), description="Timers of warnings."
+    )
+    info: RouteTiming = Field(
+        RouteTiming(group_wait="1m", group_interval="24h", repeat_interval="24h"), description="Timers of info alerts (the digest)."
+    )
 
-    def validate(self, prefix: str) -> None:
-        check_port(f"{prefix}.listen_port", self.listen_port)
-        check_port(f"{prefix}.cluster_port", self.cluster_port)
-        check_duration(f"{prefix}.retention", self.retention, minimum="1h")
-        check_url(f"{prefix}.runbook_base_url", self.runbook_base_url)
-        if self.grafana_url is not None:
-            check_url(f"{prefix}.grafana_url", self.grafana_url)
+    @model_validator(mode="after")
+    def _pages_in_time(self):
         # Critical alerts must reach people within 5 minutes of firing.
         if duration_seconds(self.critical.group_wait) > 60:
-            raise SettingsError(f"{prefix}.critical.group_wait", f"{self.critical.group_wait} delays pages", "use 1m or less")
+            raise SettingsError("critical.group_wait", f"{self.critical.group_wait} delays pages", "use 1m or less")
+        return self
 
     def secrets(self) -> dict[str, str]:
         """Secret name per file under /etc/alertmanager/secrets, for the enabled receivers."""

@@ -8,19 +8,20 @@ password) reach the host only as files under /etc/alertmanager/secrets, mode
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
-from roles._schema import SettingsError
-from roles._secrets import read_secret
 from roles._service import ConfigFile, ServiceSpec, release_service
-from roles._service.render import render
+from roles._service.quoting import refuse_control
+from roles._service.render import dump_yaml
 from roles.alerting.catalog import Alert, load_catalog
-# Imported as a module: the settings model imports each role's settings.
-from roles import _settings
+
+if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
+    from roles._settings import Settings
 
 CONFIG = "/etc/alertmanager/alertmanager.yml"
 DATA_DIR = "/var/lib/alertmanager"
@@ -40,29 +41,111 @@ def inhibitions(alerts: tuple[Alert, ...]) -> list[tuple[str, str]]:
     return [(a.inhibited_by, a.uid) for a in alerts if a.inhibited_by]
 
 
-def render_config(settings: _settings.Settings, alerts: tuple[Alert, ...]) -> str:
-    return render(
-        "alertmanager/alertmanager.yml.j2",
-        alerting=settings.alerting,
-        inhibitions=inhibitions(alerts),
-        secrets_dir=SECRETS_DIR,
-        templates_glob=f"{TEMPLATES_DIR}/*.tmpl",
-        go_template=_go_template,
-    )
+HEADER = """Managed by the Sentinel observability toolkit; local edits are overwritten.
+Receivers, routes and timings: the `alerting` group data (roles/alerting/settings.py).
+Inhibitions: files/alerting/catalog.yml. Secrets are read from files under
+/etc/alertmanager/secrets, never written here."""
 
 
-def secret_files(settings: _settings.Settings, where: str) -> dict[str, str]:
-    """Secret file name -> value for the enabled receivers; refuses a missing secret."""
-    values = {}
-    for filename, secret in settings.alerting.secrets().items():
-        value = read_secret(secret)
-        if not value:
-            raise SettingsError(where, f"the secret {secret} is not set", f"export {secret}=... or put it in $SENTINEL_SECRETS_DIR/{secret}")
-        values[filename] = value + "\n"
-    return values
+def _uid_matcher(uid: str) -> str:
+    """An Alertmanager matcher `uid="<uid>"`, with the matcher syntax's escapes."""
+    refuse_control(uid, "alert uid")
+    return 'uid="' + uid.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def service_spec(settings: _settings.Settings, config: str, secrets: dict[str, str], peers: list[str]) -> ServiceSpec:
+def _timing(timing) -> dict:
+    return {"group_wait": timing.group_wait, "group_interval": timing.group_interval, "repeat_interval": timing.repeat_interval}
+
+
+def _slack(channel: str, secret_file: str) -> dict:
+    return {
+        "api_url_file": f"{SECRETS_DIR}/{secret_file}",
+        "channel": channel,
+        "send_resolved": True,
+        "title": _go_template("sentinel.title"),
+        "text": _go_template("sentinel.text"),
+        "color": _go_template("sentinel.slack.color"),
+    }
+
+
+def config(settings: Settings, alerts: tuple[Alert, ...]) -> dict:
+    """alertmanager.yml as a structure, dumped by `render_config`."""
+    alerting = settings.alerting
+    critical = {"matchers": ['severity="critical"'], "group_by": ["alertname", "environment"], **_timing(alerting.critical)}
+    # Critical: at once, one notification per alert name, repeated while unresolved.
+    routes: list[dict] = [{"receiver": "slack-critical", **critical}]
+    if alerting.pagerduty.enabled:
+        routes[0]["continue"] = True
+        routes.append({"receiver": "pagerduty", **critical})
+    routes += [
+        # Warning: every warning of the environment in one batch per group_interval.
+        {"receiver": "slack-alerts", "matchers": ['severity="warning"'], "group_by": ["environment"], **_timing(alerting.warning)},
+        # Info: the daily email digest.
+        {"receiver": "email-digest", "matchers": ['severity="info"'], "group_by": ["environment"], **_timing(alerting.info)},
+    ]
+    email: dict = {"to": alerting.email.to, "send_resolved": False}
+    if alerting.email.auth_username:
+        email["auth_username"] = alerting.email.auth_username
+        email["auth_password_file"] = f"{SECRETS_DIR}/smtp-password"
+    email["headers"] = {"Subject": _go_template("sentinel.email.subject")}
+    email["text"] = _go_template("sentinel.text")
+    receivers = [
+        {"name": "slack-critical", "slack_configs": [_slack(alerting.slack_critical.channel, "slack-critical-webhook-url")]},
+        {"name": "slack-alerts", "slack_configs": [_slack(alerting.slack_warning.channel, "slack-alerts-webhook-url")]},
+        {"name": "email-digest", "email_configs": [email]},
+    ]
+    if alerting.pagerduty.enabled:
+        pagerduty: dict = {"routing_key_file": f"{SECRETS_DIR}/pagerduty-routing-key"}
+        if alerting.pagerduty.url:
+            pagerduty["url"] = alerting.pagerduty.url
+        pagerduty.update(
+            send_resolved=True,
+            severity="critical",
+            description=_go_template("sentinel.pagerduty.description"),
+            details={
+                "summary": "{{ .CommonAnnotations.summary }}",
+                "value": "{{ .CommonAnnotations.value }}",
+                "runbook_url": "{{ .CommonAnnotations.runbook_url }}",
+                "dashboard_url": "{{ .CommonAnnotations.dashboard_url }}",
+                "firing": _go_template("sentinel.text"),
+            },
+            links=[{"href": "{{ .CommonAnnotations.runbook_url }}", "text": "runbook"}],
+        )
+        receivers.append({"name": "pagerduty", "pagerduty_configs": [pagerduty]})
+    return {
+        "global": {
+            "resolve_timeout": "5m",
+            "smtp_smarthost": alerting.email.smarthost,
+            "smtp_from": alerting.email.from_address,
+            "smtp_require_tls": alerting.email.require_tls,
+        },
+        "templates": [f"{TEMPLATES_DIR}/*.tmpl"],
+        # Anything without a known severity still reaches people, on Slack #alerts.
+        "route": {
+            "receiver": "slack-alerts",
+            "group_by": ["alertname", "environment"],
+            **_timing(alerting.warning),
+            "routes": routes,
+        },
+        "inhibit_rules": [
+            {"source_matchers": [_uid_matcher(source)], "target_matchers": [_uid_matcher(target)], "equal": ["environment"]}
+            for source, target in inhibitions(alerts)
+        ],
+        "receivers": receivers,
+    }
+
+
+def render_config(settings: Settings, alerts: tuple[Alert, ...]) -> str:
+    """alertmanager.yml: the structure from `config`, dumped as YAML (no value is pasted into text)."""
+    return dump_yaml(config(settings, alerts), HEADER)
+
+
+def secret_files(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
+    """Secret file name -> content for the enabled receivers, from the secrets preflight resolved."""
+    return {filename: secrets[secret] + "\n" for filename, secret in settings.alerting.secrets().items()}
+
+
+def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers: list[str]) -> ServiceSpec:
     """
     The Alertmanager service.
 
@@ -111,23 +194,23 @@ def service_spec(settings: _settings.Settings, config: str, secrets: dict[str, s
     )
 
 
-def monitoring_peers(me: str) -> list[str]:
-    """host:cluster_port of the environment's other monitoring hosts."""
-    peers = []
-    for other in sorted(inventory.get_group("monitoring", []), key=lambda h: h.name):
-        if other.name != me:
-            settings = _settings.settings_for(other)
-            peers.append(f"{settings.address}:{settings.alerting.cluster_port}")
-    return peers
+def monitoring_peers(me: str, monitoring: list[tuple[str, Settings]]) -> list[str]:
+    """host:cluster_port of the other monitoring hosts; `monitoring` is (name, settings) of each."""
+    return [f"{s.address}:{s.alerting.cluster_port}" for name, s in sorted(monitoring) if name != me]
 
 
 @deploy("Alertmanager")
-def alertmanager():
-    """Install Alertmanager with the environment's receivers, routes and notification templates."""
-    settings = _settings.settings_for(host)
+def alertmanager(settings: Settings, secrets: Mapping[str, str], peers: list[str]):
+    """
+    Install Alertmanager with the environment's receivers, routes and notification templates.
+
+    + settings: this host's settings (alerting, address, artifact_base_url, systemd_hardening)
+    + secrets: the run's resolved secrets; the enabled receivers' ones are written as files
+    + peers: host:cluster_port of the other monitoring hosts' Alertmanagers (`monitoring_peers`)
+    """
     config = render_config(settings, load_catalog())
-    secrets = secret_files(settings, f"host {host.name}.alerting")
-    spec = service_spec(settings, config, secrets, monitoring_peers(host.name))
+    secrets = secret_files(settings, secrets)
+    spec = service_spec(settings, config, secrets, peers)
     release_service(spec, settings.artifact_base_url, settings.systemd_hardening)
     for name in ALL_SECRET_FILES:
         if name not in secrets:

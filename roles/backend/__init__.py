@@ -6,47 +6,79 @@ systemd unit loads: OpenTelemetry export and sampling, Sentry, per environment.
 
 from __future__ import annotations
 
-from pyinfra import host, inventory, logger
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from roles._secrets import read_secret
+from roles._service import quoting
 from roles._service.operations import validated_file
-from roles._service.render import render
 from roles.backend.sentry import release_name
-# Imported as a module: the settings model imports each role's settings.
-from roles import _settings
+
+if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
+    from roles._settings import Settings
 
 GROUP = "sentinel"
 
 
-def otlp_endpoint(settings: _settings.Settings) -> str:
-    """The configured endpoint, or OTLP HTTP on the first telemetry host."""
+def otlp_endpoint(settings: Settings, telemetry_addresses: list[str]) -> str:
+    """The configured endpoint, or OTLP HTTP on the first telemetry host (by name)."""
     if settings.backend.otlp_endpoint:
         return settings.backend.otlp_endpoint
-    telemetry = sorted(inventory.get_group("telemetry", []), key=lambda h: h.name)
-    address = _settings.settings_for(telemetry[0]).address if telemetry else "127.0.0.1"
+    address = telemetry_addresses[0] if telemetry_addresses else "127.0.0.1"
     return f"http://{address}:4318"
 
 
-def render_env(settings: _settings.Settings, endpoint: str, sentry_dsn: str) -> str:
-    """The env file's content; `sentry_dsn` is "" when Sentry is off."""
-    return render(
-        "backend/backend.env.j2",
-        backend=settings.backend,
-        environment=settings.environment,
-        otlp_endpoint=endpoint,
-        sentry_dsn=sentry_dsn,
-        sentry_release=release_name(settings.backend.service_name, settings.backend.version),
+def env_values(settings: Settings, endpoint: str, sentry_dsn: str) -> dict[str, str]:
+    """The variables of the env file, in file order; `sentry_dsn` is "" when Sentry is off."""
+    backend = settings.backend
+    values = {
+        "PORT": str(backend.port),
+        "OTEL_SERVICE_NAME": backend.service_name,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment={settings.environment},service.version={backend.version}",
+        "OTEL_TRACES_SAMPLER": backend.trace_sampler,
+    }
+    if "traceidratio" in backend.trace_sampler:
+        values["OTEL_TRACES_SAMPLER_ARG"] = str(backend.trace_sample_ratio)
+    values.update(
+        SENTRY_DSN=sentry_dsn,
+        SENTRY_ENVIRONMENT=settings.environment,
+        SENTRY_RELEASE=release_name(backend.service_name, backend.version),
+        SENTRY_TRACES_SAMPLE_RATE=str(backend.sentry_traces_sample_rate),
+        SENTRY_PROFILES_SAMPLE_RATE=str(backend.sentry_profiles_sample_rate),
     )
+    return values
+
+
+def render_env(settings: Settings, endpoint: str, sentry_dsn: str) -> str:
+    """The env file's content, quoted per systemd's EnvironmentFile= rules; `sentry_dsn` is "" when Sentry is off."""
+    header = f"Managed by the Sentinel observability toolkit; loaded by {settings.backend.unit}."
+    quoting.refuse_control(header, "backend.unit")
+    return quoting.env_file(env_values(settings, endpoint, sentry_dsn), "backend env file", header=header)
+
+
+def restart_command(unit: str) -> str:
+    """Shell: restart `unit` if it exists; the unit name is one quoted word, never an option."""
+    quoting.refuse_control(unit, "backend.unit")
+    u = quoting.sh_quote(unit)
+    return f"if systemctl cat -- {u} >/dev/null 2>&1; then systemctl try-restart -- {u}; fi"
 
 
 @deploy("Backend environment")
-def backend_env():
-    """Write /etc/sentinel/backend.env and restart the backend when it changes."""
-    settings = _settings.settings_for(host)
+def backend_env(settings: Settings, secrets: Mapping[str, str], telemetry_addresses: list[str]):
+    """
+    Write /etc/sentinel/backend.env and restart the backend when it changes.
+
+    + settings: this host's settings (backend, environment)
+    + secrets: the run's resolved secrets; the Sentry DSN is taken from it when set
+    + telemetry_addresses: addresses of the telemetry hosts, sorted by name (the OTLP endpoint's default)
+    """
     backend = settings.backend
-    dsn = read_secret(backend.sentry_dsn_secret) or ""
+    dsn = secrets.get(backend.sentry_dsn_secret, "")
     if not dsn:
         logger.warning(f"{host.name}: {backend.sentry_dsn_secret} is not set, so Sentry is off for the backend")
     server.group(name="backend: service group", group=GROUP, system=True)
@@ -54,7 +86,7 @@ def backend_env():
     env_file = validated_file(
         name="backend: env file",
         dest=backend.env_file,
-        content=render_env(settings, otlp_endpoint(settings), dsn),
+        content=render_env(settings, otlp_endpoint(settings, telemetry_addresses), dsn),
         user="root",
         group=GROUP,
         mode="0640",
@@ -62,6 +94,6 @@ def backend_env():
     # A backend that is not installed (or not running) is left alone.
     server.shell(
         name="backend: restart for the new environment",
-        commands=[f"if systemctl cat {backend.unit} >/dev/null 2>&1; then systemctl try-restart {backend.unit}; fi"],
+        commands=[restart_command(backend.unit)],
         _if=env_file.did_change,
     )

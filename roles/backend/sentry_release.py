@@ -16,14 +16,13 @@ in pyinfra's output or in a log.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from io import StringIO
 
 from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, StringCommand, deploy, operation
 
-from roles import _settings
-from roles._secrets import read_secret
 from roles.backend.sentry import release_name
 from roles.backend.settings import BackendSettings
 
@@ -141,42 +140,39 @@ class SentryReleaseState(FactBase):
 
 
 @operation()
-def upload_release(release: str, sourcemaps_dir: str, sentry_cli: str, auth_token_secret: str):
+def upload_release(release: str, sourcemaps_dir: str, sentry_cli: str, backend: BackendSettings, secrets: Mapping[str, str]):
     """
     Create a Sentry release, upload its source maps and finalize it, once.
 
     + release: the release name, the backend's SENTRY_RELEASE
     + sourcemaps_dir: directory on the host holding the *.map files
     + sentry_cli: path of sentry-cli on the host
-    + auth_token_secret: name of the secret holding the Sentry auth token (read
-      on the controller here, so the value is never an argument pyinfra prints)
-
-    Organization, project and Sentry URL come from the host's backend settings.
+    + backend: the host's backend settings (organization, project, Sentry URL, token secret name)
+    + secrets: the run's resolved secrets; the token is looked up here, so its value
+      is never an argument pyinfra prints
     """
-    backend = _settings.settings_for(host).backend
-    token = read_secret(auth_token_secret)
+    token = secrets.get(backend.sentry_auth_token_secret)
     if not token:
-        raise ValueError(f"{auth_token_secret} is not set")
+        raise ValueError(f"{backend.sentry_auth_token_secret} is not set")
     yield StringCommand("install", "-d", "-m", "0700", "-o", "root", "-g", "root", AUTH_DIR)
     yield FileUploadCommand(StringIO(auth_env(token, backend)), AUTH_FILE)
     yield StringCommand("sh", "-c", shlex.quote(upload_script(release, sourcemaps_dir, sentry_cli)))
 
 
 @deploy("Backend Sentry release")
-def sentry_release():
+def sentry_release(backend: BackendSettings, secrets: Mapping[str, str]):
     """Create the backend's Sentry release and upload its source maps, or say why not.
 
-    Takes no arguments: everything comes from the host's `backend` settings
-    (sourcemaps_dir, sentry_org, sentry_project, sentry_url, the DSN and auth
-    token secret names).
+    + backend: the host's backend settings (sourcemaps_dir, sentry_org, sentry_project,
+      sentry_url, the DSN and auth token secret names)
+    + secrets: the run's resolved secrets (the DSN and the auth token, when set)
     """
-    backend = _settings.settings_for(host).backend
     release = release_name(backend.service_name, backend.version)
-    decision = skip_before_host(backend, bool(read_secret(backend.sentry_dsn_secret)))
+    decision = skip_before_host(backend, bool(secrets.get(backend.sentry_dsn_secret)))
     state = None
     if decision is None:
         state = host.get_fact(SentryReleaseState, sourcemaps_dir=backend.sourcemaps_dir, marker=marker_path(release))
-        decision = decide(backend, state, bool(read_secret(backend.sentry_auth_token_secret)))
+        decision = decide(backend, state, bool(secrets.get(backend.sentry_auth_token_secret)))
     (logger.warning if decision.warn else logger.info)(f"{host.name}: Sentry release: {decision.message}")
     if decision.upload:
         upload_release(
@@ -184,5 +180,6 @@ def sentry_release():
             release=release,
             sourcemaps_dir=backend.sourcemaps_dir,
             sentry_cli=state.sentry_cli,
-            auth_token_secret=backend.sentry_auth_token_secret,
+            backend=backend,
+            secrets=secrets,
         )

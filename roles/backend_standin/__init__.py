@@ -9,22 +9,24 @@ the artifact mirror, never from the internet.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
-from roles import _settings
-from roles._service import ServiceSpec, run_service, service_account, service_dirs
+from roles._service import ServiceSpec, quoting, run_service, service_account, service_dirs
 from roles._service.operations import validated_file
+
+if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
+    from roles._settings import Settings
 
 SOURCE = Path(__file__).resolve().parents[2] / "lab" / "standin"
 HOME = "/opt/sentinel-backend"
 STATE_DIR = "/var/lib/sentinel"
 
 
-def service_spec(settings: _settings.Settings) -> ServiceSpec:
+def service_spec(settings: Settings) -> ServiceSpec:
     return ServiceSpec(
         name="sentinel-backend",
         description="Sentinel backend (lab stand-in)",
@@ -37,10 +39,30 @@ def service_spec(settings: _settings.Settings) -> ServiceSpec:
     )
 
 
+def venv_build_command(find_links: str, trusted_host: str) -> str:
+    """Shell: build a fresh virtualenv from the wheelhouse, then swap it in.
+
+    `{path}` is left for `validated_file` (the staged requirements file, quoted
+    there); every other value is one quoted shell word.
+    """
+    q = quoting.sh_quote
+    quoting.refuse_control(find_links, "artifact_base_url")
+    venv, new = q(f"{HOME}/venv"), q(f"{HOME}/venv.new")
+    return (
+        f"rm -rf {new} && python3 -m venv {new} && "
+        f"PIP_CONFIG_FILE=/dev/null {q(f'{HOME}/venv.new/bin/pip')} install --quiet --no-index "
+        f"--find-links {q(find_links)} --trusted-host {q(trusted_host)} -r {{path}} && "
+        f"rm -rf {venv} && mv {new} {venv}"
+    )
+
+
 @deploy("Backend stand-in")
-def backend_standin():
-    """Install and run the stand-in backend as sentinel-backend.service."""
-    settings = _settings.settings_for(host)
+def backend_standin(settings: Settings):
+    """
+    Install and run the stand-in backend as sentinel-backend.service.
+
+    + settings: this host's settings (backend, artifact_base_url for the wheelhouse, systemd_hardening)
+    """
     spec = service_spec(settings)
     service_account(spec)
     service_dirs(spec)
@@ -48,13 +70,8 @@ def backend_standin():
     # The requirements file lands only once a fresh virtualenv has installed it,
     # so a failed install is retried on the next converge.
     # Only the mirror is used: no index, no pip.conf (with its internet proxy).
-    mirror_host = urlsplit(settings.artifact_base_url).hostname
-    venv_build = (
-        f"rm -rf {HOME}/venv.new && python3 -m venv {HOME}/venv.new && "
-        f"PIP_CONFIG_FILE=/dev/null {HOME}/venv.new/bin/pip install --quiet --no-index "
-        f"--find-links {settings.artifact_base_url}/wheels/ --trusted-host {mirror_host} -r {{path}} && "
-        f"rm -rf {HOME}/venv && mv {HOME}/venv.new {HOME}/venv"
-    )
+    mirror_host = urlsplit(settings.artifact_base_url).hostname or ""
+    venv_build = venv_build_command(f"{settings.artifact_base_url}/wheels/", mirror_host)
     requirements = validated_file(
         name="stand-in: virtualenv from the mirror's wheelhouse",
         dest=f"{HOME}/requirements.txt",

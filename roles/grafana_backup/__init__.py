@@ -20,7 +20,7 @@ Files on the host:
 from __future__ import annotations
 
 import json
-import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,9 +29,8 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import Directory
 from pyinfra.operations import apt, files, server
 
-from roles._schema import SettingsError
-from roles._secrets import read_secret
 from roles._service.operations import validated_file
+from roles._service.quoting import sh_quote
 from roles.grafana_backup.settings import GrafanaBackupSettings
 
 SOURCE = Path(__file__).resolve().parents[2] / "files" / "grafana_backup"
@@ -93,7 +92,7 @@ def venv_build_command(settings: GrafanaBackupSettings, artifact_base_url: str) 
     """Build a fresh venv from {path} (the staged requirements file), then swap it in."""
     if settings.wheels_from_mirror:
         mirror_host = urlsplit(artifact_base_url).hostname
-        source = f"--no-index --find-links {artifact_base_url}/wheels/ --trusted-host {mirror_host}"
+        source = f"--no-index --find-links {sh_quote(artifact_base_url + '/wheels/')} --trusted-host {sh_quote(mirror_host or '')}"
         pip_env = "PIP_CONFIG_FILE=/dev/null "
     else:
         source, pip_env = "", ""  # PyPI through the host's own pip configuration
@@ -104,24 +103,24 @@ def venv_build_command(settings: GrafanaBackupSettings, artifact_base_url: str) 
     )
 
 
-def _secret(name: str, where: str) -> str:
-    value = read_secret(name)
-    if not value:
-        raise SettingsError(where, f"the secret {name} is not set", f"export {name}=... or put it in $SENTINEL_SECRETS_DIR/{name}")
-    return value + "\n"
+def secret_file(secrets: Mapping[str, str], name: str) -> str:
+    """A secret's file content: the value preflight resolved and checked, one final newline."""
+    return secrets[name].rstrip("\n") + "\n"
 
 
 @deploy("Grafana backup")
-def grafana_backup(settings: GrafanaBackupSettings, textfile_dir: str, textfile_group: str, artifact_base_url: str):
+def grafana_backup(
+    settings: GrafanaBackupSettings, secrets: Mapping[str, str], artifact_base_url: str, textfile_dir: str, textfile_group: str
+):
     """
     Install the Grafana backup job, its secrets, its git working copy and its cron entry.
 
     + settings: the host's `grafana_backup` settings (must be enabled)
+    + secrets: the run's resolved secrets; the deploy key (and, with `write_token`, the token) come from it
+    + artifact_base_url: the artifact mirror, for `wheels_from_mirror`
     + textfile_dir: node_exporter's textfile directory, where the job writes its metrics
     + textfile_group: the group allowed to write there (the node_exporter role creates it)
-    + artifact_base_url: the artifact mirror, for `wheels_from_mirror`
     """
-    where = f"host {host.name}.grafana_backup"
     apt.packages(name="grafana backup: git, ssh client, venv", packages=["git", "openssh-client", "python3-venv"],
                  update=True, cache_time=24 * 3600)
     server.group(name="grafana backup: system group", group=USER, system=True)
@@ -168,7 +167,7 @@ def grafana_backup(settings: GrafanaBackupSettings, textfile_dir: str, textfile_
     validated_file(
         name="grafana backup: deploy key",
         dest=DEPLOY_KEY,
-        content=_secret(settings.deploy_key_secret, where),
+        content=secret_file(secrets, settings.deploy_key_secret),
         # ssh-keygen refuses its own user's key when group-readable (root runs this, the
         # job runs as grafana-backup, which ssh allows): check a private 0600 copy.
         validate='{ k=$(mktemp) && cat {path} > "$k" && ssh-keygen -y -f "$k" >/dev/null; r=$?; rm -f "$k"; [ $r -eq 0 ]; }',
@@ -176,12 +175,12 @@ def grafana_backup(settings: GrafanaBackupSettings, textfile_dir: str, textfile_
         group=USER,
         mode="0640",
     )
-    if settings.token_secret:
+    if settings.write_token:
         # Only where no Grafana role writes the token (the lab's stand-in).
         validated_file(
             name="grafana backup: service-account token",
             dest=settings.token_file,
-            content=_secret(settings.token_secret, where),
+            content=secret_file(secrets, settings.token_secret),
             user="root",
             group=USER,
             mode="0640",
@@ -204,8 +203,8 @@ def grafana_backup(settings: GrafanaBackupSettings, textfile_dir: str, textfile_
         server.shell(
             name="grafana backup: git working copy",
             commands=[
-                f"{as_user} git init -q -b {settings.branch} {settings.repo_dir}",
-                f"{as_user} git -C {settings.repo_dir} remote add origin {shlex.quote(settings.remote_url)}",
+                f"{as_user} git init -q -b {sh_quote(settings.branch)} {sh_quote(settings.repo_dir)}",
+                f"{as_user} git -C {sh_quote(settings.repo_dir)} remote add origin {sh_quote(settings.remote_url)}",
             ],
         )
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from roles._model import AbsPath, HttpUrl, Model, Name, SecretName, Text
+from roles._model import AbsPath, Bool, HttpUrl, Int, Model, Name, SecretName, Text
 
 # A cron field: digits, *, ranges, lists and steps ("17", "*/6", "1-5", "0,12").
 _CRON_FIELD = re.compile(r"(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*")
@@ -48,40 +48,53 @@ KnownHostsLine = Annotated[Text, AfterValidator(_known_hosts_line)]
 class BackupSchedule(Model):
     """When cron runs the backup: daily at 03:17 by default (off the hour, away from other jobs)."""
 
-    minute: CronField = "17"
-    hour: CronField = "3"
-    day_of_month: CronField = "*"
-    month: CronField = "*"
-    day_of_week: CronField = "*"
+    minute: CronField = Field("17", description="Cron minute field.")
+    hour: CronField = Field("3", description="Cron hour field.")
+    day_of_month: CronField = Field("*", description="Cron day-of-month field.")
+    month: CronField = Field("*", description="Cron month field.")
+    day_of_week: CronField = Field("*", description="Cron day-of-week field.")
 
 
 class GrafanaBackupSettings(Model):
     """The Grafana backup job on the Grafana host (monitoring group).
 
-    The service-account token file is written by the Grafana role (issue 13) at
-    `token_file`; `token_secret` is only for hosts without that role (the lab,
-    whose Grafana API is a stand-in): the backup role then writes it.
+    The service-account token file is written by the Grafana role at `token_file`;
+    `write_token` is only for hosts without that role (the lab, whose Grafana API is
+    a stand-in): the backup role then writes the file from the secret `token_secret`.
     """
 
-    enabled: bool = False
-    grafana_url: HttpUrl = "http://127.0.0.1:3000"
-    token_file: AbsPath = "/etc/grafana-backup/token"
-    token_secret: SecretName | None = None
-    remote_url: GitSshUrl | None = None
-    branch: Name = "main"
-    deploy_key_secret: SecretName = "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY"
-    # Pinned host keys of the git server (`ssh-keyscan` output, checked by hand).
-    known_hosts: tuple[KnownHostsLine, ...] = ()
-    # LAB ONLY: accept the git host's key on first use (StrictHostKeyChecking=accept-new)
-    # because lab hosts get new host keys on every `lab up`. Preflight refuses it elsewhere.
-    trust_on_first_use: bool = False
-    schedule: BackupSchedule = Field(default_factory=BackupSchedule)
-    repo_dir: AbsPath = "/var/lib/grafana-backup/repo"
-    # Install grafana-client from the artifact mirror's wheelhouse (the lab) instead of PyPI.
-    wheels_from_mirror: bool = False
-    timeout_seconds: int = Field(default=30, ge=1, le=600)
-    git_author_name: Text = "Sentinel Grafana backup"
-    git_author_email: Text = "grafana-backup@sentinel.internal"
+    enabled: Bool = Field(False, description="Install the backup job and its cron entry on the monitoring hosts.")
+    grafana_url: HttpUrl = Field("http://127.0.0.1:3000", description="Grafana's HTTP API, as the job reaches it from the host.")
+    token_file: AbsPath = Field(
+        "/etc/grafana-backup/token", description="The service-account token file the job reads (written by the Grafana role)."
+    )
+    write_token: Bool = Field(
+        False,
+        description="Write token_file from the secret token_secret: only where no Grafana role writes it (the lab's stand-in).",
+    )
+    token_secret: SecretName = Field(
+        "SENTINEL_GRAFANA_BACKUP_TOKEN", description="Secret holding the service-account token (read only with write_token)."
+    )
+    remote_url: GitSshUrl | None = Field(None, description="The backup repository's SSH URL (required when enabled).")
+    branch: Name = Field("main", description="Branch the job commits to and pushes.")
+    deploy_key_secret: SecretName = Field(
+        "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", description="Secret holding the git deploy key (an unencrypted OpenSSH private key)."
+    )
+    known_hosts: tuple[KnownHostsLine, ...] = Field(
+        (), description="Pinned host keys of the git server (`ssh-keyscan` output, checked by hand)."
+    )
+    trust_on_first_use: Bool = Field(
+        False,
+        description="LAB ONLY: accept the git host's key on first use (lab hosts get new host keys on every `lab up`).",
+    )
+    schedule: BackupSchedule = Field(BackupSchedule(), description="When cron runs the job (daily at 03:17 by default).")
+    repo_dir: AbsPath = Field("/var/lib/grafana-backup/repo", description="The job's git working copy.")
+    wheels_from_mirror: Bool = Field(
+        False, description="Install grafana-client from the artifact mirror's wheelhouse (the lab) instead of PyPI."
+    )
+    timeout_seconds: Int = Field(30, ge=1, le=600, description="Timeout of each Grafana API request, in seconds.")
+    git_author_name: Text = Field("Sentinel Grafana backup", description="Author name of the backup commits.")
+    git_author_email: Text = Field("grafana-backup@sentinel.internal", description="Author e-mail of the backup commits.")
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> "GrafanaBackupSettings":
@@ -93,25 +106,3 @@ class GrafanaBackupSettings(Model):
                 "checked against its fingerprint); StrictHostKeyChecking stays on"
             )
         return self
-
-
-def check_environment(settings: GrafanaBackupSettings, environment: str, where: str) -> None:
-    """Preflight for an enabled backup: its secrets are set, trust-on-first-use only in the lab."""
-    from roles._schema import SettingsError
-    from roles._secrets import read_secret
-
-    if settings.trust_on_first_use and environment != "lab":
-        raise SettingsError(
-            f"{where}.grafana_backup.trust_on_first_use",
-            f"is on in {environment}",
-            "pin the git host's keys in grafana_backup.known_hosts and turn trust_on_first_use off (it is for the lab only)",
-        )
-    # The lab's secrets are generated by `python -m lab up` just before it converges
-    # (lab/secrets.py); the role itself still refuses a missing one at deploy time.
-    if not settings.enabled or environment == "lab":
-        return
-    for secret in (settings.deploy_key_secret, settings.token_secret):
-        if secret and not read_secret(secret):
-            raise SettingsError(
-                f"{where}.grafana_backup", f"the secret {secret} is not set", f"export {secret}=... or put it in $SENTINEL_SECRETS_DIR/{secret}"
-            )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pyinfra import host
+from typing import TYPE_CHECKING
+
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
 from roles._service import ServiceSpec, release_service
-# Imported as a module: the settings model imports each role's settings.
-from roles import _settings
+
+if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
+    from roles._settings import Settings
 
 # Jobs that report through textfile metrics (the Grafana backup) run as their own
 # users; membership in node_exporter's group lets them reach (/var/lib/node_exporter
@@ -19,7 +21,7 @@ TEXTFILE_GROUP = "node_exporter"
 WATCHED_UNITS = r"(prometheus|node_exporter|versitygw|grafana|loki|tempo|sentinel-backend|cron)\.service"
 
 
-def service_spec(settings: _settings.Settings) -> ServiceSpec:
+def service_spec(settings: Settings) -> ServiceSpec:
     ne = settings.node_exporter
     return ServiceSpec(
         name="node_exporter",
@@ -39,9 +41,12 @@ def service_spec(settings: _settings.Settings) -> ServiceSpec:
 
 
 @deploy("node_exporter")
-def node_exporter():
-    """Install node_exporter on this host."""
-    settings = _settings.settings_for(host)
+def node_exporter(settings: Settings):
+    """
+    Install node_exporter on this host.
+
+    + settings: this host's settings (node_exporter, artifact_base_url, systemd_hardening)
+    """
     release_service(service_spec(settings), settings.artifact_base_url, settings.systemd_hardening)
     textfile_dir(settings.node_exporter.textfile_dir)
 

@@ -1,16 +1,14 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pydantic import Field
 
-from roles._schema import check_port
+from roles._model import AbsPath, Model, Port
 
 
-@dataclass(frozen=True)
-class NodeExporterSettings:
+class NodeExporterSettings(Model):
     """node_exporter on every host; its textfile directory feeds job-status metrics."""
 
-    listen_port: int = 9100
-    textfile_dir: str = "/var/lib/node_exporter/textfile"
-
-    def validate(self, prefix: str) -> None:
-        check_port(f"{prefix}.listen_port", self.listen_port)
+    listen_port: Port = Field(9100, description="Port of node_exporter's /metrics.")
+    textfile_dir: AbsPath = Field(
+        "/var/lib/node_exporter/textfile", description="Directory whose *.prom files node_exporter exports (job-status metrics)."
+    )

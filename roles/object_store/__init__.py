@@ -6,33 +6,55 @@ reach the host only in an env file readable by root and the service group.
 
 from __future__ import annotations
 
-import shlex
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pyinfra import host
-from pyinfra.api import StringCommand, deploy, operation
+from pyinfra.api import QuoteString, StringCommand, deploy, operation
 from pyinfra.facts.files import Directory
 
-from roles._schema import SettingsError
-from roles._secrets import read_secret
-from roles._service import ConfigFile, ServiceSpec, release_service
-# Imported as a module: the settings model imports each role's settings.
-from roles import _settings
+from roles._service import ConfigFile, ServiceSpec, quoting, release_service
+from roles._service.operations import validated_file
+
+if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
+    from roles._settings import Settings
 
 CREDENTIALS = "/etc/versitygw/credentials.env"
+# The same credentials for curl, which signs the role's own S3 requests (bucket
+# creation, smoke checks). Root only: the service reads credentials.env.
+CURL_CONFIG = "/etc/versitygw/admin.curlrc"
 
 
-def credentials_env(settings: _settings.Settings) -> str:
+def _credentials(settings: Settings, secrets: Mapping[str, str]) -> tuple[str, str]:
+    """The store's access and secret key, from the secrets preflight resolved and checked."""
     store = settings.object_store
-    values = {}
-    for var, secret in (("ROOT_ACCESS_KEY", store.access_key_secret), ("ROOT_SECRET_KEY", store.secret_key_secret)):
-        value = read_secret(secret)
-        if not value:
-            raise SettingsError("object_store", f"the credential {secret} is not set", f"export {secret} or add it to $SENTINEL_SECRETS_DIR")
-        values[var] = value
-    return "".join(f"{k}={v}\n" for k, v in values.items())
+    return secrets[store.access_key_secret], secrets[store.secret_key_secret]
 
 
-def service_spec(settings: _settings.Settings) -> ServiceSpec:
+def credentials_env(settings: Settings, secrets: Mapping[str, str]) -> str:
+    """versitygw's EnvironmentFile, quoted per systemd: loaded by systemd, never by a shell."""
+    access_key, secret_key = _credentials(settings, secrets)
+    return quoting.env_file({"ROOT_ACCESS_KEY": access_key, "ROOT_SECRET_KEY": secret_key}, "object_store credentials")
+
+
+def curl_config(access_key: str, secret_key: str) -> str:
+    """A curl config (`curl -K`) holding the credentials, quoted per curl's config syntax.
+
+    curl reads the file itself, so no shell ever sees the values. In a quoted
+    config value, a backslash keeps the next character; `user` splits at the
+    first colon, so the access key may not hold one.
+    """
+    quoting.refuse_control(access_key, "object_store access key")
+    quoting.refuse_control(secret_key, "object_store secret key")
+    if ":" in access_key:
+        raise quoting.QuotingError("object_store access key: contains ':', which curl reads as the end of the user name")
+    user = f"{access_key}:{secret_key}".replace("\\", "\\\\").replace('"', '\\"')
+    return f'# Managed by the Sentinel observability toolkit: credentials for curl -K.\nuser = "{user}"\n'
+
+
+def service_spec(settings: Settings, secrets: Mapping[str, str]) -> ServiceSpec:
     store = settings.object_store
     return ServiceSpec(
         name="versitygw",
@@ -46,7 +68,7 @@ def service_spec(settings: _settings.Settings) -> ServiceSpec:
             f"--sidecar={store.metadata_dir}",
             store.data_dir,
         ),
-        configs=(ConfigFile(CREDENTIALS, credentials_env(settings), mode="0640"),),
+        configs=(ConfigFile(CREDENTIALS, credentials_env(settings, secrets), mode="0640"),),
         env_files=(CREDENTIALS,),
         data_dirs=("/var/lib/versitygw", store.data_dir, store.metadata_dir),
         ready_url=f"http://127.0.0.1:{store.listen_port}/health",
@@ -57,12 +79,19 @@ def service_spec(settings: _settings.Settings) -> ServiceSpec:
 EMPTY_PAYLOAD_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
-def s3_request(method: str, url: str, region: str) -> str:
-    """A curl command for a signed, empty-bodied S3 request, reading the credentials from the environment."""
-    return (
-        f'curl -fsS -X {method} --aws-sigv4 "aws:amz:{region}:s3" -H "x-amz-content-sha256: {EMPTY_PAYLOAD_SHA256}" '
-        f'--user "$ROOT_ACCESS_KEY:$ROOT_SECRET_KEY" {url}'
-    )
+def s3_request(method: str, url: str, region: str, config: str = CURL_CONFIG) -> list[str]:
+    """curl's arguments for a signed, empty-bodied S3 request; the credentials come from `config`.
+
+    An argument list: run it without a shell, or quote each word.
+    """
+    if not re.fullmatch(r"[a-z0-9-]+", region):
+        raise quoting.QuotingError("object_store.region: not a region name such as us-east-1 (lowercase letters, digits, -)")
+    return [
+        "curl", "-fsS", "-K", config, "-X", method,
+        "--aws-sigv4", f"aws:amz:{region}:s3",
+        "-H", f"x-amz-content-sha256: {EMPTY_PAYLOAD_SHA256}",
+        url,
+    ]  # fmt: skip
 
 
 @operation()
@@ -77,16 +106,29 @@ def bucket(bucket_name: str, data_dir: str, port: int, region: str):
     """
     if host.get_fact(Directory, path=f"{data_dir}/{bucket_name}"):
         return
-    # The credentials are read on the host so they never appear in pyinfra's output.
-    script = f"set -a; . {CREDENTIALS}; set +a; " + s3_request("PUT", f"http://127.0.0.1:{port}/{bucket_name}", region)
-    yield StringCommand("sh", "-c", shlex.quote(script))
+    # curl reads the credentials from its root-only config on the host, so they
+    # are never on a command line or in pyinfra's output, and no shell parses them.
+    url = f"http://127.0.0.1:{int(port)}/{urllib.parse.quote(bucket_name, safe='')}"
+    yield StringCommand(*[QuoteString(arg) for arg in s3_request("PUT", url, region)])
 
 
 @deploy("Object store")
-def object_store():
-    """Install versitygw and create the buckets the stack writes to."""
-    settings = _settings.settings_for(host)
+def object_store(settings: Settings, secrets: Mapping[str, str]):
+    """
+    Install versitygw and create the buckets the stack writes to.
+
+    + settings: this host's settings (object_store, artifact_base_url, systemd_hardening)
+    + secrets: the run's resolved secrets; the store's two credentials are taken from it
+    """
     store = settings.object_store
-    release_service(service_spec(settings), settings.artifact_base_url, settings.systemd_hardening)
+    release_service(service_spec(settings, secrets), settings.artifact_base_url, settings.systemd_hardening)
+    validated_file(
+        name="versitygw: credentials for the role's S3 requests",
+        dest=CURL_CONFIG,
+        content=curl_config(*_credentials(settings, secrets)),
+        user="root",
+        group="root",
+        mode="0600",
+    )
     for name in store.buckets:
         bucket(name=f"versitygw: bucket {name}", bucket_name=name, data_dir=store.data_dir, port=store.listen_port, region=store.region)

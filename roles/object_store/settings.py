@@ -1,31 +1,26 @@
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from pydantic import Field
 
-from roles._schema import SettingsError, check_port
+from roles._model import AbsPath, Model, Name, Port, SecretName, matching
 
 
-@dataclass(frozen=True)
-class ObjectStoreSettings:
+Bucket = matching("valid S3 bucket name", r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "use 3-63 lowercase letters, digits, dots or dashes")
+
+
+class ObjectStoreSettings(Model):
     """The S3-compatible store (versitygw, posix backend) on the `telemetry` hosts.
 
     Credentials are named secrets, never values: `access_key_secret` and
     `secret_key_secret` are the names of environment variables or secret files.
     """
 
-    listen_port: int = 7070
-    data_dir: str = "/var/lib/versitygw/data"
-    metadata_dir: str = "/var/lib/versitygw/meta"  # sidecar metadata: works without user xattrs
-    region: str = "us-east-1"
-    buckets: tuple[str, ...] = ("loki", "tempo")
-    access_key_secret: str = "SENTINEL_S3_ACCESS_KEY"
-    secret_key_secret: str = "SENTINEL_S3_SECRET_KEY"
-
-    def validate(self, prefix: str) -> None:
-        check_port(f"{prefix}.listen_port", self.listen_port)
-        for i, bucket in enumerate(self.buckets):
-            if not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", bucket):
-                raise SettingsError(
-                    f"{prefix}.buckets[{i}]", f"{bucket!r} is not a valid S3 bucket name", "use 3-63 lowercase letters, digits, dots or dashes"
-                )
+    listen_port: Port = Field(7070, description="S3 API port.")
+    data_dir: AbsPath = Field("/var/lib/versitygw/data", description="Root of the posix backend: one directory per bucket.")
+    metadata_dir: AbsPath = Field(
+        "/var/lib/versitygw/meta", description="Sidecar metadata directory (works without user xattrs)."
+    )
+    region: Name = Field("us-east-1", description="Region the store answers for and requests are signed with.")
+    buckets: tuple[Bucket, ...] = Field(("loki", "tempo"), description="Buckets created through the store's API.")
+    access_key_secret: SecretName = Field("SENTINEL_S3_ACCESS_KEY", description="Secret holding the root access key.")
+    secret_key_secret: SecretName = Field("SENTINEL_S3_SECRET_KEY", description="Secret holding the root secret key.")

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pyinfra import host, inventory
 from pyinfra.api import deploy
 
 from roles._service import ConfigFile, ServiceSpec, release_service
-from roles._service.render import render
+from roles._service.render import dump_yaml
 from roles.alerting.catalog import load_catalog
 from roles.alerting.rules import RULES_FILE, render_rules
 from roles.retention import prometheus_flags
-# Imported as a module: the settings model imports each role's settings.
-from roles import _settings
+
+if TYPE_CHECKING:  # the role gets its settings and peers as arguments and imports no aggregate
+    from roles._settings import Settings
 
 CONFIG = "/etc/prometheus/prometheus.yml"
 DATA_DIR = "/var/lib/prometheus"
@@ -32,7 +33,7 @@ class ScrapeJob:
     metrics_path: str = "/metrics"
 
 
-def scrape_jobs(hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]], me: _settings.Settings) -> list[ScrapeJob]:
+def scrape_jobs(hosts_by_group: dict[str, list[tuple[str, Settings]]], me: Settings) -> list[ScrapeJob]:
     """The scrape jobs for the whole environment, derived from the inventory."""
 
     def targets(group: str, port_of) -> tuple[Target, ...]:
@@ -47,22 +48,47 @@ def scrape_jobs(hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]],
     ]
 
 
-def alertmanagers(hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]]) -> list[str]:
+def alertmanagers(hosts_by_group: dict[str, list[tuple[str, Settings]]]) -> list[str]:
     """host:port of every monitoring host's Alertmanager; Prometheus sends each alert to all of them."""
     return [f"{s.address}:{s.alerting.listen_port}" for _, s in sorted(hosts_by_group.get("monitoring", []))]
 
 
-def render_config(settings: _settings.Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = ()) -> str:
-    return render(
-        "prometheus/prometheus.yml.j2",
-        settings=settings.prometheus,
-        environment=settings.environment,
-        scrape_jobs=jobs,
-        alertmanagers=list(alertmanager_targets),
-    )
+def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = ()) -> dict:
+    """prometheus.yml as a structure, dumped by `render_config`."""
+    prom = settings.prometheus
+    environment = settings.environment
+    external_labels = {"environment": environment, **dict(sorted(prom.external_labels.items()))}
+    external_labels["environment"] = environment  # the environment label is the inventory's, always
+    data: dict = {
+        "global": {
+            "scrape_interval": prom.scrape_interval,
+            "evaluation_interval": prom.evaluation_interval,
+            "external_labels": external_labels,
+        },
+        "rule_files": ["/etc/prometheus/rules/*.yml"],
+    }
+    if alertmanager_targets:
+        # Every alert goes to every monitoring host's Alertmanager; they deduplicate.
+        data["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanager_targets)}]}]}
+    scrape_configs = []
+    for job in jobs:
+        scrape_config: dict = {"job_name": job.name}
+        if job.metrics_path != "/metrics":
+            scrape_config["metrics_path"] = job.metrics_path
+        scrape_config["static_configs"] = [
+            {"targets": [target.address], "labels": {"host": target.host, "environment": environment}} for target in job.targets
+        ]
+        scrape_configs.append(scrape_config)
+    data["scrape_configs"] = scrape_configs
+    return data
 
 
-def grafana_url(hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]], me: _settings.Settings) -> str:
+def render_config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = ()) -> str:
+    """prometheus.yml: the structure from `config`, dumped as YAML (no value is pasted into text)."""
+    return dump_yaml(config(settings, jobs, alertmanager_targets))
+
+
+def grafana_url(hosts_by_group: dict[str, list[tuple[str, Settings]]], me: Settings) -> str:
     """Where dashboard links point: the setting, or Grafana's port on the first monitoring host."""
     if me.alerting.grafana_url:
         return me.alerting.grafana_url
@@ -70,12 +96,12 @@ def grafana_url(hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]],
     return f"http://{monitoring[0][1].address if monitoring else me.address}:3000"
 
 
-def render_alert_rules(settings: _settings.Settings, hosts_by_group: dict[str, list[tuple[str, _settings.Settings]]]) -> str:
+def render_alert_rules(settings: Settings, hosts_by_group: dict[str, list[tuple[str, Settings]]]) -> str:
     """The alert catalog as this environment's rule file (runbook and dashboard links resolved)."""
     return render_rules(load_catalog(), settings.alerting.runbook_base_url, grafana_url(hosts_by_group, settings))
 
 
-def service_spec(settings: _settings.Settings, config: str, rules: str | None = None) -> ServiceSpec:
+def service_spec(settings: Settings, config: str, rules: str | None = None) -> ServiceSpec:
     """
     The Prometheus service.
 
@@ -113,20 +139,14 @@ def service_spec(settings: _settings.Settings, config: str, rules: str | None = 
     )
 
 
-def _environment_hosts() -> dict[str, list[tuple[str, _settings.Settings]]]:
-    by_group: dict[str, list[tuple[str, _settings.Settings]]] = {}
-    for other in inventory:
-        settings = _settings.settings_for(other)
-        for group in other.groups:
-            by_group.setdefault(group, []).append((other.name, settings))
-    return by_group
-
-
 @deploy("Prometheus")
-def prometheus():
-    """Install Prometheus, scrape every component of the environment, evaluate the alert catalog."""
-    settings = _settings.settings_for(host)
-    hosts_by_group = _environment_hosts()
+def prometheus(settings: Settings, hosts_by_group: dict[str, list[tuple[str, Settings]]]):
+    """
+    Install Prometheus, scrape every component of the environment, evaluate the alert catalog.
+
+    + settings: this host's settings (prometheus, retention, alerting links, artifact_base_url, systemd_hardening)
+    + hosts_by_group: (name, settings) of every host per group: the scrape targets and Alertmanagers
+    """
     config = render_config(settings, scrape_jobs(hosts_by_group, settings), alertmanagers(hosts_by_group))
     rules = render_alert_rules(settings, hosts_by_group)
     release_service(service_spec(settings, config, rules), settings.artifact_base_url, settings.systemd_hardening)

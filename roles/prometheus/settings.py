@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import ClassVar
 
-from roles._schema import SettingsError, check_duration, check_port, duration_seconds
+from pydantic import Field, field_validator
+
+from roles._model import Bool, Duration, LabelName, LabelValue, Model, Port, duration_seconds
 
 
-@dataclass(frozen=True)
-class PrometheusSettings:
+class PrometheusSettings(Model):
     """Prometheus on the `monitoring` hosts. Its retention is part of the retention policy
     (`retention.prometheus`, roles/retention), with the log retention it goes with."""
 
@@ -16,17 +16,24 @@ class PrometheusSettings:
         "retention_size": "retention.prometheus.size",
     }
 
-    listen_port: int = 9090
-    scrape_interval: str = "15s"
-    evaluation_interval: str = "15s"
-    remote_write_receiver: bool = True  # Tempo's metrics generator writes here
-    external_labels: dict[str, str] = field(default_factory=dict)
+    listen_port: Port = Field(9090, description="Port of the web UI and API.")
+    scrape_interval: Duration = Field("15s", description="How often every target is scraped (1s to 5m).")
+    evaluation_interval: Duration = Field("15s", description="How often alert rules are evaluated (at least 1s).")
+    remote_write_receiver: Bool = Field(True, description="Accept remote write (Tempo's metrics generator writes here).")
+    external_labels: dict[LabelName, LabelValue] = Field(
+        default_factory=dict, description="Labels added to every series and alert leaving this Prometheus."
+    )
 
-    def validate(self, prefix: str) -> None:
-        check_port(f"{prefix}.listen_port", self.listen_port)
-        check_duration(f"{prefix}.scrape_interval", self.scrape_interval, minimum="1s")
-        check_duration(f"{prefix}.evaluation_interval", self.evaluation_interval, minimum="1s")
-        if duration_seconds(self.scrape_interval) > 300:
-            raise SettingsError(
-                f"{prefix}.scrape_interval", "longer than 5m makes series go stale between scrapes", "use 5m or less"
-            )
+    @field_validator("scrape_interval", "evaluation_interval")
+    @classmethod
+    def _at_least_a_second(cls, value: str) -> str:
+        if duration_seconds(value) < 1:
+            raise ValueError(f"{value} is shorter than the minimum 1s. Fix: use 1s or more")
+        return value
+
+    @field_validator("scrape_interval")
+    @classmethod
+    def _not_stale(cls, value: str) -> str:
+        if duration_seconds(value) > 300:
+            raise ValueError("longer than 5m makes series go stale between scrapes. Fix: use 5m or less")
+        return value

@@ -15,12 +15,9 @@ matcher must refuse the empty string (`{stream=~".*"}` alone selects everything 
 Loki refuses it). A label a stream does not have reads as "" (Prometheus matching).
 
 Regular expressions: Loki uses Go's RE2, fully anchored, with `.` matching newlines.
-This module approximates it with Python's `re` (`fullmatch`, `DOTALL`) and refuses
-what Python accepts but RE2 does not (lookarounds, backreferences, conditionals,
-atomic groups, possessive repeats). Some RE2-only syntax (e.g. `[[:alpha:]]`,
-`\\pL`) is refused or read differently by Python: write the portable form
-(`[a-zA-Z]`). This is an approximation; Loki's own parser has the last word when a
-Loki role renders the policy.
+This module uses RE2 itself (the `google-re2` binding): what RE2 refuses
+(lookarounds, backreferences, possessive repeats...) is refused here with RE2's
+own message, and `[[:alpha:]]` or `\\pL` mean what they mean to Loki.
 """
 
 from __future__ import annotations
@@ -28,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+
+import re2
 
 OPERATORS = ("=~", "!~", "!=", "=")  # longest first, for the lexer
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -49,8 +48,8 @@ class Matcher:
     value: str
 
     @cached_property
-    def _regex(self) -> re.Pattern[str]:
-        return re.compile(self.value, re.DOTALL)
+    def _regex(self):
+        return _re2(self.value)
 
     def matches(self, value: str) -> bool:
         """Whether a stream whose label `name` is `value` ("" when absent) passes this matcher."""
@@ -204,50 +203,20 @@ def _string(text: str, pos: int) -> tuple[str, int]:
             raise SelectorError(f"unknown escape {shown}{hint}", pos)
 
 
-# Python `re` constructs that RE2 (Go regexp, what Loki uses) does not have.
-_NOT_RE2 = {
-    "ASSERT": "lookahead/lookbehind",
-    "ASSERT_NOT": "negative lookahead/lookbehind",
-    "GROUPREF": "backreference",
-    "GROUPREF_EXISTS": "conditional group",
-    "ATOMIC_GROUP": "atomic group",
-    "POSSESSIVE_REPEAT": "possessive repeat",
-}
+def _re2(value: str):
+    """`value` compiled by RE2 as Loki compiles it: `.` matches newlines; matched with fullmatch."""
+    options = re2.Options()
+    options.dot_nl = True
+    options.log_errors = False  # the error is raised, not printed into pyinfra's output
+    return re2.compile(value, options)
 
 
 def _check_regex(value: str, pos: int) -> None:
     try:
-        re.compile(value, re.DOTALL)
-    except re.error as err:
-        raise SelectorError(f"regex {value!r} does not compile: {err}", pos) from None
-    construct = _re2_incompatibility(value)
-    if construct:
-        raise SelectorError(f"regex {value!r} uses a {construct}, which RE2 (Loki's regex engine) does not support", pos)
-
-
-def _re2_incompatibility(value: str) -> str | None:
-    try:
-        from re import _parser  # Python 3.11+; the regex syntax tree
-    except ImportError:  # pragma: no cover - other Pythons: compile-only check
-        return None
-
-    def walk(items) -> str | None:
-        for op, arg in items:
-            name = str(op)
-            if name in _NOT_RE2:
-                return _NOT_RE2[name]
-            for sub in arg if isinstance(arg, (list, tuple)) else ():
-                if isinstance(sub, _parser.SubPattern):
-                    found = walk(sub)
-                elif isinstance(sub, list):  # branches of an alternation
-                    found = next((f for f in map(walk, (s for s in sub if isinstance(s, _parser.SubPattern))) if f), None)
-                else:
-                    continue
-                if found:
-                    return found
-        return None
-
-    return walk(_parser.parse(value))
+        _re2(value)
+    except re2.error as err:
+        message = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else str(err)
+        raise SelectorError(f"regex {value!r} does not compile as RE2 (Loki's regex engine): {message}", pos) from None
 
 
 def may_overlap(a: Selector, b: Selector) -> bool:

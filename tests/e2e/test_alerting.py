@@ -12,8 +12,8 @@ import yaml
 from lab.alert_drills import (
     MEMBER, Load, clear_receivers, in_alertmanager, pagerduty_events, set_faults, slack_alerts, wait_for,
 )
-from roles._schema import duration_seconds
-from roles._settings import build, load_group_data
+from roles._model import duration_seconds
+from roles._environment import group_data as load_group_data, host_settings as build
 from roles.alerting.catalog import load_catalog
 from tests.stack import hosts_in
 
@@ -84,14 +84,23 @@ def test_warnings_arrive_batched_on_slack_alerts(backend):
             return None
 
         wait_for("both auth-failure warnings in one Slack #alerts message", batched, _deadline(alert.uid, 180))
+    # The traffic has stopped, so the warnings resolve. That change is the group's next
+    # notification: Alertmanager must hold it until a group_interval after the batch.
+    # (Waiting for it makes the gap check below have a gap to check.)
     settings = hosts_in("monitoring")[0].settings.alerting
-    times = sorted(r["received_at"] for r in slack_alerts("#alerts", alert.uid))
-    assert len(times) >= 1
+    group_interval = duration_seconds(settings.warning.group_interval)
+    wait_for(
+        "the next #alerts notification of the auth-failure group (the resolve)",
+        lambda: len(slack_alerts("#alerts", alert.uid)) >= 2 or None,
+        _deadline(alert.uid, 180) + group_interval,
+    )
     from datetime import datetime
 
-    stamps = [datetime.fromisoformat(t) for t in times]
+    stamps = sorted(datetime.fromisoformat(r["received_at"]) for r in slack_alerts("#alerts", alert.uid))
     gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:])]
-    assert all(gap >= duration_seconds(settings.warning.group_interval) - 2 for gap in gaps), gaps
+    assert len(gaps) >= 1, stamps
+    # 2s of slack for the stand-in's clock and delivery; a batching bug sends changes at once (gap ~0).
+    assert min(gaps) >= group_interval - 2, gaps
 
 
 def test_stopping_the_backend_fires_backend_down(backend):

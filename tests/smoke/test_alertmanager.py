@@ -55,7 +55,7 @@ def test_loaded_rules_match_the_catalog(monitoring_host):
     port = monitoring_host.settings.prometheus.listen_port
     groups = json.loads(monitoring_host.curl(f"http://127.0.0.1:{port}/api/v1/rules?type=alert"))["data"]["groups"]
     loaded = {(r["name"], r["labels"]["uid"], r["labels"]["severity"], r["duration"]) for g in groups for r in g["rules"]}
-    from roles._schema import duration_seconds
+    from roles._model import duration_seconds
 
     expected = {(a.name, a.uid, a.severity, duration_seconds(a.for_)) for a in load_catalog()}
     assert loaded == expected

@@ -2,9 +2,7 @@
 
 import pytest
 
-from roles.object_store import s3_request
-
-from roles.object_store import s3_request
+from roles.object_store import CURL_CONFIG, s3_request
 
 pytestmark = pytest.mark.lab
 
@@ -24,12 +22,15 @@ def test_credentials_are_not_world_readable(telemetry_host):
     assert creds.user == "root"
     assert creds.group == "versitygw"
     assert creds.mode == 0o640
+    curl_config = telemetry_host.testinfra.file(CURL_CONFIG)
+    assert (curl_config.user, curl_config.group, curl_config.mode) == ("root", "root", 0o600)
 
 
 def test_buckets_exist_through_the_s3_api(telemetry_host):
     store = telemetry_host.settings.object_store
     request = s3_request("GET", f"http://127.0.0.1:{store.listen_port}/", store.region)
-    listing = telemetry_host.testinfra.check_output("sh -c %s", f"set -a; . /etc/versitygw/credentials.env; {request}")
+    # curl reads the credentials from its config itself: no shell sources them.
+    listing = telemetry_host.testinfra.check_output(" ".join(["%s"] * len(request)), *request)
     for bucket in store.buckets:
         assert f"<Name>{bucket}</Name>" in listing
 

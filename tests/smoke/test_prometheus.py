@@ -49,7 +49,7 @@ def _bytes(size: str) -> int:
 
 def test_retention_matches_group_data(monitoring_host):
     """Prometheus runs with the retention policy of group data (retention.prometheus)."""
-    from roles._schema import duration_seconds
+    from roles._model import duration_seconds
     from roles.retention import prometheus_flags
 
     prom = monitoring_host.settings.prometheus

@@ -5,7 +5,7 @@ import copy
 import pytest
 import yaml
 
-from roles._schema import SettingsError
+from roles._model import SettingsError
 from roles.alerting import preflight
 from roles.alerting.catalog import CATALOG_FILE, expr_problem, load_catalog, parse_catalog
 from roles.alerting.rules import render_rules
@@ -73,11 +73,12 @@ def test_duplicate_uid_is_refused():
     assert "duplicate" in err.value.problem
 
 
-def test_expr_structure():
+def test_expr_is_parsed_by_promql_parser():
     assert expr_problem('sum(rate(x{a="(" }[5m]))') is None  # brackets inside strings do not count
-    assert expr_problem("sum(rate(x[5m])") == "unclosed '('"
-    assert expr_problem('x{a="b}') == 'unterminated string (missing ")'
-    assert expr_problem("x and") == "ends with an operator"
+    assert expr_problem("sum(rate(x[5m])") == "unclosed left parenthesis"
+    assert expr_problem("rate(up)") == "expected type matrix in call to function 'rate', got vector"
+    assert expr_problem("sum by (a) (rate(x[30s1m]))") == "not a valid duration string: 30s1m"
+    assert expr_problem("x and") is not None
     assert expr_problem("-x") is None
 
 
@@ -92,14 +93,16 @@ def test_rules_carry_labels_and_links():
 
 
 def test_preflight_asks_promtool_and_names_the_alert(monkeypatch, tmp_path):
-    """A query only the real parser refuses is reported with the alert's uid."""
+    """What only promtool refuses (an unknown template function; promql-parser already refuses bad PromQL)
+    is reported with the alert's uid."""
     promtool = extract("prometheus", "promtool", tmp_path)
     monkeypatch.setenv("SENTINEL_PROMTOOL", str(promtool))
-    bad = parse_catalog(with_change("db-slow-queries", expr="rate(db_query_duration_seconds_count[10m]) > bool bool 1"))
+    bad = parse_catalog(with_change("db-slow-queries", summary="slow queries: {{ $value | nosuchfunc }}"))
     monkeypatch.setattr(preflight, "load_catalog", lambda: bad)
     with pytest.raises(SettingsError) as err:
         preflight.check_catalog("https://runbooks.example", "http://grafana:3000")
-    assert err.value.key == "catalog.yml:db-slow-queries.expr"
+    assert err.value.key.startswith("catalog.yml:db-slow-queries")
+    assert "nosuchfunc" in err.value.problem
 
 
 def test_preflight_passes_the_real_catalog_through_promtool(monkeypatch, tmp_path):

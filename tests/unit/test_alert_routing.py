@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from roles._settings import build, load_group_data
+from roles._environment import group_data as load_group_data, host_settings as build
 from roles.alerting.catalog import load_catalog
 from roles.alertmanager import render_config
 from tests.mirror_binaries import extract

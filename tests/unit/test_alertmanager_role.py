@@ -2,11 +2,13 @@
 
 import pytest
 
-from roles._schema import SettingsError
+from roles._model import SettingsError
 from roles._service import unit_file
-from roles._settings import build, inventory_settings, load_group_data
+from roles._environment import group_data as load_group_data, host_settings as build
 from roles.alertmanager import SECRETS_DIR, render_config, secret_files, service_spec
 from roles.alerting.catalog import load_catalog
+from roles.preflight import check_environment
+from tests.environments import GOOD_SECRETS, environment as environment_of
 
 pytestmark = pytest.mark.alerting
 SECRETS = ("SENTINEL_SLACK_CRITICAL_WEBHOOK_URL", "SENTINEL_SLACK_ALERTS_WEBHOOK_URL", "SENTINEL_SMTP_PASSWORD", "SENTINEL_PAGERDUTY_ROUTING_KEY")
@@ -21,12 +23,12 @@ def settings_of(environment, **extra):
 def all_secrets(monkeypatch):
     monkeypatch.delenv("SENTINEL_SECRETS_DIR", raising=False)
     for name in SECRETS:
-        monkeypatch.setenv(name, f"value-of-{name}")
+        monkeypatch.setenv(name, GOOD_SECRETS[name])
 
 
 def spec_for(environment, peers=()):
     settings = settings_of(environment)
-    return service_spec(settings, render_config(settings, load_catalog()), secret_files(settings, "mon1"), list(peers))
+    return service_spec(settings, render_config(settings, load_catalog()), secret_files(settings, GOOD_SECRETS), list(peers))
 
 
 def test_secrets_become_0640_files_and_pagerduty_only_in_prod(all_secrets):
@@ -57,27 +59,22 @@ def test_several_monitoring_hosts_gossip(all_secrets):
     assert "--cluster.peer=mon2.prod.sentinel.internal:9094" in spec.exec_start
 
 
-def test_missing_secret_is_refused_by_name(monkeypatch, all_secrets):
+def test_missing_secret_is_refused_by_name(monkeypatch, all_secrets, tmp_path):
+    monkeypatch.setenv("SENTINEL_S3_ACCESS_KEY", "a")
+    monkeypatch.setenv("SENTINEL_S3_SECRET_KEY", "b")
     monkeypatch.delenv("SENTINEL_SLACK_ALERTS_WEBHOOK_URL")
     with pytest.raises(SettingsError, match="SENTINEL_SLACK_ALERTS_WEBHOOK_URL"):
-        secret_files(settings_of("dev"), "host mon1.alerting")
+        check_environment(environment_of(tmp_path, "dev"))
 
 
-def _inventory(environment):
-    hosts = [f"{g}1.{environment}" for g in ("mon", "tel", "app")]
-    return {"__file__": f"inventory/{environment}.py", "monitoring": [hosts[0]], "telemetry": [hosts[1]], "app": [hosts[2]]}
-
-
-def test_preflight_refuses_prod_without_the_pagerduty_key(monkeypatch, all_secrets):
-    from roles.preflight import check_environment
-
+def test_preflight_refuses_prod_without_the_pagerduty_key(monkeypatch, all_secrets, tmp_path):
     monkeypatch.setenv("SENTINEL_S3_ACCESS_KEY", "a")
     monkeypatch.setenv("SENTINEL_S3_SECRET_KEY", "b")
     monkeypatch.delenv("SENTRY_DSN", raising=False)
     monkeypatch.delenv("SENTINEL_PAGERDUTY_ROUTING_KEY")
-    check_environment(*inventory_settings(_inventory("staging")))  # no PagerDuty there
+    check_environment(environment_of(tmp_path, "staging"))  # no PagerDuty there
     with pytest.raises(SettingsError) as err:
-        check_environment(*inventory_settings(_inventory("prod")))
+        check_environment(environment_of(tmp_path, "prod"))
     assert err.value.key == "host mon1.prod.alerting.pagerduty.routing_key_secret"
     assert "SENTINEL_PAGERDUTY_ROUTING_KEY" in err.value.problem
     assert "export SENTINEL_PAGERDUTY_ROUTING_KEY=" in err.value.fix

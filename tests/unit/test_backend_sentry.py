@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from roles._schema import SettingsError
-from roles._settings import build, load_group_data
+from roles._model import SettingsError
+from roles._environment import group_data as load_group_data, host_settings as build
 from roles.backend import render_env
 from roles.backend.sentry import mask_dsn, release_name, validate_dsn
 from roles.backend.sentry_release import (
@@ -29,6 +29,7 @@ from roles.backend.sentry_release import (
     upload_script,
 )
 from roles.preflight import check_sentry
+from tests.mirror_binaries import MISSING_TOOL
 
 pytestmark = pytest.mark.sentry
 
@@ -141,16 +142,15 @@ def test_preflight_wants_the_auth_token_when_source_maps_are_uploaded(secrets):
 
 
 def test_the_inventory_check_validates_the_dsn_of_app_hosts(secrets, monkeypatch, tmp_path):
-    from roles._settings import inventory_settings
     from roles.preflight import check_environment
+    from tests.environments import GOOD_SECRETS, environment
 
-    for name in ("SENTINEL_S3_ACCESS_KEY", "SENTINEL_S3_SECRET_KEY"):
+    for name, value in GOOD_SECRETS.items():
         monkeypatch.delenv(name, raising=False)
-        secrets(name, "lab-value")
+        secrets(name, value)
     secrets("SENTRY_DSN", "https://nokey.example/1")
-    inventory = {"__file__": str(tmp_path / "prod.py"), "monitoring": ["m1"], "telemetry": ["t1"], "app": ["a1"]}
-    with pytest.raises(SettingsError, match="host a1.backend.sentry_dsn_secret"):
-        check_environment(*inventory_settings(inventory))
+    with pytest.raises(SettingsError, match="host app1.prod.backend.sentry_dsn_secret"):
+        check_environment(environment(tmp_path / "", "prod"))
 
 
 # -- settings ---------------------------------------------------------------------
@@ -377,7 +377,7 @@ def sentry_cli_binary() -> str | None:
     return shutil.which("sentry-cli", path=str(Path(sys.executable).parent)) or shutil.which("sentry-cli")
 
 
-@pytest.mark.skipif(sentry_cli_binary() is None, reason="needs sentry-cli (in the test extras: pip install -e '.[test]')")
+@pytest.mark.skipif(sentry_cli_binary() is None, reason=f"{MISSING_TOOL} sentry-cli; run: pip install -e '.[test]'")
 def test_real_sentry_cli_takes_the_token_org_and_url_from_the_sourced_file(tmp_path):
     """The upload script with the real sentry-cli, against a loopback server that records the
     first API call and refuses it: the token travels in the Authorization header only."""

@@ -6,13 +6,16 @@ import json
 
 import pytest
 
-from roles._schema import SettingsError
-from roles._settings import build, load_group_data
+from roles._environment import EnvHost, Environment
+from roles._environment import group_data as load_group_data, host_settings as build
+from roles._model import SettingsError
+from roles._secrets import SecretProblem, needs, read_secret, resolve_secrets
 from roles.grafana_backup import (
     CONFIG, DEPLOY_KEY, FIXED_ENV, PINNED_KNOWN_HOSTS, PROGRAM, PYTHON, job_command, job_config, known_hosts_content,
-    render_config, venv_build_command,
+    render_config, secret_file, venv_build_command,
 )
-from roles.grafana_backup.settings import GrafanaBackupSettings, check_environment
+from roles.grafana_backup.settings import GrafanaBackupSettings
+from tests.environments import GOOD_SECRETS
 from tests.unit.grafana_backup_fixtures import load_job
 
 KEY_LINE = "git.sentinel.internal ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
@@ -54,20 +57,130 @@ def test_bad_settings_are_refused_with_key_and_fix(backup, key, fix):
     assert fix in str(err.value)
 
 
-def test_trust_on_first_use_is_refused_outside_the_lab(monkeypatch):
-    monkeypatch.setenv("SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", "k")
-    monkeypatch.setenv("SENTINEL_GRAFANA_BACKUP_TOKEN", "t")
-    settings = prod_settings({**PROD, "known_hosts": [], "trust_on_first_use": True})
-    with pytest.raises(SettingsError, match="trust_on_first_use"):
-        check_environment(settings.grafana_backup, "prod", "host mon1")
-    check_environment(lab_settings().grafana_backup.model_copy(), "lab", "host mon1")  # allowed in the lab
+def test_trust_on_first_use_is_refused_outside_the_lab():
+    with pytest.raises(SettingsError) as err:
+        prod_settings({**PROD, "known_hosts": [], "trust_on_first_use": True})
+    assert err.value.key == "host mon1.grafana_backup.trust_on_first_use" and "known_hosts" in err.value.fix
+    assert lab_settings().grafana_backup.trust_on_first_use  # allowed in the lab
 
 
-def test_enabled_backup_without_its_deploy_key_is_refused(monkeypatch):
-    monkeypatch.delenv("SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", raising=False)
-    monkeypatch.delenv("SENTINEL_SECRETS_DIR", raising=False)
-    with pytest.raises(SettingsError, match="SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY"):
-        check_environment(prod_settings(PROD).grafana_backup, "prod", "host mon1")
+def _monitoring_only(settings) -> Environment:
+    return Environment(name=settings.environment, hosts=(EnvHost(name="mon1", groups=("monitoring", settings.environment), settings=settings),))
+
+
+def backup_needs(settings):
+    return [n for n in needs(_monitoring_only(settings)) if ".grafana_backup." in n.key]
+
+
+@pytest.fixture
+def ssh_key(tmp_path):
+    """A real OpenSSH private key file (ed25519, no passphrase), as ssh-keygen writes it."""
+    import subprocess
+
+    path = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+@pytest.fixture
+def no_secrets(monkeypatch, tmp_path):
+    for name in ("SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", "SENTINEL_GRAFANA_BACKUP_TOKEN", "SOME_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in GOOD_SECRETS.items():  # the monitoring host's other secrets (alert receivers)
+        monkeypatch.setenv(name, value)
+    (tmp_path / "secrets").mkdir()
+    monkeypatch.setenv("SENTINEL_SECRETS_DIR", str(tmp_path / "secrets"))
+    return tmp_path / "secrets"
+
+
+def test_the_backup_needs_its_deploy_key_only_when_enabled_and_its_token_only_with_write_token():
+    assert backup_needs(prod_settings({})) == []  # off: nothing needed
+    (key,) = backup_needs(prod_settings(PROD))  # the Grafana role writes the token
+    assert (key.name, key.kind, key.required, key.key) == (
+        "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", "ssh_private_key", True, "host mon1.grafana_backup.deploy_key_secret"
+    )
+    assert {(n.name, n.kind, n.required) for n in backup_needs(lab_settings())} == {
+        ("SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", "ssh_private_key", True),
+        ("SENTINEL_GRAFANA_BACKUP_TOKEN", "grafana_token", True),
+    }
+
+
+def test_enabled_backup_without_its_deploy_key_is_refused(no_secrets):
+    with pytest.raises(SettingsError) as err:
+        resolve_secrets(_monitoring_only(prod_settings(PROD)))
+    assert err.value.key == "host mon1.grafana_backup.deploy_key_secret"
+    assert "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY" in err.value.problem and "export SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY" in err.value.fix
+
+
+def test_a_deploy_key_file_with_its_newlines_is_accepted_from_file_and_environment(no_secrets, monkeypatch, ssh_key):
+    text = ssh_key.read_text()
+    assert text.count("\n") > 3  # a real key spans lines
+    (no_secrets / "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY").write_text(text)
+    secrets = resolve_secrets(_monitoring_only(prod_settings(PROD)))
+    assert secret_file(secrets, "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY") == text
+    monkeypatch.setenv("SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", text.rstrip("\n"))  # as "$(cat key)" gives it
+    secrets = resolve_secrets(_monitoring_only(prod_settings(PROD)))
+    assert secret_file(secrets, "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY") == text
+
+
+def _encrypted_key(tmp_path):
+    import subprocess
+
+    path = tmp_path / "id_encrypted"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(path)], check=True)
+    return path.read_text()
+
+
+@pytest.mark.parametrize(
+    "mangle, problem",
+    [
+        (lambda key, tmp: "not a key at all", "first and last lines"),
+        (lambda key, tmp: key.replace("OPENSSH PRIVATE KEY", "RSA PRIVATE KEY"), "first and last lines"),
+        (lambda key, tmp: key.replace("\n", "\n$(reboot)\n", 1), "base64"),
+        (lambda key, tmp: key.replace("\n", "\tx\n", 1), "control character other than a newline"),
+        (lambda key, tmp: "-----BEGIN OPENSSH PRIVATE KEY-----\naGVsbG8gd29ybGQ=\n-----END OPENSSH PRIVATE KEY-----\n", "openssh-key-v1"),
+        (lambda key, tmp: _encrypted_key(tmp), "passphrase"),
+    ],
+    ids=["garbage", "pem-rsa", "shell-line", "tab", "not-openssh", "encrypted"],
+)
+def test_a_deploy_key_of_the_wrong_shape_is_refused_without_echo(no_secrets, ssh_key, tmp_path, mangle, problem):
+    value = mangle(ssh_key.read_text(), tmp_path)
+    (no_secrets / "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY").write_text(value)
+    with pytest.raises(SettingsError) as err:
+        resolve_secrets(_monitoring_only(prod_settings(PROD)))
+    assert err.value.key == "host mon1.grafana_backup.deploy_key_secret"
+    assert problem in str(err.value)
+    for line in value.splitlines():
+        if len(line) > 8 and "OPENSSH" not in line:
+            assert line not in str(err.value)
+
+
+def test_a_deploy_key_with_carriage_returns_in_the_environment_is_refused(no_secrets, monkeypatch, ssh_key):
+    # (A file is read as text, so its CRLF line ends become LF, which ssh accepts.)
+    monkeypatch.setenv("SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", ssh_key.read_text().replace("\n", "\r\n"))
+    with pytest.raises(SettingsError, match="control character other than a newline"):
+        resolve_secrets(_monitoring_only(prod_settings(PROD)))
+
+
+def test_newlines_stay_refused_for_every_other_secret(no_secrets, monkeypatch, ssh_key):
+    """The key's exception is by kind: the same key text under the token's name is refused."""
+    monkeypatch.setenv("SENTINEL_GRAFANA_BACKUP_TOKEN", ssh_key.read_text())
+    with pytest.raises(SecretProblem, match="newline"):
+        read_secret("SENTINEL_GRAFANA_BACKUP_TOKEN")
+    (no_secrets / "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY").write_text(ssh_key.read_text())
+    with pytest.raises(SettingsError) as err:
+        resolve_secrets(_monitoring_only(lab_settings()))
+    assert err.value.key == "host mon1.grafana_backup.token_secret" and "newline" in err.value.problem
+
+
+def test_a_token_that_is_not_one_word_is_refused(no_secrets, monkeypatch, ssh_key):
+    (no_secrets / "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY").write_text(ssh_key.read_text())
+    monkeypatch.setenv("SENTINEL_GRAFANA_BACKUP_TOKEN", "TODO paste it")
+    with pytest.raises(SettingsError) as err:
+        resolve_secrets(_monitoring_only(lab_settings()))
+    assert err.value.key == "host mon1.grafana_backup.token_secret" and "service-account token" in err.value.problem
+    monkeypatch.setenv("SENTINEL_GRAFANA_BACKUP_TOKEN", "glsa_" + "0" * 32 + "_abcdef01")
+    assert {"SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", "SENTINEL_GRAFANA_BACKUP_TOKEN"} <= set(resolve_secrets(_monitoring_only(lab_settings())))
 
 
 def test_config_matches_the_jobs_config_fields():
@@ -87,7 +200,7 @@ def test_lab_reads_the_standin_and_pushes_to_tel1_trusting_on_first_use():
     config = job_config(backup, "/var/lib/node_exporter/textfile")
     assert backup.enabled and config["grafana_url"] == "http://10.213.0.1:9110"
     assert config["remote_url"] == "git@10.213.0.12:/srv/git/grafana-backup.git"
-    assert config["strict_host_key_checking"] == "accept-new" and backup.token_secret == "SENTINEL_GRAFANA_BACKUP_TOKEN"
+    assert config["strict_host_key_checking"] == "accept-new" and backup.write_token
 
 
 def test_prod_staging_dev_leave_the_backup_off_until_grafana_exists():

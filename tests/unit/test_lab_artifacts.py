@@ -129,6 +129,8 @@ def test_release_paths_follow_versions_yml():
     releases = recipes.load_releases()
     for name in recipes.RECIPES:
         assert set(releases[name].binaries) == {b for b, _ in recipes.RECIPES[name].binaries}
+    for name, recipe in recipes.BUILDER_RECIPES.items():
+        assert releases[name].binaries == (recipe.binary,)
     vgw = recipes.Release(
         name="versitygw", version="1.8.0",
         url="{base}/versity/versitygw/releases/download/v{version}/versitygw_v{version}_Linux_{arch}.tar.gz",
@@ -170,3 +172,106 @@ def test_stamp_roundtrip(tmp_path):
     assert stamps.read(path) is None
     stamps.write(path, {"inputs": {"a": 1}})
     assert stamps.read(path) == {"inputs": {"a": 1}}
+
+
+# --- the collector, Jaeger, VictoriaLogs and the production-only components ---
+
+def test_jaeger_v2_module_version_mapping():
+    jaeger = recipes.RECIPES["jaeger"]
+    # v1.74.0 / v2.11.0 (CHANGELOG.md) and v1.75.0 / v2.12.0 (RELEASE.md) share commits.
+    assert jaeger.module_version("2.11.0") == "v1.74.0"
+    assert jaeger.module_version("2.12.0") == "v1.75.0"
+    with pytest.raises(ValueError):
+        jaeger.module_version("1.75.0")
+    # versions.yml's release tag (the GitHub release the archives sit under)
+    # is the module version the lab builds.
+    release = recipes.load_releases()["jaeger"]
+    assert jaeger.module_version(release.version) == release.release_tag == "v1.75.0"
+    assert recipes.RECIPES["victorialogs"].module_version("1.52.2") == "v1.52.2"
+
+
+def test_new_tarballs_mimic_upstream_names_and_layout():
+    releases = recipes.load_releases()
+    otel, jaeger, vlogs = releases["otelcol"], releases["jaeger"], releases["victorialogs"]
+    # goreleaser archive of opentelemetry-collector-releases: binary at the top.
+    assert otel.tarball_path().name == f"otelcol-contrib_{otel.version}_linux_amd64.tar.gz"
+    assert otel.checksums_path().name == "opentelemetry-collector-releases_otelcol-contrib_checksums.txt"
+    assert otel.archive_root() == "" and otel.binaries == ("otelcol-contrib",)
+    # scripts/build/package-deploy.sh: a directory named like the archive.
+    assert str(jaeger.tarball_path()) == \
+        "jaegertracing/jaeger/releases/download/v1.75.0/jaeger-2.12.0-linux-amd64.tar.gz"
+    assert jaeger.checksums_path().name == "jaeger-2.12.0.sha256sum.txt"
+    assert jaeger.archive_root() == "jaeger-2.12.0-linux-amd64"
+    # Makefile release-victoria-logs-goos-goarch.
+    assert vlogs.tarball_path().name == "victoria-logs-linux-amd64-v1.52.2.tar.gz"
+    assert vlogs.checksums_path().name == "victoria-logs-linux-amd64-v1.52.2_checksums.txt"
+    assert vlogs.archive_root() == "" and vlogs.binaries == ("victoria-logs-prod",)
+    assert not recipes.RECIPES["jaeger"].include_license
+    assert not recipes.RECIPES["victorialogs"].include_license
+
+
+def test_version_ldflags_fill_from_build_info():
+    values = recipes.build_info("2.12.0", "v1.75.0", "2025-11-05T10:00:00Z")
+    jaeger = [f.format(**values) for f in recipes.RECIPES["jaeger"].ldflags]
+    assert "-X github.com/jaegertracing/jaeger/internal/version.latestVersion=v2.12.0" in jaeger
+    assert "-X github.com/jaegertracing/jaeger/internal/version.date=2025-11-05T10:00:00Z" in jaeger
+    values = recipes.build_info("1.52.2", "v1.52.2", "2026-07-01T08:09:10Z")
+    (vlogs,) = [f.format(**values) for f in recipes.RECIPES["victorialogs"].ldflags]
+    assert vlogs.endswith("buildinfo.Version=victoria-logs-20260701-080910-tags-v1.52.2")
+
+
+def test_collector_manifest_is_one_consistent_release():
+    recipe = recipes.BUILDER_RECIPES["otelcol"]
+    manifest = recipe.load_manifest()
+    assert manifest["dist"]["name"] == recipe.binary == "otelcol-contrib"
+    parts = recipe.components()
+    core = [v for mods in parts.values() for m, v in mods if m.startswith("go.opentelemetry.io/collector/")]
+    contrib = {v for mods in parts.values() for m, v in mods if "opentelemetry-collector-contrib" in m}
+    assert recipe.core_version() == "v0.165.0"
+    assert set(core) <= {"v0.165.0", "v1.71.0"}  # 0.x modules and the stable 1.x ones of one release
+    assert contrib == {"v0.165.1"}
+    # The release the lab labels its tarball with is the contrib release it builds.
+    assert "v" + recipes.load_releases()["otelcol"].version in contrib
+    assert recipe.module_version("0.165.1") == "v0.165.0"  # the builder's (and core's) version
+    assert recipe.tags == ("grpcnotrace",)
+
+
+def test_collector_manifest_has_every_component_the_roles_configure():
+    names = {kind: {m.rsplit("/", 1)[-1] for m, _ in mods}
+             for kind, mods in recipes.BUILDER_RECIPES["otelcol"].components().items()}
+    assert names["receivers"] == {"otlpreceiver", "filelogreceiver"}
+    assert names["processors"] == {"batchprocessor", "memorylimiterprocessor", "resourceprocessor"}
+    assert names["exporters"] == {"otlpexporter", "otlphttpexporter", "prometheusremotewriteexporter",
+                                  "debugexporter"}
+    assert names["connectors"] == {"spanmetricsconnector"}
+    assert names["extensions"] == {"healthcheckextension", "filestorage"}
+    assert {"envprovider", "fileprovider"} <= names["providers"]
+
+
+def test_collector_fingerprint_follows_the_manifest(tmp_path, monkeypatch):
+    recipe = recipes.BUILDER_RECIPES["otelcol"]
+    before = recipe.fingerprint()
+    copy = tmp_path / recipe.manifest
+    copy.write_text(recipe.manifest_path.read_text() + "# changed\n")
+    monkeypatch.setattr(recipes, "MANIFEST_DIR", tmp_path)
+    assert recipe.fingerprint() != before
+
+
+def test_agpl_components_are_pinned_but_never_built(tmp_path, monkeypatch):
+    from lab import paths
+    from lab.artifacts import builder
+
+    releases = recipes.load_releases()
+    for name in ("tempo", "loki", "grafana"):
+        assert name in releases and name in recipes.PRODUCTION_ONLY
+        assert name not in recipes.RECIPES and name not in recipes.BUILDER_RECIPES
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("an AGPL component reached the Go build")
+
+    monkeypatch.setattr(builder, "_go_component", no_build)
+    result = builder.build_all(names=["tempo", "loki", "grafana"], log=lambda m: None)
+    for name in ("tempo", "loki", "grafana"):
+        assert result["components"][name]["status"] == "skipped"
+        assert result["components"][name]["reason"] == "AGPL, production only"

@@ -4,8 +4,8 @@ import copy
 
 import pytest
 
-from roles._schema import SettingsError, parse
-from roles._settings import build, load_group_data
+from roles._model import SettingsError, parse
+from roles._environment import group_data as load_group_data, host_settings as build
 from roles.retention import RetentionPolicy, prometheus_flags
 from roles.retention.selectors import Matcher, SelectorError, covers, may_overlap, parse_selector
 
@@ -33,7 +33,7 @@ AUDIT = {"name": "audit", "selector": '{stream="audit"}', "period": "365d", "pri
 
 
 def test_the_defaults_pass():
-    RetentionPolicy().validate("retention")
+    RetentionPolicy.model_validate(RetentionPolicy().model_dump())
 
 
 def test_group_data_spells_out_the_defaults():
@@ -128,13 +128,17 @@ def test_the_default_period_must_satisfy_a_minimum_no_rule_covers():
     assert 'add a stream rule for {stream="security"}' in err.fix
 
 
-def test_the_payment_minimum_is_enforced():
+def test_the_compliance_floors_live_in_code_and_can_only_be_raised():
     err = refused(
-        streams=[SECURITY, {**AUDIT, "period": "60d"}],
-        minimums=[{"name": "PCI-DSS payment audit trails", "selector": '{stream="audit", category="payment"}', "at_least": "90d"}],
+        minimums=[{"name": "PCI-DSS payment audit trails", "selector": '{stream="audit", category="payment"}', "at_least": "30d"}],
     )
-    assert err.key == "retention.streams[1].period"
-    assert "PCI-DSS payment audit trails minimum of 90d" in err.problem
+    assert err.key == "retention.minimums[0]"
+    assert "lowers the compliance floor 'PCI-DSS payment audit trails'" in err.problem
+    # An empty list deletes nothing: the floors in code still hold the rules to 365d.
+    err = refused(minimums=[], streams=[SECURITY, {**AUDIT, "period": "60d"}])
+    assert err.key == "retention.streams[1].period" and "PIPEDA audit logs minimum of 365d" in err.problem
+    # Raising a floor is allowed.
+    policy(minimums=[{"name": "PCI-DSS payment audit trails", "selector": '{stream="audit", category="payment"}', "at_least": "365d"}])
 
 
 def test_a_payment_rule_below_its_minimum_is_refused_even_with_audit_kept_longer():
@@ -222,9 +226,9 @@ def test_parser_reads_good_selectors(text, matchers):
         (r'{stream="\400"}', "octal escape"),
         (r'{stream="\ud800"}', "not a valid Unicode code point"),
         ('{stream=~"audit|("}', "does not compile"),
-        ('{stream=~"(?=audit)a"}', "lookahead"),
-        (r'{stream=~"(a)\\1"}', "backreference"),
-        ('{stream=~"a++"}', "possessive"),
+        ('{stream=~"(?=audit)a"}', "invalid perl operator: (?="),  # RE2 has no lookahead
+        (r'{stream=~"(a)\\1"}', "invalid escape sequence: \\1"),  # ... nor backreferences
+        ('{stream=~"a++"}', "bad repetition operator: ++"),  # ... nor possessive repeats
         ('{stream=~".*"}', "matches the empty string"),
         ('{stream!="app"}', "matches the empty string"),
         ('{stream=""}', "matches the empty string"),
@@ -303,3 +307,11 @@ def test_prometheus_unit_carries_the_policy():
     args = service_spec(s, "config").exec_start
     assert "--storage.tsdb.retention.time=15d" in args
     assert "--storage.tsdb.retention.size=50GB" in args
+
+
+def test_regexes_have_re2_semantics():
+    """RE2 itself (google-re2), not an approximation: POSIX classes and \\pL work, `.` matches a newline."""
+    assert parse_selector('{stream=~"[[:alpha:]]+"}').matchers[0].matches("audit")
+    assert parse_selector(r'{stream=~"\\pL+"}').matchers[0].matches("sécurité")
+    assert parse_selector('{stream=~"a.b"}').matchers[0].matches("a\nb")
+    assert not parse_selector('{stream=~"audit"}').matchers[0].matches("audit-2")  # fully anchored

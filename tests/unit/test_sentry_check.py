@@ -25,6 +25,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from lab.receivers.sentry import make_server, start_in_thread  # noqa: E402
+from tests.mirror_binaries import MISSING_TOOL  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("sentry_check", REPO / "files" / "backend" / "sentry_check.py")
 sentry_check = importlib.util.module_from_spec(_spec)
@@ -168,7 +169,7 @@ def test_dns_failure(monkeypatch):
     assert result.outcome == "dns_failure", result.message
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI to make a certificate")
+@pytest.mark.skipif(shutil.which("openssl") is None, reason=f"{MISSING_TOOL} the openssl CLI (to make a certificate); run: apt-get install openssl")
 def test_tls_failure_on_an_untrusted_certificate(tmp_path, receiver):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(

@@ -1,14 +1,13 @@
 """Bad inventory data is refused with the key and the fix, before any host is contacted."""
 
-import runpy
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
-from roles._schema import SettingsError, duration_seconds
-from roles._settings import build, inventory_settings
+from roles._environment import host_settings as build
+from roles._model import SettingsError, duration_seconds
+from tests.environments import GOOD_SECRETS, environment
 
 BASE = {"artifact_base_url": "https://github.com"}
 
@@ -69,49 +68,42 @@ def test_durations():
     assert duration_seconds("15d") == 15 * 86400
 
 
-def _inventory(tmp_path, body, name="prod"):
-    path = tmp_path / f"{name}.py"
-    path.write_text(textwrap.dedent(body))
-    return runpy.run_path(str(path), run_name="inventory")
-
-
-def test_inventory_merges_group_data_like_pyinfra(tmp_path):
-    inv = _inventory(
+def test_inventory_merges_group_data_by_pyinfra(tmp_path):
+    env = environment(
         tmp_path,
+        "prod",
         """
         monitoring = [("m1", {"retention": {"prometheus": {"time": "30d"}}})]
         telemetry = ["t1"]
         app = (["a1"], {"object_store": {"listen_port": 7171}})
         """,
     )
-    hosts, groups = inventory_settings(inv)
+    hosts = {h.name: h.settings for h in env.hosts}
     assert hosts["m1"].retention.prometheus.time == "30d"  # host data wins
     assert hosts["m1"].retention.prometheus.size == "0"  # ... wholesale: prod.py's retention dict is replaced
     assert hosts["t1"].retention.prometheus.size == "50GB"  # group_data/prod.py
     assert hosts["t1"].retention.streams == hosts["m1"].retention.streams  # prod.py derives from all.py
     assert hosts["a1"].object_store.listen_port == 7171  # group tuple data
-    assert hosts["a1"].object_store.buckets == ("loki", "tempo")  # dataclass default: all.py's dict was replaced
-    assert groups["app"] == ["a1"]
+    assert hosts["a1"].object_store.buckets == ("loki", "tempo")  # model default: all.py's dict was replaced
+    assert [h.name for h in env.group("app")] == ["a1"]
 
 
 def test_a_key_set_by_two_groups_is_refused(tmp_path):
-    """pyinfra would silently let one group's dict replace the other's."""
-    inv = _inventory(tmp_path, 'monitoring = ["m1"]\ntelemetry = ["t1"]\napp = (["a1"], {"backend": {"port": 4000}})\n')
+    """pyinfra would silently let one group's dict replace the other's; the check asks pyinfra's inventory."""
     with pytest.raises(SettingsError, match="set by both the 'app' and 'prod' groups"):
-        inventory_settings(inv)
+        environment(tmp_path, "prod", 'monitoring = ["m1"]\ntelemetry = ["t1"]\napp = (["a1"], {"backend": {"port": 4000}})\n')
 
 
 def test_inventory_with_unknown_group_is_refused(tmp_path):
-    inv = _inventory(tmp_path, 'monitoring = ["m1"]\nloggers = ["l1"]\n')
     with pytest.raises(SettingsError, match="loggers"):
-        inventory_settings(inv)
+        environment(tmp_path, "prod", 'monitoring = ["m1"]\nloggers = ["l1"]\n')
 
 
 def test_pyinfra_stops_before_connecting_on_bad_data(tmp_path):
     """The real CLI on an inventory with a typo exits 2 and names the key; the host does not exist."""
     inv = tmp_path / "prod.py"
     inv.write_text(
-        "from roles._settings import check_inventory\n"
+        "from roles.preflight import check_inventory\n"
         'monitoring = [("192.0.2.1", {"prometheus": {"retention_tme": "15d"}})]\n'
         'telemetry = ["192.0.2.1"]\napp = ["192.0.2.1"]\n'
         "check_inventory(globals())\n"
@@ -128,16 +120,18 @@ def test_pyinfra_stops_before_connecting_on_bad_data(tmp_path):
     assert "prometheus.retention_tme" in result.stderr
     assert "did you mean 'retention_time'? It moved: set retention.prometheus.time" in result.stderr
     assert "Connecting" not in result.stdout + result.stderr
+    assert "Connecting" not in result.stdout + result.stderr
 
 
 def test_prod_without_store_credentials_is_refused(monkeypatch, tmp_path):
+    for name, value in GOOD_SECRETS.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("SENTINEL_S3_ACCESS_KEY", raising=False)
     monkeypatch.delenv("SENTINEL_SECRETS_DIR", raising=False)
-    inv = _inventory(tmp_path, 'monitoring = ["m1"]\ntelemetry = ["t1"]\napp = ["a1"]\n')
     from roles.preflight import check_environment
 
     with pytest.raises(SettingsError, match="SENTINEL_S3_ACCESS_KEY"):
-        check_environment(*inventory_settings(inv))
+        check_environment(environment(tmp_path, "prod"))
 
 
 def test_secret_files_are_read(monkeypatch, tmp_path):

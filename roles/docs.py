@@ -1,0 +1,138 @@
+"""docs/settings.md, generated from the settings models: every key, its type, default and meaning.
+
+    python -m roles.docs          # rewrite docs/settings.md
+    python -m roles.docs --check  # exit 1 when docs/settings.md is stale
+
+tests/unit/test_settings_docs.py fails when the file is stale.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from roles import _model
+from roles._settings import Settings
+
+DOCS_FILE = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
+
+# The constrained types of roles/_model.py, by their validator, as the reference names them.
+_VALIDATOR_NAMES = {
+    _model._duration: "duration",
+    _model._size: "size",
+    _model._abs_path: "absolute path",
+    _model._name: "name",
+    _model._secret_name: "secret name",
+    _model._label_value: "label value",
+    _model._hostport: "host:port",
+    _model._no_control: "text",
+    _model._hostname: "host name",
+    _model._relative_name: "relative name",
+}
+
+
+def _type_name(annotation, metadata: list | tuple = ()) -> str:
+    funcs = [f for f in (getattr(item, "func", None) for item in metadata) if f is not None]
+    for func in funcs:
+        if func in _VALIDATOR_NAMES:
+            return _VALIDATOR_NAMES[func]
+        if func.__qualname__.startswith("_url"):
+            return "URL"
+        if func.__name__ == "<lambda>" and func.__qualname__ == "<lambda>" and "_duration" in func.__code__.co_names:
+            return "duration or 0s"
+    for func in funcs:  # a type made by `matching()` or a role's own validator, by its name
+        if func.__name__ not in ("check", "<lambda>"):
+            return func.__name__.strip("_").replace("_", " ").removeprefix("valid ")
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_name(args[0], args[1:])
+    if origin is typing.Literal:
+        return " \\| ".join(f"`{a}`" for a in args)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(names) + (" or unset" if type(None) in args else "")
+    if origin in (tuple, list):
+        return f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return f"mapping of {_type_name(args[0])} to {_type_name(args[1])}"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation.__name__
+    strict = any(type(m).__name__ == "Strict" for m in metadata)
+    name = getattr(annotation, "__name__", str(annotation))
+    bounds = [f"{'≥' if hasattr(m, 'ge') else '≤'} {getattr(m, 'ge', getattr(m, 'le', None))}" for m in metadata if hasattr(m, "ge") or hasattr(m, "le")]
+    return name + (f" ({', '.join(bounds)})" if bounds else "") + (" (strict)" if strict and name in ("int", "bool") else "")
+
+
+def _field_type(field: FieldInfo) -> str:
+    return _type_name(field.annotation, field.metadata)
+
+
+def _default(field: FieldInfo) -> str:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        return "see below"
+    if isinstance(value, tuple) and value and isinstance(value[0], BaseModel):
+        return f"{len(value)} entries, see group_data/all.py"
+    return f"`{json.dumps(value, default=str)}`"
+
+
+def _model_of(field: FieldInfo) -> type[BaseModel] | None:
+    annotation = field.annotation
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _section(model: type[BaseModel], key: str, out: list[str]) -> None:
+    doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
+    out += [f"## `{key}`" if key else "## Host settings", "", doc, "", "| Key | Type | Default | Meaning |", "|---|---|---|---|"]
+    nested = []
+    for name, field in model.model_fields.items():
+        meaning = (field.description or "").replace("|", "\\|")
+        out.append(f"| `{name}` | {_field_type(field)} | {_default(field)} | {meaning} |")
+        sub = _model_of(field)
+        if sub is not None:
+            nested.append((sub, f"{key}.{name}" if key else name))
+    out.append("")
+    for sub, sub_key in nested:
+        _section(sub, sub_key, out)
+
+
+def render() -> str:
+    out = [
+        "# Settings reference",
+        "",
+        "Generated from the pydantic models by `python -m roles.docs`; do not edit by hand",
+        "(tests/unit/test_settings_docs.py fails when this file is stale). Keys are set in",
+        "`group_data/<group>.py` or as host data in `inventory/<env>.py`; an unknown key or a bad",
+        "value is refused before any host is contacted. `*_secret` keys name a secret (an",
+        "environment variable or `$SENTINEL_SECRETS_DIR/<NAME>`), never its value.",
+        "",
+    ]
+    _section(Settings, "", out)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if "--check" in argv:
+        if not DOCS_FILE.exists() or DOCS_FILE.read_text() != text:
+            print(f"{DOCS_FILE} is stale: run python -m roles.docs", file=sys.stderr)
+            return 1
+        return 0
+    DOCS_FILE.write_text(text)
+    print(f"wrote {DOCS_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,44 @@
+"""Environments for unit tests, built like the deploy builds them: a small inventory
+file read by pyinfra's own loader (roles._environment.load_environment)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from roles._environment import Environment, load_environment
+
+# Secret values of the right shape for every environment (never real ones).
+GOOD_SECRETS = {
+    "SENTINEL_S3_ACCESS_KEY": "testaccesskey0001",
+    "SENTINEL_S3_SECRET_KEY": "test-secret-key-0001",
+    "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL": "https://hooks.slack.com/services/T0000TEST/B0000CRIT/abcdefghijklmnop",
+    "SENTINEL_SLACK_ALERTS_WEBHOOK_URL": "https://hooks.slack.com/services/T0000TEST/B0000WARN/abcdefghijklmnop",
+    "SENTINEL_SMTP_PASSWORD": "smtp-password-0001",
+    "SENTINEL_PAGERDUTY_ROUTING_KEY": "0123456789abcdef0123456789abcdef",
+}
+
+
+def three_hosts(environment: str) -> str:
+    """An inventory body with one host per role group."""
+    return textwrap.dedent(
+        f"""
+        monitoring = ["mon1.{environment}"]
+        telemetry = ["tel1.{environment}"]
+        app = ["app1.{environment}"]
+        """
+    )
+
+
+def write_inventory(directory: Path, environment: str, body: str | None = None, check: bool = False) -> Path:
+    """inventory file `<environment>.py` in `directory`; with `check`, it ends with the preflight call."""
+    path = directory / f"{environment}.py"
+    text = textwrap.dedent(body if body is not None else three_hosts(environment))
+    if check:
+        text = "from roles.preflight import check_inventory\n" + text + "\ncheck_inventory(globals())\n"
+    path.write_text(text)
+    return path
+
+
+def environment(directory: Path, name: str, body: str | None = None) -> Environment:
+    return load_environment(write_inventory(directory, name, body))

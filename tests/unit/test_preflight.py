@@ -1,0 +1,311 @@
+"""Preflight refuses hostile input before any host is contacted, naming the key and the fix.
+
+The table below is issue 16's classes of bad input (and issue 15's list). Each case is
+an inventory file, read by pyinfra's own loader exactly as `pyinfra <file> deploy.py`
+reads it, plus the secrets in the environment; or a YAML input read by the one YAML
+loader. Add a case whenever a key is added. A few cases run the real `pyinfra` CLI
+to prove it stops before connecting.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+from roles import preflight
+from roles._environment import REPO, environment_from_inventory, load_environment
+from roles._model import SettingsError
+from roles._versions import load_versions_file
+from roles.alerting.catalog import CATALOG_FILE, load_catalog
+from tests.environments import GOOD_SECRETS, write_inventory
+
+HOSTS = {"monitoring": "mon1.hostile", "telemetry": "tel1.hostile", "app": "app1.hostile"}
+
+
+def inventory_with(role: str = "monitoring", data: dict | None = None, extra: str = "") -> str:
+    """One host per group; `data` is host data of the `role` host (host data wins over group data)."""
+    lines = []
+    for group, name in HOSTS.items():
+        entry = (name, data) if group == role and data else name
+        lines.append(f"{group} = [{entry!r}]")
+    return "\n".join(lines) + "\n" + textwrap.dedent(extra)
+
+
+# An enabled Grafana backup (its deploy key is then required).
+BACKUP = {
+    "enabled": True,
+    "remote_url": "git@git.example.org:ops/grafana-backup.git",
+    "known_hosts": ["git.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"],
+}
+
+# (id, environment, inventory body, secrets to change (None = unset), key part, fix part)
+INVENTORY_CASES = [
+    # --- values that would need escaping on a host ------------------------------------
+    ("newline-in-path", "prod", inventory_with(data={"node_exporter": {"textfile_dir": "/var/lib/ne\nExecStartPre=/bin/sh -c id"}}), {}, "node_exporter.textfile_dir", "one line"),
+    ("space-in-path", "prod", inventory_with("telemetry", {"object_store": {"data_dir": "/var/lib/versity gw"}}), {}, "object_store.data_dir", "letters, digits"),
+    ("relative-path", "prod", inventory_with("telemetry", {"object_store": {"data_dir": "data"}}), {}, "object_store.data_dir", "/var/lib/"),
+    ("dotdot-path", "prod", inventory_with("telemetry", {"object_store": {"metadata_dir": "/var/lib/../../etc"}}), {}, "object_store.metadata_dir", "without .."),
+    ("duration-with-newline", "prod", inventory_with(data={"retention": {"prometheus": {"time": "15d\n"}}}), {}, "retention.prometheus.time", "15d"),
+    ("retention-0d", "prod", inventory_with(data={"retention": {"default_period": "0d"}}), {}, "retention.default_period", "positive"),
+    ("retention-minus-1d", "prod", inventory_with(data={"retention": {"default_period": "-1d"}}), {}, "retention.default_period", "30s"),
+    ("retention-300y", "prod", inventory_with(data={"retention": {"default_period": "300y"}}), {}, "retention.default_period", "10y"),
+    ("duration-units-out-of-order", "prod", inventory_with(data={"prometheus": {"scrape_interval": "30s1m"}}), {}, "prometheus.scrape_interval", "largest first"),
+    ("prometheus-retention-1h", "prod", inventory_with(data={"retention": {"prometheus": {"time": "1h"}}}), {}, "retention.prometheus.time", "2h"),
+    ("stream-period-12h", "prod", inventory_with(data={"retention": {"streams": [{"name": "s", "selector": '{stream="app"}', "period": "12h"}]}}), {}, "retention.streams[0].period", "24h"),
+    ("minimums-emptied-in-prod", "prod", inventory_with(data={"retention": {"minimums": [], "streams": [{"name": "audit", "selector": '{stream="audit"}', "period": "60d"}, {"name": "security", "selector": '{stream="security"}', "period": "365d", "priority": 2}]}}), {}, "retention.streams[0].period", "365d"),
+    ("pci-floor-lowered", "prod", inventory_with(data={"retention": {"minimums": [{"name": "PCI-DSS payment audit trails", "selector": '{stream="audit", category="payment"}', "at_least": "30d"}]}}), {}, "retention.minimums[0]", "90d"),
+    ("scrape-interval-10m", "prod", inventory_with(data={"prometheus": {"scrape_interval": "10m"}}), {}, "prometheus.scrape_interval", "5m"),
+    ("port-out-of-range", "prod", inventory_with(data={"prometheus": {"listen_port": 70000}}), {}, "prometheus.listen_port", "65535"),
+    ("port-as-string", "prod", inventory_with(data={"prometheus": {"listen_port": "9090"}}), {}, "prometheus.listen_port", "int"),
+    ("bool-as-string-no", "prod", inventory_with(data={"systemd_hardening": "no"}), {}, "systemd_hardening", "bool"),
+    ("label-value-with-newline", "prod", inventory_with(data={"prometheus": {"external_labels": {"region": "ca\nevil: true"}}}), {}, "prometheus.external_labels.region", "one line"),
+    ("label-name-injection", "prod", inventory_with(data={"prometheus": {"external_labels": {"a: b\n  c": "x"}}}), {}, "prometheus.external_labels", "letters, digits and _"),
+    ("dsn-pasted-as-secret-name", "prod", inventory_with("app", {"backend": {"sentry_dsn_secret": "https://0123456789abcdef@o1.ingest.sentry.io/42"}}), {}, "backend.sentry_dsn_secret", "never paste its value"),
+    ("path-traversal-secret-name", "prod", inventory_with("telemetry", {"object_store": {"access_key_secret": "../../../etc/hostname"}}), {}, "object_store.access_key_secret", "name the secret"),
+    ("shell-in-region", "prod", inventory_with("telemetry", {"object_store": {"region": "us-east-1; touch /PWNED"}}), {}, "object_store.region", "letters, digits"),
+    ("shell-in-unit", "prod", inventory_with("app", {"backend": {"unit": "x.service; reboot"}}), {}, "backend.unit", "sentinel-backend.service"),
+    ("http-artifacts-in-prod", "prod", inventory_with(data={"artifact_base_url": "http://mirror.example.org"}), {}, "artifact_base_url", "https://"),
+    ("artifact-url-without-scheme", "prod", inventory_with(data={"artifact_base_url": "github.com"}), {}, "artifact_base_url", "full URL"),
+    ("http-pagerduty-in-prod", "prod", inventory_with(data={"alerting": {"pagerduty": {"enabled": True, "url": "http://events.example.org/v2/enqueue"}}}), {}, "alerting.pagerduty.url", "https://"),
+    ("misspelled-key", "prod", inventory_with(data={"prometheus": {"scrape_intervall": "15s"}}), {}, "prometheus.scrape_intervall", "did you mean 'scrape_interval'?"),
+    ("moved-key", "prod", inventory_with(data={"prometheus": {"retention_time": "15d"}}), {}, "prometheus.retention_time", "retention.prometheus.time"),
+    # --- the inventory itself ----------------------------------------------------------
+    ("unknown-group", "prod", inventory_with(extra='loggers = ["log1.hostile"]\n'), {}, "loggers", "monitoring, telemetry, app"),
+    ("host-in-two-environments", "prod", inventory_with(extra='staging = ["mon1.hostile"]\n'), {}, "host mon1.hostile.groups", "exactly one"),
+    ("host-in-two-inventory-files", "prod", inventory_with(extra='monitoring = ["mon1.staging.sentinel.internal"]\n'), {}, "host mon1.staging.sentinel.internal", "one inventory file"),
+    ("duplicate-addresses", "prod", inventory_with(extra='app = [("app1.hostile", {"address": "tel1.hostile"})]\n'), {}, "address", "its own address"),
+    ("unknown-ssh-key", "prod", inventory_with(data={"ssh_usr": "root"}), {}, "ssh_usr", "ssh_user"),
+    ("key-set-by-two-groups", "prod", inventory_with(extra='app = (["app1.hostile"], {"backend": {"port": 4000}})\n'), {}, "host app1.hostile.backend", "one group"),
+    ("group-without-hosts", "prod", "monitoring = ['mon1.hostile']\ntelemetry = ['tel1.hostile']\n", {}, "inventory:app", "add at least one host"),
+    # --- secrets -------------------------------------------------------------------------
+    ("empty-env-secret", "prod", inventory_with(), {"SENTINEL_S3_ACCESS_KEY": ""}, "object_store.access_key_secret", "unset it"),
+    ("unset-secret", "prod", inventory_with(), {"SENTINEL_SMTP_PASSWORD": None}, "alerting.email.auth_password_secret", "export SENTINEL_SMTP_PASSWORD"),
+    ("secret-with-newline", "prod", inventory_with(), {"SENTINEL_S3_SECRET_KEY": "abc\nLD_PRELOAD=/tmp/x.so"}, "object_store.secret_key_secret", "one line"),
+    ("slack-webhook-http", "prod", inventory_with(), {"SENTINEL_SLACK_CRITICAL_WEBHOOK_URL": "http://hooks.slack.com/services/T1/B1/abc"}, "alerting.slack_critical.webhook_url_secret", "Incoming Webhooks"),
+    ("slack-webhook-other-host", "prod", inventory_with(), {"SENTINEL_SLACK_ALERTS_WEBHOOK_URL": "https://hooks.evil.example/services/T1/B1/abc"}, "alerting.slack_warning.webhook_url_secret", "Incoming Webhooks"),
+    ("slack-webhook-todo", "staging", inventory_with(), {"SENTINEL_SLACK_ALERTS_WEBHOOK_URL": "TODO"}, "alerting.slack_warning.webhook_url_secret", "Incoming Webhooks"),
+    ("pagerduty-key-short", "prod", inventory_with(), {"SENTINEL_PAGERDUTY_ROUTING_KEY": "abc123"}, "alerting.pagerduty.routing_key_secret", "Integration Key"),
+    ("pagerduty-key-upper-case", "prod", inventory_with(), {"SENTINEL_PAGERDUTY_ROUTING_KEY": "0123456789ABCDEF0123456789ABCDEF"}, "alerting.pagerduty.routing_key_secret", "Integration Key"),
+    ("sentry-dsn-not-a-dsn", "prod", inventory_with(), {"SENTRY_DSN": "TODO"}, "backend.sentry_dsn_secret", "Client Keys"),
+    ("backup-deploy-key-unset", "prod", inventory_with(data={"grafana_backup": BACKUP}), {"SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY": None}, "grafana_backup.deploy_key_secret", "export SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY"),
+    ("backup-deploy-key-not-a-key", "prod", inventory_with(data={"grafana_backup": BACKUP}), {"SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"}, "grafana_backup.deploy_key_secret", "ssh-keygen"),
+    ("backup-trust-on-first-use-in-prod", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "known_hosts": [], "trust_on_first_use": True}}), {}, "grafana_backup.trust_on_first_use", "known_hosts"),
+]
+
+
+@pytest.fixture
+def good_secrets(monkeypatch, tmp_path):
+    monkeypatch.setenv("SENTINEL_SECRETS_DIR", str(tmp_path / "secrets"))
+    (tmp_path / "secrets").mkdir()
+    for name, value in GOOD_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SENTRY_DSN", raising=False)
+    monkeypatch.delenv("SENTRY_AUTH_TOKEN", raising=False)
+    monkeypatch.setattr(preflight, "_validated", {})
+    return tmp_path / "secrets"
+
+
+def _set_secrets(monkeypatch, changes: dict) -> None:
+    for name, value in changes.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+
+def test_the_table_is_big_enough():
+    assert len(INVENTORY_CASES) + len(YAML_CASES) >= 40
+
+
+def test_good_inventories_pass(good_secrets, tmp_path):
+    for env in ("dev", "staging", "prod"):
+        preflight.preflight(write_inventory(tmp_path, env, inventory_with()))
+
+
+@pytest.mark.parametrize("case", INVENTORY_CASES, ids=[c[0] for c in INVENTORY_CASES])
+def test_hostile_inventory_is_refused(case, good_secrets, monkeypatch, tmp_path):
+    _, env, body, secrets, key_part, fix_part = case
+    _set_secrets(monkeypatch, secrets)
+    path = write_inventory(tmp_path, env, body)
+    with pytest.raises(SettingsError) as err:
+        preflight.preflight(path)
+    assert key_part in err.value.key, str(err.value)
+    assert fix_part in err.value.fix, str(err.value)
+    for value in secrets.values():  # a refused secret is never echoed
+        if value and len(value) > 4:
+            assert value not in str(err.value)
+
+
+def test_a_secret_file_with_two_lines_is_refused(good_secrets, monkeypatch, tmp_path):
+    monkeypatch.delenv("SENTINEL_S3_SECRET_KEY")
+    (good_secrets / "SENTINEL_S3_SECRET_KEY").write_text("secret\nLD_PRELOAD=/tmp/x.so\n")
+    with pytest.raises(SettingsError, match="holds a newline") as err:
+        preflight.preflight(write_inventory(tmp_path, "prod", inventory_with()))
+    assert "LD_PRELOAD" not in str(err.value)
+
+
+def test_an_empty_env_var_does_not_fall_back_to_a_stale_file(good_secrets, monkeypatch, tmp_path):
+    (good_secrets / "SENTINEL_S3_ACCESS_KEY").write_text("stale-value\n")
+    monkeypatch.setenv("SENTINEL_S3_ACCESS_KEY", "")
+    with pytest.raises(SettingsError, match="set but empty"):
+        preflight.preflight(write_inventory(tmp_path, "prod", inventory_with()))
+
+
+def test_a_group_data_file_no_group_uses_is_refused(good_secrets, tmp_path):
+    """pyinfra also reads group_data/ next to the inventory file; a misspelled file there applies to nobody."""
+    (tmp_path / "group_data").mkdir()
+    (tmp_path / "group_data" / "monitorng.py").write_text('prometheus = {"scrape_interval": "5s"}\n')
+    with pytest.raises(SettingsError) as err:
+        preflight.preflight(write_inventory(tmp_path, "prod", inventory_with()))
+    assert err.value.key == "group_data/monitorng.py"
+    assert "monitoring.py" in err.value.fix
+
+
+def _lab_secrets(monkeypatch, directory) -> None:
+    """The secret files `python -m lab up` writes (lab/secrets.py), generated into `directory`."""
+    import lab.secrets
+
+    monkeypatch.setattr(lab.secrets, "SECRETS_DIR", directory)
+    lab.secrets.ensure_secrets()
+
+
+def test_the_lab_accepts_its_stand_in_webhooks(good_secrets, monkeypatch, tmp_path):
+    _lab_secrets(monkeypatch, good_secrets)  # the Grafana backup's deploy key and token (the lab enables it)
+    monkeypatch.setenv("SENTINEL_SLACK_CRITICAL_WEBHOOK_URL", "http://10.213.0.1:9101/services/TSENTINELLAB/BCRITICAL/abc")
+    preflight.preflight(write_inventory(tmp_path, "lab", inventory_with(extra='lab = ["mon1.hostile", "tel1.hostile", "app1.hostile"]\n')))
+
+
+def test_the_lab_passes_preflight_with_the_secrets_it_generates(good_secrets, monkeypatch, tmp_path):
+    """Every secret the lab needs, from lab/secrets.py's files alone: its multi-line deploy key included."""
+    from roles._secrets import SECRETS
+
+    for name in SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    _lab_secrets(monkeypatch, good_secrets)
+    assert (good_secrets / "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY").read_text().count("\n") > 3
+    environment, secrets = preflight.preflight(
+        write_inventory(tmp_path, "lab", inventory_with(extra='lab = ["mon1.hostile", "tel1.hostile", "app1.hostile"]\n'))
+    )
+    assert {"SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", "SENTINEL_GRAFANA_BACKUP_TOKEN"} <= set(secrets)
+
+
+# --- YAML inputs: versions.yml and the alert catalog ------------------------------------
+
+VERSIONS = yaml.safe_load((REPO / "files" / "versions.yml").read_text())
+
+
+def _versions(component: str = "prometheus", **changes) -> str:
+    document = {name: dict(entry) for name, entry in VERSIONS.items()}
+    document[component].update(changes)
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+CATALOG = CATALOG_FILE.read_text()
+
+# (id, file name, text, key part, fix part)
+YAML_CASES = [
+    ("versions-duplicate-key", "versions.yml", _versions() + "prometheus:\n  version: 9.9.9\n", "prometheus", "keep one"),
+    ("versions-duplicate-inner-key", "versions.yml", "node_exporter:\n  version: 1.12.1\n  version: 1.0.0\n", "version", "keep one"),
+    ("versions-sha256-short", "versions.yml", _versions(sha256={"amd64": "abc123"}), "prometheus.sha256.amd64", "64"),
+    ("versions-binary-traversal", "versions.yml", _versions(binaries=["../../bin/sh"]), "prometheus.binaries[0]", "never .."),
+    ("versions-archive-dir-subshell", "versions.yml", _versions(archive_dir="$(touch /PWNED)"), "prometheus.archive_dir", "$"),
+    ("versions-archive-dir-traversal", "versions.yml", _versions(archive_dir="../../etc"), "prometheus.archive_dir", "never .."),
+    ("versions-http-in-prod", "versions.yml", _versions(url="http://example.org/p/{version}/p-{version}.tar.gz"), "prometheus.url", "https://"),
+    ("versions-release-tag-subshell", "versions.yml", _versions(release_tag="$(id)"), "prometheus.release_tag", "v1.75.0"),
+    ("versions-archive-name-traversal", "versions.yml", _versions(archive_names={"promtool": "../../../bin/sh"}), "prometheus.archive_names.promtool", "never .."),
+    ("versions-latest", "versions.yml", _versions(version="latest"), "prometheus.version", "exact release"),
+    ("versions-missing-component", "versions.yml", yaml.safe_dump({k: v for k, v in VERSIONS.items() if k != "alertmanager"}), "alertmanager", "pin alertmanager"),
+    ("versions-empty", "versions.yml", "", "versions.yml", "one `<component>:` entry"),
+    ("versions-not-yaml", "versions.yml", "prometheus: [unclosed\n", "versions.yml", "YAML syntax"),
+    ("catalog-duplicate-severity", "catalog.yml", CATALOG.replace("severity: critical\n", "severity: critical\n    severity: info\n", 1), "severity", "keep one"),
+    ("catalog-runbook-escapes-repo", "catalog.yml", CATALOG.replace("runbook: docs/runbooks/backend-down.md", "runbook: ../../etc/passwd", 1), "backend-down.runbook", "docs/runbooks/"),
+    ("catalog-runbook-dotdot", "catalog.yml", CATALOG.replace("runbook: docs/runbooks/backend-down.md", "runbook: docs/../../../etc/passwd", 1), "backend-down.runbook", "docs/runbooks/"),
+]
+
+
+@pytest.mark.parametrize("case", YAML_CASES, ids=[c[0] for c in YAML_CASES])
+def test_hostile_yaml_is_refused(case, tmp_path):
+    _, name, text, key_part, fix_part = case
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(SettingsError) as err:
+        if name == "versions.yml":
+            load_versions_file(path, "prod")
+        else:
+            load_catalog(path)
+    assert key_part in err.value.key, str(err.value)
+    assert fix_part in err.value.fix, str(err.value)
+
+
+# --- what preflight validated is what the deploy receives --------------------------------
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_preflight_validates_exactly_what_the_deploy_receives(env, good_secrets, monkeypatch):
+    """pyinfra's CLI loader runs the inventory file (and so its preflight); the deploy's Environment is the
+    same object, and equals one built afresh from the Inventory pyinfra hands to the deploy."""
+    from pyinfra_cli.inventory import make_inventory
+
+    from roles._environment import _pyinfra_state
+
+    path = str(REPO / "inventory" / f"{env}.py")
+    load_environment.cache_clear()
+    with _pyinfra_state():
+        inventory = make_inventory(path, cwd=str(REPO))  # what `pyinfra inventory/<env>.py deploy.py` does
+    validated, secrets = preflight.validated_environment()
+    received = environment_from_inventory(inventory, env)
+    assert validated == received
+    assert [h.name for h in validated.hosts] == [h.name for h in inventory]
+    assert set(secrets) >= {"SENTINEL_S3_ACCESS_KEY", "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL"}
+    assert "value" not in repr(secrets) and GOOD_SECRETS["SENTINEL_S3_SECRET_KEY"] not in repr(secrets)
+
+
+# --- the real CLI stops before connecting -----------------------------------------------
+
+CLI_CASES = [
+    ("retention-0d", {"retention": {"default_period": "0d"}}, {}, "retention.default_period"),
+    ("newline-in-path", {"node_exporter": {"textfile_dir": "/x\nExecStartPre=/bin/id"}}, {}, "node_exporter.textfile_dir"),
+    ("slack-not-https", {}, {"SENTINEL_SLACK_CRITICAL_WEBHOOK_URL": "http://hooks.slack.com/services/T1/B1/x"}, "slack_critical.webhook_url_secret"),
+    ("empty-secret", {}, {"SENTINEL_S3_ACCESS_KEY": ""}, "object_store.access_key_secret"),
+]
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_the_pyinfra_cli_stops_before_connecting(case, tmp_path):
+    _, data, secrets, key = case
+    # 192.0.2.0/24 is TEST-NET-1: nothing answers there, so a connection attempt would show.
+    body = "\n".join(
+        f"{group} = [{(addr, data) if group == 'monitoring' and data else addr!r}]"
+        for group, addr in (("monitoring", "192.0.2.11"), ("telemetry", "192.0.2.12"), ("app", "192.0.2.13"))
+    )
+    path = write_inventory(tmp_path, "prod", body, check=True)
+    env = {"PATH": "/usr/bin:/bin", **GOOD_SECRETS, **secrets}
+    result = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", str(path), "deploy.py"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert key in result.stderr and "Fix:" in result.stderr
+    assert "Connecting" not in output and "Connected" not in output
+    for value in secrets.values():
+        if value:
+            assert value not in output
+
+
+def test_other_inventory_files_cannot_change_this_runs_environment(good_secrets, monkeypatch, tmp_path):
+    """The host-in-two-inventories check reads the other inventory files; the lab's sets SENTINEL_SECRETS_DIR."""
+    import roles._environment as environment_module
+
+    other_dir = tmp_path / "inventories"
+    other_dir.mkdir()
+    (other_dir / "lab.py").write_text("import os\nos.environ['SENTINEL_SECRETS_DIR'] = '/nonexistent/lab'\nmonitoring = ['mon1']\n")
+    monkeypatch.setattr(environment_module, "INVENTORY_DIR", other_dir)
+    before = os.environ["SENTINEL_SECRETS_DIR"]
+    preflight.preflight(write_inventory(tmp_path, "prod", inventory_with()))
+    assert os.environ["SENTINEL_SECRETS_DIR"] == before
