@@ -138,11 +138,17 @@ def list_folders(server, m, query, body):
     ]
 
 
-@route("GET", r"/api/folders/(?P<uid>[^/]+)")
-def get_folder(server, m, query, body):
-    folder = server.state.folders.get(m["uid"])
+def _folder(server, uid: str) -> dict:
+    """The folder `uid`, or Grafana's 404 (GET /api/folders/{uid} answers 404 for an unknown uid)."""
+    folder = server.state.folders.get(uid)
     if not folder:
         raise ApiError(404, "folder not found")
+    return folder
+
+
+@route("GET", r"/api/folders/(?P<uid>[^/]+)")
+def get_folder(server, m, query, body):
+    folder = _folder(server, m["uid"])
     return 200, _folder_view(server.state, folder)  # models/folder.go
 
 
@@ -166,9 +172,7 @@ def create_folder(server, m, query, body):
 @route("PUT", r"/api/folders/(?P<uid>[^/]+)")
 def update_folder(server, m, query, body):
     # Request: models.UpdateFolderCommand (models/update_folder_command.go): title, version, overwrite, description.
-    folder = server.state.folders.get(m["uid"])
-    if not folder:
-        raise ApiError(404, "folder not found")
+    folder = _folder(server, m["uid"])
     if not body.get("overwrite") and body.get("version") != folder["version"]:
         raise ApiError(412, "the folder has been changed by someone else")
     folder.update(title=body.get("title") or folder["title"], version=folder["version"] + 1, updated=_now())
@@ -178,9 +182,7 @@ def update_folder(server, m, query, body):
 @route("POST", r"/api/folders/(?P<uid>[^/]+)/move")
 def move_folder(server, m, query, body):
     # Request: models.MoveFolderCommand (models/move_folder_command.go): parentUid.
-    folder = server.state.folders.get(m["uid"])
-    if not folder:
-        raise ApiError(404, "folder not found")
+    folder = _folder(server, m["uid"])
     folder["parentUid"] = body.get("parentUid") or None
     return 200, _folder_view(server.state, folder)
 

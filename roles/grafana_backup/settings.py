@@ -2,47 +2,28 @@
 
 from __future__ import annotations
 
-import re
-from typing import Annotated
+from pydantic import Field, model_validator
 
-from pydantic import AfterValidator, Field, model_validator
-
-from roles._model import AbsPath, Bool, HttpUrl, Int, Model, Name, SecretName, Text
+from roles._model import AbsPath, Bool, HttpUrl, Int, Model, Name, SecretName, Text, matching
 
 # A cron field: digits, *, ranges, lists and steps ("17", "*/6", "1-5", "0,12").
-_CRON_FIELD = re.compile(r"(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*")
+CronField = matching(
+    "cron field", r"(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*", 'write it like "17", "*", "*/6", "1-5" or "0,12"'
+)
 # git over SSH: user@host:path or ssh://user@host[:port]/path; the deploy key only works over SSH.
-_GIT_SSH_URL = re.compile(r"(ssh://[A-Za-z0-9._-]+@[A-Za-z0-9.\-\[\]:]+(:\d+)?/[A-Za-z0-9._/~+-]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~+-]+)")
-_KNOWN_HOSTS_LINE = re.compile(r"\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh.com) [A-Za-z0-9+/=]+( .*)?")
-
-
-def _cron_field(value: str) -> str:
-    if not _CRON_FIELD.fullmatch(value):
-        raise ValueError(f"{value!r} is not a cron field. Fix: write it like \"17\", \"*\", \"*/6\", \"1-5\" or \"0,12\"")
-    return value
-
-
-def _git_ssh_url(value: str) -> str:
-    if not _GIT_SSH_URL.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a git SSH URL. Fix: write it like git@git.example.org:ops/grafana-backup.git "
-            "or ssh://git@host:22/srv/git/grafana-backup.git (the deploy key works over SSH only)"
-        )
-    return value
-
-
-def _known_hosts_line(value: str) -> str:
-    if not _KNOWN_HOSTS_LINE.fullmatch(value):
-        raise ValueError(
-            f"{value[:40]!r}... is not a known_hosts line. Fix: paste the output of `ssh-keyscan -t ed25519 <git host>`, "
-            "checked against the host's fingerprint"
-        )
-    return value
-
-
-CronField = Annotated[str, AfterValidator(_cron_field)]
-GitSshUrl = Annotated[str, AfterValidator(_git_ssh_url)]
-KnownHostsLine = Annotated[Text, AfterValidator(_known_hosts_line)]
+GitSshUrl = matching(
+    "git SSH URL",
+    r"(ssh://[A-Za-z0-9._-]+@[A-Za-z0-9.\-\[\]:]+(:\d+)?/[A-Za-z0-9._/~+-]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~+-]+)",
+    "write it like git@git.example.org:ops/grafana-backup.git or ssh://git@host:22/srv/git/grafana-backup.git "
+    "(the deploy key works over SSH only)",
+)
+# One line of ssh-keyscan output: host, key type, base64 key, optional comment (no control characters).
+KnownHostsLine = matching(
+    "known_hosts line",
+    r"\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh.com) "
+    r"[A-Za-z0-9+/=]+( [^\x00-\x1f\x7f]*)?",
+    "paste the output of `ssh-keyscan -t ed25519 <git host>`, checked against the host's fingerprint",
+)
 
 
 class BackupSchedule(Model):

@@ -44,6 +44,7 @@ def test_defaults_are_off_daily_and_strict():
         ({**PROD, "known_hosts": []}, "grafana_backup", "ssh-keyscan"),
         ({**PROD, "remote_url": "https://github.com/x/y.git"}, "grafana_backup.remote_url", "SSH"),
         ({**PROD, "known_hosts": ["not a key"]}, "grafana_backup.known_hosts[0]", "ssh-keyscan"),
+        ({**PROD, "known_hosts": [KEY_LINE + " comment\n@cert-authority * ssh-ed25519 AAAA"]}, "grafana_backup.known_hosts[0]", "ssh-keyscan"),
         ({**PROD, "schedule": {"hour": "3am"}}, "grafana_backup.schedule.hour", "cron field"),
         ({**PROD, "schedul": {}}, "grafana_backup.schedul", "schedule"),
         ({**PROD, "token_file": "etc/token"}, "grafana_backup.token_file", "absolute path"),
