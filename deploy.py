@@ -13,6 +13,8 @@ from roles.alertmanager import alertmanager, monitoring_peers
 from roles.backend import backend_env
 from roles.backend.sentry_release import sentry_release
 from roles.backend_standin import backend_standin
+from roles.grafana import grafana
+from roles.grafana.peers import grafana_peers
 from roles.grafana_backup import grafana_backup
 from roles.node_exporter import TEXTFILE_GROUP, node_exporter
 from roles.object_store import object_store
@@ -31,10 +33,14 @@ if "telemetry" in host.groups:
 if "monitoring" in host.groups:
     prometheus(me, hosts_by_group)
     alertmanager(me, secrets, monitoring_peers(host.name, hosts_by_group["monitoring"]))
-    # Before grafana(): it creates the grafana-backup group and /etc/grafana-backup,
-    # where the Grafana role writes the backup's service-account token.
+    # Before grafana(): the backup job's user, group and /etc/grafana-backup exist when
+    # the Grafana role writes the job's service-account token there (0640 root:grafana-backup).
     if me.grafana_backup.enabled:
         grafana_backup(me.grafana_backup, secrets, me.artifact_base_url, me.node_exporter.textfile_dir, TEXTFILE_GROUP)
+    grafana(
+        me.grafana, me.artifact_base_url, me.systemd_hardening, secrets,
+        me.alerting, me.environment, me.address, grafana_peers(me, hosts_by_group),
+    )
 
 if "app" in host.groups:
     backend_env(me, secrets, [s.address for _, s in hosts_by_group["telemetry"]])

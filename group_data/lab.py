@@ -39,6 +39,12 @@ alerting = {
     "info": {"group_wait": "10s", "group_interval": "5m", "repeat_interval": "10m"},
 }
 
+# Grafana is AGPL and may not run in this workplace: on the lab the role creates
+# the grafana user, its directories, grafana.ini and the provisioning files with
+# their owners and modes, and installs NO binary and NO unit (never a stand-in
+# in Grafana's place). Only the lab sets this.
+grafana = {"install_binary": False}
+
 # Grafana backups (roles/grafana_backup). LAB ONLY: Grafana cannot run here, so the job
 # reads the Grafana HTTP API STAND-IN on the bridge (lab/receivers/grafana_api.py, NOT
 # Grafana) with a lab token the role writes (no Grafana role writes it here), and pushes

@@ -26,6 +26,9 @@ def _generators() -> dict:
         "SENTINEL_SLACK_ALERTS_WEBHOOK_URL": lambda: _slack_webhook("BALERTS"),
         "SENTINEL_PAGERDUTY_ROUTING_KEY": lambda: secrets.token_hex(16),  # 32 characters, like PagerDuty's
         "SENTINEL_SMTP_PASSWORD": lambda: secrets.token_urlsafe(18),
+        # Grafana's admin password: written to /etc/grafana/secrets/admin_password
+        # on mon1 (the lab installs Grafana's files, never its binary).
+        "SENTINEL_GRAFANA_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(24),
         # The Grafana backup's service-account token, accepted by the Grafana API stand-in.
         "SENTINEL_GRAFANA_BACKUP_TOKEN": lambda: "glsa_" + secrets.token_hex(16),
     }

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from roles._environment import Environment
 
 Kind = Literal[
-    "s3_key", "slack_webhook", "pagerduty_key", "smtp_password", "sentry_dsn", "sentry_token", "grafana_token", "ssh_private_key"
+    "s3_key", "slack_webhook", "pagerduty_key", "smtp_password", "sentry_dsn", "sentry_token", "grafana_admin_password",
+    "db_password", "grafana_token", "ssh_private_key",
 ]
 # The only kind whose value spans lines: an OpenSSH private key file. Its lines are
 # checked by _ssh_private_key; every other kind stays refused on a newline.
@@ -50,6 +51,8 @@ SECRETS: dict[str, Secret] = {
     "SENTINEL_SLACK_ALERTS_WEBHOOK_URL": Secret("slack_webhook", "Slack webhook of #alerts (monitoring hosts)"),
     "SENTINEL_PAGERDUTY_ROUTING_KEY": Secret("pagerduty_key", "PagerDuty Events API v2 routing key (monitoring hosts)"),
     "SENTINEL_SMTP_PASSWORD": Secret("smtp_password", "SMTP password of alerting.email.auth_username (monitoring hosts)"),
+    "SENTINEL_GRAFANA_ADMIN_PASSWORD": Secret("grafana_admin_password", "Grafana's admin password (monitoring hosts)"),
+    "SENTINEL_GRAFANA_DB_PASSWORD": Secret("db_password", "Grafana's PostgreSQL password, only with grafana.database.type postgres (monitoring hosts)"),
     "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY": Secret(
         "ssh_private_key", "the Grafana backup's git deploy key, an OpenSSH private key file (monitoring hosts, backup enabled)"
     ),
@@ -153,6 +156,16 @@ def _sentry_dsn(value: str, environment: str) -> SecretProblem | None:
     return None
 
 
+def _grafana_admin_password(value: str, environment: str) -> SecretProblem | None:
+    # Grafana itself accepts any password from grafana.ini; this is the admin of every dashboard and alert.
+    if len(value) >= 12 and value != "admin":
+        return None
+    return SecretProblem(
+        "is too short for Grafana's admin (at least 12 characters)",
+        "generate one, e.g. `openssl rand -base64 24`",
+    )
+
+
 def _printable(value: str, environment: str) -> SecretProblem | None:
     return None  # control characters are refused for every secret by read_secret
 
@@ -205,6 +218,8 @@ CHECKS: dict[Kind, Callable[[str, str], SecretProblem | None]] = {
     "smtp_password": _printable,
     "sentry_dsn": _sentry_dsn,
     "sentry_token": _printable,
+    "grafana_admin_password": _grafana_admin_password,
+    "db_password": _printable,
     "grafana_token": _grafana_token,
     "ssh_private_key": _ssh_private_key,
 }
@@ -250,6 +265,14 @@ def needs(environment: Environment) -> list[Need]:
             if alerting.email.auth_username:
                 found.append(
                     Need(f"{where}.alerting.email.auth_password_secret", alerting.email.auth_password_secret, "smtp_password", True, f"the SMTP password of {alerting.email.auth_username}")
+                )
+            grafana = s.grafana
+            found.append(
+                Need(f"{where}.grafana.admin_password_secret", grafana.admin_password_secret, "grafana_admin_password", True, "Grafana's admin password")
+            )
+            if grafana.database.is_postgres:
+                found.append(
+                    Need(f"{where}.grafana.database.password_secret", grafana.database.password_secret, "db_password", True, "Grafana's PostgreSQL password")
                 )
         if "monitoring" in host.groups and s.grafana_backup.enabled:
             backup = s.grafana_backup

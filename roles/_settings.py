@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 from roles._model import Bool, Hostname, HttpUrl, Model, SettingsError
 from roles.alerting.settings import AlertingSettings
 from roles.backend.settings import BackendSettings
+from roles.grafana.settings import GrafanaSettings
 from roles.grafana_backup.settings import GrafanaBackupSettings
 from roles.node_exporter.settings import NodeExporterSettings
 from roles.object_store.settings import ObjectStoreSettings
@@ -43,6 +44,7 @@ class Settings(Model):
     backend: BackendSettings = Field(BackendSettings(), description="The backend's environment (app hosts).")
     alerting: AlertingSettings = Field(AlertingSettings(), description="Alert delivery (monitoring hosts).")
     retention: RetentionPolicy = Field(RetentionPolicy(), description="How long logs and metrics are kept.")
+    grafana: GrafanaSettings = Field(GrafanaSettings(), description="Grafana (monitoring hosts).")
     grafana_backup: GrafanaBackupSettings = Field(
         GrafanaBackupSettings(), description="The Grafana backup job: export to git daily (monitoring hosts)."
     )
@@ -61,4 +63,25 @@ class Settings(Model):
                     f"is on in {self.environment}",
                     "pin the git host's keys in grafana_backup.known_hosts and turn trust_on_first_use off (it is for the lab only)",
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _one_writer_of_the_backup_token(self):
+        # The Grafana role creates the backup job's token and writes it where the job reads it;
+        # only without a Grafana binary (the lab) does the backup role write it from a secret.
+        backup, grafana = self.grafana_backup, self.grafana
+        if not backup.enabled:
+            return self
+        if backup.write_token and grafana.install_binary:
+            raise SettingsError(
+                "grafana_backup.write_token",
+                "is on although the Grafana role creates the token and writes it",
+                "turn grafana_backup.write_token off (it is for hosts without Grafana, like the lab)",
+            )
+        if not backup.write_token and backup.token_file != grafana.backup_token_path:
+            raise SettingsError(
+                "grafana_backup.token_file",
+                f"{backup.token_file!r} is not where the Grafana role writes the token ({grafana.backup_token_path!r})",
+                "set grafana_backup.token_file and grafana.backup_token_path to the same path",
+            )
         return self

@@ -19,7 +19,7 @@ from roles._yaml import load_yaml
 VERSIONS_FILE = Path(__file__).resolve().parent.parent / "files" / "versions.yml"
 # Components the roles install with the building block; each needs an entry.
 # A new role adds its ServiceSpec name here.
-DEPLOYED_COMPONENTS = ("prometheus", "node_exporter", "versitygw", "alertmanager")
+DEPLOYED_COMPONENTS = ("prometheus", "node_exporter", "versitygw", "alertmanager", "grafana")
 
 
 def _version(value: str) -> str:

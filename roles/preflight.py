@@ -17,6 +17,7 @@ from roles._model import SettingsError
 from roles._secrets import Secrets, resolve_secrets
 from roles._settings import ROLE_GROUPS, Settings
 from roles.alerting.preflight import check_catalog
+from roles.grafana.preflight import check_grafana
 
 # Inventory file -> what preflight validated for it, so the deploy reuses it.
 _validated: dict[str, tuple[Environment, Secrets]] = {}
@@ -28,9 +29,11 @@ def check_environment(environment: Environment) -> Secrets:
         if not environment.group(group):
             raise SettingsError(f"inventory:{group}", "the group has no host", f"add at least one host to {group}")
     secrets = resolve_secrets(environment)
-    for host in environment.group("monitoring"):
+    monitoring = environment.group("monitoring")
+    for host in monitoring:
         alerting = host.settings.alerting
         check_catalog(alerting.runbook_base_url, alerting.grafana_url or "http://grafana:3000")
+        check_grafana(host.name, host.settings, len(monitoring))
     return secrets
 
 

@@ -51,22 +51,39 @@ def install_script(artifact: Artifact, install_dir: str) -> list[str]:
     with unzip, anything else with tar -xz.
     """
     q = sh_quote
+    for binary in artifact.binaries:
+        if "/" in binary or binary in ("", ".", ".."):
+            raise QuotingError(f"{artifact.name}: binary {binary!r} is not a file name; list names of files in archive_dir")
+    inner, lines = fetch_script(artifact, install_dir)
+    staging = q(f"{install_dir}.new")
+    return [
+        *lines,
+        f"rm -rf {staging} && mkdir -p {staging}",
+        *[f"install -m 0755 {inner}/{q(artifact.archive_name(binary))} {staging}/{q(binary)}" for binary in artifact.binaries],
+        f"echo {artifact.sha256} > {staging}/{MARKER}",
+        f"rm -rf {q(install_dir)} && mv {staging} {q(install_dir)}",
+    ]
+
+
+def fetch_script(artifact: Artifact, install_dir: str) -> tuple[str, list[str]]:
+    """(the unpacked archive_dir as a shell word, the lines that download, verify and unpack the archive).
+
+    Shared by `install_script` (binaries) and roles/_service/tree.py (whole trees).
+    Every value is refused if it holds a control character and quoted as one word.
+    """
+    q = sh_quote
     if not _SHA256.fullmatch(artifact.sha256):
         raise QuotingError(f"{artifact.name}: the expected sha256 is not 64 hex digits")
     sources = [artifact.archive_name(binary) for binary in artifact.binaries]
     for value in (artifact.url, artifact.archive_dir, install_dir, *artifact.binaries, *sources):
         refuse_control(value, f"{artifact.name} artifact")
-    for binary in artifact.binaries:
-        if "/" in binary or binary in ("", ".", ".."):
-            raise QuotingError(f"{artifact.name}: binary {binary!r} is not a file name; list names of files in archive_dir")
     for source in sources:
         if source.startswith("/") or ".." in source.split("/"):
             raise QuotingError(f"{artifact.name}: archive name {source!r} escapes the archive")
     download = f'"$tmp"/{q(artifact.filename)}'
     inner = f'"$tmp"/x/{q(artifact.archive_dir)}' if artifact.archive_dir else '"$tmp"/x'
-    staging = q(f"{install_dir}.new")
     unpack = f'unzip -q {download} -d "$tmp"/x' if artifact.is_zip else f'tar -xzf {download} -C "$tmp"/x'
-    return [
+    return inner, [
         "tmp=$(mktemp -d)",
         "trap 'rm -rf \"$tmp\"' EXIT",
         f"curl -fsSL --retry 3 -o {download} {q(artifact.url)}",
@@ -79,10 +96,6 @@ def install_script(artifact: Artifact, install_dir: str) -> list[str]:
         'mkdir -p "$tmp"/x',
         # Unpacked only after the checksum matched. Loki ships a .zip.
         unpack,
-        f"rm -rf {staging} && mkdir -p {staging}",
-        *[f"install -m 0755 {inner}/{q(source)} {staging}/{q(binary)}" for binary, source in zip(artifact.binaries, sources)],
-        f"echo {artifact.sha256} > {staging}/{MARKER}",
-        f"rm -rf {q(install_dir)} && mv {staging} {q(install_dir)}",
     ]
 
 

@@ -39,17 +39,23 @@ def dashboard_url(alert: Alert, grafana_url: str) -> str | None:
     return f"{grafana_url.rstrip('/')}{alert.dashboard}"
 
 
+def link_annotations(alert: Alert, runbook_base_url: str, grafana_url: str) -> dict[str, str]:
+    """runbook_url, and dashboard_url when the alert has a dashboard: the same in Prometheus' and Grafana's rules."""
+    links = {"runbook_url": runbook_url(alert, runbook_base_url)}
+    dashboard = dashboard_url(alert, grafana_url)
+    if dashboard:
+        links["dashboard_url"] = dashboard
+    return links
+
+
 def rule(alert: Alert, runbook_base_url: str, grafana_url: str) -> dict:
     annotations = {
         "summary": alert.summary,
         "description": alert.description,
         # The value on its own, so notifications can show it next to the summary.
         "value": "{{ $value | humanize }}",
-        "runbook_url": runbook_url(alert, runbook_base_url),
+        **link_annotations(alert, runbook_base_url, grafana_url),
     }
-    dashboard = dashboard_url(alert, grafana_url)
-    if dashboard:
-        annotations["dashboard_url"] = dashboard
     return {
         "alert": alert.name,
         "expr": alert.expr + "\n" if "\n" in alert.expr else alert.expr,

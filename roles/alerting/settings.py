@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from roles._model import Bool, Duration, HostPort, HttpUrl, Model, Port, SecretName, SettingsError, duration_seconds, matching
+from roles.alerting.evaluator import Evaluator
 
 
 def _at_least(minimum: str):
@@ -99,6 +100,11 @@ class AlertingSettings(Model):
     )
     info: RouteTiming = Field(
         RouteTiming(group_wait="1m", group_interval="24h", repeat_interval="24h"), description="Timers of info alerts (the digest)."
+    )
+    evaluator: Evaluator = Field(
+        "prometheus",
+        description="Who evaluates the catalog and notifies: prometheus (Prometheus + Alertmanager) or grafana "
+        "(Grafana-managed rules and contact points; Prometheus gets no rules). Naming both is refused: every alert would page twice.",
     )
 
     @model_validator(mode="after")

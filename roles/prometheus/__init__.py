@@ -10,7 +10,7 @@ from pyinfra.api import deploy
 from roles._service import ConfigFile, ServiceSpec, release_service
 from roles._service.render import dump_yaml
 from roles.alerting.catalog import load_catalog
-from roles.alerting.rules import RULES_FILE, render_rules
+from roles.alerting.rules import HEADER as RULES_HEADER, RULES_FILE, render_rules
 from roles.retention import prometheus_flags
 
 if TYPE_CHECKING:  # the role gets its settings and peers as arguments and imports no aggregate
@@ -97,7 +97,13 @@ def grafana_url(hosts_by_group: dict[str, list[tuple[str, Settings]]], me: Setti
 
 
 def render_alert_rules(settings: Settings, hosts_by_group: dict[str, list[tuple[str, Settings]]]) -> str:
-    """The alert catalog as this environment's rule file (runbook and dashboard links resolved)."""
+    """The alert catalog as this environment's rule file (runbook and dashboard links resolved).
+
+    Empty when Grafana evaluates the catalog (`alerting.evaluator: grafana`), so no alert pages twice;
+    promtool still checks the empty file before it replaces the live one.
+    """
+    if settings.alerting.evaluator == "grafana":
+        return RULES_HEADER + "# alerting.evaluator is grafana: Grafana evaluates the catalog, Prometheus none of it.\ngroups: []\n"
     return render_rules(load_catalog(), settings.alerting.runbook_base_url, grafana_url(hosts_by_group, settings))
 
 

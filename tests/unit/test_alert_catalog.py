@@ -87,7 +87,7 @@ def test_rules_carry_labels_and_links():
     rule = next(r for g in rules["groups"] for r in g["rules"] if r["alert"] == "SentinelBackendDown")
     assert rule["labels"] == {"severity": "critical", "uid": "backend-down"}
     assert rule["annotations"]["runbook_url"] == "https://git.example/ops/-/blob/main/docs/runbooks/backend-down.md"
-    assert rule["annotations"]["dashboard_url"] == "http://grafana:3000/d/sentinel-backend"
+    assert rule["annotations"]["dashboard_url"] == "http://grafana:3000/d/sentinel-performance"
     assert "$value" in rule["annotations"]["summary"]
     assert [g["name"] for g in rules["groups"]] == ["sentinel-backend", "hosts", "stack", "digest"]
 

@@ -12,6 +12,8 @@ from tests.environments import GOOD_SECRETS, environment as environment_of
 
 pytestmark = pytest.mark.alerting
 SECRETS = ("SENTINEL_SLACK_CRITICAL_WEBHOOK_URL", "SENTINEL_SLACK_ALERTS_WEBHOOK_URL", "SENTINEL_SMTP_PASSWORD", "SENTINEL_PAGERDUTY_ROUTING_KEY")
+# Preflight of a whole environment also resolves Grafana's admin password (monitoring hosts).
+ENVIRONMENT_SECRETS = (*SECRETS, "SENTINEL_GRAFANA_ADMIN_PASSWORD")
 
 
 def settings_of(environment, **extra):
@@ -22,7 +24,7 @@ def settings_of(environment, **extra):
 @pytest.fixture
 def all_secrets(monkeypatch):
     monkeypatch.delenv("SENTINEL_SECRETS_DIR", raising=False)
-    for name in SECRETS:
+    for name in ENVIRONMENT_SECRETS:
         monkeypatch.setenv(name, GOOD_SECRETS[name])
 
 
@@ -116,4 +118,4 @@ def test_prometheus_config_points_at_every_monitoring_alertmanager(tmp_path):
     promtool = extract("prometheus", "promtool", tmp_path)
     result = subprocess.run([promtool, "check", "config", config], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "http://10.0.0.1:3000/d/sentinel-backend" in render_alert_rules(me, by_group)  # dashboards on the first monitoring host
+    assert "http://10.0.0.1:3000/d/sentinel-performance" in render_alert_rules(me, by_group)  # dashboards on the first monitoring host

@@ -20,7 +20,8 @@ def test_every_role_call_binds_to_the_roles_signature():
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in imported]
     roles = [c for c in calls if hasattr(imported[c.func.id], "_inner")]  # @deploy functions
     assert {c.func.id for c in roles} >= {
-        "node_exporter", "object_store", "prometheus", "alertmanager", "grafana_backup", "backend_env", "sentry_release", "backend_standin"
+        "node_exporter", "object_store", "prometheus", "alertmanager", "grafana_backup", "grafana", "backend_env", "sentry_release",
+        "backend_standin",
     }
     for call in roles:
         signature = inspect.signature(imported[call.func.id]._inner)
@@ -45,7 +46,7 @@ def _run_deploy(monkeypatch, inventory_file: Path) -> tuple:
     roles = {
         "roles.node_exporter": "node_exporter", "roles.object_store": "object_store", "roles.prometheus": "prometheus",
         "roles.alertmanager": "alertmanager", "roles.backend": "backend_env", "roles.backend.sentry_release": "sentry_release",
-        "roles.backend_standin": "backend_standin", "roles.grafana_backup": "grafana_backup",
+        "roles.backend_standin": "backend_standin", "roles.grafana": "grafana", "roles.grafana_backup": "grafana_backup",
     }
     for module, name in roles.items():
         monkeypatch.setattr(importlib.import_module(module), name, lambda *args, _name=name, **kw: calls.append((_name, args)))
@@ -76,9 +77,17 @@ def test_deploy_py_hands_each_host_its_validated_settings(monkeypatch):
     environment, secrets, by_host = _run_deploy(monkeypatch, REPO / "inventory" / "staging.py")
 
     mon, tel, app = (environment.group(g)[0] for g in ("monitoring", "telemetry", "app"))
-    assert [c[0] for c in by_host[mon.name]] == ["node_exporter", "prometheus", "alertmanager"]
+    assert [c[0] for c in by_host[mon.name]] == ["node_exporter", "prometheus", "alertmanager", "grafana"]
     assert by_host[mon.name][0][1] == (mon.settings,)
     assert by_host[mon.name][2][1] == (mon.settings, secrets, [])  # one monitoring host: no gossip peers
+    g = mon.settings
+    grafana_args = by_host[mon.name][3][1]
+    assert grafana_args[:7] == (g.grafana, g.artifact_base_url, g.systemd_hardening, secrets, g.alerting, g.environment, g.address)
+    peers = grafana_args[7]
+    assert peers.prometheus_url == f"http://{g.address}:{g.prometheus.listen_port}"
+    assert (peers.traces, peers.logs) == ("tempo", "loki")  # staging
+    assert peers.traces_url == f"http://{tel.settings.address}:3200" and peers.logs_url == f"http://{tel.settings.address}:3100"
+    assert "SENTINEL_GRAFANA_ADMIN_PASSWORD" in secrets
     assert [c[0] for c in by_host[tel.name]] == ["node_exporter", "object_store"]
     assert by_host[tel.name][1][1] == (tel.settings, secrets)
     assert [c[0] for c in by_host[app.name]] == ["node_exporter", "backend_env", "sentry_release"]
@@ -109,10 +118,11 @@ def test_an_enabled_grafana_backup_runs_on_the_monitoring_hosts_after_alertmanag
     environment, secrets, by_host = _run_deploy(monkeypatch, write_inventory(tmp_path, "staging", body, check=True))
 
     mon1 = environment.host("mon1.wiring").settings
-    assert [c[0] for c in by_host["mon1.wiring"]] == ["node_exporter", "prometheus", "alertmanager", "grafana_backup"]
+    # Before grafana(), whose token step writes into the backup's config dir.
+    assert [c[0] for c in by_host["mon1.wiring"]] == ["node_exporter", "prometheus", "alertmanager", "grafana_backup", "grafana"]
     assert by_host["mon1.wiring"][3][1] == (
         mon1.grafana_backup, secrets, mon1.artifact_base_url, mon1.node_exporter.textfile_dir, TEXTFILE_GROUP
     )
     assert "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY" in secrets and "SENTINEL_GRAFANA_BACKUP_TOKEN" not in secrets
-    assert [c[0] for c in by_host["mon2.wiring"]] == ["node_exporter", "prometheus", "alertmanager"]  # off there
+    assert [c[0] for c in by_host["mon2.wiring"]] == ["node_exporter", "prometheus", "alertmanager", "grafana"]  # off there
     assert "grafana_backup" not in [c[0] for c in by_host["tel1.wiring"] + by_host["app1.wiring"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -290,3 +291,37 @@ def test_deploy_key_check_accepts_a_key_and_refuses_garbage(tmp_path):
     assert run() == 0
     key.write_text("not a key\n")
     assert run() != 0
+
+
+def test_the_job_reads_the_token_where_the_grafana_role_writes_it_with_the_jobs_group():
+    """Agreed with the Grafana role: /etc/grafana-backup/token, 0640 root:grafana-backup, in a 0750 root:grafana-backup dir."""
+    import inspect
+
+    import roles.grafana as grafana_role
+    import roles.grafana_backup as role
+    from roles.grafana.settings import GrafanaSettings
+
+    grafana, backup = GrafanaSettings(), GrafanaBackupSettings()
+    assert grafana.backup_token_path == backup.token_file
+    assert (grafana.backup_token_owner, grafana.backup_token_mode) == (f"root:{role.USER}", "0640")
+    assert str(Path(backup.token_file).parent) == role.CONFIG_DIR
+    # Both roles manage that directory: the same owner and mode, or each converge would flip it.
+    assert 'user="root", group=group, mode="0750"' in inspect.getsource(grafana_role._backup_token)
+    assert 'path=CONFIG_DIR, user="root", group=USER, mode="0750"' in inspect.getsource(role.grafana_backup)
+
+
+@pytest.mark.parametrize(
+    "grafana, backup, key",
+    [
+        ({}, {**PROD, "write_token": True}, "grafana_backup.write_token"),
+        ({}, {**PROD, "token_file": "/etc/grafana-backup/other-token"}, "grafana_backup.token_file"),
+        ({"backup_token_path": "/etc/grafana-backup/token2"}, PROD, "grafana_backup.token_file"),
+    ],
+)
+def test_the_token_has_one_writer_and_one_path(grafana, backup, key):
+    with pytest.raises(SettingsError) as err:
+        build("mon1", ["monitoring", "prod"], {**load_group_data("all"), **load_group_data("prod"), "grafana": grafana, "grafana_backup": backup})
+    assert err.value.key == f"host mon1.{key}"
+    # The lab: no Grafana binary, so the backup role writes the token.
+    lab = lab_settings()
+    assert lab.grafana_backup.write_token and not lab.grafana.install_binary

@@ -1,0 +1,232 @@
+"""Grafana on the `monitoring` hosts: grafana.ini from typed settings, provisioned datasources,
+dashboards and alerting, and the backup job's service account token.
+
+Grafana has no offline config checker (nothing like promtool or amtool), so the
+building block's check-before-swap cannot apply. Instead grafana.ini, its
+secret files and every provisioning file are STARTED ON and ROLLED BACK:
+`roles._service.rollback.guarded_files` keeps the previous files, swaps in the
+new ones together, restarts Grafana and polls /api/health; if Grafana does not
+answer within `grafana.health_timeout` it restores the previous files, restarts
+Grafana on them and fails the deploy. Dashboards JSON is not guarded (Grafana
+re-reads it every 30 s and a bad dashboard does not stop Grafana).
+
+`grafana.install_binary: false` (the lab only; Grafana is AGPL and may not run
+there) keeps everything but the program: user, directories, grafana.ini,
+secrets and provisioning files with their owners and modes, and no binary, no
+unit, no plugin, no service account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from io import StringIO
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.server import Arch
+from pyinfra.operations import files, server
+
+from roles._model import SettingsError, duration_seconds
+from roles._service import ServiceSpec, run_service, service_account, service_dirs
+from roles._service.artifacts import load_versions, resolve
+from roles._service.rollback import GuardedFile, guarded_files
+from roles._service.tree import release_tree
+from roles.alerting.catalog import load_catalog
+from roles.grafana.alerting import render_alerting, secret_names
+from roles.grafana.config import (
+    ADMIN_PASSWORD_FILE,
+    CONFIG,
+    DASHBOARDS_DIR,
+    DATA_DIR,
+    DB_PASSWORD_FILE,
+    LOGS_DIR,
+    PLUGINS_DIR,
+    PROVISIONING_DIR,
+    SECRETS_DIR,
+    ini_sections,
+    render_ini,
+    root_url,
+)
+from roles.grafana.operations import backup_token
+from roles.grafana.provisioning import Peers, dashboard_sources, render_dashboard_providers, render_datasources
+from roles.grafana.settings import GrafanaSettings
+
+if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
+    from roles.alerting.settings import AlertingSettings
+
+VICTORIALOGS_PLUGIN = "victoriametrics-logs-datasource"
+TOKEN_SCRIPT_SOURCE = Path(__file__).resolve().parents[2] / "files" / "grafana" / "backup_token.py"
+TOKEN_SCRIPT = "/usr/local/lib/sentinel/grafana-backup-token"
+_DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def local_url(settings: GrafanaSettings) -> str:
+    """Grafana's URL from its own host."""
+    address = "127.0.0.1" if settings.http_addr in ("0.0.0.0", "::", "[::]") else settings.http_addr
+    return f"http://{address}:{settings.http_port}"
+
+
+def ready_url(settings: GrafanaSettings) -> str:
+    return f"{local_url(settings)}/api/health"
+
+
+def server_path() -> str:
+    """The server binary inside the release tree, as files/versions.yml places it (`archive_names`)."""
+    entry = load_versions()["grafana"]
+    return (entry.get("archive_names") or {}).get("grafana", "grafana")
+
+
+def service_spec(settings: GrafanaSettings) -> ServiceSpec:
+    """The Grafana service: runs from its home directory, /opt/grafana/current (the whole release tree)."""
+    return ServiceSpec(
+        name="grafana",
+        description="Grafana",
+        exec_start=(f"{{bin}}/{server_path()}", "server", "--homepath={bin}", f"--config={CONFIG}"),
+        config_dirs=(
+            SECRETS_DIR,
+            PROVISIONING_DIR,
+            f"{PROVISIONING_DIR}/datasources",
+            f"{PROVISIONING_DIR}/dashboards",
+            f"{PROVISIONING_DIR}/alerting",
+            f"{PROVISIONING_DIR}/plugins",
+        ),
+        data_dirs=(DATA_DIR, LOGS_DIR, PLUGINS_DIR),
+        working_directory="/opt/grafana/current",
+        reload="restart",
+        ready_url=ready_url(settings),
+    )
+
+
+def secret_files(settings: GrafanaSettings, alerting: AlertingSettings, secrets: Mapping[str, str]) -> dict[str, str]:
+    """Path under /etc/grafana/secrets -> content, from the secrets preflight resolved.
+
+    The admin password always; the database password with PostgreSQL; with
+    `alerting.evaluator: grafana` also copies of the receivers' secrets for
+    Grafana's contact points and SMTP.
+    """
+    wanted = {ADMIN_PASSWORD_FILE: (settings.admin_password_secret, "grafana.admin_password_secret")}
+    if settings.database.is_postgres:
+        wanted[DB_PASSWORD_FILE] = (settings.database.password_secret, "grafana.database.password_secret")
+    if alerting.evaluator == "grafana":
+        for filename, name in secret_names(alerting).items():
+            wanted[f"{SECRETS_DIR}/{filename}"] = (name, "alerting")
+    result = {}
+    for path, (name, key) in wanted.items():
+        if name not in secrets:
+            raise SettingsError(key, f"the secret {name} was not resolved", "run the deploy through an inventory file that ends with check_inventory(globals())")
+        result[path] = secrets[name] + "\n"
+    return result
+
+
+def config_files(
+    settings: GrafanaSettings, alerting: AlertingSettings, secrets: Mapping[str, str], environment: str, address: str, peers: Peers
+) -> list[GuardedFile]:
+    """grafana.ini, its secrets and the provisioning files, as the host gets them (0640 root:grafana)."""
+
+    def guarded(dest: str, content: str) -> GuardedFile:
+        return GuardedFile(dest, content, user="root", group="grafana", mode="0640")
+
+    grafana_alerting = alerting.evaluator == "grafana"
+    sections = ini_sections(settings, address, smtp=alerting.email if grafana_alerting else None)
+    alerting_files = render_alerting(
+        load_catalog(), alerting, environment, settings.rule_interval, root_url(settings, address).rstrip("/"), enabled=grafana_alerting
+    )
+    result = [guarded(dest, value) for dest, value in sorted(secret_files(settings, alerting, secrets).items())]
+    result.append(guarded(f"{PROVISIONING_DIR}/datasources/sentinel.yml", render_datasources(peers)))
+    result.append(guarded(f"{PROVISIONING_DIR}/dashboards/sentinel.yml", render_dashboard_providers(dashboard_sources())))
+    result += [guarded(f"{PROVISIONING_DIR}/alerting/{name}", content) for name, content in alerting_files.items()]
+    result.append(guarded(CONFIG, render_ini(sections)))
+    return result
+
+
+def _dashboards() -> None:
+    files.directory(name="grafana: dashboards dir", path=DASHBOARDS_DIR, user="root", group="grafana", mode="0750")
+    dashboards = dashboard_sources()
+    for subdir in sorted({str(Path(p).parent) for p in dashboards if "/" in p}):
+        files.directory(name=f"grafana: dashboards dir {subdir}", path=f"{DASHBOARDS_DIR}/{subdir}", user="root", group="grafana", mode="0750")
+    for relative, text in dashboards.items():
+        files.put(
+            name=f"grafana: dashboard {relative}",
+            src=StringIO(text),
+            dest=f"{DASHBOARDS_DIR}/{relative}",
+            user="root",
+            group="grafana",
+            mode="0640",
+        )
+
+
+def _backup_token(settings: GrafanaSettings) -> None:
+    """The backup job's token, once. Its group (grafana-backup, the backup job's) is created if missing,
+    so the token can be written before the backup role has run; the backup role's own group step is then a no-op."""
+    user, group = settings.backup_token_owner.split(":")
+    server.group(name=f"grafana: group {group} of the backup token", group=group, system=True)
+    files.directory(
+        name="grafana: backup token dir", path=str(Path(settings.backup_token_path).parent), user="root", group=group, mode="0750"
+    )
+    files.directory(name="grafana: helper dir", path=str(Path(TOKEN_SCRIPT).parent), user="root", group="root", mode="0755")
+    files.put(name="grafana: backup token helper", src=str(TOKEN_SCRIPT_SOURCE), dest=TOKEN_SCRIPT, user="root", group="root", mode="0755")
+    backup_token(
+        name="grafana: backup service account token (created once, never printed)",
+        script=TOKEN_SCRIPT,
+        url=local_url(settings),
+        admin_user=settings.admin_user,
+        admin_password_file=ADMIN_PASSWORD_FILE,
+        token_file=settings.backup_token_path,
+        owner=settings.backup_token_owner,
+        mode=settings.backup_token_mode,
+    )
+
+
+@deploy("Grafana")
+def grafana(
+    settings: GrafanaSettings,
+    artifact_base_url: str,
+    hardening: bool,
+    secrets: Mapping[str, str],
+    alerting: AlertingSettings,
+    environment: str,
+    address: str,
+    peers: Peers,
+):
+    """
+    Install Grafana with its provisioning; without the binary when `settings.install_binary` is false.
+
+    + settings: the host's `grafana` settings (roles/grafana/settings.py)
+    + artifact_base_url: where release archives come from
+    + hardening: apply the systemd sandboxing directives
+    + secrets: the run's resolved secrets (admin password, DB password, receivers' secrets for the grafana evaluator)
+    + alerting: the `alerting` settings: evaluator, receivers, routes and timings
+    + environment: dev, staging, prod or lab (the `environment` label of Grafana-managed rules)
+    + address: the host's address (the default root_url)
+    + peers: the datasources' URLs and which trace and log stores they are (roles/grafana/peers.py `grafana_peers`)
+    """
+    spec = service_spec(settings)
+    service_account(spec)
+    service_dirs(spec)
+    _dashboards()
+    configs = tuple(config_files(settings, alerting, secrets, environment, address, peers))
+    timeout = int(duration_seconds(settings.health_timeout))
+    guarded = dict(files=configs, unit="grafana.service", ready_url=ready_url(settings), timeout_seconds=timeout)
+
+    if not settings.install_binary:
+        # The lab: no unit exists, so guarded_files only puts the files in place. No token either.
+        guarded_files(name="grafana: config and provisioning files", **guarded)
+        return
+
+    arch = _DEBIAN_ARCH.get(host.get_fact(Arch), "amd64")
+    artifact = resolve("grafana", artifact_base_url, arch)
+    version_dir = f"/opt/grafana/{artifact.version}"
+    files.directory(name="grafana: install root", path="/opt/grafana", user="root", group="root", mode="0755")
+    tree = release_tree(name=f"grafana: release {artifact.version}", artifact=artifact, install_dir=version_dir)
+    current = files.link(name="grafana: current version", path="/opt/grafana/current", target=version_dir)
+    code_changes = [tree, current]
+    if peers.logs == "victorialogs":
+        plugin = resolve(VICTORIALOGS_PLUGIN, artifact_base_url, arch)
+        code_changes.append(
+            release_tree(name=f"grafana: plugin {VICTORIALOGS_PLUGIN} {plugin.version}", artifact=plugin, install_dir=f"{PLUGINS_DIR}/{VICTORIALOGS_PLUGIN}")
+        )
+    guarded_files(name="grafana: config and provisioning files (rolled back if Grafana does not come up)", **guarded)
+    run_service(spec, hardening, code_changes=code_changes, config_changes=[])
+    _backup_token(settings)

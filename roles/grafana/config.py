@@ -1,0 +1,122 @@
+"""grafana.ini, rendered from the typed settings.
+
+`ini_sections()` is the whole file as data (section -> key -> value), which the
+reference test checks key by key against files/grafana/config-reference-<v>.yml;
+`render_ini()` writes it. Secrets never appear: grafana.ini reads them with
+`$__file{...}` from files under SECRETS_DIR.
+"""
+
+from __future__ import annotations
+
+from roles._service.quoting import refuse_control
+from roles.grafana.settings import GrafanaSettings
+
+CONFIG = "/etc/grafana/grafana.ini"
+SECRETS_DIR = "/etc/grafana/secrets"
+DATA_DIR = "/var/lib/grafana"
+LOGS_DIR = "/var/log/grafana"
+PLUGINS_DIR = "/var/lib/grafana/plugins"
+PROVISIONING_DIR = "/etc/grafana/provisioning"
+DASHBOARDS_DIR = "/var/lib/grafana/dashboards"
+ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/admin_password"
+DB_PASSWORD_FILE = f"{SECRETS_DIR}/db_password"
+SMTP_PASSWORD_FILE = f"{SECRETS_DIR}/smtp-password"  # AlertingSettings.secrets() names it so
+HEADER = (
+    "; Managed by the Sentinel observability toolkit (roles/grafana); local edits are overwritten.\n"
+    "; Secrets are read from files under /etc/grafana/secrets with $__file{...}, never written here.\n"
+)
+
+
+def file_ref(path: str) -> str:
+    """Grafana's file provider: the value is the file's content, trimmed."""
+    return "$__file{%s}" % path
+
+
+def root_url(settings: GrafanaSettings, address: str) -> str:
+    return settings.root_url or f"http://{address}:{settings.http_port}/"
+
+
+def ini_sections(settings: GrafanaSettings, address: str, smtp=None) -> dict[str, dict[str, str]]:
+    """Every section and key of grafana.ini, as strings.
+
+    + settings: the host's `grafana` settings
+    + address: the host's address (the default root_url)
+    + smtp: the alerting email settings when Grafana sends notifications itself
+      (alerting.evaluator grafana), else None
+    """
+    url = root_url(settings, address)
+    database = settings.database
+    if database.is_postgres:
+        db = {
+            "type": "postgres",
+            "host": database.host,
+            "name": database.name,
+            "user": database.user,
+            "password": file_ref(DB_PASSWORD_FILE),
+            "ssl_mode": database.ssl_mode,
+        }
+    else:
+        db = {"type": "sqlite3", "path": database.path}
+    sections: dict[str, dict[str, str]] = {
+        "paths": {"data": DATA_DIR, "logs": LOGS_DIR, "plugins": PLUGINS_DIR, "provisioning": PROVISIONING_DIR},
+        "server": {
+            "protocol": "http",
+            "http_addr": settings.http_addr,
+            "http_port": str(settings.http_port),
+            "root_url": url,
+        },
+        "database": db,
+        "security": {
+            "admin_user": settings.admin_user,
+            "admin_password": file_ref(ADMIN_PASSWORD_FILE),
+            # Browsers send a secure cookie only over https: set it exactly when users come over https.
+            "cookie_secure": _bool(url.startswith("https://")),
+            "cookie_samesite": "lax",
+            "disable_gravatar": "true",
+        },
+        "users": {"allow_sign_up": "false", "allow_org_create": "false"},
+        "auth.anonymous": {"enabled": "false"},
+        # No calls home: the monitoring hosts do not reach the internet, and versions are pinned here.
+        "analytics": {
+            "reporting_enabled": "false",
+            "check_for_updates": "false",
+            "check_for_plugin_updates": "false",
+            "feedback_links_enabled": "false",
+        },
+        "news": {"news_feed_enabled": "false"},
+        "snapshots": {"external_enabled": "false"},
+        # Grafana 12 installs a list of plugins from grafana.com at every start unless this is set;
+        # plugins come only from pinned, checksummed archives (files/versions.yml).
+        "plugins": {"preinstall_disabled": "true"},
+        "log": {"mode": "console", "level": "info"},
+        "unified_alerting": {"enabled": "true"},
+    }
+    if smtp is not None:
+        section = {
+            "enabled": "true",
+            "host": smtp.smarthost,
+            "from_address": smtp.from_address,
+            "from_name": "Sentinel Grafana",
+            "startTLS_policy": "MandatoryStartTLS" if smtp.require_tls else "NoStartTLS",
+        }
+        if smtp.auth_username:
+            section["user"] = smtp.auth_username
+            section["password"] = file_ref(SMTP_PASSWORD_FILE)
+        sections["smtp"] = section
+    return sections
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def render_ini(sections: dict[str, dict[str, str]]) -> str:
+    """grafana.ini text; a value holding a newline (which would start a new key) is refused."""
+    lines = [HEADER]
+    for name, keys in sections.items():
+        lines.append(f"[{name}]")
+        for key, value in keys.items():
+            refuse_control(value, f"grafana.ini [{name}] {key}")
+            lines.append(f"{key} = {value}")
+        lines.append("")
+    return "\n".join(lines)

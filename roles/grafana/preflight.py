@@ -1,0 +1,69 @@
+"""Preflight for Grafana, run once before pyinfra connects (from roles/preflight.py).
+
+Its secrets are resolved with every other secret (roles/_secrets.py `needs`);
+naming both evaluators is refused by the settings model (roles/alerting/evaluator.py).
+Here: what needs the environment or the repository's files.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from roles._model import SettingsError
+from roles.alerting.catalog import load_catalog
+from roles.grafana.alerting import RULE_UID_MAX
+from roles.grafana.peers import stores
+from roles.grafana.provisioning import DASHBOARDS_SOURCE, KNOWN_UIDS, Peers, dashboard_sources, unknown_datasource_uids
+
+if TYPE_CHECKING:
+    from roles._settings import Settings
+
+
+def provisioned_uids(settings: Settings) -> frozenset[str]:
+    traces, logs = stores(settings)
+    return Peers("", "", traces, "", logs, "").uids
+
+
+def check_dashboards(name: str, settings: Settings, dashboards: dict[str, str] | None = None) -> None:
+    """Refuse a dashboard that names a datasource uid Grafana will not have.
+
+    Where the binary is not installed (the lab) nothing renders panels, so any
+    uid the role can provision (tempo, jaeger, loki, victorialogs, ...) passes;
+    a typo still fails.
+    """
+    dashboards = dashboard_sources() if dashboards is None else dashboards
+    allowed = provisioned_uids(settings) if settings.grafana.install_binary else KNOWN_UIDS
+    problems = unknown_datasource_uids(dashboards, allowed)
+    if problems:
+        file, path, uid = problems[0]
+        raise SettingsError(
+            f"{DASHBOARDS_SOURCE.relative_to(DASHBOARDS_SOURCE.parents[2])}/{file}:{path}",
+            f"datasource uid {uid!r} is not provisioned on {name} ({settings.environment} has {', '.join(sorted(allowed))})",
+            "use one of those uids (roles/grafana/provisioning.py fixes them), or a dashboard variable such as ${datasource}",
+        )
+
+
+def check_grafana(name: str, settings: Settings, monitoring_hosts: int) -> None:
+    """One monitoring host's Grafana: the lab-only switch, the evaluator across hosts, rule uids, dashboards."""
+    where = f"host {name}"
+    if not settings.grafana.install_binary and settings.environment != "lab":
+        raise SettingsError(
+            f"{where}.grafana.install_binary",
+            f"false in {settings.environment}: Grafana would get its files but never run",
+            "remove grafana.install_binary (only the lab, where Grafana may not run, sets it to False)",
+        )
+    if settings.alerting.evaluator == "grafana":
+        if monitoring_hosts > 1:
+            raise SettingsError(
+                f"{where}.alerting.evaluator",
+                f"Grafana would evaluate and notify on each of the {monitoring_hosts} monitoring hosts, paging once per host",
+                'keep alerting.evaluator "prometheus" (Alertmanagers gossip, so one notification), or run one monitoring host',
+            )
+        for alert in load_catalog():
+            if len(alert.uid) > RULE_UID_MAX:
+                raise SettingsError(
+                    f"catalog.yml:{alert.uid}.uid",
+                    f"longer than {RULE_UID_MAX} characters, Grafana's limit for a rule uid",
+                    "shorten the uid (and rename its runbook and fixture), or keep alerting.evaluator prometheus",
+                )
+    check_dashboards(name, settings)

@@ -1,0 +1,72 @@
+"""Settings of the Grafana role (`grafana` group data).
+
+Defaults are production's. Secrets are named, never given: *_secret keys name
+an environment variable or a file in $SENTINEL_SECRETS_DIR (resolved once by
+roles/_secrets.py); the value reaches the host only as a 0640 root:grafana file
+that grafana.ini reads with `$__file{...}`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from roles._model import AbsPath, Bool, Duration, HostPort, HttpUrl, Model, Name, Port, SecretName, SettingsError, matching
+
+ListenAddress = matching("listen address", r"[0-9.]+|\[?[0-9A-Fa-f:]+\]?", "write an IP address such as 0.0.0.0 or 127.0.0.1")
+Owner = matching("user:group", r"[a-z_][a-z0-9_-]*:[a-z_][a-z0-9_-]*", "write it like root:grafana-backup")
+FileMode = matching("file mode", r"0[0-7]{3}", "write four octal digits such as 0640")
+
+
+class DatabaseSettings(Model):
+    """Grafana's own database: its SQLite file (one Grafana host), or an external PostgreSQL.
+
+    The PostgreSQL password is a secret; grafana.ini reads it with `$__file{...}`,
+    so the URL-style `url` key (which would embed it) is never rendered.
+    """
+
+    type: Literal["sqlite3", "postgres"] = Field("sqlite3", description="sqlite3 (a file on the host) or postgres.")
+    path: AbsPath = Field("/var/lib/grafana/grafana.db", description="The SQLite file (type sqlite3).")
+    host: HostPort | None = Field(None, description="PostgreSQL host:port (type postgres; required there).")
+    name: Name = Field("grafana", description="PostgreSQL database name.")
+    user: Name = Field("grafana", description="PostgreSQL user.")
+    password_secret: SecretName = Field("SENTINEL_GRAFANA_DB_PASSWORD", description="Secret holding the PostgreSQL password (type postgres only).")
+    ssl_mode: Literal["disable", "require", "verify-full"] = Field("verify-full", description="PostgreSQL TLS mode.")
+
+    @model_validator(mode="after")
+    def _postgres_needs_a_host(self):
+        if self.type == "postgres" and not self.host:
+            raise SettingsError("host", "type is postgres but no host is set", "set grafana.database.host to host:port, e.g. db.internal:5432")
+        return self
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.type == "postgres"
+
+
+class GrafanaSettings(Model):
+    """Grafana on the `monitoring` hosts: grafana.ini, provisioning, the backup job's token."""
+
+    install_binary: Bool = Field(
+        True,
+        description="False ONLY in the lab, where Grafana (AGPL) may not run: user, directories, grafana.ini and "
+        "provisioning files with their modes, but no binary, no unit, no plugin, no token. Refused elsewhere.",
+    )
+    http_addr: ListenAddress = Field("0.0.0.0", description="Address Grafana listens on.")
+    http_port: Port = Field(3000, description="Grafana's HTTP port.")
+    root_url: HttpUrl | None = Field(
+        None, description="The URL users reach Grafana at; https turns on secure cookies. Unset = http://<host address>:<http_port>/."
+    )
+    admin_user: Name = Field("admin", description="Grafana's admin user.")
+    admin_password_secret: SecretName = Field("SENTINEL_GRAFANA_ADMIN_PASSWORD", description="Secret holding the admin password.")
+    database: DatabaseSettings = Field(DatabaseSettings(), description="Grafana's own database.")
+    rule_interval: Duration = Field("30s", description="How often Grafana evaluates the catalog's rules (alerting.evaluator grafana).")
+    backup_token_path: AbsPath = Field(
+        "/etc/grafana-backup/token", description="Where the backup job's service account token is written (once, only if missing); the backup job reads it here."
+    )
+    backup_token_owner: Owner = Field(
+        "root:grafana-backup", description="user:group of the token file; the role creates the group as a system group if it is missing."
+    )
+    backup_token_mode: FileMode = Field("0640", description="Mode of the token file.")
+    health_timeout: Duration = Field("90s", description="How long Grafana gets to answer /api/health on a new config before it is rolled back.")

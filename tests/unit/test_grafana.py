@@ -1,0 +1,848 @@
+"""The Grafana role without Grafana: rendering per environment, the reference check,
+preflight (evaluator, dashboards' datasource uids), secrets, and the rollback and
+tree-install scripts run for real in a scratch directory."""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import json
+import os
+import re
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from roles._environment import EnvHost, Environment, group_data, host_settings
+from roles._model import SettingsError
+from roles._secrets import Secrets, resolve_secrets
+from roles._service.artifacts import Artifact
+from roles._service.rollback import swap_script
+from roles._service.tree import tree_script
+from roles.alerting.catalog import load_catalog
+from roles.alertmanager import render_config as render_alertmanager
+from roles.grafana import config_files, secret_files, service_spec
+from roles.grafana.alerting import alert_rules, contact_points, notification_policies, render_alerting
+from roles.grafana.config import ini_sections, render_ini
+from roles.grafana.preflight import check_dashboards, check_grafana
+from roles.grafana.provisioning import (
+    TRACE_ID_IN_LINE,
+    Peers,
+    datasources,
+    dashboard_providers,
+    unknown_datasource_uids,
+)
+from roles.grafana.peers import grafana_peers, stores
+from roles.grafana.settings import GrafanaSettings
+
+pytestmark = pytest.mark.grafana
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = yaml.safe_load((REPO / "files" / "grafana" / "config-reference-12.4.14.yml").read_text())
+ENVIRONMENTS = ("dev", "staging", "prod", "lab")
+SECRET_VALUES = {
+    "SENTINEL_GRAFANA_ADMIN_PASSWORD": "adm1n-S3CRET-value",
+    "SENTINEL_GRAFANA_DB_PASSWORD": "db-S3CRET-value",
+    "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL": "https://hooks.example/CRIT-S3CRET",
+    "SENTINEL_SLACK_ALERTS_WEBHOOK_URL": "https://hooks.example/ALERTS-S3CRET",
+    "SENTINEL_PAGERDUTY_ROUTING_KEY": "pd-S3CRET-routing-key",
+    "SENTINEL_SMTP_PASSWORD": "smtp-S3CRET-password",
+}
+
+
+SECRETS = Secrets(SECRET_VALUES)
+
+
+def _settings(name: str, group: str, env: str, extra: dict | None = None):
+    """A host's settings as pyinfra's group data (all, the role group, the environment) and host data make them."""
+    data = {**group_data("all"), **group_data(group), **group_data(env), "address": f"{name}.internal", **(extra or {})}
+    return host_settings(name, [group, env], data, env)
+
+
+def monitoring_settings(env: str, extra: dict | None = None):
+    """mon1's settings in `env`, with `extra` as host data."""
+    return _settings("mon1", "monitoring", env, extra)
+
+
+def rendered(env: str, evaluator: str = "prometheus", extra: dict | None = None):
+    data = dict(extra or {})
+    if evaluator != "prometheus":
+        data["alerting"] = {**_group_alerting(env), "evaluator": evaluator}
+    settings = monitoring_settings(env, data)
+    peers = grafana_peers(settings, {"monitoring": [("mon1", settings)], "telemetry": [("tel1", _settings("tel1", "telemetry", env))]})
+    files = config_files(settings.grafana, settings.alerting, SECRETS, env, settings.address, peers)
+    return settings, peers, {f.dest: f for f in files}
+
+
+def _group_alerting(env: str) -> dict:
+    return dict(group_data(env).get("alerting") or group_data("all").get("alerting") or {})
+
+
+# --- the reference check -------------------------------------------------------
+
+
+def ini_problems(sections: dict[str, dict[str, str]]) -> list[str]:
+    known = REFERENCE["ini"]
+    problems = []
+    for section, keys in sections.items():
+        if section not in known:
+            problems.append(f"[{section}]")
+            continue
+        problems += [f"[{section}] {key}" for key in keys if key not in known[section]]
+    return problems
+
+
+def provisioning_problems(document: dict, kind: str) -> list[str]:
+    """Fields of a provisioning document missing from the reference, as dotted paths."""
+    ref = REFERENCE["provisioning"]
+    problems: list[str] = []
+
+    def check(obj: dict, allowed_key: str, where: str) -> None:
+        allowed = ref[allowed_key]
+        problems.extend(f"{where}.{key}" for key in obj if key not in allowed)
+
+    if kind == "datasources":
+        check(document, "datasources_file", "datasources.yml")
+        for ds in document["datasources"]:
+            where = f"datasources[{ds['uid']}]"
+            check(ds, "datasource", where)
+            json_kind = {"victoriametrics-logs-datasource": "victorialogs"}.get(ds["type"], ds["type"])
+            problems.extend(f"{where}.jsonData.{k}" for k in ds["jsonData"] if k not in ref["jsonData"][json_kind])
+            for key, value in ds["jsonData"].items():
+                if key in ("tracesToLogsV2", "serviceMap", "tracesToMetrics", "nodeGraph"):
+                    problems.extend(f"{where}.jsonData.{key}.{k}" for k in value if k not in ref["jsonData"][key])
+                if key == "derivedFields":
+                    for field in value:
+                        problems.extend(f"{where}.derivedFields.{k}" for k in field if k not in ref["jsonData"]["derivedField"])
+                if key == "exemplarTraceIdDestinations":
+                    for dest in value:
+                        problems.extend(f"{where}.{key}.{k}" for k in dest if k not in ref["jsonData"]["exemplarTraceIdDestination"])
+    elif kind == "dashboards":
+        check(document, "dashboards_file", "dashboards.yml")
+        for provider in document["providers"]:
+            check(provider, "dashboard_provider", "providers[]")
+            check(provider["options"], "dashboard_provider_options", "providers[].options")
+    elif kind == "alert-rules":
+        check(document, "alert_rules_file", "alert-rules.yml")
+        for group in document.get("groups", []):
+            check(group, "rule_group", f"groups[{group['name']}]")
+            for rule in group["rules"]:
+                check(rule, "rule", f"rules[{rule['uid']}]")
+                for query in rule["data"]:
+                    check(query, "rule_query", f"rules[{rule['uid']}].data")
+        for item in document.get("deleteRules", []):
+            check(item, "delete_rule", "deleteRules[]")
+    elif kind == "contact-points":
+        check(document, "contact_points_file", "contact-points.yml")
+        for point in document.get("contactPoints", []):
+            check(point, "contact_point", f"contactPoints[{point['name']}]")
+            for receiver in point["receivers"]:
+                check(receiver, "receiver", f"contactPoints[{point['name']}].receivers[]")
+                allowed = ref["receiver_settings"][receiver["type"]]
+                problems.extend(f"{point['name']}.settings.{k}" for k in receiver["settings"] if k not in allowed)
+        for item in document.get("deleteContactPoints", []):
+            check(item, "delete_contact_point", "deleteContactPoints[]")
+    elif kind == "notification-policies":
+        check(document, "notification_policies_file", "notification-policies.yml")
+
+        def walk(policy: dict, where: str) -> None:
+            check(policy, "policy", where)
+            for index, route in enumerate(policy.get("routes", [])):
+                walk(route, f"{where}.routes[{index}]")
+
+        for policy in document.get("policies", []):
+            walk(policy, "policies[]")
+    return problems
+
+
+def _documents(files) -> dict[str, dict]:
+    by_kind = {}
+    for dest, f in files.items():
+        if dest.endswith("datasources/sentinel.yml"):
+            by_kind["datasources"] = yaml.safe_load(f.content)
+        elif dest.endswith("dashboards/sentinel.yml"):
+            by_kind["dashboards"] = yaml.safe_load(f.content)
+        elif "/alerting/" in dest:
+            by_kind[Path(dest).stem] = yaml.safe_load(f.content)
+    return by_kind
+
+
+def _ini(text: str) -> dict[str, dict[str, str]]:
+    parser = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"))
+    parser.optionxform = str
+    parser.read_string(text)
+    return {s: dict(parser[s]) for s in parser.sections()}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("evaluator", ["prometheus", "grafana"])
+def test_every_rendered_key_is_in_grafanas_reference(env, evaluator):
+    _, _, files = rendered(env, evaluator)
+    assert ini_problems(_ini(files["/etc/grafana/grafana.ini"].content)) == []
+    documents = _documents(files)
+    assert set(documents) == {"datasources", "dashboards", "alert-rules", "contact-points", "notification-policies"}
+    for kind, document in documents.items():
+        assert provisioning_problems(document, kind) == [], kind
+
+
+def test_postgres_keys_are_in_the_reference_too():
+    _, _, files = rendered("prod", extra={"grafana": {"database": {"type": "postgres", "host": "db.internal:5432"}}})
+    sections = _ini(files["/etc/grafana/grafana.ini"].content)
+    assert sections["database"]["type"] == "postgres"
+    assert sections["database"]["password"] == "$__file{/etc/grafana/secrets/db_password}"
+    assert ini_problems(sections) == []
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda s: s["security"].update({"cookie_secur": "true"}), "[security] cookie_secur"),
+        (lambda s: s.update({"unified_alert": {"enabled": "true"}}), "[unified_alert]"),
+        (lambda s: s["plugins"].update({"preinstall_disable": "true"}), "[plugins] preinstall_disable"),
+    ],
+)
+def test_a_typo_in_grafana_ini_fails_the_reference_check(mutate, expected):
+    settings = monitoring_settings("prod")
+    sections = ini_sections(settings.grafana, settings.address)
+    mutate(sections)
+    assert expected in ini_problems(sections)
+
+
+def test_a_typo_in_a_provisioning_field_fails_the_reference_check():
+    _, peers, _ = rendered("prod")
+    document = datasources(peers)
+    document["datasources"][3]["jsonData"]["derivedFields"][0]["matcherRegx"] = "x"
+    document["datasources"][2]["jsonData"]["tracesToLogsV2"]["filterByTraceId"] = True
+    problems = provisioning_problems(document, "datasources")
+    assert "datasources[loki].derivedFields.matcherRegx" in problems
+    assert "datasources[tempo].jsonData.tracesToLogsV2.filterByTraceId" in problems
+
+
+# --- grafana.ini -------------------------------------------------------------------
+
+
+def test_grafana_ini_has_the_operators_baseline():
+    _, _, files = rendered("prod")
+    ini = _ini(files["/etc/grafana/grafana.ini"].content)
+    assert ini["security"]["admin_password"] == "$__file{/etc/grafana/secrets/admin_password}"
+    assert ini["auth.anonymous"]["enabled"] == "false"
+    assert ini["security"]["cookie_secure"] == "false"  # http root_url
+    assert ini["analytics"]["check_for_updates"] == "false"
+    assert ini["plugins"]["preinstall_disabled"] == "true"
+    assert ini["unified_alerting"]["enabled"] == "true"
+    assert ini["database"] == {"type": "sqlite3", "path": "/var/lib/grafana/grafana.db"}
+    assert ini["paths"]["provisioning"] == "/etc/grafana/provisioning"
+    assert (ini["server"]["http_addr"], ini["server"]["http_port"]) == ("0.0.0.0", "3000")
+    assert "smtp" not in ini  # Alertmanager notifies unless alerting.evaluator is grafana
+
+
+def test_cookies_are_secure_when_grafana_is_served_over_https():
+    _, _, files = rendered("prod", extra={"grafana": {"root_url": "https://grafana.sentinel.internal/"}})
+    ini = _ini(files["/etc/grafana/grafana.ini"].content)
+    assert ini["security"]["cookie_secure"] == "true"
+    assert ini["server"]["root_url"] == "https://grafana.sentinel.internal/"
+
+
+def test_grafana_evaluator_gets_smtp_with_the_password_from_a_file():
+    _, _, files = rendered("prod", "grafana")
+    smtp = _ini(files["/etc/grafana/grafana.ini"].content)["smtp"]
+    assert smtp["password"] == "$__file{/etc/grafana/secrets/smtp-password}"
+    assert files["/etc/grafana/secrets/smtp-password"].content == SECRET_VALUES["SENTINEL_SMTP_PASSWORD"] + "\n"
+    assert smtp["host"] == "smtp.sentinel.internal:587"
+
+
+def test_unit_runs_grafana_from_its_home_with_the_config():
+    from roles._service import unit_file
+
+    unit = unit_file(service_spec(monitoring_settings("prod").grafana))
+    assert "ExecStart=/opt/grafana/current/bin/grafana \\\n    server \\\n    --homepath=/opt/grafana/current" in unit
+    assert "--config=/etc/grafana/grafana.ini" in unit
+    assert "ReadWritePaths=/var/lib/grafana" in unit and "ReadWritePaths=/var/log/grafana" in unit
+
+
+# --- secrets ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("evaluator", ["prometheus", "grafana"])
+def test_secrets_are_never_in_rendered_files(env, evaluator):
+    _, _, files = rendered(env, evaluator, extra={"grafana": {"database": {"type": "postgres", "host": "db:5432"}}} if env == "prod" else None)
+    secret_files = {d for d in files if d.startswith("/etc/grafana/secrets/")}
+    for dest, f in files.items():
+        assert (f.user, f.group, f.mode) == ("root", "grafana", "0640"), dest
+        if dest in secret_files:
+            continue
+        for value in SECRET_VALUES.values():
+            assert value not in f.content, (dest, "holds a secret value")
+    values = {files[d].content.strip() for d in secret_files}
+    assert SECRET_VALUES["SENTINEL_GRAFANA_ADMIN_PASSWORD"] in values
+    if evaluator == "grafana":
+        assert SECRET_VALUES["SENTINEL_SLACK_CRITICAL_WEBHOOK_URL"] in values
+        assert (SECRET_VALUES["SENTINEL_PAGERDUTY_ROUTING_KEY"] in values) == (env in ("prod", "lab"))
+    else:
+        assert secret_files == {"/etc/grafana/secrets/admin_password"} | ({"/etc/grafana/secrets/db_password"} if env == "prod" else set())
+
+
+def _monitoring_environment(env: str, extra: dict | None = None) -> Environment:
+    host = EnvHost(name="mon1", groups=("monitoring", env), settings=monitoring_settings(env, extra))
+    return Environment(name=env, hosts=(host,))
+
+
+@pytest.fixture
+def env_secrets(monkeypatch):
+    """The receivers' secrets of the right shape (tests/environments.py), Grafana's from SECRET_VALUES."""
+    from tests.environments import GOOD_SECRETS
+
+    monkeypatch.delenv("SENTINEL_SECRETS_DIR", raising=False)
+    for name, value in {**GOOD_SECRETS, **{k: v for k, v in SECRET_VALUES.items() if "GRAFANA" in k}}.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_preflight_resolves_grafanas_secrets_once(env_secrets):
+    resolved = resolve_secrets(_monitoring_environment("prod"))
+    assert resolved["SENTINEL_GRAFANA_ADMIN_PASSWORD"] == SECRET_VALUES["SENTINEL_GRAFANA_ADMIN_PASSWORD"]
+    assert "SENTINEL_GRAFANA_DB_PASSWORD" not in resolved  # SQLite: no database password
+    postgres = {"grafana": {"database": {"type": "postgres", "host": "db.internal:5432"}}}
+    assert resolve_secrets(_monitoring_environment("prod", postgres))["SENTINEL_GRAFANA_DB_PASSWORD"] == SECRET_VALUES["SENTINEL_GRAFANA_DB_PASSWORD"]
+
+
+@pytest.mark.parametrize(
+    "missing, extra, key",
+    [
+        ("SENTINEL_GRAFANA_ADMIN_PASSWORD", None, "host mon1.grafana.admin_password_secret"),
+        ("SENTINEL_GRAFANA_DB_PASSWORD", {"grafana": {"database": {"type": "postgres", "host": "db:5432"}}}, "host mon1.grafana.database.password_secret"),
+    ],
+)
+def test_a_missing_grafana_secret_is_refused_with_key_and_fix(env_secrets, monkeypatch, missing, extra, key):
+    monkeypatch.delenv(missing)
+    with pytest.raises(SettingsError) as err:
+        resolve_secrets(_monitoring_environment("prod", extra))
+    assert err.value.key == key
+    assert missing in err.value.fix
+
+
+def test_a_short_admin_password_is_refused_without_echo(env_secrets, monkeypatch):
+    monkeypatch.setenv("SENTINEL_GRAFANA_ADMIN_PASSWORD", "admin")
+    with pytest.raises(SettingsError) as err:
+        resolve_secrets(_monitoring_environment("prod"))
+    assert err.value.key == "host mon1.grafana.admin_password_secret" and "12 characters" in err.value.problem
+    assert "admin" not in str(err.value).replace("admin_password", "").replace("Grafana's admin", "")
+
+
+def test_the_role_refuses_a_secret_preflight_did_not_resolve():
+    settings = monitoring_settings("prod")
+    with pytest.raises(SettingsError) as err:
+        secret_files(settings.grafana, settings.alerting, Secrets({}))
+    assert err.value.key == "grafana.admin_password_secret"
+
+
+def test_postgres_without_a_host_is_refused():
+    with pytest.raises(SettingsError) as err:
+        monitoring_settings("prod", {"grafana": {"database": {"type": "postgres"}}})
+    assert err.value.key == "host mon1.grafana.database.host"
+
+
+# --- datasources and their links ------------------------------------------------
+
+
+def _by_uid(peers):
+    return {ds["uid"]: ds for ds in datasources(peers)["datasources"]}
+
+
+def test_tempo_and_loki_link_both_ways():
+    settings, peers, _ = rendered("prod")
+    ds = _by_uid(peers)
+    assert set(ds) == {"prometheus", "alertmanager", "tempo", "loki"}
+    links = ds["tempo"]["jsonData"]["tracesToLogsV2"]
+    assert links["datasourceUid"] == "loki" and links["filterByTraceID"] is True and links["customQuery"] is True
+    # Grafana expands $... in provisioning values: the link variables are written $${...}.
+    assert 'traceId="$${__trace.traceId}"' in links["query"]
+    assert 'correlationId="$${__span.tags["sentinel.correlation_id"]}"' in links["query"]
+    assert ds["tempo"]["jsonData"]["serviceMap"] == {"datasourceUid": "prometheus"}
+    derived = ds["loki"]["jsonData"]["derivedFields"][0]
+    assert derived["datasourceUid"] == "tempo" and derived["url"] == "$${__value.raw}"
+    line = json.dumps({"ts": "2025-05-01T12:00:00.123Z", "msg": "request completed", "traceId": "4bf92f3577b34da6a3ce929d0e0e4736"}, separators=(",", ":"))
+    assert re.search(derived["matcherRegex"], line).group(1) == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert ds["prometheus"]["isDefault"] and ds["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"] == "tempo"
+    assert ds["alertmanager"]["jsonData"] == {"implementation": "prometheus", "handleGrafanaManagedAlerts": False}
+
+
+def test_jaeger_and_victorialogs_link_the_same_way():
+    _, peers, _ = rendered("lab")
+    ds = _by_uid(peers)
+    assert set(ds) == {"prometheus", "alertmanager", "jaeger", "victorialogs"}
+    assert ds["victorialogs"]["type"] == "victoriametrics-logs-datasource"
+    links = ds["jaeger"]["jsonData"]["tracesToLogsV2"]
+    assert links["datasourceUid"] == "victorialogs"
+    assert 'traceId:"$${__trace.traceId}"' in links["query"] and "correlationId:" in links["query"]
+    assert ds["victorialogs"]["jsonData"]["derivedFields"][0]["datasourceUid"] == "jaeger"
+    assert "serviceMap" not in ds["jaeger"]["jsonData"]
+    assert ds["jaeger"]["url"] == "http://tel1.internal:16686" and ds["victorialogs"]["url"] == "http://tel1.internal:9428"
+
+
+def test_dashboard_provider_points_at_the_dashboards_dir():
+    flat = dashboard_providers(["business.json"])["providers"][0]
+    assert flat["options"] == {"path": "/var/lib/grafana/dashboards", "foldersFromFilesStructure": False}
+    assert flat["folder"] == "Sentinel" and flat["allowUiUpdates"] is False
+    nested = dashboard_providers(["Sentinel/business.json"])["providers"][0]
+    assert nested["folder"] == "" and nested["options"]["foldersFromFilesStructure"] is True
+
+
+# --- Grafana-managed alerting from the same catalog --------------------------------
+
+
+def _alertmanager_routes(settings) -> dict[str, set[str]]:
+    config = yaml.safe_load(render_alertmanager(settings, load_catalog()))
+    receivers: dict[str, set[str]] = {}
+    for route in config["route"]["routes"]:
+        severity = route["matchers"][0].split('"')[1]
+        receivers.setdefault(severity, set()).add(route["receiver"])
+    return receivers
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_grafana_routing_is_alertmanagers_routing(env):
+    settings, _, _ = rendered(env, "grafana")
+    policy = notification_policies(settings.alerting)["policies"][0]
+    grafana: dict[str, set[str]] = {}
+    for route in policy["routes"]:
+        grafana.setdefault(route["object_matchers"][0][2], set()).add(route["receiver"])
+    assert grafana == _alertmanager_routes(settings)
+    assert ("pagerduty" in grafana["critical"]) == (env in ("prod", "lab"))
+    critical = next(r for r in policy["routes"] if r["receiver"] == "slack-critical")
+    warning = next(r for r in policy["routes"] if r["object_matchers"][0][2] == "warning")
+    info = next(r for r in policy["routes"] if r["object_matchers"][0][2] == "info")
+    if env != "lab":  # the lab alone has short timers
+        assert (critical["group_wait"], warning["group_interval"], info["group_interval"]) == ("10s", "15m", "24h")
+    names = {p["name"] for p in contact_points(settings.alerting)["contactPoints"]}
+    assert {r["receiver"] for r in policy["routes"]} | {policy["receiver"]} <= names
+    slack = next(p for p in contact_points(settings.alerting)["contactPoints"] if p["name"] == "slack-critical")
+    assert slack["receivers"][0]["settings"] == {
+        "url": "$__file{/etc/grafana/secrets/slack-critical-webhook-url}",
+        "recipient": "#critical-alerts",
+    }
+
+
+def test_every_catalog_alert_becomes_a_grafana_rule():
+    alerts = load_catalog()
+    document = alert_rules(alerts, "prod", "30s", "https://git.example/blob/main", "http://mon1:3000")
+    rules = {r["uid"]: r for g in document["groups"] for r in g["rules"]}
+    assert set(rules) == {a.uid for a in alerts}
+    for alert in alerts:
+        rule = rules[alert.uid]
+        assert rule["data"][0]["model"]["expr"] == alert.expr
+        assert rule["data"][0]["datasourceUid"] == "prometheus" and rule["data"][0]["relativeTimeRange"]["from"] > 0
+        assert rule["labels"] == {"severity": alert.severity, "uid": alert.uid, "environment": "prod"}
+        assert "$value " not in rule["annotations"]["summary"] and "$value}" not in rule["annotations"]["summary"]
+        assert rule["noDataState"] == "OK" and rule["condition"] == "C"
+        assert len(alert.uid) <= 40
+
+
+def test_prometheus_evaluator_makes_grafana_delete_its_managed_alerting():
+    settings, _, _ = rendered("prod")
+    files = render_alerting(load_catalog(), settings.alerting, "prod", "30s", "http://mon1:3000", enabled=False)
+    rules = yaml.safe_load(files["alert-rules.yml"])
+    assert "groups" not in rules
+    assert {d["uid"] for d in rules["deleteRules"]} == {a.uid for a in load_catalog()}
+    assert yaml.safe_load(files["notification-policies.yml"]) == {"apiVersion": 1, "resetPolicies": [1]}
+    assert "contactPoints" not in yaml.safe_load(files["contact-points.yml"])
+
+
+# --- preflight: the evaluator choice ----------------------------------------------
+
+
+def test_both_evaluators_are_refused_with_key_and_fix():
+    with pytest.raises(SettingsError) as err:
+        monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": ["prometheus", "grafana"]}})
+    assert err.value.key == "host mon1.alerting.evaluator"
+    assert "page twice" in err.value.problem
+    assert '"prometheus"' in err.value.fix and '"grafana"' in err.value.fix
+
+
+@pytest.mark.parametrize("value", ["prometheus", "grafana", ["grafana"]])
+def test_one_evaluator_is_accepted(value):
+    settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": value}})
+    assert settings.alerting.evaluator == (value[0] if isinstance(value, list) else value)
+
+
+def test_an_unknown_evaluator_is_refused():
+    with pytest.raises(SettingsError) as err:
+        monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": "grafan"}})
+    assert err.value.key.startswith("host mon1.alerting.evaluator")
+
+
+def test_default_evaluator_is_prometheus():
+    assert monitoring_settings("prod").alerting.evaluator == "prometheus"
+
+
+def test_grafana_evaluator_on_two_monitoring_hosts_is_refused():
+    settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": "grafana"}})
+    with pytest.raises(SettingsError) as err:
+        check_grafana("mon1", settings, monitoring_hosts=2)
+    assert err.value.key == "host mon1.alerting.evaluator"
+    check_grafana("mon1", settings, monitoring_hosts=1)
+
+
+def test_install_binary_false_outside_the_lab_is_refused():
+    with pytest.raises(SettingsError) as err:
+        check_grafana("mon1", monitoring_settings("prod", {"grafana": {"install_binary": False}}), 1)
+    assert err.value.key == "host mon1.grafana.install_binary"
+    assert monitoring_settings("lab").grafana.install_binary is False
+
+
+# --- preflight: dashboards' datasource uids ------------------------------------------
+
+
+def _dashboard(*uids) -> str:
+    return json.dumps({"uid": "x", "panels": [{"id": i, "datasource": {"type": "prometheus", "uid": uid}, "targets": [{"datasource": {"uid": uid}}]} for i, uid in enumerate(uids)]})
+
+
+def test_a_dashboard_with_an_unknown_datasource_uid_is_refused():
+    with pytest.raises(SettingsError) as err:
+        check_dashboards("mon1", monitoring_settings("prod"), {"business.json": _dashboard("prometheus", "promethues")})
+    assert err.value.key == "files/grafana/dashboards/business.json:panels[1].datasource"
+    assert "'promethues'" in err.value.problem
+
+
+def test_known_uids_builtins_and_variables_pass():
+    dashboards = {"a.json": _dashboard("prometheus", "loki", "tempo", "-- Grafana --", "${datasource}")}
+    check_dashboards("mon1", monitoring_settings("prod"), dashboards)
+
+
+def test_a_store_the_environment_does_not_run_is_refused_except_where_grafana_does_not_run():
+    dashboards = {"logs.json": _dashboard("loki")}
+    # A prod-like environment with VictoriaLogs has no `loki` datasource: the panel would be empty.
+    settings = monitoring_settings("prod")
+    assert unknown_datasource_uids(dashboards, Peers("", "", "jaeger", "", "victorialogs", "").uids) == [
+        ("logs.json", "panels[0].datasource", "loki"),
+        ("logs.json", "panels[0].targets[0].datasource", "loki"),
+    ]
+    check_dashboards("mon1", settings, dashboards)
+    # The lab installs no Grafana: any uid the role can provision passes, a typo does not.
+    check_dashboards("mon1", monitoring_settings("lab"), dashboards)
+    with pytest.raises(SettingsError):
+        check_dashboards("mon1", monitoring_settings("lab"), {"x.json": _dashboard("lokki")})
+
+
+def test_the_committed_dashboards_reference_only_provisioned_datasources():
+    for env in ENVIRONMENTS:
+        check_dashboards("mon1", monitoring_settings(env))
+
+
+# --- the building-block extensions, run for real in a scratch directory -------------------
+
+
+def _fake_bin(tmp_path: Path) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("systemctl", "journalctl"):
+        tool = bin_dir / name
+        tool.write_text(f'#!/bin/sh\necho "{name} $*" >> {tmp_path}/calls\n')
+        tool.chmod(0o755)
+    return bin_dir
+
+
+def _run_swap(tmp_path: Path, ready_url: str, unit_present: bool = True) -> subprocess.CompletedProcess:
+    etc = tmp_path / "etc"
+    etc.mkdir(exist_ok=True)
+    (etc / "grafana.ini").write_text("old ini\n")
+    (etc / "grafana.ini.staged").write_text("new ini\n")
+    (etc / "new.yml.staged").write_text("new provisioning\n")
+    units = tmp_path / "units"
+    units.mkdir(exist_ok=True)
+    if unit_present:
+        (units / "grafana.service").write_text("[Unit]\n")
+    script = "set -eu\n" + "\n".join(
+        swap_script([str(etc / "grafana.ini"), str(etc / "new.yml")], "grafana.service", ready_url, 2, unit_dir=str(units))
+    )
+    env = {**os.environ, "PATH": f"{_fake_bin(tmp_path)}:{os.environ['PATH']}"}
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env)
+
+
+def test_rollback_restores_the_previous_files_when_grafana_does_not_come_up(tmp_path):
+    result = _run_swap(tmp_path, f"file://{tmp_path}/never-ready")
+    assert result.returncode == 1
+    assert "did not answer" in result.stderr and "previous files are back" in result.stderr
+    assert (tmp_path / "etc" / "grafana.ini").read_text() == "old ini\n"
+    assert not (tmp_path / "etc" / "new.yml").exists()  # did not exist before: removed again
+    assert not list((tmp_path / "etc").glob("*.previous"))
+    assert (tmp_path / "calls").read_text().count("systemctl restart grafana.service") == 2
+
+
+def test_new_files_stay_when_grafana_answers(tmp_path):
+    (tmp_path / "health").write_text('{"database": "ok"}')
+    result = _run_swap(tmp_path, f"file://{tmp_path}/health")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "etc" / "grafana.ini").read_text() == "new ini\n"
+    assert (tmp_path / "etc" / "new.yml").read_text() == "new provisioning\n"
+    assert not list((tmp_path / "etc").glob("*.previous"))
+    assert (tmp_path / "calls").read_text().count("restart") == 1
+
+
+def test_without_a_unit_the_files_are_only_put_in_place(tmp_path):
+    result = _run_swap(tmp_path, f"file://{tmp_path}/never-ready", unit_present=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "etc" / "grafana.ini").read_text() == "new ini\n"
+    assert not (tmp_path / "calls").exists()
+
+
+def _archive(tmp_path: Path, top: str, files: dict[str, str]) -> Artifact:
+    source = tmp_path / "src" / top
+    for relative, text in files.items():
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        (source / relative).write_text(text)
+    tarball = tmp_path / "grafana-1.2.3.linux-amd64.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(source, arcname=top)
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    # As files/versions.yml has it: the binary `grafana` at bin/grafana inside archive_dir.
+    return Artifact("grafana", "1.2.3", f"file://{tarball}", digest, top, ("grafana",), (("grafana", "bin/grafana"),))
+
+
+def test_release_tree_installs_the_whole_verified_tree(tmp_path):
+    artifact = _archive(tmp_path, "grafana-v1.2.3", {"bin/grafana": "#!/bin/sh\n", "conf/defaults.ini": "[paths]\n", "public/index.html": "x"})
+    install = tmp_path / "opt" / "1.2.3"
+    install.parent.mkdir()
+    result = subprocess.run(["sh", "-c", "set -eu\n" + "\n".join(tree_script(artifact, str(install)))], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (install / "public" / "index.html").read_text() == "x"
+    assert (install / ".artifact-sha256").read_text().strip() == artifact.sha256
+
+
+def test_release_tree_refuses_a_wrong_checksum_or_a_missing_file(tmp_path):
+    artifact = _archive(tmp_path, "grafana-v1.2.3", {"bin/grafana": "#!/bin/sh\n", "conf/defaults.ini": ""})
+    install = tmp_path / "opt" / "1.2.3"
+    install.parent.mkdir()
+    bad = Artifact(**{**artifact.__dict__, "sha256": "0" * 64})
+    result = subprocess.run(["sh", "-c", "set -eu\n" + "\n".join(tree_script(bad, str(install)))], capture_output=True, text=True)
+    assert result.returncode == 1 and "checksum mismatch" in result.stderr and not install.exists()
+    missing = Artifact(**{**artifact.__dict__, "archive_names": (("grafana", "bin/grafana-server"),)})
+    result = subprocess.run(["sh", "-c", "set -eu\n" + "\n".join(tree_script(missing, str(install)))], capture_output=True, text=True)
+    assert result.returncode == 1 and "has no grafana-v1.2.3/bin/grafana-server" in result.stderr and not install.exists()
+
+
+# --- the backup token helper, against a recorded API -----------------------------------
+
+
+def _token_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("backup_token", REPO / "files" / "grafana" / "backup_token.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_backup_token_is_created_once_and_never_printed(tmp_path, monkeypatch, capsys):
+    module = _token_module()
+    calls = []
+
+    def fake_call(base, auth, method, path, body=None):
+        calls.append((method, path.split("?")[0], body))
+        if path.startswith("/api/serviceaccounts/search"):
+            return {"serviceAccounts": [{"id": 7, "name": "other"}]}
+        if path == "/api/serviceaccounts":
+            return {"id": 9, "name": body["name"], "role": body["role"]}
+        return {"id": 1, "name": body["name"], "key": "glsa_TOKEN_S3CRET_value"}
+
+    monkeypatch.setattr(module, "call", fake_call)
+    password = tmp_path / "admin_password"
+    password.write_text("pw\n")
+    token = tmp_path / "secrets" / "backup-token"
+    import grp
+    import pwd
+
+    owner = f"{pwd.getpwuid(os.getuid()).pw_name}:{grp.getgrgid(os.getgid()).gr_name}"
+    argv = [f"--admin-password-file={password}", f"--token-file={token}", f"--owner={owner}", "--mode=0600"]
+    assert module.main(argv) == 0
+    assert token.read_text() == "glsa_TOKEN_S3CRET_value\n"
+    assert oct(token.stat().st_mode & 0o777) == "0o600"
+    assert [c[:2] for c in calls] == [
+        ("GET", "/api/serviceaccounts/search"),
+        ("POST", "/api/serviceaccounts"),
+        ("POST", "/api/serviceaccounts/9/tokens"),
+    ]
+    assert calls[1][2]["role"] == "Admin" and calls[2][2]["secondsToLive"] == 0
+    out = capsys.readouterr()
+    assert "S3CRET" not in out.out + out.err
+    calls.clear()
+    assert module.main(argv) == 0  # a second run: the file exists, no API call
+    assert calls == []
+
+
+def test_prometheus_evaluates_nothing_when_grafana_does():
+    from roles.prometheus import render_alert_rules
+
+    grafana_settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": "grafana"}})
+    assert yaml.safe_load(render_alert_rules(grafana_settings, {})) == {"groups": []}
+    groups = yaml.safe_load(render_alert_rules(monitoring_settings("prod"), {}))["groups"]
+    assert sum(len(g["rules"]) for g in groups) == len(load_catalog())
+
+
+def test_promtool_accepts_the_empty_rule_file(tmp_path):
+    from roles.prometheus import render_alert_rules
+    from tests.mirror_binaries import extract
+
+    promtool = extract("prometheus", "promtool", tmp_path)
+    rules = tmp_path / "sentinel-alerts.yml"
+    settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": "grafana"}})
+    rules.write_text(render_alert_rules(settings, {}))
+    result = subprocess.run([str(promtool), "check", "rules", str(rules)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the new core: wiring, store choice, versions, backup token defaults ------------------
+
+
+def test_the_store_choice_falls_back_until_traces_and_logs_settings_exist():
+    """roles/grafana/peers.py `stores` is the one switch: today's fallback, and the settings once they exist."""
+    assert stores(monitoring_settings("lab")) == ("jaeger", "victorialogs")
+    for env in ("dev", "staging", "prod"):
+        assert stores(monitoring_settings(env)) == ("tempo", "loki")
+    from types import SimpleNamespace
+
+    chosen = SimpleNamespace(environment="prod", traces=SimpleNamespace(store="jaeger"), logs=SimpleNamespace(store="victorialogs"))
+    assert stores(chosen) == ("jaeger", "victorialogs")
+
+
+def test_peers_are_the_hosts_own_prometheus_and_alertmanager_and_the_first_telemetry_host():
+    settings, peers, _ = rendered("prod")
+    assert (peers.prometheus_url, peers.alertmanager_url) == ("http://mon1.internal:9090", "http://mon1.internal:9093")
+    assert (peers.traces_url, peers.logs_url) == ("http://tel1.internal:3200", "http://tel1.internal:3100")
+    alone = grafana_peers(settings, {"monitoring": [("mon1", settings)]})
+    assert alone.traces_url == "http://mon1.internal:3200"
+
+
+def test_the_backup_token_is_where_the_backup_job_reads_it():
+    """Branch backups: roles/grafana_backup reads /etc/grafana-backup/token as the grafana-backup group."""
+    defaults = GrafanaSettings()
+    assert (defaults.backup_token_path, defaults.backup_token_owner, defaults.backup_token_mode) == (
+        "/etc/grafana-backup/token",
+        "root:grafana-backup",
+        "0640",
+    )
+    with pytest.raises(SettingsError) as err:
+        monitoring_settings("prod", {"grafana": {"backup_token_owner": "root"}})
+    assert err.value.key == "host mon1.grafana.backup_token_owner"
+
+
+def test_the_token_helper_fails_cleanly_when_the_group_is_missing(tmp_path, monkeypatch, capsys):
+    """The role creates the group first; should it still be missing, no token file is left behind and nothing is printed."""
+    module = _token_module()
+
+    def fake_call(base, auth, method, path, body=None):
+        if path.startswith("/api/serviceaccounts/search"):
+            return {"serviceAccounts": [{"id": 3, "name": module.ACCOUNT}]}
+        return {"id": 1, "name": body["name"], "key": "glsa_TOKEN_S3CRET_value"}
+
+    monkeypatch.setattr(module, "call", fake_call)
+    password = tmp_path / "admin_password"
+    password.write_text("pw\n")
+    token = tmp_path / "grafana-backup" / "token"
+    argv = [f"--admin-password-file={password}", f"--token-file={token}", "--owner=root:no-such-group-4711", "--mode=0640"]
+    calls = []
+    monkeypatch.setattr(module, "call", lambda *args, **kw: calls.append(args) or fake_call(*args, **kw))
+    assert module.main(argv) == 1
+    assert calls == []  # no token is created in Grafana that could not be stored
+    assert not token.exists() and not (token.parent.exists() and list(token.parent.glob(".backup-token.*")))
+    out = capsys.readouterr()
+    assert "no-such-group-4711" in out.err and "S3CRET" not in out.out + out.err
+
+
+def test_grafana_is_a_deployed_component_and_its_server_path_comes_from_versions_yml():
+    from roles._service.artifacts import load_versions
+    from roles._versions import DEPLOYED_COMPONENTS
+    from roles.grafana import server_path
+
+    assert "grafana" in DEPLOYED_COMPONENTS
+    entry = load_versions()["grafana"]
+    assert server_path() == entry["archive_names"]["grafana"] == "bin/grafana"
+    assert entry["archive_dir"] == "grafana-v{version}"
+
+
+def test_the_unverified_plugin_is_production_only_in_the_lab_builder():
+    from lab.artifacts import recipes
+
+    releases = recipes.load_releases()
+    assert "victoriametrics-logs-datasource" in releases
+    assert "victoriametrics-logs-datasource" in recipes.PRODUCTION_ONLY
+    assert "UNVERIFIED" in (REPO / "files" / "versions.yml").read_text().split("victoriametrics-logs-datasource:")[0].rsplit("\n\n", 1)[-1]
+
+
+def test_no_secret_value_in_the_guarded_file_commands(monkeypatch):
+    """What pyinfra may print about the swap of grafana.ini and its secret files holds no secret value."""
+    from roles._service import rollback
+    from tests.unit.test_hostile_rendering import FakeHost, command_texts
+
+    monkeypatch.setattr(rollback, "host", FakeHost())
+    _, _, files = rendered("prod", "grafana", extra={"grafana": {"database": {"type": "postgres", "host": "db:5432"}}})
+    texts = command_texts(rollback.guarded_files._inner(tuple(files.values()), "grafana.service", "http://127.0.0.1:3000/api/health", 90))
+    assert len(texts) > 20
+    for text in texts:
+        for value in SECRET_VALUES.values():
+            assert value not in text
+
+
+def test_grafana_ini_refuses_a_value_that_would_start_a_new_key():
+    from roles._service.quoting import QuotingError
+
+    with pytest.raises(QuotingError):
+        render_ini({"server": {"root_url": "http://x/\nadmin_password = hunter2"}})
+
+
+class _Recorder:
+    """Stands in for a pyinfra operations module: records each call's name and arguments."""
+
+    def __init__(self, calls: list, prefix: str):
+        self.calls, self.prefix = calls, prefix
+
+    def __getattr__(self, name):
+        def record(*args, **kwargs):
+            self.calls.append((f"{self.prefix}.{name}", kwargs))
+            return _Op()
+
+        return record
+
+
+class _Op:
+    def did_change(self):
+        return False
+
+
+def _run_role(monkeypatch, env: str, extra: dict | None = None) -> list[tuple[str, dict]]:
+    """The role's body for mon1 of `env`, with every pyinfra operation recorded instead of run."""
+    import roles.grafana as role
+
+    calls: list[tuple[str, dict]] = []
+    for name in ("files", "server"):
+        monkeypatch.setattr(role, name, _Recorder(calls, name))
+    for name in ("guarded_files", "release_tree", "backup_token", "service_account", "service_dirs", "run_service"):
+        monkeypatch.setattr(role, name, lambda *args, _name=name, **kwargs: calls.append((_name, kwargs)) or _Op())
+    monkeypatch.setattr(role, "resolve", lambda name, base, arch: Artifact(name, "1.0.0", f"{base}/{name}.tar.gz", "0" * 64, name, ("x",)))
+    monkeypatch.setattr(role, "host", type("H", (), {"get_fact": lambda self, fact, **kw: "x86_64"})())
+    settings, peers, _ = rendered(env, extra=extra)
+    role.grafana._inner(settings.grafana, settings.artifact_base_url, True, SECRETS, settings.alerting, env, settings.address, peers)
+    return calls
+
+
+def test_the_lab_gets_the_files_but_no_binary_no_unit_and_no_token(monkeypatch):
+    calls = [name for name, _ in _run_role(monkeypatch, "lab")]
+    assert "guarded_files" in calls and "service_account" in calls
+    assert not {"release_tree", "run_service", "backup_token", "server.group"} & set(calls)
+
+
+def test_the_token_group_and_its_directory_exist_before_the_token_is_written(monkeypatch):
+    calls = _run_role(monkeypatch, "prod")
+    names = [name for name, _ in calls]
+    group = names.index("server.group")
+    token = names.index("backup_token")
+    assert calls[group][1]["group"] == "grafana-backup" and calls[group][1]["system"] is True
+    directory = next(i for i, (name, kw) in enumerate(calls) if name == "files.directory" and kw["path"] == "/etc/grafana-backup")
+    assert calls[directory][1]["group"] == "grafana-backup" and calls[directory][1]["mode"] == "0750"
+    assert group < directory < token and names.index("run_service") < token
+    assert calls[token][1]["token_file"] == "/etc/grafana-backup/token" and calls[token][1]["mode"] == "0640"
+    # Tempo + Loki: Grafana's own tree only, no VictoriaLogs plugin.
+    assert [kw["install_dir"] for name, kw in calls if name == "release_tree"] == ["/opt/grafana/1.0.0"]
