@@ -35,7 +35,11 @@ PLUGIN_TYPES = {
     # VictoriaLogs is a plugin (Apache-2.0), installed from its pinned archive.
     "victorialogs": "victoriametrics-logs-datasource",
 }
-KNOWN_UIDS = frozenset(PLUGIN_TYPES)
+# Datasource uids name the signal, not the store, so the dashboards stay the same
+# whichever store an environment chose (traces.store, logs.store).
+TRACES_UID = "traces"
+LOGS_UID = "logs"
+KNOWN_UIDS = frozenset({"prometheus", "alertmanager", TRACES_UID, LOGS_UID})
 # Built-in pseudo datasources a dashboard may name.
 BUILTIN_UIDS = frozenset({"grafana", "-- Grafana --", "-- Mixed --", "-- Dashboard --", "__expr__"})
 # The log line's trace id (docs/contract.md: JSON lines, `"traceId":"<32 hex>"`).
@@ -58,7 +62,7 @@ class Peers:
 
     @property
     def uids(self) -> frozenset[str]:
-        return frozenset({"prometheus", "alertmanager", self.traces, self.logs})
+        return KNOWN_UIDS
 
 
 def dump_provisioning(document: dict) -> str:
@@ -87,7 +91,7 @@ def traces_to_logs_query(logs: str) -> str:
 def _traces_json(peers: Peers) -> dict:
     json_data: dict = {
         "tracesToLogsV2": {
-            "datasourceUid": peers.logs,
+            "datasourceUid": LOGS_UID,
             "spanStartTimeShift": "-5m",
             "spanEndTimeShift": "5m",
             "filterByTraceID": True,
@@ -110,7 +114,7 @@ def _logs_json(peers: Peers) -> dict:
         "name": "traceId",
         "matcherType": "regex",
         "matcherRegex": TRACE_ID_IN_LINE,
-        "datasourceUid": peers.traces,
+        "datasourceUid": TRACES_UID,
         "url": _escape("${__value.raw}"),
         "urlDisplayLabel": "View trace",
     }
@@ -123,10 +127,10 @@ def _logs_json(peers: Peers) -> dict:
 def datasources(peers: Peers) -> dict:
     """datasources.yaml: Prometheus (default), Alertmanager, the trace store, the log store."""
 
-    def source(uid: str, name: str, url: str, json_data: dict, default: bool = False) -> dict:
+    def source(uid: str, name: str, url: str, json_data: dict, default: bool = False, kind: str = "") -> dict:
         return {
             "name": name,
-            "type": PLUGIN_TYPES[uid],
+            "type": PLUGIN_TYPES[kind or uid],
             "uid": uid,
             "orgId": ORG_ID,
             "access": "proxy",
@@ -148,7 +152,7 @@ def datasources(peers: Peers) -> dict:
                 {
                     "httpMethod": "POST",
                     "timeInterval": peers.scrape_interval,
-                    "exemplarTraceIdDestinations": [{"name": "trace_id", "datasourceUid": peers.traces}],
+                    "exemplarTraceIdDestinations": [{"name": "trace_id", "datasourceUid": TRACES_UID}],
                 },
                 default=True,
             ),
@@ -159,8 +163,14 @@ def datasources(peers: Peers) -> dict:
                 peers.alertmanager_url,
                 {"implementation": "prometheus", "handleGrafanaManagedAlerts": False},
             ),
-            source(peers.traces, peers.traces.capitalize(), peers.traces_url, _traces_json(peers)),
-            source(peers.logs, "VictoriaLogs" if peers.logs == "victorialogs" else "Loki", peers.logs_url, _logs_json(peers)),
+            source(TRACES_UID, peers.traces.capitalize(), peers.traces_url, _traces_json(peers), kind=peers.traces),
+            source(
+                LOGS_UID,
+                "VictoriaLogs" if peers.logs == "victorialogs" else "Loki",
+                peers.logs_url,
+                _logs_json(peers),
+                kind=peers.logs,
+            ),
         ],
     }
 

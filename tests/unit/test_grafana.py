@@ -217,8 +217,8 @@ def test_a_typo_in_a_provisioning_field_fails_the_reference_check():
     document["datasources"][3]["jsonData"]["derivedFields"][0]["matcherRegx"] = "x"
     document["datasources"][2]["jsonData"]["tracesToLogsV2"]["filterByTraceId"] = True
     problems = provisioning_problems(document, "datasources")
-    assert "datasources[loki].derivedFields.matcherRegx" in problems
-    assert "datasources[tempo].jsonData.tracesToLogsV2.filterByTraceId" in problems
+    assert "datasources[logs].derivedFields.matcherRegx" in problems
+    assert "datasources[traces].jsonData.tracesToLogsV2.filterByTraceId" in problems
 
 
 # --- grafana.ini -------------------------------------------------------------------
@@ -355,32 +355,34 @@ def _by_uid(peers):
 def test_tempo_and_loki_link_both_ways():
     settings, peers, _ = rendered("prod")
     ds = _by_uid(peers)
-    assert set(ds) == {"prometheus", "alertmanager", "tempo", "loki"}
-    links = ds["tempo"]["jsonData"]["tracesToLogsV2"]
-    assert links["datasourceUid"] == "loki" and links["filterByTraceID"] is True and links["customQuery"] is True
+    assert set(ds) == {"prometheus", "alertmanager", "traces", "logs"}
+    assert ds["traces"]["type"] == "tempo" and ds["logs"]["type"] == "loki"
+    links = ds["traces"]["jsonData"]["tracesToLogsV2"]
+    assert links["datasourceUid"] == "logs" and links["filterByTraceID"] is True and links["customQuery"] is True
     # Grafana expands $... in provisioning values: the link variables are written $${...}.
     assert 'traceId="$${__trace.traceId}"' in links["query"]
     assert 'correlationId="$${__span.tags["sentinel.correlation_id"]}"' in links["query"]
-    assert ds["tempo"]["jsonData"]["serviceMap"] == {"datasourceUid": "prometheus"}
-    derived = ds["loki"]["jsonData"]["derivedFields"][0]
-    assert derived["datasourceUid"] == "tempo" and derived["url"] == "$${__value.raw}"
+    assert ds["traces"]["jsonData"]["serviceMap"] == {"datasourceUid": "prometheus"}
+    derived = ds["logs"]["jsonData"]["derivedFields"][0]
+    assert derived["datasourceUid"] == "traces" and derived["url"] == "$${__value.raw}"
     line = json.dumps({"ts": "2025-05-01T12:00:00.123Z", "msg": "request completed", "traceId": "4bf92f3577b34da6a3ce929d0e0e4736"}, separators=(",", ":"))
     assert re.search(derived["matcherRegex"], line).group(1) == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert ds["prometheus"]["isDefault"] and ds["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"] == "tempo"
+    assert ds["prometheus"]["isDefault"] and ds["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"] == "traces"
     assert ds["alertmanager"]["jsonData"] == {"implementation": "prometheus", "handleGrafanaManagedAlerts": False}
 
 
 def test_jaeger_and_victorialogs_link_the_same_way():
     _, peers, _ = rendered("lab")
     ds = _by_uid(peers)
-    assert set(ds) == {"prometheus", "alertmanager", "jaeger", "victorialogs"}
-    assert ds["victorialogs"]["type"] == "victoriametrics-logs-datasource"
-    links = ds["jaeger"]["jsonData"]["tracesToLogsV2"]
-    assert links["datasourceUid"] == "victorialogs"
+    assert set(ds) == {"prometheus", "alertmanager", "traces", "logs"}
+    assert ds["traces"]["type"] == "jaeger"
+    assert ds["logs"]["type"] == "victoriametrics-logs-datasource"
+    links = ds["traces"]["jsonData"]["tracesToLogsV2"]
+    assert links["datasourceUid"] == "logs"
     assert 'traceId:"$${__trace.traceId}"' in links["query"] and "correlationId:" in links["query"]
-    assert ds["victorialogs"]["jsonData"]["derivedFields"][0]["datasourceUid"] == "jaeger"
-    assert "serviceMap" not in ds["jaeger"]["jsonData"]
-    assert ds["jaeger"]["url"] == "http://tel1.internal:16686" and ds["victorialogs"]["url"] == "http://tel1.internal:9428"
+    assert ds["logs"]["jsonData"]["derivedFields"][0]["datasourceUid"] == "traces"
+    assert "serviceMap" not in ds["traces"]["jsonData"]
+    assert ds["traces"]["url"] == "http://tel1.internal:16686" and ds["logs"]["url"] == "http://tel1.internal:9428"
 
 
 def test_dashboard_provider_points_at_the_dashboards_dir():
@@ -508,23 +510,22 @@ def test_a_dashboard_with_an_unknown_datasource_uid_is_refused():
 
 
 def test_known_uids_builtins_and_variables_pass():
-    dashboards = {"a.json": _dashboard("prometheus", "loki", "tempo", "-- Grafana --", "${datasource}")}
+    dashboards = {"a.json": _dashboard("prometheus", "logs", "traces", "-- Grafana --", "${datasource}")}
     check_dashboards("mon1", monitoring_settings("prod"), dashboards)
 
 
-def test_a_store_the_environment_does_not_run_is_refused_except_where_grafana_does_not_run():
+def test_a_store_named_uid_is_refused_in_every_environment():
+    # uids name the signal (logs, traces), never the store, so dashboards do not change with it.
     dashboards = {"logs.json": _dashboard("loki")}
-    # A prod-like environment with VictoriaLogs has no `loki` datasource: the panel would be empty.
-    settings = monitoring_settings("prod")
     assert unknown_datasource_uids(dashboards, Peers("", "", "jaeger", "", "victorialogs", "").uids) == [
         ("logs.json", "panels[0].datasource", "loki"),
         ("logs.json", "panels[0].targets[0].datasource", "loki"),
     ]
-    check_dashboards("mon1", settings, dashboards)
-    # The lab installs no Grafana: any uid the role can provision passes, a typo does not.
-    check_dashboards("mon1", monitoring_settings("lab"), dashboards)
-    with pytest.raises(SettingsError):
-        check_dashboards("mon1", monitoring_settings("lab"), {"x.json": _dashboard("lokki")})
+    for env in ("prod", "lab"):
+        with pytest.raises(SettingsError):
+            check_dashboards("mon1", monitoring_settings(env), dashboards)
+        with pytest.raises(SettingsError):
+            check_dashboards("mon1", monitoring_settings(env), {"x.json": _dashboard("lokki")})
 
 
 def test_the_committed_dashboards_reference_only_provisioned_datasources():
