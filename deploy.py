@@ -15,9 +15,10 @@ from roles.backend.sentry_release import sentry_release
 from roles.backend_standin import backend_standin
 from roles.grafana import grafana
 from roles.grafana.peers import grafana_peers
+from roles.grafana_backup import grafana_backup
 from roles.jaeger import jaeger
 from roles.loki import loki
-from roles.node_exporter import node_exporter
+from roles.node_exporter import TEXTFILE_GROUP, node_exporter
 from roles.object_store import object_store
 from roles.otel_collector import collector_wiring, gateway_endpoint, otel_collector
 from roles.preflight import validated_environment
@@ -54,6 +55,10 @@ if "telemetry" in host.groups or "app" in host.groups:
 if "monitoring" in host.groups:
     prometheus(me, hosts_by_group)
     alertmanager(me, secrets, monitoring_peers(host.name, hosts_by_group["monitoring"]))
+    # Before grafana(): the backup job's user, group and /etc/grafana-backup exist when
+    # the Grafana role writes the job's service-account token there (0640 root:grafana-backup).
+    if me.grafana_backup.enabled:
+        grafana_backup(me.grafana_backup, secrets, me.artifact_base_url, me.node_exporter.textfile_dir, TEXTFILE_GROUP)
     grafana(
         me.grafana, me.artifact_base_url, me.systemd_hardening, secrets,
         me.alerting, me.environment, me.address, grafana_peers(me, hosts_by_group),

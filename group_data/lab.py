@@ -49,3 +49,18 @@ alerting = {
 # their owners and modes, and installs NO binary and NO unit (never a stand-in
 # in Grafana's place). Only the lab sets this.
 grafana = {"install_binary": False}
+
+# Grafana backups (roles/grafana_backup). LAB ONLY: Grafana cannot run here, so the job
+# reads the Grafana HTTP API STAND-IN on the bridge (lab/receivers/grafana_api.py, NOT
+# Grafana) with a lab token the role writes (no Grafana role writes it here), and pushes
+# to a bare repository on tel1 over SSH (set up by tests/e2e/test_grafana_backup.py).
+# Lab hosts get new SSH host keys on every `lab up`, so the git host's key is accepted
+# on first use (StrictHostKeyChecking=accept-new); preflight refuses that elsewhere.
+grafana_backup = {
+    "enabled": True,
+    "grafana_url": "http://10.213.0.1:9110",
+    "write_token": True,
+    "remote_url": "git@10.213.0.12:/srv/git/grafana-backup.git",
+    "trust_on_first_use": True,
+    "wheels_from_mirror": True,
+}

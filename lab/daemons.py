@@ -20,7 +20,7 @@ from typing import Callable
 
 from lab.apt_sources import source_hosts
 from lab.paths import (
-    BRIDGE_IP, MIRROR_DIR, MIRROR_PORT, PAGERDUTY_STANDIN_PORT, PREFIX_LEN, PROXY_PORT, REPO, RUN_DIR,
+    BRIDGE_IP, GRAFANA_API_STANDIN_PORT, MIRROR_DIR, MIRROR_PORT, PAGERDUTY_STANDIN_PORT, PREFIX_LEN, PROXY_PORT, REPO, RUN_DIR,
     SLACK_STANDIN_PORT, SMTP_STANDIN_HTTP_PORT, SMTP_STANDIN_PORT,
 )
 from lab.secrets import SECRETS_DIR, SENTRY_STANDIN_PORT
@@ -115,6 +115,13 @@ DAEMONS: list[Daemon] = [
                              "--password-file", str(SECRETS_DIR / "SENTINEL_SMTP_PASSWORD"),
                              "--store", str(RUN_DIR / "smtp-messages.jsonl")], SMTP_STANDIN_HTTP_PORT,
            env={"PYTHONPATH": str(REPO)}),
+    # The Grafana HTTP API STAND-IN (lab/receivers/grafana_api.py, NOT Grafana): only the
+    # endpoints the backup job uses, in memory, used by tests/e2e/test_grafana_backup.py
+    # alone. It accepts the lab's backup service-account token from its secret file.
+    Daemon("grafana-api-standin", [sys.executable, "-m", "lab.receivers.grafana_api", "--host", BRIDGE_IP,
+                                   "--port", str(GRAFANA_API_STANDIN_PORT),
+                                   "--token-file", str(SECRETS_DIR / "SENTINEL_GRAFANA_BACKUP_TOKEN")],
+           GRAFANA_API_STANDIN_PORT, env={"PYTHONPATH": str(REPO)}),
 ]
 
 

@@ -33,6 +33,8 @@ SLACK_STANDIN_PORT = 9101
 PAGERDUTY_STANDIN_PORT = 9102
 SMTP_STANDIN_PORT = 2525
 SMTP_STANDIN_HTTP_PORT = 9103  # the SMTP stand-in's /api/received
+# The Grafana HTTP API STAND-IN (lab/receivers/grafana_api.py), for the backup job's tests only.
+GRAFANA_API_STANDIN_PORT = 9110
 
 # name -> (address, inventory groups). Mirrors a small prod layout.
 HOSTS = {

@@ -5,6 +5,9 @@ inventory points SENTINEL_SECRETS_DIR here.
 """
 
 import secrets
+import subprocess
+import tempfile
+from pathlib import Path
 
 from lab.paths import CACHE, BRIDGE_IP, SLACK_STANDIN_PORT
 
@@ -26,7 +29,23 @@ def _generators() -> dict:
         # Grafana's admin password: written to /etc/grafana/secrets/admin_password
         # on mon1 (the lab installs Grafana's files, never its binary).
         "SENTINEL_GRAFANA_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(24),
+        # The Grafana backup's service-account token, accepted by the Grafana API stand-in.
+        "SENTINEL_GRAFANA_BACKUP_TOKEN": lambda: "glsa_" + secrets.token_hex(16),
     }
+
+
+def _ensure_deploy_key() -> None:
+    """The backup's git deploy key (ed25519) and its public half, for the lab's git remote on tel1."""
+    key, pub = SECRETS_DIR / "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", SECRETS_DIR / "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY_PUB"
+    if key.exists() and pub.exists():
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sentinel-lab-grafana-backup", "-f", str(path)], check=True)
+        for target, source in ((key, path), (pub, path.with_suffix(".pub"))):
+            target.touch(mode=0o600)
+            target.chmod(0o600)  # before the key is in it: ssh refuses a readable private key
+            target.write_text(source.read_text())
 
 
 def _slack_webhook(bot: str) -> str:
@@ -42,6 +61,9 @@ def ensure_secrets() -> None:
         if not path.exists():
             path.write_text(make() + "\n")
         path.chmod(0o600)
+    _ensure_deploy_key()
+    for name in ("SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY_PUB"):
+        (SECRETS_DIR / name).chmod(0o600)
     dsn = SECRETS_DIR / "SENTRY_DSN"
     key = (SECRETS_DIR / "SENTRY_STANDIN_KEY").read_text().strip()
     # The backend's Sentry DSN points at the lab's Sentry stand-in receiver.

@@ -12,6 +12,8 @@ and what it is for. `.env.example` is tested against it (tests/unit/test_secrets
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -24,7 +26,13 @@ from roles._model import SettingsError
 if TYPE_CHECKING:
     from roles._environment import Environment
 
-Kind = Literal["s3_key", "slack_webhook", "pagerduty_key", "smtp_password", "sentry_dsn", "sentry_token", "grafana_admin_password", "db_password"]
+Kind = Literal[
+    "s3_key", "slack_webhook", "pagerduty_key", "smtp_password", "sentry_dsn", "sentry_token", "grafana_admin_password",
+    "db_password", "grafana_token", "ssh_private_key",
+]
+# The only kind whose value spans lines: an OpenSSH private key file. Its lines are
+# checked by _ssh_private_key; every other kind stays refused on a newline.
+MULTI_LINE_KINDS: frozenset[Kind] = frozenset({"ssh_private_key"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,12 @@ SECRETS: dict[str, Secret] = {
     "SENTINEL_SMTP_PASSWORD": Secret("smtp_password", "SMTP password of alerting.email.auth_username (monitoring hosts)"),
     "SENTINEL_GRAFANA_ADMIN_PASSWORD": Secret("grafana_admin_password", "Grafana's admin password (monitoring hosts)"),
     "SENTINEL_GRAFANA_DB_PASSWORD": Secret("db_password", "Grafana's PostgreSQL password, only with grafana.database.type postgres (monitoring hosts)"),
+    "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY": Secret(
+        "ssh_private_key", "the Grafana backup's git deploy key, an OpenSSH private key file (monitoring hosts, backup enabled)"
+    ),
+    "SENTINEL_GRAFANA_BACKUP_TOKEN": Secret(
+        "grafana_token", "the Grafana backup's service-account token, only where no Grafana role writes it (grafana_backup.write_token)"
+    ),
 }
 
 
@@ -65,12 +79,14 @@ def _where(name: str) -> str:
     return f"export {name}=... or put it in $SENTINEL_SECRETS_DIR/{name}"
 
 
-def read_secret(name: str) -> str | None:
+def read_secret(name: str, multi_line: bool = False) -> str | None:
     """The secret's value, or None when it is set nowhere.
 
     The environment wins over the file. An environment variable set to "" is an
     error, not a fallback to a possibly stale file; so is a value holding a newline
     or another control character (it would end up as two lines of an env file).
+    `multi_line` (for MULTI_LINE_KINDS only) lets "\n" between lines through; every
+    other control character, "\r" included, is still refused.
     """
     if name in os.environ:
         value = os.environ[name]
@@ -90,6 +106,10 @@ def read_secret(name: str) -> str | None:
         if value == "":
             raise SecretProblem(f"the file $SENTINEL_SECRETS_DIR/{name} is empty", "write the value into it or delete the file")
         origin = f"$SENTINEL_SECRETS_DIR/{name}"
+    if multi_line:
+        if re.search(r"[\x00-\x09\x0b-\x1f\x7f]", value):
+            raise SecretProblem(f"{origin} holds a control character other than a newline", "store the file as written, with \\n line ends only")
+        return value
     if re.search(r"[\x00-\x1f\x7f]", value):
         raise SecretProblem(f"{origin} holds a newline or another control character", "store the value on one line, without a trailing blank line")
     return value
@@ -150,6 +170,47 @@ def _printable(value: str, environment: str) -> SecretProblem | None:
     return None  # control characters are refused for every secret by read_secret
 
 
+def _grafana_token(value: str, environment: str) -> SecretProblem | None:
+    # A service-account token (glsa_...) or an older API key: one word, no spaces.
+    if re.fullmatch(r"[A-Za-z0-9_=+/.-]{16,}", value):
+        return None
+    return SecretProblem(
+        "is not a Grafana service-account token (one word such as glsa_..., at least 16 characters)",
+        "create a token for the backup's service account (Viewer; Admin for restore) and paste it",
+    )
+
+
+_SSH_KEY_BEGIN = "-----BEGIN OPENSSH PRIVATE KEY-----"
+_SSH_KEY_END = "-----END OPENSSH PRIVATE KEY-----"
+_SSH_KEY_MAGIC = b"openssh-key-v1\x00"
+
+
+def _ssh_private_key(value: str, environment: str) -> SecretProblem | None:
+    """An OpenSSH private key file: BEGIN line, base64 lines, END line; not passphrase-protected."""
+    lines = value.strip("\n").split("\n")
+    fix = "paste the whole private key file written by `ssh-keygen -t ed25519 -N ''` (BEGIN and END lines included)"
+    if len(lines) < 3 or lines[0] != _SSH_KEY_BEGIN or lines[-1] != _SSH_KEY_END:
+        return SecretProblem(f"is not an OpenSSH private key (its first and last lines must be {_SSH_KEY_BEGIN} and {_SSH_KEY_END})", fix)
+    body = lines[1:-1]
+    if not all(re.fullmatch(r"[A-Za-z0-9+/=]+", line) for line in body):
+        return SecretProblem("is not an OpenSSH private key (the lines between BEGIN and END must be base64)", fix)
+    try:
+        blob = base64.b64decode("".join(body), validate=True)
+    except (binascii.Error, ValueError):
+        return SecretProblem("is not an OpenSSH private key (its base64 does not decode)", fix)
+    if not blob.startswith(_SSH_KEY_MAGIC) or len(blob) < len(_SSH_KEY_MAGIC) + 4:
+        return SecretProblem("is not an OpenSSH private key (no openssh-key-v1 header)", fix)
+    # The cipher name follows the magic as an SSH string (uint32 length, bytes); "none" = no passphrase.
+    at = len(_SSH_KEY_MAGIC)
+    size = int.from_bytes(blob[at : at + 4], "big")
+    if blob[at + 4 : at + 4 + size] != b"none":
+        return SecretProblem(
+            "is protected by a passphrase, which cron cannot type",
+            "remove the passphrase from a copy (`ssh-keygen -p -N '' -f <copy>`) and store that copy",
+        )
+    return None
+
+
 CHECKS: dict[Kind, Callable[[str, str], SecretProblem | None]] = {
     "s3_key": _printable,
     "slack_webhook": _slack_webhook,
@@ -159,6 +220,8 @@ CHECKS: dict[Kind, Callable[[str, str], SecretProblem | None]] = {
     "sentry_token": _printable,
     "grafana_admin_password": _grafana_admin_password,
     "db_password": _printable,
+    "grafana_token": _grafana_token,
+    "ssh_private_key": _ssh_private_key,
 }
 
 
@@ -218,6 +281,16 @@ def needs(environment: Environment) -> list[Need]:
                 found.append(
                     Need(f"{where}.grafana.database.password_secret", grafana.database.password_secret, "db_password", True, "Grafana's PostgreSQL password")
                 )
+        if "monitoring" in host.groups and s.grafana_backup.enabled:
+            backup = s.grafana_backup
+            found.append(
+                Need(f"{where}.grafana_backup.deploy_key_secret", backup.deploy_key_secret, "ssh_private_key", True, "the Grafana backup is enabled but its git deploy key")
+            )
+            if backup.write_token:
+                # Elsewhere the Grafana role creates the token and writes the file itself.
+                found.append(
+                    Need(f"{where}.grafana_backup.token_secret", backup.token_secret, "grafana_token", True, "grafana_backup.write_token is on but the service-account token")
+                )
         if "app" in host.groups:
             backend = s.backend
             found.append(Need(f"{where}.backend.sentry_dsn_secret", backend.sentry_dsn_secret, "sentry_dsn", False, "the Sentry DSN"))
@@ -256,7 +329,7 @@ class Secrets(Mapping):
 def resolve_one(need: Need, environment: str) -> str | None:
     """Read and check one needed secret; SettingsError names the settings key and the fix."""
     try:
-        value = read_secret(need.name)
+        value = read_secret(need.name, multi_line=need.kind in MULTI_LINE_KINDS)
     except SecretProblem as err:
         raise SettingsError(need.key, f"the secret {need.name}: {err.problem}", err.fix) from None
     if value is None:

@@ -20,6 +20,7 @@ from roles._model import Bool, Hostname, HttpUrl, Model, SettingsError
 from roles.alerting.settings import AlertingSettings
 from roles.backend.settings import BackendSettings
 from roles.grafana.settings import GrafanaSettings
+from roles.grafana_backup.settings import GrafanaBackupSettings
 from roles.node_exporter.settings import NodeExporterSettings
 from roles.loki.settings import LokiSettings
 from roles.object_store.settings import ObjectStoreSettings
@@ -52,12 +53,43 @@ class Settings(Model):
     loki: LokiSettings = Field(LokiSettings(), description="Loki (telemetry hosts, logs.store: loki).")
     otel_collector: CollectorSettings = Field(CollectorSettings(), description="The OpenTelemetry Collector: gateway on telemetry hosts, agent on app hosts.")
     grafana: GrafanaSettings = Field(GrafanaSettings(), description="Grafana (monitoring hosts).")
+    grafana_backup: GrafanaBackupSettings = Field(
+        GrafanaBackupSettings(), description="The Grafana backup job: export to git daily (monitoring hosts)."
+    )
 
     @model_validator(mode="after")
-    def _https_outside_the_lab(self):
-        # Only the lab's own bridge may be reached without TLS.
+    def _lab_only_shortcuts(self):
+        # Only the lab may reach its own bridge without TLS, or trust SSH host keys on first use.
         if self.environment != "lab":
             for key, url in (("artifact_base_url", self.artifact_base_url), ("alerting.pagerduty.url", self.alerting.pagerduty.url)):
                 if url and url.startswith("http://"):
                     raise SettingsError(key, f"{url!r} is plain http in {self.environment}", "use https:// (only the lab may use http)")
+            # Lab hosts get new SSH host keys on every `lab up`; anywhere else the git host's keys are pinned.
+            if self.grafana_backup.trust_on_first_use:
+                raise SettingsError(
+                    "grafana_backup.trust_on_first_use",
+                    f"is on in {self.environment}",
+                    "pin the git host's keys in grafana_backup.known_hosts and turn trust_on_first_use off (it is for the lab only)",
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _one_writer_of_the_backup_token(self):
+        # The Grafana role creates the backup job's token and writes it where the job reads it;
+        # only without a Grafana binary (the lab) does the backup role write it from a secret.
+        backup, grafana = self.grafana_backup, self.grafana
+        if not backup.enabled:
+            return self
+        if backup.write_token and grafana.install_binary:
+            raise SettingsError(
+                "grafana_backup.write_token",
+                "is on although the Grafana role creates the token and writes it",
+                "turn grafana_backup.write_token off (it is for hosts without Grafana, like the lab)",
+            )
+        if not backup.write_token and backup.token_file != grafana.backup_token_path:
+            raise SettingsError(
+                "grafana_backup.token_file",
+                f"{backup.token_file!r} is not where the Grafana role writes the token ({grafana.backup_token_path!r})",
+                "set grafana_backup.token_file and grafana.backup_token_path to the same path",
+            )
         return self

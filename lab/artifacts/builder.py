@@ -16,7 +16,25 @@ from lab import paths
 from . import gobuild, recipes, stamps, tarball, wheels
 
 WHEELS = "wheels"
-REQUIREMENTS = paths.REPO / "lab" / "standin" / "requirements.txt"
+# Python code the lab hosts install from the wheelhouse: the stand-in backend and
+# the Grafana backup job (grafana-client). One wheelhouse, one pip download.
+REQUIREMENTS_FILES = (
+    paths.REPO / "lab" / "standin" / "requirements.txt",
+    paths.REPO / "files" / "grafana_backup" / "requirements.txt",
+)
+REQUIREMENTS = paths.BUILD_DIR / "wheelhouse-requirements.txt"
+
+
+def _combined_requirements() -> Path:
+    """Every requirements file in one, so the wheelhouse is rebuilt when any of them changes."""
+    for source in REQUIREMENTS_FILES:
+        if not source.is_file():
+            raise FileNotFoundError(f"{source} is missing")
+    text = "".join(f"# from {s.relative_to(paths.REPO)}\n{s.read_text()}\n" for s in REQUIREMENTS_FILES)
+    REQUIREMENTS.parent.mkdir(parents=True, exist_ok=True)
+    if not REQUIREMENTS.is_file() or REQUIREMENTS.read_text() != text:
+        REQUIREMENTS.write_text(text)
+    return REQUIREMENTS
 
 
 def build_all(force: bool = False, names=None, log=print) -> dict:
@@ -151,16 +169,15 @@ def _reusable(stamp, inputs: dict, tar_path: Path, sums_path: Path) -> bool:
 
 
 def _wheels(force: bool, log) -> dict:
-    if not REQUIREMENTS.is_file():
-        raise FileNotFoundError(f"{REQUIREMENTS} is missing")
-    inputs = wheels.inputs(REQUIREMENTS)
+    requirements = _combined_requirements()
+    inputs = wheels.inputs(requirements)
     stamp_path = paths.BUILD_DIR / "stamps" / f"{WHEELS}.json"
     stamp = stamps.read(stamp_path)
     if (not force and stamp and stamp.get("inputs") == inputs
             and wheels.present(paths.WHEELS_DIR, stamp["outputs"]["files"])):
         return {**stamp["outputs"], "status": "reused"}
-    log(f"{WHEELS}: pip download -r {REQUIREMENTS.relative_to(paths.REPO)}")
-    outputs = wheels.download(REQUIREMENTS, paths.WHEELS_DIR, log=log)
+    log(f"{WHEELS}: pip download -r " + " -r ".join(str(s.relative_to(paths.REPO)) for s in REQUIREMENTS_FILES))
+    outputs = wheels.download(requirements, paths.WHEELS_DIR, log=log)
     outputs["dir"] = str(paths.WHEELS_DIR.relative_to(paths.MIRROR_DIR))
     stamps.write(stamp_path, {"inputs": inputs, "outputs": outputs})
     return {**outputs, "status": "built"}

@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyinfra.api import deploy
+from pyinfra.operations import files
 
 from roles._service import ServiceSpec, release_service
 
 if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
     from roles._settings import Settings
+
+# Jobs that report through textfile metrics (the Grafana backup) run as their own
+# users; membership in node_exporter's group lets them reach (/var/lib/node_exporter
+# is 0750) and write the textfile directory. Nothing in either directory is secret.
+TEXTFILE_GROUP = "node_exporter"
 
 # Units whose state the infrastructure dashboard and alerts follow.
 WATCHED_UNITS = r"(prometheus|node_exporter|versitygw|grafana|loki|tempo|jaeger|otelcol|victorialogs|victorialogs-retention|sentinel-backend|cron)\.service"
@@ -27,7 +33,8 @@ def service_spec(settings: Settings) -> ServiceSpec:
             "--collector.systemd",
             f"--collector.systemd.unit-include={WATCHED_UNITS}",
         ),
-        data_dirs=("/var/lib/node_exporter", ne.textfile_dir),
+        # The textfile dir is created below with its writers' group, not as a data dir.
+        data_dirs=("/var/lib/node_exporter",),
         netlink=True,
         ready_url=f"http://127.0.0.1:{ne.listen_port}/metrics",
     )
@@ -41,3 +48,9 @@ def node_exporter(settings: Settings):
     + settings: this host's settings (node_exporter, artifact_base_url, systemd_hardening)
     """
     release_service(service_spec(settings), settings.artifact_base_url, settings.systemd_hardening)
+    textfile_dir(settings.node_exporter.textfile_dir)
+
+
+def textfile_dir(path: str) -> None:
+    """node_exporter reads it; members of TEXTFILE_GROUP write it (their files must be world-readable, 0644)."""
+    files.directory(name="node_exporter: textfile dir", path=path, user="node_exporter", group=TEXTFILE_GROUP, mode="0770")

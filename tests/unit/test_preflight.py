@@ -36,6 +36,13 @@ def inventory_with(role: str = "monitoring", data: dict | None = None, extra: st
     return "\n".join(lines) + "\n" + textwrap.dedent(extra)
 
 
+# An enabled Grafana backup (its deploy key is then required).
+BACKUP = {
+    "enabled": True,
+    "remote_url": "git@git.example.org:ops/grafana-backup.git",
+    "known_hosts": ["git.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"],
+}
+
 # (id, environment, inventory body, secrets to change (None = unset), key part, fix part)
 INVENTORY_CASES = [
     # --- values that would need escaping on a host ------------------------------------
@@ -85,6 +92,9 @@ INVENTORY_CASES = [
     ("pagerduty-key-short", "prod", inventory_with(), {"SENTINEL_PAGERDUTY_ROUTING_KEY": "abc123"}, "alerting.pagerduty.routing_key_secret", "Integration Key"),
     ("pagerduty-key-upper-case", "prod", inventory_with(), {"SENTINEL_PAGERDUTY_ROUTING_KEY": "0123456789ABCDEF0123456789ABCDEF"}, "alerting.pagerduty.routing_key_secret", "Integration Key"),
     ("sentry-dsn-not-a-dsn", "prod", inventory_with(), {"SENTRY_DSN": "TODO"}, "backend.sentry_dsn_secret", "Client Keys"),
+    ("backup-deploy-key-unset", "prod", inventory_with(data={"grafana_backup": BACKUP}), {"SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY": None}, "grafana_backup.deploy_key_secret", "export SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY"),
+    ("backup-deploy-key-not-a-key", "prod", inventory_with(data={"grafana_backup": BACKUP}), {"SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"}, "grafana_backup.deploy_key_secret", "ssh-keygen"),
+    ("backup-trust-on-first-use-in-prod", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "known_hosts": [], "trust_on_first_use": True}}), {}, "grafana_backup.trust_on_first_use", "known_hosts"),
 ]
 
 
@@ -156,9 +166,32 @@ def test_a_group_data_file_no_group_uses_is_refused(good_secrets, tmp_path):
     assert "monitoring.py" in err.value.fix
 
 
+def _lab_secrets(monkeypatch, directory) -> None:
+    """The secret files `python -m lab up` writes (lab/secrets.py), generated into `directory`."""
+    import lab.secrets
+
+    monkeypatch.setattr(lab.secrets, "SECRETS_DIR", directory)
+    lab.secrets.ensure_secrets()
+
+
 def test_the_lab_accepts_its_stand_in_webhooks(good_secrets, monkeypatch, tmp_path):
+    _lab_secrets(monkeypatch, good_secrets)  # the Grafana backup's deploy key and token (the lab enables it)
     monkeypatch.setenv("SENTINEL_SLACK_CRITICAL_WEBHOOK_URL", "http://10.213.0.1:9101/services/TSENTINELLAB/BCRITICAL/abc")
     preflight.preflight(write_inventory(tmp_path, "lab", inventory_with(extra='lab = ["mon1.hostile", "tel1.hostile", "app1.hostile"]\n')))
+
+
+def test_the_lab_passes_preflight_with_the_secrets_it_generates(good_secrets, monkeypatch, tmp_path):
+    """Every secret the lab needs, from lab/secrets.py's files alone: its multi-line deploy key included."""
+    from roles._secrets import SECRETS
+
+    for name in SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    _lab_secrets(monkeypatch, good_secrets)
+    assert (good_secrets / "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY").read_text().count("\n") > 3
+    environment, secrets = preflight.preflight(
+        write_inventory(tmp_path, "lab", inventory_with(extra='lab = ["mon1.hostile", "tel1.hostile", "app1.hostile"]\n'))
+    )
+    assert {"SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", "SENTINEL_GRAFANA_BACKUP_TOKEN"} <= set(secrets)
 
 
 # --- YAML inputs: versions.yml and the alert catalog ------------------------------------

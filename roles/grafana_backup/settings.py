@@ -1,0 +1,89 @@
+"""Settings of the Grafana backup job (group data key `grafana_backup`)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from roles._model import AbsPath, Bool, HttpUrl, Int, Model, Name, SecretName, Text, matching
+
+# A cron field: digits, *, ranges, lists and steps ("17", "*/6", "1-5", "0,12").
+CronField = matching(
+    "cron field", r"(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*", 'write it like "17", "*", "*/6", "1-5" or "0,12"'
+)
+# git over SSH: user@host:path or ssh://user@host[:port]/path; the deploy key only works over SSH.
+GitSshUrl = matching(
+    "git SSH URL",
+    r"(ssh://[A-Za-z0-9._-]+@[A-Za-z0-9.\-\[\]:]+(:\d+)?/[A-Za-z0-9._/~+-]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~+-]+)",
+    "write it like git@git.example.org:ops/grafana-backup.git or ssh://git@host:22/srv/git/grafana-backup.git "
+    "(the deploy key works over SSH only)",
+)
+# One line of ssh-keyscan output: host, key type, base64 key, optional comment (no control characters).
+KnownHostsLine = matching(
+    "known_hosts line",
+    r"\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh.com) "
+    r"[A-Za-z0-9+/=]+( [^\x00-\x1f\x7f]*)?",
+    "paste the output of `ssh-keyscan -t ed25519 <git host>`, checked against the host's fingerprint",
+)
+
+
+class BackupSchedule(Model):
+    """When cron runs the backup: daily at 03:17 by default (off the hour, away from other jobs)."""
+
+    minute: CronField = Field("17", description="Cron minute field.")
+    hour: CronField = Field("3", description="Cron hour field.")
+    day_of_month: CronField = Field("*", description="Cron day-of-month field.")
+    month: CronField = Field("*", description="Cron month field.")
+    day_of_week: CronField = Field("*", description="Cron day-of-week field.")
+
+
+class GrafanaBackupSettings(Model):
+    """The Grafana backup job on the Grafana host (monitoring group).
+
+    The service-account token file is written by the Grafana role at `token_file`;
+    `write_token` is only for hosts without that role (the lab, whose Grafana API is
+    a stand-in): the backup role then writes the file from the secret `token_secret`.
+    """
+
+    enabled: Bool = Field(False, description="Install the backup job and its cron entry on the monitoring hosts.")
+    grafana_url: HttpUrl = Field("http://127.0.0.1:3000", description="Grafana's HTTP API, as the job reaches it from the host.")
+    token_file: AbsPath = Field(
+        "/etc/grafana-backup/token", description="The service-account token file the job reads (written by the Grafana role)."
+    )
+    write_token: Bool = Field(
+        False,
+        description="Write token_file from the secret token_secret: only where no Grafana role writes it (the lab's stand-in).",
+    )
+    token_secret: SecretName = Field(
+        "SENTINEL_GRAFANA_BACKUP_TOKEN", description="Secret holding the service-account token (read only with write_token)."
+    )
+    remote_url: GitSshUrl | None = Field(None, description="The backup repository's SSH URL (required when enabled).")
+    branch: Name = Field("main", description="Branch the job commits to and pushes.")
+    deploy_key_secret: SecretName = Field(
+        "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", description="Secret holding the git deploy key (an unencrypted OpenSSH private key)."
+    )
+    known_hosts: tuple[KnownHostsLine, ...] = Field(
+        (), description="Pinned host keys of the git server (`ssh-keyscan` output, checked by hand)."
+    )
+    trust_on_first_use: Bool = Field(
+        False,
+        description="LAB ONLY: accept the git host's key on first use (lab hosts get new host keys on every `lab up`).",
+    )
+    schedule: BackupSchedule = Field(BackupSchedule(), description="When cron runs the job (daily at 03:17 by default).")
+    repo_dir: AbsPath = Field("/var/lib/grafana-backup/repo", description="The job's git working copy.")
+    wheels_from_mirror: Bool = Field(
+        False, description="Install grafana-client from the artifact mirror's wheelhouse (the lab) instead of PyPI."
+    )
+    timeout_seconds: Int = Field(30, ge=1, le=600, description="Timeout of each Grafana API request, in seconds.")
+    git_author_name: Text = Field("Sentinel Grafana backup", description="Author name of the backup commits.")
+    git_author_email: Text = Field("grafana-backup@sentinel.internal", description="Author e-mail of the backup commits.")
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> "GrafanaBackupSettings":
+        if self.enabled and not self.remote_url:
+            raise ValueError("remote_url is not set. Fix: set grafana_backup.remote_url to the backup repository's SSH URL")
+        if self.enabled and not self.known_hosts and not self.trust_on_first_use:
+            raise ValueError(
+                "known_hosts is empty. Fix: set grafana_backup.known_hosts to the git host's keys (ssh-keyscan output, "
+                "checked against its fingerprint); StrictHostKeyChecking stays on"
+            )
+        return self
