@@ -26,10 +26,8 @@ pytestmark = pytest.mark.dashboards
 
 CONTRACT = yaml.safe_load((REPO / "files" / "backend" / "contract.yml").read_text())
 DASHBOARDS = {p.stem: json.loads(p.read_text()) for p in sorted(OUTPUT_DIR.glob("*.json"))}
-# Labels the log shipper puts on every backend stream (next to the contract's `stream`):
-# docs/contract.md §4 "what the shipper adds: host, unit/service, environment".
-SHIPPER_LABELS = {"service", "environment", "host"}
-STREAM_LABELS = SHIPPER_LABELS | set(CONTRACT["logs"]["loki_label_fields"])
+# The stream labels the collector agent sets on every backend line (contract: logs.loki_label_fields).
+STREAM_LABELS = set(CONTRACT["logs"]["loki_label_fields"])
 LOG_FIELDS = {f["name"] for f in CONTRACT["logs"]["fields"]}
 
 

@@ -38,6 +38,8 @@ B_API = scoped(BACKEND_JOB, API)
 B_5XX = scoped(BACKEND_JOB, API, 'status=~"5.."')
 N = scoped(NODE_JOB)
 ENV = 'environment="$environment"'
+# The log store's stream label for the environment is `env` (contract: logs.loki_label_fields).
+LOG_ENV = 'env="$environment"'
 STORE_JOBS = "|".join((*LOG_STORE_JOBS, *TRACE_STORE_JOBS))
 
 
@@ -65,7 +67,7 @@ N_ACTIVE = scoped(NODE_JOB, is_("state", "active"))
 
 def logs_of(stream: str) -> str:
     """The LogQL stream selector of one of the backend's log streams (contract §4: `stream` is the label)."""
-    return selector(f'service="{SERVICE}"', ENV, f'stream="{stream}"')
+    return selector(f'service="{SERVICE}"', LOG_ENV, f'stream="{stream}"')
 
 
 def _error_ratio(by: str) -> str:
