@@ -46,7 +46,21 @@ def scrape_jobs(hosts_by_group: dict[str, list[tuple[str, Settings]]], me: Setti
         ScrapeJob("node", tuple(Target(name, f"{s.address}:{s.node_exporter.listen_port}") for name, s in every_host)),
         ScrapeJob("sentinel-backend", targets("app", lambda s: s.backend.port), me.backend.metrics_path),
         *pipeline_jobs(hosts_by_group),
+        *grafana_jobs(hosts_by_group),
     ]
+
+
+def grafana_jobs(hosts_by_group: dict[str, list[tuple[str, Settings]]]) -> list[ScrapeJob]:
+    """Grafana's own /metrics where its binary runs (GrafanaDown reads `up{job="grafana"}`).
+
+    The lab installs Grafana's files only (grafana.install_binary: false), so it has no job.
+    """
+    hosts = tuple(
+        Target(name, f"{s.address}:{s.grafana.http_port}")
+        for name, s in sorted(hosts_by_group.get("monitoring", []))
+        if s.grafana.install_binary
+    )
+    return [ScrapeJob("grafana", hosts)] if hosts else []
 
 
 def pipeline_jobs(hosts_by_group: dict[str, list[tuple[str, Settings]]]) -> list[ScrapeJob]:

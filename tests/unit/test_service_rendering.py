@@ -59,6 +59,12 @@ def test_scrape_jobs_follow_the_inventory():
     assert jobs["prometheus"].targets == (Target("mon1", "10.0.0.4:9090"),)
     assert jobs["sentinel-backend"].targets == (Target("app1", "10.0.0.4:3000"), Target("app22", "10.0.0.5:4000"))
     assert [t.host for t in jobs["node"].targets] == ["app1", "app22", "mon1"]
+    assert jobs["grafana"].targets == (Target("mon1", "10.0.0.4:3000"),)
+
+
+def test_no_grafana_job_where_only_grafanas_files_are_installed():
+    mon = host("mon1", ["monitoring"], {"grafana": {"install_binary": False}})
+    assert "grafana" not in {job.name for job in scrape_jobs({"monitoring": [mon]}, mon[1])}
 
 
 def _promtool(tmp_path):
