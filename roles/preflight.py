@@ -12,7 +12,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from roles._environment import EnvHost, Environment, check_hosts_in_one_environment, load_environment, loading
+from roles._environment import (
+    EnvHost,
+    Environment,
+    check_hosts_in_one_environment,
+    environment_from_inventory,
+    load_environment,
+    loading,
+)
 from roles._model import SettingsError
 from roles._secrets import Secrets, resolve_secrets
 from roles._settings import ROLE_GROUPS, Settings
@@ -72,9 +79,34 @@ def check_inventory(inventory_globals: dict) -> None:
 
 
 def validated_environment() -> tuple[Environment, Secrets]:
-    """For deploy.py: the Environment and Secrets preflight validated for this run's inventory."""
+    """For deploy.py: the Environment and Secrets preflight validated for this run's inventory.
+
+    `pyinfra --data key=value` overrides reach pyinfra's live inventory after the
+    inventory file (and so preflight) ran: when there are any, the Environment is
+    validated again from that live inventory, once per run, so the roles get what the
+    operator asked for and an override is held to the same rules.
+    """
     if len(_validated) != 1:
         raise SettingsError(
             "inventory", "preflight did not run for this inventory", "end the inventory file with `check_inventory(globals())`"
         )
-    return next(iter(_validated.values()))
+    environment, secrets = next(iter(_validated.values()))
+    live = _live_inventory()
+    if live is None or not getattr(live, "override_data", None):
+        return environment, secrets
+    if id(live) not in _overridden:
+        overridden = environment_from_inventory(live, environment.name, "pyinfra --data")
+        _overridden[id(live)] = (overridden, check_environment(overridden))
+    return _overridden[id(live)]
+
+
+_overridden: dict[int, tuple[Environment, Secrets]] = {}
+
+
+def _live_inventory():
+    from pyinfra import context
+
+    try:
+        return context.state.inventory  # pyinfra raises ValueError outside a run
+    except (AttributeError, ValueError):
+        return None

@@ -52,9 +52,21 @@ def test_there_are_panel_queries_to_prove():
     assert len(QUERIES) >= 50, "the dashboards lost their PromQL panels"
 
 
+# Panels whose data the lab cannot have, each with the reason. The lab hosts'
+# root filesystem is an overlay mount, which node_exporter ignores by default
+# (--collector.filesystem.fs-types-exclude) and the disk panel and the
+# host-disk-space-low alert exclude as well; their other mounts are tmpfs or
+# /run/host bind mounts. Real hosts have ext4/xfs roots.
+NOT_ON_THE_LAB = {
+    "sentinel-infrastructure/Disk space free/A": "the lab hosts' root filesystem is an overlay mount, excluded on purpose",
+}
+
+
 @pytest.mark.parametrize("query", QUERIES, ids=lambda q: q.id)
 def test_panel_query_returns_data(query, lab):
     prometheus, environment, jobs = lab
+    if query.id in NOT_ON_THE_LAB:
+        pytest.skip(f"NOT PROVABLE ON THE LAB: {NOT_ON_THE_LAB[query.id]}")
     waiting = unmet_jobs(query, jobs)
     if waiting:
         pytest.skip(f"NOT CHECKED YET: needs scrape job {' or '.join(waiting)}, which Prometheus does not scrape yet "

@@ -260,13 +260,13 @@ def infrastructure(runbooks) -> Board:
     board.row("Telemetry pipeline (collector, trace and log stores, Grafana)")
     collector = f'{{job="{COLLECTOR_JOB}", {ENV}}}'
     board.add(graph("Collector: spans accepted and refused", "otelcol receiver counters.",
-                    [(f"sum(rate(otelcol_receiver_accepted_spans_total{collector}[{RATE}]))", "accepted"),
-                     (f"sum(rate(otelcol_receiver_refused_spans_total{collector}[{RATE}])) "
-                      f"or sum(rate(otelcol_receiver_accepted_spans_total{collector}[{RATE}])) * 0", "refused")], "short", width=8))
+                    [(f"sum(rate(otelcol_receiver_accepted_spans{collector}[{RATE}]))", "accepted"),
+                     (f"sum(rate(otelcol_receiver_refused_spans{collector}[{RATE}])) "
+                      f"or sum(rate(otelcol_receiver_accepted_spans{collector}[{RATE}])) * 0", "refused")], "short", width=8))
     board.add(graph("Collector: spans sent and failed", "otelcol exporter counters (failures count lost spans).",
-                    [(f"sum(rate(otelcol_exporter_sent_spans_total{collector}[{RATE}]))", "sent"),
-                     (f"sum(rate(otelcol_exporter_send_failed_spans_total{collector}[{RATE}])) "
-                      f"or sum(rate(otelcol_exporter_sent_spans_total{collector}[{RATE}])) * 0", "failed")], "short", width=8))
+                    [(f"sum(rate(otelcol_exporter_sent_spans{collector}[{RATE}]))", "sent"),
+                     (f"sum(rate(otelcol_exporter_send_failed_spans{collector}[{RATE}])) "
+                      f"or sum(rate(otelcol_exporter_sent_spans{collector}[{RATE}])) * 0", "failed")], "short", width=8))
     board.add(graph("Collector: export queue", "otelcol_exporter_queue_size against its capacity.",
                     [(f"max by (exporter) (otelcol_exporter_queue_size{collector})", "{{exporter}} size"),
                      (f"max by (exporter) (otelcol_exporter_queue_capacity{collector})", "{{exporter}} capacity")],
