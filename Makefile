@@ -9,7 +9,9 @@ BIN := $(VENV)/bin
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e ".[test,lab]"
+	# grafana-client brings urllib3-future, which would take over the `urllib3` import
+	# name (and mangles some request headers); keep the two apart.
+	URLLIB3_NO_OVERRIDE=1 $(BIN)/pip install --quiet --no-binary urllib3-future -e ".[test,lab]"
 	touch $@
 
 lab-up: $(BIN)/.installed
