@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 import requests
 
@@ -60,6 +61,18 @@ def in_alertmanager(alertmanager_url: str, uid: str) -> bool:
     """Whether Alertmanager holds an active (unresolved) alert with this uid."""
     alerts = requests.get(f"{alertmanager_url}/api/v2/alerts", params={"filter": f'uid="{uid}"'}, timeout=10).json()
     return bool(alerts)
+
+
+def push_alert(alertmanager_url: str, labels: dict[str, str], summary: str, lasts_seconds: float) -> None:
+    """Send one alert to Alertmanager's API as Prometheus does; it ends `lasts_seconds` from now (0: resolve it)."""
+    now = datetime.now(timezone.utc)
+    alert = {
+        "labels": labels,
+        "annotations": {"summary": summary, "value": "n/a", "runbook_url": "n/a (e2e probe)"},
+        "startsAt": now.isoformat(),
+        "endsAt": (now + timedelta(seconds=lasts_seconds)).isoformat(),
+    }
+    requests.post(f"{alertmanager_url}/api/v2/alerts", json=[alert], timeout=10).raise_for_status()
 
 
 def wait_for(what: str, check, timeout: float, interval: float = 2.0):

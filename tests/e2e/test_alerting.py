@@ -6,11 +6,15 @@ Alertmanager timers (group_data/lab.py); the alert rules keep their catalog
 changed (faults off, backend running) in a finally block.
 """
 
+import time
+from datetime import datetime, timezone
+
 import pytest
 import yaml
 
 from lab.alert_drills import (
-    MEMBER, Load, clear_receivers, in_alertmanager, pagerduty_events, set_faults, slack_alerts, wait_for,
+    MEMBER, Load, clear_receivers, in_alertmanager, pagerduty_events, push_alert, received, set_faults, slack_alerts,
+    wait_for,
 )
 from roles._model import duration_seconds
 from roles._environment import group_data as load_group_data, host_settings as build
@@ -68,33 +72,57 @@ def test_error_rate_pages_slack_and_pagerduty_then_resolves(backend):
 
 
 def test_warnings_arrive_batched_on_slack_alerts(backend):
-    """Two warnings that start together (one per auth-failure reason) come in one message; later changes wait a group_interval."""
+    """Warnings are batched: two that start together come in one message, and a later one waits a group_interval.
+
+    Part one is the whole chain (fault -> Prometheus -> Alertmanager -> Slack #alerts):
+    both auth-failure warnings (one per reason) must arrive in one message.
+    Part two proves the batching of later changes. Right after that message a third
+    warning of the same environment is pushed straight into Alertmanager, as
+    Prometheus would. Without batching it would be on Slack within seconds (its own
+    group's group_wait); batched, it must wait for the group's next flush, a
+    group_interval after the message, and come together with the two still firing.
+    """
     app, url = backend
     alert = ALERTS["auth-failures-spike"]
     _start_clean(alert.uid)
+    mon = hosts_in("monitoring")[0]
+    alertmanager = f"http://{mon.settings.address}:{mon.settings.alerting.listen_port}"
+    group_interval = duration_seconds(mon.settings.alerting.warning.group_interval)
+    group_wait = duration_seconds(mon.settings.alerting.warning.group_wait)
+    assert group_interval > group_wait + 20, "the lab's timers must tell a batched delivery from an immediate one"
     no_user = {}  # no X-User-Id: missing_user_context
     traffic = [("/api/events", no_user), ("/api/members", MEMBER)]  # a member may not list members: forbidden
     with Load(url, traffic, rate=3, max_seconds=12 * 60):
         def batched():
             for record in slack_alerts("#alerts", alert.uid):
-                text = record["message"]["attachments"][0]["text"]
-                firing = [line for line in text.splitlines() if line.startswith("FIRING") and f"[{alert.uid}]" in line]
-                if len(firing) >= 2:
+                if len(_firing_lines(record, alert.uid)) >= 2:
                     return record
             return None
 
-        wait_for("both auth-failure warnings in one Slack #alerts message", batched, _deadline(alert.uid, 180))
-    # KNOWN WEAK (issue 15): with a single message in the group this gap check has
-    # nothing to check. A version that waited for the group's resolve failed on the
-    # lab and is not landed yet; see the closing note.
-    settings = hosts_in("monitoring")[0].settings.alerting
-    times = sorted(r["received_at"] for r in slack_alerts("#alerts", alert.uid))
-    assert len(times) >= 1
-    from datetime import datetime
+        first = wait_for("both auth-failure warnings in one Slack #alerts message", batched, _deadline(alert.uid, 180))
+        # The group's latest notification, which the next one must wait a group_interval after.
+        last = max(datetime.fromisoformat(r["received_at"]) for r in received("slack") if r.get("channel") == "#alerts")
+        probe_uid = f"batching-probe-{int(time.time())}"
+        labels = {"alertname": "BatchingProbe", "severity": "warning", "environment": mon.settings.environment, "uid": probe_uid}
+        summary = "e2e probe: a warning that starts after the batch was sent"
+        pushed = datetime.now(timezone.utc)
+        push_alert(alertmanager, labels, summary, lasts_seconds=10 * 60)
+        try:
+            probe = wait_for("the probe warning on Slack #alerts", lambda: slack_alerts("#alerts", probe_uid), group_interval + 120)[0]
+        finally:
+            push_alert(alertmanager, labels, summary, lasts_seconds=0)  # resolved: leaves no alert behind
+    arrived = datetime.fromisoformat(probe["received_at"])
+    # Pushed within seconds of the batch, so an unbatched delivery would have come after
+    # group_wait; batched, it comes with the group's next flush (2s for delivery jitter).
+    assert (pushed - last).total_seconds() < group_interval - group_wait - 10, (last, pushed)
+    assert (arrived - last).total_seconds() >= group_interval - 2, (last, pushed, arrived)
+    assert len(_firing_lines(probe, alert.uid)) >= 2, "the probe came alone, not in the environment's batch"
+    assert first["received_at"] <= probe["received_at"]
 
-    stamps = [datetime.fromisoformat(t) for t in times]
-    gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:])]
-    assert all(gap >= duration_seconds(settings.warning.group_interval) - 2 for gap in gaps), gaps
+
+def _firing_lines(record: dict, uid: str) -> list[str]:
+    text = record["message"]["attachments"][0]["text"]
+    return [line for line in text.splitlines() if line.startswith("FIRING") and f"[{uid}]" in line]
 
 
 def test_stopping_the_backend_fires_backend_down(backend):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import shlex
-import socket
 import subprocess
 import tarfile
 import time
@@ -26,6 +25,7 @@ import requests
 
 from lab import paths
 from roles._service.artifacts import load_versions
+from tests.ports import free_port
 from roles._service.quoting import parse_env_file, sh_quote
 from roles.retention import RetentionPolicy
 from roles.retention.erase import main as erase_main
@@ -48,18 +48,6 @@ def _binary(directory: Path) -> Path:
     return directory / member.name
 
 
-def _free_port() -> int:
-    # 19000-19999: the range this workplace gives to experiments on 127.0.0.1.
-    for port in range(19400, 19999):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 19400-19999")
-
-
 def _check(binary: Path, env_text: str, tmp_path: Path) -> subprocess.CompletedProcess:
     flags = tmp_path / "flags.env"
     flags.write_text(env_text)
@@ -72,7 +60,7 @@ def _check(binary: Path, env_text: str, tmp_path: Path) -> subprocess.CompletedP
 def store(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("vl")
     binary = _binary(tmp)
-    port = _free_port()
+    port = free_port(range(19400, 20000))  # 19000-19999: experiments on 127.0.0.1
     settings = VictoriaLogsSettings(listen=f"127.0.0.1:{port}", storage_path=str(tmp / "data"))
     env = parse_env_file(flags_env(settings, POLICY))  # as systemd reads it
     process = subprocess.Popen(

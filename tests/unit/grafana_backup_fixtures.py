@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -39,17 +38,6 @@ def start_standin():
             continue
         start_in_thread(server)
         return server
-    raise RuntimeError("no free port in 16000-16999")
-
-
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
     raise RuntimeError("no free port in 16000-16999")
 
 

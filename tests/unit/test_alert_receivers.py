@@ -9,6 +9,7 @@ import requests
 from lab.receivers import pagerduty, slack, smtp
 from lab.receivers.recording import start_in_thread
 from lab.receivers.store import JsonLinesStore
+from tests.ports import free_port
 
 pytestmark = pytest.mark.alerting
 KEY = "0123456789abcdef0123456789abcdef"
@@ -85,7 +86,7 @@ def test_pagerduty_refuses_invalid_events_with_400(pagerduty_url, event, error):
 def test_smtp_requires_auth_and_records_mail(tmp_path):
     store = JsonLinesStore(str(tmp_path / "m.jsonl"))
     server = smtp.make_smtp("127.0.0.1", 0, store, "alertmanager", "s3cret")
-    server.port = _free_port()
+    server.port = free_port()
     server.start()
     http = smtp.make_http("127.0.0.1", 0, store)
     url = serve(http)
@@ -102,11 +103,3 @@ def test_smtp_requires_auth_and_records_mail(tmp_path):
     finally:
         server.stop()
         http.shutdown()
-
-
-def _free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

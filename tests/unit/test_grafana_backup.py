@@ -16,8 +16,9 @@ import subprocess
 import pytest
 
 from tests.unit.grafana_backup_fixtures import (
-    StandinClient, bare_remote, free_port, load_job, remote_files, remote_log, seed, start_standin, write_config,
+    PORTS, StandinClient, bare_remote, load_job, remote_files, remote_log, seed, start_standin, write_config,
 )
+from tests.ports import free_port
 
 job = load_job()
 
@@ -196,7 +197,7 @@ def test_grafana_server_error_fails(env):
 
 def test_nothing_listening_fails(env, tmp_path):
     config = json.loads(env["config_path"].read_text())
-    config["grafana_url"] = f"http://127.0.0.1:{free_port()}"
+    config["grafana_url"] = f"http://127.0.0.1:{free_port(PORTS)}"
     env["config_path"].write_text(json.dumps(config))
     assert run(env["config_path"], "backup") == job.EXIT_GRAFANA
 

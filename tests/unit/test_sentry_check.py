@@ -26,6 +26,7 @@ if str(REPO) not in sys.path:
 
 from lab.receivers.sentry import make_server, start_in_thread  # noqa: E402
 from tests.mirror_binaries import MISSING_TOOL  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("sentry_check", REPO / "files" / "backend" / "sentry_check.py")
 sentry_check = importlib.util.module_from_spec(_spec)
@@ -52,12 +53,6 @@ def receiver(tmp_path):
     for server in servers:
         server.shutdown()
         server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- validate_dsn -----------------------------------------------------------
