@@ -74,8 +74,64 @@ def check_inventory(inventory_globals: dict) -> None:
     try:
         preflight(inventory_globals["__file__"])
     except SettingsError as err:
-        print(f"\npreflight refused the inventory: {err}\n", file=sys.stderr)
-        raise SystemExit(2) from None
+        _refuse(err)
+    _check_overrides_before_connecting()
+
+
+def _refuse(err: SettingsError, what: str = "the inventory") -> None:
+    print(f"\npreflight refused {what}: {err}\n", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def _check_overrides_before_connecting() -> None:
+    """Have pyinfra check its `--data` overrides before it contacts the first host.
+
+    The inventory file runs before pyinfra applies `--data`, so preflight cannot see
+    the overrides from here. pyinfra's CLI then hands the final inventory to
+    `State.init`, and connects only after that. pyinfra has no hook at that point
+    (state callbacks are reset by `init`), so this run's state object gets an `init`
+    that validates the overrides first: same rules, same exit code, before any host
+    is touched. tests/unit/test_preflight.py runs the real CLI to hold pyinfra to it.
+    """
+    from pyinfra.context import ctx_state
+
+    if not ctx_state.isset():
+        return  # not a pyinfra CLI run (tests, docs)
+    state = ctx_state.get()
+    if getattr(state.init, "checks_overrides", False):
+        return
+    init = state.init
+
+    def init_after_checking_overrides(inventory, config, *args, **kwargs):
+        if getattr(inventory, "override_data", None):
+            try:
+                _validate_overrides(inventory)
+            except SettingsError as err:
+                _refuse(err, "the inventory with its pyinfra --data overrides")
+        return init(inventory, config, *args, **kwargs)
+
+    init_after_checking_overrides.checks_overrides = True  # type: ignore[attr-defined]
+    state.init = init_after_checking_overrides
+
+    init_after_checking_overrides.checks_overrides = True  # type: ignore[attr-defined]
+    state.init = init_after_checking_overrides
+
+
+def _validate_overrides(inventory) -> tuple[Environment, Secrets]:
+    """The Environment and Secrets of pyinfra's live inventory, `--data` overrides applied; once per run."""
+    if id(inventory) not in _overridden:
+        environment, _ = _only_validated()
+        overridden = environment_from_inventory(inventory, environment.name, "pyinfra --data")
+        _overridden[id(inventory)] = (overridden, check_environment(overridden))
+    return _overridden[id(inventory)]
+
+
+def _only_validated() -> tuple[Environment, Secrets]:
+    if len(_validated) != 1:
+        raise SettingsError(
+            "inventory", "preflight did not run for this inventory", "end the inventory file with `check_inventory(globals())`"
+        )
+    return next(iter(_validated.values()))
 
 
 def validated_environment() -> tuple[Environment, Secrets]:
@@ -83,21 +139,14 @@ def validated_environment() -> tuple[Environment, Secrets]:
 
     `pyinfra --data key=value` overrides reach pyinfra's live inventory after the
     inventory file (and so preflight) ran: when there are any, the Environment is
-    validated again from that live inventory, once per run, so the roles get what the
-    operator asked for and an override is held to the same rules.
+    the one validated from that live inventory before pyinfra connected, so the roles
+    get what the operator asked for and an override is held to the same rules.
     """
-    if len(_validated) != 1:
-        raise SettingsError(
-            "inventory", "preflight did not run for this inventory", "end the inventory file with `check_inventory(globals())`"
-        )
-    environment, secrets = next(iter(_validated.values()))
+    validated = _only_validated()
     live = _live_inventory()
     if live is None or not getattr(live, "override_data", None):
-        return environment, secrets
-    if id(live) not in _overridden:
-        overridden = environment_from_inventory(live, environment.name, "pyinfra --data")
-        _overridden[id(live)] = (overridden, check_environment(overridden))
-    return _overridden[id(live)]
+        return validated
+    return _validate_overrides(live)
 
 
 _overridden: dict[int, tuple[Environment, Secrets]] = {}

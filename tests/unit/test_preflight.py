@@ -309,3 +309,40 @@ def test_other_inventory_files_cannot_change_this_runs_environment(good_secrets,
     before = os.environ["SENTINEL_SECRETS_DIR"]
     preflight.preflight(write_inventory(tmp_path, "prod", inventory_with()))
     assert os.environ["SENTINEL_SECRETS_DIR"] == before
+
+
+# `pyinfra --data` overrides reach the inventory after the inventory file (and its
+# preflight) ran; they are checked before pyinfra connects all the same.
+DATA_CASES = [
+    ("retention-0d", 'retention={"default_period": "0d"}', "retention.default_period"),
+    ("unknown-key", 'prometheus={"scrape_intervall": "15s"}', "prometheus.scrape_intervall"),
+    ("newline-in-path", 'node_exporter={"textfile_dir": "/x\\nExecStartPre=/bin/id"}', "node_exporter.textfile_dir"),
+]
+
+
+def _cli_inventory(tmp_path):
+    body = "\n".join(f"{group} = [{addr!r}]" for group, addr in (("monitoring", "192.0.2.11"), ("telemetry", "192.0.2.12"), ("app", "192.0.2.13")))
+    return write_inventory(tmp_path, "prod", body, check=True)
+
+
+@pytest.mark.parametrize("case", DATA_CASES, ids=[c[0] for c in DATA_CASES])
+def test_a_bad_data_override_stops_the_cli_before_connecting(case, tmp_path):
+    _, data, key = case
+    result = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", str(_cli_inventory(tmp_path)), "deploy.py", "--data", data],
+        capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin", **GOOD_SECRETS}, timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert key in result.stderr and "pyinfra --data" in result.stderr and "Fix:" in result.stderr
+    assert "Connecting" not in output and "Connected" not in output
+
+
+def test_a_good_data_override_passes_the_same_check(tmp_path):
+    """The check is not a blanket refusal: a valid override gets through to pyinfra's next step."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pyinfra", str(_cli_inventory(tmp_path)), "debug-inventory", "--data", 'retention={"default_period": "45d"}'],
+        capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin", **GOOD_SECRETS}, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "45d" in result.stdout + result.stderr
