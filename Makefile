@@ -7,10 +7,13 @@ BIN := $(VENV)/bin
 
 .PHONY: lab test unit lab-up lab-down converge status bench bench-alerting clean
 
-$(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# Rebuilt from scratch when the dependencies or these steps change: a venv made
+# before a step was fixed would keep what the old step left behind.
+$(BIN)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv --clear $(VENV)
 	# grafana-client brings urllib3-future, which would take over the `urllib3` import
-	# name (and mangles some request headers); keep the two apart.
+	# name (and mangles some request headers); keep the two apart. A venv installed
+	# without this keeps urllib3-future's .pth, which copies it over `urllib3` at start.
 	URLLIB3_NO_OVERRIDE=1 $(BIN)/pip install --quiet --no-binary urllib3-future -e ".[test,lab]"
 	touch $@
 
