@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -132,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lab-timings", action="store_true", help="keep the lab's short Alertmanager timers")
     parser.add_argument("--only", action="append", help="measure only these alert uids")
     args = parser.parse_args(argv)
+    # A run stopped with SIGTERM (kill, a CI timeout) still restores the lab in the
+    # `finally` below; otherwise the backend could stay stopped and mon1 keep production timers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scenarios = [s for s in SCENARIOS if not args.only or s.uid in args.only]
     if not args.lab_timings:
         print("converging mon1 with production timings ...", flush=True)
