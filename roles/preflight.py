@@ -113,9 +113,6 @@ def _check_overrides_before_connecting() -> None:
     init_after_checking_overrides.checks_overrides = True  # type: ignore[attr-defined]
     state.init = init_after_checking_overrides
 
-    init_after_checking_overrides.checks_overrides = True  # type: ignore[attr-defined]
-    state.init = init_after_checking_overrides
-
 
 def _validate_overrides(inventory) -> tuple[Environment, Secrets]:
     """The Environment and Secrets of pyinfra's live inventory, `--data` overrides applied; once per run."""
