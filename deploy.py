@@ -1,71 +1,69 @@
-"""The Sentinel observability stack: which roles run on which host groups.
+"""The Sentinel observability stack: which roles run on this host.
 
     pyinfra inventory/<env>.py deploy.py
 
-The inventory's preflight built and validated the run's one Environment and its
-secrets before any host was contacted; each role gets its own settings, the
-secrets and the peers it needs as arguments.
+The inventory's preflight built and validated the run's one Environment, its
+topology and its secrets before any host was contacted. Where each component runs
+is the placement table (roles/_placement.py); every role is called the same way,
+with its own settings block and the host context (roles/_context.py: shared values,
+secrets, binds and peers from the topology).
 """
 
 from pyinfra import host
 
-from roles.alertmanager import alertmanager, monitoring_peers
+from roles._context import HostContext
+from roles._placement import COMPONENTS
+from roles.alertmanager import alertmanager
 from roles.backend import backend_env
 from roles.backend.sentry_release import sentry_release
 from roles.backend_standin import backend_standin
+from roles.firewall import host_firewall
 from roles.grafana import grafana
-from roles.grafana.peers import grafana_peers
 from roles.grafana_backup import grafana_backup
 from roles.jaeger import jaeger
 from roles.loki import loki
-from roles.node_exporter import TEXTFILE_GROUP, node_exporter
+from roles.node_exporter import node_exporter
 from roles.object_store import object_store
-from roles.otel_collector import collector_wiring, gateway_endpoint, otel_collector
+from roles.otel_collector import otel_collector
 from roles.preflight import validated_environment
 from roles.prometheus import prometheus
 from roles.tempo import tempo
 from roles.victorialogs import victorialogs
 
+
+def backend(settings, ctx: HostContext) -> None:
+    """The backend's env file and Sentry release; in the lab, the stand-in backend too."""
+    backend_env(settings, ctx)
+    sentry_release(settings, ctx.secrets)
+    if settings.standin:
+        backend_standin(settings, ctx)
+
+
+# component -> (role, its settings block). The order of COMPONENTS is the deploy order:
+# the firewall first, the stores before the collector (the gateway's first start finds
+# them), the backup job's user before Grafana writes its token.
+ROLES = {
+    "firewall": (host_firewall, "firewall"),
+    "node_exporter": (node_exporter, "node_exporter"),
+    "object_store": (object_store, "object_store"),
+    "jaeger": (jaeger, "traces"),
+    "tempo": (tempo, "traces"),
+    "victorialogs": (victorialogs, "victorialogs"),
+    "loki": (loki, "loki"),
+    "otelcol": (otel_collector, "otel_collector"),
+    "prometheus": (prometheus, "prometheus"),
+    "alertmanager": (alertmanager, "alerting"),
+    "grafana_backup": (grafana_backup, "grafana_backup"),
+    # Its files on every monitoring host, its binary where grafana.install_binary is on.
+    "grafana": (grafana, "grafana"),
+    "backend": (backend, "backend"),
+}
+
 environment, secrets = validated_environment()
-me = environment.host(host.name).settings
-hosts_by_group = environment.by_group()
+ctx = HostContext.of(environment, host.name, secrets)
+runs = environment.topology.runs
 
-node_exporter(me)
-
-if "telemetry" in host.groups:
-    object_store(me, secrets)
-    # The one trace store of the environment (traces.store); the gateway exports to it.
-    if me.traces.store == "jaeger":
-        jaeger(me.traces, me.artifact_base_url, me.systemd_hardening)
-    else:
-        tempo(me.traces, me.object_store, secrets, me.artifact_base_url, me.systemd_hardening)
-    # The one log store (logs.store), before the collector: the gateway's first start finds it.
-    if me.logs.store == "victorialogs":
-        victorialogs(me.victorialogs, me.retention, me.artifact_base_url, me.systemd_hardening)
-    else:
-        loki(
-            me.loki, me.retention, secrets, f"127.0.0.1:{me.object_store.listen_port}", me.object_store.region,
-            me.artifact_base_url, me.systemd_hardening,
-        )
-
-if "telemetry" in host.groups or "app" in host.groups:
-    # Gateway on telemetry hosts, agent on app hosts, both in one collector on a host in both.
-    otel_collector(me.otel_collector, me.artifact_base_url, me.systemd_hardening, collector_wiring(me, host.groups, hosts_by_group))
-
-if "monitoring" in host.groups:
-    prometheus(me, hosts_by_group)
-    alertmanager(me, secrets, monitoring_peers(host.name, hosts_by_group["monitoring"]))
-    # Before grafana(): the backup job's user, group and /etc/grafana-backup exist when
-    # the Grafana role writes the job's service-account token there (0640 root:grafana-backup).
-    if me.grafana_backup.enabled:
-        grafana_backup(me.grafana_backup, secrets, me.artifact_base_url, me.node_exporter.textfile_dir, TEXTFILE_GROUP)
-    grafana(
-        me.grafana, me.artifact_base_url, me.systemd_hardening, secrets,
-        me.alerting, me.environment, me.address, grafana_peers(me, hosts_by_group),
-    )
-
-if "app" in host.groups:
-    backend_env(me, secrets, [gateway_endpoint(s) for _, s in hosts_by_group["telemetry"]])
-    sentry_release(me.backend, secrets)
-    if me.backend.standin:
-        backend_standin(me)
+for component in COMPONENTS:
+    if host.name in runs[component.name] and component.name in ROLES:
+        role, block = ROLES[component.name]
+        role(getattr(ctx.settings, block), ctx)

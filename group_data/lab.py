@@ -64,3 +64,19 @@ grafana_backup = {
     "trust_on_first_use": True,
     "wheels_from_mirror": True,
 }
+
+# The host firewall (roles/firewall, generated from the topology). The controller is the
+# lab machine itself, on the bridge: it converges over SSH, and the lab's tests query the
+# stack's APIs from there as an operator would. The intruder (10.213.0.66, in no group)
+# is in none of these, so every port of every host is closed to it.
+_CONTROLLER = ["10.213.0.1/32"]
+firewall = {
+    "admin_networks": _CONTROLLER,
+    "allow": [
+        {"listener": name, "sources": _CONTROLLER, "reason": "the lab's tests, from the controller"}
+        for name in (
+            "node_exporter.metrics", "prometheus.web", "alertmanager.web", "jaeger.query", "jaeger.metrics",
+            "victorialogs.http", "otelcol.metrics", "gateway.otlp_http", "gateway.otlp_grpc", "backend.http",
+        )
+    ],
+}

@@ -1,15 +1,17 @@
 # The prod environment. Hosts may share roles: a small install can put every
-# group on two hosts, a large one spreads them over twenty.
+# group on two hosts. `ip` is the host's own address: services bind it and the
+# firewalls of its peers name it (addresses here are names). One telemetry host
+# until the telemetry pair lands (preflight refuses a second one).
 from roles.preflight import check_inventory
 
 monitoring = [
-    ("mon1.prod.sentinel.internal", {"address": "mon1.prod.sentinel.internal"}),
+    ("mon1.prod.sentinel.internal", {"address": "mon1.prod.sentinel.internal", "ip": "10.20.0.11"}),
 ]
 telemetry = [
-    ("tel1.prod.sentinel.internal", {"address": "tel1.prod.sentinel.internal"}),
+    ("tel1.prod.sentinel.internal", {"address": "tel1.prod.sentinel.internal", "ip": "10.20.0.12"}),
 ]
 app = [
-    ("app1.prod.sentinel.internal", {"address": "app1.prod.sentinel.internal"}),
+    ("app1.prod.sentinel.internal", {"address": "app1.prod.sentinel.internal", "ip": "10.20.0.13"}),
 ]
 
 check_inventory(globals())

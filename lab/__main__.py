@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from lab import cgroups, daemons, hosts, inventory, network
 from lab.host_packages import ensure_host_packages
 from lab.image import base_rootfs, ensure_image
-from lab.paths import HOSTS, HOSTS_DIR, LAB_INVENTORY, MIRROR_DIR, MIRROR_URL, RUN_DIR, SSH_CONFIG
+from lab.paths import HOSTS, HOSTS_DIR, INTRUDER, LAB_INVENTORY, MIRROR_DIR, MIRROR_URL, RUN_DIR, SSH_CONFIG
 from lab.shell import log, run, timed
 from lab.secrets import ensure_secrets
 from lab.sshkeys import ensure_key
@@ -35,7 +35,7 @@ def up() -> None:
             phase["phase"] = f"image ({'cold build' if built else 'warm, cached'})"
         with timed("network"):
             network.ensure_bridge()
-            for name in HOSTS:
+            for name in (*HOSTS, INTRUDER):
                 network.ensure_host_network(name)
         with timed("artifacts"):
             build_artifacts()  # before the mirror starts serving them
@@ -78,7 +78,7 @@ def down() -> None:
         with ThreadPoolExecutor(len(HOSTS)) as pool:
             list(pool.map(stop_and_remove_host, HOSTS))
         daemons.stop_all()
-        for name in HOSTS:
+        for name in (*HOSTS, INTRUDER):
             network.remove_host_network(name)
         network.remove_bridge()
         inventory.remove_all()  # tests take a missing inventory/lab.py to mean "lab is down"

@@ -42,11 +42,13 @@ def nspawn_argv(name: str) -> list[str]:
     # neither ask for one nor register. The network is the prepared namespace.
     # --resolv-conf=off keeps the image's empty resolv.conf: the lab has no
     # DNS, names come from /etc/hosts and unknown names fail fast.
+    # CAP_NET_ADMIN: the host firewall (nftables) is the toolkit's to manage, as on a
+    # real host; the namespace is the container's own, so it reaches nothing else.
     return [
         "systemd-nspawn", "--boot", "--register=no", "--keep-unit",
         f"--network-namespace-path={netns_path(name)}",
         f"--directory={rootfs(name)}", f"--machine={name}",
-        "--resolv-conf=off", "--console=read-only",
+        "--resolv-conf=off", "--console=read-only", "--capability=CAP_NET_ADMIN",
     ]
 
 

@@ -3,7 +3,8 @@
     root namespace: sentinel0 10.213.0.1/24 (mirror, proxy, local receivers)
         ├── veth sl-mon1 ⇄ eth0 10.213.0.11/24 in netns sentinel-mon1
         ├── veth sl-tel1 ⇄ eth0 10.213.0.12/24 in netns sentinel-tel1
-        └── veth sl-app1 ⇄ eth0 10.213.0.13/24 in netns sentinel-app1
+        ├── veth sl-app1 ⇄ eth0 10.213.0.13/24 in netns sentinel-app1
+        └── veth sl-intruder ⇄ eth0 10.213.0.66/24 in netns sentinel-intruder (in no group)
 
 There is no NAT. Hosts get a default route via the bridge IP (some software
 picks its "own" address from the default route), but a policy-routing rule
@@ -15,7 +16,7 @@ ip_forward gets switched on later.
 import json
 from pathlib import Path
 
-from lab.paths import BRIDGE, BRIDGE_IP, HOSTS, PREFIX_LEN
+from lab.paths import BRIDGE, BRIDGE_IP, HOSTS, INTRUDER, INTRUDER_IP, PREFIX_LEN
 from lab.shell import run, succeeds
 
 NETNS_DIR = Path("/run/netns")
@@ -57,8 +58,12 @@ def _ensure_no_forwarding() -> None:
         run(["ip", "rule", "add", *rule])
 
 
+def address_of(host: str) -> str:
+    return INTRUDER_IP if host == INTRUDER else HOSTS[host][0]
+
+
 def ensure_host_network(host: str) -> None:
-    address = HOSTS[host][0]
+    address = address_of(host)
     ns, veth = netns_name(host), veth_name(host)
     NETNS_DIR.mkdir(parents=True, exist_ok=True)
     if not netns_path(host).exists():
@@ -94,8 +99,8 @@ def remove_bridge() -> None:
 def leftovers() -> list[str]:
     """Lab network objects still present (empty after a clean `down`)."""
     found = [f"link {BRIDGE}"] if _link_exists(BRIDGE) else []
-    found += [f"link {veth_name(h)}" for h in HOSTS if _link_exists(veth_name(h))]
-    found += [f"netns {netns_name(h)}" for h in HOSTS if netns_path(h).exists()]
+    found += [f"link {veth_name(h)}" for h in (*HOSTS, INTRUDER) if _link_exists(veth_name(h))]
+    found += [f"netns {netns_name(h)}" for h in (*HOSTS, INTRUDER) if netns_path(h).exists()]
     if f"lookup {NO_FORWARD_TABLE}" in run(["ip", "rule", "show"], capture=True).stdout:
         found.append(f"ip rule lookup {NO_FORWARD_TABLE}")
     return found

@@ -43,6 +43,12 @@ HOSTS = {
     "app1": ("10.213.0.13", ["app"]),
 }
 
+# The intruder: a bare network namespace on the bridge, in no inventory group and in
+# no admin network. It runs nothing; the topology tests connect from it as "anyone on
+# the network" would (tests/e2e/test_topology.py).
+INTRUDER = "intruder"
+INTRUDER_IP = "10.213.0.66"
+
 # The lab's SSH identity (generated once) and the ssh_config written by `up`
 # so that ssh, testinfra and humans can say `mon1` instead of an address.
 SSH_KEY = SSH_DIR / "id_ed25519"

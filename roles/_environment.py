@@ -18,11 +18,14 @@ import difflib
 import functools
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from pydantic import Field
 
 from roles._model import Model, SettingsError, parse
+if TYPE_CHECKING:
+    from roles._topology import Topology
+
 from roles._settings import ENVIRONMENTS, ROLE_GROUPS, EnvironmentName, Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,6 +52,13 @@ class Environment(Model):
 
     name: EnvironmentName
     hosts: tuple[EnvHost, ...]
+
+    @functools.cached_property
+    def topology(self) -> "Topology":
+        """Who listens where and who may talk to whom (roles/_topology.py), built once."""
+        from roles._topology import Topology
+
+        return Topology(self)
 
     def host(self, name: str) -> EnvHost:
         return next(h for h in self.hosts if h.name == name)

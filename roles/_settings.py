@@ -12,13 +12,16 @@ The reference docs/settings.md is generated from these models (`python -m roles.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+import ipaddress
+
+from pydantic import AfterValidator, Field, model_validator
 
 from roles._model import Bool, Hostname, HttpUrl, Model, SettingsError
 from roles.alerting.settings import AlertingSettings
 from roles.backend.settings import BackendSettings
+from roles.firewall.settings import FirewallSettings
 from roles.grafana.settings import GrafanaSettings
 from roles.grafana_backup.settings import GrafanaBackupSettings
 from roles.node_exporter.settings import NodeExporterSettings
@@ -34,12 +37,27 @@ ENVIRONMENTS = ("dev", "staging", "prod", "lab")
 EnvironmentName = Literal[ENVIRONMENTS]  # type: ignore[valid-type]  # one list, above
 
 
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address. Fix: write the host's own address, e.g. 10.20.0.11") from None
+
+
+IpAddress = Annotated[str, AfterValidator(_ip)]
+
+
 class Settings(Model):
     """One host's settings: pyinfra's merged inventory and group data, validated."""
 
     environment: EnvironmentName = Field(description="The environment group the host is in (set from the inventory, not group data).")
     artifact_base_url: HttpUrl = Field(description="Where release archives are downloaded from: upstream, or the lab's mirror.")
     address: Hostname = Field(description="The address other hosts reach this one at (default: the inventory name).")
+    ip: IpAddress | None = Field(
+        None,
+        description="The host's IP: host-scoped listeners bind it and peers' firewalls name it (default: address, when that is an IP; "
+        "required when address is a name).",
+    )
     systemd_hardening: Bool = Field(True, description="Apply systemd sandboxing directives to every service.")
     prometheus: PrometheusSettings = Field(PrometheusSettings(), description="Prometheus (monitoring hosts).")
     node_exporter: NodeExporterSettings = Field(NodeExporterSettings(), description="node_exporter (every host).")
@@ -56,6 +74,30 @@ class Settings(Model):
     grafana_backup: GrafanaBackupSettings = Field(
         GrafanaBackupSettings(), description="The Grafana backup job: export to git daily (monitoring hosts)."
     )
+    firewall: FirewallSettings = Field(FirewallSettings(), description="The host firewall generated from the topology (every host).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ip_from_address(cls, data: Any) -> Any:
+        # The topology (roles/_topology.py) refuses a host whose address is a name and has no ip.
+        if isinstance(data, dict) and "ip" not in data:
+            address = str(data.get("address", "")).strip("[]")
+            try:
+                data = {**data, "ip": str(ipaddress.ip_address(address))}
+            except ValueError:
+                pass
+        return data
+
+    @model_validator(mode="after")
+    def _admin_networks(self):
+        fw = self.firewall
+        if self.environment == "prod":
+            for network in fw.admin_networks:
+                if ipaddress.ip_network(network).prefixlen == 0:
+                    raise SettingsError(
+                        "firewall.admin_networks", f"{network} opens SSH to the whole internet in prod", "list the operators' networks only"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _lab_only_shortcuts(self):

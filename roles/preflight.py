@@ -45,6 +45,8 @@ def check_environment(environment: Environment) -> Secrets:
         alerting = host.settings.alerting
         check_catalog(alerting.runbook_base_url, alerting.grafana_url or "http://grafana:3000")
         check_grafana(host.name, host.settings, len(monitoring))
+    # Listeners, ports, flows and the firewall's openings: refused here if they cannot work.
+    environment.topology
     return secrets
 
 

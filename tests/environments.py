@@ -24,9 +24,9 @@ def three_hosts(environment: str) -> str:
     """An inventory body with one host per role group."""
     return textwrap.dedent(
         f"""
-        monitoring = ["mon1.{environment}"]
-        telemetry = ["tel1.{environment}"]
-        app = ["app1.{environment}"]
+        monitoring = [("mon1.{environment}", {{"ip": "10.9.0.11"}})]
+        telemetry = [("tel1.{environment}", {{"ip": "10.9.0.12"}})]
+        app = [("app1.{environment}", {{"ip": "10.9.0.13"}})]
         """
     )
 

@@ -21,7 +21,9 @@ from roles._service.render import dump_yaml
 from roles.alerting.catalog import Alert, load_catalog
 
 if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
+    from roles._context import HostContext
     from roles._settings import Settings
+    from roles.alerting.settings import AlertingSettings
 
 CONFIG = "/etc/alertmanager/alertmanager.yml"
 DATA_DIR = "/var/lib/alertmanager"
@@ -145,7 +147,7 @@ def secret_files(settings: Settings, secrets: Mapping[str, str]) -> dict[str, st
     return {filename: secrets[secret] + "\n" for filename, secret in settings.alerting.secrets().items()}
 
 
-def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers: list[str]) -> ServiceSpec:
+def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers: list[str], bind: str = "", cluster_bind: str = "") -> ServiceSpec:
     """
     The Alertmanager service.
 
@@ -153,6 +155,7 @@ def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers
     + config: the rendered alertmanager.yml
     + secrets: secret file name -> content, written under /etc/alertmanager/secrets
     + peers: host:port of the other monitoring hosts' Alertmanagers (gossip), empty for one host
+    + bind, cluster_bind: ip:port of alertmanager.web and alertmanager.cluster from the topology
     """
     am = settings.alerting
     args = [
@@ -160,13 +163,13 @@ def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers
         f"--config.file={CONFIG}",
         f"--storage.path={DATA_DIR}",
         f"--data.retention={am.retention}",
-        f"--web.listen-address=:{am.listen_port}",
+        f"--web.listen-address={bind}",
         f"--web.external-url=http://{settings.address}:{am.listen_port}",
     ]
     if peers:
         # Several Alertmanagers gossip silences and notification state, so an
         # alert that every Prometheus sends to all of them is notified once.
-        args.append(f"--cluster.listen-address=0.0.0.0:{am.cluster_port}")
+        args.append(f"--cluster.listen-address={cluster_bind}")
         args += [f"--cluster.peer={peer}" for peer in peers]
     else:
         args.append("--cluster.listen-address=")  # one instance: no gossip port
@@ -190,28 +193,31 @@ def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers
         config_dirs=(SECRETS_DIR, TEMPLATES_DIR),
         data_dirs=(DATA_DIR,),
         reload="sighup",
-        ready_url=f"http://127.0.0.1:{am.listen_port}/-/ready",
+        ready_url=f"http://{bind}/-/ready",
     )
 
 
-def monitoring_peers(me: str, monitoring: list[tuple[str, Settings]]) -> list[str]:
-    """host:cluster_port of the other monitoring hosts; `monitoring` is (name, settings) of each."""
-    return [f"{s.address}:{s.alerting.cluster_port}" for name, s in sorted(monitoring) if name != me]
+def monitoring_peers(ctx: HostContext) -> list[str]:
+    """host:cluster_port of the other Alertmanagers (the topology's alertmanager.cluster listeners)."""
+    return [address for host, address in ctx.topology.addresses("alertmanager.cluster") if host != ctx.name]
 
 
 @deploy("Alertmanager")
-def alertmanager(settings: Settings, secrets: Mapping[str, str], peers: list[str]):
+def alertmanager(settings: AlertingSettings, ctx: HostContext):
     """
     Install Alertmanager with the environment's receivers, routes and notification templates.
 
-    + settings: this host's settings (alerting, address, artifact_base_url, systemd_hardening)
-    + secrets: the run's resolved secrets; the enabled receivers' ones are written as files
-    + peers: host:cluster_port of the other monitoring hosts' Alertmanagers (`monitoring_peers`)
+    + settings: the `alerting` block
+    + ctx: the host context: binds and gossip peers from the topology, the run's secrets
+      (the enabled receivers' ones are written as files)
     """
-    config = render_config(settings, load_catalog())
-    secrets = secret_files(settings, secrets)
-    spec = service_spec(settings, config, secrets, peers)
-    release_service(spec, settings.artifact_base_url, settings.systemd_hardening)
+    me = ctx.settings
+    config = render_config(me, load_catalog())
+    secrets = secret_files(me, ctx.secrets)
+    peers = monitoring_peers(ctx)
+    cluster_bind = ctx.bind("alertmanager.cluster") if peers else ""
+    spec = service_spec(me, config, secrets, peers, ctx.bind("alertmanager.web"), cluster_bind)
+    release_service(spec, ctx.artifact_base_url, ctx.hardening)
     for name in ALL_SECRET_FILES:
         if name not in secrets:
             files.file(name=f"alertmanager: no unused secret {name}", path=f"{SECRETS_DIR}/{name}", present=False)

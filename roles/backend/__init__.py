@@ -18,7 +18,9 @@ from roles._service.operations import validated_file
 from roles.backend.sentry import release_name
 
 if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
+    from roles._context import HostContext
     from roles._settings import Settings
+    from roles.backend.settings import BackendSettings
 
 GROUP = "sentinel"
 
@@ -30,10 +32,14 @@ def otlp_endpoint(settings: Settings, gateway_endpoints: list[str]) -> str:
     return gateway_endpoints[0] if gateway_endpoints else "http://127.0.0.1:4318"
 
 
-def env_values(settings: Settings, endpoint: str, sentry_dsn: str) -> dict[str, str]:
-    """The variables of the env file, in file order; `sentry_dsn` is "" when Sentry is off."""
+def env_values(settings: Settings, endpoint: str, sentry_dsn: str, bind_host: str = "") -> dict[str, str]:
+    """The variables of the env file, in file order; `sentry_dsn` is "" when Sentry is off.
+
+    `bind_host` is the address backend.http binds (the topology's: the host's IP), as HOST.
+    """
     backend = settings.backend
-    values = {
+    values = {"HOST": bind_host} if bind_host else {}
+    values |= {
         "PORT": str(backend.port),
         "OTEL_SERVICE_NAME": backend.service_name,
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
@@ -53,11 +59,11 @@ def env_values(settings: Settings, endpoint: str, sentry_dsn: str) -> dict[str, 
     return values
 
 
-def render_env(settings: Settings, endpoint: str, sentry_dsn: str) -> str:
+def render_env(settings: Settings, endpoint: str, sentry_dsn: str, bind_host: str = "") -> str:
     """The env file's content, quoted per systemd's EnvironmentFile= rules; `sentry_dsn` is "" when Sentry is off."""
     header = f"Managed by the Sentinel observability toolkit; loaded by {settings.backend.unit}."
     quoting.refuse_control(header, "backend.unit")
-    return quoting.env_file(env_values(settings, endpoint, sentry_dsn), "backend env file", header=header)
+    return quoting.env_file(env_values(settings, endpoint, sentry_dsn, bind_host), "backend env file", header=header)
 
 
 def restart_command(unit: str) -> str:
@@ -68,15 +74,16 @@ def restart_command(unit: str) -> str:
 
 
 @deploy("Backend environment")
-def backend_env(settings: Settings, secrets: Mapping[str, str], gateway_endpoints: list[str]):
+def backend_env(backend: BackendSettings, ctx: HostContext):
     """
     Write /etc/sentinel/backend.env and restart the backend when it changes.
 
-    + settings: this host's settings (backend, environment)
-    + secrets: the run's resolved secrets; the Sentry DSN is taken from it when set
-    + gateway_endpoints: OTLP/HTTP base URLs of the collector gateways, telemetry hosts sorted by name (the OTLP endpoint's default)
+    + backend: the `backend` block
+    + ctx: the host context: the environment, the run's secrets (the Sentry DSN, when set),
+      the gateway's OTLP/HTTP endpoint and the backend's bind from the topology
     """
-    backend = settings.backend
+    settings, secrets = ctx.settings, ctx.secrets
+    gateway_endpoints = ctx.urls("gateway.otlp_http")
     dsn = secrets.get(backend.sentry_dsn_secret, "")
     if not dsn:
         logger.warning(f"{host.name}: {backend.sentry_dsn_secret} is not set, so Sentry is off for the backend")
@@ -85,7 +92,7 @@ def backend_env(settings: Settings, secrets: Mapping[str, str], gateway_endpoint
     env_file = validated_file(
         name="backend: env file",
         dest=backend.env_file,
-        content=render_env(settings, otlp_endpoint(settings, gateway_endpoints), dsn),
+        content=render_env(settings, otlp_endpoint(settings, gateway_endpoints), dsn, ctx.bind_ip("backend.http")),
         user="root",
         group=GROUP,
         mode="0640",

@@ -19,7 +19,9 @@ from roles._service import ServiceSpec, quoting, run_service, service_account, s
 from roles._service.operations import validated_file
 
 if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
+    from roles._context import HostContext
     from roles._settings import Settings
+    from roles.backend.settings import BackendSettings
 
 SOURCE = Path(__file__).resolve().parents[2] / "lab" / "standin"
 HOME = "/opt/sentinel-backend"
@@ -29,7 +31,9 @@ STATE_DIR = "/var/lib/sentinel"
 LOG_DIR = "/var/log/sentinel"
 
 
-def service_spec(settings: Settings) -> ServiceSpec:
+def service_spec(settings: Settings, bind: str = "") -> ServiceSpec:
+    """The stand-in's service; `bind` is backend.http from the topology (the env file's HOST and PORT)."""
+    bind = bind or f"127.0.0.1:{settings.backend.port}"
     return ServiceSpec(
         name="sentinel-backend",
         description="Sentinel backend (lab stand-in)",
@@ -38,7 +42,7 @@ def service_spec(settings: Settings) -> ServiceSpec:
         env_files=(settings.backend.env_file,),
         data_dirs=(STATE_DIR, LOG_DIR),
         user="sentinel",
-        ready_url=f"http://127.0.0.1:{settings.backend.port}/health",
+        ready_url=f"http://{bind}/health",
     )
 
 
@@ -60,13 +64,15 @@ def venv_build_command(find_links: str, trusted_host: str) -> str:
 
 
 @deploy("Backend stand-in")
-def backend_standin(settings: Settings):
+def backend_standin(backend: BackendSettings, ctx: HostContext):
     """
     Install and run the stand-in backend as sentinel-backend.service.
 
-    + settings: this host's settings (backend, artifact_base_url for the wheelhouse, systemd_hardening)
+    + backend: the `backend` block
+    + ctx: the host context (its bind from the topology, artifact_base_url for the wheelhouse, hardening)
     """
-    spec = service_spec(settings)
+    settings = ctx.settings
+    spec = service_spec(settings, ctx.bind("backend.http"))
     service_account(spec)
     service_dirs(spec)
     files.directory(name="stand-in: home", path=HOME, user="root", group="root", mode="0755")

@@ -54,6 +54,7 @@ from roles.grafana.provisioning import Peers, dashboard_sources, render_dashboar
 from roles.grafana.settings import GrafanaSettings
 
 if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
+    from roles._context import HostContext
     from roles.alerting.settings import AlertingSettings
 
 VICTORIALOGS_PLUGIN = "victoriametrics-logs-datasource"
@@ -62,14 +63,13 @@ TOKEN_SCRIPT = "/usr/local/lib/sentinel/grafana-backup-token"
 _DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
-def local_url(settings: GrafanaSettings) -> str:
-    """Grafana's URL from its own host."""
-    address = "127.0.0.1" if settings.http_addr in ("0.0.0.0", "::", "[::]") else settings.http_addr
-    return f"http://{address}:{settings.http_port}"
+def local_url(settings: GrafanaSettings, http_addr: str = "127.0.0.1") -> str:
+    """Grafana's URL from its own host; `http_addr` is the address grafana.http binds (the topology's)."""
+    return f"http://{http_addr}:{settings.http_port}"
 
 
-def ready_url(settings: GrafanaSettings) -> str:
-    return f"{local_url(settings)}/api/health"
+def ready_url(settings: GrafanaSettings, http_addr: str = "127.0.0.1") -> str:
+    return f"{local_url(settings, http_addr)}/api/health"
 
 
 def server_path() -> str:
@@ -78,7 +78,7 @@ def server_path() -> str:
     return (entry.get("archive_names") or {}).get("grafana", "grafana")
 
 
-def service_spec(settings: GrafanaSettings) -> ServiceSpec:
+def service_spec(settings: GrafanaSettings, http_addr: str = "127.0.0.1") -> ServiceSpec:
     """The Grafana service: runs from its home directory, /opt/grafana/current (the whole release tree)."""
     return ServiceSpec(
         name="grafana",
@@ -95,7 +95,7 @@ def service_spec(settings: GrafanaSettings) -> ServiceSpec:
         data_dirs=(DATA_DIR, LOGS_DIR, PLUGINS_DIR),
         working_directory="/opt/grafana/current",
         reload="restart",
-        ready_url=ready_url(settings),
+        ready_url=ready_url(settings, http_addr),
     )
 
 
@@ -121,7 +121,8 @@ def secret_files(settings: GrafanaSettings, alerting: AlertingSettings, secrets:
 
 
 def config_files(
-    settings: GrafanaSettings, alerting: AlertingSettings, secrets: Mapping[str, str], environment: str, address: str, peers: Peers
+    settings: GrafanaSettings, alerting: AlertingSettings, secrets: Mapping[str, str], environment: str, address: str, peers: Peers,
+    http_addr: str = "127.0.0.1",
 ) -> list[GuardedFile]:
     """grafana.ini, its secrets and the provisioning files, as the host gets them (0640 root:grafana)."""
 
@@ -129,7 +130,7 @@ def config_files(
         return GuardedFile(dest, content, user="root", group="grafana", mode="0640")
 
     grafana_alerting = alerting.evaluator == "grafana"
-    sections = ini_sections(settings, address, smtp=alerting.email if grafana_alerting else None)
+    sections = ini_sections(settings, address, smtp=alerting.email if grafana_alerting else None, http_addr=http_addr)
     alerting_files = render_alerting(
         load_catalog(), alerting, environment, settings.rule_interval, root_url(settings, address).rstrip("/"), enabled=grafana_alerting
     )
@@ -180,35 +181,29 @@ def _backup_token(settings: GrafanaSettings) -> None:
 
 
 @deploy("Grafana")
-def grafana(
-    settings: GrafanaSettings,
-    artifact_base_url: str,
-    hardening: bool,
-    secrets: Mapping[str, str],
-    alerting: AlertingSettings,
-    environment: str,
-    address: str,
-    peers: Peers,
-):
+def grafana(settings: GrafanaSettings, ctx: HostContext):
     """
     Install Grafana with its provisioning; without the binary when `settings.install_binary` is false.
 
     + settings: the host's `grafana` settings (roles/grafana/settings.py)
-    + artifact_base_url: where release archives come from
-    + hardening: apply the systemd sandboxing directives
-    + secrets: the run's resolved secrets (admin password, DB password, receivers' secrets for the grafana evaluator)
-    + alerting: the `alerting` settings: evaluator, receivers, routes and timings
-    + environment: dev, staging, prod or lab (the `environment` label of Grafana-managed rules)
-    + address: the host's address (the default root_url)
-    + peers: the datasources' URLs and which trace and log stores they are (roles/grafana/peers.py `grafana_peers`)
+    + ctx: the host context: the run's secrets (admin password, DB password, receivers'
+      secrets for the grafana evaluator), the `alerting` settings, the environment (the
+      `environment` label of Grafana-managed rules), the address (the default root_url),
+      the bind (grafana.http: the host's IP) and the datasources' URLs from the topology
+      (roles/grafana/peers.py `grafana_peers`)
     """
-    spec = service_spec(settings)
+    from roles.grafana.peers import grafana_peers
+
+    artifact_base_url, hardening, secrets = ctx.artifact_base_url, ctx.hardening, ctx.secrets
+    alerting, environment, address, http_addr = ctx.settings.alerting, ctx.environment, ctx.address, ctx.settings.ip
+    peers = grafana_peers(ctx)
+    spec = service_spec(settings, http_addr)
     service_account(spec)
     service_dirs(spec)
     _dashboards()
-    configs = tuple(config_files(settings, alerting, secrets, environment, address, peers))
+    configs = tuple(config_files(settings, alerting, secrets, environment, address, peers, http_addr))
     timeout = int(duration_seconds(settings.health_timeout))
-    guarded = dict(files=configs, unit="grafana.service", ready_url=ready_url(settings), timeout_seconds=timeout)
+    guarded = dict(files=configs, unit="grafana.service", ready_url=ready_url(settings, http_addr), timeout_seconds=timeout)
 
     if not settings.install_binary:
         # The lab: no unit exists, so guarded_files only puts the files in place. No token either.

@@ -36,7 +36,7 @@ def root_url(settings: GrafanaSettings, address: str) -> str:
     return settings.root_url or f"http://{address}:{settings.http_port}/"
 
 
-def ini_sections(settings: GrafanaSettings, address: str, smtp=None) -> dict[str, dict[str, str]]:
+def ini_sections(settings: GrafanaSettings, address: str, smtp=None, http_addr: str = "127.0.0.1") -> dict[str, dict[str, str]]:
     """Every section and key of grafana.ini, as strings.
 
     + settings: the host's `grafana` settings
@@ -61,7 +61,7 @@ def ini_sections(settings: GrafanaSettings, address: str, smtp=None) -> dict[str
         "paths": {"data": DATA_DIR, "logs": LOGS_DIR, "plugins": PLUGINS_DIR, "provisioning": PROVISIONING_DIR},
         "server": {
             "protocol": "http",
-            "http_addr": settings.http_addr,
+            "http_addr": http_addr,  # grafana.http from the topology: the host's IP
             "http_port": str(settings.http_port),
             "root_url": url,
         },

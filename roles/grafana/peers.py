@@ -1,7 +1,6 @@
 """What Grafana queries: Prometheus and Alertmanager on its own host, the trace and log stores on telemetry.
 
-Pure functions of the validated settings (no pyinfra): deploy.py calls
-`grafana_peers(me, hosts_by_group)` and hands the result to the role.
+Pure functions of the topology (no pyinfra): the role calls `grafana_peers(ctx)`.
 
 The trace and log store are the environment's choice in group data
 (`traces.store: tempo|jaeger`, `logs.store: loki|victorialogs`,
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 from roles.grafana.provisioning import Peers
 
 if TYPE_CHECKING:  # the role's helpers get settings as arguments and import no aggregate
+    from roles._context import HostContext
     from roles._settings import Settings
 
 def stores(settings: Settings) -> tuple[str, str]:
@@ -22,28 +22,18 @@ def stores(settings: Settings) -> tuple[str, str]:
     return settings.traces.store, settings.logs.store
 
 
-def store_ports(store_host: Settings) -> dict[str, int]:
-    """Query port of each store on the telemetry host (Tempo's HTTP API, Jaeger query, Loki, VictoriaLogs)."""
-    return {
-        "tempo": store_host.traces.tempo.http_port,
-        "jaeger": store_host.traces.jaeger.query_port,
-        "loki": store_host.loki.http_port,
-        "victorialogs": store_host.victorialogs.port,
-    }
-
-
-def grafana_peers(me: Settings, hosts_by_group: dict[str, list[tuple[str, Settings]]]) -> Peers:
-    """The datasources' URLs for a monitoring host: its own Prometheus and Alertmanager, the first telemetry host's stores."""
+def grafana_peers(ctx: HostContext) -> Peers:
+    """The datasources' URLs for a monitoring host, from the topology: its own Prometheus and
+    Alertmanager, the environment's trace and log store (each on the listener its settings give)."""
+    me = ctx.settings
     traces, logs = stores(me)
-    telemetry = sorted(hosts_by_group.get("telemetry", []))
-    store_host = telemetry[0][1] if telemetry else me
-    ports = store_ports(store_host)
+    query = {"tempo": "tempo.http", "jaeger": "jaeger.query", "loki": "loki.http", "victorialogs": "victorialogs.http"}
     return Peers(
-        prometheus_url=f"http://{me.address}:{me.prometheus.listen_port}",
-        alertmanager_url=f"http://{me.address}:{me.alerting.listen_port}",
+        prometheus_url=ctx.url("prometheus.web"),
+        alertmanager_url=ctx.url("alertmanager.web"),
         traces=traces,
-        traces_url=f"http://{store_host.address}:{ports[traces]}",
+        traces_url=ctx.url(query[traces]),
         logs=logs,
-        logs_url=f"http://{store_host.address}:{ports[logs]}",
+        logs_url=ctx.url(query[logs]),
         scrape_interval=me.prometheus.scrape_interval,
     )

@@ -53,7 +53,6 @@ class GrafanaSettings(Model):
         description="False ONLY in the lab, where Grafana (AGPL) may not run: user, directories, grafana.ini and "
         "provisioning files with their modes, but no binary, no unit, no plugin, no token. Refused elsewhere.",
     )
-    http_addr: ListenAddress = Field("0.0.0.0", description="Address Grafana listens on.")
     http_port: Port = Field(3000, description="Grafana's HTTP port.")
     root_url: HttpUrl | None = Field(
         None, description="The URL users reach Grafana at; https turns on secure cookies. Unset = http://<host address>:<http_port>/."

@@ -29,6 +29,11 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import Directory
 from pyinfra.operations import apt, files, server
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from roles._context import HostContext
+
 from roles._service.operations import validated_file
 from roles._service.quoting import sh_quote
 from roles.grafana_backup.settings import GrafanaBackupSettings
@@ -55,10 +60,10 @@ def known_hosts_file(settings: GrafanaBackupSettings) -> str:
     return TOFU_KNOWN_HOSTS if settings.trust_on_first_use else PINNED_KNOWN_HOSTS
 
 
-def job_config(settings: GrafanaBackupSettings, textfile_dir: str) -> dict:
-    """The job's config.json as a dict (the job's `Config` fields)."""
+def job_config(settings: GrafanaBackupSettings, textfile_dir: str, grafana_url: str = "") -> dict:
+    """The job's config.json as a dict (the job's `Config` fields); `grafana_url` when the setting is unset."""
     return {
-        "grafana_url": settings.grafana_url,
+        "grafana_url": settings.grafana_url or grafana_url,
         "token_file": settings.token_file,
         "repo_dir": settings.repo_dir,
         "remote_url": settings.remote_url,
@@ -73,8 +78,8 @@ def job_config(settings: GrafanaBackupSettings, textfile_dir: str) -> dict:
     }
 
 
-def render_config(settings: GrafanaBackupSettings, textfile_dir: str) -> str:
-    return json.dumps(job_config(settings, textfile_dir), indent=2) + "\n"
+def render_config(settings: GrafanaBackupSettings, textfile_dir: str, grafana_url: str = "") -> str:
+    return json.dumps(job_config(settings, textfile_dir, grafana_url), indent=2) + "\n"
 
 
 def job_command(subcommand: str = "backup") -> str:
@@ -109,18 +114,21 @@ def secret_file(secrets: Mapping[str, str], name: str) -> str:
 
 
 @deploy("Grafana backup")
-def grafana_backup(
-    settings: GrafanaBackupSettings, secrets: Mapping[str, str], artifact_base_url: str, textfile_dir: str, textfile_group: str
-):
+def grafana_backup(settings: GrafanaBackupSettings, ctx: HostContext):
     """
     Install the Grafana backup job, its secrets, its git working copy and its cron entry.
 
     + settings: the host's `grafana_backup` settings (must be enabled)
-    + secrets: the run's resolved secrets; the deploy key (and, with `write_token`, the token) come from it
-    + artifact_base_url: the artifact mirror, for `wheels_from_mirror`
-    + textfile_dir: node_exporter's textfile directory, where the job writes its metrics
-    + textfile_group: the group allowed to write there (the node_exporter role creates it)
+    + ctx: the host context: the run's secrets (the deploy key and, with `write_token`, the
+      token), the artifact mirror (`wheels_from_mirror`), node_exporter's textfile directory
+      (the job's metrics; node_exporter's group may write there), Grafana's URL from the
+      topology when `grafana_url` is unset
     """
+    from roles.node_exporter import TEXTFILE_GROUP as textfile_group
+
+    secrets, artifact_base_url = ctx.secrets, ctx.artifact_base_url
+    textfile_dir = ctx.settings.node_exporter.textfile_dir
+    grafana_url = "" if settings.grafana_url else ctx.url("grafana.http")
     apt.packages(name="grafana backup: git, ssh client, venv", packages=["git", "openssh-client", "python3-venv"],
                  update=True, cache_time=24 * 3600)
     server.group(name="grafana backup: system group", group=USER, system=True)
@@ -158,7 +166,7 @@ def grafana_backup(
     validated_file(
         name="grafana backup: config",
         dest=CONFIG,
-        content=render_config(settings, textfile_dir),
+        content=render_config(settings, textfile_dir, grafana_url),
         validate=f"{PYTHON} -c 'import json, sys; json.load(open(sys.argv[1]))' {{path}}",
         user="root",
         group=USER,

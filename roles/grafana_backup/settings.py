@@ -45,7 +45,9 @@ class GrafanaBackupSettings(Model):
     """
 
     enabled: Bool = Field(False, description="Install the backup job and its cron entry on the monitoring hosts.")
-    grafana_url: HttpUrl = Field("http://127.0.0.1:3000", description="Grafana's HTTP API, as the job reaches it from the host.")
+    grafana_url: HttpUrl | None = Field(
+        None, description="Grafana's HTTP API as the job reaches it; unset = this host's Grafana (grafana.http in the topology)."
+    )
     token_file: AbsPath = Field(
         "/etc/grafana-backup/token", description="The service-account token file the job reads (written by the Grafana role)."
     )

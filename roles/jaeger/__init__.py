@@ -10,6 +10,7 @@ on the host before it replaces the live one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import yaml
@@ -19,6 +20,7 @@ from roles._godur import go_duration
 from roles._service import ConfigFile, ServiceSpec, release_service
 
 if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hold JaegerSettings
+    from roles._context import HostContext
     from roles.otel_collector.settings import TracesSettings
 
 NAME = "jaeger"
@@ -26,10 +28,15 @@ CONFIG = "/etc/jaeger/config.yaml"
 STORE = "badger_main"
 
 
-def render_config(traces: TracesSettings) -> dict:
-    """Jaeger's config as a dict, from the `traces` settings."""
+def _host_port(bind: str) -> tuple[str, int]:
+    host, port = bind.rsplit(":", 1)
+    return host, int(port)
+
+
+def render_config(traces: TracesSettings, binds: Mapping[str, str]) -> dict:
+    """Jaeger's config as a dict, from the `traces` settings and the topology's binds (listener -> ip:port)."""
     jaeger = traces.jaeger
-    listen = traces.listen_address
+    metrics_host, metrics_port = _host_port(binds["jaeger.metrics"])
     return {
         "service": {
             "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],
@@ -41,19 +48,19 @@ def render_config(traces: TracesSettings) -> dict:
                 "logs": {"level": "info"},
                 "metrics": {
                     "level": "detailed",
-                    "readers": [{"pull": {"exporter": {"prometheus": {"host": listen, "port": jaeger.metrics_port}}}}],
+                    "readers": [{"pull": {"exporter": {"prometheus": {"host": metrics_host, "port": metrics_port}}}}],
                 },
             },
         },
         "extensions": {
             "healthcheckv2": {
                 "use_v2": True,
-                "http": {"endpoint": f"{listen}:{jaeger.health_port}", "status": {"enabled": True, "path": "/status"}},
+                "http": {"endpoint": binds["jaeger.health"], "status": {"enabled": True, "path": "/status"}},
             },
             "jaeger_query": {
                 "storage": {"traces": STORE},
-                "http": {"endpoint": f"{listen}:{jaeger.query_port}"},
-                "grpc": {"endpoint": f"{listen}:{jaeger.query_grpc_port}"},
+                "http": {"endpoint": binds["jaeger.query"]},
+                "grpc": {"endpoint": binds["jaeger.query_grpc"]},
             },
             "jaeger_storage": {
                 "backends": {
@@ -71,8 +78,8 @@ def render_config(traces: TracesSettings) -> dict:
         "receivers": {
             "otlp": {
                 "protocols": {
-                    "grpc": {"endpoint": f"{listen}:{traces.otlp_grpc_port}"},
-                    "http": {"endpoint": f"{listen}:{traces.otlp_http_port}"},
+                    "grpc": {"endpoint": binds["jaeger.otlp_grpc"]},
+                    "http": {"endpoint": binds["jaeger.otlp_http"]},
                 }
             }
         },
@@ -85,26 +92,26 @@ def config_text(config: dict) -> str:
     return "# Managed by the Sentinel observability toolkit; local edits are overwritten.\n" + yaml.safe_dump(config, sort_keys=False)
 
 
-def service_spec(traces: TracesSettings, config: str) -> ServiceSpec:
+def service_spec(traces: TracesSettings, config: str, health_bind: str) -> ServiceSpec:
     jaeger = traces.jaeger
-    ready_host = "127.0.0.1" if traces.listen_address == "0.0.0.0" else traces.listen_address
     return ServiceSpec(
         name=NAME,
         description="Jaeger v2 trace store",
         exec_start=("{bin}/jaeger", f"--config={CONFIG}"),
         configs=(ConfigFile(CONFIG, config, validate="{bin}/jaeger validate --config={path}"),),
         data_dirs=(jaeger.data_dir, f"{jaeger.data_dir}/keys", f"{jaeger.data_dir}/values"),
-        ready_url=f"http://{ready_host}:{jaeger.health_port}/status",
+        ready_url=f"http://{health_bind}/status",
     )
 
 
 @deploy("Jaeger")
-def jaeger(traces: TracesSettings, artifact_base_url: str, hardening: bool = True):
+def jaeger(traces: TracesSettings, ctx: HostContext):
     """
     Install Jaeger v2 with Badger storage and the query UI/API.
 
     + traces: `traces` settings (store jaeger; ports, retention, traces.jaeger)
-    + artifact_base_url: where release archives come from
-    + hardening: apply the systemd sandboxing directives
+    + ctx: the host context: the binds of the jaeger.* listeners from the topology
     """
-    release_service(service_spec(traces, config_text(render_config(traces))), artifact_base_url, hardening)
+    binds = {l.name: l.bind for l in ctx.topology.on(ctx.name) if l.component == NAME}
+    spec = service_spec(traces, config_text(render_config(traces, binds)), binds["jaeger.health"])
+    release_service(spec, ctx.artifact_base_url, ctx.hardening)

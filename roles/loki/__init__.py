@@ -37,8 +37,15 @@ def loki_duration(value: str) -> str:
     return f"{-(-seconds // 3600)}h"
 
 
-def render_config(settings: LokiSettings, policy: RetentionPolicy, s3_endpoint: str, s3_region: str) -> str:
-    """Loki's YAML for `settings` and the retention `policy`; `s3_endpoint` is the object store's host:port."""
+def render_config(
+    settings: LokiSettings, policy: RetentionPolicy, s3_endpoint: str, s3_region: str, http_bind: str = "", grpc_bind: str = ""
+) -> str:
+    """Loki's YAML for `settings` and the retention `policy`; `s3_endpoint` is the object store's host:port.
+
+    `http_bind` and `grpc_bind` are loki.http and loki.grpc from the topology (ip:port).
+    """
+    http_bind = http_bind or f"127.0.0.1:{settings.http_port}"
+    grpc_bind = grpc_bind or f"127.0.0.1:{settings.grpc_port}"
     data = settings.data_dir
     longest = max([policy.default_period, *(r.period for r in policy.streams)], key=duration_seconds)
     config = {
@@ -46,11 +53,11 @@ def render_config(settings: LokiSettings, policy: RetentionPolicy, s3_endpoint: 
         # One tenant ("fake"): the collector gateway is the only writer, on the internal network.
         "auth_enabled": False,
         "server": {
-            "http_listen_address": settings.listen_address,
-            "http_listen_port": settings.http_port,
-            # gRPC is only Loki talking to itself in monolithic mode.
-            "grpc_listen_address": "127.0.0.1",
-            "grpc_listen_port": settings.grpc_port,
+            "http_listen_address": http_bind.rsplit(":", 1)[0],
+            "http_listen_port": int(http_bind.rsplit(":", 1)[1]),
+            # gRPC is only Loki talking to itself in monolithic mode (the loopback).
+            "grpc_listen_address": grpc_bind.rsplit(":", 1)[0],
+            "grpc_listen_port": int(grpc_bind.rsplit(":", 1)[1]),
             "log_format": "json",
             "log_level": "info",
         },
@@ -147,7 +154,8 @@ def verify_command() -> str:
     return f"{{bin}}/{BINARY} -config.file={{path}} -config.expand-env=true -verify-config"
 
 
-def service_spec(settings: LokiSettings, config: str, credentials: str) -> ServiceSpec:
+def service_spec(settings: LokiSettings, config: str, credentials: str, http_bind: str = "") -> ServiceSpec:
+    http_bind = http_bind or f"127.0.0.1:{settings.http_port}"
     return ServiceSpec(
         name=NAME,
         description="Loki log store",
@@ -159,24 +167,21 @@ def service_spec(settings: LokiSettings, config: str, credentials: str) -> Servi
         env_files=(CREDENTIALS,),
         data_dirs=(settings.data_dir,),
         # /ready lags by ingester.lifecycler.min_ready_duration (15s); the building block polls it.
-        ready_url=f"http://127.0.0.1:{settings.http_port}/ready",
+        ready_url=f"http://{http_bind}/ready",
     )
 
 
 @deploy("Loki")
-def loki(
-    settings: LokiSettings, retention: RetentionPolicy, secrets: Mapping[str, str], s3_endpoint: str, s3_region: str, artifact_base_url: str, hardening: bool = True
-):
+def loki(settings: LokiSettings, ctx: HostContext):
     """
     Install Loki with the retention policy applied by its compactor.
 
     + settings: Loki's settings (`loki` in group data)
-    + retention: the retention policy (`retention` in group data)
-    + secrets: the run's resolved secrets (the S3 credentials)
-    + s3_endpoint: the object store as host:port (the telemetry host's object_store.listen_port)
-    + s3_region: the object store's region (object_store.region)
-    + artifact_base_url: where release archives come from
-    + hardening: apply the systemd sandboxing directives
+    + ctx: the host context: the retention policy (`retention`), the binds and the object
+      store's endpoint from the topology, its region, the run's secrets (the S3 credentials)
     """
-    config = render_config(settings, retention, s3_endpoint, s3_region)
-    release_service(spec=service_spec(settings, config, credentials_env(settings, secrets)), artifact_base_url=artifact_base_url, hardening=hardening)
+    http_bind, grpc_bind = ctx.bind("loki.http"), ctx.bind("loki.grpc")
+    s3_endpoint = ctx.topology.reach("object_store.s3", ctx.name)
+    config = render_config(settings, ctx.settings.retention, s3_endpoint, ctx.settings.object_store.region, http_bind, grpc_bind)
+    spec = service_spec(settings, config, credentials_env(settings, ctx.secrets), http_bind)
+    release_service(spec=spec, artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)

@@ -41,7 +41,6 @@ class LokiSettings(Model):
     only ${LOKI_S3_ACCESS_KEY} / ${LOKI_S3_SECRET_KEY} (`-config.expand-env=true`).
     """
 
-    listen_address: Text = Field("0.0.0.0", description="Where Loki's HTTP API binds.")
     http_port: Port = Field(3100, description='HTTP API: push, OTLP (/otlp), queries, deletes, /ready, /metrics.')
     grpc_port: Port = Field(9095, description='gRPC, only Loki talking to itself in monolithic mode (bound to 127.0.0.1).')
     data_dir: AbsPath = Field("/var/lib/loki", description='WAL, TSDB index and compactor state (the hot tier).')

@@ -10,7 +10,9 @@ from pyinfra.operations import files
 from roles._service import ServiceSpec, release_service
 
 if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
+    from roles._context import HostContext
     from roles._settings import Settings
+    from roles.node_exporter.settings import NodeExporterSettings
 
 # Jobs that report through textfile metrics (the Grafana backup) run as their own
 # users; membership in node_exporter's group lets them reach (/var/lib/node_exporter
@@ -21,14 +23,15 @@ TEXTFILE_GROUP = "node_exporter"
 WATCHED_UNITS = r"(prometheus|node_exporter|versitygw|grafana|loki|tempo|jaeger|otelcol|victorialogs|victorialogs-retention|sentinel-backend|cron)\.service"
 
 
-def service_spec(settings: Settings) -> ServiceSpec:
+def service_spec(settings: Settings, bind: str) -> ServiceSpec:
+    """node_exporter's service; `bind` is ip:port from the topology (node_exporter.metrics)."""
     ne = settings.node_exporter
     return ServiceSpec(
         name="node_exporter",
         description="Prometheus node_exporter",
         exec_start=(
             "{bin}/node_exporter",
-            f"--web.listen-address=:{ne.listen_port}",
+            f"--web.listen-address={bind}",
             f"--collector.textfile.directory={ne.textfile_dir}",
             "--collector.systemd",
             f"--collector.systemd.unit-include={WATCHED_UNITS}",
@@ -36,19 +39,20 @@ def service_spec(settings: Settings) -> ServiceSpec:
         # The textfile dir is created below with its writers' group, not as a data dir.
         data_dirs=("/var/lib/node_exporter",),
         netlink=True,
-        ready_url=f"http://127.0.0.1:{ne.listen_port}/metrics",
+        ready_url=f"http://{bind}/metrics",
     )
 
 
 @deploy("node_exporter")
-def node_exporter(settings: Settings):
+def node_exporter(settings: NodeExporterSettings, ctx: HostContext):
     """
     Install node_exporter on this host.
 
-    + settings: this host's settings (node_exporter, artifact_base_url, systemd_hardening)
+    + settings: the `node_exporter` block
+    + ctx: the host context (its bind from the topology, artifact base URL, hardening)
     """
-    release_service(service_spec(settings), settings.artifact_base_url, settings.systemd_hardening)
-    textfile_dir(settings.node_exporter.textfile_dir)
+    release_service(service_spec(ctx.settings, ctx.bind("node_exporter.metrics")), ctx.artifact_base_url, ctx.hardening)
+    textfile_dir(settings.textfile_dir)
 
 
 def textfile_dir(path: str) -> None:

@@ -19,7 +19,9 @@ from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles._service.operations import validated_file
 
 if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
+    from roles._context import HostContext
     from roles._settings import Settings
+    from roles.object_store.settings import ObjectStoreSettings
 
 CREDENTIALS = "/etc/versitygw/credentials.env"
 # The same credentials for curl, which signs the role's own S3 requests (bucket
@@ -54,14 +56,15 @@ def curl_config(access_key: str, secret_key: str) -> str:
     return f'# Managed by the Sentinel observability toolkit: credentials for curl -K.\nuser = "{user}"\n'
 
 
-def service_spec(settings: Settings, secrets: Mapping[str, str]) -> ServiceSpec:
+def service_spec(settings: Settings, secrets: Mapping[str, str], bind: str = "127.0.0.1:7070") -> ServiceSpec:
+    """versitygw; `bind` is object_store.s3 from the topology (the loopback: only the stores on this host use it)."""
     store = settings.object_store
     return ServiceSpec(
         name="versitygw",
         description="versitygw S3-compatible object store",
         exec_start=(
             "{bin}/versitygw",
-            f"--port=:{store.listen_port}",
+            f"--port={bind}",
             "--health=/health",
             f"--region={store.region}",
             "posix",
@@ -71,7 +74,7 @@ def service_spec(settings: Settings, secrets: Mapping[str, str]) -> ServiceSpec:
         configs=(ConfigFile(CREDENTIALS, credentials_env(settings, secrets), mode="0640"),),
         env_files=(CREDENTIALS,),
         data_dirs=("/var/lib/versitygw", store.data_dir, store.metadata_dir),
-        ready_url=f"http://127.0.0.1:{store.listen_port}/health",
+        ready_url=f"http://{bind}/health",
     )
 
 
@@ -113,15 +116,17 @@ def bucket(bucket_name: str, data_dir: str, port: int, region: str):
 
 
 @deploy("Object store")
-def object_store(settings: Settings, secrets: Mapping[str, str]):
+def object_store(settings: ObjectStoreSettings, ctx: HostContext):
     """
     Install versitygw and create the buckets the stack writes to.
 
-    + settings: this host's settings (object_store, artifact_base_url, systemd_hardening)
-    + secrets: the run's resolved secrets; the store's two credentials are taken from it
+    + settings: the `object_store` block
+    + ctx: the host context: its bind (object_store.s3, the loopback), the run's secrets
+      (the store's two credentials are taken from them)
     """
-    store = settings.object_store
-    release_service(service_spec(settings, secrets), settings.artifact_base_url, settings.systemd_hardening)
+    store, secrets = settings, ctx.secrets
+    settings = ctx.settings
+    release_service(service_spec(settings, secrets, ctx.bind("object_store.s3")), ctx.artifact_base_url, ctx.hardening)
     validated_file(
         name="versitygw: credentials for the role's S3 requests",
         dest=CURL_CONFIG,

@@ -20,7 +20,8 @@ the host before it replaces the live one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Iterable, Literal
 
 import yaml
 from pyinfra.api import deploy
@@ -29,6 +30,10 @@ from pyinfra.operations import server
 from roles._godur import go_duration
 from roles._service import ConfigFile, ServiceSpec, release_service
 from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
+
+if TYPE_CHECKING:
+    from roles._context import HostContext
+    from roles._topology import Topology
 
 NAME = "otelcol"  # the files/versions.yml key: unit, user, /etc/otelcol, /opt/otelcol
 BINARY = "otelcol-contrib"
@@ -46,18 +51,21 @@ LOG_TIME_LAYOUT = "2006-01-02T15:04:05.999Z07:00"
 STREAM_LABEL_FIELDS = {"service": "service", "env": "env", "stream": "stream", "level": "level"}
 
 
-def trace_store_endpoint(traces: TracesSettings, telemetry_address: str) -> str:
+# The OTLP/HTTP logs path of each log store, on its listener.
+LOG_STORE_PATHS = {"victorialogs": ("victorialogs.http", "/insert/opentelemetry/v1/logs"), "loki": ("loki.http", "/otlp/v1/logs")}
+
+
+def trace_store_endpoint(traces: TracesSettings, topology: Topology, me: str) -> str:
     """The OTLP/HTTP base URL of the chosen trace store (the exporter appends /v1/traces)."""
-    return traces.endpoint or f"http://{telemetry_address}:{traces.otlp_http_port}"
+    return traces.endpoint or topology.url(f"{traces.store}.otlp_http", me)
 
 
-def log_store_endpoint(logs: LogsSettings, telemetry_address: str) -> str:
-    """The full OTLP/HTTP logs URL of the chosen log store."""
+def log_store_endpoint(logs: LogsSettings, topology: Topology, me: str) -> str:
+    """The full OTLP/HTTP logs URL of the chosen log store (its port is the store's own setting)."""
     if logs.endpoint:
         return logs.endpoint
-    if logs.store == "victorialogs":
-        return f"http://{telemetry_address}:9428/insert/opentelemetry/v1/logs"
-    return f"http://{telemetry_address}:3100/otlp/v1/logs"
+    listener, path = LOG_STORE_PATHS[logs.store]
+    return topology.url(listener, me, path)
 
 
 def _queue(settings: CollectorSettings) -> dict:
@@ -113,9 +121,10 @@ def render_config(
     logs: LogsSettings | None = None,
     trace_endpoint: str = "",
     log_endpoint: str = "",
-    remote_write_url: str = "",
+    remote_write_url: str | tuple[str, ...] = "",
     gateway_endpoint: str = "",
     service_name: str = "sentinel-backend",
+    binds: Mapping[str, str] | None = None,
 ) -> dict:
     """
     The collector's config as a dict.
@@ -126,17 +135,23 @@ def render_config(
     + traces, logs: the store choices (gateway)
     + trace_endpoint: the trace store's OTLP/HTTP base URL (gateway)
     + log_endpoint: the log store's OTLP/HTTP logs URL (gateway)
-    + remote_write_url: Prometheus's /api/v1/write (gateway)
+    + remote_write_url: Prometheus's /api/v1/write (gateway); a tuple for every Prometheus
     + gateway_endpoint: the gateway's OTLP/HTTP base URL (agent only)
     + service_name: the backend's service.name (agent: for lines without a `service` field)
+    + binds: listener -> ip:port from the topology (otelcol.health, otelcol.metrics, gateway.otlp_*);
+      the loopback when not given (unit tests)
     """
+    binds = dict(binds or {})
+    for name, port in (("otelcol.health", settings.health_port), ("otelcol.metrics", settings.metrics_port),
+                       ("gateway.otlp_grpc", settings.grpc_port), ("gateway.otlp_http", settings.http_port)):
+        binds.setdefault(name, f"127.0.0.1:{port}")
     modes = set(modes)
     if not modes or modes - {"gateway", "agent"}:
         raise ValueError(f"modes must be gateway and/or agent, got {sorted(modes)}")
     gateway = "gateway" in modes
-    listen = settings.listen_address
+    metrics_host, metrics_port = binds["otelcol.metrics"].rsplit(":", 1)
     extensions: dict = {
-        "health_check": {"endpoint": f"{listen}:{settings.health_port}"},
+        "health_check": {"endpoint": binds["otelcol.health"]},
         "file_storage": {
             "directory": f"{settings.data_dir}/file_storage",
             # Reclaim the space of delivered batches.
@@ -162,8 +177,8 @@ def render_config(
             raise ValueError("the gateway needs traces, logs, trace_endpoint, log_endpoint and remote_write_url")
         receivers["otlp"] = {
             "protocols": {
-                "grpc": {"endpoint": f"{listen}:{settings.grpc_port}"},
-                "http": {"endpoint": f"{listen}:{settings.http_port}"},
+                "grpc": {"endpoint": binds["gateway.otlp_grpc"]},
+                "http": {"endpoint": binds["gateway.otlp_http"]},
             }
         }
         connectors["span_metrics"] = {
@@ -187,14 +202,19 @@ def render_config(
             # VictoriaLogs makes streams of these fields; every other field is a plain field.
             log_exporter["headers"] = {"VL-Stream-Fields": ",".join(logs.stream_fields)}
         exporters[f"otlp_http/{logs.store}"] = log_exporter
-        exporters["prometheus_remote_write"] = {
-            "endpoint": remote_write_url,
-            "external_labels": {"environment": environment},
-            "resource_to_telemetry_conversion": {"enabled": True},
-            "retry_on_failure": _retry(settings),
-        }
+        # Every Prometheus gets the span metrics (a pair holds the same series).
+        remote_writes = []
+        for i, url in enumerate([remote_write_url] if isinstance(remote_write_url, str) else list(remote_write_url)):
+            name = "prometheus_remote_write" if i == 0 else f"prometheus_remote_write/{i + 1}"
+            exporters[name] = {
+                "endpoint": url,
+                "external_labels": {"environment": environment},
+                "resource_to_telemetry_conversion": {"enabled": True},
+                "retry_on_failure": _retry(settings),
+            }
+            remote_writes.append(name)
         pipelines["traces"] = {"receivers": ["otlp"], "processors": list(chain), "exporters": [f"otlp_http/{traces.store}", "span_metrics"]}
-        pipelines["metrics/span_metrics"] = {"receivers": ["span_metrics"], "processors": list(chain), "exporters": ["prometheus_remote_write"]}
+        pipelines["metrics/span_metrics"] = {"receivers": ["span_metrics"], "processors": list(chain), "exporters": remote_writes}
         pipelines["logs"] = {"receivers": ["otlp"], "processors": list(chain), "exporters": [f"otlp_http/{logs.store}"]}
 
     if "agent" in modes:
@@ -229,7 +249,7 @@ def render_config(
             "logs": {"level": "info"},
             "metrics": {
                 "level": "detailed",
-                "readers": [{"pull": {"exporter": {"prometheus": {"host": listen, "port": settings.metrics_port}}}}],
+                "readers": [{"pull": {"exporter": {"prometheus": {"host": metrics_host, "port": int(metrics_port)}}}}],
             },
         },
     }
@@ -240,16 +260,16 @@ def config_text(config: dict) -> str:
     return "# Managed by the Sentinel observability toolkit; local edits are overwritten.\n" + yaml.safe_dump(config, sort_keys=False)
 
 
-def service_spec(settings: CollectorSettings, config: str) -> ServiceSpec:
-    """The collector's service; `config` is the rendered YAML."""
-    ready_host = "127.0.0.1" if settings.listen_address == "0.0.0.0" else settings.listen_address
+def service_spec(settings: CollectorSettings, config: str, health_bind: str = "") -> ServiceSpec:
+    """The collector's service; `config` is the rendered YAML, `health_bind` otelcol.health from the topology."""
+    health_bind = health_bind or f"127.0.0.1:{settings.health_port}"
     return ServiceSpec(
         name=NAME,
         description="OpenTelemetry Collector",
         exec_start=(f"{{bin}}/{BINARY}", f"--config={CONFIG}"),
         configs=(ConfigFile(CONFIG, config, validate=f"{{bin}}/{BINARY} validate --config={{path}}"),),
         data_dirs=(settings.data_dir, f"{settings.data_dir}/file_storage"),
-        ready_url=f"http://{ready_host}:{settings.health_port}/",
+        ready_url=f"http://{health_bind}/",
     )
 
 
@@ -264,8 +284,9 @@ class CollectorWiring:
     logs: LogsSettings | None = None
     trace_endpoint: str = ""
     log_endpoint: str = ""
-    remote_write_url: str = ""
+    remote_write_url: str | tuple[str, ...] = ""
     gateway_endpoint: str = ""
+    binds: tuple[tuple[str, str], ...] = ()
 
     def render_args(self) -> dict:
         """The keyword arguments of `render_config` after its settings."""
@@ -275,22 +296,23 @@ class CollectorWiring:
 def render_wired(settings: CollectorSettings, wiring: CollectorWiring) -> dict:
     """`render_config` for one host's wiring."""
     args = wiring.render_args()
+    args["binds"] = dict(args["binds"])
     return render_config(settings, args.pop("modes"), args.pop("environment"), **args)
 
 
 @deploy("OpenTelemetry Collector")
-def otel_collector(settings: CollectorSettings, artifact_base_url: str, hardening: bool, wiring: CollectorWiring):
+def otel_collector(settings: CollectorSettings, ctx: HostContext):
     """
     Install the collector as the gateway, the agent, or both.
 
     + settings: `otel_collector` settings
-    + artifact_base_url: where release archives come from
-    + hardening: apply the systemd sandboxing directives
-    + wiring: modes (gateway on telemetry, agent on app, both on a host in both), the store
-      choices and the peers' endpoints, from `collector_wiring`
+    + ctx: the host context; its wiring (modes: gateway on telemetry, agent on app, both on
+      a host in both; the store choices and the peers' endpoints) comes from `collector_wiring`
     """
+    wiring = collector_wiring(ctx)
     modes = wiring.modes
-    spec = service_spec(settings, config_text(render_wired(settings, wiring)))
+    spec = service_spec(settings, config_text(render_wired(settings, wiring)), ctx.bind("otelcol.health"))
+    artifact_base_url, hardening = ctx.artifact_base_url, ctx.hardening
     if "agent" in modes:
         # The backend's log directory is 0750 root-or-sentinel:sentinel: the collector reads it as a group member.
         # Created before the service starts, so its first start already has the group.
@@ -322,44 +344,32 @@ def otel_collector(settings: CollectorSettings, artifact_base_url: str, hardenin
 # --- wiring: what each host's collector needs from the rest of the environment -------------
 
 
-def _first(hosts_by_group: dict, group: str):
-    members = sorted(hosts_by_group.get(group, []), key=lambda pair: pair[0])
-    return members[0][1] if members else None
-
-
-def collector_wiring(me, groups: Iterable[str], hosts_by_group: dict) -> CollectorWiring:
+def collector_wiring(ctx: HostContext) -> CollectorWiring:
     """
-    The wiring of one host's collector, from the environment.
+    The wiring of one host's collector, from the topology.
 
-    + me: the host's `Settings`
-    + groups: the host's groups
-    + hosts_by_group: {group: [(name, Settings), ...]} of the whole environment
+    + ctx: the host context
 
-    The gateway exports to the first telemetry host's stores and remote-writes to
-    the first monitoring host's Prometheus; the agent exports to the first telemetry
-    host's gateway.
+    The gateway exports to the environment's trace and log store and remote-writes to
+    Prometheus; the agent exports to the gateway. Each endpoint is the topology's one
+    instance of its listener (preflight refuses an environment where there are several
+    and the client could reach only one: see roles/_topology.py).
     """
-    modes = tuple(mode for mode, group in (("gateway", "telemetry"), ("agent", "app")) if group in groups)
+    me = ctx.settings
+    modes = tuple(mode for mode, group in (("gateway", "telemetry"), ("agent", "app")) if group in ctx.groups)
     if not modes:
         raise ValueError("a collector runs on telemetry (gateway) or app (agent) hosts only")
-    telemetry = _first(hosts_by_group, "telemetry") or me
-    args: dict = {"modes": modes, "environment": me.environment, "service_name": me.backend.service_name}
+    binds = tuple((l.name, l.bind) for l in ctx.topology.on(ctx.name) if l.component in ("otelcol", "gateway"))
+    args: dict = {"modes": modes, "environment": me.environment, "service_name": me.backend.service_name, "binds": binds}
     if "gateway" in modes:
-        monitoring = _first(hosts_by_group, "monitoring")
-        if monitoring is None:
-            raise ValueError("the gateway remote-writes span metrics to Prometheus, but the inventory has no monitoring host")
+        remote_write = ctx.urls("prometheus.web", "/api/v1/write")
         args.update(
             traces=me.traces,
             logs=me.logs,
-            trace_endpoint=trace_store_endpoint(me.traces, telemetry.address),
-            log_endpoint=log_store_endpoint(me.logs, telemetry.address),
-            remote_write_url=f"http://{monitoring.address}:{monitoring.prometheus.listen_port}/api/v1/write",
+            trace_endpoint=trace_store_endpoint(me.traces, ctx.topology, ctx.name),
+            log_endpoint=log_store_endpoint(me.logs, ctx.topology, ctx.name),
+            remote_write_url=remote_write[0] if len(remote_write) == 1 else tuple(remote_write),
         )
     if modes == ("agent",):
-        args["gateway_endpoint"] = gateway_endpoint(telemetry)
+        args["gateway_endpoint"] = ctx.url("gateway.otlp_http")
     return CollectorWiring(**args)
-
-
-def gateway_endpoint(gateway) -> str:
-    """OTLP/HTTP base URL of the collector gateway on the host with settings `gateway` (the backend and agents export here)."""
-    return f"http://{gateway.address}:{gateway.otel_collector.http_port}"

@@ -82,7 +82,6 @@ class TracesSettings(Model):
     # so its OTLP receiver takes the next free pair.
     otlp_grpc_port: Port = Field(4417, description="The store's OTLP/gRPC receiver port.")
     otlp_http_port: Port = Field(4418, description="The store's OTLP/HTTP receiver port (the gateway exports here).")
-    listen_address: ListenAddress = Field("0.0.0.0", description="Where the store's OTLP receivers bind (never localhost: the gateway may be elsewhere).")
     endpoint: HttpUrl | None = Field(None, description="OTLP/HTTP base URL the gateway exports traces to; default http://<first telemetry host>:<otlp_http_port>.")
     tempo: TempoSettings = Field(TempoSettings(), description="Tempo's settings (store: tempo only).")
     jaeger: JaegerSettings = Field(JaegerSettings(), description="Jaeger's settings (store: jaeger only).")
@@ -116,7 +115,6 @@ class LogsSettings(Model):
 class CollectorSettings(Model):
     """The OpenTelemetry Collector: the gateway on `telemetry` hosts, the agent on `app` hosts."""
 
-    listen_address: ListenAddress = Field("0.0.0.0", description="Where the gateway's OTLP receivers and the health check bind.")
     grpc_port: Port = Field(4317, description="Gateway OTLP/gRPC.")
     http_port: Port = Field(4318, description="Gateway OTLP/HTTP (the backend's OTEL_EXPORTER_OTLP_ENDPOINT).")
     # Not 8888 (the collector's default): Jaeger's own metrics hold it on the telemetry host.

@@ -14,7 +14,10 @@ from roles.alerting.rules import HEADER as RULES_HEADER, RULES_FILE, render_rule
 from roles.retention import prometheus_flags
 
 if TYPE_CHECKING:  # the role gets its settings and peers as arguments and imports no aggregate
+    from roles._context import HostContext
     from roles._settings import Settings
+    from roles._topology import Topology
+    from roles.prometheus.settings import PrometheusSettings
 
 CONFIG = "/etc/prometheus/prometheus.yml"
 DATA_DIR = "/var/lib/prometheus"
@@ -33,58 +36,36 @@ class ScrapeJob:
     metrics_path: str = "/metrics"
 
 
-def scrape_jobs(hosts_by_group: dict[str, list[tuple[str, Settings]]], me: Settings) -> list[ScrapeJob]:
-    """The scrape jobs for the whole environment, derived from the inventory."""
-
-    def targets(group: str, port_of) -> tuple[Target, ...]:
-        return tuple(Target(name, f"{s.address}:{port_of(s)}") for name, s in sorted(hosts_by_group.get(group, [])))
-
-    every_host = sorted({name: s for group in hosts_by_group.values() for name, s in group}.items())
-    return [
-        ScrapeJob("prometheus", targets("monitoring", lambda s: s.prometheus.listen_port)),
-        ScrapeJob("alertmanager", targets("monitoring", lambda s: s.alerting.listen_port)),
-        ScrapeJob("node", tuple(Target(name, f"{s.address}:{s.node_exporter.listen_port}") for name, s in every_host)),
-        ScrapeJob("sentinel-backend", targets("app", lambda s: s.backend.port), me.backend.metrics_path),
-        *pipeline_jobs(hosts_by_group),
-        *grafana_jobs(hosts_by_group),
-    ]
-
-
-def grafana_jobs(hosts_by_group: dict[str, list[tuple[str, Settings]]]) -> list[ScrapeJob]:
-    """Grafana's own /metrics where its binary runs (GrafanaDown reads `up{job="grafana"}`).
-
-    The lab installs Grafana's files only (grafana.install_binary: false), so it has no job.
-    """
-    hosts = tuple(
-        Target(name, f"{s.address}:{s.grafana.http_port}")
-        for name, s in sorted(hosts_by_group.get("monitoring", []))
-        if s.grafana.install_binary
-    )
-    return [ScrapeJob("grafana", hosts)] if hosts else []
+# job name -> the listener it scrapes: every instance of it in the topology.
+SCRAPED = (
+    ("prometheus", "prometheus.web"),
+    ("alertmanager", "alertmanager.web"),
+    ("node", "node_exporter.metrics"),
+    ("sentinel-backend", "backend.http"),
+    ("otelcol", "otelcol.metrics"),
+    ("jaeger", "jaeger.metrics"),
+    ("tempo", "tempo.http"),
+    ("victorialogs", "victorialogs.http"),
+    ("loki", "loki.http"),
+    # Grafana's own /metrics where its binary runs (GrafanaDown reads `up{job="grafana"}`).
+    ("grafana", "grafana.http"),
+)
 
 
-def pipeline_jobs(hosts_by_group: dict[str, list[tuple[str, Settings]]]) -> list[ScrapeJob]:
-    """The collectors (gateway and agents) and the trace and log stores each telemetry host chose."""
-    collectors = sorted({name: s for group in ("telemetry", "app") for name, s in hosts_by_group.get(group, [])}.items())
-    telemetry = sorted(hosts_by_group.get("telemetry", []))
-
-    def stores(job: str, chosen, port_of) -> ScrapeJob | None:
-        hosts = tuple(Target(name, f"{s.address}:{port_of(s)}") for name, s in telemetry if chosen(s))
-        return ScrapeJob(job, hosts) if hosts else None
-
-    jobs = [ScrapeJob("otelcol", tuple(Target(name, f"{s.address}:{s.otel_collector.metrics_port}") for name, s in collectors))] if collectors else []
-    jobs += [
-        stores("jaeger", lambda s: s.traces.store == "jaeger", lambda s: s.traces.jaeger.metrics_port),
-        stores("tempo", lambda s: s.traces.store == "tempo", lambda s: s.traces.tempo.http_port),
-        stores("victorialogs", lambda s: s.logs.store == "victorialogs", lambda s: s.victorialogs.port),
-        stores("loki", lambda s: s.logs.store == "loki", lambda s: s.loki.http_port),
-    ]
-    return [job for job in jobs if job is not None]
+def scrape_jobs(topology: Topology, me: Settings) -> list[ScrapeJob]:
+    """The scrape jobs for the whole environment: every listener of SCRAPED, on every host that has it."""
+    jobs = []
+    for job, listener in SCRAPED:
+        targets = tuple(Target(host, address) for host, address in topology.addresses(listener))
+        if targets or job in ("prometheus", "alertmanager", "node"):
+            path = me.backend.metrics_path if job == "sentinel-backend" else "/metrics"
+            jobs.append(ScrapeJob(job, targets, path))
+    return jobs
 
 
-def alertmanagers(hosts_by_group: dict[str, list[tuple[str, Settings]]]) -> list[str]:
-    """host:port of every monitoring host's Alertmanager; Prometheus sends each alert to all of them."""
-    return [f"{s.address}:{s.alerting.listen_port}" for _, s in sorted(hosts_by_group.get("monitoring", []))]
+def alertmanagers(topology: Topology) -> list[str]:
+    """host:port of every Alertmanager; Prometheus sends each alert to all of them."""
+    return [address for _, address in topology.addresses("alertmanager.web")]
 
 
 def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = ()) -> dict:
@@ -122,15 +103,15 @@ def render_config(settings: Settings, jobs: list[ScrapeJob], alertmanager_target
     return dump_yaml(config(settings, jobs, alertmanager_targets))
 
 
-def grafana_url(hosts_by_group: dict[str, list[tuple[str, Settings]]], me: Settings) -> str:
-    """Where dashboard links point: the setting, or Grafana's port on the first monitoring host."""
+def grafana_url(ctx: HostContext) -> str:
+    """Where dashboard links point: the setting, else this host's Grafana (grafana.http_port, even where no binary runs)."""
+    me = ctx.settings
     if me.alerting.grafana_url:
         return me.alerting.grafana_url
-    monitoring = sorted(hosts_by_group.get("monitoring", []))
-    return f"http://{monitoring[0][1].address if monitoring else me.address}:3000"
+    return f"http://{me.address}:{me.grafana.http_port}"
 
 
-def render_alert_rules(settings: Settings, hosts_by_group: dict[str, list[tuple[str, Settings]]]) -> str:
+def render_alert_rules(settings: Settings, ctx: HostContext) -> str:
     """The alert catalog as this environment's rule file (runbook and dashboard links resolved).
 
     Empty when Grafana evaluates the catalog (`alerting.evaluator: grafana`), so no alert pages twice;
@@ -138,14 +119,15 @@ def render_alert_rules(settings: Settings, hosts_by_group: dict[str, list[tuple[
     """
     if settings.alerting.evaluator == "grafana":
         return RULES_HEADER + "# alerting.evaluator is grafana: Grafana evaluates the catalog, Prometheus none of it.\ngroups: []\n"
-    return render_rules(load_catalog(), settings.alerting.runbook_base_url, grafana_url(hosts_by_group, settings))
+    return render_rules(load_catalog(), settings.alerting.runbook_base_url, grafana_url(ctx))
 
 
-def service_spec(settings: Settings, config: str, rules: str | None = None) -> ServiceSpec:
+def service_spec(settings: Settings, config: str, rules: str | None = None, bind: str = "") -> ServiceSpec:
     """
     The Prometheus service.
 
     + settings: the host's settings
+    + bind: ip:port of prometheus.web from the topology
     + config: the rendered prometheus.yml
     + rules: the rendered alert rule file; None installs none
     """
@@ -156,8 +138,9 @@ def service_spec(settings: Settings, config: str, rules: str | None = None) -> S
         f"--config.file={CONFIG}",
         f"--storage.tsdb.path={DATA_DIR}",
         f"--storage.tsdb.retention.time={retention['storage.tsdb.retention.time']}",
-        f"--web.listen-address=:{prom.listen_port}",
-        "--web.enable-lifecycle",
+        f"--web.listen-address={bind}",
+        # No --web.enable-lifecycle: POST /-/quit and /-/reload stay refused (403). The
+        # role reloads with SIGHUP; nothing needs the HTTP lifecycle API.
     ]
     if "storage.tsdb.retention.size" in retention:
         args.append(f"--storage.tsdb.retention.size={retention['storage.tsdb.retention.size']}")
@@ -175,18 +158,19 @@ def service_spec(settings: Settings, config: str, rules: str | None = None) -> S
         config_dirs=("/etc/prometheus/rules",),
         data_dirs=(DATA_DIR,),
         reload="sighup",
-        ready_url=f"http://127.0.0.1:{prom.listen_port}/-/ready",
+        ready_url=f"http://{bind}/-/ready",
     )
 
 
 @deploy("Prometheus")
-def prometheus(settings: Settings, hosts_by_group: dict[str, list[tuple[str, Settings]]]):
+def prometheus(settings: PrometheusSettings, ctx: HostContext):
     """
     Install Prometheus, scrape every component of the environment, evaluate the alert catalog.
 
-    + settings: this host's settings (prometheus, retention, alerting links, artifact_base_url, systemd_hardening)
-    + hosts_by_group: (name, settings) of every host per group: the scrape targets and Alertmanagers
+    + settings: the `prometheus` block (retention and alert links come from the host's settings in `ctx`)
+    + ctx: the host context: its bind, the scrape targets and Alertmanagers from the topology
     """
-    config = render_config(settings, scrape_jobs(hosts_by_group, settings), alertmanagers(hosts_by_group))
-    rules = render_alert_rules(settings, hosts_by_group)
-    release_service(service_spec(settings, config, rules), settings.artifact_base_url, settings.systemd_hardening)
+    me = ctx.settings
+    config = render_config(me, scrape_jobs(ctx.topology, me), alertmanagers(ctx.topology))
+    rules = render_alert_rules(me, ctx)
+    release_service(service_spec(me, config, rules, ctx.bind("prometheus.web")), ctx.artifact_base_url, ctx.hardening)

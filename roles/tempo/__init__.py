@@ -5,8 +5,9 @@ proven by rendering and by a check of every key it writes against Tempo's own
 configuration reference for the pinned version (files/tempo/). On a real host the
 building block runs `tempo -config.verify` on the staged file before the swap.
 
-- OTLP receivers on `traces.listen_address` (Tempo 2.7+ binds localhost unless
-  told), ports 4417/4418: the collector gateway holds 4317/4318 on the same host.
+- Every listener binds what the topology says (roles/_topology.py): the OTLP/HTTP
+  receiver and the HTTP API on the host's IP, gRPC on the loopback; ports 4417/4418
+  for OTLP: the collector gateway holds 4317/4318 on the same host.
 - Blocks in the object_store role's S3 bucket `tempo` (or local disk), credentials
   expanded from an EnvironmentFile (0640 root:tempo) with -config.expand-env=true,
   never written into the YAML.
@@ -27,7 +28,7 @@ from roles._godur import go_duration
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 
 if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hold TempoSettings
-    from roles.object_store.settings import ObjectStoreSettings
+    from roles._context import HostContext
     from roles.otel_collector.settings import TracesSettings
 
 NAME = "tempo"
@@ -38,16 +39,18 @@ ACCESS_KEY_VAR = "TEMPO_S3_ACCESS_KEY"
 SECRET_KEY_VAR = "TEMPO_S3_SECRET_KEY"
 
 
-def render_config(traces: TracesSettings, s3_endpoint: str = "", s3_region: str = "us-east-1") -> dict:
+def render_config(traces: TracesSettings, binds: Mapping[str, str], s3_endpoint: str = "", s3_region: str = "us-east-1") -> dict:
     """
     Tempo's config as a dict.
 
-    + traces: `traces` settings (store tempo; ports, listen address, retention, traces.tempo)
+    + traces: `traces` settings (store tempo; ports, retention, traces.tempo)
+    + binds: listener -> ip:port from the topology (tempo.http, tempo.grpc, tempo.otlp_*)
     + s3_endpoint: host:port of the object store (backend s3)
     + s3_region: the object store's region (backend s3)
     """
     tempo = traces.tempo
-    listen = traces.listen_address
+    http_host, http_port = binds["tempo.http"].rsplit(":", 1)
+    grpc_host, grpc_port = binds["tempo.grpc"].rsplit(":", 1)
     trace_storage: dict = {"backend": tempo.backend, "wal": {"path": f"{tempo.data_dir}/wal"}}
     if tempo.backend == "s3":
         if not s3_endpoint:
@@ -65,13 +68,19 @@ def render_config(traces: TracesSettings, s3_endpoint: str = "", s3_region: str 
     else:
         trace_storage["local"] = {"path": f"{tempo.data_dir}/blocks"}
     return {
-        "server": {"http_listen_port": tempo.http_port, "grpc_listen_port": tempo.grpc_port, "log_level": "info"},
+        "server": {
+            "http_listen_address": http_host,
+            "http_listen_port": int(http_port),
+            "grpc_listen_address": grpc_host,
+            "grpc_listen_port": int(grpc_port),
+            "log_level": "info",
+        },
         "distributor": {
             "receivers": {
                 "otlp": {
                     "protocols": {
-                        "grpc": {"endpoint": f"{listen}:{traces.otlp_grpc_port}"},
-                        "http": {"endpoint": f"{listen}:{traces.otlp_http_port}"},
+                        "grpc": {"endpoint": binds["tempo.otlp_grpc"]},
+                        "http": {"endpoint": binds["tempo.otlp_http"]},
                     }
                 }
             }
@@ -100,7 +109,7 @@ def _verify(env_file: str | None = None) -> str:
     return "{bin}/tempo -config.file={path} -config.expand-env=true -config.verify"
 
 
-def service_spec(traces: TracesSettings, config: str, credentials: str | None) -> ServiceSpec:
+def service_spec(traces: TracesSettings, config: str, credentials: str | None, http_bind: str) -> ServiceSpec:
     """Tempo's service; `credentials` is the env file's content (backend s3) or None."""
     tempo = traces.tempo
     configs = []
@@ -117,23 +126,23 @@ def service_spec(traces: TracesSettings, config: str, credentials: str | None) -
         configs=tuple(configs),
         env_files=env_files,
         data_dirs=(tempo.data_dir,),
-        ready_url=f"http://127.0.0.1:{tempo.http_port}/ready",
+        ready_url=f"http://{http_bind}/ready",
         working_directory=tempo.data_dir,
     )
 
 
 @deploy("Tempo")
-def tempo(traces: TracesSettings, object_store: ObjectStoreSettings, secrets: Mapping[str, str], artifact_base_url: str, hardening: bool = True):
+def tempo(traces: TracesSettings, ctx: HostContext):
     """
     Install Tempo with its blocks in the object store (or on local disk).
 
     + traces: `traces` settings (store tempo)
-    + object_store: the object_store settings (S3 port and region on this telemetry host)
-    + secrets: the run's resolved secrets (the S3 credentials, backend s3)
-    + artifact_base_url: where release archives come from
-    + hardening: apply the systemd sandboxing directives
+    + ctx: the host context: binds and the object store's endpoint from the topology,
+      the S3 region, the run's secrets (the S3 credentials, backend s3)
     """
     s3 = traces.tempo.backend == "s3"
-    config = render_config(traces, f"127.0.0.1:{object_store.listen_port}" if s3 else "", object_store.region)
-    credentials = credentials_env(traces, secrets) if s3 else None
-    release_service(service_spec(traces, config_text(config), credentials), artifact_base_url, hardening)
+    binds = {l.name: l.bind for l in ctx.topology.on(ctx.name) if l.component == NAME}
+    s3_endpoint = ctx.topology.reach("object_store.s3", ctx.name) if s3 else ""
+    config = render_config(traces, binds, s3_endpoint, ctx.settings.object_store.region)
+    credentials = credentials_env(traces, ctx.secrets) if s3 else None
+    release_service(service_spec(traces, config_text(config), credentials, binds["tempo.http"]), ctx.artifact_base_url, ctx.hardening)

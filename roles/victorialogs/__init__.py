@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from typing import TYPE_CHECKING
 
 from pyinfra.api import deploy
 from pyinfra.operations import systemd
@@ -27,6 +28,9 @@ from roles.retention import RetentionPolicy
 from roles.retention.logsql import enforcement_deletes, longest_period
 from roles.victorialogs.settings import VictoriaLogsSettings
 
+if TYPE_CHECKING:
+    from roles._context import HostContext
+
 NAME = "victorialogs"
 BINARY = "victoria-logs-prod"
 FLAGS_FILE = f"/etc/{NAME}/flags.env"
@@ -36,10 +40,14 @@ ENFORCE_UNIT = f"{NAME}-retention"
 ENV_PREFIX = "VL_"
 
 
-def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> dict[str, str]:
-    """Every flag VictoriaLogs runs with, by name without the leading "-"."""
+def _bind(settings: VictoriaLogsSettings, bind: str) -> str:
+    return bind or f"127.0.0.1:{settings.port}"
+
+
+def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> dict[str, str]:
+    """Every flag VictoriaLogs runs with, by name without the leading "-"; `bind` is victorialogs.http from the topology."""
     return {
-        "httpListenAddr": settings.listen,
+        "httpListenAddr": _bind(settings, bind),
         "storageDataPath": settings.storage_path,
         # The longest class: nothing the policy keeps is dropped by the store itself.
         "retentionPeriod": longest_period(policy),
@@ -57,10 +65,10 @@ def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> dict[str, 
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9._/:+@-]+")
 
 
-def flags_env(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> str:
+def flags_env(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> str:
     """The EnvironmentFile holding the flags as VL_<flag> (dots as underscores), for systemd."""
     values = {}
-    for name, value in flags(settings, policy).items():
+    for name, value in flags(settings, policy, bind).items():
         if not _PLAIN_VALUE.fullmatch(value):
             raise QuotingError(f"victorialogs flag -{name}: the value needs quoting, which the flag check cannot read")
         values[f"{ENV_PREFIX}{name.replace('.', '_')}"] = value
@@ -78,15 +86,15 @@ def check_flags_command() -> str:
     return f"env -i $(grep -v '^#' {{path}}) {{bin}}/{BINARY} -envflag.enable -envflag.prefix={ENV_PREFIX} -version"
 
 
-def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> ServiceSpec:
+def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
         description="VictoriaLogs log store",
         exec_start=(f"{{bin}}/{BINARY}", "-envflag.enable", f"-envflag.prefix={ENV_PREFIX}"),
-        configs=(ConfigFile(FLAGS_FILE, flags_env(settings, policy), validate=check_flags_command(), mode="0640"),),
+        configs=(ConfigFile(FLAGS_FILE, flags_env(settings, policy, bind), validate=check_flags_command(), mode="0640"),),
         env_files=(FLAGS_FILE,),
         data_dirs=("/var/lib/victorialogs", settings.storage_path),
-        ready_url=f"http://127.0.0.1:{settings.port}/health",
+        ready_url=f"http://{_bind(settings, bind)}/health",
         # VictoriaLogs 1.52.2 checks its mmapped parts with mincore() and panics when the
         # call fails ("cannot call mincore ... operation not permitted", seen on the lab);
         # @system-service does not hold it.
@@ -94,13 +102,13 @@ def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> Ser
     )
 
 
-def enforcement_script(settings: VictoriaLogsSettings, policy: RetentionPolicy) -> str:
+def enforcement_script(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> str:
     """The daily job: count, then delete, each shorter class's expired lines; wait until the deletes finish.
 
     It logs to the journal how many lines of each class it deleted, so an auditor
     can see the policy applied (`journalctl -u victorialogs-retention`).
     """
-    base = f"http://127.0.0.1:{settings.port}"
+    base = f"http://{_bind(settings, bind)}"
     lines = [
         "#!/bin/sh",
         "# Managed by the Sentinel observability toolkit: applies the retention policy's",
@@ -166,20 +174,19 @@ WantedBy=timers.target
 
 
 @deploy("VictoriaLogs")
-def victorialogs(settings: VictoriaLogsSettings, retention: RetentionPolicy, artifact_base_url: str, hardening: bool = True):
+def victorialogs(settings: VictoriaLogsSettings, ctx: HostContext):
     """
     Install VictoriaLogs and its daily retention enforcement job.
 
     + settings: the store's settings (`victorialogs` in group data)
-    + retention: the retention policy (`retention` in group data)
-    + artifact_base_url: where release archives come from (upstream or the lab mirror)
-    + hardening: apply the systemd sandboxing directives
+    + ctx: the host context: the retention policy (`retention`), the bind from the topology
     """
-    release_service(spec=service_spec(settings, retention), artifact_base_url=artifact_base_url, hardening=hardening)
+    retention, bind = ctx.settings.retention, ctx.bind("victorialogs.http")
+    release_service(spec=service_spec(settings, retention, bind), artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)
     validated_file(
         name="victorialogs: retention enforcement script",
         dest=ENFORCE_SCRIPT,
-        content=enforcement_script(settings, retention),
+        content=enforcement_script(settings, retention, bind),
         validate="sh -n {path}",
         group=NAME,
         mode="0750",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from roles._model import AbsPath, HostPort, Model, Text
+from roles._model import AbsPath, Model, Port, Text
 
 
 class VictoriaLogsSettings(Model):
@@ -17,8 +17,10 @@ class VictoriaLogsSettings(Model):
     shorter classes are deleted by the daily enforcement job.
     """
 
-    listen: HostPort = Field(
-        "0.0.0.0:9428",
+    MOVED_KEYS: ClassVar[dict[str, str]] = {"listen": "victorialogs.port (the address is the host's ip, from the topology)"}
+
+    port: Port = Field(
+        9428,
         description="HTTP: ingestion (OTLP /insert/opentelemetry/v1/logs, Loki push), queries, deletes, /health and /metrics.",
     )
     storage_path: AbsPath = Field("/var/lib/victorialogs/data", description="Where the store keeps its data.")
@@ -32,6 +34,4 @@ class VictoriaLogsSettings(Model):
         3600, description="The longest the enforcement job waits for its deletes to finish (seconds)."
     )
 
-    @property
-    def port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
+

@@ -31,7 +31,8 @@ def inventory_with(role: str = "monitoring", data: dict | None = None, extra: st
     """One host per group; `data` is host data of the `role` host (host data wins over group data)."""
     lines = []
     for group, name in HOSTS.items():
-        entry = (name, data) if group == role and data else name
+        ip = {"monitoring": "10.9.0.11", "telemetry": "10.9.0.12", "app": "10.9.0.13"}[group]
+        entry = (name, {"ip": ip, **data}) if group == role and data else (name, {"ip": ip})
         lines.append(f"{group} = [{entry!r}]")
     return "\n".join(lines) + "\n" + textwrap.dedent(extra)
 

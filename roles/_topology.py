@@ -1,0 +1,402 @@
+"""Who listens where and who may talk to whom: one topology per environment.
+
+Built once from the validated `Environment` (roles/_environment.py):
+
+- **listeners**: every component on every host publishes its listeners from its own
+  settings (the placement table, roles/_placement.py); the topology gives each its
+  bind address (the host's `ip`, or 127.0.0.1 for a local one);
+- **flows**: the `FLOWS` table below says which component may connect to which
+  listener; a flow covers every host that runs the client and every host that has
+  the listener, so a second host of a group takes part without another rule;
+- **openings**: per host, the inbound traffic the firewall lets through: the flows'
+  sources, SSH from the admin networks, and the operators' own `firewall.allow`.
+
+Consumers ask for endpoints by listener name (`url`, `urls`, `bind`); no port number
+or "first host of the group" rule is written anywhere else. Preflight builds the
+topology, so a port used twice on a host, a flow that needs a component that runs
+nowhere, or an allowed source aimed at a local listener stops the run before any
+host is contacted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from roles._model import SettingsError
+from roles._placement import ALERTMANAGER_CLUSTER_LISTENERS, COMPONENTS, ListenerSpec
+
+if TYPE_CHECKING:
+    from roles._environment import EnvHost, Environment
+    from roles._settings import Settings
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A listener on one host, with the address it binds."""
+
+    host: str
+    component: str
+    spec: ListenerSpec
+    ip: str  # the host's IP (for the firewall and URLs of host-scoped listeners)
+    address: str  # the name other hosts reach the host at
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def port(self) -> int:
+        return self.spec.port
+
+    @property
+    def bind_ip(self) -> str:
+        return {"host": self.ip, "local": LOOPBACK, "any": "0.0.0.0"}[self.spec.scope]
+
+    @property
+    def bind(self) -> str:
+        """host:port to bind, e.g. ``10.213.0.11:9090`` or ``127.0.0.1:13133``."""
+        return f"{self.bind_ip}:{self.port}"
+
+    def reach(self, from_host: str) -> str:
+        """host:port a client on `from_host` connects to."""
+        if self.spec.scope == "local":
+            if from_host != self.host:
+                raise ValueError(f"{self.name} on {self.host} is local: {from_host} cannot reach it")
+            return f"{LOOPBACK}:{self.port}"
+        return f"{self.address}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Flow:
+    """`client` (a component of the placement table, or "operators") may connect to `listener`."""
+
+    client: str
+    listener: str
+    purpose: str
+    # A flow the client cannot work without: preflight refuses an environment where the
+    # client runs and no host has the listener (settings of the client's host decide).
+    required: Callable[["Settings"], bool] = lambda s: False
+
+
+def _store(kind: str, name: str) -> Callable[["Settings"], bool]:
+    def chosen(s: "Settings") -> bool:
+        store = s.traces if kind == "traces" else s.logs
+        return store.store == name and not store.endpoint
+
+    return chosen
+
+
+# Every flow of the stack. A new listener that no row names is reachable by nobody
+# but its own host (and the topology test says so).
+FLOWS: tuple[Flow, ...] = (
+    Flow("prometheus", "node_exporter.metrics", "scrape"),
+    Flow("prometheus", "prometheus.web", "scrape the Prometheus servers"),
+    Flow("prometheus", "alertmanager.web", "send alerts, scrape"),
+    Flow("prometheus", "otelcol.metrics", "scrape"),
+    Flow("prometheus", "jaeger.metrics", "scrape"),
+    Flow("prometheus", "tempo.http", "scrape"),
+    Flow("prometheus", "victorialogs.http", "scrape"),
+    Flow("prometheus", "loki.http", "scrape"),
+    Flow("prometheus", "backend.http", "scrape the backend's /metrics"),
+    Flow("prometheus", "grafana.http", "scrape"),
+    Flow("alertmanager", "alertmanager.cluster", "gossip silences and notification state"),
+    Flow("gateway", "jaeger.otlp_http", "export spans", required=_store("traces", "jaeger")),
+    Flow("gateway", "tempo.otlp_http", "export spans", required=_store("traces", "tempo")),
+    Flow("gateway", "victorialogs.http", "export logs", required=_store("logs", "victorialogs")),
+    Flow("gateway", "loki.http", "export logs", required=_store("logs", "loki")),
+    Flow("gateway", "prometheus.web", "remote-write span metrics", required=lambda s: True),
+    Flow("agent", "gateway.otlp_http", "ship the backend's log lines", required=lambda s: True),
+    Flow("backend", "gateway.otlp_http", "export spans (OTLP/HTTP)", required=lambda s: not s.backend.otlp_endpoint),
+    Flow("backend", "gateway.otlp_grpc", "export spans (OTLP/gRPC)"),
+    Flow("grafana", "prometheus.web", "datasource"),
+    Flow("grafana", "alertmanager.web", "datasource"),
+    Flow("grafana", "jaeger.query", "datasource"),
+    Flow("grafana", "tempo.http", "datasource"),
+    Flow("grafana", "victorialogs.http", "datasource"),
+    Flow("grafana", "loki.http", "datasource"),
+    Flow("grafana_backup", "grafana.http", "export dashboards"),
+    Flow("tempo", "object_store.s3", "blocks"),
+    Flow("loki", "object_store.s3", "chunks"),
+)
+
+
+@dataclass(frozen=True)
+class Opening:
+    """Inbound traffic one host lets through: `sources` (IPs or CIDRs) to port/protocol."""
+
+    listener: str
+    port: int
+    protocol: str
+    sources: tuple[str, ...]
+    why: str
+
+
+def _ip_of(host: "EnvHost") -> str:
+    return host.settings.ip
+
+
+def _check_hosts(environment: "Environment") -> None:
+    """Every host has an IP (binds, firewalls) and, behind a firewall, admin networks to keep SSH."""
+    for host in environment.hosts:
+        s = host.settings
+        if s.ip is None:
+            raise SettingsError(
+                f"host {host.name}.ip",
+                f"address {s.address!r} is a name, and binds and the firewalls need the host's IP",
+                'set ip (e.g. "ip": "10.20.0.11") in the host\'s inventory data',
+            )
+        if s.firewall.enabled and not s.firewall.admin_networks:
+            raise SettingsError(
+                f"host {host.name}.firewall.admin_networks",
+                "is empty while the firewall is on: no one could reach SSH, the controller included",
+                'list the networks the controller and the operators connect from, e.g. ["10.20.0.0/24"]',
+            )
+
+
+class Topology:
+    """The listeners and flows of one environment (see the module's docstring)."""
+
+    def __init__(self, environment: "Environment"):
+        self.environment = environment
+        _check_hosts(environment)
+        self.hosts = {h.name: h for h in environment.hosts}
+        self.runs: dict[str, tuple[str, ...]] = {
+            c.name: tuple(h.name for h in environment.hosts if c.runs(h)) for c in COMPONENTS
+        }
+        listeners: list[Listener] = []
+        for host in environment.hosts:
+            for c in COMPONENTS:
+                if host.name in self.runs[c.name]:
+                    listeners += [self._listener(host, c.name, spec) for spec in c.listeners(host.settings)]
+            if "monitoring" in host.groups and len(self.runs["alertmanager"]) > 1:
+                listeners += [self._listener(host, "alertmanager", s) for s in ALERTMANAGER_CLUSTER_LISTENERS(host.settings)]
+        self.listeners = tuple(listeners)
+        self._check_ports()
+        self._check_required_flows()
+        self._check_allow()
+        self._check_single_telemetry()
+
+    @staticmethod
+    def _listener(host: "EnvHost", component: str, spec: ListenerSpec) -> Listener:
+        return Listener(host.name, component, spec, _ip_of(host), host.settings.address)
+
+    # --- lookups --------------------------------------------------------------------
+
+    def on(self, host: str) -> tuple[Listener, ...]:
+        """The listeners of one host."""
+        return tuple(l for l in self.listeners if l.host == host)
+
+    def instances(self, name: str) -> tuple[Listener, ...]:
+        """Every host's listener `name`, sorted by host."""
+        return tuple(sorted((l for l in self.listeners if l.name == name), key=lambda l: l.host))
+
+    def listener(self, host: str, name: str) -> Listener:
+        for l in self.listeners:
+            if l.host == host and l.name == name:
+                return l
+        raise KeyError(f"{host} has no listener {name}")
+
+    def bind(self, host: str, name: str) -> str:
+        """host:port that `name` binds on `host`."""
+        return self.listener(host, name).bind
+
+    def reach(self, name: str, from_host: str) -> str:
+        """host:port of the one `name` a client on `from_host` uses: its own host's, else the only one."""
+        mine = [l for l in self.instances(name) if l.host == from_host]
+        if mine:
+            return mine[0].reach(from_host)
+        others = self.instances(name)
+        if len(others) != 1:
+            raise LookupError(f"{from_host}: {len(others)} hosts have {name}; ask for all of them (urls)")
+        return others[0].reach(from_host)
+
+    def url(self, name: str, from_host: str, path: str = "", scheme: str = "http") -> str:
+        return f"{scheme}://{self.reach(name, from_host)}{path}"
+
+    def urls(self, name: str, from_host: str, path: str = "", scheme: str = "http") -> list[str]:
+        """Every instance of `name`, as URLs for a client on `from_host`."""
+        return [f"{scheme}://{l.reach(from_host)}{path}" for l in self.instances(name)]
+
+    def addresses(self, name: str) -> list[tuple[str, str]]:
+        """(host, host:port) of every instance of `name`, for clients that list them all (scrape targets)."""
+        return [(l.host, f"{l.address}:{l.port}") for l in self.instances(name)]
+
+    # --- flows and the firewall -------------------------------------------------------
+
+    def clients(self, listener: str) -> list[tuple[str, Flow]]:
+        """(client host, flow) of every declared flow to `listener`."""
+        return [(h, f) for f in FLOWS if f.listener == listener for h in self.runs.get(f.client, ())]
+
+    def openings(self, host: str) -> list[Opening]:
+        """What the firewall of `host` lets in beyond SSH from the admin networks."""
+        me = self.hosts[host]
+        found: list[Opening] = []
+        for l in self.on(host):
+            if l.spec.scope == "local":
+                continue  # bound to the loopback; the firewall opens nothing for it
+            peers = sorted({h for h, _ in self.clients(l.name) if h != host})
+            sources = [_ip_of(self.hosts[h]) for h in peers]
+            why = ", ".join(sorted({f.client for h, f in self.clients(l.name) if h != host}))
+            for rule in me.settings.firewall.allow:
+                if rule.listener == l.name:
+                    sources += list(rule.sources)
+                    why = ", ".join(filter(None, [why, rule.reason]))
+            if l.name == "ssh":
+                sources += self._ssh_peers(host)
+                why = "declared flows" if sources else ""
+            if not sources:
+                continue
+            for protocol in l.spec.protocols:
+                found.append(Opening(l.name, l.port, protocol, tuple(sorted(set(sources))), why))
+        return found
+
+    def _ssh_peers(self, host: str) -> list[str]:
+        """The Grafana backup job pushes over SSH to its git host when that host is in the environment."""
+        me = self.hosts[host]
+        peers = []
+        for client in self.runs["grafana_backup"]:
+            remote = self.hosts[client].settings.grafana_backup.remote_url or ""
+            git_host = remote.split("@", 1)[-1].split(":", 1)[0]
+            if git_host in (me.name, me.settings.address, me.settings.ip) and client != host:
+                peers.append(_ip_of(self.hosts[client]))
+        return peers
+
+    def flow_table(self) -> list[tuple[str, str, str, str, str]]:
+        """(listener, port, bind, clients, purpose) rows for docs/architecture.md."""
+        rows = []
+        for c in COMPONENTS:
+            for spec in _specs_of(c):
+                clients = sorted({f.client for f in FLOWS if f.listener == spec.name})
+                if spec.name == "ssh":
+                    clients = ["admin networks", "grafana_backup (to its git host)"]
+                where = {"host": "host IP", "local": "127.0.0.1", "any": "all"}[spec.scope]
+                rows.append((spec.name, "/".join(spec.protocols), where, ", ".join(clients) or "this host only", spec.purpose))
+        return rows
+
+    # --- checks (preflight) -----------------------------------------------------------
+
+    def _check_ports(self) -> None:
+        for host in self.hosts:
+            seen: dict[tuple[int, str], str] = {}
+            for l in self.on(host):
+                for protocol in l.spec.protocols:
+                    key = (l.port, protocol)
+                    if key in seen:
+                        raise SettingsError(
+                            f"host {host}",
+                            f"port {l.port}/{protocol} is used by both {seen[key]} and {l.name}",
+                            f"give one of them another port in group data ({_setting_hint(seen[key])} or {_setting_hint(l.name)})",
+                        )
+                    seen[key] = l.name
+
+    def _check_required_flows(self) -> None:
+        for flow in FLOWS:
+            for client in self.runs.get(flow.client, ()):
+                if flow.required(self.hosts[client].settings) and not self.instances(flow.listener):
+                    owner = flow.listener.split(".")[0]
+                    raise SettingsError(
+                        f"host {client}",
+                        f"its {flow.client} needs {flow.listener} ({flow.purpose}), but no host of the inventory runs {owner}",
+                        f"add a host to the group that runs {owner} ({_group_hint(owner)}), or change the store choice",
+                    )
+
+    def _check_allow(self) -> None:
+        names = {l.name for l in self.listeners}
+        for host in self.hosts.values():
+            for i, rule in enumerate(host.settings.firewall.allow):
+                key = f"host {host.name}.firewall.allow[{i}].listener"
+                if rule.listener not in names and rule.listener not in _all_spec_names():
+                    raise SettingsError(key, f"{rule.listener!r} is not a listener of the stack", f"use one of {', '.join(sorted(_all_spec_names()))}")
+                mine = [l for l in self.on(host.name) if l.name == rule.listener]
+                if mine and mine[0].spec.scope == "local":
+                    raise SettingsError(
+                        key, f"{rule.listener} is internal-only (bound to 127.0.0.1)", "remove the rule: no other host may reach it"
+                    )
+                if rule.listener == "ssh":
+                    raise SettingsError(key, "SSH is opened by firewall.admin_networks", "list the network in firewall.admin_networks instead")
+
+    def _check_single_telemetry(self) -> None:
+        telemetry = sorted(h for h in self.hosts if "telemetry" in self.hosts[h].groups)
+        if len(telemetry) > 1:
+            raise SettingsError(
+                "inventory telemetry",
+                f"{len(telemetry)} hosts ({', '.join(telemetry)}): the trace and log stores run once and the gateways have "
+                f"no pool yet, so {', '.join(telemetry[1:])} would run services that receive nothing",
+                "keep one telemetry host; a pair of telemetry hosts comes with the high-availability work (docs/architecture.md)",
+            )
+
+
+def _specs_of(component) -> tuple[ListenerSpec, ...]:
+    """A component's listeners with the default settings (the docs' table, the names `allow` may use)."""
+    specs = component.listeners(_default_settings())
+    if component.name == "alertmanager":
+        specs += ALERTMANAGER_CLUSTER_LISTENERS(_default_settings())
+    return specs
+
+
+def _default_settings():
+    from types import SimpleNamespace
+
+    from pydantic import BaseModel
+
+    from roles._settings import Settings
+
+    return SimpleNamespace(**{k: f.default for k, f in Settings.model_fields.items() if isinstance(f.default, BaseModel)})
+
+
+def _all_spec_names() -> set[str]:
+    return {spec.name for c in COMPONENTS for spec in _specs_of(c)}
+
+
+_HINTS = {
+    "node_exporter": "node_exporter.listen_port",
+    "prometheus": "prometheus.listen_port",
+    "alertmanager": "alerting.listen_port / alerting.cluster_port",
+    "grafana": "grafana.http_port",
+    "object_store": "object_store.listen_port",
+    "jaeger": "traces.otlp_*_port / traces.jaeger.*_port",
+    "tempo": "traces.otlp_*_port / traces.tempo.*_port",
+    "victorialogs": "victorialogs.port",
+    "loki": "loki.http_port / loki.grpc_port",
+    "otelcol": "otel_collector.metrics_port / health_port",
+    "gateway": "otel_collector.grpc_port / http_port",
+    "backend": "backend.port",
+    "ssh": "firewall.ssh_port",
+}
+
+
+def _setting_hint(listener: str) -> str:
+    return _HINTS.get(listener.split(".")[0], listener)
+
+
+def _group_hint(component: str) -> str:
+    for c in COMPONENTS:
+        if c.name == component:
+            return " or ".join(c.groups)
+    return component
+
+
+def refuse_lockout(host: str, client: str | None, admin_networks, ssh_port: int) -> None:
+    """Refuse a firewall that would cut the controller's own SSH: `client` is the address
+    the host sees this run's SSH connection come from (None: not over SSH)."""
+    if not client:
+        return
+    if not any(ipaddress.ip_address(client) in ipaddress.ip_network(n) for n in admin_networks):
+        raise SettingsError(
+            f"host {host}.firewall.admin_networks",
+            f"this run's SSH connection comes from {client}, which no admin network holds: "
+            f"the new firewall would cut the controller off port {ssh_port}",
+            f"add {client}/32 (or its network) to firewall.admin_networks",
+        )
+
+
+def listeners_by_host(topology: Topology) -> dict[str, list[Listener]]:
+    found: dict[str, list[Listener]] = defaultdict(list)
+    for l in topology.listeners:
+        found[l.host].append(l)
+    return dict(found)
