@@ -20,7 +20,6 @@ host is contacted.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
@@ -379,20 +378,6 @@ def _group_hint(component: str) -> str:
         if c.name == component:
             return " or ".join(c.groups)
     return component
-
-
-def refuse_lockout(host: str, client: str | None, admin_networks, ssh_port: int) -> None:
-    """Refuse a firewall that would cut the controller's own SSH: `client` is the address
-    the host sees this run's SSH connection come from (None: not over SSH)."""
-    if not client:
-        return
-    if not any(ipaddress.ip_address(client) in ipaddress.ip_network(n) for n in admin_networks):
-        raise SettingsError(
-            f"host {host}.firewall.admin_networks",
-            f"this run's SSH connection comes from {client}, which no admin network holds: "
-            f"the new firewall would cut the controller off port {ssh_port}",
-            f"add {client}/32 (or its network) to firewall.admin_networks",
-        )
 
 
 def listeners_by_host(topology: Topology) -> dict[str, list[Listener]]:

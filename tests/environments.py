@@ -43,3 +43,22 @@ def write_inventory(directory: Path, environment: str, body: str | None = None, 
 
 def environment(directory: Path, name: str, body: str | None = None) -> Environment:
     return load_environment(write_inventory(directory, name, body))
+
+
+def environment_of_hosts(*hosts) -> Environment:
+    """An Environment of already validated hosts: (name, settings) pairs whose settings hold their
+    groups as `groups` in a dict, or (name, groups, settings). The environment name is the first host's."""
+    from roles._environment import EnvHost
+
+    envhosts = []
+    for entry in hosts:
+        name, groups, settings = entry
+        envhosts.append(EnvHost(name=name, groups=tuple(sorted({*groups, settings.environment})), settings=settings))
+    return Environment(name=envhosts[0].settings.environment, hosts=tuple(envhosts))
+
+
+def context_of(environment: Environment, name: str, secrets=None):
+    """The HostContext deploy.py would hand the roles of host `name`."""
+    from roles._context import HostContext
+
+    return HostContext.of(environment, name, secrets or {})

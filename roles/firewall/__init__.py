@@ -203,6 +203,27 @@ def firewall(openings: Sequence[Opening], admin_networks: Sequence[str], ssh_por
     )
 
 
+class FirewallLockout(RuntimeError):
+    """The new ruleset would cut this run's own SSH connection."""
+
+    def __init__(self, key: str, problem: str, fix: str):
+        super().__init__(f"{key}: {problem}. Fix: {fix}")
+
+
+def refuse_lockout(host: str, client: str | None, admin_networks, ssh_port: int) -> None:
+    """Refuse a firewall that would cut the controller's own SSH: `client` is the address
+    the host sees this run's SSH connection come from (None: not over SSH)."""
+    if not client:
+        return
+    if not any(ipaddress.ip_address(client) in ipaddress.ip_network(n) for n in admin_networks):
+        raise FirewallLockout(
+            f"host {host}.firewall.admin_networks",
+            f"this run's SSH connection comes from {client}, which no admin network holds: "
+            f"the new firewall would cut the controller off port {ssh_port}",
+            f"add {client}/32 (or its network) to firewall.admin_networks",
+        )
+
+
 def openings_of(ctx: HostContext) -> list[Opening]:
     """This host's openings from the topology: every declared flow's sources, and `firewall.allow`."""
     return [
@@ -226,7 +247,6 @@ def host_firewall(settings: FirewallSettings, ctx: HostContext):
     """
     from pyinfra import host
 
-    from roles._topology import refuse_lockout
     from roles.firewall.facts import SshClientAddress
 
     refuse_lockout(ctx.name, host.get_fact(SshClientAddress), settings.admin_networks, settings.ssh_port)

@@ -33,9 +33,18 @@ def _host_port(bind: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def render_config(traces: TracesSettings, binds: Mapping[str, str]) -> dict:
+def loopback_binds(traces: TracesSettings) -> dict[str, str]:
+    """Every Jaeger listener on the loopback: the binds when no topology is given (unit tests)."""
+    j = traces.jaeger
+    ports = {"jaeger.otlp_http": traces.otlp_http_port, "jaeger.otlp_grpc": traces.otlp_grpc_port, "jaeger.query": j.query_port,
+             "jaeger.query_grpc": j.query_grpc_port, "jaeger.metrics": j.metrics_port, "jaeger.health": j.health_port}
+    return {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+
+
+def render_config(traces: TracesSettings, binds: Mapping[str, str] | None = None) -> dict:
     """Jaeger's config as a dict, from the `traces` settings and the topology's binds (listener -> ip:port)."""
     jaeger = traces.jaeger
+    binds = binds or loopback_binds(traces)
     metrics_host, metrics_port = _host_port(binds["jaeger.metrics"])
     return {
         "service": {
@@ -92,8 +101,9 @@ def config_text(config: dict) -> str:
     return "# Managed by the Sentinel observability toolkit; local edits are overwritten.\n" + yaml.safe_dump(config, sort_keys=False)
 
 
-def service_spec(traces: TracesSettings, config: str, health_bind: str) -> ServiceSpec:
+def service_spec(traces: TracesSettings, config: str, health_bind: str = "") -> ServiceSpec:
     jaeger = traces.jaeger
+    health_bind = health_bind or loopback_binds(traces)["jaeger.health"]
     return ServiceSpec(
         name=NAME,
         description="Jaeger v2 trace store",

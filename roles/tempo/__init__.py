@@ -39,7 +39,16 @@ ACCESS_KEY_VAR = "TEMPO_S3_ACCESS_KEY"
 SECRET_KEY_VAR = "TEMPO_S3_SECRET_KEY"
 
 
-def render_config(traces: TracesSettings, binds: Mapping[str, str], s3_endpoint: str = "", s3_region: str = "us-east-1") -> dict:
+def loopback_binds(traces: TracesSettings) -> dict[str, str]:
+    """Every Tempo listener on the loopback: the binds when no topology is given (unit tests)."""
+    t = traces.tempo
+    return {name: f"127.0.0.1:{port}" for name, port in (("tempo.http", t.http_port), ("tempo.grpc", t.grpc_port),
+            ("tempo.otlp_http", traces.otlp_http_port), ("tempo.otlp_grpc", traces.otlp_grpc_port))}
+
+
+def render_config(
+    traces: TracesSettings, s3_endpoint: str = "", s3_region: str = "us-east-1", *, binds: Mapping[str, str] | None = None
+) -> dict:
     """
     Tempo's config as a dict.
 
@@ -49,6 +58,7 @@ def render_config(traces: TracesSettings, binds: Mapping[str, str], s3_endpoint:
     + s3_region: the object store's region (backend s3)
     """
     tempo = traces.tempo
+    binds = binds or loopback_binds(traces)
     http_host, http_port = binds["tempo.http"].rsplit(":", 1)
     grpc_host, grpc_port = binds["tempo.grpc"].rsplit(":", 1)
     trace_storage: dict = {"backend": tempo.backend, "wal": {"path": f"{tempo.data_dir}/wal"}}
@@ -109,9 +119,10 @@ def _verify(env_file: str | None = None) -> str:
     return "{bin}/tempo -config.file={path} -config.expand-env=true -config.verify"
 
 
-def service_spec(traces: TracesSettings, config: str, credentials: str | None, http_bind: str) -> ServiceSpec:
+def service_spec(traces: TracesSettings, config: str, credentials: str | None, http_bind: str = "") -> ServiceSpec:
     """Tempo's service; `credentials` is the env file's content (backend s3) or None."""
     tempo = traces.tempo
+    http_bind = http_bind or loopback_binds(traces)["tempo.http"]
     configs = []
     env_files: tuple[str, ...] = ()
     if credentials is not None:
@@ -143,6 +154,6 @@ def tempo(traces: TracesSettings, ctx: HostContext):
     s3 = traces.tempo.backend == "s3"
     binds = {l.name: l.bind for l in ctx.topology.on(ctx.name) if l.component == NAME}
     s3_endpoint = ctx.topology.reach("object_store.s3", ctx.name) if s3 else ""
-    config = render_config(traces, binds, s3_endpoint, ctx.settings.object_store.region)
+    config = render_config(traces, s3_endpoint, ctx.settings.object_store.region, binds=binds)
     credentials = credentials_env(traces, ctx.secrets) if s3 else None
     release_service(service_spec(traces, config_text(config), credentials, binds["tempo.http"]), ctx.artifact_base_url, ctx.hardening)

@@ -30,7 +30,8 @@ def all_secrets(monkeypatch):
 
 def spec_for(environment, peers=()):
     settings = settings_of(environment)
-    return service_spec(settings, render_config(settings, load_catalog()), secret_files(settings, GOOD_SECRETS), list(peers))
+    cluster = "10.0.0.1:9094" if peers else ""
+    return service_spec(settings, render_config(settings, load_catalog()), secret_files(settings, GOOD_SECRETS), list(peers), "10.0.0.1:9093", cluster)
 
 
 def test_secrets_become_0640_files_and_pagerduty_only_in_prod(all_secrets):
@@ -48,7 +49,8 @@ def test_config_is_checked_by_amtool_and_reloads_with_sighup(all_secrets):
     assert config.dest == "/etc/alertmanager/alertmanager.yml"
     assert config.validate == "{bin}/amtool check-config {path}"
     assert spec.reload == "sighup"
-    assert spec.ready_url == "http://127.0.0.1:9093/-/ready"
+    assert spec.ready_url == "http://10.0.0.1:9093/-/ready"
+    assert "--web.listen-address=10.0.0.1:9093" in spec.exec_start
     unit = unit_file(spec)
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
     assert "ReadWritePaths=/var/lib/alertmanager" in unit
@@ -57,7 +59,7 @@ def test_config_is_checked_by_amtool_and_reloads_with_sighup(all_secrets):
 
 def test_several_monitoring_hosts_gossip(all_secrets):
     spec = spec_for("prod", peers=["mon2.prod.sentinel.internal:9094"])
-    assert "--cluster.listen-address=0.0.0.0:9094" in spec.exec_start
+    assert "--cluster.listen-address=10.0.0.1:9094" in spec.exec_start
     assert "--cluster.peer=mon2.prod.sentinel.internal:9094" in spec.exec_start
 
 
@@ -108,14 +110,20 @@ def test_prometheus_config_points_at_every_monitoring_alertmanager(tmp_path):
     from tests.mirror_binaries import extract
 
     lab = {**load_group_data("all"), **load_group_data("lab")}
-    by_group = {"monitoring": [(n, build(n, ["monitoring", "lab"], {**lab, "address": a})) for n, a in (("mon1", "10.0.0.1"), ("mon2", "10.0.0.2"))]}
-    me = by_group["monitoring"][0][1]
-    assert alertmanagers(by_group) == ["10.0.0.1:9093", "10.0.0.2:9093"]
-    jobs = {j.name: j for j in scrape_jobs(by_group, me)}
+    from roles.alertmanager import monitoring_peers
+    from tests.environments import context_of, environment_of_hosts
+
+    hosts = [(n, ["monitoring"], build(n, ["monitoring", "lab"], {**lab, "address": a})) for n, a in (("mon1", "10.0.0.1"), ("mon2", "10.0.0.2"))]
+    environment = environment_of_hosts(*hosts)
+    topology, me, ctx = environment.topology, hosts[0][2], context_of(environment, "mon1")
+    assert alertmanagers(topology) == ["10.0.0.1:9093", "10.0.0.2:9093"]
+    # Two Alertmanagers: each gossips with the other on its own IP.
+    assert monitoring_peers(ctx) == ["10.0.0.2:9094"] and ctx.bind("alertmanager.cluster") == "10.0.0.1:9094"
+    jobs = {j.name: j for j in scrape_jobs(topology, me)}
     assert [t.address for t in jobs["alertmanager"].targets] == ["10.0.0.1:9093", "10.0.0.2:9093"]
     config = tmp_path / "prometheus.yml"
-    config.write_text(prometheus_config(me, list(jobs.values()), alertmanagers(by_group)))
+    config.write_text(prometheus_config(me, list(jobs.values()), alertmanagers(topology)))
     promtool = extract("prometheus", "promtool", tmp_path)
     result = subprocess.run([promtool, "check", "config", config], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "http://10.0.0.1:3000/d/sentinel-performance" in render_alert_rules(me, by_group)  # dashboards on the first monitoring host
+    assert "http://10.0.0.1:3000/d/sentinel-performance" in render_alert_rules(me, ctx)  # dashboards on this host's Grafana

@@ -10,22 +10,31 @@ from pathlib import Path
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy.py"
 
 
-def test_every_role_call_binds_to_the_roles_signature():
+def test_every_role_is_called_with_its_block_and_the_host_context():
+    """One role contract: ROLES in deploy.py names a role and its settings block for each component."""
+    import inspect
+
+    from roles._placement import COMPONENTS
+    from roles._settings import Settings
+
+    module = _deploy_module()
+    for component, (role, block) in module["ROLES"].items():
+        assert component in {c.name for c in COMPONENTS}, component
+        assert block in Settings.model_fields, block
+        inner = getattr(role, "_inner", role)
+        inspect.signature(inner).bind("settings block", "ctx")  # TypeError on a mismatch
+    # Components without a role of their own: sshd (not ours), the collector's two halves (otelcol).
+    assert {c.name for c in COMPONENTS} - set(module["ROLES"]) == {"sshd", "gateway", "agent"}
+
+
+def _deploy_module() -> dict:
+    """deploy.py's top-level names without running its body (the ROLES table and imports)."""
     tree = ast.parse(DEPLOY.read_text())
-    imported = {}
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module.startswith("roles"):
-            module = importlib.import_module(node.module)
-            imported |= {a.asname or a.name: getattr(module, a.name) for a in node.names}
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in imported]
-    roles = [c for c in calls if hasattr(imported[c.func.id], "_inner")]  # @deploy functions
-    assert {c.func.id for c in roles} >= {
-        "node_exporter", "object_store", "prometheus", "alertmanager", "grafana_backup", "grafana", "backend_env", "sentry_release",
-        "backend_standin", "jaeger", "tempo", "otel_collector", "victorialogs", "loki",
-    }
-    for call in roles:
-        signature = inspect.signature(imported[call.func.id]._inner)
-        signature.bind(*call.args, **{k.arg: k.value for k in call.keywords})  # TypeError on a mismatch
+    body = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef)) or (
+        isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "ROLES" for t in n.targets))]
+    namespace: dict = {"__name__": "deploy_table"}
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(DEPLOY), "exec"), namespace)
+    return namespace
 
 
 def _run_deploy(monkeypatch, inventory_file: Path) -> tuple:
@@ -48,7 +57,7 @@ def _run_deploy(monkeypatch, inventory_file: Path) -> tuple:
         "roles.alertmanager": "alertmanager", "roles.backend": "backend_env", "roles.backend.sentry_release": "sentry_release",
         "roles.backend_standin": "backend_standin", "roles.grafana": "grafana", "roles.grafana_backup": "grafana_backup",
         "roles.jaeger": "jaeger", "roles.tempo": "tempo", "roles.otel_collector": "otel_collector",
-        "roles.victorialogs": "victorialogs", "roles.loki": "loki",
+        "roles.victorialogs": "victorialogs", "roles.loki": "loki", "roles.firewall": "host_firewall",
     }
     for module, name in roles.items():
         monkeypatch.setattr(importlib.import_module(module), name, lambda *args, _name=name, **kw: calls.append((_name, args)))
@@ -74,42 +83,48 @@ def _good_secrets(monkeypatch) -> None:
 def test_deploy_py_hands_each_host_its_validated_settings(monkeypatch):
     """staging as it is: the Grafana backup is off, so it is not called."""
     from roles._environment import REPO
+    from roles.grafana.peers import grafana_peers
+    from roles.otel_collector import collector_wiring
 
     _good_secrets(monkeypatch)
     environment, secrets, by_host = _run_deploy(monkeypatch, REPO / "inventory" / "staging.py")
 
     mon, tel, app = (environment.group(g)[0] for g in ("monitoring", "telemetry", "app"))
-    assert [c[0] for c in by_host[mon.name]] == ["node_exporter", "prometheus", "alertmanager", "grafana"]
-    assert by_host[mon.name][0][1] == (mon.settings,)
-    assert by_host[mon.name][2][1] == (mon.settings, secrets, [])  # one monitoring host: no gossip peers
+    assert [c[0] for c in by_host[mon.name]] == ["host_firewall", "node_exporter", "prometheus", "alertmanager", "grafana"]
+    assert [c[0] for c in by_host[tel.name]] == ["host_firewall", "node_exporter", "object_store", "tempo", "loki", "otel_collector"]
+    assert [c[0] for c in by_host[app.name]] == ["host_firewall", "node_exporter", "otel_collector", "backend_env", "sentry_release"]
+    blocks = {"host_firewall": "firewall", "node_exporter": "node_exporter", "prometheus": "prometheus", "alertmanager": "alerting",
+              "grafana": "grafana", "object_store": "object_store", "tempo": "traces", "loki": "loki",
+              "otel_collector": "otel_collector", "backend_env": "backend"}
+    for host in (mon, tel, app):
+        for name, args in by_host[host.name]:
+            if name == "sentry_release":
+                assert args == (host.settings.backend, secrets)
+                continue
+            block, ctx = args
+            assert block == getattr(host.settings, blocks[name])
+            assert (ctx.name, ctx.settings, ctx.secrets, ctx.topology) == (host.name, host.settings, secrets, environment.topology)
+    assert "SENTINEL_GRAFANA_ADMIN_PASSWORD" in secrets
+
+    # The links each role reads from the topology.
+    ctx_of = {h.name: by_host[h.name][0][1][1] for h in (mon, tel, app)}
     g = mon.settings
-    grafana_args = by_host[mon.name][3][1]
-    assert grafana_args[:7] == (g.grafana, g.artifact_base_url, g.systemd_hardening, secrets, g.alerting, g.environment, g.address)
-    peers = grafana_args[7]
+    peers = grafana_peers(ctx_of[mon.name])
     assert peers.prometheus_url == f"http://{g.address}:{g.prometheus.listen_port}"
     assert (peers.traces, peers.logs) == ("tempo", "loki")  # staging
     assert peers.traces_url == f"http://{tel.settings.address}:3200" and peers.logs_url == f"http://{tel.settings.address}:3100"
-    assert "SENTINEL_GRAFANA_ADMIN_PASSWORD" in secrets
-    assert [c[0] for c in by_host[tel.name]] == ["node_exporter", "object_store", "tempo", "loki", "otel_collector"]
-    assert by_host[tel.name][1][1] == (tel.settings, secrets)
-    assert by_host[tel.name][2][1] == (tel.settings.traces, tel.settings.object_store, secrets, tel.settings.artifact_base_url, True)
-    assert by_host[tel.name][3][1] == (
-        tel.settings.loki, tel.settings.retention, secrets, "127.0.0.1:7070", "us-east-1", tel.settings.artifact_base_url, True,
-    )
-    gateway = by_host[tel.name][4][1]
-    assert gateway[0] == tel.settings.otel_collector and gateway[3].modes == ("gateway",)
-    assert [c[0] for c in by_host[app.name]] == ["node_exporter", "otel_collector", "backend_env", "sentry_release"]
-    agent = by_host[app.name][1][1][3]
+    assert ctx_of[tel.name].topology.reach("object_store.s3", tel.name) == "127.0.0.1:7070"
+    gateway = collector_wiring(ctx_of[tel.name])
+    assert gateway.modes == ("gateway",) and gateway.remote_write_url == f"http://{g.address}:9090/api/v1/write"
+    agent = collector_wiring(ctx_of[app.name])
     assert agent.modes == ("agent",) and agent.gateway_endpoint == f"http://{tel.settings.address}:4318"
-    assert by_host[app.name][2][1] == (app.settings, secrets, [f"http://{tel.settings.address}:4318"])
-    assert by_host[app.name][3][1] == (app.settings.backend, secrets)
+    assert ctx_of[app.name].urls("gateway.otlp_http") == [f"http://{tel.settings.address}:4318"]
 
 
 def test_an_enabled_grafana_backup_runs_on_the_monitoring_hosts_after_alertmanager(monkeypatch, tmp_path):
     """The role gets its own block, the secrets (its multi-line deploy key in them), the mirror and the textfile dir."""
     import subprocess
 
-    from roles.node_exporter import TEXTFILE_GROUP
     from tests.environments import write_inventory
 
     _good_secrets(monkeypatch)
@@ -121,18 +136,17 @@ def test_an_enabled_grafana_backup_runs_on_the_monitoring_hosts_after_alertmanag
         "known_hosts": ["git.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"],
     }
     body = f"""
-        monitoring = [("mon1.wiring", {{"grafana_backup": {backup!r}}}), "mon2.wiring"]
-        telemetry = ["tel1.wiring"]
-        app = ["app1.wiring"]
+        monitoring = [("mon1.wiring", {{"ip": "10.9.0.11", "grafana_backup": {backup!r}}}), ("mon2.wiring", {{"ip": "10.9.0.14"}})]
+        telemetry = [("tel1.wiring", {{"ip": "10.9.0.12"}})]
+        app = [("app1.wiring", {{"ip": "10.9.0.13"}})]
         """
     environment, secrets, by_host = _run_deploy(monkeypatch, write_inventory(tmp_path, "staging", body, check=True))
 
     mon1 = environment.host("mon1.wiring").settings
     # Before grafana(), whose token step writes into the backup's config dir.
-    assert [c[0] for c in by_host["mon1.wiring"]] == ["node_exporter", "prometheus", "alertmanager", "grafana_backup", "grafana"]
-    assert by_host["mon1.wiring"][3][1] == (
-        mon1.grafana_backup, secrets, mon1.artifact_base_url, mon1.node_exporter.textfile_dir, TEXTFILE_GROUP
-    )
+    assert [c[0] for c in by_host["mon1.wiring"]] == ["host_firewall", "node_exporter", "prometheus", "alertmanager", "grafana_backup", "grafana"]
+    block, ctx = by_host["mon1.wiring"][4][1]
+    assert block == mon1.grafana_backup and ctx.secrets == secrets and ctx.name == "mon1.wiring"
     assert "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY" in secrets and "SENTINEL_GRAFANA_BACKUP_TOKEN" not in secrets
-    assert [c[0] for c in by_host["mon2.wiring"]] == ["node_exporter", "prometheus", "alertmanager", "grafana"]  # off there
+    assert [c[0] for c in by_host["mon2.wiring"]] == ["host_firewall", "node_exporter", "prometheus", "alertmanager", "grafana"]  # off there
     assert "grafana_backup" not in [c[0] for c in by_host["tel1.wiring"] + by_host["app1.wiring"]]

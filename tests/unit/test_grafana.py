@@ -58,7 +58,8 @@ SECRETS = Secrets(SECRET_VALUES)
 
 def _settings(name: str, group: str, env: str, extra: dict | None = None):
     """A host's settings as pyinfra's group data (all, the role group, the environment) and host data make them."""
-    data = {**group_data("all"), **group_data(group), **group_data(env), "address": f"{name}.internal", **(extra or {})}
+    ip = {"mon1": "10.9.0.11", "tel1": "10.9.0.12"}.get(name, "10.9.0.19")
+    data = {**group_data("all"), **group_data(group), **group_data(env), "address": f"{name}.internal", "ip": ip, **(extra or {})}
     return host_settings(name, [group, env], data, env)
 
 
@@ -67,13 +68,22 @@ def monitoring_settings(env: str, extra: dict | None = None):
     return _settings("mon1", "monitoring", env, extra)
 
 
+def context(env: str, extra: dict | None = None, telemetry: dict | None = None):
+    """mon1's HostContext in an environment of mon1 and tel1 (`telemetry`: tel1's host data)."""
+    from tests.environments import context_of, environment_of_hosts
+
+    hosts = (("mon1", ["monitoring"], monitoring_settings(env, extra)), ("tel1", ["telemetry"], _settings("tel1", "telemetry", env, telemetry)))
+    return context_of(environment_of_hosts(*hosts), "mon1", SECRETS)
+
+
 def rendered(env: str, evaluator: str = "prometheus", extra: dict | None = None):
     data = dict(extra or {})
     if evaluator != "prometheus":
         data["alerting"] = {**_group_alerting(env), "evaluator": evaluator}
-    settings = monitoring_settings(env, data)
-    peers = grafana_peers(settings, {"monitoring": [("mon1", settings)], "telemetry": [("tel1", _settings("tel1", "telemetry", env))]})
-    files = config_files(settings.grafana, settings.alerting, SECRETS, env, settings.address, peers)
+    ctx = context(env, data)
+    settings = ctx.settings
+    peers = grafana_peers(ctx)
+    files = config_files(settings.grafana, settings.alerting, SECRETS, env, settings.address, peers, settings.ip)
     return settings, peers, {f.dest: f for f in files}
 
 
@@ -235,7 +245,7 @@ def test_grafana_ini_has_the_operators_baseline():
     assert ini["unified_alerting"]["enabled"] == "true"
     assert ini["database"] == {"type": "sqlite3", "path": "/var/lib/grafana/grafana.db"}
     assert ini["paths"]["provisioning"] == "/etc/grafana/provisioning"
-    assert (ini["server"]["http_addr"], ini["server"]["http_port"]) == ("0.0.0.0", "3000")
+    assert (ini["server"]["http_addr"], ini["server"]["http_port"]) == ("10.9.0.11", "3000")  # the host's IP, never 0.0.0.0
     assert "smtp" not in ini  # Alertmanager notifies unless alerting.evaluator is grafana
 
 
@@ -678,8 +688,8 @@ def test_prometheus_evaluates_nothing_when_grafana_does():
     from roles.prometheus import render_alert_rules
 
     grafana_settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": "grafana"}})
-    assert yaml.safe_load(render_alert_rules(grafana_settings, {})) == {"groups": []}
-    groups = yaml.safe_load(render_alert_rules(monitoring_settings("prod"), {}))["groups"]
+    assert yaml.safe_load(render_alert_rules(grafana_settings, context("prod"))) == {"groups": []}
+    groups = yaml.safe_load(render_alert_rules(monitoring_settings("prod"), context("prod")))["groups"]
     assert sum(len(g["rules"]) for g in groups) == len(load_catalog())
 
 
@@ -708,12 +718,15 @@ def test_the_store_choice_is_traces_store_and_logs_store_of_group_data():
     assert stores(chosen) == ("tempo", "victorialogs")
 
 
-def test_peers_are_the_hosts_own_prometheus_and_alertmanager_and_the_first_telemetry_host():
+def test_peers_are_the_hosts_own_prometheus_and_alertmanager_and_the_stores_listeners():
     settings, peers, _ = rendered("prod")
     assert (peers.prometheus_url, peers.alertmanager_url) == ("http://mon1.internal:9090", "http://mon1.internal:9093")
     assert (peers.traces_url, peers.logs_url) == ("http://tel1.internal:3200", "http://tel1.internal:3100")
-    alone = grafana_peers(settings, {"monitoring": [("mon1", settings)]})
-    assert alone.traces_url == "http://mon1.internal:3200"
+    # The stores' ports are their own settings: a changed port reaches the datasources.
+    moved = grafana_peers(context("prod", telemetry={"loki": {"http_port": 3111}, "traces": {"tempo": {"http_port": 3222}}}))
+    assert (moved.traces_url, moved.logs_url) == ("http://tel1.internal:3222", "http://tel1.internal:3111")
+    lab = grafana_peers(context("lab", telemetry={"victorialogs": {"port": 9500}}))
+    assert lab.logs_url == "http://tel1.internal:9500"
 
 
 def test_the_backup_token_is_where_the_backup_job_reads_it():
@@ -823,8 +836,8 @@ def _run_role(monkeypatch, env: str, extra: dict | None = None) -> list[tuple[st
         monkeypatch.setattr(role, name, lambda *args, _name=name, **kwargs: calls.append((_name, kwargs)) or _Op())
     monkeypatch.setattr(role, "resolve", lambda name, base, arch: Artifact(name, "1.0.0", f"{base}/{name}.tar.gz", "0" * 64, name, ("x",)))
     monkeypatch.setattr(role, "host", type("H", (), {"get_fact": lambda self, fact, **kw: "x86_64"})())
-    settings, peers, _ = rendered(env, extra=extra)
-    role.grafana._inner(settings.grafana, settings.artifact_base_url, True, SECRETS, settings.alerting, env, settings.address, peers)
+    ctx = context(env, extra)
+    role.grafana._inner(ctx.settings.grafana, ctx)
     return calls
 
 

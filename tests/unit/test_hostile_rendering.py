@@ -235,7 +235,7 @@ def _unit_cases(base_settings):
         # The roles' own specs, with the value in the settings they take paths and names from.
         s = base_settings
         ne = evolve(s, node_exporter=evolve(s.node_exporter, textfile_dir=f"/var/lib/node_exporter/{value}"))
-        cases.append((label, node_exporter_spec(ne), {"argv": [f"--collector.textfile.directory=/var/lib/node_exporter/{value}"]}))
+        cases.append((label, node_exporter_spec(ne, "10.0.0.4:9100"), {"argv": [f"--collector.textfile.directory=/var/lib/node_exporter/{value}"]}))
         store = evolve(s.object_store, data_dir=f"/srv/s3/{value}", metadata_dir=f"/srv/meta {value}", region=value)
         cases.append((label, object_store_spec(evolve(s, object_store=store), S3_SECRETS),
                       {"argv": [f"--region={value}", f"--sidecar=/srv/meta {value}", f"/srv/s3/{value}"]}))  # fmt: skip
@@ -310,8 +310,8 @@ def test_ordinary_arguments_stay_as_they_were(base_settings):
     """No churn for normal values: plain words are not quoted; the regex gets its backslash doubled once."""
     from roles.node_exporter import service_spec as node_exporter_spec
 
-    unit = unit_file(node_exporter_spec(base_settings))
-    assert "ExecStart=/opt/node_exporter/current/node_exporter \\\n    --web.listen-address=:9100 \\\n" in unit
+    unit = unit_file(node_exporter_spec(base_settings, "10.0.0.4:9100"))
+    assert "ExecStart=/opt/node_exporter/current/node_exporter \\\n    --web.listen-address=10.0.0.4:9100 \\\n" in unit
     assert r"cron)\\.service" in unit  # systemd reads \\ as one backslash; a lone \. only drew a warning
 
 

@@ -8,9 +8,10 @@ from roles._environment import host_settings as build
 from roles._service import unit_file
 from roles.node_exporter import service_spec as node_exporter_spec
 from roles.prometheus import ScrapeJob, Target, render_config, scrape_jobs, service_spec as prometheus_spec
+from tests.environments import environment_of_hosts
 from tests.mirror_binaries import extract
 
-LAB = {"artifact_base_url": "http://10.213.0.1:8080"}
+LAB = {"artifact_base_url": "http://10.213.0.1:8080", "firewall": {"admin_networks": ["10.213.0.1/32"]}}
 
 
 def host(name, groups, data=None):
@@ -47,24 +48,27 @@ def test_retention_size_flag_only_when_set():
 
 def test_node_exporter_may_use_netlink_and_has_no_config():
     _, settings = host("app1", ["app"])
-    spec = node_exporter_spec(settings)
-    assert spec.configs == ()
+    spec = node_exporter_spec(settings, "10.0.0.4:9100")
+    assert spec.configs == () and "--web.listen-address=10.0.0.4:9100" in spec.exec_start
     assert "AF_NETLINK" in unit_for(spec)
 
 
 def test_scrape_jobs_follow_the_inventory():
     mon = host("mon1", ["monitoring"])
-    app_a, app_b = host("app1", ["app"]), host("app22", ["app"], {"backend": {"port": 4000}})
-    jobs = {job.name: job for job in scrape_jobs({"monitoring": [mon], "app": [app_b, app_a]}, mon[1])}
+    app_a, app_b = host("app1", ["app"]), host("app22", ["app"], {"backend": {"port": 4000}, "address": "10.0.0.5"})
+    tel = host("tel1", ["telemetry"], {"address": "10.0.0.9"})
+    topology = environment_of_hosts(*((n, g, s) for (n, s), g in ((mon, ["monitoring"]), (app_a, ["app"]), (app_b, ["app"]), (tel, ["telemetry"])))).topology
+    jobs = {job.name: job for job in scrape_jobs(topology, mon[1])}
     assert jobs["prometheus"].targets == (Target("mon1", "10.0.0.4:9090"),)
     assert jobs["sentinel-backend"].targets == (Target("app1", "10.0.0.4:3000"), Target("app22", "10.0.0.5:4000"))
-    assert [t.host for t in jobs["node"].targets] == ["app1", "app22", "mon1"]
+    assert [t.host for t in jobs["node"].targets] == ["app1", "app22", "mon1", "tel1"]
     assert jobs["grafana"].targets == (Target("mon1", "10.0.0.4:3000"),)
 
 
 def test_no_grafana_job_where_only_grafanas_files_are_installed():
     mon = host("mon1", ["monitoring"], {"grafana": {"install_binary": False}})
-    assert "grafana" not in {job.name for job in scrape_jobs({"monitoring": [mon]}, mon[1])}
+    topology = environment_of_hosts(("mon1", ["monitoring"], mon[1])).topology
+    assert "grafana" not in {job.name for job in scrape_jobs(topology, mon[1])}
 
 
 def _promtool(tmp_path):

@@ -71,10 +71,18 @@ def test_a_typo_is_caught_by_the_reference():
     assert unknown_keys(config) == ["compactor.compaction.block_retension", "storage.trace.s3.force_path_style"]
 
 
-def test_receivers_listen_on_the_configured_address_not_localhost():
-    config = render_config(env_traces("prod"), "127.0.0.1:7070")
+def test_receivers_listen_where_the_topology_says():
+    """prod's inventory: OTLP/HTTP and the API on the host's IP (the gateway and Grafana reach them), gRPC on the loopback."""
+    from roles._environment import REPO, load_environment
+
+    environment = load_environment(REPO / "inventory" / "prod.py")
+    tel = environment.group("telemetry")[0]
+    binds = {l.name: l.bind for l in environment.topology.on(tel.name) if l.component == "tempo"}
+    config = render_config(env_traces("prod"), "127.0.0.1:7070", binds=binds)
     protocols = config["distributor"]["receivers"]["otlp"]["protocols"]
-    assert protocols == {"grpc": {"endpoint": "0.0.0.0:4417"}, "http": {"endpoint": "0.0.0.0:4418"}}
+    assert protocols == {"grpc": {"endpoint": "127.0.0.1:4417"}, "http": {"endpoint": f"{tel.settings.ip}:4418"}}
+    assert (config["server"]["http_listen_address"], config["server"]["grpc_listen_address"]) == (tel.settings.ip, "127.0.0.1")
+    assert not unknown_keys(config)
 
 
 def test_retention_defaults_to_14_days_and_follows_the_setting():

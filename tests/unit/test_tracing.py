@@ -14,13 +14,12 @@ import yaml
 from roles._environment import REPO, Environment, host_settings, load_environment
 from roles._model import SettingsError
 from roles.backend import render_env
-from roles.prometheus import pipeline_jobs as pipeline_scrape_jobs
-from tests.environments import write_inventory
+from roles.prometheus import scrape_jobs
+from tests.environments import context_of, write_inventory
 from roles.jaeger import config_text as jaeger_text, render_config as render_jaeger, service_spec as jaeger_spec
 from roles.otel_collector import (
     collector_wiring,
     config_text as collector_text,
-    gateway_endpoint,
     render_wired,
     render_config as render_collector,
     service_spec as collector_spec,
@@ -41,28 +40,28 @@ app = [("app1", {"address": "10.213.0.13"})]
 """
 
 
-def _hosts(env: Environment):
-    return {h.name: (h.groups, h.settings) for h in env.hosts}, env.by_group()
+def _contexts(env: Environment):
+    """Each host's HostContext, as deploy.py hands it to the roles."""
+    return {h.name: context_of(env, h.name) for h in env.hosts}
 
 
-def lab_environment():
+def lab_environment(body: str = LAB_BODY):
     """The lab's three hosts with lab group data, as the generated inventory/lab.py gives them."""
-    return _hosts(load_environment(write_inventory(Path(tempfile.mkdtemp()), "lab", LAB_BODY)))
+    return _contexts(load_environment(write_inventory(Path(tempfile.mkdtemp()), "lab", body)))
 
 
 def environment(env: str):
     if env == "lab":
         return lab_environment()
-    return _hosts(load_environment(REPO / "inventory" / f"{env}.py"))
+    return _contexts(load_environment(REPO / "inventory" / f"{env}.py"))
 
 
 def collector_configs(env: str) -> dict[str, dict]:
     """The rendered collector config of every telemetry and app host of `env`."""
-    hosts, by_group = environment(env)
     configs = {}
-    for name, (groups, settings) in hosts.items():
-        if "telemetry" in groups or "app" in groups:
-            configs[name] = render_wired(settings.otel_collector, collector_wiring(settings, groups, by_group))
+    for name, ctx in environment(env).items():
+        if "telemetry" in ctx.groups or "app" in ctx.groups:
+            configs[name] = render_wired(ctx.settings.otel_collector, collector_wiring(ctx))
     return configs
 
 
@@ -108,7 +107,8 @@ def test_every_exporter_queues_on_disk_and_pipelines_limit_memory_then_batch(env
 def test_gateway_listens_on_4317_and_4318_and_makes_span_metrics_for_prometheus():
     gateway, _ = _by_role(collector_configs("lab"))
     protocols = gateway["receivers"]["otlp"]["protocols"]
-    assert protocols == {"grpc": {"endpoint": "0.0.0.0:4317"}, "http": {"endpoint": "0.0.0.0:4318"}}
+    assert protocols == {"grpc": {"endpoint": "10.213.0.12:4317"}, "http": {"endpoint": "10.213.0.12:4318"}}  # the host's IP
+    assert gateway["extensions"]["health_check"]["endpoint"] == "127.0.0.1:13133"  # local only
     span_metrics = gateway["connectors"]["span_metrics"]
     assert span_metrics["namespace"] == "traces.span.metrics"
     assert {"name": "http.route"} in span_metrics["dimensions"]
@@ -133,16 +133,16 @@ def test_agent_tails_the_backend_log_keeping_offsets_and_trace_context():
 
 
 def test_a_host_in_both_groups_runs_one_collector_with_the_file_in_the_gateways_logs_pipeline():
-    hosts, by_group = lab_environment()
-    _, tel = hosts["tel1"]
-    config = render_wired(tel.otel_collector, collector_wiring(tel, ("telemetry", "app"), by_group))
+    both = LAB_BODY.replace('app = [("app1", {"address": "10.213.0.13"})]', 'app = ["tel1"]')
+    tel = lab_environment(both)["tel1"]
+    config = render_wired(tel.settings.otel_collector, collector_wiring(tel))
     assert config["service"]["pipelines"]["logs"]["receivers"] == ["otlp", "file_log"]
     assert "otlp_http/gateway" not in config["exporters"]
 
 
 def test_collector_unit_validates_the_config_with_the_binary_before_the_swap():
-    hosts, by_group = lab_environment()
-    spec = collector_spec(hosts["tel1"][1].otel_collector, "config")
+    tel = lab_environment()["tel1"]
+    spec = collector_spec(tel.settings.otel_collector, "config", tel.bind("otelcol.health"))
     assert spec.configs[0].validate == "{bin}/otelcol-contrib validate --config={path}"
     unit = unit_file(spec)
     assert "ExecStart=/opt/otelcol/current/otelcol-contrib \\\n    --config=/etc/otelcol/config.yaml" in unit
@@ -151,39 +151,49 @@ def test_collector_unit_validates_the_config_with_the_binary_before_the_swap():
 
 
 def test_jaeger_keeps_spans_for_the_traces_retention_and_receives_otlp_beside_the_gateway():
-    hosts, _ = lab_environment()
-    traces = hosts["tel1"][1].traces
-    config = render_jaeger(traces)
+    tel = lab_environment()["tel1"]
+    traces = tel.settings.traces
+    binds = {l.name: l.bind for l in tel.topology.on("tel1") if l.component == "jaeger"}
+    config = render_jaeger(traces, binds)
     badger = config["extensions"]["jaeger_storage"]["backends"]["badger_main"]["badger"]
     assert badger["ttl"] == {"spans": "72h"}
     assert badger["directories"] == {"keys": "/var/lib/jaeger/keys", "values": "/var/lib/jaeger/values"}
-    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == "0.0.0.0:4418"
-    assert config["extensions"]["jaeger_query"]["http"]["endpoint"] == "0.0.0.0:16686"
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == "10.213.0.12:4418"
+    assert config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == "127.0.0.1:4417"  # no flow uses it
+    assert config["extensions"]["jaeger_query"]["http"]["endpoint"] == "10.213.0.12:16686"
+    assert config["extensions"]["jaeger_query"]["grpc"]["endpoint"] == "127.0.0.1:16685"
     assert config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]["port"] == 8888
-    spec = jaeger_spec(traces, "config")
+    spec = jaeger_spec(traces, "config", binds["jaeger.health"])
     assert spec.configs[0].validate == "{bin}/jaeger validate --config={path}"
     assert spec.ready_url == "http://127.0.0.1:13134/status"
     assert TracesSettings(store="jaeger", retention="14d").retention == "14d"
     assert render_jaeger(TracesSettings(store="jaeger", retention="14d"))["extensions"]["jaeger_storage"]["backends"]["badger_main"]["badger"]["ttl"] == {"spans": "336h"}
 
 
+PIPELINE_JOBS = ("otelcol", "jaeger", "tempo", "victorialogs", "loki")
+
+
+def _pipeline_jobs(contexts) -> dict[str, list[str]]:
+    mon = next(c for c in contexts.values() if "monitoring" in c.groups)
+    return {job.name: [t.address for t in job.targets] for job in scrape_jobs(mon.topology, mon.settings) if job.name in PIPELINE_JOBS}
+
+
 def test_prometheus_scrapes_the_collectors_and_the_chosen_store():
-    _, by_group = lab_environment()
-    jobs = {job.name: [t.address for t in job.targets] for job in pipeline_scrape_jobs(by_group)}
+    jobs = _pipeline_jobs(lab_environment())
     assert jobs == {
         "otelcol": ["10.213.0.13:8889", "10.213.0.12:8889"], "jaeger": ["10.213.0.12:8888"], "victorialogs": ["10.213.0.12:9428"],
     }
-    _, prod = environment("prod")
-    prod_jobs = {job.name: [t.address for t in job.targets] for job in pipeline_scrape_jobs(prod)}
+    prod_jobs = _pipeline_jobs(environment("prod"))
     assert prod_jobs["tempo"] == ["tel1.prod.sentinel.internal:3200"] and "jaeger" not in prod_jobs
     assert prod_jobs["loki"] == ["tel1.prod.sentinel.internal:3100"] and "victorialogs" not in prod_jobs
 
 
 def test_backend_exports_otlp_to_the_gateway():
-    hosts, _ = lab_environment()
-    endpoint = gateway_endpoint(hosts["tel1"][1])
+    app = lab_environment()["app1"]
+    [endpoint] = app.urls("gateway.otlp_http")
     assert endpoint == "http://10.213.0.12:4318"
-    env = render_env(hosts["app1"][1], endpoint, "")
+    env = render_env(app.settings, endpoint, "", app.bind_ip("backend.http"))
+    assert "HOST=10.213.0.13\n" in env  # the backend binds the host's IP
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://10.213.0.12:4318" in env
     assert "OTEL_RESOURCE_ATTRIBUTES=deployment.environment=lab,service.version=0.0.0-lab" in env
 
@@ -211,7 +221,8 @@ def refusal(data: dict) -> SettingsError:
         ({"logs": {"store": ["loki", "victorialogs"]}}, "logs.store", "exactly one"),
         ({"traces": {"store": "jaeger", "tempo": {"backend": "local"}}}, "traces", "remove traces.tempo"),
         ({"otel_collector": {"memory_limit_mib": 128, "memory_spike_limit_mib": 128}}, "otel_collector", "quarter"),
-        ({"traces": {"listen_address": "localhost"}}, "traces.listen_address", "0.0.0.0"),
+        # Binds come from the topology now: the old key is unknown, with the close key named.
+        ({"traces": {"listen_address": "localhost"}}, "traces.listen_address", "known keys"),
     ],
 )
 def test_bad_input_is_refused_with_the_key_and_the_fix(data, key, fix):
@@ -259,8 +270,7 @@ def test_otelcol_validate_refuses_a_typo(otelcol, tmp_path):
 
 
 def test_jaeger_validate_accepts_the_rendered_config_and_refuses_a_typo(jaeger_bin, tmp_path):
-    hosts, _ = lab_environment()
-    config = render_jaeger(hosts["tel1"][1].traces)
+    config = render_jaeger(lab_environment()["tel1"].settings.traces)
     path = tmp_path / "jaeger.yaml"
     path.write_text(jaeger_text(config))
     result = subprocess.run([jaeger_bin, "validate", f"--config={path}"], capture_output=True, text=True)
@@ -276,9 +286,8 @@ def test_prometheus_config_with_the_pipeline_jobs_passes_promtool(tmp_path):
     from tests.mirror_binaries import extract
 
     promtool = extract("prometheus", "promtool", tmp_path)
-    hosts, by_group = lab_environment()
-    mon = hosts["mon1"][1]
-    config = render_prometheus(mon, scrape_jobs(by_group, mon))
+    mon = lab_environment()["mon1"]
+    config = render_prometheus(mon.settings, scrape_jobs(mon.topology, mon.settings))
     assert "job_name: otelcol" in config and "job_name: jaeger" in config
     path = tmp_path / "prometheus.yml"
     path.write_text(config)

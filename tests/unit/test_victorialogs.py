@@ -55,8 +55,8 @@ def test_stream_filters_are_the_canonical_selector():
 
 
 def test_flags_env_and_the_check_command():
-    env = flags_env(VictoriaLogsSettings(), POLICY)
-    assert "VL_httpListenAddr=0.0.0.0:9428\n" in env
+    env = flags_env(VictoriaLogsSettings(), POLICY, "10.0.0.5:9428")
+    assert "VL_httpListenAddr=10.0.0.5:9428\n" in env
     assert "VL_retentionPeriod=365d\n" in env
     assert "VL_delete_enable=true\n" in env
     assert "VL_storageDataPath=/var/lib/victorialogs/data\n" in env
@@ -75,8 +75,9 @@ def test_a_flag_value_that_would_need_quoting_is_refused():
 
 
 def test_service_spec_validates_the_flags_file_and_waits_for_health():
-    spec = service_spec(VictoriaLogsSettings(listen="127.0.0.1:9500"), POLICY)
-    assert spec.name == "victorialogs" and spec.ready_url == "http://127.0.0.1:9500/health"
+    spec = service_spec(VictoriaLogsSettings(port=9500), POLICY, "10.0.0.5:9500")
+    assert spec.name == "victorialogs" and spec.ready_url == "http://10.0.0.5:9500/health"
+    assert "VL_httpListenAddr=10.0.0.5:9500\n" in spec.configs[0].content
     [config] = spec.configs
     assert config.dest == "/etc/victorialogs/flags.env" and config.validate and config.mode == "0640"
     assert spec.env_files == ("/etc/victorialogs/flags.env",)
@@ -102,7 +103,8 @@ def test_no_shorter_class_means_no_delete():
 @pytest.mark.parametrize(
     "data, key",
     [
-        ({"listen": "9428"}, "victorialogs.listen"),
+        ({"listen": "0.0.0.0:9428"}, "victorialogs.listen"),  # moved: the address is the topology's
+        ({"port": "9428"}, "victorialogs.port"),
         ({"storage_path": "var/lib/vl"}, "victorialogs.storage_path"),
         ({"enforcement_timeout_seconds": 0}, "victorialogs.enforcement_timeout_seconds"),
         ({"retention_period": "30d"}, "victorialogs.retention_period"),  # comes from the policy, not here
