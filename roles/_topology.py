@@ -265,18 +265,6 @@ class Topology:
                 peers.append(_ip_of(self.hosts[client]))
         return peers
 
-    def flow_table(self) -> list[tuple[str, str, str, str, str]]:
-        """(listener, port, bind, clients, purpose) rows for docs/architecture.md."""
-        rows = []
-        for c in COMPONENTS:
-            for spec in _specs_of(c):
-                clients = sorted({f.client for f in FLOWS if f.listener == spec.name})
-                if spec.name == "ssh":
-                    clients = ["admin networks", "grafana_backup (to its git host)"]
-                where = {"host": "host IP", "local": "127.0.0.1", "any": "all"}[spec.scope]
-                rows.append((spec.name, "/".join(spec.protocols), where, ", ".join(clients) or "this host only", spec.purpose))
-        return rows
-
     # --- checks (preflight) -----------------------------------------------------------
 
     def _check_ports(self) -> None:
@@ -309,8 +297,13 @@ class Topology:
         for host in self.hosts.values():
             for i, rule in enumerate(host.settings.firewall.allow):
                 key = f"host {host.name}.firewall.allow[{i}].listener"
-                if rule.listener not in names and rule.listener not in _all_spec_names():
+                if rule.listener not in _all_spec_names():
                     raise SettingsError(key, f"{rule.listener!r} is not a listener of the stack", f"use one of {', '.join(sorted(_all_spec_names()))}")
+                if rule.listener not in names:
+                    raise SettingsError(
+                        key, f"{rule.listener} runs on no host of this inventory, so the rule would open nothing",
+                        "remove the rule, or name a listener that runs here (docs/architecture.md)",
+                    )
                 mine = [l for l in self.on(host.name) if l.name == rule.listener]
                 if mine and mine[0].spec.scope == "local":
                     raise SettingsError(
@@ -328,6 +321,21 @@ class Topology:
                 f"no pool yet, so {', '.join(telemetry[1:])} would run services that receive nothing",
                 "keep one telemetry host; a pair of telemetry hosts comes with the high-availability work (docs/architecture.md)",
             )
+
+
+def flow_table() -> list[tuple[str, str, int, str, str, str]]:
+    """(listener, protocols, default port, bind, clients, purpose) of every listener of the placement table."""
+    rows = []
+    for c in COMPONENTS:
+        for spec in _specs_of(c):
+            clients = sorted({f.client for f in FLOWS if f.listener == spec.name})
+            if spec.name == "ssh":
+                clients = ["firewall.admin_networks", "grafana_backup (when its git host is in the inventory)"]
+            elif spec.scope != "local":
+                clients.append("firewall.allow")
+            where = {"host": "the host's IP", "local": "127.0.0.1", "any": "all addresses (sshd's own config)"}[spec.scope]
+            rows.append((spec.name, "/".join(spec.protocols), spec.port, where, ", ".join(clients) or "this host only", spec.purpose))
+    return rows
 
 
 def _specs_of(component) -> tuple[ListenerSpec, ...]:

@@ -28,6 +28,21 @@ class StackHost:
     def testinfra(self):
         return testinfra.get_host(self.connection, ssh_extra_args=self.ssh_options)
 
+    @property
+    def topology(self):
+        return load_environment(ROOT / INVENTORY).topology
+
+    def local(self, listener: str, path: str = "") -> str:
+        """The URL of this host's own `listener` where it binds (the topology's: the host's IP or the loopback)."""
+        return f"http://{self.topology.bind(self.name, listener)}{path}"
+
+    def listening(self, listener: str) -> bool:
+        """This host's `listener` listens on exactly the address the topology binds."""
+        return self.testinfra.socket(f"tcp://{self.topology.bind(self.name, listener)}").is_listening
+
+    def has(self, listener: str) -> bool:
+        return any(l.name == listener for l in self.topology.on(self.name))
+
     def curl(self, url: str, *args: str) -> str:
         """GET (or more, with curl args) from the host itself; fails on HTTP errors."""
         return self.testinfra.check_output("curl -fsS" + " %s" * (len(args) + 1), *args, url)

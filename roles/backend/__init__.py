@@ -6,7 +6,6 @@ systemd unit loads: OpenTelemetry export and sampling, Sentry, per environment.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pyinfra import host, logger

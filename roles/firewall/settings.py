@@ -20,7 +20,7 @@ def _cidr(value: str) -> str:
 
 
 Cidr = Annotated[str, AfterValidator(_cidr)]
-ListenerName = matching("listener name", r"[a-z_]+(\.[a-z_]+)?", "name a listener of docs/architecture.md's port table, e.g. grafana.http")
+ListenerName = matching("listener name", r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?", "name a listener of docs/architecture.md's port table, e.g. grafana.http")
 
 
 class AllowRule(Model):

@@ -12,6 +12,7 @@ EnvironmentFile (`-config.expand-env=true`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pyinfra.api import deploy
 
@@ -23,6 +24,9 @@ from roles.loki.settings import LokiSettings
 from roles.retention import RetentionPolicy
 from roles.retention.contract import stream_labels
 from roles.retention.selectors import parse_selector
+
+if TYPE_CHECKING:
+    from roles._context import HostContext
 
 NAME = "loki"
 BINARY = "loki"  # versions.yml installs upstream's loki-linux-<arch> under this name

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from roles._model import AbsPath, Bool, Duration, Model, Name, Port, SecretName, Text
+from roles._model import AbsPath, Bool, Duration, Model, Name, Port, SecretName
 
 
 def _past_day(value: str) -> str:

@@ -17,7 +17,7 @@ def test_unit_active_and_enabled(monitoring_host):
 
 
 def test_ready(monitoring_host):
-    monitoring_host.curl(f"http://127.0.0.1:{monitoring_host.settings.alerting.listen_port}/-/ready")
+    monitoring_host.curl(monitoring_host.local("alertmanager.web", "/-/ready"))
 
 
 def test_amtool_accepts_the_live_config(monitoring_host):
@@ -37,23 +37,21 @@ def test_secret_files_are_0640_root_alertmanager(monitoring_host):
 def test_runs_the_pinned_version(monitoring_host):
     from roles._service.artifacts import load_versions
 
-    status = json.loads(monitoring_host.curl(f"http://127.0.0.1:{monitoring_host.settings.alerting.listen_port}/api/v2/status"))
+    status = json.loads(monitoring_host.curl(monitoring_host.local("alertmanager.web", "/api/v2/status")))
     assert status["versionInfo"]["version"] == load_versions()["alertmanager"]["version"]
 
 
 def test_prometheus_sends_to_every_monitoring_alertmanager(monitoring_host):
     from tests.stack import hosts_in
 
-    port = monitoring_host.settings.prometheus.listen_port
-    data = json.loads(monitoring_host.curl(f"http://127.0.0.1:{port}/api/v1/alertmanagers"))["data"]
+    data = json.loads(monitoring_host.curl(monitoring_host.local("prometheus.web", "/api/v1/alertmanagers")))["data"]
     urls = {a["url"] for a in data["activeAlertmanagers"]}
     expected = {f"http://{h.settings.address}:{h.settings.alerting.listen_port}/api/v2/alerts" for h in hosts_in("monitoring")}
     assert urls == expected
 
 
 def test_loaded_rules_match_the_catalog(monitoring_host):
-    port = monitoring_host.settings.prometheus.listen_port
-    groups = json.loads(monitoring_host.curl(f"http://127.0.0.1:{port}/api/v1/rules?type=alert"))["data"]["groups"]
+    groups = json.loads(monitoring_host.curl(monitoring_host.local("prometheus.web", "/api/v1/rules?type=alert")))["data"]["groups"]
     loaded = {(r["name"], r["labels"]["uid"], r["labels"]["severity"], r["duration"]) for g in groups for r in g["rules"]}
     from roles._model import duration_seconds
 

@@ -85,19 +85,15 @@ def grafana_host(monitoring_host):
 
 def _api(host, path: str):
     """GET from Grafana's API on the host as the admin; the password is read there, never here."""
-    port = host.settings.grafana.http_port
     user = host.settings.grafana.admin_user
-    command = (
-        f'curl -fsS -u "{user}:$(cat {ADMIN_PASSWORD_FILE})" '
-        + shlex.quote(f"http://127.0.0.1:{port}{path}")
-    )
+    command = f'curl -fsS -u "{user}:$(cat {ADMIN_PASSWORD_FILE})" ' + shlex.quote(host.local("grafana.http", path))
     return json.loads(host.testinfra.check_output("sh -c %s", command))
 
 
 def test_active_and_healthy(grafana_host):
     service = grafana_host.testinfra.service("grafana")
     assert service.is_running and service.is_enabled
-    health = json.loads(grafana_host.curl(f"http://127.0.0.1:{grafana_host.settings.grafana.http_port}/api/health"))
+    health = json.loads(grafana_host.curl(grafana_host.local("grafana.http", "/api/health")))
     assert health["database"] == "ok"
     from roles._service.artifacts import load_versions
 

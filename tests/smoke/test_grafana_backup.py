@@ -73,8 +73,7 @@ def test_working_copy_and_python_are_in_place(backup_host):
 
 
 def test_last_success_metric_is_recent(backup_host):
-    port = backup_host.settings.node_exporter.listen_port
-    body = backup_host.curl(f"http://127.0.0.1:{port}/metrics")
+    body = backup_host.curl(backup_host.local("node_exporter.metrics", "/metrics"))
     values = [float(line.split()[-1]) for line in body.splitlines()
               if line.startswith("sentinel_grafana_backup_last_success_timestamp_seconds ")]
     assert values, "node_exporter exports no sentinel_grafana_backup_last_success_timestamp_seconds: the job never succeeded"

@@ -16,9 +16,8 @@ def _store(host):
     return host.settings.logs.store
 
 
-def _port(host):
-    settings = host.settings
-    return settings.victorialogs.port if _store(host) == "victorialogs" else settings.loki.http_port
+def _url(host, path: str) -> str:
+    return host.local(f"{_store(host)}.http", path)
 
 
 def test_unit_active_and_enabled(telemetry_host):
@@ -28,17 +27,17 @@ def test_unit_active_and_enabled(telemetry_host):
 
 
 def test_port_listening(telemetry_host):
-    assert telemetry_host.testinfra.socket(f"tcp://0.0.0.0:{_port(telemetry_host)}").is_listening
+    assert telemetry_host.listening(f"{_store(telemetry_host)}.http")
 
 
 def test_health(telemetry_host):
     path = "/health" if _store(telemetry_host) == "victorialogs" else "/ready"
-    out = telemetry_host.curl(f"http://127.0.0.1:{_port(telemetry_host)}{path}")
+    out = telemetry_host.curl(_url(telemetry_host, path))
     assert out.strip() in ("OK", "ready")
 
 
 def test_metrics_for_prometheus(telemetry_host):
-    metrics = telemetry_host.curl(f"http://127.0.0.1:{_port(telemetry_host)}/metrics")
+    metrics = telemetry_host.curl(_url(telemetry_host, "/metrics"))
     assert ("vl_rows_ingested_total" if _store(telemetry_host) == "victorialogs" else "loki_build_info") in metrics
 
 
@@ -52,7 +51,7 @@ def test_config_is_private(telemetry_host):
 def test_victorialogs_runs_with_the_policys_longest_retention_and_its_enforcement_timer(telemetry_host):
     if _store(telemetry_host) != "victorialogs":
         pytest.skip("Loki applies the policy in its compactor: see test_loki_retention_is_the_policy")
-    flags = telemetry_host.curl(f"http://127.0.0.1:{_port(telemetry_host)}/flags")
+    flags = telemetry_host.curl(_url(telemetry_host, "/flags"))
     assert f'-retentionPeriod="{longest_period(telemetry_host.settings.retention)}"' in flags
     assert '-delete.enable="true"' in flags
     timer = telemetry_host.testinfra.service(f"{ENFORCE_UNIT}.timer")
@@ -67,7 +66,7 @@ def test_loki_retention_is_the_policy(telemetry_host):
     from roles._model import duration_seconds
 
     # Loki prints durations its own way (720h may read back as 30d): compare seconds.
-    running = yaml.safe_load(telemetry_host.curl(f"http://127.0.0.1:{_port(telemetry_host)}/config"))
+    running = yaml.safe_load(telemetry_host.curl(_url(telemetry_host, "/config")))
     policy = telemetry_host.settings.retention
     assert running["compactor"]["retention_enabled"] is True
     assert duration_seconds(running["limits_config"]["retention_period"]) == duration_seconds(policy.default_period)

@@ -12,7 +12,7 @@ def test_unit_active_and_enabled(any_host):
 
 
 def test_serves_host_and_systemd_metrics(any_host):
-    body = any_host.curl(f"http://127.0.0.1:{any_host.settings.node_exporter.listen_port}/metrics")
+    body = any_host.curl(any_host.local("node_exporter.metrics", "/metrics"))
     assert "node_memory_MemAvailable_bytes" in body
     assert 'node_systemd_unit_state{name="node_exporter.service",state="active"' in body
 

@@ -14,7 +14,7 @@ def test_unit_active_and_enabled(telemetry_host):
 
 
 def test_health(telemetry_host):
-    telemetry_host.curl(f"http://127.0.0.1:{telemetry_host.settings.object_store.listen_port}/health")
+    telemetry_host.curl(telemetry_host.local("object_store.s3", "/health"))
 
 
 def test_credentials_are_not_world_readable(telemetry_host):
@@ -28,7 +28,7 @@ def test_credentials_are_not_world_readable(telemetry_host):
 
 def test_buckets_exist_through_the_s3_api(telemetry_host):
     store = telemetry_host.settings.object_store
-    request = s3_request("GET", f"http://127.0.0.1:{store.listen_port}/", store.region)
+    request = s3_request("GET", telemetry_host.local("object_store.s3", "/"), store.region)
     # curl reads the credentials from its config itself: no shell sources them.
     listing = telemetry_host.testinfra.check_output(" ".join(["%s"] * len(request)), *request)
     for bucket in store.buckets:
@@ -38,6 +38,6 @@ def test_buckets_exist_through_the_s3_api(telemetry_host):
 def test_an_anonymous_request_is_refused(telemetry_host):
     store = telemetry_host.settings.object_store
     status = telemetry_host.testinfra.check_output(
-        f"curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{store.listen_port}/{store.buckets[0]}"
+        f"curl -s -o /dev/null -w '%{{http_code}}' {telemetry_host.local('object_store.s3', '/' + store.buckets[0])}"
     )
     assert status in ("401", "403")

@@ -22,21 +22,18 @@ def test_unit_active_and_enabled(collector_host):
 
 
 def test_health_check_answers(collector_host):
-    collector = collector_host.settings.otel_collector
-    body = json.loads(collector_host.curl(f"http://127.0.0.1:{collector.health_port}/"))
+    body = json.loads(collector_host.curl(collector_host.local("otelcol.health", "/")))
     assert body["status"] == "Server available"
 
 
 def test_own_metrics_are_served_for_prometheus(collector_host):
-    collector = collector_host.settings.otel_collector
-    metrics = collector_host.curl(f"http://127.0.0.1:{collector.metrics_port}/metrics")
+    metrics = collector_host.curl(collector_host.local("otelcol.metrics", "/metrics"))
     assert "otelcol_process_uptime" in metrics
 
 
 def test_gateway_listens_for_otlp(telemetry_host):
-    collector = telemetry_host.settings.otel_collector
-    for port in (collector.grpc_port, collector.http_port):
-        assert telemetry_host.testinfra.socket(f"tcp://0.0.0.0:{port}").is_listening, port
+    for listener in ("gateway.otlp_grpc", "gateway.otlp_http"):
+        assert telemetry_host.listening(listener), listener
 
 
 def test_config_and_queue_belong_to_the_service(collector_host):

@@ -15,10 +15,7 @@ def test_unit_active_and_enabled(monitoring_host):
 
 
 def test_listening(monitoring_host):
-    port = monitoring_host.settings.prometheus.listen_port
-    assert monitoring_host.testinfra.socket(f"tcp://0.0.0.0:{port}").is_listening or monitoring_host.testinfra.socket(
-        f"tcp://:::{port}"
-    ).is_listening
+    assert monitoring_host.listening("prometheus.web")
 
 
 def test_config_is_not_world_writable_and_only_group_readable(monitoring_host):
@@ -37,7 +34,7 @@ def test_promtool_accepts_the_live_config(monitoring_host):
 def test_runs_the_pinned_version(monitoring_host):
     from roles._service.artifacts import load_versions
 
-    info = json.loads(monitoring_host.curl(f"http://127.0.0.1:{monitoring_host.settings.prometheus.listen_port}/api/v1/status/buildinfo"))
+    info = json.loads(monitoring_host.curl(monitoring_host.local("prometheus.web", "/api/v1/status/buildinfo")))
     assert info["data"]["version"] == load_versions()["prometheus"]["version"]
 
 
@@ -54,7 +51,7 @@ def test_retention_matches_group_data(monitoring_host):
 
     prom = monitoring_host.settings.prometheus
     wanted = prometheus_flags(monitoring_host.settings.retention)
-    flags = json.loads(monitoring_host.curl(f"http://127.0.0.1:{prom.listen_port}/api/v1/status/flags"))["data"]
+    flags = json.loads(monitoring_host.curl(monitoring_host.local("prometheus.web", "/api/v1/status/flags")))["data"]
     # Compared as durations: Prometheus reports "14d" as "2w".
     assert duration_seconds(flags["storage.tsdb.retention.time"]) == duration_seconds(wanted["storage.tsdb.retention.time"])
     # Prometheus reads sizes in base 2 and reports them normalised: "50GB" as "50GiB", no limit as "0B".
@@ -63,10 +60,7 @@ def test_retention_matches_group_data(monitoring_host):
 
 
 def test_its_own_target_is_up(monitoring_host):
-    port = monitoring_host.settings.prometheus.listen_port
-    query = monitoring_host.curl(
-        f"http://127.0.0.1:{port}/api/v1/query?query=up%7Bjob%3D%22prometheus%22%7D"
-    )
+    query = monitoring_host.curl(monitoring_host.local("prometheus.web", "/api/v1/query?query=up%7Bjob%3D%22prometheus%22%7D"))
     results = json.loads(query)["data"]["result"]
     assert results, "no sample for up{job=prometheus} yet"
     assert {r["metric"]["host"]: r["value"][1] for r in results}.get(monitoring_host.name) == "1"

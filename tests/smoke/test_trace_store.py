@@ -21,25 +21,25 @@ def test_the_other_store_is_not_installed(telemetry_host):
 
 
 def test_otlp_receivers_listen_beside_the_gateway(telemetry_host):
-    traces = telemetry_host.settings.traces
-    for port in (traces.otlp_grpc_port, traces.otlp_http_port):
-        assert telemetry_host.testinfra.socket(f"tcp://{traces.listen_address}:{port}").is_listening, port
+    store = telemetry_host.settings.traces.store
+    for listener in (f"{store}.otlp_grpc", f"{store}.otlp_http"):
+        assert telemetry_host.listening(listener), listener
 
 
 def test_ready(telemetry_host):
     traces = telemetry_host.settings.traces
     if traces.store == "jaeger":
-        telemetry_host.curl(f"http://127.0.0.1:{traces.jaeger.health_port}/status")
+        telemetry_host.curl(telemetry_host.local("jaeger.health", "/status"))
         # The query API answers (an empty service list is fine on a fresh store).
-        assert '"data"' in telemetry_host.curl(f"http://127.0.0.1:{traces.jaeger.query_port}/api/services")
+        assert '"data"' in telemetry_host.curl(telemetry_host.local("jaeger.query", "/api/services"))
     else:
-        assert telemetry_host.curl(f"http://127.0.0.1:{traces.tempo.http_port}/ready").strip() == "ready"
+        assert telemetry_host.curl(telemetry_host.local("tempo.http", "/ready")).strip() == "ready"
 
 
 def test_metrics_for_prometheus(telemetry_host):
     traces = telemetry_host.settings.traces
-    port = traces.jaeger.metrics_port if traces.store == "jaeger" else traces.tempo.http_port
-    assert "# TYPE" in telemetry_host.curl(f"http://127.0.0.1:{port}/metrics")
+    listener = "jaeger.metrics" if traces.store == "jaeger" else "tempo.http"
+    assert "# TYPE" in telemetry_host.curl(telemetry_host.local(listener, "/metrics"))
 
 
 def test_tempo_credentials_are_private(telemetry_host):

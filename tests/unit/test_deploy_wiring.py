@@ -12,8 +12,6 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy.py"
 
 def test_every_role_is_called_with_its_block_and_the_host_context():
     """One role contract: ROLES in deploy.py names a role and its settings block for each component."""
-    import inspect
-
     from roles._placement import COMPONENTS
     from roles._settings import Settings
 

@@ -69,10 +69,14 @@ def monitoring_settings(env: str, extra: dict | None = None):
 
 
 def context(env: str, extra: dict | None = None, telemetry: dict | None = None):
-    """mon1's HostContext in an environment of mon1 and tel1 (`telemetry`: tel1's host data)."""
+    """mon1's HostContext in an environment of mon1, tel1 and app1 (`telemetry`: tel1's host data)."""
     from tests.environments import context_of, environment_of_hosts
 
-    hosts = (("mon1", ["monitoring"], monitoring_settings(env, extra)), ("tel1", ["telemetry"], _settings("tel1", "telemetry", env, telemetry)))
+    hosts = (
+        ("mon1", ["monitoring"], monitoring_settings(env, extra)),
+        ("tel1", ["telemetry"], _settings("tel1", "telemetry", env, telemetry)),
+        ("app1", ["app"], _settings("app1", "app", env)),
+    )
     return context_of(environment_of_hosts(*hosts), "mon1", SECRETS)
 
 

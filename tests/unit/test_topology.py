@@ -1,0 +1,260 @@
+"""The topology: every listener from the placement table, every flow declared once, and the
+binds, peers, scrape targets and firewall openings derived from them. Bad input is refused
+before any host is touched, with the key and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from roles import docs
+from roles._environment import REPO, load_environment
+from roles._model import SettingsError
+from roles._topology import FLOWS, Topology
+from roles.firewall import FirewallLockout, openings_of, refuse_lockout
+from tests.environments import context_of, environment as environment_of
+
+pytestmark = pytest.mark.topology
+
+LAB_BODY = """
+monitoring = [("mon1", {"address": "10.213.0.11"})]
+telemetry = [("tel1", {"address": "10.213.0.12"})]
+app = [("app1", {"address": "10.213.0.13"})]
+"""
+INTRUDER = "10.213.0.66"
+
+
+ADDRESSES = {"mon1": "10.213.0.11", "tel1": "10.213.0.12", "app1": "10.213.0.13"}
+GROUPS = {"mon1": "monitoring", "tel1": "telemetry", "app1": "app"}
+
+
+def body_with(env: str = "lab", **host_data) -> str:
+    """The lab's three hosts; `host_data` adds host data per host (host data wins over group data)."""
+    lines = []
+    for name, address in ADDRESSES.items():
+        if env != "lab":
+            address = address.replace("10.213", "10.20")
+        lines.append(f"{GROUPS[name]} = [({name!r}, {{'address': {address!r}, **{host_data.get(name, {})!r}}})]")
+    return "\n".join(lines) + "\n"
+
+
+def lab(tmp_path, body: str = LAB_BODY, **host_data):
+    return environment_of(tmp_path, "lab", body_with(**host_data) if host_data else body)
+
+
+def firewall_with(rule: dict | None = None, networks=("10.213.0.1/32",)) -> dict:
+    return {"firewall": {"admin_networks": list(networks), "allow": [rule] if rule else []}}
+
+
+def refused(tmp_path, body: str, env: str = "lab") -> SettingsError:
+    with pytest.raises(SettingsError) as caught:
+        environment_of(tmp_path, env, body).topology
+    return caught.value
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_no_listener_of_ours_binds_every_address(env):
+    topology = load_environment(REPO / "inventory" / f"{env}.py").topology
+    for listener in topology.listeners:
+        if listener.name == "ssh":
+            continue  # sshd: not the toolkit's to configure; the firewall still guards it
+        host_ip = topology.hosts[listener.host].settings.ip
+        assert listener.bind_ip in (host_ip, "127.0.0.1"), listener
+
+
+def test_the_lab_binds_exactly_what_the_hosts_were_seen_listening_on(tmp_path):
+    topology = lab(tmp_path).topology
+    binds = {host: sorted(l.bind for l in topology.on(host) if l.name != "ssh") for host in ("mon1", "tel1", "app1")}
+    assert binds["mon1"] == ["10.213.0.11:9090", "10.213.0.11:9093", "10.213.0.11:9100"]  # Grafana: files only in the lab
+    assert binds["app1"] == ["10.213.0.13:3000", "10.213.0.13:8889", "10.213.0.13:9100", "127.0.0.1:13133"]
+    assert "127.0.0.1:7070" in binds["tel1"] and "10.213.0.12:9428" in binds["tel1"]
+
+
+def test_every_flow_names_a_listener_and_a_client_of_the_placement_table():
+    from roles._placement import COMPONENTS
+
+    components = {c.name for c in COMPONENTS}
+    listeners = {row[0] for row in docs_rows()}
+    for flow in FLOWS:
+        assert flow.client in components, flow
+        assert flow.listener in listeners, flow
+
+
+def docs_rows():
+    from roles._topology import flow_table
+
+    return flow_table()
+
+
+def test_openings_follow_the_flows_and_never_name_the_intruder(tmp_path):
+    environment = lab(tmp_path)
+    topology = environment.topology
+    tel = {o.listener: o.sources for o in topology.openings("tel1")}
+    # The agent and the backend on app1 reach the gateway; Prometheus scrapes from mon1; the controller is allowed by group data.
+    assert tel["gateway.otlp_http"] == ("10.213.0.1/32", "10.213.0.13")
+    assert tel["victorialogs.http"] == ("10.213.0.1/32", "10.213.0.11")  # Prometheus (and Grafana) on mon1
+    assert "object_store.s3" not in tel and "jaeger.health" not in tel  # local listeners open nothing
+    mon = {o.listener: o.sources for o in topology.openings("mon1")}
+    assert mon["prometheus.web"] == ("10.213.0.1/32", "10.213.0.12")  # remote write from the gateway
+    for host in ("mon1", "tel1", "app1"):
+        for opening in topology.openings(host):
+            assert INTRUDER not in opening.sources
+    # The firewall role gets the same openings, commented with the listener's name.
+    firewall_openings = openings_of(context_of(environment, "tel1"))
+    assert {o.comment for o in firewall_openings} == set(tel) - {"ssh"} | ({"ssh"} if tel.get("ssh") else set())
+
+
+def test_the_backup_job_reaches_ssh_on_its_git_host_only(tmp_path):
+    topology = lab(tmp_path).topology
+    assert {o.listener: o.sources for o in topology.openings("tel1")}["ssh"] == ("10.213.0.11",)  # git@10.213.0.12
+    assert "ssh" not in {o.listener for o in topology.openings("app1")}
+
+
+def test_a_changed_store_port_reaches_every_consumer(tmp_path):
+    """victorialogs.port moves the store's bind, the gateway's exporter, Prometheus's target and the firewall opening."""
+    from roles.otel_collector import collector_wiring
+    from roles.prometheus import scrape_jobs
+
+    environment = lab(tmp_path, tel1={"victorialogs": {"port": 9500}})
+    tel, mon = context_of(environment, "tel1"), context_of(environment, "mon1")
+    assert tel.bind("victorialogs.http") == "10.213.0.12:9500"
+    assert collector_wiring(tel).log_endpoint == "http://10.213.0.12:9500/insert/opentelemetry/v1/logs"
+    jobs = {j.name: [t.address for t in j.targets] for j in scrape_jobs(mon.topology, mon.settings)}
+    assert jobs["victorialogs"] == ["10.213.0.12:9500"]
+    assert 9500 in {o.port for o in environment.topology.openings("tel1")}
+    assert 9428 not in {o.port for o in environment.topology.openings("tel1")}
+
+
+def test_a_changed_grafana_port_reaches_the_alert_links(tmp_path):
+    from roles.prometheus import grafana_url
+
+    environment = lab(tmp_path, mon1={"grafana": {"install_binary": False, "http_port": 3300}})
+    assert grafana_url(context_of(environment, "mon1")) == "http://10.213.0.11:3300"
+
+
+# --- bad input, refused before any host is touched ---------------------------------------
+
+
+def test_a_port_used_twice_on_one_host_is_refused(tmp_path):
+    err = refused(tmp_path, body_with(tel1={"victorialogs": {"port": 9100}}))
+    assert err.key == "host tel1" and "9100/tcp" in err.problem
+    assert "node_exporter.metrics" in err.problem and "victorialogs.http" in err.problem
+    assert "victorialogs.port" in err.fix
+
+
+def test_a_flow_to_a_component_that_runs_nowhere_is_refused(tmp_path):
+    err = refused(tmp_path, 'monitoring = [("mon1", {"address": "10.213.0.11"})]\napp = [("app1", {"address": "10.213.0.13"})]\n')
+    assert err.key == "host app1" and "gateway.otlp_http" in err.problem and "telemetry" in err.fix
+
+
+def test_an_allowed_source_for_a_listener_that_runs_nowhere_is_refused(tmp_path):
+    rule = {"listener": "tempo.http", "sources": ["10.213.0.1/32"], "reason": "x"}
+    err = refused(tmp_path, body_with(tel1=firewall_with(rule)))
+    assert err.key.endswith("firewall.allow[0].listener") and "runs on no host" in err.problem
+
+
+def test_an_allowed_source_may_not_open_an_internal_listener(tmp_path):
+    rule = {"listener": "object_store.s3", "sources": ["10.0.0.0/8"], "reason": "office"}
+    err = refused(tmp_path, body_with(tel1=firewall_with(rule)))
+    assert err.key == "host tel1.firewall.allow[0].listener" and "127.0.0.1" in err.problem
+
+
+def test_an_unknown_listener_in_allow_is_refused(tmp_path):
+    rule = {"listener": "grafana.htp", "sources": ["10.0.0.0/8"], "reason": "office"}
+    err = refused(tmp_path, body_with(mon1=firewall_with(rule)))
+    assert "not a listener" in err.problem and "grafana.http" in err.fix
+
+
+@pytest.mark.parametrize(
+    "networks, env, problem",
+    [
+        (["10.213.0.1"], "lab", None),  # one address is a /32: accepted
+        (["10.213.0.0/33"], "lab", "not an IP network"),
+        (["10.213.0.1/24"], "lab", "host bits"),
+        (["office"], "lab", "not an IP network"),
+        (["0.0.0.0/0"], "prod", "whole internet"),
+        ([], "lab", "is empty"),
+    ],
+)
+def test_admin_networks(tmp_path, networks, env, problem, monkeypatch):
+    from tests.environments import GOOD_SECRETS
+
+    for name, value in GOOD_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    text = body_with(env, mon1=firewall_with(networks=networks))
+    if problem is None:
+        environment_of(tmp_path, env, text).topology
+        return
+    with pytest.raises(SettingsError) as caught:
+        environment_of(tmp_path, env, text).topology
+    assert "firewall.admin_networks" in caught.value.key and problem in caught.value.problem + caught.value.fix
+
+
+def test_a_name_without_an_ip_is_refused(tmp_path):
+    err = refused(tmp_path, LAB_BODY.replace('"address": "10.213.0.13"', '"address": "app1.internal"'))
+    assert err.key == "host app1.ip" and '"ip"' in err.fix
+
+
+def test_a_second_telemetry_host_is_refused_rather_than_left_idle(tmp_path):
+    body = LAB_BODY.replace(
+        'telemetry = [("tel1", {"address": "10.213.0.12"})]',
+        'telemetry = [("tel1", {"address": "10.213.0.12"}), ("tel2", {"address": "10.213.0.14"})]',
+    )
+    err = refused(tmp_path, body)
+    assert err.key == "inventory telemetry" and "tel2" in err.problem and "receive nothing" in err.problem
+    assert "one telemetry host" in err.fix
+
+
+def test_two_monitoring_hosts_both_take_part(tmp_path):
+    """Prometheus scrapes and alerts to both, the gateway remote-writes to both, the Alertmanagers gossip."""
+    from roles.alertmanager import monitoring_peers
+    from roles.otel_collector import collector_wiring
+
+    body = LAB_BODY.replace(
+        'monitoring = [("mon1", {"address": "10.213.0.11"})]',
+        'monitoring = [("mon1", {"address": "10.213.0.11"}), ("mon2", {"address": "10.213.0.14"})]',
+    )
+    environment = lab(tmp_path, body=body)
+    assert monitoring_peers(context_of(environment, "mon1")) == ["10.213.0.14:9094"]
+    assert collector_wiring(context_of(environment, "tel1")).remote_write_url == (
+        "http://10.213.0.11:9090/api/v1/write", "http://10.213.0.14:9090/api/v1/write",
+    )
+    gossip = {o.protocol: o.sources for o in environment.topology.openings("mon2") if o.listener == "alertmanager.cluster"}
+    assert gossip == {"tcp": ("10.213.0.11",), "udp": ("10.213.0.11",)}
+
+
+def test_the_controller_is_refused_when_its_own_ssh_would_be_cut():
+    refuse_lockout("mon1", None, ["10.213.0.1/32"], 22)  # not over SSH: nothing to cut
+    refuse_lockout("mon1", "10.213.0.1", ["10.213.0.1/32"], 22)
+    with pytest.raises(FirewallLockout) as caught:
+        refuse_lockout("mon1", "10.213.0.66", ["10.213.0.1/32"], 22)
+    assert "10.213.0.66/32" in str(caught.value) and "firewall.admin_networks" in str(caught.value)
+
+
+def test_the_lockout_check_runs_before_the_firewall_role_adds_an_operation(tmp_path, monkeypatch):
+    """The fact is read first: with a foreign SSH source, the role raises and adds nothing."""
+    import roles.firewall as role
+
+    added = []
+    monkeypatch.setattr(role, "firewall", lambda *a, **k: added.append(a))
+    import pyinfra
+
+    monkeypatch.setattr(pyinfra, "host", type("H", (), {"get_fact": lambda self, fact, **kw: "192.0.2.7"})())
+    environment = lab(tmp_path)
+    ctx = context_of(environment, "mon1")
+    with pytest.raises(FirewallLockout):
+        role.host_firewall._inner(ctx.settings.firewall, ctx)
+    assert added == []
+    monkeypatch.setattr(pyinfra, "host", type("H", (), {"get_fact": lambda self, fact, **kw: "10.213.0.1"})())
+    role.host_firewall._inner(ctx.settings.firewall, ctx)
+    assert len(added) == 1
+
+
+def test_the_architecture_table_is_generated_and_fresh():
+    text = docs.ARCHITECTURE_FILE.read_text()
+    assert text == docs.render_architecture(text), "docs/architecture.md is stale: run python -m roles.docs"
+    assert "| `victorialogs.http` |" in text and "| `ssh` |" in text
+
+
+def test_a_topology_is_built_once_per_environment(tmp_path):
+    environment = lab(tmp_path)
+    assert environment.topology is environment.topology and isinstance(environment.topology, Topology)
