@@ -68,7 +68,7 @@ class Lab:
         return out.stdout if out.rc == 0 else None
 
     def node_exporter_metrics(self) -> str:
-        return self.mon.curl(f"http://127.0.0.1:{self.mon.settings.node_exporter.listen_port}/metrics")
+        return self.mon.curl(self.mon.local("node_exporter.metrics", "/metrics"))
 
     def working_copy_state(self) -> tuple[str, str]:
         repo = self.settings.repo_dir

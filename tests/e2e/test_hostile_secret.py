@@ -2,18 +2,20 @@
 
 The lab converges the telemetry host with an S3 secret key holding `$()`, `;`,
 quotes, a backslash, a space, `%` and `$VAR`. The store must then accept a
-request signed (on the controller, no shell anywhere) with exactly that secret
+request signed (on the controller, no shell anywhere) with exactly that secret,
+sent from the host to the store's loopback listener,
 and refuse one signed with the lab's usual secret; the role's own curl config
 must work too; and the `$(touch /tmp/PWNED)` inside must never have run on the
 host. Afterwards the lab's secret is restored by a normal converge.
 
-Traffic goes only to lab addresses (the telemetry host's S3 port).
+Traffic goes only to lab hosts (the telemetry host's S3 port, on its loopback).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
-import requests
 
 from lab import secrets as lab_secrets
 from roles._service.quoting import parse_env_file
@@ -34,13 +36,24 @@ def telemetry(first_converge):
     return hosts_in("telemetry")[0]
 
 
-def _list_buckets(tel, access_key: str, secret_key: str) -> requests.Response:
-    """ListBuckets from the controller, signed here with `secret_key`."""
+@dataclass
+class Answer:
+    status_code: int
+    text: str
+
+
+def _list_buckets(tel, access_key: str, secret_key: str) -> Answer:
+    """ListBuckets signed here with `secret_key`, sent from the host itself: the store listens on
+    the loopback only (the topology: only the stores on its own host use it)."""
     store = tel.settings.object_store
-    url = f"http://{tel.settings.address}:{store.listen_port}/"
-    with requests.Session() as http:
-        http.trust_env = False  # straight to the lab, never through a proxy from the environment
-        return http.get(url, headers=sign("GET", url, access_key, secret_key, store.region), timeout=10)
+    url = tel.local("object_store.s3", "/")
+    headers = sign("GET", url, access_key, secret_key, store.region)
+    args = ["curl", "-sS", "-o", "/dev/stdout", "-w", "\n%{http_code}"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    out = tel.testinfra.check_output(" ".join(["%s"] * (len(args) + 1)), *args, url)
+    body, _, status = out.rpartition("\n")
+    return Answer(int(status), body)
 
 
 def _converge_telemetry(tel, *options: str, **secrets: str) -> lab_session.Converge:
@@ -82,7 +95,7 @@ def test_a_secret_with_shell_metacharacters_reaches_the_store_intact(telemetry):
         assert _list_buckets(tel, access_key, lab_secret).status_code in (401, 403)
         # The role's own client config (curl -K, no shell) carries it as well.
         store = tel.settings.object_store
-        request = s3_request("GET", f"http://127.0.0.1:{store.listen_port}/", store.region)
+        request = s3_request("GET", tel.local("object_store.s3", "/"), store.region)
         tel.testinfra.check_output(" ".join(["%s"] * len(request)), *request)
         assert tel.testinfra.file(CURL_CONFIG).mode == 0o600
 

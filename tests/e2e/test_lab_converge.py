@@ -36,7 +36,6 @@ def _prometheus_state(mon):
 def test_config_change_reloads_without_restart(first_converge):
     mon = hosts_in("monitoring")[0]
     pid_before, sha_before = _prometheus_state(mon)
-    port = mon.settings.prometheus.listen_port
     changed = {**lab_session.lab_group_data()["prometheus"], "scrape_interval": "7s"}
     try:
         run = lab_session.converge("--limit", mon.name, "--data", f"prometheus={json.dumps(changed)}")
@@ -44,7 +43,7 @@ def test_config_change_reloads_without_restart(first_converge):
         pid_after, sha_after = _prometheus_state(mon)
         assert sha_after != sha_before
         assert pid_after == pid_before, "a config change must reload, not restart"
-        config = json.loads(mon.curl(f"http://127.0.0.1:{port}/api/v1/status/config"))["data"]["yaml"]
+        config = json.loads(mon.curl(mon.local("prometheus.web", "/api/v1/status/config")))["data"]["yaml"]
         assert "scrape_interval: 7s" in config
     finally:
         restore = lab_session.converge("--limit", mon.name)
@@ -60,7 +59,7 @@ def test_broken_config_is_refused_and_prometheus_keeps_serving(first_converge):
     assert "refused /etc/prometheus/prometheus.yml" in run.output
     assert _prometheus_state(mon) == (pid_before, sha_before)
     assert not mon.testinfra.file("/etc/prometheus/prometheus.yml.staged").exists
-    mon.curl(f"http://127.0.0.1:{mon.settings.prometheus.listen_port}/-/ready")
+    mon.curl(mon.local("prometheus.web", "/-/ready"))
 
 
 @pytest.fixture
@@ -95,12 +94,11 @@ def test_corrupted_artifact_fails_with_a_checksum_error(first_converge, corrupte
 
 def test_prometheus_scrapes_every_node_and_the_backend(first_converge):
     mon = hosts_in("monitoring")[0]
-    port = mon.settings.prometheus.listen_port
     expected = {(job, h.name) for h in stack_hosts() for job in ["node"]}
     expected |= {("sentinel-backend", h.name) for h in hosts_in("app")}
     deadline = time.time() + 60
     while True:
-        targets = json.loads(mon.curl(f"http://127.0.0.1:{port}/api/v1/targets"))["data"]["activeTargets"]
+        targets = json.loads(mon.curl(mon.local("prometheus.web", "/api/v1/targets")))["data"]["activeTargets"]
         up = {(t["labels"]["job"], t["labels"]["host"]) for t in targets if t["health"] == "up"}
         if expected <= up or time.time() > deadline:
             break
