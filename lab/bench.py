@@ -16,9 +16,13 @@ import sys
 import tempfile
 import time
 
-from lab.paths import REPO
+from lab.paths import HOSTS, REPO
 
 PY = sys.executable
+
+
+# Operations pyinfra ran in the last converge (its "Grand total" row: operations, then per outcome).
+OPERATIONS: dict[str, int] = {}
 
 
 def timed(argv: list[str], env: dict | None = None) -> float:
@@ -27,6 +31,10 @@ def timed(argv: list[str], env: dict | None = None) -> float:
     seconds = time.monotonic() - start
     if result.returncode != 0:
         sys.exit(f"benchmark step failed: {' '.join(argv)}\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    output = result.stdout + result.stderr
+    totals = [line.split() for line in output.splitlines() if line.strip().startswith("Grand total")]
+    if totals:
+        OPERATIONS["last"] = int(totals[-1][2])
     return seconds
 
 
@@ -57,6 +65,9 @@ def warm_figures() -> dict[str, float]:
     figures["lab up, already up"] = lab("up")
     figures["first converge"] = converge()
     figures["no-op converge"] = converge()
+    operations = OPERATIONS.get("last", 0)
+    hosts = len(HOSTS)
+    figures[f"no-op converge per host ({operations} operations on {hosts} hosts)"] = figures["no-op converge"] / hosts
     return figures
 
 
