@@ -1,12 +1,18 @@
-"""The placement table: which component runs on which hosts, and what it listens on.
+"""The placement table: which component runs on which hosts, what it listens on, which
+secrets it needs and which release it installs.
 
 One row per component. `runs(host)` says whether a host of the environment runs it
 (from its groups and its own settings); `listeners(settings)` publishes the
-component's listeners from the component's own settings block. Nothing else in
-the toolkit decides where a component runs or which port it holds: the topology
-(roles/_topology.py) assembles these rows, deploy.py reads `runs`, the firewall,
-the binds, the scrape jobs, the peers' URLs and docs/architecture.md's port table
-are derived from the same rows.
+component's listeners from the component's own settings block; `secrets(settings)`
+names the secrets it reads; `artifact` is its entry in files/versions.yml. Nothing
+else in the toolkit decides where a component runs, which port it holds or which
+secret it needs: the topology (roles/_topology.py) assembles these rows, deploy.py
+reads `runs`, the secrets preflight (roles/_secrets.py) reads `secrets`, the
+versions check reads `artifact`, and the firewall, the binds, the scrape jobs, the
+peers' URLs and docs/architecture.md's port table are derived from the same rows.
+
+Adding a role: the role, its templates, its tests, one row here and one entry in
+deploy.py's ROLES (the role function and its settings block).
 
 A listener's scope says where it binds:
 - ``host``: the host's own IP (`ip`), reached by the peers the flows name;
@@ -39,6 +45,18 @@ class ListenerSpec:
 
 
 @dataclass(frozen=True)
+class SecretUse:
+    """A secret a component reads: the settings key that names it (relative to the host), its kind, and
+    whether an unset secret is an error. roles/_secrets.py checks the value's shape by `kind`."""
+
+    key: str
+    name: str
+    kind: str
+    required: bool
+    what: str
+
+
+@dataclass(frozen=True)
 class Component:
     """A row of the placement table."""
 
@@ -47,6 +65,9 @@ class Component:
     listeners: Callable[["Settings"], tuple[ListenerSpec, ...]] = lambda s: ()
     # Beyond the groups: the component's own switches (the chosen store, a binary installed).
     when: Callable[["Settings"], bool] = lambda s: True
+    secrets: Callable[["Settings"], tuple[SecretUse, ...]] = lambda s: ()
+    artifact: str | None = None  # its release in files/versions.yml (the building block's ServiceSpec name)
+    condition: str = ""  # `when` in words, for the docs
 
     def runs(self, host: "EnvHost") -> bool:
         return any(g in host.groups for g in self.groups) and self.when(host.settings)
@@ -140,24 +161,90 @@ def _ssh(s: "Settings"):
     return (ListenerSpec("ssh", s.firewall.ssh_port, "any", "sshd (the controller, declared flows)"),)
 
 
+# --- the secrets each component reads --------------------------------------------------
+
+
+def _s3(block: str, owner: str):
+    def uses(s: "Settings") -> tuple[SecretUse, ...]:
+        settings = s
+        for part in block.split("."):
+            settings = getattr(settings, part)
+        if block == "traces.tempo" and settings.backend != "s3":
+            return ()
+        return (
+            SecretUse(f"{block}.access_key_secret", settings.access_key_secret, "s3_key", True, owner),
+            SecretUse(f"{block}.secret_key_secret", settings.secret_key_secret, "s3_key", True, owner),
+        )
+
+    return uses
+
+
+def _alerting_secrets(s: "Settings"):
+    alerting, found = s.alerting, []
+    if alerting.pagerduty.enabled:
+        found.append(SecretUse("alerting.pagerduty.routing_key_secret", alerting.pagerduty.routing_key_secret, "pagerduty_key", True,
+                               f"PagerDuty is enabled in {s.environment} but its Events API v2 routing key"))
+    for key in ("slack_critical", "slack_warning"):
+        receiver = getattr(alerting, key)
+        found.append(SecretUse(f"alerting.{key}.webhook_url_secret", receiver.webhook_url_secret, "slack_webhook", True,
+                               f"the Slack webhook URL for {receiver.channel}"))
+    if alerting.email.auth_username:
+        found.append(SecretUse("alerting.email.auth_password_secret", alerting.email.auth_password_secret, "smtp_password", True,
+                               f"the SMTP password of {alerting.email.auth_username}"))
+    return tuple(found)
+
+
+def _grafana_secrets(s: "Settings"):
+    grafana = s.grafana
+    found = [SecretUse("grafana.admin_password_secret", grafana.admin_password_secret, "grafana_admin_password", True, "Grafana's admin password")]
+    if grafana.database.is_postgres:
+        found.append(SecretUse("grafana.database.password_secret", grafana.database.password_secret, "db_password", True,
+                               "Grafana's PostgreSQL password"))
+    return tuple(found)
+
+
+def _backup_secrets(s: "Settings"):
+    backup = s.grafana_backup
+    found = [SecretUse("grafana_backup.deploy_key_secret", backup.deploy_key_secret, "ssh_private_key", True,
+                       "the Grafana backup is enabled but its git deploy key")]
+    if backup.write_token:
+        # Elsewhere the Grafana role creates the token and writes the file itself.
+        found.append(SecretUse("grafana_backup.token_secret", backup.token_secret, "grafana_token", True,
+                               "grafana_backup.write_token is on but the service-account token"))
+    return tuple(found)
+
+
+def _backend_secrets(s: "Settings"):
+    backend = s.backend
+    found = [SecretUse("backend.sentry_dsn_secret", backend.sentry_dsn_secret, "sentry_dsn", False, "the Sentry DSN")]
+    if backend.sourcemaps_dir:
+        found.append(SecretUse("backend.sentry_auth_token_secret", backend.sentry_auth_token_secret, "sentry_token", True,
+                               f"source maps in {backend.sourcemaps_dir} are to be uploaded but the Sentry auth token (project:releases)"))
+    return tuple(found)
+
+
 # The placement table. Order is the deploy order within a host.
 COMPONENTS: tuple[Component, ...] = (
     Component("sshd", ALL, _ssh),
-    Component("firewall", ALL, when=lambda s: s.firewall.enabled),
-    Component("node_exporter", ALL, _node_exporter),
-    Component("object_store", ("telemetry",), _object_store),
-    Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger"),
-    Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo"),
-    Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs"),
-    Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki"),
-    Component("otelcol", ("telemetry", "app"), _collector),
+    Component("firewall", ALL, when=lambda s: s.firewall.enabled, condition="firewall.enabled"),
+    Component("node_exporter", ALL, _node_exporter, artifact="node_exporter"),
+    Component("object_store", ("telemetry",), _object_store, secrets=_s3("object_store", "the store credential"), artifact="versitygw"),
+    Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger", condition="traces.store: jaeger", artifact="jaeger"),
+    Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo", secrets=_s3("traces.tempo", "Tempo's S3 credential"),
+              artifact="tempo"),
+    Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs", condition="logs.store: victorialogs", artifact="victorialogs"),
+    Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki", secrets=_s3("loki", "Loki's S3 credential"), artifact="loki"),
+    Component("otelcol", ("telemetry", "app"), _collector, artifact="otelcol"),
     Component("gateway", ("telemetry",), _gateway),
     Component("agent", ("app",)),
-    Component("prometheus", ("monitoring",), _prometheus),
-    Component("alertmanager", ("monitoring",), _alertmanager),
-    Component("grafana_backup", ("monitoring",), when=lambda s: s.grafana_backup.enabled),
-    Component("grafana", ("monitoring",), _grafana),
-    Component("backend", ("app",), _backend),
+    Component("prometheus", ("monitoring",), _prometheus, artifact="prometheus"),
+    Component("alertmanager", ("monitoring",), _alertmanager, secrets=_alerting_secrets, artifact="alertmanager"),
+    # Before Grafana: the backup job's user and /etc/grafana-backup exist when the Grafana
+    # role writes the job's service-account token there (0640 root:grafana-backup).
+    Component("grafana_backup", ("monitoring",), when=lambda s: s.grafana_backup.enabled, condition="grafana_backup.enabled", secrets=_backup_secrets),
+    # Grafana's files on every monitoring host; its binary (and listener) where grafana.install_binary is on.
+    Component("grafana", ("monitoring",), _grafana, secrets=_grafana_secrets, artifact="grafana"),
+    Component("backend", ("app",), _backend, secrets=_backend_secrets),
 )
 
 # The gossip port exists only with peers: the topology adds it when the environment

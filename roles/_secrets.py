@@ -237,73 +237,16 @@ class Need:
 
 
 def needs(environment: Environment) -> list[Need]:
-    """Every secret the environment's hosts need, in host order."""
+    """Every secret the environment's hosts need, in host order: what each component the placement
+    table runs on the host reads (roles/_placement.py, `secrets`)."""
+    from roles._placement import COMPONENTS
+
     found = []
     for host in environment.hosts:
-        s, where = host.settings, f"host {host.name}"
-        if "telemetry" in host.groups:
-            store = s.object_store
-            found.append(Need(f"{where}.object_store.access_key_secret", store.access_key_secret, "s3_key", True, "the store credential"))
-            found.append(Need(f"{where}.object_store.secret_key_secret", store.secret_key_secret, "s3_key", True, "the store credential"))
-            if s.logs.store == "loki":
-                found.append(Need(f"{where}.loki.access_key_secret", s.loki.access_key_secret, "s3_key", True, "Loki's S3 credential"))
-                found.append(Need(f"{where}.loki.secret_key_secret", s.loki.secret_key_secret, "s3_key", True, "Loki's S3 credential"))
-            if s.traces.store == "tempo" and s.traces.tempo.backend == "s3":
-                tempo = s.traces.tempo
-                found.append(Need(f"{where}.traces.tempo.access_key_secret", tempo.access_key_secret, "s3_key", True, "Tempo's S3 credential"))
-                found.append(Need(f"{where}.traces.tempo.secret_key_secret", tempo.secret_key_secret, "s3_key", True, "Tempo's S3 credential"))
-        if "monitoring" in host.groups:
-            alerting = s.alerting
-            if alerting.pagerduty.enabled:
-                found.append(
-                    Need(
-                        f"{where}.alerting.pagerduty.routing_key_secret",
-                        alerting.pagerduty.routing_key_secret,
-                        "pagerduty_key",
-                        True,
-                        f"PagerDuty is enabled in {s.environment} but its Events API v2 routing key",
-                    )
-                )
-            for key in ("slack_critical", "slack_warning"):
-                receiver = getattr(alerting, key)
-                found.append(
-                    Need(f"{where}.alerting.{key}.webhook_url_secret", receiver.webhook_url_secret, "slack_webhook", True, f"the Slack webhook URL for {receiver.channel}")
-                )
-            if alerting.email.auth_username:
-                found.append(
-                    Need(f"{where}.alerting.email.auth_password_secret", alerting.email.auth_password_secret, "smtp_password", True, f"the SMTP password of {alerting.email.auth_username}")
-                )
-            grafana = s.grafana
-            found.append(
-                Need(f"{where}.grafana.admin_password_secret", grafana.admin_password_secret, "grafana_admin_password", True, "Grafana's admin password")
-            )
-            if grafana.database.is_postgres:
-                found.append(
-                    Need(f"{where}.grafana.database.password_secret", grafana.database.password_secret, "db_password", True, "Grafana's PostgreSQL password")
-                )
-        if "monitoring" in host.groups and s.grafana_backup.enabled:
-            backup = s.grafana_backup
-            found.append(
-                Need(f"{where}.grafana_backup.deploy_key_secret", backup.deploy_key_secret, "ssh_private_key", True, "the Grafana backup is enabled but its git deploy key")
-            )
-            if backup.write_token:
-                # Elsewhere the Grafana role creates the token and writes the file itself.
-                found.append(
-                    Need(f"{where}.grafana_backup.token_secret", backup.token_secret, "grafana_token", True, "grafana_backup.write_token is on but the service-account token")
-                )
-        if "app" in host.groups:
-            backend = s.backend
-            found.append(Need(f"{where}.backend.sentry_dsn_secret", backend.sentry_dsn_secret, "sentry_dsn", False, "the Sentry DSN"))
-            if backend.sourcemaps_dir:
-                found.append(
-                    Need(
-                        f"{where}.backend.sentry_auth_token_secret",
-                        backend.sentry_auth_token_secret,
-                        "sentry_token",
-                        True,
-                        f"source maps in {backend.sourcemaps_dir} are to be uploaded but the Sentry auth token (project:releases)",
-                    )
-                )
+        where = f"host {host.name}"
+        for component in COMPONENTS:
+            if component.runs(host):
+                found += [Need(f"{where}.{use.key}", use.name, use.kind, use.required, use.what) for use in component.secrets(host.settings)]
     return found
 
 

@@ -13,15 +13,14 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from roles._placement import COMPONENTS
 from roles._model import Model, Name, RelativeName, Sha256, SettingsError, matching, parse
 from roles._yaml import load_yaml
 
 VERSIONS_FILE = Path(__file__).resolve().parent.parent / "files" / "versions.yml"
-# Components the roles install with the building block; each needs an entry.
-# A new role adds its ServiceSpec name here.
-DEPLOYED_COMPONENTS = (
-    "prometheus", "node_exporter", "versitygw", "alertmanager", "grafana", "otelcol", "jaeger", "tempo", "victorialogs", "loki",
-)
+# Components the roles install with the building block; each needs an entry. The
+# placement table names each component's release (roles/_placement.py, `artifact`).
+DEPLOYED_COMPONENTS = tuple(c.artifact for c in COMPONENTS if c.artifact)
 
 
 def _version(value: str) -> str:
