@@ -20,7 +20,6 @@ host is contacted.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -72,7 +71,7 @@ class Listener:
 
 @dataclass(frozen=True)
 class Flow:
-    """`client` (a component of the placement table, or "operators") may connect to `listener`."""
+    """`client` (a component of the placement table) may connect to `listener` wherever it runs."""
 
     client: str
     listener: str
@@ -386,10 +385,3 @@ def _group_hint(component: str) -> str:
         if c.name == component:
             return " or ".join(c.groups)
     return component
-
-
-def listeners_by_host(topology: Topology) -> dict[str, list[Listener]]:
-    found: dict[str, list[Listener]] = defaultdict(list)
-    for l in topology.listeners:
-        found[l.host].append(l)
-    return dict(found)
