@@ -140,6 +140,55 @@ def _check_one_owner(inventory, host) -> None:
             set_by[key] = group
 
 
+# pyinfra reads each of its global operation arguments (`_sudo`, `_env`, `_ignore_errors`...)
+# from host data too, so a group-data or `--data` key of that name changes how every command
+# of the deploy runs as root. Only these may be set, and only to these values:
+ALLOWED_PYINFRA_ARGUMENTS = {
+    # Connecting as an unprivileged user that sudo makes root: the deploy needs root either way.
+    "_sudo": (True,),
+}
+
+
+def _pyinfra_arguments() -> set[str]:
+    from pyinfra.api.arguments import all_global_arguments
+
+    return {name for name, _ in all_global_arguments() if name.startswith("_")}
+
+
+def _refuse_pyinfra_arguments(where: str, data: dict[str, Any]) -> None:
+    for key in sorted(set(data) & _pyinfra_arguments()):
+        allowed = ALLOWED_PYINFRA_ARGUMENTS.get(key)
+        if allowed is None or data[key] not in allowed:
+            raise SettingsError(
+                f"{where}.{key}",
+                "is one of pyinfra's global arguments: as host data it would change every command the deploy runs as root",
+                "remove it (the toolkit allows only _sudo = True, to connect as a user that sudo makes root)",
+            )
+
+
+def _refuse_weak_ssh(where: str, data: dict[str, Any], environment: str) -> None:
+    """Outside the lab, SSH checks the hosts' keys and never forwards the controller's agent."""
+    if environment == "lab":
+        return  # lab hosts get new host keys on every `lab up`, on a bridge of the machine itself
+    checking = data.get("ssh_strict_host_key_checking")
+    if checking is not None and str(checking).lower() not in ("yes", "true", "accept-new"):
+        raise SettingsError(
+            f"{where}.ssh_strict_host_key_checking",
+            f"{checking!r} turns host-key checking off in {environment}: every secret file could go to an impostor host",
+            "remove it (pyinfra checks against known_hosts), or pin the hosts' keys in ssh_known_hosts_file",
+        )
+    if data.get("ssh_known_hosts_file") in ("/dev/null",):
+        raise SettingsError(
+            f"{where}.ssh_known_hosts_file", f"/dev/null forgets every host key in {environment}", "point it at a file with the hosts' keys"
+        )
+    if data.get("ssh_forward_agent"):
+        raise SettingsError(
+            f"{where}.ssh_forward_agent",
+            f"forwards the controller's SSH agent to the hosts in {environment}: root there could use its keys",
+            "remove it",
+        )
+
+
 def host_settings(name: str, groups: list[str] | tuple[str, ...], data: dict[str, Any], environment: str | None = None) -> Settings:
     """Validate one host's merged data (as pyinfra's `host.data.dict()` gives it) into `Settings`."""
     where = f"host {name}"
@@ -155,6 +204,8 @@ def host_settings(name: str, groups: list[str] | tuple[str, ...], data: dict[str
         if key.startswith("ssh_") and key not in ssh_keys:
             close = difflib.get_close_matches(key, sorted(ssh_keys), n=1)
             raise SettingsError(f"{where}.{key}", "unknown ssh key: pyinfra would ignore it", f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(sorted(ssh_keys))}")
+    _refuse_pyinfra_arguments(where, data)
+    _refuse_weak_ssh(where, data, envs[0])
     own = {k: v for k, v in data.items() if not k.startswith(("ssh_", "_"))}
     own["environment"] = envs[0]
     own.setdefault("address", data.get("ssh_hostname") or name)

@@ -231,11 +231,39 @@ Fraction = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
 HttpUrl = Annotated[str, AfterValidator(_url(("http", "https")))]
 HttpsUrl = Annotated[str, AfterValidator(_url(("https",)))]
 AbsPath = Annotated[str, AfterValidator(_abs_path)]
+# The backend's log file: in a directory of its own under /var/log (the agent's group reads it).
+LogFile = Annotated[
+    str, AfterValidator(_abs_path),
+    AfterValidator(lambda v: _under(posixpath.dirname(posixpath.normpath(v)), ("/var/log",), "a log directory", "/var/log/sentinel/backend.log") and v),
+]
+# A directory the role owns for its service: under DATA_PARENTS, never a system directory.
+ServiceDir = Annotated[str, AfterValidator(_abs_path), AfterValidator(lambda v: _service_dir(v))]
 Name = Annotated[str, AfterValidator(_name)]
 SecretName = Annotated[str, AfterValidator(_secret_name)]
 LabelValue = Annotated[str, AfterValidator(_label_value)]
 HostPort = Annotated[str, AfterValidator(_hostport)]
 Text = Annotated[str, AfterValidator(_no_control)]
+
+
+# Where a service's own data may live: a directory of its own under one of these. The roles
+# chown and chmod it, make it the service user's home and add it to ReadWritePaths, so it
+# may never be (or be above) a system directory.
+DATA_PARENTS = ("/var/lib", "/srv", "/data", "/mnt")
+
+
+def _under(value: str, parents: tuple[str, ...], what: str, example: str) -> str:
+    path = posixpath.normpath(value)
+    for parent in parents:
+        if path.startswith(parent + "/") and len(path) > len(parent) + 1:
+            return value
+    raise ValueError(
+        f"{value!r} is not {what} of its own: the deploy would take the directory over (owner, mode, the service's write access). "
+        f"Fix: use a directory under {' or '.join(parents)}, e.g. {example}"
+    )
+
+
+def _service_dir(value: str) -> str:
+    return _under(value, DATA_PARENTS, "a data directory", "/var/lib/<component>")
 
 
 def _relative_name(value: str) -> str:

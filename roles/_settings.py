@@ -103,7 +103,9 @@ class Settings(Model):
     def _lab_only_shortcuts(self):
         # Only the lab may reach its own bridge without TLS, or trust SSH host keys on first use.
         if self.environment != "lab":
-            for key, url in (("artifact_base_url", self.artifact_base_url), ("alerting.pagerduty.url", self.alerting.pagerduty.url)):
+            # The backup job sends its Grafana token to grafana_url every night: https only outside the lab.
+            secret_urls = (("grafana_backup.grafana_url", self.grafana_backup.grafana_url),)
+            for key, url in (("artifact_base_url", self.artifact_base_url), ("alerting.pagerduty.url", self.alerting.pagerduty.url), *secret_urls):
                 if url and url.startswith("http://"):
                     raise SettingsError(key, f"{url!r} is plain http in {self.environment}", "use https:// (only the lab may use http)")
             # Lab hosts get new SSH host keys on every `lab up`; anywhere else the git host's keys are pinned.

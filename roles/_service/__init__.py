@@ -25,6 +25,14 @@ from roles._service.operations import release_archive, validated_file
 from roles._service.render import render
 
 _DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+_ARCH_OF: dict[str, str] = {}  # host name -> Debian arch: read once per host and run, not once per service
+
+
+def debian_arch() -> str:
+    """This host's Debian architecture (amd64, arm64), from one read of `uname -m` per run."""
+    if host.name not in _ARCH_OF:
+        _ARCH_OF[host.name] = _DEBIAN_ARCH.get(host.get_fact(Arch), "amd64")
+    return _ARCH_OF[host.name]
 
 
 @dataclass(frozen=True)
@@ -205,8 +213,7 @@ def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool =
     + hardening: apply the systemd sandboxing directives
     """
     name = spec.name
-    arch = _DEBIAN_ARCH.get(host.get_fact(Arch), "amd64")
-    artifact = resolve(name, artifact_base_url, arch)
+    artifact = resolve(name, artifact_base_url, debian_arch())
     version_dir = f"/opt/{name}/{artifact.version}"
 
     service_account(spec)

@@ -9,10 +9,9 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
-from pyinfra.facts.files import File, Sha256File
 
 from roles._service.artifacts import Artifact
-from roles._service.facts import MARKER, InstalledArtifactSha256
+from roles._service.facts import MARKER, FileState, InstalledArtifactSha256
 from roles._service.quoting import QuotingError, refuse_control, sh_quote
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -123,8 +122,8 @@ def validated_file(
     here. Nothing happens when the live file already has this content, owner and mode.
     """
     desired = hashlib.sha256(content.encode()).hexdigest()
-    current = host.get_fact(Sha256File, path=dest)
-    info = host.get_fact(File, path=dest) or {}
+    info = host.get_fact(FileState, path=dest) or {}
+    current = info.get("sha256")
     staged = f"{dest}.staged"
     refuse_control(dest, "validated_file dest")
     if current != desired:

@@ -18,6 +18,9 @@ Sampler = Literal[
 ]
 
 
+# The role writes this file as root (0640 root:sentinel): only in the backend's own config directory.
+EnvFilePath = matching("env file under /etc/sentinel", r"/etc/sentinel[a-z0-9_-]*/[A-Za-z0-9._-]+", "write it like /etc/sentinel/backend.env")
+
 class BackendSettings(Model):
     """The Sentinel backend's environment on the `app` hosts.
 
@@ -25,7 +28,7 @@ class BackendSettings(Model):
     file its unit loads. In the lab, `standin` runs the stand-in backend instead.
     """
 
-    env_file: AbsPath = Field("/etc/sentinel/backend.env", description="The env file the backend's unit loads.")
+    env_file: EnvFilePath = Field("/etc/sentinel/backend.env", description="The env file the backend's unit loads (under /etc/sentinel*/).")
     unit: UnitName = Field("sentinel-backend.service", description="The backend's systemd unit, restarted when the env file changes.")
     service_name: ReleasePart = Field("sentinel-backend", description="OTel service.name and the Sentry release's name.")
     version: ReleasePart = Field("0.0.0", description="The deployed backend version (Sentry release <service_name>@<version>).")

@@ -16,7 +16,10 @@ from roles._model import AbsPath, Bool, Duration, HostPort, HttpUrl, Model, Name
 
 ListenAddress = matching("listen address", r"[0-9.]+|\[?[0-9A-Fa-f:]+\]?", "write an IP address such as 0.0.0.0 or 127.0.0.1")
 Owner = matching("user:group", r"[a-z_][a-z0-9_-]*:[a-z_][a-z0-9_-]*", "write it like root:grafana-backup")
-FileMode = matching("file mode", r"0[0-7]{3}", "write four octal digits such as 0640")
+# The token file's mode: never more than 0640 (group read at most, no other).
+FileMode = matching("secret file mode (0640 at most)", r"0[46]00|0[46]40", "use 0640, 0600, 0440 or 0400")
+# Token files live in the backup job's own config directory, which the role creates.
+TokenPath = matching("token path under /etc/grafana* or /etc/sentinel*", r"/etc/(grafana|sentinel)[a-z0-9_-]*/[A-Za-z0-9._-]+", "write it like /etc/grafana-backup/token")
 
 
 class DatabaseSettings(Model):
@@ -61,7 +64,7 @@ class GrafanaSettings(Model):
     admin_password_secret: SecretName = Field("SENTINEL_GRAFANA_ADMIN_PASSWORD", description="Secret holding the admin password.")
     database: DatabaseSettings = Field(DatabaseSettings(), description="Grafana's own database.")
     rule_interval: Duration = Field("30s", description="How often Grafana evaluates the catalog's rules (alerting.evaluator grafana).")
-    backup_token_path: AbsPath = Field(
+    backup_token_path: TokenPath = Field(
         "/etc/grafana-backup/token", description="Where the backup job's service account token is written (once, only if missing); the backup job reads it here."
     )
     backup_token_owner: Owner = Field(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from roles._model import AbsPath, Bool, HttpUrl, Int, Model, Name, SecretName, Text, matching
+from roles.grafana.settings import TokenPath
+from roles._model import AbsPath, ServiceDir, Bool, HttpUrl, Int, Model, Name, SecretName, Text, matching
 
 # A cron field: digits, *, ranges, lists and steps ("17", "*/6", "1-5", "0,12").
 CronField = matching(
@@ -48,7 +49,7 @@ class GrafanaBackupSettings(Model):
     grafana_url: HttpUrl | None = Field(
         None, description="Grafana's HTTP API as the job reaches it; unset = this host's Grafana (grafana.http in the topology)."
     )
-    token_file: AbsPath = Field(
+    token_file: TokenPath = Field(
         "/etc/grafana-backup/token", description="The service-account token file the job reads (written by the Grafana role)."
     )
     write_token: Bool = Field(
@@ -71,7 +72,7 @@ class GrafanaBackupSettings(Model):
         description="LAB ONLY: accept the git host's key on first use (lab hosts get new host keys on every `lab up`).",
     )
     schedule: BackupSchedule = Field(BackupSchedule(), description="When cron runs the job (daily at 03:17 by default).")
-    repo_dir: AbsPath = Field("/var/lib/grafana-backup/repo", description="The job's git working copy.")
+    repo_dir: ServiceDir = Field("/var/lib/grafana-backup/repo", description="The job's git working copy.")
     wheels_from_mirror: Bool = Field(
         False, description="Install grafana-client from the artifact mirror's wheelhouse (the lab) instead of PyPI."
     )

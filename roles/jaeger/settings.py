@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from roles._model import AbsPath, Model, Port
+from roles._model import AbsPath, ServiceDir, Model, Port
 
 
 class JaegerSettings(Model):
@@ -21,4 +21,4 @@ class JaegerSettings(Model):
     metrics_port: Port = Field(8888, description="Jaeger's own Prometheus metrics (/metrics).")
     # Not 13133: the collector gateway's health_check holds it on the same host.
     health_port: Port = Field(13134, description="healthcheckv2 extension (/status), the readiness check.")
-    data_dir: AbsPath = Field("/var/lib/jaeger", description="Badger's key and value directories live under it.")
+    data_dir: ServiceDir = Field("/var/lib/jaeger", description="Badger's key and value directories live under it.")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from roles._model import AbsPath, Bool, Duration, Model, Name, Port, SecretName
+from roles._model import AbsPath, ServiceDir, Bool, Duration, Model, Name, Port, SecretName
 
 
 def _past_day(value: str) -> str:
@@ -43,7 +43,7 @@ class LokiSettings(Model):
 
     http_port: Port = Field(3100, description='HTTP API: push, OTLP (/otlp), queries, deletes, /ready, /metrics.')
     grpc_port: Port = Field(9095, description='gRPC, only Loki talking to itself in monolithic mode (bound to 127.0.0.1).')
-    data_dir: AbsPath = Field("/var/lib/loki", description='WAL, TSDB index and compactor state (the hot tier).')
+    data_dir: ServiceDir = Field("/var/lib/loki", description='WAL, TSDB index and compactor state (the hot tier).')
     bucket: Name = Field("loki", description='S3 bucket of the chunks (object_store.buckets must hold it).')
     # The toolkit's object store (versitygw) speaks plain HTTP on the internal network.
     s3_insecure: Bool = Field(True, description="Plain HTTP to the object store (the toolkit's versitygw on the internal network).")

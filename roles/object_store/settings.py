@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from roles._model import AbsPath, Model, Name, Port, SecretName, matching
+from roles._model import AbsPath, ServiceDir, Model, Name, Port, SecretName, matching
 
 
 Bucket = matching("valid S3 bucket name", r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "use 3-63 lowercase letters, digits, dots or dashes")
@@ -16,8 +16,8 @@ class ObjectStoreSettings(Model):
     """
 
     listen_port: Port = Field(7070, description="S3 API port.")
-    data_dir: AbsPath = Field("/var/lib/versitygw/data", description="Root of the posix backend: one directory per bucket.")
-    metadata_dir: AbsPath = Field(
+    data_dir: ServiceDir = Field("/var/lib/versitygw/data", description="Root of the posix backend: one directory per bucket.")
+    metadata_dir: ServiceDir = Field(
         "/var/lib/versitygw/meta", description="Sidecar metadata directory (works without user xattrs)."
     )
     region: Name = Field("us-east-1", description="Region the store answers for and requests are signed with.")

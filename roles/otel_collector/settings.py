@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from roles._model import AbsPath, Duration, HttpUrl, Model, Name, Port, duration_seconds
+from roles._model import AbsPath, LogFile, ServiceDir, matching, Duration, HttpUrl, Model, Name, Port, duration_seconds
 from roles.jaeger.settings import JaegerSettings
 from roles.tempo.settings import TempoSettings
 
@@ -68,6 +68,10 @@ def _listen_address(value: str) -> str:
 ListenAddress = Annotated[str, AfterValidator(_listen_address)]
 QueueSize = Annotated[int, AfterValidator(_positive_queue)]
 
+
+# The collector joins this group to read the backend's log: the backend's own group, never
+# one that opens other files (shadow, disk, adm...).
+BackendGroup = matching("backend group", r"sentinel[a-z0-9_-]{0,24}", "use the backend's own group, sentinel or sentinel-<name>")
 
 class TracesSettings(Model):
     """Where traces are stored: Tempo (dev, staging, prod) or Jaeger v2 (the lab)."""
@@ -126,9 +130,11 @@ class CollectorSettings(Model):
     batch_size: Annotated[int, Field(ge=1)] = Field(2048, description="batch processor: items per batch.")
     queue_size: QueueSize = Field(10000, description="Batches each exporter keeps on disk while its destination is down.")
     retry_max_elapsed: Duration = Field("24h", description="How long an exporter retries a batch before dropping it.")
-    data_dir: AbsPath = Field("/var/lib/otelcol", description="Persistent queues and file offsets (file_storage).")
-    log_file: AbsPath = Field("/var/log/sentinel/backend.log", description="Agent: the backend's JSON log file (docs/contract.md section 4).")
-    log_file_group: Name = Field("sentinel", description="Agent: group that may read log_file; the collector's user joins it.")
+    data_dir: ServiceDir = Field("/var/lib/otelcol", description="Persistent queues and file offsets (file_storage).")
+    log_file: LogFile = Field("/var/log/sentinel/backend.log", description="Agent: the backend's JSON log file (docs/contract.md section 4).")
+    log_file_group: BackendGroup = Field(
+        "sentinel", description="Agent: group that may read log_file; the collector's user joins it (a sentinel* group only)."
+    )
     span_metrics_flush: Duration = Field("15s", description="How often span metrics are computed and remote-written.")
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from roles._model import AbsPath, Model, Name, Port, SecretName
+from roles._model import AbsPath, ServiceDir, Model, Name, Port, SecretName
 
 
 class TempoSettings(Model):
@@ -23,6 +23,6 @@ class TempoSettings(Model):
     grpc_port: Port = Field(9097, description="Tempo's internal gRPC server.")
     backend: Literal["local", "s3"] = Field("s3", description="Where blocks go: local disk, or the object_store role's S3 bucket.")
     bucket: Name = Field("tempo", description="S3 bucket (object_store.buckets must hold it).")
-    data_dir: AbsPath = Field("/var/lib/tempo", description="WAL (and local blocks) directory.")
+    data_dir: ServiceDir = Field("/var/lib/tempo", description="WAL (and local blocks) directory.")
     access_key_secret: SecretName = Field("SENTINEL_S3_ACCESS_KEY", description="Secret holding the S3 access key (the object store's).")
     secret_key_secret: SecretName = Field("SENTINEL_S3_SECRET_KEY", description="Secret holding the S3 secret key.")

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from roles._model import AbsPath, Model, Port, Text
+from roles._model import AbsPath, ServiceDir, Model, Port, Text
 
 
 class VictoriaLogsSettings(Model):
@@ -23,7 +23,7 @@ class VictoriaLogsSettings(Model):
         9428,
         description="HTTP: ingestion (OTLP /insert/opentelemetry/v1/logs, Loki push), queries, deletes, /health and /metrics.",
     )
-    storage_path: AbsPath = Field("/var/lib/victorialogs/data", description="Where the store keeps its data.")
+    storage_path: ServiceDir = Field("/var/lib/victorialogs/data", description="Where the store keeps its data.")
     max_disk_usage_percent: Annotated[int, Field(ge=1, le=100)] = Field(
         90, description="Stop accepting new logs when the disk is this full, rather than fill it (1..100)."
     )

@@ -48,7 +48,8 @@ def test_defaults_are_off_daily_and_strict():
         ({**PROD, "known_hosts": [KEY_LINE + " comment\n@cert-authority * ssh-ed25519 AAAA"]}, "grafana_backup.known_hosts[0]", "ssh-keyscan"),
         ({**PROD, "schedule": {"hour": "3am"}}, "grafana_backup.schedule.hour", "cron field"),
         ({**PROD, "schedul": {}}, "grafana_backup.schedul", "schedule"),
-        ({**PROD, "token_file": "etc/token"}, "grafana_backup.token_file", "absolute path"),
+        ({**PROD, "token_file": "etc/token"}, "grafana_backup.token_file", "/etc/grafana-backup/token"),
+        ({**PROD, "token_file": "/etc/ssh/token"}, "grafana_backup.token_file", "/etc/grafana-backup/token"),  # would take over /etc/ssh
         ({**PROD, "deploy_key_secret": "-----BEGIN OPENSSH PRIVATE KEY-----"}, "grafana_backup.deploy_key_secret", "never paste"),
     ],
 )

@@ -75,6 +75,41 @@ INVENTORY_CASES = [
     ("http-pagerduty-in-prod", "prod", inventory_with(data={"alerting": {"pagerduty": {"enabled": True, "url": "http://events.example.org/v2/enqueue"}}}), {}, "alerting.pagerduty.url", "https://"),
     ("misspelled-key", "prod", inventory_with(data={"prometheus": {"scrape_intervall": "15s"}}), {}, "prometheus.scrape_intervall", "did you mean 'scrape_interval'?"),
     ("moved-key", "prod", inventory_with(data={"prometheus": {"retention_time": "15d"}}), {}, "prometheus.retention_time", "retention.prometheus.time"),
+    # --- pyinfra's own arguments as host data (they would change every command run as root) ---
+    *[
+        (f"pyinfra-argument{key}", "prod", inventory_with(data={key: value}), {}, key, "only _sudo")
+        for key, value in (
+            ("_env", {"LD_PRELOAD": "/tmp/x.so"}), ("_shell_executable", "/tmp/sh"), ("_sudo_user", "nobody"),
+            ("_ignore_errors", True), ("_continue_on_error", True), ("_success_exit_codes", [0, 1]), ("_chdir", "/tmp"),
+            ("_su_user", "root"), ("_doas", True), ("_temp_dir", "/dev/shm"), ("_sudo", "yes"), ("_preserve_sudo_env", True),
+        )
+    ],
+    ("pyinfra-argument-in-telemetry-host", "prod", inventory_with("telemetry", {"_env": {"PATH": "/tmp"}}), {}, "host tel1.hostile._env", "only _sudo"),
+    # --- SSH safety outside the lab --------------------------------------------------------
+    ("ssh-host-key-checking-off", "prod", inventory_with(data={"ssh_strict_host_key_checking": "off"}), {}, "ssh_strict_host_key_checking", "known_hosts"),
+    ("ssh-host-key-checking-no", "staging", inventory_with(data={"ssh_strict_host_key_checking": "no"}), {}, "ssh_strict_host_key_checking", "known_hosts"),
+    ("ssh-known-hosts-dev-null", "prod", inventory_with(data={"ssh_known_hosts_file": "/dev/null"}), {}, "ssh_known_hosts_file", "hosts' keys"),
+    ("ssh-forward-agent", "prod", inventory_with(data={"ssh_forward_agent": True}), {}, "ssh_forward_agent", "remove it"),
+    # --- a path setting may not take over a system directory ------------------------------
+    ("collector-data-dir-etc", "prod", inventory_with("telemetry", {"otel_collector": {"data_dir": "/etc"}}), {}, "otel_collector.data_dir", "/var/lib"),
+    ("jaeger-data-dir-var-lib", "prod", inventory_with("telemetry", {"traces": {"store": "jaeger", "jaeger": {"data_dir": "/var/lib"}}}), {}, "traces.jaeger.data_dir", "/var/lib/<component>"),
+    ("backup-repo-usr-local-bin", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "repo_dir": "/usr/local/bin"}}), {}, "grafana_backup.repo_dir", "/var/lib"),
+    ("victorialogs-storage-root", "prod", inventory_with("telemetry", {"logs": {"store": "victorialogs"}, "victorialogs": {"storage_path": "/"}}), {}, "victorialogs.storage_path", "/var/lib"),
+    ("textfile-dir-var-lib", "prod", inventory_with(data={"node_exporter": {"textfile_dir": "/var/lib"}}), {}, "node_exporter.textfile_dir", "/var/lib"),
+    ("store-metadata-srv", "prod", inventory_with("telemetry", {"object_store": {"metadata_dir": "/srv"}}), {}, "object_store.metadata_dir", "/srv"),
+    ("loki-data-root-home", "prod", inventory_with("telemetry", {"loki": {"data_dir": "/root/loki"}}), {}, "loki.data_dir", "/var/lib"),
+    ("tempo-data-boot", "prod", inventory_with("telemetry", {"traces": {"tempo": {"data_dir": "/boot/tempo"}}}), {}, "traces.tempo.data_dir", "/var/lib"),
+    # --- a setting may not widen a service's rights ----------------------------------------
+    ("collector-reads-shadow", "prod", inventory_with("app", {"otel_collector": {"log_file": "/etc/shadow"}}), {}, "otel_collector.log_file", "/var/log"),
+    ("collector-log-in-var-log-itself", "prod", inventory_with("app", {"otel_collector": {"log_file": "/var/log/syslog"}}), {}, "otel_collector.log_file", "/var/log/sentinel"),
+    ("collector-joins-shadow", "prod", inventory_with("app", {"otel_collector": {"log_file_group": "shadow"}}), {}, "otel_collector.log_file_group", "sentinel"),
+    ("collector-joins-disk", "prod", inventory_with("app", {"otel_collector": {"log_file_group": "disk"}}), {}, "otel_collector.log_file_group", "sentinel"),
+    ("backend-env-file-over-shadow", "prod", inventory_with("app", {"backend": {"env_file": "/etc/shadow"}}), {}, "backend.env_file", "/etc/sentinel/backend.env"),
+    ("token-mode-world-readable", "prod", inventory_with(data={"grafana": {"backup_token_mode": "0666"}}), {}, "grafana.backup_token_mode", "0640"),
+    ("token-mode-group-writable", "prod", inventory_with(data={"grafana": {"backup_token_mode": "0660"}}), {}, "grafana.backup_token_mode", "0640"),
+    ("token-path-in-etc-ssh", "prod", inventory_with(data={"grafana": {"backup_token_path": "/etc/ssh/backup-token"}}), {}, "grafana.backup_token_path", "/etc/grafana-backup/token"),
+    # --- a secret may not be sent elsewhere -------------------------------------------------
+    ("backup-token-over-http-in-prod", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "grafana_url": "http://grafana.example.org"}}), {}, "grafana_backup.grafana_url", "https://"),
     # --- the inventory itself ----------------------------------------------------------
     ("unknown-group", "prod", inventory_with(extra='loggers = ["log1.hostile"]\n'), {}, "loggers", "monitoring, telemetry, app"),
     ("host-in-two-environments", "prod", inventory_with(extra='staging = ["mon1.hostile"]\n'), {}, "host mon1.hostile.groups", "exactly one"),
@@ -126,6 +161,11 @@ def test_the_table_is_big_enough():
 def test_good_inventories_pass(good_secrets, tmp_path):
     for env in ("dev", "staging", "prod"):
         preflight.preflight(write_inventory(tmp_path, env, inventory_with()))
+
+
+def test_sudo_is_the_one_pyinfra_argument_host_data_may_set(good_secrets, tmp_path):
+    """Connecting as a user that sudo makes root is a real need; every other argument is refused."""
+    preflight.preflight(write_inventory(tmp_path, "prod", inventory_with(data={"_sudo": True})))
 
 
 @pytest.mark.parametrize("case", INVENTORY_CASES, ids=[c[0] for c in INVENTORY_CASES])
@@ -318,6 +358,11 @@ DATA_CASES = [
     ("retention-0d", 'retention={"default_period": "0d"}', "retention.default_period"),
     ("unknown-key", 'prometheus={"scrape_intervall": "15s"}', "prometheus.scrape_intervall"),
     ("newline-in-path", 'node_exporter={"textfile_dir": "/x\\nExecStartPre=/bin/id"}', "node_exporter.textfile_dir"),
+    # pyinfra applies --data as host data: its own arguments would reach every command run as root.
+    ("ignore-errors", "_ignore_errors=true", "_ignore_errors"),
+    ("env-ld-preload", '_env={"LD_PRELOAD": "/tmp/x.so"}', "_env"),
+    ("host-key-checking-off", "ssh_strict_host_key_checking=off", "ssh_strict_host_key_checking"),
+    ("forward-agent", "ssh_forward_agent=true", "ssh_forward_agent"),
 ]
 
 
