@@ -22,12 +22,32 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, Valid
 # --- the error style ---------------------------------------------------------
 
 
+# What a refusal must never print back: a URL's userinfo (a password), cloud access keys.
+_SECRET_SHAPES = (
+    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@"), r"\1<userinfo hidden>@"),
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "<access key hidden>"),
+    (re.compile(r"\b(?:ghp|gho|ghs|github_pat|glpat|glsa|xox[abp])_?[A-Za-z0-9_]{16,}"), "<token hidden>"),
+)
+
+
+def shown(text: str) -> str:
+    """`text` as a refusal may print it: secret-shaped parts hidden, control characters escaped."""
+    for pattern, replacement in _SECRET_SHAPES:
+        text = pattern.sub(replacement, text)
+    # A pasted terminal escape could clear the screen and print a fake "all checks passed".
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 class SettingsError(ValueError):
-    """Bad inventory or group data. `key` is the dotted path, `fix` says what to do."""
+    """Bad inventory or group data. `key` is the dotted path, `fix` says what to do.
+
+    All three are shown with `shown()`: no secret-shaped value and no control character
+    reaches the operator's terminal or a CI log.
+    """
 
     def __init__(self, key: str, problem: str, fix: str):
-        self.key, self.problem, self.fix = key, problem, fix
-        super().__init__(f"{key}: {problem}. Fix: {fix}")
+        self.key, self.problem, self.fix = shown(key), shown(problem), shown(fix)
+        super().__init__(f"{self.key}: {self.problem}. Fix: {self.fix}")
 
 
 class Model(BaseModel):
@@ -198,11 +218,22 @@ def _name(value: str) -> str:
     return value
 
 
+# The toolkit's own settings that live in the environment but are not secrets.
+_NOT_SECRETS = ("SENTINEL_SECRETS_DIR", "SENTINEL_INVENTORY", "SENTINEL_LAB_CACHE", "SENTINEL_PROMTOOL")
+
+
 def _secret_name(value: str) -> str:
     if not re.fullmatch(r"[A-Z][A-Z0-9_]{0,127}", value):
         raise ValueError(
             f"{value[:12]!r}... is not a secret name. Fix: name the secret (an environment variable such as "
             "SENTRY_DSN, upper case, digits and _), never paste its value here"
+        )
+    # Any other variable of the controller (PATH, AWS_SECRET_ACCESS_KEY, a CI token) would be
+    # shipped to a host: secrets are the toolkit's own names (.env.example) or SENTINEL_*.
+    if value in _NOT_SECRETS or not (value.startswith("SENTINEL_") or value in ("SENTRY_DSN", "SENTRY_AUTH_TOKEN")):
+        raise ValueError(
+            f"{value!r} is not one of the toolkit's secret names: any variable of the controller would be shipped to a host. "
+            "Fix: use a name from .env.example, or your own SENTINEL_<NAME>"
         )
     return value
 

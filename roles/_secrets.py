@@ -247,7 +247,21 @@ def needs(environment: Environment) -> list[Need]:
         for component in COMPONENTS:
             if component.runs(host):
                 found += [Need(f"{where}.{use.key}", use.name, use.kind, use.required, use.what) for use in component.secrets(host.settings)]
+    _one_purpose(found)
     return found
+
+
+def _one_purpose(found: list[Need]) -> None:
+    """One secret, one purpose: a name read as two kinds (a webhook URL and a password...) is refused."""
+    kinds: dict[str, Need] = {}
+    for need in found:
+        first = kinds.setdefault(need.name, need)
+        if first.kind != need.kind:
+            raise SettingsError(
+                need.key,
+                f"names {need.name}, which {first.key} already uses for another purpose ({first.kind}, not {need.kind})",
+                f"give each purpose its own secret, e.g. SENTINEL_{need.kind.upper()}",
+            )
 
 
 class Secrets(Mapping):

@@ -120,9 +120,9 @@ def test_preflight_refuses_an_invalid_dsn_naming_the_secret_and_the_fix(secrets,
 
 
 def test_preflight_reads_the_secret_named_in_the_settings(secrets, monkeypatch):
-    monkeypatch.setenv("SENTRY_DSN_BACKEND", "not-a-dsn")
-    with pytest.raises(SettingsError, match="SENTRY_DSN_BACKEND is not a valid Sentry DSN"):
-        check_sentry("app1", app_settings({"sentry_dsn_secret": "SENTRY_DSN_BACKEND"}))
+    monkeypatch.setenv("SENTINEL_SENTRY_DSN_BACKEND", "not-a-dsn")
+    with pytest.raises(SettingsError, match="SENTINEL_SENTRY_DSN_BACKEND is not a valid Sentry DSN"):
+        check_sentry("app1", app_settings({"sentry_dsn_secret": "SENTINEL_SENTRY_DSN_BACKEND"}))
 
 
 def test_preflight_accepts_a_valid_or_absent_dsn(secrets):

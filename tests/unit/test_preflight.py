@@ -109,6 +109,10 @@ INVENTORY_CASES = [
     ("token-mode-group-writable", "prod", inventory_with(data={"grafana": {"backup_token_mode": "0660"}}), {}, "grafana.backup_token_mode", "0640"),
     ("token-path-in-etc-ssh", "prod", inventory_with(data={"grafana": {"backup_token_path": "/etc/ssh/backup-token"}}), {}, "grafana.backup_token_path", "/etc/grafana-backup/token"),
     # --- a secret may not be sent elsewhere -------------------------------------------------
+    ("secret-name-is-path", "prod", inventory_with(data={"grafana": {"admin_password_secret": "PATH"}}), {}, "grafana.admin_password_secret", ".env.example"),
+    ("secret-name-is-aws-key", "prod", inventory_with("telemetry", {"object_store": {"access_key_secret": "AWS_SECRET_ACCESS_KEY"}}), {}, "object_store.access_key_secret", "SENTINEL_<NAME>"),
+    ("secret-name-is-the-secrets-dir", "prod", inventory_with(data={"alerting": {"pagerduty": {"enabled": True, "routing_key_secret": "SENTINEL_SECRETS_DIR"}}}), {}, "alerting.pagerduty.routing_key_secret", ".env.example"),
+    ("one-secret-two-purposes", "prod", inventory_with(data={"grafana": {"admin_password_secret": "SENTINEL_SMTP_PASSWORD"}}), {}, "grafana.admin_password_secret", "its own secret"),
     ("backup-token-over-http-in-prod", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "grafana_url": "http://grafana.example.org"}}), {}, "grafana_backup.grafana_url", "https://"),
     # --- the inventory itself ----------------------------------------------------------
     ("unknown-group", "prod", inventory_with(extra='loggers = ["log1.hostile"]\n'), {}, "loggers", "monitoring, telemetry, app"),
@@ -392,3 +396,26 @@ def test_a_good_data_override_passes_the_same_check(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "45d" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "data, secret",
+    [
+        ({"artifact_base_url": "http://mirror:s3cr3t-pw@mirror.example.org"}, "s3cr3t-pw"),
+        ({"alerting": {"pagerduty": {"enabled": True, "url": "http://ops:hunter2@events.example.org/v2/enqueue"}}}, "hunter2"),
+        ({"backend": {"sentry_dsn_secret": "AKIAABCDEFGHIJKLMNOP"}}, "AKIAABCDEFGHIJKLMNOP"),
+        ({"prometheus": {"scrape_intervall": "15s", "AKIAABCDEFGHIJKLMNOP": 1}}, "AKIAABCDEFGHIJKLMNOP"),
+    ],
+)
+def test_a_refusal_never_prints_a_secret_shaped_value(good_secrets, tmp_path, data, secret):
+    role = "app" if "backend" in data else "monitoring"
+    with pytest.raises(SettingsError) as caught:
+        preflight.preflight(write_inventory(tmp_path, "prod", inventory_with(role, data)))
+    assert secret not in str(caught.value) and "Fix:" in str(caught.value)
+
+
+def test_a_refusal_never_prints_a_terminal_escape(good_secrets, tmp_path):
+    fake = "\x1b[2J\x1b[HALL CHECKS PASSED"
+    with pytest.raises(SettingsError) as caught:
+        preflight.preflight(write_inventory(tmp_path, "prod", inventory_with(data={"prometheus": {"external_labels": {fake: "x"}}})))
+    assert "\x1b" not in str(caught.value) and "\\x1b" in str(caught.value)
