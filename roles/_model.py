@@ -56,6 +56,27 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+class SettingsErrors(SettingsError):
+    """Several problems found in one pass, reported at once (grouped by host and key, then the count).
+
+    `key`, `problem` and `fix` are the first problem's, so a caller that handles one still can.
+    """
+
+    def __init__(self, errors: list[SettingsError]):
+        self.errors = list(errors)  # in the order found: host by host, then key by key
+        first = self.errors[0]
+        self.key, self.problem, self.fix = first.key, first.problem, first.fix
+        lines = [str(e) for e in self.errors]
+        ValueError.__init__(self, "\n".join(lines) + f"\n{len(lines)} problems, each with its fix above")
+
+    @staticmethod
+    def raise_if_any(errors: list[SettingsError]) -> None:
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise SettingsErrors(errors)
+
+
 def _dotted(prefix: str, loc: tuple) -> str:
     key = prefix
     for part in loc:

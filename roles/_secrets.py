@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal
 
-from roles._model import SettingsError
+from roles._model import SettingsError, SettingsErrors
 
 if TYPE_CHECKING:
     from roles._environment import Environment
@@ -302,8 +302,18 @@ def resolve_one(need: Need, environment: str) -> str | None:
 def resolve_secrets(environment: Environment) -> Secrets:
     """Every secret the environment needs, read and checked once. Unset optional secrets are absent."""
     values: dict[str, str] = {}
+    problems: list[SettingsError] = []
+    # Every missing or malformed secret of the run at once: one run of preflight, one list to fix.
+    reported: set[str] = set()
     for need in needs(environment):
-        value = resolve_one(need, environment.name)
+        try:
+            value = resolve_one(need, environment.name)
+        except SettingsError as err:
+            if need.name not in reported:  # a secret several keys name is one problem
+                problems.append(err)
+                reported.add(need.name)
+            continue
         if value is not None:
             values[need.name] = value
+    SettingsErrors.raise_if_any(problems)
     return Secrets(values)

@@ -20,7 +20,7 @@ from roles._environment import (
     load_environment,
     loading,
 )
-from roles._model import SettingsError
+from roles._model import SettingsError, SettingsErrors
 from roles._secrets import Secrets, resolve_secrets
 from roles._settings import ROLE_GROUPS, Settings
 from roles.alerting.preflight import check_catalog
@@ -81,7 +81,11 @@ def check_inventory(inventory_globals: dict) -> None:
 
 
 def _refuse(err: SettingsError, what: str = "the inventory") -> None:
-    print(f"\npreflight refused {what}: {err}\n", file=sys.stderr)
+    if isinstance(err, SettingsErrors):
+        lines = "\n".join(f"  {e}" for e in err.errors)
+        print(f"\npreflight refused {what}:\n{lines}\n{len(err.errors)} problems, each with its fix\n", file=sys.stderr)
+    else:
+        print(f"\npreflight refused {what}: {err}\n", file=sys.stderr)
     raise SystemExit(2) from None
 
 

@@ -419,3 +419,20 @@ def test_a_refusal_never_prints_a_terminal_escape(good_secrets, tmp_path):
     with pytest.raises(SettingsError) as caught:
         preflight.preflight(write_inventory(tmp_path, "prod", inventory_with(data={"prometheus": {"external_labels": {fake: "x"}}})))
     assert "\x1b" not in str(caught.value) and "\\x1b" in str(caught.value)
+
+
+def test_every_missing_secret_is_reported_in_one_run(tmp_path):
+    """A new operator with no secrets set: one run lists them all, grouped by host and key, with the count."""
+    path = write_inventory(tmp_path, "prod", inventory_with(), check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", str(path), "deploy.py"],
+        capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin"}, timeout=120,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    for key in (
+        "object_store.access_key_secret", "alerting.pagerduty.routing_key_secret", "alerting.slack_critical.webhook_url_secret",
+        "alerting.slack_warning.webhook_url_secret", "alerting.email.auth_password_secret", "grafana.admin_password_secret",
+    ):
+        assert key in result.stderr, key
+    assert result.stderr.count("Fix:") >= 7 and "problems, each with its fix" in result.stderr
+    assert "Connecting" not in result.stdout + result.stderr
