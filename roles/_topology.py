@@ -33,6 +33,17 @@ if TYPE_CHECKING:
 LOOPBACK = "127.0.0.1"
 
 
+def split_host_port(bind: str) -> tuple[str, int]:
+    """(address, port) of a host:port, an IPv6 address without its brackets (for address-and-port config keys)."""
+    host, port = bind.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+def host_port(host: str, port: int) -> str:
+    """host:port, with an IPv6 address in brackets ([fd00::5]:4317), as Go and every client here read it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class Listener:
     """A listener on one host, with the address it binds."""
@@ -58,15 +69,15 @@ class Listener:
     @property
     def bind(self) -> str:
         """host:port to bind, e.g. ``10.213.0.11:9090`` or ``127.0.0.1:13133``."""
-        return f"{self.bind_ip}:{self.port}"
+        return host_port(self.bind_ip, self.port)
 
     def reach(self, from_host: str) -> str:
         """host:port a client on `from_host` connects to."""
         if self.spec.scope == "local":
             if from_host != self.host:
                 raise ValueError(f"{self.name} on {self.host} is local: {from_host} cannot reach it")
-            return f"{LOOPBACK}:{self.port}"
-        return f"{self.address}:{self.port}"
+            return host_port(LOOPBACK, self.port)
+        return host_port(self.address, self.port)
 
 
 @dataclass(frozen=True)
@@ -222,7 +233,7 @@ class Topology:
 
     def addresses(self, name: str) -> list[tuple[str, str]]:
         """(host, host:port) of every instance of `name`, for clients that list them all (scrape targets)."""
-        return [(l.host, f"{l.address}:{l.port}") for l in self.instances(name)]
+        return [(l.host, host_port(l.address, l.port)) for l in self.instances(name)]
 
     # --- flows and the firewall -------------------------------------------------------
 

@@ -17,6 +17,7 @@ import yaml
 from pyinfra.api import deploy
 
 from roles._godur import go_duration
+from roles._topology import split_host_port
 from roles._service import ConfigFile, ServiceSpec, release_service
 
 if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hold JaegerSettings
@@ -26,11 +27,6 @@ if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hol
 NAME = "jaeger"
 CONFIG = "/etc/jaeger/config.yaml"
 STORE = "badger_main"
-
-
-def _host_port(bind: str) -> tuple[str, int]:
-    host, port = bind.rsplit(":", 1)
-    return host, int(port)
 
 
 def loopback_binds(traces: TracesSettings) -> dict[str, str]:
@@ -45,7 +41,7 @@ def render_config(traces: TracesSettings, binds: Mapping[str, str] | None = None
     """Jaeger's config as a dict, from the `traces` settings and the topology's binds (listener -> ip:port)."""
     jaeger = traces.jaeger
     binds = binds or loopback_binds(traces)
-    metrics_host, metrics_port = _host_port(binds["jaeger.metrics"])
+    metrics_host, metrics_port = split_host_port(binds["jaeger.metrics"])
     return {
         "service": {
             "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],

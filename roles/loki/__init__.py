@@ -18,6 +18,7 @@ from pyinfra.api import deploy
 
 from roles._model import duration_seconds
 from roles._model import SettingsError
+from roles._topology import split_host_port
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles._service.render import dump_yaml
 from roles.loki.settings import LokiSettings
@@ -57,11 +58,11 @@ def render_config(
         # One tenant ("fake"): the collector gateway is the only writer, on the internal network.
         "auth_enabled": False,
         "server": {
-            "http_listen_address": http_bind.rsplit(":", 1)[0],
-            "http_listen_port": int(http_bind.rsplit(":", 1)[1]),
+            "http_listen_address": split_host_port(http_bind)[0],
+            "http_listen_port": split_host_port(http_bind)[1],
             # gRPC is only Loki talking to itself in monolithic mode (the loopback).
-            "grpc_listen_address": grpc_bind.rsplit(":", 1)[0],
-            "grpc_listen_port": int(grpc_bind.rsplit(":", 1)[1]),
+            "grpc_listen_address": split_host_port(grpc_bind)[0],
+            "grpc_listen_port": split_host_port(grpc_bind)[1],
             "log_format": "json",
             "log_level": "info",
         },

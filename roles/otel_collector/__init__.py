@@ -28,6 +28,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from roles._godur import go_duration
+from roles._topology import split_host_port
 from roles._service import ConfigFile, ServiceSpec, release_service
 from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
 
@@ -149,7 +150,7 @@ def render_config(
     if not modes or modes - {"gateway", "agent"}:
         raise ValueError(f"modes must be gateway and/or agent, got {sorted(modes)}")
     gateway = "gateway" in modes
-    metrics_host, metrics_port = binds["otelcol.metrics"].rsplit(":", 1)
+    metrics_host, metrics_port = split_host_port(binds["otelcol.metrics"])
     extensions: dict = {
         "health_check": {"endpoint": binds["otelcol.health"]},
         "file_storage": {

@@ -25,6 +25,7 @@ import yaml
 from pyinfra.api import deploy
 
 from roles._godur import go_duration
+from roles._topology import split_host_port
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 
 if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hold TempoSettings
@@ -59,8 +60,8 @@ def render_config(
     """
     tempo = traces.tempo
     binds = binds or loopback_binds(traces)
-    http_host, http_port = binds["tempo.http"].rsplit(":", 1)
-    grpc_host, grpc_port = binds["tempo.grpc"].rsplit(":", 1)
+    http_host, http_port = split_host_port(binds["tempo.http"])
+    grpc_host, grpc_port = split_host_port(binds["tempo.grpc"])
     trace_storage: dict = {"backend": tempo.backend, "wal": {"path": f"{tempo.data_dir}/wal"}}
     if tempo.backend == "s3":
         if not s3_endpoint:

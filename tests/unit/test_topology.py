@@ -258,3 +258,21 @@ def test_the_architecture_table_is_generated_and_fresh():
 def test_a_topology_is_built_once_per_environment(tmp_path):
     environment = lab(tmp_path)
     assert environment.topology is environment.topology and isinstance(environment.topology, Topology)
+
+
+def test_an_ipv6_host_binds_and_is_reached_in_brackets(tmp_path):
+    """An IPv6 `ip`: host:port in brackets where Go reads host:port, bare where a key takes the address alone."""
+    from roles.otel_collector import collector_wiring, render_wired
+    from roles.tempo import render_config as render_tempo
+
+    body = body_with(tel1={"ip": "fd00::12", "address": "fd00::12"}).replace("'address': '10.213.0.12', ", "")
+    environment = lab(tmp_path, body=body)
+    tel = context_of(environment, "tel1")
+    assert tel.bind("gateway.otlp_http") == "[fd00::12]:4318"
+    config = render_wired(tel.settings.otel_collector, collector_wiring(tel))
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == "[fd00::12]:4318"
+    assert config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]["host"] == "fd00::12"
+    assert context_of(environment, "app1").urls("gateway.otlp_http") == ["http://[fd00::12]:4318"]
+    binds = {"tempo.http": "[fd00::12]:3200", "tempo.grpc": "127.0.0.1:9097", "tempo.otlp_http": "[fd00::12]:4418", "tempo.otlp_grpc": "127.0.0.1:4417"}
+    server = render_tempo(tel.settings.traces, "127.0.0.1:7070", binds=binds)["server"]
+    assert (server["http_listen_address"], server["http_listen_port"]) == ("fd00::12", 3200)
