@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from roles._model import SettingsError
+from roles._net import host_port
 from roles._placement import ALERTMANAGER_CLUSTER_LISTENERS, COMPONENTS, ListenerSpec
 
 if TYPE_CHECKING:
@@ -31,17 +32,6 @@ if TYPE_CHECKING:
     from roles._settings import Settings
 
 LOOPBACK = "127.0.0.1"
-
-
-def split_host_port(bind: str) -> tuple[str, int]:
-    """(address, port) of a host:port, an IPv6 address without its brackets (for address-and-port config keys)."""
-    host, port = bind.rsplit(":", 1)
-    return host.strip("[]"), int(port)
-
-
-def host_port(host: str, port: int) -> str:
-    """host:port, with an IPv6 address in brackets ([fd00::5]:4317), as Go and every client here read it."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)

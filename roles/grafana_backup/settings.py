@@ -36,6 +36,18 @@ class BackupSchedule(Model):
     month: CronField = Field("*", description="Cron month field.")
     day_of_week: CronField = Field("*", description="Cron day-of-week field.")
 
+    @model_validator(mode="after")
+    def _cron_reads_it(self) -> "BackupSchedule":
+        from croniter import croniter
+
+        line = f"{self.minute} {self.hour} {self.day_of_month} {self.month} {self.day_of_week}"
+        if not croniter.is_valid(line):
+            raise ValueError(
+                f"{line!r} is not a schedule cron accepts (a field out of range, e.g. minute 61): crontab would refuse the file "
+                "and the backup would never run. Fix: minute 0-59, hour 0-23, day of month 1-31, month 1-12, day of week 0-7"
+            )
+        return self
+
 
 class GrafanaBackupSettings(Model):
     """The Grafana backup job on the Grafana host (monitoring group).

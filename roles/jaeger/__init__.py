@@ -17,7 +17,7 @@ import yaml
 from pyinfra.api import deploy
 
 from roles._godur import go_duration
-from roles._topology import split_host_port
+from roles._net import split_host_port
 from roles._service import ConfigFile, ServiceSpec, release_service
 
 if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hold JaegerSettings

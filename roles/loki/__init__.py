@@ -18,7 +18,7 @@ from pyinfra.api import deploy
 
 from roles._model import duration_seconds
 from roles._model import SettingsError
-from roles._topology import split_host_port
+from roles._net import split_host_port
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles._service.render import dump_yaml
 from roles.loki.settings import LokiSettings

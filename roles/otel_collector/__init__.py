@@ -28,7 +28,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from roles._godur import go_duration
-from roles._topology import split_host_port
+from roles._net import split_host_port
 from roles._service import ConfigFile, ServiceSpec, release_service
 from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
 

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from roles._model import AbsPath, ServiceDir, Model, Port, Text
+from roles._model import AbsPath, ServiceDir, Model, OnCalendar, Port, Text
 
 
 class VictoriaLogsSettings(Model):
@@ -27,7 +27,7 @@ class VictoriaLogsSettings(Model):
     max_disk_usage_percent: Annotated[int, Field(ge=1, le=100)] = Field(
         90, description="Stop accepting new logs when the disk is this full, rather than fill it (1..100)."
     )
-    enforcement_schedule: Text = Field(
+    enforcement_schedule: OnCalendar = Field(
         "*-*-* 03:17:00", description="systemd OnCalendar of the retention enforcement job; daily, as the store's own retention runs on day partitions."
     )
     enforcement_timeout_seconds: Annotated[int, Field(ge=60, le=86400)] = Field(

@@ -113,6 +113,12 @@ INVENTORY_CASES = [
     ("secret-name-is-aws-key", "prod", inventory_with("telemetry", {"object_store": {"access_key_secret": "AWS_SECRET_ACCESS_KEY"}}), {}, "object_store.access_key_secret", "SENTINEL_<NAME>"),
     ("secret-name-is-the-secrets-dir", "prod", inventory_with(data={"alerting": {"pagerduty": {"enabled": True, "routing_key_secret": "SENTINEL_SECRETS_DIR"}}}), {}, "alerting.pagerduty.routing_key_secret", ".env.example"),
     ("one-secret-two-purposes", "prod", inventory_with(data={"grafana": {"admin_password_secret": "SENTINEL_SMTP_PASSWORD"}}), {}, "grafana.admin_password_secret", "its own secret"),
+    # --- values the controller can know are broken (cron and systemd would refuse them) ---
+    ("backup-minute-61", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "schedule": {"minute": "61"}}}), {}, "grafana_backup.schedule", "minute 0-59"),
+    ("backup-hour-24", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "schedule": {"hour": "24"}}}), {}, "grafana_backup.schedule", "hour 0-23"),
+    ("backup-month-13", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "schedule": {"month": "13"}}}), {}, "grafana_backup.schedule", "month 1-12"),
+    ("retention-timer-in-english", "prod", inventory_with("telemetry", {"logs": {"store": "victorialogs"}, "victorialogs": {"enforcement_schedule": "every day at 3"}}), {}, "victorialogs.enforcement_schedule", "systemd-analyze calendar"),
+    ("retention-timer-hour-25", "prod", inventory_with("telemetry", {"logs": {"store": "victorialogs"}, "victorialogs": {"enforcement_schedule": "*-*-* 25:00:00"}}), {}, "victorialogs.enforcement_schedule", "03:17:00"),
     ("backup-token-over-http-in-prod", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "grafana_url": "http://grafana.example.org"}}), {}, "grafana_backup.grafana_url", "https://"),
     # --- the inventory itself ----------------------------------------------------------
     ("unknown-group", "prod", inventory_with(extra='loggers = ["log1.hostile"]\n'), {}, "loggers", "monitoring, telemetry, app"),
@@ -436,3 +442,16 @@ def test_every_missing_secret_is_reported_in_one_run(tmp_path):
         assert key in result.stderr, key
     assert result.stderr.count("Fix:") >= 7 and "problems, each with its fix" in result.stderr
     assert "Connecting" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("value, accepted", [("*-*-* 03:17:00", True), ("daily", True), ("Mon,Fri *-*-* 02:30", True), ("every day at 3", False), ("3am", False)])
+def test_calendar_specs_are_checked_without_systemd_too(monkeypatch, value, accepted):
+    """A controller without systemd-analyze (macOS) still refuses what is not a calendar spec."""
+    from roles import _model
+
+    monkeypatch.setattr(_model.shutil, "which", lambda name: None)
+    _model._systemd_calendar.cache_clear()
+    try:
+        assert (_model._systemd_calendar(value) is None) == accepted
+    finally:
+        _model._systemd_calendar.cache_clear()
