@@ -118,6 +118,22 @@ class Settings(Model):
         return self
 
     @model_validator(mode="after")
+    def _buckets_exist(self):
+        # The object store creates exactly object_store.buckets; a store writing elsewhere fails on the host.
+        chosen = []
+        if self.logs.store == "loki":
+            chosen.append(("loki.bucket", self.loki.bucket))
+        if self.traces.store == "tempo" and self.traces.tempo.backend == "s3":
+            chosen.append(("traces.tempo.bucket", self.traces.tempo.bucket))
+        for key, bucket in chosen:
+            if bucket not in self.object_store.buckets:
+                raise SettingsError(
+                    key, f"bucket {bucket!r} is not one the object store creates ({', '.join(self.object_store.buckets)})",
+                    f"add {bucket!r} to object_store.buckets, or name one of those",
+                )
+        return self
+
+    @model_validator(mode="after")
     def _one_writer_of_the_backup_token(self):
         # The Grafana role creates the backup job's token and writes it where the job reads it;
         # only without a Grafana binary (the lab) does the backup role write it from a secret.

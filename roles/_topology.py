@@ -179,6 +179,7 @@ class Topology:
         self._check_required_flows()
         self._check_allow()
         self._check_single_telemetry()
+        self._check_token_destinations()
 
     @staticmethod
     def _listener(host: "EnvHost", component: str, spec: ListenerSpec) -> Listener:
@@ -311,6 +312,26 @@ class Topology:
                     )
                 if rule.listener == "ssh":
                     raise SettingsError(key, "SSH is opened by firewall.admin_networks", "list the network in firewall.admin_networks instead")
+
+    def _check_token_destinations(self) -> None:
+        """The backup job sends its Grafana token to grafana_url: where Grafana runs in this inventory, only there."""
+        from urllib.parse import urlsplit
+
+        grafanas = self.instances("grafana.http")
+        for name in self.runs["grafana_backup"]:
+            url = self.hosts[name].settings.grafana_backup.grafana_url
+            if not url or not grafanas:
+                continue
+            parts = urlsplit(url)
+            target = host_port(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+            known = {host_port(h, l.port) for l in grafanas for h in (l.address, l.ip, l.host)}
+            if target not in known:
+                raise SettingsError(
+                    f"host {name}.grafana_backup.grafana_url",
+                    f"points at {target}, but Grafana runs at {', '.join(sorted(l.reach(name) if l.host == name else host_port(l.address, l.port) for l in grafanas))} "
+                    "in this inventory: the job would send its token elsewhere every night",
+                    "remove grafana_backup.grafana_url (the topology's Grafana is used), or point it at that Grafana",
+                )
 
     def _check_single_telemetry(self) -> None:
         telemetry = sorted(h for h in self.hosts if "telemetry" in self.hosts[h].groups)

@@ -39,14 +39,14 @@ def check_environment(environment: Environment) -> Secrets:
     for host in environment.hosts:
         # A stream rule that no label of the log contract can match would keep nothing.
         check_policy_labels(host.settings.retention, f"host {host.name}.retention")
+    # Listeners, ports, flows and the firewall's openings: refused here if they cannot work.
+    environment.topology
     secrets = resolve_secrets(environment)
     monitoring = environment.group("monitoring")
     for host in monitoring:
         alerting = host.settings.alerting
         check_catalog(alerting.runbook_base_url, alerting.grafana_url or "http://grafana:3000")
         check_grafana(host.name, host.settings, len(monitoring))
-    # Listeners, ports, flows and the firewall's openings: refused here if they cannot work.
-    environment.topology
     return secrets
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from roles._model import AbsPath, Bool, Duration, HostPort, HttpUrl, Model, Name, Port, SecretName, SettingsError, matching
+from roles._model import duration_seconds, AbsPath, Bool, Duration, HostPort, HttpUrl, Model, Name, Port, SecretName, SettingsError, matching
 
 ListenAddress = matching("listen address", r"[0-9.]+|\[?[0-9A-Fa-f:]+\]?", "write an IP address such as 0.0.0.0 or 127.0.0.1")
 Owner = matching("user:group", r"[a-z_][a-z0-9_-]*:[a-z_][a-z0-9_-]*", "write it like root:grafana-backup")
@@ -63,7 +63,18 @@ class GrafanaSettings(Model):
     admin_user: Name = Field("admin", description="Grafana's admin user.")
     admin_password_secret: SecretName = Field("SENTINEL_GRAFANA_ADMIN_PASSWORD", description="Secret holding the admin password.")
     database: DatabaseSettings = Field(DatabaseSettings(), description="Grafana's own database.")
-    rule_interval: Duration = Field("30s", description="How often Grafana evaluates the catalog's rules (alerting.evaluator grafana).")
+    rule_interval: Duration = Field(
+        "30s", description="How often Grafana evaluates the catalog's rules (alerting.evaluator grafana): a multiple of 10s."
+    )
+
+    @field_validator("rule_interval")
+    @classmethod
+    def _grafana_scheduler_ticks(cls, value: str) -> str:
+        # Grafana's rule scheduler ticks every 10s and refuses a group interval that is not a multiple of it.
+        seconds = duration_seconds(value)
+        if seconds < 10 or seconds % 10:
+            raise ValueError(f"{value} is not a multiple of 10s: Grafana refuses the rule group. Fix: use 10s, 30s, 1m...")
+        return value
     backup_token_path: TokenPath = Field(
         "/etc/grafana-backup/token", description="Where the backup job's service account token is written (once, only if missing); the backup job reads it here."
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, model_validator
 
 from roles.grafana.settings import TokenPath
 from roles._model import AbsPath, ServiceDir, Bool, HttpUrl, Int, Model, Name, SecretName, Text, matching
@@ -26,6 +29,21 @@ KnownHostsLine = matching(
     "paste the output of `ssh-keyscan -t ed25519 <git host>`, checked against the host's fingerprint",
 )
 
+
+
+def _git_branch(value: str) -> str:
+    # git check-ref-format's rules for a branch name (man git-check-ref-format), checked here so
+    # the job does not fail on the host every night.
+    bad = (
+        not re.fullmatch(r"[A-Za-z0-9._/-]{1,100}", value) or value.startswith(("-", "/", ".")) or value.endswith(("/", ".", ".lock"))
+        or ".." in value or "//" in value or "/." in value or value == "@" or "@{" in value
+    )
+    if bad:
+        raise ValueError(f"{value!r} is not a branch name git accepts. Fix: use letters, digits, -, _, . and / such as main or backups/prod")
+    return value
+
+
+GitBranch = Annotated[str, AfterValidator(_git_branch)]
 
 class BackupSchedule(Model):
     """When cron runs the backup: daily at 03:17 by default (off the hour, away from other jobs)."""
@@ -72,7 +90,7 @@ class GrafanaBackupSettings(Model):
         "SENTINEL_GRAFANA_BACKUP_TOKEN", description="Secret holding the service-account token (read only with write_token)."
     )
     remote_url: GitSshUrl | None = Field(None, description="The backup repository's SSH URL (required when enabled).")
-    branch: Name = Field("main", description="Branch the job commits to and pushes.")
+    branch: GitBranch = Field("main", description="Branch the job commits to and pushes (a name git check-ref-format accepts).")
     deploy_key_secret: SecretName = Field(
         "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY", description="Secret holding the git deploy key (an unencrypted OpenSSH private key)."
     )

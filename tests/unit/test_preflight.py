@@ -119,6 +119,12 @@ INVENTORY_CASES = [
     ("backup-month-13", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "schedule": {"month": "13"}}}), {}, "grafana_backup.schedule", "month 1-12"),
     ("retention-timer-in-english", "prod", inventory_with("telemetry", {"logs": {"store": "victorialogs"}, "victorialogs": {"enforcement_schedule": "every day at 3"}}), {}, "victorialogs.enforcement_schedule", "systemd-analyze calendar"),
     ("retention-timer-hour-25", "prod", inventory_with("telemetry", {"logs": {"store": "victorialogs"}, "victorialogs": {"enforcement_schedule": "*-*-* 25:00:00"}}), {}, "victorialogs.enforcement_schedule", "03:17:00"),
+    ("backup-token-to-another-grafana", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "grafana_url": "https://grafana.evil.example"}}), {}, "grafana_backup.grafana_url", "remove grafana_backup.grafana_url"),
+    ("loki-bucket-nobody-creates", "prod", inventory_with("telemetry", {"loki": {"bucket": "logs"}}), {}, "loki.bucket", "object_store.buckets"),
+    ("tempo-bucket-nobody-creates", "prod", inventory_with("telemetry", {"traces": {"tempo": {"bucket": "traces"}}}), {}, "traces.tempo.bucket", "object_store.buckets"),
+    ("grafana-interval-15s", "prod", inventory_with(data={"grafana": {"rule_interval": "15s"}}), {}, "grafana.rule_interval", "10s"),
+    ("git-branch-with-dotdot", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "branch": "main..x"}}), {}, "grafana_backup.branch", "backups/prod"),
+    ("git-branch-lock", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "branch": "main.lock"}}), {}, "grafana_backup.branch", "backups/prod"),
     ("backup-token-over-http-in-prod", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "grafana_url": "http://grafana.example.org"}}), {}, "grafana_backup.grafana_url", "https://"),
     # --- the inventory itself ----------------------------------------------------------
     ("unknown-group", "prod", inventory_with(extra='loggers = ["log1.hostile"]\n'), {}, "loggers", "monitoring, telemetry, app"),
