@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import math
 import os
 import re
 import socket
@@ -44,6 +45,8 @@ from typing import Callable
 
 import requests
 
+from roles._net import host_port
+from roles._settings import ENVIRONMENTS
 from roles.retention.contract import stream_labels, streams, unmatchable
 from roles.retention.selectors import Selector, SelectorError, may_overlap, parse_selector
 
@@ -133,6 +136,18 @@ def check_request(req: ErasureRequest, minimums: tuple = ()) -> list[str]:
             "no line filter: the request would erase whole streams",
             "add --filter FIELD=VALUE (e.g. memberId=m-0002); whole streams are removed by the retention policy",
         )
+    names = [name for name, _ in req.filters]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        raise Refused(
+            f"--filter {name}=... is given twice: the filters are ANDed, so no line could match both values",
+            "erase one value per request (run the command once per member)",
+        )
+    broad = [name for name in names if name in stream_labels()]
+    if broad and not req.all_streams:
+        raise Refused(
+            f"--filter {broad[0]}=... filters on a stream label: it matches whole streams' lines (every {broad[0]} line), not one person's",
+            "filter on a field of the person (memberId, visitorId...), or pass --all-streams to erase that broadly on purpose",
+        )
     if req.start >= req.end:
         raise Refused(f"--from {_rfc3339(req.start)} is not before --to {_rfc3339(req.end)}", "give a time range that is not empty")
     if not req.requested_by.strip() or not req.reason.strip():
@@ -156,7 +171,8 @@ def logql_query(req: ErasureRequest) -> str:
     """
     parts = [str(req.selector)]
     for name, value in req.filters:
-        needle = f"{json.dumps(name)}:{json.dumps(value)}"
+        # Node's JSON.stringify (the backend) writes non-ASCII as is, not as \\u escapes.
+        needle = f"{json.dumps(name, ensure_ascii=False)}:{json.dumps(value, ensure_ascii=False)}"
         parts.append(f"|= {json.dumps(needle)}")
     return " ".join(parts)
 
@@ -216,6 +232,20 @@ class LokiStore(HttpStore):
             start = stop
         return windows
 
+    def matching(self, req: ErasureRequest) -> int:
+        """How many lines the request matches, summed over query windows Loki accepts."""
+        total = 0
+        for start, end in self.query_windows(req):
+            seconds = max(1, (end - start) // 10**9)
+            response = self._call(
+                "GET",
+                "/loki/api/v1/query",
+                params={"query": f"sum(count_over_time({logql_query(req)} [{seconds}s]))", "time": str(end)},
+            )
+            for sample in response.json().get("data", {}).get("result", []):
+                total += int(float(sample.get("value", [0, "0"])[1]))
+        return total
+
     def any_left(self, req: ErasureRequest) -> bool:
         # Loki filters lines of a received delete request out of queries at once; the
         # compactor removes them from the chunks after delete_request_cancel_period.
@@ -249,6 +279,9 @@ class VictoriaLogsStore(HttpStore):
         response = self._call("POST", "/select/logsql/query", data={"query": f"{logsql} | stats count() rows"})
         rows = [json.loads(line) for line in response.text.splitlines() if line.strip()]
         return int(rows[0]["rows"]) if rows else 0
+
+    def matching(self, req: ErasureRequest) -> int:
+        return self.count(logsql_filter(req))
 
     def any_left(self, req: ErasureRequest) -> bool:
         # A deleted line stays visible until its task is done: wait for both.
@@ -288,9 +321,10 @@ def erase(
     poll: float = 2,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    out=sys.stdout,
+    out=None,
 ) -> int:
     """Run one checked erasure request against `store`; see the module docstring."""
+    out = out or sys.stdout  # read at call time: a redirected stdout (tests, a wrapper) gets the report
     warnings = check_request(req, minimums)
     base = {
         "msg": "log erasure",
@@ -311,7 +345,12 @@ def erase(
         print(f"warning: {warning}", file=out)
     record("requested")
     try:
-        found_before = store.any_left(req)
+        found_before = store.matching(req)
+        if not found_before:
+            # Nothing to erase in that range: say so, rather than report an erasure.
+            entry = record("nothing_matched", foundBefore=0)
+            print(f"nothing matched: no line of {req.selector} in that range has these fields; audit entry in {audit_log}", file=out)
+            return 0
         submitted = store.submit(req)
         print(f"submitted: {submitted}", file=out)
         deadline = clock() + timeout
@@ -331,7 +370,7 @@ def erase(
     except (StoreError, requests.RequestException) as err:
         # The controller's audit log has the entry; the copy in the store is a convenience.
         print(f"warning: could not copy the audit entry to the store: {err}", file=out)
-    print(f"erased: no line matches any more; audit entry in {audit_log}", file=out)
+    print(f"erased {found_before} lines (counted before the delete; none matches any more); audit entry in {audit_log}", file=out)
     return 0
 
 
@@ -351,10 +390,13 @@ def _inventory(env: str):
 def resolve_store(env: str, store_kind: str | None, url: str | None):
     """The store of `env` from its inventory and group data, unless --store/--url say otherwise."""
     if url is None:
-        tel = _inventory(env).group("telemetry")[0].settings
-        kind = store_kind or tel.logs.store
-        port = tel.victorialogs.port if kind == "victorialogs" else tel.loki.http_port
-        url = f"http://{tel.address}:{port}"
+        environment = _inventory(env)
+        kind = store_kind or environment.group("telemetry")[0].settings.logs.store
+        # The store's address and port from the topology, as the deploy bound them.
+        [listener] = environment.topology.instances(f"{kind}.http") or [None]
+        if listener is None:
+            raise Refused(f"no {kind} runs in inventory/{env}.py", "pass --store with the store the environment runs, or --url")
+        url = f"http://{host_port(listener.address, listener.port)}"
     else:
         kind = store_kind or _group_value(env, "logs").get("store") or ("victorialogs" if env == "lab" else "loki")
     return (VictoriaLogsStore if kind == "victorialogs" else LokiStore)(url)
@@ -374,9 +416,21 @@ def load_policy(env: str):
     return parse(RetentionPolicy, _group_value(env, "retention"), "retention")
 
 
+def _seconds(text: str) -> float:
+    """--timeout: a finite number of seconds the command may wait (nan and inf would never stop)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not 1 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 1 and 86400 seconds")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m roles.retention.erase", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", required=True, help="environment: dev, staging, prod, lab")
+    # A name, never a path: the inventory file is Python that the command would run.
+    parser.add_argument("--env", required=True, choices=ENVIRONMENTS, help="environment: dev, staging, prod, lab")
     parser.add_argument("--selector", required=True, help='stream selector over service, env, stream, level, e.g. {stream="audit"}')
     parser.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE", help="exact JSON field of the line; repeat to AND")
     parser.add_argument("--from", dest="start", required=True, help="RFC 3339 start, e.g. 2026-01-01T00:00:00Z")
@@ -387,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", choices=("loki", "victorialogs"), help="override the environment's logs.store")
     parser.add_argument("--url", help="override the store's base URL, e.g. http://127.0.0.1:9428")
     parser.add_argument("--audit-log", default=os.environ.get("SENTINEL_ERASURE_AUDIT_LOG", DEFAULT_AUDIT_LOG))
-    parser.add_argument("--timeout", type=float, default=600, help="seconds to wait until the lines are gone")
+    parser.add_argument("--timeout", type=_seconds, default=600, help="seconds to wait until the lines are gone (1 to 86400)")
     args = parser.parse_args(argv)
     try:
         try:

@@ -120,8 +120,11 @@ def test_cli_refuses_before_touching_any_store(tmp_path, capsys, monkeypatch):
 class FakeStore:
     kind = "victorialogs"
 
-    def __init__(self, polls_until_gone: int):
-        self.left, self.submitted, self.pushed = polls_until_gone, 0, []
+    def __init__(self, polls_until_gone: int, matching: int = 7):
+        self.left, self.submitted, self.pushed, self.lines = polls_until_gone, 0, [], matching
+
+    def matching(self, req):
+        return self.lines
 
     def any_left(self, req):
         self.left -= 1
@@ -187,3 +190,59 @@ def test_loki_checks_a_long_range_in_windows_its_query_limit_accepts():
     assert windows[0][0] == 1767225600 * 10**9 and windows[-1][1] == 1796083200 * 10**9
     assert all(b - a <= 30 * 86400 * 10**9 for a, b in windows)
     assert all(windows[i][1] == windows[i + 1][0] for i in range(len(windows) - 1))
+
+
+def test_nothing_matched_is_said_and_nothing_is_sent(tmp_path):
+    audit, out = tmp_path / "audit.jsonl", io.StringIO()
+    store = FakeStore(polls_until_gone=0, matching=0)
+    assert erase(request(), store, audit, "lab", timeout=100, poll=0, sleep=lambda s: None, out=out) == 0
+    assert store.submitted == 0 and "nothing matched" in out.getvalue() and "erased" not in out.getvalue()
+    assert [json.loads(l)["status"] for l in audit.read_text().splitlines()] == ["requested", "nothing_matched"]
+
+
+def test_the_erased_count_is_the_one_read_back(tmp_path):
+    out = io.StringIO()
+    assert erase(request(), FakeStore(polls_until_gone=1, matching=42), tmp_path / "a.jsonl", "lab", timeout=100, poll=0,
+                 sleep=lambda s: None, out=out) == 0
+    assert "erased 42 lines" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "filters, all_streams, words",
+    [
+        ((("memberId", "m-0002"), ("memberId", "m-0003")), False, "given twice"),
+        ((("level", "info"),), False, "stream label"),
+        ((("stream", "audit"),), False, "stream label"),
+    ],
+)
+def test_a_filter_that_could_never_match_or_matches_too_much_is_refused(filters, all_streams, words):
+    from roles.retention.erase import Refused, check_request
+
+    with pytest.raises(Refused, match=words):
+        check_request(request(filters=filters, all_streams=all_streams))
+
+
+def test_a_broad_filter_passes_with_all_streams_on_purpose():
+    from roles.retention.erase import check_request
+
+    check_request(request(filters=(("level", "debug"), ("memberId", "m-0002")), all_streams=True))
+
+
+def test_loki_matches_non_ascii_as_the_node_backend_writes_it():
+    req = request(filters=(("memberId", "m-éàü-0002"),))
+    needle = json.loads(logql_query(req).split("|= ", 1)[1])
+    # JSON.stringify({memberId: "m-éàü-0002"}) keeps the letters as they are.
+    assert needle == '"memberId":"m-éàü-0002"' and needle in '{"msg":"x","memberId":"m-éàü-0002"}'
+
+
+@pytest.mark.parametrize("argv_tail, words", [(["--env", "../../x/prod"], "invalid choice"), (["--env", "prdo"], "invalid choice"),
+                                              (["--env", "lab", "--timeout", "nan"], "between 1 and 86400"),
+                                              (["--env", "lab", "--timeout", "inf"], "between 1 and 86400")])
+def test_cli_refuses_a_path_for_env_and_a_timeout_that_never_ends(argv_tail, words, capsys):
+    from roles.retention.erase import main
+
+    base = ["--selector", '{stream="audit"}', "--filter", "memberId=m-1", "--from", "2026-01-01T00:00:00Z",
+            "--to", "2026-02-01T00:00:00Z", "--requested-by", "x", "--reason", "y"]
+    with pytest.raises(SystemExit) as caught:
+        main(base + argv_tail)
+    assert caught.value.code == 2 and words in capsys.readouterr().err
