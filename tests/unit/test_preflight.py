@@ -22,7 +22,7 @@ from roles._environment import REPO, environment_from_inventory, load_environmen
 from roles._model import SettingsError
 from roles._versions import load_versions_file
 from roles.alerting.catalog import CATALOG_FILE, load_catalog
-from tests.environments import GOOD_SECRETS, write_inventory
+from tests.environments import offline, GOOD_SECRETS, write_inventory
 
 HOSTS = {"monitoring": "mon1.hostile", "telemetry": "tel1.hostile", "app": "app1.hostile"}
 
@@ -343,7 +343,7 @@ def test_the_pyinfra_cli_stops_before_connecting(case, tmp_path):
     path = write_inventory(tmp_path, "prod", body, check=True)
     env = {"PATH": "/usr/bin:/bin", **GOOD_SECRETS, **secrets}
     result = subprocess.run(
-        [sys.executable, "-m", "pyinfra", "-y", str(path), "deploy.py"],
+        offline([sys.executable, "-m", "pyinfra", "-y", str(path), "deploy.py"]),
         capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
     )
     output = result.stdout + result.stderr
@@ -391,7 +391,7 @@ def _cli_inventory(tmp_path):
 def test_a_bad_data_override_stops_the_cli_before_connecting(case, tmp_path):
     _, data, key = case
     result = subprocess.run(
-        [sys.executable, "-m", "pyinfra", "-y", str(_cli_inventory(tmp_path)), "deploy.py", "--data", data],
+        offline([sys.executable, "-m", "pyinfra", "-y", str(_cli_inventory(tmp_path)), "deploy.py", "--data", data]),
         capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin", **GOOD_SECRETS}, timeout=120,
     )
     output = result.stdout + result.stderr
@@ -403,7 +403,7 @@ def test_a_bad_data_override_stops_the_cli_before_connecting(case, tmp_path):
 def test_a_good_data_override_passes_the_same_check(tmp_path):
     """The check is not a blanket refusal: a valid override gets through to pyinfra's next step."""
     result = subprocess.run(
-        [sys.executable, "-m", "pyinfra", str(_cli_inventory(tmp_path)), "debug-inventory", "--data", 'retention={"default_period": "45d"}'],
+        offline([sys.executable, "-m", "pyinfra", str(_cli_inventory(tmp_path)), "debug-inventory", "--data", 'retention={"default_period": "45d"}']),
         capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin", **GOOD_SECRETS}, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -437,7 +437,7 @@ def test_every_missing_secret_is_reported_in_one_run(tmp_path):
     """A new operator with no secrets set: one run lists them all, grouped by host and key, with the count."""
     path = write_inventory(tmp_path, "prod", inventory_with(), check=True)
     result = subprocess.run(
-        [sys.executable, "-m", "pyinfra", "-y", str(path), "deploy.py"],
+        offline([sys.executable, "-m", "pyinfra", "-y", str(path), "deploy.py"]),
         capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin"}, timeout=120,
     )
     assert result.returncode == 2, result.stdout + result.stderr
@@ -461,3 +461,13 @@ def test_calendar_specs_are_checked_without_systemd_too(monkeypatch, value, acce
         assert (_model._systemd_calendar(value) is None) == accepted
     finally:
         _model._systemd_calendar.cache_clear()
+
+
+def test_the_cli_runs_of_these_tests_have_no_network():
+    """The namespace the pyinfra CLI tests run in reaches nothing, not even this machine's own addresses."""
+    probe = "import socket\ntry:\n    socket.create_connection(('192.0.2.11', 22), timeout=2)\nexcept OSError as e:\n    print(e.errno)\n"
+    argv = offline([sys.executable, "-c", probe])
+    if argv[0] != "unshare":
+        pytest.skip("needs root and unshare: the CLI tests then run with the machine's network")
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stdout.strip() == "101", result.stdout + result.stderr  # ENETUNREACH

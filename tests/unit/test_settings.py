@@ -7,7 +7,7 @@ import pytest
 
 from roles._environment import host_settings as build
 from roles._model import SettingsError, duration_seconds
-from tests.environments import GOOD_SECRETS, environment
+from tests.environments import offline, GOOD_SECRETS, environment
 
 BASE = {"artifact_base_url": "https://github.com"}
 
@@ -109,7 +109,7 @@ def test_pyinfra_stops_before_connecting_on_bad_data(tmp_path):
         "check_inventory(globals())\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "pyinfra", "-y", str(inv), "deploy.py"],
+        offline([sys.executable, "-m", "pyinfra", "-y", str(inv), "deploy.py"]),
         capture_output=True,
         text=True,
         cwd=str(__import__("roles").__path__[0] + "/.."),
