@@ -52,6 +52,8 @@ def _positive_queue(value: int) -> int:
             f"{value} would leave no room in the sending queue, so every batch is dropped while the store is down. "
             "Fix: use a positive size such as 10000 (batches kept on disk)"
         )
+    if value > 2**63 - 1:
+        raise ValueError(f"{value} is larger than the collector's int64 queue size. Fix: use a size such as 10000")
     return value
 
 
@@ -124,10 +126,12 @@ class CollectorSettings(Model):
     # Not 8888 (the collector's default): Jaeger's own metrics hold it on the telemetry host.
     metrics_port: Port = Field(8889, description="The collector's own Prometheus metrics (accepted, refused, queue size, send failures).")
     health_port: Port = Field(13133, description="health_check extension, the readiness check.")
-    memory_limit_mib: Annotated[int, Field(ge=64)] = Field(512, description="memory_limiter hard limit (MiB).")
-    memory_spike_limit_mib: Annotated[int, Field(ge=16)] = Field(128, description="memory_limiter spike headroom (MiB), below the limit.")
+    # Upper bounds: the collector reads these as Go uint32 (memory_limiter, batch) or int; a larger
+    # number passes YAML and fails the collector on the host.
+    memory_limit_mib: Annotated[int, Field(ge=64, le=1_048_576)] = Field(512, description="memory_limiter hard limit (MiB, up to 1 TiB).")
+    memory_spike_limit_mib: Annotated[int, Field(ge=16, le=1_048_576)] = Field(128, description="memory_limiter spike headroom (MiB), below the limit.")
     batch_timeout: Duration = Field("1s", description="batch processor: send at least this often.")
-    batch_size: Annotated[int, Field(ge=1)] = Field(2048, description="batch processor: items per batch.")
+    batch_size: Annotated[int, Field(ge=1, le=4_294_967_295)] = Field(2048, description="batch processor: items per batch (a Go uint32).")
     queue_size: QueueSize = Field(10000, description="Batches each exporter keeps on disk while its destination is down.")
     retry_max_elapsed: Duration = Field("24h", description="How long an exporter retries a batch before dropping it.")
     data_dir: ServiceDir = Field("/var/lib/otelcol", description="Persistent queues and file offsets (file_storage).")

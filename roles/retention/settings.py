@@ -71,7 +71,9 @@ class StreamRule(Model):
     name: RuleName = Field(description="A name for the rule, unique in the policy.")
     selector: LogSelector = Field(description="LogQL stream selector, e.g. {stream=\"security\"}.")
     period: LogPeriod = Field(description="How long matching streams are kept (at least 24h).")
-    priority: Int = Field(1, description="The highest priority wins when rules overlap.")
+    priority: Annotated[Int, Field(ge=-2_147_483_648, le=2_147_483_647)] = Field(
+        1, description="The highest priority wins when rules overlap (a Go int32 in Loki's config)."
+    )
 
     @property
     def parsed(self) -> Selector:

@@ -125,6 +125,9 @@ INVENTORY_CASES = [
     ("grafana-interval-15s", "prod", inventory_with(data={"grafana": {"rule_interval": "15s"}}), {}, "grafana.rule_interval", "10s"),
     ("git-branch-with-dotdot", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "branch": "main..x"}}), {}, "grafana_backup.branch", "backups/prod"),
     ("git-branch-lock", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "branch": "main.lock"}}), {}, "grafana_backup.branch", "backups/prod"),
+    ("collector-memory-beyond-uint32", "prod", inventory_with("telemetry", {"otel_collector": {"memory_limit_mib": 2**40}}), {}, "otel_collector.memory_limit_mib", "1048576"),
+    ("collector-batch-beyond-uint32", "prod", inventory_with("telemetry", {"otel_collector": {"batch_size": 2**32}}), {}, "otel_collector.batch_size", "4294967295"),
+    ("collector-queue-beyond-int64", "prod", inventory_with("telemetry", {"otel_collector": {"queue_size": 2**64}}), {}, "otel_collector.queue_size", "10000"),
     ("backup-token-over-http-in-prod", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "grafana_url": "http://grafana.example.org"}}), {}, "grafana_backup.grafana_url", "https://"),
     # --- the inventory itself ----------------------------------------------------------
     ("unknown-group", "prod", inventory_with(extra='loggers = ["log1.hostile"]\n'), {}, "loggers", "monitoring, telemetry, app"),
