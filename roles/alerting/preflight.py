@@ -23,6 +23,38 @@ def promtool_binary() -> str | None:
     return os.environ.get("SENTINEL_PROMTOOL") or shutil.which("promtool")
 
 
+def dashboard_uids(sources: dict[str, str] | None = None) -> dict[str, str]:
+    """uid -> file of every committed dashboard; a uid used twice is refused (Grafana would keep one)."""
+    import json
+
+    from roles.grafana.provisioning import dashboard_sources
+
+    uids: dict[str, str] = {}
+    for path, text in (dashboard_sources() if sources is None else sources).items():
+        uid = json.loads(text).get("uid")
+        if uid in uids:
+            raise SettingsError(
+                f"files/grafana/dashboards/{path}", f"uid {uid!r} is also the uid of {uids[uid]}: Grafana would keep one of them",
+                "give every dashboard its own uid (files/grafana/dashboards_src)",
+            )
+        uids[uid] = path
+    return uids
+
+
+def check_dashboard_links(alerts, sources: dict[str, str] | None = None) -> None:
+    """Every alert that links a dashboard of ours (/d/<uid>) links one that exists."""
+    uids = dashboard_uids(sources)
+    for alert in alerts:
+        link = alert.dashboard or ""
+        if link.startswith("/d/"):
+            uid = link[len("/d/"):].split("/", 1)[0].split("?", 1)[0]
+            if uid not in uids:
+                raise SettingsError(
+                    f"{CATALOG_FILE.name}:{alert.uid}.dashboard", f"links dashboard {uid!r}, which no committed dashboard has",
+                    f"link one of {', '.join(sorted(uids))}",
+                )
+
+
 def check_catalog(runbook_base_url: str, grafana_url: str) -> None:
     """Load and check the catalog; when a promtool is at hand, let it parse the rendered rules too.
 
@@ -30,6 +62,7 @@ def check_catalog(runbook_base_url: str, grafana_url: str) -> None:
     controller without promtool loses only the early warning.
     """
     alerts = load_catalog()
+    check_dashboard_links(alerts)
     promtool = promtool_binary()
     if not promtool:
         return

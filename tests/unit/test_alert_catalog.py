@@ -117,3 +117,22 @@ def test_every_runbook_exists_and_has_the_three_sections():
         text = (REPO / alert.runbook).read_text()
         for heading in ("## What it means", "## First checks", "## How to resolve"):
             assert heading in text, f"{alert.runbook} lacks {heading!r}"
+
+
+def test_every_alert_links_a_dashboard_that_exists_and_uids_are_unique():
+    import json
+
+    import pytest
+
+    from roles._model import SettingsError
+    from roles.alerting.catalog import load_catalog
+    from roles.alerting.preflight import check_dashboard_links, dashboard_uids
+
+    alerts = load_catalog()
+    check_dashboard_links(alerts)  # the committed catalog and dashboards agree
+    linked = next(a for a in alerts if a.dashboard and a.dashboard.startswith("/d/"))
+    with pytest.raises(SettingsError, match="no committed dashboard"):
+        check_dashboard_links((linked.model_copy(update={"dashboard": "/d/sentinel-perfomance"}),))
+    twice = {"a.json": json.dumps({"uid": "same"}), "b.json": json.dumps({"uid": "same"})}
+    with pytest.raises(SettingsError, match="also the uid of a.json"):
+        dashboard_uids(twice)
