@@ -1,7 +1,7 @@
 """The OpenTelemetry Collector: a gateway on the `telemetry` hosts, an agent on the `app` hosts.
 
 Gateway: OTLP in (gRPC 4317, HTTP 4318) from the backend and the agents;
-memory_limiter then batch; traces to the chosen store (Tempo or Jaeger) and to the
+memory_limiter, then each exporter's disk queue (which batches); traces to the chosen store (Tempo or Jaeger) and to the
 span_metrics connector, whose metrics are remote-written to Prometheus (the same
 series whichever store is chosen); logs to the chosen log store (Loki or
 VictoriaLogs). Every exporter keeps its sending queue on disk (file_storage), so a
@@ -70,8 +70,21 @@ def log_store_endpoint(logs: LogsSettings, topology: Topology, me: str) -> str:
 
 
 def _queue(settings: CollectorSettings) -> dict:
-    # On disk: batches survive a store outage and a collector restart.
-    return {"enabled": True, "storage": "file_storage", "queue_size": settings.queue_size}
+    """The exporter's sending queue: on disk, and where batches are made.
+
+    Crash safety (docs/tracing.md): a request is written to the disk queue before the
+    receiver answers (OTLP) or saves its file offset (file_log), because nothing holds
+    data in memory in front of the queue: no batch processor; the queue batches as it
+    reads (its `batch`), and an entry leaves the disk only once the store took it. A
+    SIGKILL loses nothing taken; file_storage's fsync keeps it through a power cut too.
+    """
+    return {
+        "enabled": True,
+        "storage": "file_storage",
+        "queue_size": settings.queue_size,
+        "sizer": "requests",  # queue_size counts the requests received, as before
+        "batch": {"sizer": "items", "flush_timeout": go_duration(settings.batch_timeout), "min_size": settings.batch_size},
+    }
 
 
 def _retry(settings: CollectorSettings) -> dict:
@@ -155,6 +168,8 @@ def render_config(
         "health_check": {"endpoint": binds["otelcol.health"]},
         "file_storage": {
             "directory": f"{settings.data_dir}/file_storage",
+            # Each write reaches the disk before the receiver answers: a host that loses power keeps it.
+            "fsync": True,
             # Reclaim the space of delivered batches.
             "compaction": {"on_start": True, "on_rebound": True, "directory": f"{settings.data_dir}/file_storage"},
         },
@@ -166,12 +181,12 @@ def render_config(
             "limit_mib": settings.memory_limit_mib,
             "spike_limit_mib": settings.memory_spike_limit_mib,
         },
-        "batch": {"timeout": go_duration(settings.batch_timeout), "send_batch_size": settings.batch_size},
     }
     connectors: dict = {}
     exporters: dict = {}
     pipelines: dict = {}
-    chain = ["memory_limiter", "batch"]
+    # No batch processor: it would hold taken data in memory, in front of the disk queue.
+    chain = ["memory_limiter"]
 
     if gateway:
         if traces is None or logs is None or not (trace_endpoint and log_endpoint and remote_write_url):
@@ -224,7 +239,7 @@ def render_config(
         if gateway:
             # One collector on the host: the file's lines join the gateway's logs pipeline.
             pipelines["logs"]["receivers"].append("file_log")
-            pipelines["logs"]["processors"] = ["memory_limiter", "resource/semconv", "batch"]
+            pipelines["logs"]["processors"] = ["memory_limiter", "resource/semconv"]
         else:
             if not gateway_endpoint:
                 raise ValueError("the agent needs gateway_endpoint")
@@ -235,7 +250,7 @@ def render_config(
             }
             pipelines["logs"] = {
                 "receivers": ["file_log"],
-                "processors": ["memory_limiter", "resource/semconv", "batch"],
+                "processors": ["memory_limiter", "resource/semconv"],
                 "exporters": ["otlp_http/gateway"],
             }
 

@@ -130,8 +130,8 @@ class CollectorSettings(Model):
     # number passes YAML and fails the collector on the host.
     memory_limit_mib: Annotated[int, Field(ge=64, le=1_048_576)] = Field(512, description="memory_limiter hard limit (MiB, up to 1 TiB).")
     memory_spike_limit_mib: Annotated[int, Field(ge=16, le=1_048_576)] = Field(128, description="memory_limiter spike headroom (MiB), below the limit.")
-    batch_timeout: Duration = Field("1s", description="batch processor: send at least this often.")
-    batch_size: Annotated[int, Field(ge=1, le=4_294_967_295)] = Field(2048, description="batch processor: items per batch (a Go uint32).")
+    batch_timeout: Duration = Field("1s", description="Exporters' queue batching: send at least this often.")
+    batch_size: Annotated[int, Field(ge=1, le=4_294_967_295)] = Field(2048, description="Exporters' queue batching: items per batch (a Go uint32).")
     queue_size: QueueSize = Field(10000, description="Batches each exporter keeps on disk while its destination is down.")
     retry_max_elapsed: Duration = Field("24h", description="How long an exporter retries a batch before dropping it.")
     data_dir: ServiceDir = Field("/var/lib/otelcol", description="Persistent queues and file offsets (file_storage).")

@@ -91,15 +91,20 @@ def test_lab_sends_traces_to_jaeger_and_logs_to_victorialogs_with_stream_fields(
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod", "lab"])
-def test_every_exporter_queues_on_disk_and_pipelines_limit_memory_then_batch(env):
+def test_every_exporter_queues_on_disk_and_nothing_holds_data_in_front_of_the_queue(env):
+    """Crash safety: data is on disk (fsync) before its source is told it was taken; batches form in the queue."""
     for config in collector_configs(env).values():
         assert config["extensions"]["file_storage"]["directory"] == "/var/lib/otelcol/file_storage"
+        assert config["extensions"]["file_storage"]["fsync"] is True
+        assert "batch" not in config["processors"]
         for name, exporter in config["exporters"].items():
             if name.startswith("otlp_http/"):
-                assert exporter["sending_queue"] == {"enabled": True, "storage": "file_storage", "queue_size": 10000}, name
+                queue = exporter["sending_queue"]
+                assert (queue["enabled"], queue["storage"], queue["queue_size"], queue["sizer"]) == (True, "file_storage", 10000, "requests"), name
+                assert queue["batch"] == {"sizer": "items", "flush_timeout": "1s", "min_size": 2048}, name
                 assert exporter["retry_on_failure"]["max_elapsed_time"] == "24h"
         for name, pipeline in config["service"]["pipelines"].items():
-            assert pipeline["processors"][0] == "memory_limiter" and pipeline["processors"][-1] == "batch", name
+            assert pipeline["processors"][0] == "memory_limiter" and "batch" not in pipeline["processors"], name
         # Self-metrics not on 8888: Jaeger's on the telemetry host.
         assert config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]["port"] == 8889
 
@@ -262,11 +267,11 @@ def test_otelcol_validate_accepts_every_rendered_config(env, otelcol, tmp_path):
 
 def test_otelcol_validate_refuses_a_typo(otelcol, tmp_path):
     config = next(iter(collector_configs("lab").values()))
-    config["processors"]["batch"]["send_batch_sise"] = 1
+    config["processors"]["memory_limiter"]["check_intervall"] = "1s"
     path = tmp_path / "typo.yaml"
     path.write_text(collector_text(config))
     result = subprocess.run([otelcol, "validate", f"--config={path}"], capture_output=True, text=True)
-    assert result.returncode != 0 and "send_batch_sise" in result.stderr
+    assert result.returncode != 0 and "check_intervall" in result.stderr
 
 
 def test_jaeger_validate_accepts_the_rendered_config_and_refuses_a_typo(jaeger_bin, tmp_path):
