@@ -21,7 +21,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from roles._service import quoting
 from roles._service.artifacts import resolve
-from roles._service.operations import release_archive, validated_file
+from roles._service.operations import directories, release_archive, system_account, validated_file
 from roles._service.render import render
 
 _DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
@@ -133,28 +133,24 @@ def ready_check(url: str) -> str:
 
 
 def service_account(spec: ServiceSpec) -> None:
-    """A system user and group for the service, without a login shell."""
+    """A system user and group for the service, without a login shell (one read of the host)."""
     user = spec.account
-    server.group(name=f"{spec.name}: system group", group=user, system=True)
-    server.user(
-        name=f"{spec.name}: system user",
-        user=user,
-        group=user,
-        system=True,
-        shell="/usr/sbin/nologin",
+    system_account(
+        name=f"{spec.name}: system user and group", user=user, group=user,
         home=spec.data_dirs[0] if spec.data_dirs else "/nonexistent",
-        create_home=False,
     )
 
 
-def service_dirs(spec: ServiceSpec) -> None:
-    """/etc/<name> and its config dirs readable by the service; data dirs owned by it."""
+def service_dirs(spec: ServiceSpec, extra: tuple[tuple[str, str, str, str], ...] = ()) -> None:
+    """/etc/<name> and its config dirs readable by the service; data dirs owned by it; in one operation.
+
+    + extra: more (path, user, group, mode) to hold in the same read, listed first (e.g. /opt/<name>)
+    """
     user = spec.account
-    files.directory(name=f"{spec.name}: config dir", path=f"/etc/{spec.name}", user="root", group=user, mode="0750")
-    for config_dir in spec.config_dirs:
-        files.directory(name=f"{spec.name}: config dir {config_dir}", path=config_dir, user="root", group=user, mode="0750")
-    for data_dir in spec.data_dirs:
-        files.directory(name=f"{spec.name}: data dir {data_dir}", path=data_dir, user=user, group=user, mode="0750")
+    specs = [*extra, (f"/etc/{spec.name}", "root", user, "0750")]
+    specs += [(config_dir, "root", user, "0750") for config_dir in spec.config_dirs]
+    specs += [(data_dir, user, user, "0750") for data_dir in spec.data_dirs]
+    directories(name=f"{spec.name}: directories", specs=tuple(specs))
 
 
 def run_service(spec: ServiceSpec, hardening: bool, code_changes: list, config_changes: list) -> None:
@@ -217,12 +213,12 @@ def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool =
     version_dir = f"/opt/{name}/{artifact.version}"
 
     service_account(spec)
-    files.directory(name=f"{name}: install root", path=f"/opt/{name}", user="root", group="root", mode="0755")
+    # /opt/<name> and every directory of the service in one read of the host.
+    service_dirs(spec, extra=((f"/opt/{name}", "root", "root", "0755"),))
     if artifact.is_zip:
         apt.packages(name=f"{name}: unzip for the .zip release archive", packages=["unzip"])
     archive = release_archive(name=f"{name}: release {artifact.version}", artifact=artifact, install_dir=version_dir)
     current = files.link(name=f"{name}: current version", path=f"/opt/{name}/current", target=version_dir)
-    service_dirs(spec)
     configs = [
         validated_file(
             name=f"{name}: config {config.dest}",

@@ -8,10 +8,10 @@ import shlex
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 
 from roles._service.artifacts import Artifact
-from roles._service.facts import MARKER, FileState, InstalledArtifactSha256
+from roles._service.facts import MARKER, FileState, InstalledArtifactSha256, PathStates, SystemAccount, path_states
 from roles._service.quoting import QuotingError, refuse_control, sh_quote
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -154,3 +154,62 @@ def validate_script(validate: str, staged: str, dest: str) -> list[str]:
         "  exit 1",
         "fi",
     ]
+
+
+@operation()
+def directories(specs: tuple[tuple[str, str, str, str], ...]):
+    """
+    Several directories with their owner, group and mode, read in one round trip.
+
+    + specs: (path, user, group, octal mode) of each directory, parents first
+
+    A missing directory is created; a wrong owner or mode is corrected; a path that
+    exists but is not a directory fails the operation (it is never replaced).
+    """
+    paths = tuple(path for path, *_ in specs)
+    for path in paths:
+        refuse_control(path, "directory path")
+    states = path_states(host.get_fact(PathStates, paths=paths), paths)
+    for path, user, group, mode in specs:
+        state = states.get(path)
+        if state is None:
+            yield StringCommand("mkdir", "-p", QuoteString(path))
+            yield StringCommand("chown", QuoteString(f"{user}:{group}"), QuoteString(path))
+            yield StringCommand("chmod", QuoteString(mode), QuoteString(path))
+            continue
+        if state["type"] != "directory":
+            raise OperationError(f"{path} exists and is a {state['type']}, not a directory; the deploy does not replace it")
+        if (state["user"], state["group"]) != (user, group):
+            yield StringCommand("chown", QuoteString(f"{user}:{group}"), QuoteString(path))
+        if state["mode"] != mode.zfill(4):
+            yield StringCommand("chmod", QuoteString(mode), QuoteString(path))
+
+
+@operation()
+def system_account(user: str, group: str, home: str, shell: str = "/usr/sbin/nologin"):
+    """
+    A system group and a system user in it, without a login shell or a created home, in one read.
+
+    + user: the user's name
+    + group: its primary group (created as a system group)
+    + home: its home directory (not created here)
+    + shell: its shell
+    """
+    for value in (user, group, home, shell):
+        refuse_control(value, "system account")
+    state = host.get_fact(SystemAccount, user=user, group=group)
+    if state["gid"] is None:
+        yield StringCommand("groupadd", "--system", QuoteString(group))
+    current = state["user"]
+    if current is None:
+        yield StringCommand(
+            "useradd", "--system", "--gid", QuoteString(group), "--home-dir", QuoteString(home), "--no-create-home",
+            "--shell", QuoteString(shell), QuoteString(user),
+        )
+        return
+    if state["gid"] is not None and current["gid"] != state["gid"]:
+        yield StringCommand("usermod", "--gid", QuoteString(group), QuoteString(user))
+    if current["home"] != home:
+        yield StringCommand("usermod", "--home", QuoteString(home), QuoteString(user))
+    if current["shell"] != shell:
+        yield StringCommand("usermod", "--shell", QuoteString(shell), QuoteString(user))
