@@ -45,6 +45,35 @@ def _git_branch(value: str) -> str:
 
 GitBranch = Annotated[str, AfterValidator(_git_branch)]
 
+
+def remote_host(url: str) -> tuple[str, int]:
+    """(host, port) of a git SSH URL: user@host:path or ssh://user@host[:port]/path."""
+    if url.startswith("ssh://"):
+        authority = url[len("ssh://"):].split("/", 1)[0].rsplit("@", 1)[-1]
+        if authority.startswith("["):
+            host, _, rest = authority[1:].partition("]")
+            return host, int(rest[1:]) if rest.startswith(":") else 22
+        host, _, port = authority.partition(":")
+        return host, int(port) if port else 22
+    return url.split("@", 1)[1].split(":", 1)[0], 22
+
+
+def known_host_matches(field: str, host: str, port: int) -> bool:
+    """Whether a known_hosts host field (names, [name]:port, or hashed |1|salt|hash) names host:port, as ssh reads it."""
+    import base64
+    import hashlib
+    import hmac
+
+    wanted = host if port == 22 else f"[{host}]:{port}"
+    if field.startswith("|1|"):
+        try:
+            _, _, salt, digest = field.split("|", 3)
+            mac = hmac.new(base64.b64decode(salt), wanted.encode(), hashlib.sha1).digest()
+            return hmac.compare_digest(mac, base64.b64decode(digest))
+        except (ValueError, TypeError):
+            return False
+    return wanted in field.split(",")
+
 class BackupSchedule(Model):
     """When cron runs the backup: daily at 03:17 by default (off the hour, away from other jobs)."""
 
@@ -119,4 +148,12 @@ class GrafanaBackupSettings(Model):
                 "known_hosts is empty. Fix: set grafana_backup.known_hosts to the git host's keys (ssh-keyscan output, "
                 "checked against its fingerprint); StrictHostKeyChecking stays on"
             )
+        if self.enabled and self.known_hosts and self.remote_url:
+            host, port = remote_host(self.remote_url)
+            if not any(known_host_matches(line.split()[0], host, port) for line in self.known_hosts):
+                shown = host if port == 22 else f"[{host}]:{port}"
+                raise ValueError(
+                    f"no known_hosts line is for {shown}, the host of remote_url: ssh would refuse the git host every night. "
+                    f"Fix: add the output of `ssh-keyscan -t ed25519{'' if port == 22 else f' -p {port}'} {host}`, checked against its fingerprint"
+                )
         return self

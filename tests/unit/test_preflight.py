@@ -128,6 +128,8 @@ INVENTORY_CASES = [
     ("collector-memory-beyond-uint32", "prod", inventory_with("telemetry", {"otel_collector": {"memory_limit_mib": 2**40}}), {}, "otel_collector.memory_limit_mib", "1048576"),
     ("collector-batch-beyond-uint32", "prod", inventory_with("telemetry", {"otel_collector": {"batch_size": 2**32}}), {}, "otel_collector.batch_size", "4294967295"),
     ("collector-queue-beyond-int64", "prod", inventory_with("telemetry", {"otel_collector": {"queue_size": 2**64}}), {}, "otel_collector.queue_size", "10000"),
+    ("backup-known-hosts-for-another-host", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "known_hosts": ["git.other.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"]}}), {}, "grafana_backup", "ssh-keyscan -t ed25519 git.example.org"),
+    ("backup-known-hosts-wrong-port", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "remote_url": "ssh://git@git.example.org:2222/ops/b.git"}}), {}, "grafana_backup", "-p 2222"),
     ("backup-token-over-http-in-prod", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "grafana_url": "http://grafana.example.org"}}), {}, "grafana_backup.grafana_url", "https://"),
     # --- the inventory itself ----------------------------------------------------------
     ("unknown-group", "prod", inventory_with(extra='loggers = ["log1.hostile"]\n'), {}, "loggers", "monitoring, telemetry, app"),
@@ -474,3 +476,15 @@ def test_the_cli_runs_of_these_tests_have_no_network():
         pytest.skip("needs root and unshare: the CLI tests then run with the machine's network")
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and result.stdout.strip() == "101", result.stdout + result.stderr  # ENETUNREACH
+
+
+def test_a_hashed_known_hosts_line_is_matched_as_ssh_does(tmp_path):
+    """ssh-keygen -H writes |1|salt|hash lines: the check reads them as ssh does (HMAC-SHA1 of the host)."""
+    from roles.grafana_backup.settings import known_host_matches
+
+    line = "git.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+    (tmp_path / "kh").write_text(line)
+    subprocess.run(["ssh-keygen", "-H", "-f", str(tmp_path / "kh")], check=True, capture_output=True)
+    hashed = (tmp_path / "kh").read_text().split()[0]
+    assert hashed.startswith("|1|")
+    assert known_host_matches(hashed, "git.example.org", 22) and not known_host_matches(hashed, "git.evil.org", 22)
