@@ -40,6 +40,10 @@ def lab(first_converge):
     # traffic creates (at its first 429), has been scraped twice.
     moved = 'count_over_time(rate_limit_hits_total{job="sentinel-backend"}[2m]) >= 2'
     wait_for("the traffic to show in Prometheus", lambda: _has_data(prometheus, moved), 120, 5)
+    # The span metrics arrive by remote write every otel_collector.span_metrics_flush (15s), not by
+    # scrape: after a gateway restart (the crash drills) their rates need two flushes of this traffic.
+    spans = 'count_over_time(traces_span_metrics_calls_total{span_kind="SPAN_KIND_CLIENT"}[2m]) >= 2'
+    wait_for("the span metrics of the traffic", lambda: _has_data(prometheus, spans), 120, 5)
     return prometheus, mon.settings.environment, active_jobs(prometheus)
 
 

@@ -150,7 +150,7 @@ def test_collector_unit_validates_the_config_with_the_binary_before_the_swap():
     spec = collector_spec(tel.settings.otel_collector, "config", tel.bind("otelcol.health"))
     assert spec.configs[0].validate == "{bin}/otelcol-contrib validate --config={path}"
     unit = unit_file(spec)
-    assert "ExecStart=/opt/otelcol/current/otelcol-contrib \\\n    --config=/etc/otelcol/config.yaml" in unit
+    assert "ExecStart=/opt/otelcol/current/otelcol-contrib \\\n    --config=/etc/otelcol/config.yaml \\\n    --feature-gates=stanza.synchronousLogEmitter" in unit
     assert "ReadWritePaths=/var/lib/otelcol" in unit and "ProtectSystem=strict" in unit
     assert spec.ready_url == "http://127.0.0.1:13133/"
 
