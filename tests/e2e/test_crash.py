@@ -83,44 +83,43 @@ def _store_url(tel) -> str:
     return f"http://{listener.address}:{listener.port}"
 
 
-def test_sigkill_of_the_agent_while_the_gateway_restarts_loses_no_line(stack):
-    """The issue's case: 2,850 of 3,000 were stored when a batch processor held the lines in memory."""
+def _drill(stack, name: str, crash) -> None:
+    """Append the lines on the app host, run `crash(tel, app)` meanwhile, then count stored against sent."""
     tel, app = stack
-    run = f"crash-agent-{uuid.uuid4().hex[:10]}"
+    run = f"crash-{name}-{uuid.uuid4().hex[:10]}"
     writer = _writer(app, run)
     try:
+        crash(tel, app)
+    finally:
+        assert writer.wait(timeout=120) == 0, writer.stderr.read()
+    _stored_equals_sent(_store_url(tel), run)
+
+
+def test_sigkill_of_the_agent_while_the_gateway_restarts_loses_no_line(stack):
+    """The issue's case: 2,850 of 3,000 were stored when a batch processor held the lines in memory."""
+
+    def crash(tel, app):
         time.sleep(4)
         tel.testinfra.check_output("systemctl restart otelcol")
         time.sleep(5)
-        killed = _sigkill(app)
-        _back_after(app, killed)
-    finally:
-        assert writer.wait(timeout=120) == 0, writer.stderr.read()
-    _stored_equals_sent(_store_url(tel), run)
+        _back_after(app, _sigkill(app))
+
+    _drill(stack, "agent", crash)
 
 
 def test_sigkill_of_the_gateway_under_load_loses_no_line(stack):
-    tel, app = stack
-    run = f"crash-gateway-{uuid.uuid4().hex[:10]}"
-    writer = _writer(app, run)
-    try:
+    def crash(tel, app):
         time.sleep(6)
-        killed = _sigkill(tel)
-        _back_after(tel, killed)
-    finally:
-        assert writer.wait(timeout=120) == 0, writer.stderr.read()
-    _stored_equals_sent(_store_url(tel), run)
+        _back_after(tel, _sigkill(tel))
+
+    _drill(stack, "gateway", crash)
 
 
 def test_sigkill_of_the_agent_and_the_gateway_together_loses_no_line(stack):
-    tel, app = stack
-    run = f"crash-both-{uuid.uuid4().hex[:10]}"
-    writer = _writer(app, run)
-    try:
+    def crash(tel, app):
         time.sleep(6)
         agent, gateway = _sigkill(app), _sigkill(tel)
         _back_after(app, agent)
         _back_after(tel, gateway)
-    finally:
-        assert writer.wait(timeout=120) == 0, writer.stderr.read()
-    _stored_equals_sent(_store_url(tel), run)
+
+    _drill(stack, "both", crash)
