@@ -135,10 +135,6 @@ class Opening:
     why: str
 
 
-def _ip_of(host: "EnvHost") -> str:
-    return host.settings.ip
-
-
 def _check_hosts(environment: "Environment") -> None:
     """Every host has an IP (binds, firewalls) and, behind a firewall, admin networks to keep SSH."""
     for host in environment.hosts:
@@ -183,7 +179,7 @@ class Topology:
 
     @staticmethod
     def _listener(host: "EnvHost", component: str, spec: ListenerSpec) -> Listener:
-        return Listener(host.name, component, spec, _ip_of(host), host.settings.address)
+        return Listener(host.name, component, spec, host.settings.ip, host.settings.address)
 
     # --- lookups --------------------------------------------------------------------
 
@@ -240,7 +236,7 @@ class Topology:
             if l.spec.scope == "local":
                 continue  # bound to the loopback; the firewall opens nothing for it
             peers = sorted({h for h, _ in self.clients(l.name) if h != host})
-            sources = [_ip_of(self.hosts[h]) for h in peers]
+            sources = [self.hosts[h].settings.ip for h in peers]
             why = ", ".join(sorted({f.client for h, f in self.clients(l.name) if h != host}))
             for rule in me.settings.firewall.allow:
                 if rule.listener == l.name:
@@ -263,7 +259,7 @@ class Topology:
             remote = self.hosts[client].settings.grafana_backup.remote_url or ""
             git_host = remote.split("@", 1)[-1].split(":", 1)[0]
             if git_host in (me.name, me.settings.address, me.settings.ip) and client != host:
-                peers.append(_ip_of(self.hosts[client]))
+                peers.append(self.hosts[client].settings.ip)
         return peers
 
     # --- checks (preflight) -----------------------------------------------------------

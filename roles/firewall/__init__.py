@@ -229,7 +229,6 @@ def openings_of(ctx: HostContext) -> list[Opening]:
     return [
         Opening(port=o.port, protocol=o.protocol, sources=o.sources, comment=o.listener)
         for o in ctx.topology.openings(ctx.name)
-        if o.listener != "ssh" or o.sources
     ]
 
 

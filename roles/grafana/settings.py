@@ -14,7 +14,6 @@ from pydantic import Field, field_validator, model_validator
 
 from roles._model import duration_seconds, AbsPath, Bool, Duration, HostPort, HttpUrl, Model, Name, Port, SecretName, SettingsError, matching
 
-ListenAddress = matching("listen address", r"[0-9.]+|\[?[0-9A-Fa-f:]+\]?", "write an IP address such as 0.0.0.0 or 127.0.0.1")
 Owner = matching("user:group", r"[a-z_][a-z0-9_-]*:[a-z_][a-z0-9_-]*", "write it like root:grafana-backup")
 # The token file's mode: never more than 0640 (group read at most, no other).
 FileMode = matching("secret file mode (0640 at most)", r"0[46]00|0[46]40", "use 0640, 0600, 0440 or 0400")

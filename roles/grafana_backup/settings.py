@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from roles.grafana.settings import TokenPath
-from roles._model import AbsPath, ServiceDir, Bool, HttpUrl, Int, Model, Name, SecretName, Text, matching
+from roles._model import ServiceDir, Bool, HttpUrl, Int, Model, SecretName, Text, matching
 
 # A cron field: digits, *, ranges, lists and steps ("17", "*/6", "1-5", "0,12").
 CronField = matching(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from roles._model import AbsPath, ServiceDir, Model, Port
+from roles._model import ServiceDir, Model, Port
 
 
 class JaegerSettings(Model):

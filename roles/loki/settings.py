@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from roles._model import AbsPath, ServiceDir, Bool, Duration, Model, Name, Port, SecretName
+from roles._model import ServiceDir, Bool, Duration, Model, Name, Port, SecretName
 
 
 def _past_day(value: str) -> str:

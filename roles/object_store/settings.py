@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from roles._model import AbsPath, ServiceDir, Model, Name, Port, SecretName, matching
+from roles._model import ServiceDir, Model, Name, Port, SecretName, matching
 
 
 Bucket = matching("valid S3 bucket name", r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "use 3-63 lowercase letters, digits, dots or dashes")

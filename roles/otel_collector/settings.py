@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from roles._model import AbsPath, LogFile, ServiceDir, matching, Duration, HttpUrl, Model, Name, Port, duration_seconds
+from roles._model import LogFile, ServiceDir, matching, Duration, HttpUrl, Model, Name, Port, duration_seconds
 from roles.jaeger.settings import JaegerSettings
 from roles.tempo.settings import TempoSettings
 
@@ -57,17 +57,6 @@ def _positive_queue(value: int) -> int:
     return value
 
 
-def _listen_address(value: str) -> str:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address. Fix: write the address to bind, e.g. 0.0.0.0 or 10.213.0.12") from None
-    return value
-
-
-ListenAddress = Annotated[str, AfterValidator(_listen_address)]
 QueueSize = Annotated[int, AfterValidator(_positive_queue)]
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from roles._model import AbsPath, ServiceDir, Model, Name, Port, SecretName
+from roles._model import ServiceDir, Model, Name, Port, SecretName
 
 
 class TempoSettings(Model):

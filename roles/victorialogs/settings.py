@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from roles._model import AbsPath, ServiceDir, Model, OnCalendar, Port, Text
+from roles._model import ServiceDir, Model, OnCalendar, Port
 
 
 class VictoriaLogsSettings(Model):
