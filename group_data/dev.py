@@ -14,3 +14,15 @@ firewall = {
         {"listener": "backend.http", "sources": ["10.30.100.0/24"], "reason": "the load balancers in front of the backend"},
     ],
 }
+
+# Dev has no dead man's switch: no one is paged for dev, and its Watchdog goes nowhere.
+# Staging and prod need SENTINEL_HEARTBEAT_URL (preflight refuses them without it).
+alerting = {
+    "email": {  # as in all.py: this dict replaces all.py's
+        "to": "ops@sentinel.internal",
+        "from_address": "alertmanager@sentinel.internal",
+        "smarthost": "smtp.sentinel.internal:587",
+        "auth_username": "alertmanager@sentinel.internal",
+    },
+    "heartbeat": {"waived": "dev: no one is paged for dev, so no switch watches it"},
+}

@@ -33,6 +33,7 @@ SLACK_STANDIN_PORT = 9101
 PAGERDUTY_STANDIN_PORT = 9102
 SMTP_STANDIN_PORT = 2525
 SMTP_STANDIN_HTTP_PORT = 9103  # the SMTP stand-in's /api/received
+HEARTBEAT_STANDIN_PORT = 9104  # the dead man's switch stand-in (lab/receivers/heartbeat.py)
 # The Grafana HTTP API STAND-IN (lab/receivers/grafana_api.py), for the backup job's tests only.
 GRAFANA_API_STANDIN_PORT = 9110
 

@@ -5,11 +5,12 @@ inventory points SENTINEL_SECRETS_DIR here.
 """
 
 import secrets
+import uuid
 import subprocess
 import tempfile
 from pathlib import Path
 
-from lab.paths import CACHE, BRIDGE_IP, SLACK_STANDIN_PORT
+from lab.paths import CACHE, BRIDGE_IP, HEARTBEAT_STANDIN_PORT, SLACK_STANDIN_PORT
 
 SECRETS_DIR = CACHE / "secrets"
 SENTRY_STANDIN_PORT = 9000
@@ -24,7 +25,9 @@ def _generators() -> dict:
         # one webhook (and token) per channel, like Slack's incoming webhooks.
         "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL": lambda: _slack_webhook("BCRITICAL"),
         "SENTINEL_SLACK_ALERTS_WEBHOOK_URL": lambda: _slack_webhook("BALERTS"),
-        "SENTINEL_PAGERDUTY_ROUTING_KEY": lambda: secrets.token_hex(16),  # 32 characters, like PagerDuty's
+        "SENTINEL_PAGERDUTY_ROUTING_KEY": lambda: secrets.token_hex(16),
+        # The dead man's switch's ping URL, on the lab's heartbeat stand-in (a check uuid, like healthchecks.io's).
+        "SENTINEL_HEARTBEAT_URL": lambda: f"http://{BRIDGE_IP}:{HEARTBEAT_STANDIN_PORT}/ping/{uuid.uuid4()}",  # 32 characters, like PagerDuty's
         "SENTINEL_SMTP_PASSWORD": lambda: secrets.token_urlsafe(18),
         # Grafana's admin password: written to /etc/grafana/secrets/admin_password
         # on mon1 (the lab installs Grafana's files, never its binary).

@@ -188,6 +188,9 @@ def _alerting_secrets(s: "Settings"):
         receiver = getattr(alerting, key)
         found.append(SecretUse(f"alerting.{key}.webhook_url_secret", receiver.webhook_url_secret, "slack_webhook", True,
                                f"the Slack webhook URL for {receiver.channel}"))
+    if alerting.heartbeat.enabled:
+        found.append(SecretUse("alerting.heartbeat.url_secret", alerting.heartbeat.url_secret, "heartbeat_url", True,
+                               'the ping URL of the dead man\'s switch (or, with a reason, alerting.heartbeat.waived = "<why>"):'))
     if alerting.email.auth_username:
         found.append(SecretUse("alerting.email.auth_password_secret", alerting.email.auth_password_secret, "smtp_password", True,
                                f"the SMTP password of {alerting.email.auth_username}"))

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 Kind = Literal[
     "s3_key", "slack_webhook", "pagerduty_key", "smtp_password", "sentry_dsn", "sentry_token", "grafana_admin_password",
-    "db_password", "grafana_token", "ssh_private_key",
+    "db_password", "grafana_token", "ssh_private_key", "heartbeat_url",
 ]
 # The only kind whose value spans lines: an OpenSSH private key file. Its lines are
 # checked by _ssh_private_key; every other kind stays refused on a newline.
@@ -49,6 +49,7 @@ SECRETS: dict[str, Secret] = {
     "SENTRY_AUTH_TOKEN": Secret("sentry_token", "sentry-cli token for releases and source maps (app hosts)"),
     "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL": Secret("slack_webhook", "Slack webhook of #critical-alerts (monitoring hosts)"),
     "SENTINEL_SLACK_ALERTS_WEBHOOK_URL": Secret("slack_webhook", "Slack webhook of #alerts (monitoring hosts)"),
+    "SENTINEL_HEARTBEAT_URL": Secret("heartbeat_url", "the dead man's switch: ping URL of the external heartbeat service (monitoring hosts)"),
     "SENTINEL_PAGERDUTY_ROUTING_KEY": Secret("pagerduty_key", "PagerDuty Events API v2 routing key (monitoring hosts)"),
     "SENTINEL_SMTP_PASSWORD": Secret("smtp_password", "SMTP password of alerting.email.auth_username (monitoring hosts)"),
     "SENTINEL_GRAFANA_ADMIN_PASSWORD": Secret("grafana_admin_password", "Grafana's admin password (monitoring hosts)"),
@@ -129,6 +130,17 @@ def _slack_webhook(value: str, environment: str) -> SecretProblem | None:
     return SecretProblem(
         "is not a Slack incoming webhook URL (https://hooks.slack.com/services/T.../B.../...)",
         "paste the webhook URL from the Slack app's Incoming Webhooks page",
+    )
+
+
+def _heartbeat_url(value: str, environment: str) -> SecretProblem | None:
+    # The URL is the credential (whoever has it can keep the switch quiet): https only, no userinfo.
+    scheme = "https?" if environment == "lab" else "https"  # the lab's heartbeat stand-in is on the bridge
+    if re.fullmatch(scheme + r"://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~/-]*", value):
+        return None
+    return SecretProblem(
+        "is not an https:// ping URL without user or password (e.g. https://hc-ping.com/<uuid>)",
+        "paste the ping URL of the check made for this environment's Alertmanager",
     )
 
 
@@ -222,6 +234,7 @@ CHECKS: dict[Kind, Callable[[str, str], SecretProblem | None]] = {
     "db_password": _printable,
     "grafana_token": _grafana_token,
     "ssh_private_key": _ssh_private_key,
+    "heartbeat_url": _heartbeat_url,
 }
 
 

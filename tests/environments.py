@@ -16,6 +16,7 @@ GOOD_SECRETS = {
     "SENTINEL_SLACK_ALERTS_WEBHOOK_URL": "https://hooks.slack.com/services/T0000TEST/B0000WARN/abcdefghijklmnop",
     "SENTINEL_SMTP_PASSWORD": "smtp-password-0001",
     "SENTINEL_PAGERDUTY_ROUTING_KEY": "0123456789abcdef0123456789abcdef",
+    "SENTINEL_HEARTBEAT_URL": "https://hc-ping.example/0c6e1f3a-test-heartbeat",
     "SENTINEL_GRAFANA_ADMIN_PASSWORD": "grafana-admin-password-0001",
 }
 

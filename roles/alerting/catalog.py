@@ -22,7 +22,8 @@ from roles._yaml import load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG_FILE = REPO / "files" / "alerting" / "catalog.yml"
-SEVERITIES = ("critical", "warning", "info")
+# none: never shown to people; the Watchdog, whose notifications are the dead man's switch's heartbeat.
+SEVERITIES = ("critical", "warning", "info", "none")
 _RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}  # 0 is the most severe
 
 
@@ -86,7 +87,7 @@ class Alert(Model):
     uid: Uid = Field(description="Stable id: the rule's uid label, the runbook's file name.")
     name: AlertName = Field(description="The alertname.")
     group: GroupName = Field(description="The rule group it is rendered into.")
-    severity: Literal["critical", "warning", "info"] = Field(description="Routes the alert (docs/alerting.md).")
+    severity: Literal["critical", "warning", "info", "none"] = Field(description="Routes the alert (docs/alerting.md).")
     expr: Expr = Field(description="The PromQL expression.")
     for_: DurationOrZero = Field(alias="for", description="How long expr must hold before the alert fires.")
     summary: Template = Field(description="One line with the current value ({{ $value }}).")

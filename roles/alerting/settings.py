@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from roles._model import Bool, Duration, HostPort, HttpUrl, Model, Port, SecretName, SettingsError, duration_seconds, matching
+from roles._model import Bool, Duration, HostPort, HttpUrl, Model, Port, SecretName, SettingsError, Text, duration_seconds, matching
 from roles.alerting.evaluator import Evaluator
 
 
@@ -47,6 +47,42 @@ class PagerDutyReceiver(Model):
     enabled: Bool = Field(False, description="Page on critical alerts (prod sets it).")
     routing_key_secret: SecretName = Field("SENTINEL_PAGERDUTY_ROUTING_KEY", description="Secret holding the Events API v2 routing key (32 characters).")
     url: HttpUrl | None = Field(None, description="Events API endpoint; unset = Alertmanager's default (events.pagerduty.com).")
+
+
+class Heartbeat(Model):
+    """The dead man's switch: Alertmanager calls an external heartbeat service while the
+    always-firing Watchdog alert reaches it, and that service pages when the calls stop.
+
+    The service is set up outside the toolkit (healthchecks.io, Dead Man's Snitch...): give its
+    check a period of 2 x `repeat_interval` and a grace of `repeat_interval`, and let it page
+    through a path that does not depend on this stack (its own PagerDuty or SMS integration).
+    docs/alerting.md, "Watching the watchers", has the arithmetic.
+    """
+
+    url_secret: SecretName = Field("SENTINEL_HEARTBEAT_URL", description="Secret holding the heartbeat (ping) URL of the external service.")
+    group_interval: Timer = Field("30s", description="How often Alertmanager looks at the Watchdog's group again.")
+    repeat_interval: Timer = Field("1m", description="How often the heartbeat URL is called while the Watchdog fires (5m at most).")
+    waived: Text | None = Field(
+        None,
+        description="Why this environment has no dead man's switch. Unset (the default), the heartbeat URL is required: "
+        "without it, a dead Prometheus or Alertmanager pages no one.",
+    )
+
+    @model_validator(mode="after")
+    def _calls_often_enough(self):
+        if duration_seconds(self.repeat_interval) < duration_seconds(self.group_interval):
+            raise SettingsError("repeat_interval", "is shorter than group_interval", "use at least the group_interval")
+        if duration_seconds(self.repeat_interval) > 300:
+            raise SettingsError(
+                "repeat_interval", f"{self.repeat_interval} makes the switch page more than 5 minutes after the monitoring dies", "use 5m or less (1m is the default)"
+            )
+        if self.waived is not None and len(self.waived.strip()) < 10:
+            raise SettingsError("waived", "is not a reason", 'say why in a sentence, e.g. "dev: no one is paged for dev"')
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.waived is None
 
 
 class RouteTiming(Model):
@@ -92,8 +128,12 @@ class AlertingSettings(Model):
     )
     email: EmailReceiver = Field(EmailReceiver(), description="The daily email digest of info alerts.")
     pagerduty: PagerDutyReceiver = Field(PagerDutyReceiver(), description="Paging for critical alerts.")
+    heartbeat: Heartbeat = Field(Heartbeat(), description="The dead man's switch: the Watchdog alert calls an external heartbeat service.")
+    # group_interval is short for criticals: an alert that returns while its resolved group
+    # still exists waits for the group's next tick, not group_wait (docs/alerting.md,
+    # "A returning incident").
     critical: RouteTiming = Field(
-        RouteTiming(group_wait="10s", group_interval="5m", repeat_interval="1h"), description="Timers of critical alerts."
+        RouteTiming(group_wait="10s", group_interval="1m", repeat_interval="1h"), description="Timers of critical alerts."
     )
     warning: RouteTiming = Field(
         RouteTiming(group_wait="1m", group_interval="15m", repeat_interval="4h"), description="Timers of warnings."
@@ -112,6 +152,11 @@ class AlertingSettings(Model):
         # Critical alerts must reach people within 5 minutes of firing.
         if duration_seconds(self.critical.group_wait) > 60:
             raise SettingsError("critical.group_wait", f"{self.critical.group_wait} delays pages", "use 1m or less")
+        # A critical alert that returns soon after a resolve waits for its group's next tick.
+        if duration_seconds(self.critical.group_interval) > 60:
+            raise SettingsError(
+                "critical.group_interval", f"{self.critical.group_interval} delays the page of an incident that returns", "use 1m or less"
+            )
         return self
 
     def secrets(self) -> dict[str, str]:
@@ -124,4 +169,6 @@ class AlertingSettings(Model):
             files["smtp-password"] = self.email.auth_password_secret
         if self.pagerduty.enabled:
             files["pagerduty-routing-key"] = self.pagerduty.routing_key_secret
+        if self.heartbeat.enabled:
+            files["heartbeat-url"] = self.heartbeat.url_secret
         return files

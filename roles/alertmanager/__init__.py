@@ -31,7 +31,7 @@ SECRETS_DIR = "/etc/alertmanager/secrets"
 TEMPLATES_DIR = "/etc/alertmanager/templates"
 NOTIFICATION_TEMPLATES = Path(__file__).resolve().parents[2] / "files" / "alertmanager" / "sentinel.tmpl"
 # Every secret file the role may write; the ones a disabled receiver no longer needs are removed.
-ALL_SECRET_FILES = ("slack-critical-webhook-url", "slack-alerts-webhook-url", "smtp-password", "pagerduty-routing-key")
+ALL_SECRET_FILES = ("slack-critical-webhook-url", "slack-alerts-webhook-url", "smtp-password", "pagerduty-routing-key", "heartbeat-url")
 
 
 def _go_template(name: str) -> str:
@@ -74,10 +74,23 @@ def config(settings: Settings, alerts: tuple[Alert, ...]) -> dict:
     """alertmanager.yml as a structure, dumped by `render_config`."""
     alerting = settings.alerting
     critical = {"matchers": ['severity="critical"'], "group_by": ["alertname", "environment"], **_timing(alerting.critical)}
-    # Critical: at once, one notification per alert name, repeated while unresolved.
-    routes: list[dict] = [{"receiver": "slack-critical", **critical}]
+    heartbeat = alerting.heartbeat
+    routes: list[dict] = [
+        # The Watchdog: its notifications are the dead man's switch's heartbeat, at once and
+        # every repeat_interval while it fires; never to people.
+        {
+            "receiver": "heartbeat" if heartbeat.enabled else "heartbeat-waived",
+            "matchers": ['severity="none"'],
+            "group_by": ["alertname", "environment"],
+            "group_wait": "0s",
+            "group_interval": heartbeat.group_interval,
+            "repeat_interval": heartbeat.repeat_interval,
+        },
+        # Critical: at once, one notification per alert name, repeated while unresolved.
+        {"receiver": "slack-critical", **critical},
+    ]
     if alerting.pagerduty.enabled:
-        routes[0]["continue"] = True
+        routes[-1]["continue"] = True
         routes.append({"receiver": "pagerduty", **critical})
     routes += [
         # Warning: every warning of the environment in one batch per group_interval.
@@ -96,6 +109,12 @@ def config(settings: Settings, alerts: tuple[Alert, ...]) -> dict:
         {"name": "slack-alerts", "slack_configs": [_slack(alerting.slack_warning.channel, "slack-alerts-webhook-url")]},
         {"name": "email-digest", "email_configs": [email]},
     ]
+    if heartbeat.enabled:
+        # send_resolved false: the switch must hear only "alive"; a resolved Watchdog means
+        # Prometheus stopped sending it, and then the calls stop.
+        receivers.append({"name": "heartbeat", "webhook_configs": [{"url_file": f"{SECRETS_DIR}/heartbeat-url", "send_resolved": False}]})
+    else:
+        receivers.append({"name": "heartbeat-waived"})  # alerting.heartbeat.waived: the Watchdog goes nowhere
     if alerting.pagerduty.enabled:
         pagerduty: dict = {"routing_key_file": f"{SECRETS_DIR}/pagerduty-routing-key"}
         if alerting.pagerduty.url:

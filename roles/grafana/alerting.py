@@ -130,6 +130,22 @@ def contact_points(alerting) -> dict:
             ],
         },
     ]
+    if alerting.heartbeat.enabled:
+        # The dead man's switch: only the Watchdog goes here, and never its resolve.
+        points.append(
+            {
+                "orgId": ORG_ID,
+                "name": "heartbeat",
+                "receivers": [
+                    {
+                        "uid": "heartbeat",
+                        "type": "webhook",
+                        "settings": {"url": secret_file("heartbeat-url"), "httpMethod": "POST"},
+                        "disableResolveMessage": True,
+                    }
+                ],
+            }
+        )
     if alerting.pagerduty.enabled:
         points.append(
             {
@@ -157,7 +173,20 @@ def notification_policies(alerting) -> dict:
     def severity(value: str) -> list:
         return [["severity", "=", value]]
 
-    routes = [
+    routes = []
+    if alerting.heartbeat.enabled:
+        heartbeat = alerting.heartbeat
+        routes.append(
+            {
+                "receiver": "heartbeat",
+                "object_matchers": severity("none"),
+                "group_by": ["alertname", "environment"],
+                "group_wait": "0s",
+                "group_interval": heartbeat.group_interval,
+                "repeat_interval": heartbeat.repeat_interval,
+            }
+        )
+    routes += [
         {
             "receiver": "slack-critical",
             "object_matchers": severity("critical"),
@@ -202,7 +231,7 @@ def retired(alerts: tuple[Alert, ...], alerting) -> dict[str, dict]:
     switching back to Prometheus would keep Grafana paging. These files delete
     the catalog's rules and our contact points and reset the policy tree.
     """
-    names = ["slack-critical", "slack-alerts", "email-digest", "pagerduty"]
+    names = ["slack-critical", "slack-alerts", "email-digest", "pagerduty", "heartbeat"]
     return {
         "alert-rules.yml": {"apiVersion": 1, "deleteRules": [{"orgId": ORG_ID, "uid": a.uid} for a in alerts]},
         "contact-points.yml": {"apiVersion": 1, "deleteContactPoints": [{"orgId": ORG_ID, "uid": n} for n in names]},
@@ -214,6 +243,9 @@ def render_alerting(alerts, alerting, environment: str, interval: str, grafana_u
     """File name under provisioning/alerting -> content; `enabled` is `alerting.evaluator == "grafana"`."""
     if not enabled:
         return {name: dump_provisioning(document) for name, document in retired(alerts, alerting).items()}
+    if not alerting.heartbeat.enabled:
+        # Waived: Grafana has no receiver that drops, so the Watchdog is not provisioned at all.
+        alerts = tuple(alert for alert in alerts if alert.severity != "none")
     return {
         "alert-rules.yml": dump_provisioning(alert_rules(alerts, environment, interval, alerting.runbook_base_url, grafana_url)),
         "contact-points.yml": dump_provisioning(contact_points(alerting)),

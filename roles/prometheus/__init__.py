@@ -141,6 +141,10 @@ def service_spec(settings: Settings, config: str, rules: str | None = None, bind
         f"--web.listen-address={bind}",
         # No --web.enable-lifecycle: POST /-/quit and /-/reload stay refused (403). The
         # role reloads with SIGHUP; nothing needs the HTTP lifecycle API.
+        # Firing alerts are re-sent every evaluation and Alertmanager holds each for 4 x this
+        # delay after the last one (default 1m: 4 minutes). Short, a dead Prometheus's
+        # Watchdog resolves within 4 evaluations and the dead man's switch hears it in time.
+        f"--rules.alert.resend-delay={prom.evaluation_interval}",
     ]
     if "storage.tsdb.retention.size" in retention:
         args.append(f"--storage.tsdb.retention.size={retention['storage.tsdb.retention.size']}")

@@ -89,7 +89,7 @@ def test_rules_carry_labels_and_links():
     assert rule["annotations"]["runbook_url"] == "https://git.example/ops/-/blob/main/docs/runbooks/backend-down.md"
     assert rule["annotations"]["dashboard_url"] == "http://grafana:3000/d/sentinel-performance"
     assert "$value" in rule["annotations"]["summary"]
-    assert [g["name"] for g in rules["groups"]] == ["sentinel-backend", "hosts", "stack", "digest"]
+    assert [g["name"] for g in rules["groups"]] == ["sentinel-backend", "hosts", "stack", "digest", "watchdog"]
 
 
 def test_preflight_asks_promtool_and_names_the_alert(monkeypatch, tmp_path):

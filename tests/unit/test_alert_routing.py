@@ -18,10 +18,10 @@ pytestmark = pytest.mark.alerting
 
 EXPECTED = {
     # environment: severity -> receivers, in the order amtool prints them
-    "dev": {"critical": ["slack-critical"], "warning": ["slack-alerts"], "info": ["email-digest"]},
-    "staging": {"critical": ["slack-critical"], "warning": ["slack-alerts"], "info": ["email-digest"]},
-    "prod": {"critical": ["slack-critical", "pagerduty"], "warning": ["slack-alerts"], "info": ["email-digest"]},
-    "lab": {"critical": ["slack-critical", "pagerduty"], "warning": ["slack-alerts"], "info": ["email-digest"]},
+    "dev": {"critical": ["slack-critical"], "warning": ["slack-alerts"], "info": ["email-digest"], "none": ["heartbeat-waived"]},
+    "staging": {"critical": ["slack-critical"], "warning": ["slack-alerts"], "info": ["email-digest"], "none": ["heartbeat"]},
+    "prod": {"critical": ["slack-critical", "pagerduty"], "warning": ["slack-alerts"], "info": ["email-digest"], "none": ["heartbeat"]},
+    "lab": {"critical": ["slack-critical", "pagerduty"], "warning": ["slack-alerts"], "info": ["email-digest"], "none": ["heartbeat"]},
 }
 
 
@@ -57,7 +57,7 @@ def test_config_passes_amtool_check(amtool, environment_config):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("severity", ["critical", "warning", "info"])
+@pytest.mark.parametrize("severity", ["critical", "warning", "info", "none"])
 def test_receivers_per_severity(amtool, environment_config, severity):
     environment, config = environment_config
     got = routes_test(amtool, config, f"severity={severity}", "alertname=Anything", f"environment={environment}")
@@ -84,11 +84,11 @@ def test_prod_keeps_production_timings(environment_config):
     if environment == "lab":
         assert timings["slack-critical"][0] == "5s"
         return
-    assert timings["slack-critical"] == ("10s", "5m", "1h")
+    assert timings["slack-critical"] == ("10s", "1m", "1h")
     assert timings["slack-alerts"] == ("1m", "15m", "4h")
     assert timings["email-digest"] == ("1m", "24h", "24h")
     if environment == "prod":
-        assert timings["pagerduty"] == ("10s", "5m", "1h")
+        assert timings["pagerduty"] == ("10s", "1m", "1h")
 
 
 def test_secrets_are_files_never_values(environment_config):
@@ -110,3 +110,23 @@ def test_warning_inhibited_by_its_critical(environment_config):
     _, config = environment_config
     rules = yaml.safe_load(config.read_text())["inhibit_rules"]
     assert {"source_matchers": ['uid="backend-error-rate-critical"'], "target_matchers": ['uid="backend-error-rate-warning"'], "equal": ["environment"]} in rules
+
+
+def test_the_watchdog_reaches_only_the_heartbeat_and_never_its_resolve(amtool, environment_config):
+    """The Watchdog (severity none) goes to the dead man's switch alone, at once and every
+    repeat_interval, and never as "resolved": a resolved Watchdog means Prometheus stopped."""
+    import yaml
+
+    environment, config = environment_config
+    got = routes_test(amtool, config, "severity=none", "alertname=Watchdog", "uid=watchdog", f"environment={environment}")
+    document = yaml.safe_load(config.read_text())
+    route = document["route"]["routes"][0]
+    assert got == [route["receiver"]] and route["matchers"] == ['severity="none"'] and not route.get("continue")
+    receiver = next(r for r in document["receivers"] if r["name"] == route["receiver"])
+    if environment == "dev":  # waived in group_data/dev.py: a receiver with no integration
+        assert receiver == {"name": "heartbeat-waived"}
+        return
+    assert receiver["webhook_configs"] == [{"url_file": "/etc/alertmanager/secrets/heartbeat-url", "send_resolved": False}]
+    assert route["group_wait"] == "0s"
+    if environment != "lab":
+        assert (route["group_interval"], route["repeat_interval"]) == ("30s", "1m")

@@ -19,9 +19,9 @@ from tests.mirror_binaries import extract
 pytestmark = pytest.mark.alerting
 
 FIXTURES = REPO / "files" / "alerting" / "tests"
-# Fires by design (the daily digest carries the email); its fixture proves it fires
-# with and without traffic instead of a silent case.
-ALWAYS_FIRING = {"daily-digest"}
+# Fire by design (the daily digest carries the email, the Watchdog the dead man's switch's
+# heartbeat); their fixtures prove they fire with and without traffic instead of a silent case.
+ALWAYS_FIRING = {"daily-digest", "watchdog"}
 
 
 def _tests_of(uid: str) -> list[dict]:

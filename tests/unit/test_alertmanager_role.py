@@ -11,7 +11,10 @@ from roles.preflight import check_environment
 from tests.environments import GOOD_SECRETS, environment as environment_of
 
 pytestmark = pytest.mark.alerting
-SECRETS = ("SENTINEL_SLACK_CRITICAL_WEBHOOK_URL", "SENTINEL_SLACK_ALERTS_WEBHOOK_URL", "SENTINEL_SMTP_PASSWORD", "SENTINEL_PAGERDUTY_ROUTING_KEY")
+SECRETS = (
+    "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL", "SENTINEL_SLACK_ALERTS_WEBHOOK_URL", "SENTINEL_SMTP_PASSWORD", "SENTINEL_PAGERDUTY_ROUTING_KEY",
+    "SENTINEL_HEARTBEAT_URL",
+)
 # Preflight of a whole environment also resolves Grafana's admin password (monitoring hosts).
 ENVIRONMENT_SECRETS = (*SECRETS, "SENTINEL_GRAFANA_ADMIN_PASSWORD")
 
@@ -35,7 +38,8 @@ def spec_for(environment, peers=()):
 
 
 def test_secrets_become_0640_files_and_pagerduty_only_in_prod(all_secrets):
-    for environment, expected in (("dev", 3), ("prod", 4)):
+    # dev: two webhooks and the SMTP password (its heartbeat is waived); prod adds PagerDuty and the heartbeat.
+    for environment, expected in (("dev", 3), ("prod", 5)):
         secret_configs = [c for c in spec_for(environment).configs if c.dest.startswith(SECRETS_DIR)]
         assert len(secret_configs) == expected
         assert {c.mode for c in secret_configs} == {"0640"}
@@ -84,6 +88,31 @@ def test_preflight_refuses_prod_without_the_pagerduty_key(monkeypatch, all_secre
     assert "export SENTINEL_PAGERDUTY_ROUTING_KEY=" in err.value.fix
 
 
+def test_preflight_refuses_a_dead_mans_switch_without_its_url_unless_waived(monkeypatch, all_secrets, tmp_path):
+    monkeypatch.setenv("SENTINEL_S3_ACCESS_KEY", "a")
+    monkeypatch.setenv("SENTINEL_S3_SECRET_KEY", "b")
+    monkeypatch.delenv("SENTRY_DSN", raising=False)
+    monkeypatch.delenv("SENTINEL_HEARTBEAT_URL")
+    check_environment(environment_of(tmp_path, "dev"))  # dev waives it, with its reason
+    with pytest.raises(SettingsError) as err:
+        check_environment(environment_of(tmp_path, "prod"))
+    assert err.value.key == "host mon1.prod.alerting.heartbeat.url_secret"
+    assert "SENTINEL_HEARTBEAT_URL is not set" in err.value.problem and "alerting.heartbeat.waived" in err.value.problem
+    assert "export SENTINEL_HEARTBEAT_URL=" in err.value.fix
+
+
+@pytest.mark.parametrize("url", ["http://hc-ping.com/5f2a", "https://user:pass@hc-ping.com/5f2a", "hc-ping.com/5f2a", "https://hc-ping.com/a b"])
+def test_preflight_refuses_a_heartbeat_url_that_is_not_https(monkeypatch, all_secrets, tmp_path, url):
+    monkeypatch.setenv("SENTINEL_S3_ACCESS_KEY", "a")
+    monkeypatch.setenv("SENTINEL_S3_SECRET_KEY", "b")
+    monkeypatch.delenv("SENTRY_DSN", raising=False)
+    monkeypatch.setenv("SENTINEL_HEARTBEAT_URL", url)
+    with pytest.raises(SettingsError) as err:
+        check_environment(environment_of(tmp_path, "prod"))
+    assert err.value.key == "host mon1.prod.alerting.heartbeat.url_secret"
+    assert "https://" in err.value.problem and url not in str(err.value)  # never echoed: the URL is the credential
+
+
 @pytest.mark.parametrize(
     "data, key, fix_word",
     [
@@ -93,6 +122,11 @@ def test_preflight_refuses_prod_without_the_pagerduty_key(monkeypatch, all_secre
         ({"alerting": {"warning": {"group_wait": "1m", "group_interval": "15 minutes", "repeat_interval": "4h"}}}, "alerting.warning.group_interval", "30s"),
         ({"alerting": {"email": {"smarthost": "smtp.example.org"}}}, "alerting.email.smarthost", "587"),
         ({"alerting": {"emial": {}}}, "alerting.emial", "email"),
+        ({"alerting": {"critical": {"group_wait": "10s", "group_interval": "5m", "repeat_interval": "1h"}}}, "alerting.critical.group_interval", "1m"),
+        ({"alerting": {"heartbeat": {"waived": "no"}}}, "alerting.heartbeat.waived", "sentence"),
+        ({"alerting": {"heartbeat": {"repeat_interval": "10m"}}}, "alerting.heartbeat.repeat_interval", "5m"),
+        ({"alerting": {"heartbeat": {"group_interval": "2m", "repeat_interval": "1m"}}}, "alerting.heartbeat.repeat_interval", "group_interval"),
+        ({"alerting": {"heartbeat": {"url_secret": "PATH"}}}, "alerting.heartbeat.url_secret", "SENTINEL_"),
     ],
 )
 def test_bad_alerting_data_names_key_and_fix(data, key, fix_word):

@@ -50,6 +50,7 @@ SECRET_VALUES = {
     "SENTINEL_SLACK_ALERTS_WEBHOOK_URL": "https://hooks.example/ALERTS-S3CRET",
     "SENTINEL_PAGERDUTY_ROUTING_KEY": "pd-S3CRET-routing-key",
     "SENTINEL_SMTP_PASSWORD": "smtp-S3CRET-password",
+    "SENTINEL_HEARTBEAT_URL": "https://hc-ping.example/HEARTBEAT-S3CRET",
 }
 
 
@@ -416,6 +417,10 @@ def _alertmanager_routes(settings) -> dict[str, set[str]]:
     for route in config["route"]["routes"]:
         severity = route["matchers"][0].split('"')[1]
         receivers.setdefault(severity, set()).add(route["receiver"])
+    if not settings.alerting.heartbeat.enabled:
+        # Waived: Alertmanager drops the Watchdog in a receiver with no integration; Grafana,
+        # which has no such receiver, is not given the Watchdog at all.
+        assert receivers.pop("none") == {"heartbeat-waived"}
     return receivers
 
 

@@ -504,7 +504,7 @@ def test_alertmanager_yaml_carries_values_literally(base_settings, value):
     assert list(loaded) == ["global", "templates", "route", "inhibit_rules", "receivers"]
     assert loaded["receivers"][0]["slack_configs"][0]["channel"] == value
     assert loaded["global"]["smtp_smarthost"] == value
-    assert loaded["route"]["routes"][0]["group_wait"] == value
+    assert loaded["route"]["routes"][1]["group_wait"] == value  # [0] is the Watchdog's heartbeat route
 
 
 # --- shell --------------------------------------------------------------------------------
