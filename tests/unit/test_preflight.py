@@ -493,21 +493,177 @@ def test_a_refusal_never_prints_a_terminal_escape(good_secrets, tmp_path):
     assert "\x1b" not in str(caught.value) and "\\x1b" in str(caught.value)
 
 
-def test_every_missing_secret_is_reported_in_one_run(tmp_path):
-    """A new operator with no secrets set: one run lists them all, grouped by host and key, with the count."""
-    path = write_inventory(tmp_path, "prod", inventory_with(), check=True)
-    result = subprocess.run(
-        offline([sys.executable, "-m", "pyinfra", "-y", str(path), "deploy.py"]),
-        capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin"}, timeout=120,
+def _reported(stderr: str) -> tuple[dict[str, list[str]], int]:
+    """The report's keys per group heading, and the count it ends with."""
+    groups: dict[str, list[str]] = {}
+    heading = None
+    count = -1
+    for line in stderr.splitlines():
+        if line.endswith(":") and not line.startswith(" ") and not line.startswith("preflight refused"):
+            heading = line[:-1]
+            groups[heading] = []
+        elif line.startswith("  ") and not line.startswith("    ") and heading:
+            groups[heading].append(line.strip().split(": ", 1)[0])
+        elif " problem" in line and "each with its fix above" in line:
+            count = int(line.split()[0])
+    return groups, count
+
+
+def _run_cli(inventory, *extra: str, env: dict | None = None):
+    return subprocess.run(
+        offline([sys.executable, "-m", "pyinfra", "-y", str(inventory), "deploy.py", *extra]),
+        capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin", **(env or {})}, timeout=120,
     )
+
+
+def test_every_missing_secret_is_reported_in_one_run(monkeypatch):
+    """A new operator with no secrets set runs the prod inventory: one run lists every secret it needs, under
+    its host, each with its fix, and the count; exit 2 and no connection."""
+    from roles._environment import check_inventory_file
+    from roles._secrets import needs
+
+    prod = REPO / "inventory" / "prod.py"
+    check_inventory_file.cache_clear()
+    monkeypatch.setattr(preflight, "_validated", {})
+    required = [n for n in needs(load_environment(prod)) if n.required]
+    first_use = {}
+    for need in required:
+        first_use.setdefault(need.name, need)  # a secret several keys name is one problem, at its first key
+    result = _run_cli(prod)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    groups, count = _reported(result.stderr)
+    expected: dict[str, list[str]] = {}
+    for need in first_use.values():
+        host, key = need.key[len("host "):].split(".sentinel.internal.", 1)
+        expected.setdefault(f"host {host}.sentinel.internal", []).append(key)
+    assert groups == {head: sorted(keys) for head, keys in expected.items()}, result.stderr
+    assert count == len(first_use) == result.stderr.count("Fix: export ") >= 7
+    assert "Connecting" not in output and "Connected" not in output
+
+
+def test_every_problem_of_the_run_is_reported_at_once(tmp_path):
+    """Bad settings on every host and no secrets: the settings, the pyinfra argument and the secrets of the
+    blocks that are valid, all in one run, grouped by host, with the count."""
+    body = (
+        "monitoring = [('mon1.hostile', {'ip': '10.9.0.11', 'prometheus': {'scrape_intervall': '15s'}, '_ignore_errors': True})]\n"
+        "telemetry = [('tel1.hostile', {'ip': '10.9.0.12', 'otel_collector': {'data_dir': '/etc'}, 'loki': {'bucket': 'logs'}})]\n"
+        "app = [('app1.hostile', {'ip': '10.9.0.13', 'backend': {'sentry_url': 'http://sentry.example.org'}})]\n"
+    )
+    result = _run_cli(write_inventory(tmp_path, "prod", body, check=True))
     assert result.returncode == 2, result.stdout + result.stderr
-    for key in (
-        "object_store.access_key_secret", "alerting.pagerduty.routing_key_secret", "alerting.slack_critical.webhook_url_secret",
-        "alerting.slack_warning.webhook_url_secret", "alerting.email.auth_password_secret", "grafana.admin_password_secret",
-    ):
-        assert key in result.stderr, key
-    assert result.stderr.count("Fix:") >= 7 and "problems, each with its fix" in result.stderr
+    groups, count = _reported(result.stderr)
+    assert groups == {
+        "host mon1.hostile": [
+            "_ignore_errors", "alerting.email.auth_password_secret", "alerting.pagerduty.routing_key_secret",
+            "alerting.slack_critical.webhook_url_secret", "alerting.slack_warning.webhook_url_secret",
+            "grafana.admin_password_secret", "prometheus.scrape_intervall",
+        ],
+        "host tel1.hostile": ["loki.bucket", "object_store.access_key_secret", "object_store.secret_key_secret", "otel_collector.data_dir"],
+        "host app1.hostile": ["backend.sentry_url"],
+    }, result.stderr
+    assert count == 12 == result.stderr.count("Fix: ")
     assert "Connecting" not in result.stdout + result.stderr
+
+
+def test_every_bad_data_override_is_reported_at_once(tmp_path):
+    result = _run_cli(_cli_inventory(tmp_path), "--data", 'prometheus={"scrape_intervall": "15s"}', "--data", "_ignore_errors=true",
+                      env=GOOD_SECRETS)
+    assert result.returncode == 2, result.stdout + result.stderr
+    groups, count = _reported(result.stderr)
+    # --data applies to every host: both problems on each of the three.
+    assert "pyinfra --data" in result.stderr and count == 6
+    assert list(groups.values()) == [["_ignore_errors", "prometheus.scrape_intervall"]] * 3, result.stderr
+
+
+# --- the report: grouped by host, then the rest; keys sorted; fix under each; the count -----------
+
+
+def test_the_report_groups_by_host_sorts_keys_and_ends_with_the_count():
+    problems = SettingsErrors([
+        SettingsError("host tel1.prod.example.org.otel_collector.data_dir", "'/etc' is not a data directory", "use /var/lib/otelcol"),
+        SettingsError("catalog.yml:backend-down.dashboard", "links dashboard 'x'", "link one of a, b"),
+        SettingsError("host mon1.prod.example.org.prometheus.scrape_intervall", "unknown key", "did you mean 'scrape_interval'?"),
+        SettingsError("host tel1.prod.example.org", "port 4318/tcp is used by both gateway.otlp_http and loki.http", "give one another port"),
+        SettingsError("host mon1.prod.example.org.alerting.email.auth_password_secret", "SENTINEL_SMTP_PASSWORD is not set", "export it"),
+    ])
+    text = preflight.report(problems, hosts=["mon1.prod.example.org", "tel1.prod.example.org"])
+    assert text.splitlines() == [
+        "preflight refused the inventory:",
+        "host tel1.prod.example.org:",
+        "  (the host): port 4318/tcp is used by both gateway.otlp_http and loki.http.",
+        "    Fix: give one another port",
+        "  otel_collector.data_dir: '/etc' is not a data directory.",
+        "    Fix: use /var/lib/otelcol",
+        "host mon1.prod.example.org:",
+        "  alerting.email.auth_password_secret: SENTINEL_SMTP_PASSWORD is not set.",
+        "    Fix: export it",
+        "  prometheus.scrape_intervall: unknown key.",
+        "    Fix: did you mean 'scrape_interval'?",
+        "inventory and repository files:",
+        "  catalog.yml:backend-down.dashboard: links dashboard 'x'.",
+        "    Fix: link one of a, b",
+        "5 problems, each with its fix above; nothing was sent to any host",
+    ]
+
+
+def test_the_report_of_one_problem_says_one():
+    text = preflight.report(SettingsError("host a.b.c.x", "bad", "fix it"), "the inventory with its pyinfra --data overrides", ["a.b.c"])
+    assert text.splitlines() == [
+        "preflight refused the inventory with its pyinfra --data overrides:", "host a.b.c:", "  x: bad.", "    Fix: fix it",
+        "1 problem, each with its fix above; nothing was sent to any host",
+    ]
+
+
+def test_the_report_prints_no_secret_and_no_terminal_escape():
+    problems = SettingsErrors([
+        SettingsError("host m.alerting.pagerduty.url", "'https://ops:hunter2@events.example.org' is not a URL", "write a full URL"),
+        SettingsError("host m.prometheus.external_labels.\x1b[2Jx", "unknown key AKIAABCDEFGHIJKLMNOP", "remove \x1b]0;owned\x07 it"),
+    ])
+    text = preflight.report(problems, hosts=["m"])
+    assert "hunter2" not in text and "AKIAABCDEFGHIJKLMNOP" not in text
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b" in text and text.endswith("2 problems, each with its fix above; nothing was sent to any host")
+
+
+# --- collecting: a broken block does not hide the rest -----------------------------------------
+
+
+def _problems_of(tmp_path, body: str, env: str = "prod") -> list[SettingsError]:
+    directory = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"  # pyinfra caches a file's code by its name
+    directory.mkdir()
+    with pytest.raises(SettingsError) as caught:
+        preflight.preflight(write_inventory(directory, env, body))
+    return SettingsErrors.of(caught.value)
+
+
+def test_a_host_with_a_broken_block_still_has_its_other_secrets_checked(good_secrets, monkeypatch, tmp_path):
+    """alerting fails on mon1: its secrets would be a guess from defaults and wait; Grafana's are still read."""
+    for name in ("SENTINEL_GRAFANA_ADMIN_PASSWORD", "SENTINEL_SMTP_PASSWORD", "SENTINEL_S3_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    keys = [p.key for p in _problems_of(tmp_path, inventory_with(data={"alerting": {"listen_port": "9093"}}))]
+    assert sorted(keys) == [
+        "host mon1.hostile.alerting.listen_port", "host mon1.hostile.grafana.admin_password_secret",
+        "host tel1.hostile.object_store.access_key_secret",
+    ]
+
+
+def test_a_rule_across_blocks_runs_when_the_blocks_it_reads_are_valid(good_secrets, tmp_path):
+    reads_valid = _problems_of(tmp_path, inventory_with("telemetry", {"otel_collector": {"data_dir": "/etc"}, "loki": {"bucket": "logs"}}))
+    assert {p.key for p in reads_valid} == {"host tel1.hostile.otel_collector.data_dir", "host tel1.hostile.loki.bucket"}
+    # object_store fails: whether it creates "logs" is unknown, so the bucket rule waits.
+    reads_broken = _problems_of(tmp_path, inventory_with("telemetry", {"object_store": {"data_dir": "/etc"}, "loki": {"bucket": "logs"}}))
+    assert {p.key for p in reads_broken} == {"host tel1.hostile.object_store.data_dir"}
+
+
+def test_the_topology_checks_one_host_at_once_and_across_hosts_once_all_are_valid(good_secrets, tmp_path):
+    evil = {"grafana_backup": {**BACKUP, "grafana_url": "https://grafana.evil.example"}}
+    app_port = "app = [('app1.hostile', {'ip': '10.9.0.13', 'backend': {'port': 9100}})]\n"
+    partial = _problems_of(tmp_path, inventory_with(data={**evil, "prometheus": {"scrape_intervall": "15s"}}) + app_port)
+    # app1's port collision is its own: reported. The token's destination compares hosts: waits for mon1's settings.
+    key = "host mon1.hostile.grafana_backup.deploy_key_secret"  # unset here, and reported both times
+    assert {p.key for p in partial} == {"host mon1.hostile.prometheus.scrape_intervall", "host app1.hostile", key}
+    complete = _problems_of(tmp_path, inventory_with(data=evil) + app_port)
+    assert {p.key for p in complete} == {"host mon1.hostile.grafana_backup.grafana_url", "host app1.hostile", key}
 
 
 @pytest.mark.parametrize("value, accepted", [("*-*-* 03:17:00", True), ("daily", True), ("Mon,Fri *-*-* 02:30", True), ("every day at 3", False), ("3am", False)])
