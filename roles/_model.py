@@ -30,6 +30,9 @@ _SECRET_SHAPES = (
     (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@"), r"\1<userinfo hidden>@"),
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "<access key hidden>"),
     (re.compile(r"\b(?:ghp|gho|ghs|github_pat|glpat|glsa|xox[abp])_?[A-Za-z0-9_]{16,}"), "<token hidden>"),
+    # Slack's tokens (xoxb-123-456-abc...) and an incoming webhook's path, which is its secret.
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), "<token hidden>"),
+    (re.compile(r"(hooks\.slack\.com/services/)[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+"), r"\1<webhook hidden>"),
 )
 
 
