@@ -27,7 +27,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, Valid
 
 # What a refusal must never print back: a URL's userinfo (a password), cloud access keys.
 _SECRET_SHAPES = (
-    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@"), r"\1<userinfo hidden>@"),
+    # (A placeholder such as <public_key>@ in a fix is documentation, not a secret.)
+    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)(?!<[a-z_]+>@)[^/@\s'\"]+@"), r"\1<userinfo hidden>@"),
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "<access key hidden>"),
     (re.compile(r"\b(?:ghp|gho|ghs|github_pat|glpat|glsa|xox[abp])_?[A-Za-z0-9_]{16,}"), "<token hidden>"),
     # Slack's tokens (xoxb-123-456-abc...) and an incoming webhook's path, which is its secret.
