@@ -131,7 +131,7 @@ def preflight(inventory_file: str | Path) -> tuple[Environment, Secrets]:
 def check_inventory(inventory_globals: dict) -> None:
     """Called at the end of each inventory file: stop pyinfra before it connects."""
     if loading():
-        return  # the file is being read by load_environment itself
+        return  # the file is being read by check_inventory_file itself
     try:
         preflight(inventory_globals["__file__"])
     except SettingsError as err:
