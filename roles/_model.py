@@ -27,9 +27,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, Valid
 
 # What a refusal must never print back: a URL's userinfo (a password), cloud access keys.
 _SECRET_SHAPES = (
-    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@"), r"\1<userinfo hidden>@"),
+    # (A placeholder such as <public_key>@ in a fix is documentation, not a secret.)
+    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)(?!<[a-z_]+>@)[^/@\s'\"]+@"), r"\1<userinfo hidden>@"),
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "<access key hidden>"),
     (re.compile(r"\b(?:ghp|gho|ghs|github_pat|glpat|glsa|xox[abp])_?[A-Za-z0-9_]{16,}"), "<token hidden>"),
+    # Slack's tokens (xoxb-123-456-abc...) and an incoming webhook's path, which is its secret.
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), "<token hidden>"),
+    (re.compile(r"(hooks\.slack\.com/services/)[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+"), r"\1<webhook hidden>"),
 )
 
 
@@ -66,7 +70,8 @@ class SettingsErrors(SettingsError):
     """
 
     def __init__(self, errors: list[SettingsError]):
-        self.errors = list(errors)  # in the order found: host by host, then key by key
+        # In the order found; a SettingsErrors among them is flattened into its problems.
+        self.errors = [e for error in errors for e in (error.errors if isinstance(error, SettingsErrors) else [error])]
         first = self.errors[0]
         self.key, self.problem, self.fix = first.key, first.problem, first.fix
         lines = [str(e) for e in self.errors]
@@ -78,6 +83,11 @@ class SettingsErrors(SettingsError):
             raise errors[0]
         if errors:
             raise SettingsErrors(errors)
+
+    @staticmethod
+    def of(error: SettingsError) -> list[SettingsError]:
+        """The single problems of `error`: its list when it holds several, else itself."""
+        return list(error.errors) if isinstance(error, SettingsErrors) else [error]
 
 
 def _dotted(prefix: str, loc: tuple) -> str:
@@ -115,7 +125,28 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
 
 def settings_error(err: ValidationError, model: type[BaseModel], prefix: str) -> SettingsError:
     """The first error of `err` in the project's style: key, problem, fix."""
-    first = err.errors(include_url=False)[0]
+    return settings_errors(err, model, prefix)[0]
+
+
+def settings_errors(err: ValidationError, model: type[BaseModel], prefix: str) -> list[SettingsError]:
+    """Every error of `err` in the project's style, one per key, in pydantic's order (field by field)."""
+    found: dict[str, SettingsError] = {}
+    for detail in err.errors(include_url=False):
+        for problem in _problems(detail, model, prefix):
+            found.setdefault(problem.key, problem)  # a union's members each report the same key
+    return list(found.values())
+
+
+def _problems(first: dict, model: type[BaseModel], prefix: str) -> list[SettingsError]:
+    raised = first.get("ctx", {}).get("error")
+    if isinstance(raised, SettingsErrors):
+        # A model's cross-field checks report all they found at once.
+        key = _dotted(prefix, tuple(first["loc"]))
+        return [SettingsError(f"{key}.{e.key}" if e.key else key, e.problem, e.fix) for e in raised.errors]
+    return [_one_problem(first, model, prefix)]
+
+
+def _one_problem(first: dict, model: type[BaseModel], prefix: str) -> SettingsError:
     loc = tuple(first["loc"])
     key = _dotted(prefix, loc)
     kind = first["type"]
@@ -164,7 +195,8 @@ def parse(model: type[BaseModel], data: Any, prefix: str) -> Any:
     try:
         return model.model_validate({} if data is None else data)
     except ValidationError as err:
-        raise settings_error(err, model, prefix) from None
+        SettingsErrors.raise_if_any(settings_errors(err, model, prefix))
+        raise  # pydantic reported no error: cannot happen
 
 
 # --- constrained types -------------------------------------------------------

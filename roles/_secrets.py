@@ -16,7 +16,7 @@ import base64
 import binascii
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal
@@ -157,13 +157,19 @@ def _sentry_dsn(value: str, environment: str) -> SecretProblem | None:
     from roles.backend.sentry import validate_dsn
 
     try:
-        validate_dsn(value)
+        dsn = validate_dsn(value)
     except ValueError as err:
         # The validator's message never quotes the key, so it is safe to print.
         return SecretProblem(
             f"is not a valid Sentry DSN: {err}",
             "set it to the DSN from the Sentry project's Client Keys page, https://<public_key>@<host>/<project_id>, "
             "or unset it to turn Sentry off",
+        )
+    if environment != "lab" and dsn.scheme != "https":
+        # The backend sends every error event (user, request, stack) and the DSN's key there.
+        return SecretProblem(
+            f"is a plain http DSN in {environment}: the backend's error events would cross the network in clear",
+            "use the https:// DSN from the Sentry project's Client Keys page (only the lab's Sentry stand-in speaks http)",
         )
     return None
 
@@ -249,32 +255,48 @@ class Need:
     what: str
 
 
-def needs(environment: Environment) -> list[Need]:
+def needs(environment: Environment, unchecked: Mapping[str, Collection[str]] | None = None) -> list[Need]:
     """Every secret the environment's hosts need, in host order: what each component the placement
-    table runs on the host reads (roles/_placement.py, `secrets`)."""
+    table runs on the host reads (roles/_placement.py, `secrets`).
+
+    `unchecked` (preflight's partial pass): per host, the settings blocks that failed and hold
+    defaults; a secret named in such a block, or of a component switched on by one, is left out.
+    """
+    found = _needs(environment, unchecked or {})
+    SettingsErrors.raise_if_any(_one_purpose(found))
+    return found
+
+
+def _needs(environment: Environment, unchecked: Mapping[str, Collection[str]]) -> list[Need]:
     from roles._placement import COMPONENTS
 
     found = []
     for host in environment.hosts:
-        where = f"host {host.name}"
+        where, skipped = f"host {host.name}", set(unchecked.get(host.name, ()))
         for component in COMPONENTS:
-            if component.runs(host):
-                found += [Need(f"{where}.{use.key}", use.name, use.kind, use.required, use.what) for use in component.secrets(host.settings)]
-    _one_purpose(found)
+            if not component.runs(host) or (component.condition and component.condition.split(".")[0] in skipped):
+                continue
+            found += [
+                Need(f"{where}.{use.key}", use.name, use.kind, use.required, use.what)
+                for use in component.secrets(host.settings)
+                if use.key.split(".")[0] not in skipped
+            ]
     return found
 
 
-def _one_purpose(found: list[Need]) -> None:
+def _one_purpose(found: list[Need]) -> list[SettingsError]:
     """One secret, one purpose: a name read as two kinds (a webhook URL and a password...) is refused."""
     kinds: dict[str, Need] = {}
+    problems = []
     for need in found:
         first = kinds.setdefault(need.name, need)
         if first.kind != need.kind:
-            raise SettingsError(
+            problems.append(SettingsError(
                 need.key,
                 f"names {need.name}, which {first.key} already uses for another purpose ({first.kind}, not {need.kind})",
                 f"give each purpose its own secret, e.g. SENTINEL_{need.kind.upper()}",
-            )
+            ))
+    return problems
 
 
 class Secrets(Mapping):
@@ -312,13 +334,18 @@ def resolve_one(need: Need, environment: str) -> str | None:
     return value
 
 
-def resolve_secrets(environment: Environment) -> Secrets:
-    """Every secret the environment needs, read and checked once. Unset optional secrets are absent."""
+def resolve_secrets(environment: Environment, unchecked: Mapping[str, Collection[str]] | None = None) -> Secrets:
+    """Every secret the environment needs, read and checked once. Unset optional secrets are absent.
+
+    Every problem is reported at once (SettingsErrors): a name used for two purposes, and every
+    missing or malformed secret, in host order. `unchecked` as for `needs`.
+    """
     values: dict[str, str] = {}
-    problems: list[SettingsError] = []
+    found = _needs(environment, unchecked or {})
+    problems = _one_purpose(found)
     # Every missing or malformed secret of the run at once: one run of preflight, one list to fix.
     reported: set[str] = set()
-    for need in needs(environment):
+    for need in found:
         try:
             value = resolve_one(need, environment.name)
         except SettingsError as err:

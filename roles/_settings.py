@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 
 import ipaddress
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
-from roles._model import Bool, Hostname, HttpUrl, Model, SettingsError
+from roles._model import Bool, Hostname, HttpUrl, Model, SettingsError, SettingsErrors
 from roles.alerting.settings import AlertingSettings
 from roles.backend.settings import BackendSettings
 from roles.firewall.settings import FirewallSettings
@@ -35,6 +35,9 @@ from roles.victorialogs.settings import VictoriaLogsSettings
 ROLE_GROUPS = ("monitoring", "telemetry", "app")
 ENVIRONMENTS = ("dev", "staging", "prod", "lab")
 EnvironmentName = Literal[ENVIRONMENTS]  # type: ignore[valid-type]  # one list, above
+# Validation context of preflight's second pass over a host whose blocks failed (roles/_environment.py):
+# the top-level keys that failed (rules across blocks that read one of them wait), or True (all wait).
+SALVAGE = "salvage"
 
 
 def _ip(value: str) -> str:
@@ -89,67 +92,121 @@ class Settings(Model):
         return data
 
     @model_validator(mode="after")
-    def _admin_networks(self):
-        fw = self.firewall
-        if self.environment == "prod":
-            for network in fw.admin_networks:
-                if ipaddress.ip_network(network).prefixlen == 0:
-                    raise SettingsError(
-                        "firewall.admin_networks", f"{network} opens SSH to the whole internet in prod", "list the operators' networks only"
-                    )
+    def _across_blocks(self, info: ValidationInfo):
+        """The rules that compare blocks, all of them, each problem reported (SettingsErrors).
+
+        Preflight revalidates a host whose blocks failed with those blocks left at their defaults
+        (context `SALVAGE`: the failed top-level keys, or True for all), to still check the rest of
+        the run; a rule that reads a defaulted block would compare against a guess, so it waits.
+        """
+        skipped = (info.context or {}).get(SALVAGE, frozenset())
+        if skipped is True:
+            return self
+        problems: list[SettingsError] = []
+        for check, reads in (
+            (self._admin_networks, {"firewall"}),
+            (self._lab_only_shortcuts, {"artifact_base_url", "alerting", "grafana_backup", "backend"}),
+            (self._secrets_travel_encrypted, {"alerting", "grafana"}),
+            (self._buckets_exist, {"logs", "loki", "traces", "object_store"}),
+            (self._one_writer_of_the_backup_token, {"grafana_backup", "grafana"}),
+        ):
+            if not reads & skipped:
+                problems += check()
+        SettingsErrors.raise_if_any(problems)
         return self
 
-    @model_validator(mode="after")
-    def _lab_only_shortcuts(self):
+    def _admin_networks(self) -> list[SettingsError]:
+        if self.environment != "prod":
+            return []
+        return [
+            SettingsError("firewall.admin_networks", f"{network} opens SSH to the whole internet in prod", "list the operators' networks only")
+            for network in self.firewall.admin_networks
+            if ipaddress.ip_network(network).prefixlen == 0
+        ]
+
+    def _lab_only_shortcuts(self) -> list[SettingsError]:
         # Only the lab may reach its own bridge without TLS, or trust SSH host keys on first use.
-        if self.environment != "lab":
-            # The backup job sends its Grafana token to grafana_url every night: https only outside the lab.
-            secret_urls = (("grafana_backup.grafana_url", self.grafana_backup.grafana_url),)
-            for key, url in (("artifact_base_url", self.artifact_base_url), ("alerting.pagerduty.url", self.alerting.pagerduty.url), *secret_urls):
-                if url and url.startswith("http://"):
-                    raise SettingsError(key, f"{url!r} is plain http in {self.environment}", "use https:// (only the lab may use http)")
-            # Lab hosts get new SSH host keys on every `lab up`; anywhere else the git host's keys are pinned.
-            if self.grafana_backup.trust_on_first_use:
-                raise SettingsError(
-                    "grafana_backup.trust_on_first_use",
-                    f"is on in {self.environment}",
-                    "pin the git host's keys in grafana_backup.known_hosts and turn trust_on_first_use off (it is for the lab only)",
-                )
-        return self
+        if self.environment == "lab":
+            return []
+        problems = []
+        for key, url in (("artifact_base_url", self.artifact_base_url), *self.secret_urls()):
+            if url and url.startswith("http://"):
+                problems.append(SettingsError(key, f"{url!r} is plain http in {self.environment}", "use https:// (only the lab may use http)"))
+        # Lab hosts get new SSH host keys on every `lab up`; anywhere else the git host's keys are pinned.
+        if self.grafana_backup.trust_on_first_use:
+            problems.append(SettingsError(
+                "grafana_backup.trust_on_first_use",
+                f"is on in {self.environment}",
+                "pin the git host's keys in grafana_backup.known_hosts and turn trust_on_first_use off (it is for the lab only)",
+            ))
+        return problems
 
-    @model_validator(mode="after")
-    def _buckets_exist(self):
+    def secret_urls(self) -> tuple[tuple[str, str | None], ...]:
+        """(key, URL) of every setting a secret is sent to over HTTP: https only outside the lab.
+
+        The secrets' own URLs (Slack webhooks, the Sentry DSN) are checked with their values
+        (roles/_secrets.py); tests/unit/test_preflight.py holds every SecretUse of the placement
+        table to a check of where its value goes.
+        """
+        return (
+            ("alerting.pagerduty.url", self.alerting.pagerduty.url),  # the routing key
+            ("grafana_backup.grafana_url", self.grafana_backup.grafana_url),  # the backup's token, every night
+            ("backend.sentry_url", self.backend.sentry_url),  # sentry-cli's auth token
+        )
+
+    def _secrets_travel_encrypted(self) -> list[SettingsError]:
+        """Passwords sent to servers named by host:port (SMTP, PostgreSQL) go over TLS outside the lab."""
+        if self.environment == "lab":
+            return []
+        problems = []
+        email = self.alerting.email
+        if email.auth_username and not email.require_tls:
+            problems.append(SettingsError(
+                "alerting.email.require_tls",
+                f"is off in {self.environment}: the SMTP password of {email.auth_username} would cross the network in clear",
+                "remove require_tls (STARTTLS stays required; only the lab's SMTP stand-in speaks plain SMTP)",
+            ))
+        database = self.grafana.database
+        if database.is_postgres and database.ssl_mode == "disable":
+            problems.append(SettingsError(
+                "grafana.database.ssl_mode",
+                f"disable in {self.environment}: Grafana's PostgreSQL password and every dashboard would cross the network in clear",
+                'use "verify-full" (the default) with the database\'s CA in the system store',
+            ))
+        return problems
+
+    def _buckets_exist(self) -> list[SettingsError]:
         # The object store creates exactly object_store.buckets; a store writing elsewhere fails on the host.
         chosen = []
         if self.logs.store == "loki":
             chosen.append(("loki.bucket", self.loki.bucket))
         if self.traces.store == "tempo" and self.traces.tempo.backend == "s3":
             chosen.append(("traces.tempo.bucket", self.traces.tempo.bucket))
-        for key, bucket in chosen:
-            if bucket not in self.object_store.buckets:
-                raise SettingsError(
-                    key, f"bucket {bucket!r} is not one the object store creates ({', '.join(self.object_store.buckets)})",
-                    f"add {bucket!r} to object_store.buckets, or name one of those",
-                )
-        return self
+        return [
+            SettingsError(
+                key, f"bucket {bucket!r} is not one the object store creates ({', '.join(self.object_store.buckets)})",
+                f"add {bucket!r} to object_store.buckets, or name one of those",
+            )
+            for key, bucket in chosen
+            if bucket not in self.object_store.buckets
+        ]
 
-    @model_validator(mode="after")
-    def _one_writer_of_the_backup_token(self):
+    def _one_writer_of_the_backup_token(self) -> list[SettingsError]:
         # The Grafana role creates the backup job's token and writes it where the job reads it;
         # only without a Grafana binary (the lab) does the backup role write it from a secret.
         backup, grafana = self.grafana_backup, self.grafana
         if not backup.enabled:
-            return self
+            return []
         if backup.write_token and grafana.install_binary:
-            raise SettingsError(
+            return [SettingsError(
                 "grafana_backup.write_token",
                 "is on although the Grafana role creates the token and writes it",
                 "turn grafana_backup.write_token off (it is for hosts without Grafana, like the lab)",
-            )
+            )]
         if not backup.write_token and backup.token_file != grafana.backup_token_path:
-            raise SettingsError(
+            return [SettingsError(
                 "grafana_backup.token_file",
                 f"{backup.token_file!r} is not where the Grafana role writes the token ({grafana.backup_token_path!r})",
                 "set grafana_backup.token_file and grafana.backup_token_path to the same path",
-            )
-        return self
+            )]
+        return []

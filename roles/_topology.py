@@ -21,9 +21,10 @@ host is contacted.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Callable
 
-from roles._model import SettingsError
+from roles._model import SettingsError, SettingsErrors
 from roles._net import host_port
 from roles._placement import ALERTMANAGER_CLUSTER_LISTENERS, COMPONENTS, ListenerSpec
 
@@ -135,30 +136,33 @@ class Opening:
     why: str
 
 
-def _check_hosts(environment: "Environment") -> None:
+def _check_hosts(hosts: "list[EnvHost]") -> list[SettingsError]:
     """Every host has an IP (binds, firewalls) and, behind a firewall, admin networks to keep SSH."""
-    for host in environment.hosts:
+    problems = []
+    for host in hosts:
         s = host.settings
         if s.ip is None:
-            raise SettingsError(
+            problems.append(SettingsError(
                 f"host {host.name}.ip",
                 f"address {s.address!r} is a name, and binds and the firewalls need the host's IP",
                 'set ip (e.g. "ip": "10.20.0.11") in the host\'s inventory data',
-            )
+            ))
         if s.firewall.enabled and not s.firewall.admin_networks:
-            raise SettingsError(
+            problems.append(SettingsError(
                 f"host {host.name}.firewall.admin_networks",
                 "is empty while the firewall is on: no one could reach SSH, the controller included",
                 'list the networks the controller and the operators connect from, e.g. ["10.20.0.0/24"]',
-            )
+            ))
+    return problems
 
 
 class Topology:
     """The listeners and flows of one environment (see the module's docstring)."""
 
-    def __init__(self, environment: "Environment"):
+    def __init__(self, environment: "Environment", unchecked: "Collection[str]" = ()):
+        """`unchecked`: hosts whose settings failed and hold defaults (preflight's partial pass). The checks of
+        one host then run on the other hosts, the checks across hosts wait; every problem found is raised at once."""
         self.environment = environment
-        _check_hosts(environment)
         self.hosts = {h.name: h for h in environment.hosts}
         self.runs: dict[str, tuple[str, ...]] = {
             c.name: tuple(h.name for h in environment.hosts if c.runs(h)) for c in COMPONENTS
@@ -171,11 +175,11 @@ class Topology:
             if "monitoring" in host.groups and len(self.runs["alertmanager"]) > 1:
                 listeners += [self._listener(host, "alertmanager", s) for s in ALERTMANAGER_CLUSTER_LISTENERS(host.settings)]
         self.listeners = tuple(listeners)
-        self._check_ports()
-        self._check_required_flows()
-        self._check_allow()
-        self._check_single_telemetry()
-        self._check_token_destinations()
+        valid = [h for h in environment.hosts if h.name not in unchecked]
+        problems = _check_hosts(valid) + self._check_ports([h.name for h in valid]) + self._check_single_telemetry()
+        if not unchecked:
+            problems += self._check_required_flows() + self._check_allow() + self._check_destinations()
+        SettingsErrors.raise_if_any(problems)
 
     @staticmethod
     def _listener(host: "EnvHost", component: str, spec: ListenerSpec) -> Listener:
@@ -264,55 +268,88 @@ class Topology:
 
     # --- checks (preflight) -----------------------------------------------------------
 
-    def _check_ports(self) -> None:
-        for host in self.hosts:
+    def _check_ports(self, hosts: list[str]) -> list[SettingsError]:
+        problems = []
+        for host in hosts:
             seen: dict[tuple[int, str], str] = {}
             for l in self.on(host):
                 for protocol in l.spec.protocols:
                     key = (l.port, protocol)
                     if key in seen:
-                        raise SettingsError(
+                        problems.append(SettingsError(
                             f"host {host}",
                             f"port {l.port}/{protocol} is used by both {seen[key]} and {l.name}",
                             f"give one of them another port in group data ({_setting_hint(seen[key])} or {_setting_hint(l.name)})",
-                        )
-                    seen[key] = l.name
+                        ))
+                    else:
+                        seen[key] = l.name
+        return problems
 
-    def _check_required_flows(self) -> None:
+    def _check_required_flows(self) -> list[SettingsError]:
+        problems = []
         for flow in FLOWS:
             for client in self.runs.get(flow.client, ()):
                 if flow.required(self.hosts[client].settings) and not self.instances(flow.listener):
                     owner = flow.listener.split(".")[0]
-                    raise SettingsError(
+                    problems.append(SettingsError(
                         f"host {client}",
                         f"its {flow.client} needs {flow.listener} ({flow.purpose}), but no host of the inventory runs {owner}",
                         f"add a host to the group that runs {owner} ({_group_hint(owner)}), or change the store choice",
-                    )
+                    ))
+        return problems
 
-    def _check_allow(self) -> None:
+    def _check_allow(self) -> list[SettingsError]:
         names = {l.name for l in self.listeners}
+        problems = []
         for host in self.hosts.values():
             for i, rule in enumerate(host.settings.firewall.allow):
                 key = f"host {host.name}.firewall.allow[{i}].listener"
+                mine = [l for l in self.on(host.name) if l.name == rule.listener]
                 if rule.listener not in _all_spec_names():
-                    raise SettingsError(key, f"{rule.listener!r} is not a listener of the stack", f"use one of {', '.join(sorted(_all_spec_names()))}")
-                if rule.listener not in names:
-                    raise SettingsError(
+                    problems.append(SettingsError(key, f"{rule.listener!r} is not a listener of the stack", f"use one of {', '.join(sorted(_all_spec_names()))}"))
+                elif rule.listener not in names:
+                    problems.append(SettingsError(
                         key, f"{rule.listener} runs on no host of this inventory, so the rule would open nothing",
                         "remove the rule, or name a listener that runs here (docs/architecture.md)",
-                    )
-                mine = [l for l in self.on(host.name) if l.name == rule.listener]
-                if mine and mine[0].spec.scope == "local":
-                    raise SettingsError(
+                    ))
+                elif mine and mine[0].spec.scope == "local":
+                    problems.append(SettingsError(
                         key, f"{rule.listener} is internal-only (bound to 127.0.0.1)", "remove the rule: no other host may reach it"
-                    )
-                if rule.listener == "ssh":
-                    raise SettingsError(key, "SSH is opened by firewall.admin_networks", "list the network in firewall.admin_networks instead")
+                    ))
+                elif rule.listener == "ssh":
+                    problems.append(SettingsError(key, "SSH is opened by firewall.admin_networks", "list the network in firewall.admin_networks instead"))
+        return problems
 
-    def _check_token_destinations(self) -> None:
+    def _check_destinations(self) -> list[SettingsError]:
+        """Where a secret goes to a host of this inventory, it goes to the topology's listener there."""
+        return self._check_token_destinations() + self._check_git_destinations()
+
+    def _check_git_destinations(self) -> list[SettingsError]:
+        """The backup job pushes with its deploy key over SSH: to a host of the inventory, at that host's sshd port."""
+        from roles.grafana_backup.settings import remote_host
+
+        problems = []
+        for name in self.runs["grafana_backup"]:
+            remote = self.hosts[name].settings.grafana_backup.remote_url
+            if not remote:
+                continue
+            git_host, port = remote_host(remote)
+            for host in self.hosts.values():
+                ssh = host.settings.firewall.ssh_port
+                if git_host in (host.name, host.settings.address, host.settings.ip) and port != ssh:
+                    problems.append(SettingsError(
+                        f"host {name}.grafana_backup.remote_url",
+                        f"pushes to {host_port(git_host, port)}, but sshd on {host.name} listens on {ssh} (firewall.ssh_port): "
+                        "the firewall opens only that port to the job",
+                        f"write the URL as ssh://<user>@{git_host}:{ssh}/<path>, or set firewall.ssh_port of {host.name}",
+                    ))
+        return problems
+
+    def _check_token_destinations(self) -> list[SettingsError]:
         """The backup job sends its Grafana token to grafana_url: where Grafana runs in this inventory, only there."""
         from urllib.parse import urlsplit
 
+        problems = []
         grafanas = self.instances("grafana.http")
         for name in self.runs["grafana_backup"]:
             url = self.hosts[name].settings.grafana_backup.grafana_url
@@ -320,24 +357,26 @@ class Topology:
                 continue
             parts = urlsplit(url)
             target = host_port(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
-            known = {host_port(h, l.port) for l in grafanas for h in (l.address, l.ip, l.host)}
+            known = {host_port(h, l.port) for l in grafanas for h in (l.address, l.ip, l.host) if h}
             if target not in known:
-                raise SettingsError(
+                problems.append(SettingsError(
                     f"host {name}.grafana_backup.grafana_url",
                     f"points at {target}, but Grafana runs at {', '.join(sorted(l.reach(name) if l.host == name else host_port(l.address, l.port) for l in grafanas))} "
                     "in this inventory: the job would send its token elsewhere every night",
                     "remove grafana_backup.grafana_url (the topology's Grafana is used), or point it at that Grafana",
-                )
+                ))
+        return problems
 
-    def _check_single_telemetry(self) -> None:
+    def _check_single_telemetry(self) -> list[SettingsError]:
         telemetry = sorted(h for h in self.hosts if "telemetry" in self.hosts[h].groups)
-        if len(telemetry) > 1:
-            raise SettingsError(
+        if len(telemetry) <= 1:
+            return []
+        return [SettingsError(
                 "inventory telemetry",
                 f"{len(telemetry)} hosts ({', '.join(telemetry)}): the trace and log stores run once and the gateways have "
                 f"no pool yet, so {', '.join(telemetry[1:])} would run services that receive nothing",
                 "keep one telemetry host; a pair of telemetry hosts comes with the high-availability work (docs/architecture.md)",
-            )
+            )]
 
 
 def flow_table() -> list[tuple[str, str, int, str, str, str]]:

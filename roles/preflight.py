@@ -3,26 +3,32 @@
 Each inventory file ends with `check_inventory(globals())`. It builds the run's one
 `Environment` through pyinfra's own loader (roles/_environment.py), checks what
 spans hosts and inventories, resolves every secret once, and stops pyinfra with
-exit code 2 and "key: problem. Fix: fix" on the first problem. deploy.py then takes
+exit code 2 and every problem of the run at once: grouped by host, one line per
+key with its fix, then the count (`report`). A host whose settings fail is checked
+further with those blocks at their defaults (its other blocks, its secrets); the
+checks across hosts run once every host's settings are valid. deploy.py then takes
 the same Environment and Secrets with `validated_environment()`.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from roles._environment import (
+    CheckedEnvironment,
     EnvHost,
     Environment,
     check_hosts_in_one_environment,
-    environment_from_inventory,
-    load_environment,
+    check_inventory_file,
+    check_inventory_hosts,
     loading,
 )
 from roles._model import SettingsError, SettingsErrors
 from roles._secrets import Secrets, resolve_secrets
 from roles._settings import ROLE_GROUPS, Settings
+from roles._topology import Topology
 from roles.alerting.preflight import check_catalog
 from roles.grafana.preflight import check_grafana
 from roles.retention.contract import check_policy_labels
@@ -31,22 +37,70 @@ from roles.retention.contract import check_policy_labels
 _validated: dict[str, tuple[Environment, Secrets]] = {}
 
 
-def check_environment(environment: Environment) -> Secrets:
-    """Refuse an environment that cannot work; return its secrets, read and checked once."""
+def _collect(problems: list[SettingsError], check, *args) -> object:
+    """Run one check, add what it refuses to `problems`; its result, or None when it refused."""
+    try:
+        return check(*args)
+    except SettingsError as err:
+        problems += SettingsErrors.of(err)
+        return None
+
+
+def check_environment(environment: Environment, unchecked: Mapping[str, Collection[str]] | None = None) -> Secrets:
+    """Refuse an environment that cannot work, with every problem found; return its secrets, read and checked once.
+
+    `unchecked`: hosts whose settings failed, with the blocks that hold defaults (CheckedEnvironment).
+    """
+    unchecked = unchecked or {}
+    problems: list[SettingsError] = []
     for group in ROLE_GROUPS:
         if not environment.group(group):
-            raise SettingsError(f"inventory:{group}", "the group has no host", f"add at least one host to {group}")
+            problems.append(SettingsError(f"inventory:{group}", "the group has no host", f"add at least one host to {group}"))
     for host in environment.hosts:
-        # A stream rule that no label of the log contract can match would keep nothing.
-        check_policy_labels(host.settings.retention, f"host {host.name}.retention")
+        if "retention" not in unchecked.get(host.name, ()):
+            # A stream rule that no label of the log contract can match would keep nothing.
+            _collect(problems, check_policy_labels, host.settings.retention, f"host {host.name}.retention")
     # Listeners, ports, flows and the firewall's openings: refused here if they cannot work.
-    environment.topology
-    secrets = resolve_secrets(environment)
+    if unchecked:
+        _collect(problems, Topology, environment, set(unchecked))
+    else:
+        _collect(problems, lambda: environment.topology)
+    secrets = _collect(problems, resolve_secrets, environment, unchecked)
     monitoring = environment.group("monitoring")
+    catalog_checked = False
     for host in monitoring:
+        if {"alerting", "grafana", "traces", "logs"} & set(unchecked.get(host.name, ())):
+            continue
         alerting = host.settings.alerting
-        check_catalog(alerting.runbook_base_url, alerting.grafana_url or "http://grafana:3000")
-        check_grafana(host.name, host.settings, len(monitoring))
+        if not catalog_checked:  # one catalog for every host
+            _collect(problems, check_catalog, alerting.runbook_base_url, alerting.grafana_url or "http://grafana:3000")
+            catalog_checked = True
+        _collect(problems, check_grafana, host.name, host.settings, len(monitoring))
+    SettingsErrors.raise_if_any(_unique(problems))
+    assert isinstance(secrets, Secrets)
+    return secrets
+
+
+def _unique(problems: list[SettingsError]) -> list[SettingsError]:
+    seen, unique = set(), []
+    for problem in problems:
+        if str(problem) not in seen:
+            seen.add(str(problem))
+            unique.append(problem)
+    return unique
+
+
+def check_checked(checked: CheckedEnvironment, inventory_file: str | Path | None = None) -> Secrets:
+    """The rest of preflight on what the hosts' checks left: every problem of the run at once."""
+    problems, secrets = list(checked.problems), None
+    if inventory_file is not None:
+        problems += check_hosts_in_one_environment(checked.environment, inventory_file)
+    try:
+        secrets = check_environment(checked.environment, checked.unchecked)
+    except SettingsError as err:
+        problems += SettingsErrors.of(err)
+    SettingsErrors.raise_if_any(_unique(problems))
+    assert isinstance(secrets, Secrets)
     return secrets
 
 
@@ -62,30 +116,77 @@ def preflight(inventory_file: str | Path) -> tuple[Environment, Secrets]:
 
     key = str(Path(inventory_file).resolve())
     if key not in _validated:
-        environment = load_environment(key)
-        load_versions(environment=environment.name)  # every deployed component pinned and verifiable
-        check_hosts_in_one_environment(environment, key)
-        _validated[key] = (environment, check_environment(environment))
+        checked = check_inventory_file(key)
+        problems: list[SettingsError] = []
+        _collect(problems, lambda: load_versions(environment=checked.environment.name))  # every deployed component pinned and verifiable
+        try:
+            secrets = check_checked(checked, key)
+        except SettingsError as err:
+            problems += SettingsErrors.of(err)
+        SettingsErrors.raise_if_any(_unique(problems))
+        _validated[key] = (checked.environment, secrets)
     return _validated[key]
 
 
 def check_inventory(inventory_globals: dict) -> None:
     """Called at the end of each inventory file: stop pyinfra before it connects."""
     if loading():
-        return  # the file is being read by load_environment itself
+        return  # the file is being read by check_inventory_file itself
     try:
         preflight(inventory_globals["__file__"])
     except SettingsError as err:
-        _refuse(err)
+        _refuse(err, hosts=_host_names(inventory_globals["__file__"]))
     _check_overrides_before_connecting()
 
 
-def _refuse(err: SettingsError, what: str = "the inventory") -> None:
-    if isinstance(err, SettingsErrors):
-        lines = "\n".join(f"  {e}" for e in err.errors)
-        print(f"\npreflight refused {what}:\n{lines}\n{len(err.errors)} problems, each with its fix\n", file=sys.stderr)
-    else:
-        print(f"\npreflight refused {what}: {err}\n", file=sys.stderr)
+def report(err: SettingsError, what: str = "the inventory", hosts: Collection[str] = ()) -> str:
+    """What the operator reads: every problem grouped by host (then the rest), sorted by key within
+    a group, each with its fix, and the count last. Values went through `shown()` (SettingsError).
+
+    `hosts`: the inventory's host names (they may hold dots, as keys do).
+    """
+    problems = SettingsErrors.of(err)
+    groups: dict[str, list[tuple[str, SettingsError]]] = {}
+    for problem in problems:
+        head, key = _group_of(problem.key, hosts)
+        groups.setdefault(head, []).append((key, problem))
+    order = list(groups)
+    lines = [f"preflight refused {what}:"]
+    for head in sorted(order, key=lambda h: (not h.startswith("host "), order.index(h))):
+        lines.append(f"{head}:")
+        for key, problem in sorted(groups[head], key=lambda item: item[0]):
+            lines.append(f"  {key}: {problem.problem}.")
+            lines.append(f"    Fix: {problem.fix}")
+    count = len(problems)
+    lines.append(f"{count} problem{'s' if count != 1 else ''}, each with its fix above; nothing was sent to any host")
+    return "\n".join(lines)
+
+
+OTHER = "inventory and repository files"
+
+
+def _group_of(key: str, hosts: Collection[str]) -> tuple[str, str]:
+    """("host <name>", the key within the host) for a host's key, else (OTHER, key)."""
+    if not key.startswith("host "):
+        return OTHER, key
+    rest = key[len("host "):]
+    for name in sorted(hosts, key=len, reverse=True):  # the longest name that prefixes the key
+        if rest == name or rest.startswith(name + "."):
+            return f"host {name}", rest[len(name) + 1 :] or "(the host)"
+    name, _, within = rest.partition(".")
+    return f"host {name}", within or "(the host)"
+
+
+def _host_names(inventory_file: str | Path) -> list[str]:
+    try:
+        return [h.name for h in check_inventory_file(str(Path(inventory_file).resolve())).environment.hosts]
+    except SettingsError:
+        return []
+
+
+def _refuse(err: SettingsError, what: str = "the inventory", hosts: Collection[str] = ()) -> None:
+    """pyinfra runs the inventory file inside its loader: SystemExit(2) ends the run there, before any connection."""
+    print(f"\n{report(err, what, hosts)}\n", file=sys.stderr)
     raise SystemExit(2) from None
 
 
@@ -113,7 +214,7 @@ def _check_overrides_before_connecting() -> None:
             try:
                 _validate_overrides(inventory)
             except SettingsError as err:
-                _refuse(err, "the inventory with its pyinfra --data overrides")
+                _refuse(err, "the inventory with its pyinfra --data overrides", [h.name for h in inventory])
         return init(inventory, config, *args, **kwargs)
 
     init_after_checking_overrides.checks_overrides = True  # type: ignore[attr-defined]
@@ -124,8 +225,8 @@ def _validate_overrides(inventory) -> tuple[Environment, Secrets]:
     """The Environment and Secrets of pyinfra's live inventory, `--data` overrides applied; once per run."""
     if id(inventory) not in _overridden:
         environment, _ = _only_validated()
-        overridden = environment_from_inventory(inventory, environment.name, "pyinfra --data")
-        _overridden[id(inventory)] = (overridden, check_environment(overridden))
+        checked = check_inventory_hosts(inventory, environment.name, "pyinfra --data")
+        _overridden[id(inventory)] = (checked.environment, check_checked(checked))
     return _overridden[id(inventory)]
 
 

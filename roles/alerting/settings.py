@@ -38,7 +38,7 @@ class EmailReceiver(Model):
     smarthost: HostPort = Field("smtp.sentinel.internal:587", description="SMTP server as host:port.")
     auth_username: Login | None = Field("alertmanager@sentinel.internal", description="SMTP login; unset = no authentication.")
     auth_password_secret: SecretName = Field("SENTINEL_SMTP_PASSWORD", description="Secret holding the SMTP password (needed only with auth_username).")
-    require_tls: Bool = Field(True, description="Refuse to send without STARTTLS.")
+    require_tls: Bool = Field(True, description="Refuse to send without STARTTLS (kept on outside the lab when auth_username is set: the password).")
 
 
 class PagerDutyReceiver(Model):
@@ -46,7 +46,7 @@ class PagerDutyReceiver(Model):
 
     enabled: Bool = Field(False, description="Page on critical alerts (prod sets it).")
     routing_key_secret: SecretName = Field("SENTINEL_PAGERDUTY_ROUTING_KEY", description="Secret holding the Events API v2 routing key (32 characters).")
-    url: HttpUrl | None = Field(None, description="Events API endpoint; unset = Alertmanager's default (events.pagerduty.com).")
+    url: HttpUrl | None = Field(None, description="Events API endpoint; unset = Alertmanager's default (events.pagerduty.com). https outside the lab.")
 
 
 class Heartbeat(Model):

@@ -48,7 +48,7 @@ class BackendSettings(Model):
     sentry_auth_token_secret: SecretName = Field(
         "SENTRY_AUTH_TOKEN", description="Secret holding the Sentry auth token for release creation and upload."
     )
-    sentry_url: HttpUrl = Field("https://sentry.io", description="Sentry server for sentry-cli.")
+    sentry_url: HttpUrl = Field("https://sentry.io", description="Sentry server for sentry-cli (gets the auth token: https outside the lab).")
     standin: Bool = Field(False, description="Run the lab's stand-in backend (lab only).")
 
     @model_validator(mode="after")

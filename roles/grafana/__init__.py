@@ -158,9 +158,12 @@ def _dashboards() -> None:
         )
 
 
-def _backup_token(settings: GrafanaSettings) -> None:
+def _backup_token(settings: GrafanaSettings, grafana_url: str) -> None:
     """The backup job's token, once. Its group (grafana-backup, the backup job's) is created if missing,
-    so the token can be written before the backup role has run; the backup role's own group step is then a no-op."""
+    so the token can be written before the backup role has run; the backup role's own group step is then a no-op.
+
+    `grafana_url`: this host's Grafana where the topology binds it; the helper sends the admin password there.
+    """
     user, group = settings.backup_token_owner.split(":")
     server.group(name=f"grafana: group {group} of the backup token", group=group, system=True)
     files.directory(
@@ -171,7 +174,7 @@ def _backup_token(settings: GrafanaSettings) -> None:
     backup_token(
         name="grafana: backup service account token (created once, never printed)",
         script=TOKEN_SCRIPT,
-        url=local_url(settings),
+        url=grafana_url,
         admin_user=settings.admin_user,
         admin_password_file=ADMIN_PASSWORD_FILE,
         token_file=settings.backup_token_path,
@@ -224,4 +227,4 @@ def grafana(settings: GrafanaSettings, ctx: HostContext):
         )
     guarded_files(name="grafana: config and provisioning files (rolled back if Grafana does not come up)", **guarded)
     run_service(spec, hardening, code_changes=code_changes, config_changes=[])
-    _backup_token(settings)
+    _backup_token(settings, ctx.local_url("grafana.http"))

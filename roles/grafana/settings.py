@@ -34,7 +34,7 @@ class DatabaseSettings(Model):
     name: Name = Field("grafana", description="PostgreSQL database name.")
     user: Name = Field("grafana", description="PostgreSQL user.")
     password_secret: SecretName = Field("SENTINEL_GRAFANA_DB_PASSWORD", description="Secret holding the PostgreSQL password (type postgres only).")
-    ssl_mode: Literal["disable", "require", "verify-full"] = Field("verify-full", description="PostgreSQL TLS mode.")
+    ssl_mode: Literal["disable", "require", "verify-full"] = Field("verify-full", description="PostgreSQL TLS mode (disable only in the lab: the password).")
 
     @model_validator(mode="after")
     def _postgres_needs_a_host(self):

@@ -405,7 +405,8 @@ def test_real_sentry_cli_takes_the_token_org_and_url_from_the_sourced_file(tmp_p
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     cli = sentry_cli_binary()
-    backend = app_settings({**UPLOADING, "sentry_url": f"http://127.0.0.1:{server.server_address[1]}"}).backend
+    # A plain http Sentry is the lab's only (preflight refuses it elsewhere: the token would travel in clear).
+    backend = app_settings({**UPLOADING, "sentry_url": f"http://127.0.0.1:{server.server_address[1]}"}, env="lab").backend
     auth = tmp_path / "auth.env"
     auth.write_text(auth_env(TOKEN, backend))
     script = upload_script("sentinel-backend@1.4.2", str(tmp_path), cli, auth_file=str(auth), marker_dir=str(tmp_path / "markers"))

@@ -213,6 +213,8 @@ def test_the_erased_count_is_the_one_read_back(tmp_path):
         ((("memberId", "m-0002"), ("memberId", "m-0003")), False, "given twice"),
         ((("level", "info"),), False, "stream label"),
         ((("stream", "audit"),), False, "stream label"),
+        ((("service", "sentinel-backend"), ("memberId", "m-0002")), False, "stream label"),
+        ((("memberId", "m-0002"), ("correlationId", "c-1"), ("memberId", "m-0002")), False, "given twice"),
     ],
 )
 def test_a_filter_that_could_never_match_or_matches_too_much_is_refused(filters, all_streams, words):
@@ -237,7 +239,10 @@ def test_loki_matches_non_ascii_as_the_node_backend_writes_it():
 
 @pytest.mark.parametrize("argv_tail, words", [(["--env", "../../x/prod"], "invalid choice"), (["--env", "prdo"], "invalid choice"),
                                               (["--env", "lab", "--timeout", "nan"], "between 1 and 86400"),
-                                              (["--env", "lab", "--timeout", "inf"], "between 1 and 86400")])
+                                              (["--env", "lab", "--timeout", "inf"], "between 1 and 86400"),
+                                              (["--env", "/work/main/inventory/prod.py"], "invalid choice"),
+                                              (["--env", "lab", "--timeout", "0"], "between 1 and 86400"),
+                                              (["--env", "lab", "--timeout", "-5"], "between 1 and 86400")])
 def test_cli_refuses_a_path_for_env_and_a_timeout_that_never_ends(argv_tail, words, capsys):
     from roles.retention.erase import main
 

@@ -866,5 +866,8 @@ def test_the_token_group_and_its_directory_exist_before_the_token_is_written(mon
     assert calls[directory][1]["group"] == "grafana-backup" and calls[directory][1]["mode"] == "0750"
     assert group < directory < token and names.index("run_service") < token
     assert calls[token][1]["token_file"] == "/etc/grafana-backup/token" and calls[token][1]["mode"] == "0640"
+    # The helper sends the admin password to this host's Grafana where it binds (the topology's), never the loopback
+    # port another service could hold.
+    assert calls[token][1]["url"] == f"http://{context('prod').bind('grafana.http')}" != "http://127.0.0.1:3000"
     # Tempo + Loki: Grafana's own tree only, no VictoriaLogs plugin.
     assert [kw["install_dir"] for name, kw in calls if name == "release_tree"] == ["/opt/grafana/1.0.0"]

@@ -19,7 +19,7 @@ import yaml
 
 from roles import preflight
 from roles._environment import REPO, environment_from_inventory, load_environment
-from roles._model import SettingsError
+from roles._model import SettingsError, SettingsErrors
 from roles._versions import load_versions_file
 from roles.alerting.catalog import CATALOG_FILE, load_catalog
 from tests.environments import offline, GOOD_SECRETS, write_inventory
@@ -131,6 +131,61 @@ INVENTORY_CASES = [
     ("backup-known-hosts-for-another-host", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "known_hosts": ["git.other.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"]}}), {}, "grafana_backup", "ssh-keyscan -t ed25519 git.example.org"),
     ("backup-known-hosts-wrong-port", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "remote_url": "ssh://git@git.example.org:2222/ops/b.git"}}), {}, "grafana_backup", "-p 2222"),
     ("backup-token-over-http-in-prod", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "grafana_url": "http://grafana.example.org"}}), {}, "grafana_backup.grafana_url", "https://"),
+    # --- issue 23, round two, continued: every class at least twice -------------------------
+    # weak SSH outside the lab
+    ("ssh-host-key-checking-false-in-dev", "dev", inventory_with(data={"ssh_strict_host_key_checking": False}), {}, "ssh_strict_host_key_checking", "known_hosts"),
+    ("ssh-forward-agent-on-app-host", "staging", inventory_with("app", {"ssh_forward_agent": True}), {}, "host app1.hostile.ssh_forward_agent", "remove it"),
+    # supplementary groups
+    ("collector-joins-adm", "prod", inventory_with("app", {"otel_collector": {"log_file_group": "adm"}}), {}, "otel_collector.log_file_group", "sentinel"),
+    ("collector-joins-root", "prod", inventory_with("app", {"otel_collector": {"log_file_group": "root"}}), {}, "otel_collector.log_file_group", "sentinel"),
+    # secret names
+    ("secret-name-is-a-ci-token", "prod", inventory_with(data={"alerting": {"slack_critical": {"channel": "#critical-alerts", "webhook_url_secret": "GITHUB_TOKEN"}}}), {}, "alerting.slack_critical.webhook_url_secret", ".env.example"),
+    ("secret-name-is-home", "prod", inventory_with("app", {"backend": {"sentry_auth_token_secret": "HOME"}}), {}, "backend.sentry_auth_token_secret", "SENTINEL_<NAME>"),
+    ("one-secret-for-s3-and-grafana", "prod", inventory_with(data={"grafana": {"admin_password_secret": "SENTINEL_S3_SECRET_KEY"}}), {}, "host tel1.hostile.object_store.secret_key_secret", "its own secret"),
+    # modes of secret files
+    ("token-mode-other-readable", "prod", inventory_with(data={"grafana": {"backup_token_mode": "0644"}}), {}, "grafana.backup_token_mode", "0640"),
+    ("token-mode-setuid", "prod", inventory_with(data={"grafana": {"backup_token_mode": "4640"}}), {}, "grafana.backup_token_mode", "0640"),
+    # secret URLs: https outside the lab, the topology's destination where it has one
+    ("sentry-cli-token-over-http", "prod", inventory_with("app", {"backend": {"sentry_url": "http://sentry.example.org"}}), {}, "backend.sentry_url", "https://"),
+    ("sentry-dsn-over-http", "prod", inventory_with(), {"SENTRY_DSN": "http://0123456789abcdef@sentry.example.org/42"}, "backend.sentry_dsn_secret", "https:// DSN"),
+    ("smtp-password-without-tls", "prod", inventory_with(data={"alerting": {"email": {"require_tls": False}}}), {}, "alerting.email.require_tls", "STARTTLS"),
+    ("grafana-db-password-in-clear", "staging", inventory_with(data={"grafana": {"database": {"type": "postgres", "host": "db.example.org:5432", "ssl_mode": "disable"}}}), {}, "grafana.database.ssl_mode", "verify-full"),
+    ("backup-pushes-past-the-topologys-sshd", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "remote_url": "ssh://git@tel1.hostile:2222/srv/git/b.git", "known_hosts": ["[tel1.hostile]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"]}}), {}, "grafana_backup.remote_url", "firewall.ssh_port"),
+    ("backup-token-to-the-right-host-wrong-port", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "grafana_url": "https://mon1.hostile:3443"}}), {}, "grafana_backup.grafana_url", "remove grafana_backup.grafana_url"),
+    ("pagerduty-url-with-a-password", "prod", inventory_with(data={"alerting": {"pagerduty": {"enabled": True, "url": "https://ops:hunter2@events.example.org/v2/enqueue"}}}), {}, "alerting.pagerduty.url", "full URL"),
+    # cron fields
+    ("backup-day-of-month-32", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "schedule": {"day_of_month": "32"}}}), {}, "grafana_backup.schedule", "day of month 1-31"),
+    ("backup-step-zero", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "schedule": {"minute": "*/0"}}}), {}, "grafana_backup.schedule", "minute 0-59"),
+    ("backup-minute-words", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "schedule": {"minute": "every"}}}), {}, "grafana_backup.schedule.minute", "*/6"),
+    # calendar specs
+    ("retention-timer-minute-61", "prod", inventory_with("telemetry", {"logs": {"store": "victorialogs"}, "victorialogs": {"enforcement_schedule": "*-*-* 03:61:00"}}), {}, "victorialogs.enforcement_schedule", "systemd-analyze calendar"),
+    ("retention-timer-unknown-weekday", "prod", inventory_with("telemetry", {"logs": {"store": "victorialogs"}, "victorialogs": {"enforcement_schedule": "Funday *-*-* 03:00"}}), {}, "victorialogs.enforcement_schedule", "03:17:00"),
+    # IPv6 and host:port rendering
+    ("ipv6-ip-in-brackets", "prod", inventory_with(data={"ip": "[fd00::11]"}), {}, "host mon1.hostile.ip", "10.20.0.11"),
+    ("ipv6-address-with-zone", "prod", inventory_with(data={"address": "fe80::1%eth0"}), {}, "host mon1.hostile.address", "10.0.0.11"),
+    ("ipv6-smarthost-without-brackets", "prod", inventory_with(data={"alerting": {"email": {"smarthost": "fd00::25:587"}}}), {}, "alerting.email.smarthost", "host:port"),
+    ("ipv6-database-without-brackets", "prod", inventory_with(data={"grafana": {"database": {"type": "postgres", "host": "fd00::5:5432"}}}), {}, "grafana.database.host", "host:port"),
+    ("ipv6-url-without-brackets", "prod", inventory_with(data={"alerting": {"grafana_url": "https://fd00::11:3000"}}), {}, "alerting.grafana_url", "full URL"),
+    ("ipv6-admin-network-host-bits", "prod", inventory_with(data={"firewall": {"admin_networks": ["fd00::1/64"]}}), {}, "firewall.admin_networks", "/24"),
+    # two services on one port (the topology)
+    ("port-prometheus-on-node-exporter", "prod", inventory_with(data={"prometheus": {"listen_port": 9100}}), {}, "host mon1.hostile", "prometheus.listen_port"),
+    ("port-alertmanager-on-grafana", "prod", inventory_with(data={"alerting": {"listen_port": 3000}}), {}, "host mon1.hostile", "grafana.http_port"),
+    ("port-loki-on-the-gateway", "prod", inventory_with("telemetry", {"loki": {"http_port": 4318}}), {}, "host tel1.hostile", "otel_collector.grpc_port / http_port"),
+    ("port-backend-on-collector-metrics", "prod", inventory_with("app", {"backend": {"port": 8889}}), {}, "host app1.hostile", "backend.port"),
+    ("port-sshd-on-prometheus", "prod", inventory_with(data={"firewall": {"ssh_port": 9090, "admin_networks": ["10.20.250.0/24"]}}), {}, "host mon1.hostile", "firewall.ssh_port"),
+    # buckets
+    ("loki-bucket-dropped-from-the-store", "prod", inventory_with("telemetry", {"object_store": {"buckets": ["tempo"]}}), {}, "loki.bucket", "object_store.buckets"),
+    # Go integer ranges
+    ("collector-spike-beyond-limit-range", "prod", inventory_with("telemetry", {"otel_collector": {"memory_spike_limit_mib": 2**40}}), {}, "otel_collector.memory_spike_limit_mib", "1048576"),
+    ("loki-streams-beyond-int64", "prod", inventory_with("telemetry", {"loki": {"max_global_streams_per_user": 2**63}}), {}, "loki.max_global_streams_per_user", "1000000"),
+    ("backup-timeout-beyond-int32", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "timeout_seconds": 2**31}}), {}, "grafana_backup.timeout_seconds", "600"),
+    # Grafana intervals
+    ("grafana-interval-5s", "prod", inventory_with(data={"grafana": {"rule_interval": "5s"}}), {}, "grafana.rule_interval", "10s"),
+    ("grafana-interval-1m5s", "prod", inventory_with(data={"grafana": {"rule_interval": "1m5s"}}), {}, "grafana.rule_interval", "30s"),
+    # git refs
+    ("git-branch-leading-dash", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "branch": "-f"}}), {}, "grafana_backup.branch", "backups/prod"),
+    ("git-branch-reflog", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "branch": "main@{1}"}}), {}, "grafana_backup.branch", "backups/prod"),
+    ("git-branch-space", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "branch": "back ups"}}), {}, "grafana_backup.branch", "backups/prod"),
     # --- the inventory itself ----------------------------------------------------------
     ("unknown-group", "prod", inventory_with(extra='loggers = ["log1.hostile"]\n'), {}, "loggers", "monitoring, telemetry, app"),
     ("host-in-two-environments", "prod", inventory_with(extra='staging = ["mon1.hostile"]\n'), {}, "host mon1.hostile.groups", "exactly one"),
@@ -196,8 +251,8 @@ def test_hostile_inventory_is_refused(case, good_secrets, monkeypatch, tmp_path)
     path = write_inventory(tmp_path, env, body)
     with pytest.raises(SettingsError) as err:
         preflight.preflight(path)
-    assert key_part in err.value.key, str(err.value)
-    assert fix_part in err.value.fix, str(err.value)
+    # Preflight reports every problem of the run: this case's is one of them, key and fix together.
+    assert any(key_part in p.key and fix_part in p.fix for p in SettingsErrors.of(err.value)), str(err.value)
     for value in secrets.values():  # a refused secret is never echoed
         if value and len(value) > 4:
             assert value not in str(err.value)
@@ -302,6 +357,58 @@ def test_hostile_yaml_is_refused(case, tmp_path):
             load_catalog(path)
     assert key_part in err.value.key, str(err.value)
     assert fix_part in err.value.fix, str(err.value)
+
+
+# --- dashboards and alert links (checked with the catalog, in preflight) ----------------------
+
+def _dashboards(**extra: str | None) -> dict[str, str]:
+    """The committed dashboards' sources, with files added (a uid) or removed (None)."""
+    import json
+
+    from roles.grafana.provisioning import dashboard_sources
+
+    sources = dashboard_sources()
+    for name, uid in extra.items():
+        path = name.replace("__", "/") + ".json"
+        if uid is None:
+            sources.pop(path)
+        else:
+            sources[path] = json.dumps({"uid": uid, "title": name})
+    return sources
+
+
+def _linked(dashboard: str):
+    """The catalog with its first dashboard-linking alert pointed at `dashboard`."""
+    alerts = load_catalog()
+    i = next(i for i, a in enumerate(alerts) if a.dashboard and a.dashboard.startswith("/d/"))
+    return (*alerts[:i], alerts[i].model_copy(update={"dashboard": dashboard}), *alerts[i + 1 :])
+
+
+# (id, alerts (None = the catalog), dashboard sources (None = the committed ones), key part, fix part)
+DASHBOARD_CASES = [
+    ("dashboard-uid-twice", None, _dashboards(copy="sentinel-business"), "files/grafana/dashboards/copy.json", "its own uid"),
+    ("dashboard-uid-twice-in-a-folder", None, _dashboards(ops__business="sentinel-performance"), "files/grafana/dashboards/ops/business.json", "its own uid"),
+    ("alert-link-typo", _linked("/d/sentinel-perfomance"), None, ".dashboard", "sentinel-performance"),
+    ("alert-link-query-to-nothing", _linked("/d/sentinel-nope?orgId=1"), None, ".dashboard", "link one of"),
+    ("alert-link-slug-to-nothing", _linked("/d/sentinel-nope/a-slug"), None, ".dashboard", "link one of"),
+    ("alert-link-to-a-removed-dashboard", None, _dashboards(**{"sentinel-performance": None}), ".dashboard", "sentinel-business"),
+]
+
+
+@pytest.mark.parametrize("case", DASHBOARD_CASES, ids=[c[0] for c in DASHBOARD_CASES])
+def test_a_broken_dashboard_uid_or_alert_link_is_refused(case):
+    from roles.alerting.preflight import check_dashboard_links
+
+    _, alerts, sources, key_part, fix_part = case
+    with pytest.raises(SettingsError) as err:
+        check_dashboard_links(load_catalog() if alerts is None else alerts, sources)
+    assert key_part in err.value.key and fix_part in err.value.fix, str(err.value)
+
+
+def test_the_committed_catalog_and_dashboards_pass_the_dashboard_checks():
+    from roles.alerting.preflight import check_dashboard_links
+
+    check_dashboard_links(load_catalog(), _dashboards())
 
 
 # --- what preflight validated is what the deploy receives --------------------------------
@@ -415,20 +522,30 @@ def test_a_good_data_override_passes_the_same_check(tmp_path):
     assert "45d" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(
-    "data, secret",
-    [
-        ({"artifact_base_url": "http://mirror:s3cr3t-pw@mirror.example.org"}, "s3cr3t-pw"),
-        ({"alerting": {"pagerduty": {"enabled": True, "url": "http://ops:hunter2@events.example.org/v2/enqueue"}}}, "hunter2"),
-        ({"backend": {"sentry_dsn_secret": "AKIAABCDEFGHIJKLMNOP"}}, "AKIAABCDEFGHIJKLMNOP"),
-        ({"prometheus": {"scrape_intervall": "15s", "AKIAABCDEFGHIJKLMNOP": 1}}, "AKIAABCDEFGHIJKLMNOP"),
-    ],
-)
-def test_a_refusal_never_prints_a_secret_shaped_value(good_secrets, tmp_path, data, secret):
+# (id, data of the role's host, the secret-shaped part that must not be printed, key part)
+REDACTION_CASES = [
+    ("artifact-url-password", {"artifact_base_url": "http://mirror:s3cr3t-pw@mirror.example.org"}, "s3cr3t-pw", "artifact_base_url"),
+    ("pagerduty-url-password", {"alerting": {"pagerduty": {"enabled": True, "url": "http://ops:hunter2@events.example.org/v2/enqueue"}}}, "hunter2", "alerting.pagerduty.url"),
+    ("aws-key-as-secret-name", {"backend": {"sentry_dsn_secret": "AKIAABCDEFGHIJKLMNOP"}}, "AKIAABCDEFGHIJKLMNOP", "backend.sentry_dsn_secret"),
+    ("aws-key-as-key", {"prometheus": {"scrape_intervall": "15s", "AKIAABCDEFGHIJKLMNOP": 1}}, "AKIAABCDEFGHIJKLMNOP", "prometheus.<access key hidden>"),
+    ("github-token-as-key", {"prometheus": {"ghp_abcdefghijklmnopqrstuvwxyz0123456789": 1}}, "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "prometheus.<token hidden>"),
+    ("github-token-in-a-url", {"alerting": {"runbook_base_url": "https://git.example.org/ghp_abcdefghijklmnopqrstuvwxyz0123456789 x"}}, "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "alerting.runbook_base_url"),
+    ("terminal-title-escape", {"prometheus": {"external_labels": {"team": "\x1b]0;pwned\x07"}}}, "\x1b", "prometheus.external_labels.team"),
+    ("slack-bot-token-as-secret-name", {"grafana": {"admin_password_secret": "xoxb-1234567890-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"}}, "AbCdEfGhIjKlMnOpQrStUvWx", "grafana.admin_password_secret"),
+    ("slack-webhook-as-runbook-url", {"alerting": {"runbook_base_url": "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX x"}}, "XXXXXXXXXXXXXXXXXXXXXXXX", "alerting.runbook_base_url"),
+    ("grafana-token-in-db-url", {"grafana": {"database": {"type": "postgres", "host": "glsa_abcdefghijklmnopqrstuvwx12345678@db:5432"}}}, "glsa_abcdefghijklmnopqrstuvwx12345678", "grafana.database.host"),
+]
+
+
+@pytest.mark.parametrize("case", REDACTION_CASES, ids=[c[0] for c in REDACTION_CASES])
+def test_a_refusal_never_prints_a_secret_shaped_value(case, good_secrets, tmp_path):
+    _, data, secret, key_part = case
     role = "app" if "backend" in data else "monitoring"
     with pytest.raises(SettingsError) as caught:
         preflight.preflight(write_inventory(tmp_path, "prod", inventory_with(role, data)))
-    assert secret not in str(caught.value) and "Fix:" in str(caught.value)
+    text = preflight.report(caught.value, hosts=list(HOSTS.values()))
+    assert secret not in str(caught.value) and secret not in text
+    assert any(key_part in p.key and p.fix for p in SettingsErrors.of(caught.value)), text
 
 
 def test_a_refusal_never_prints_a_terminal_escape(good_secrets, tmp_path):
@@ -438,21 +555,177 @@ def test_a_refusal_never_prints_a_terminal_escape(good_secrets, tmp_path):
     assert "\x1b" not in str(caught.value) and "\\x1b" in str(caught.value)
 
 
-def test_every_missing_secret_is_reported_in_one_run(tmp_path):
-    """A new operator with no secrets set: one run lists them all, grouped by host and key, with the count."""
-    path = write_inventory(tmp_path, "prod", inventory_with(), check=True)
-    result = subprocess.run(
-        offline([sys.executable, "-m", "pyinfra", "-y", str(path), "deploy.py"]),
-        capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin"}, timeout=120,
+def _reported(stderr: str) -> tuple[dict[str, list[str]], int]:
+    """The report's keys per group heading, and the count it ends with."""
+    groups: dict[str, list[str]] = {}
+    heading = None
+    count = -1
+    for line in stderr.splitlines():
+        if line.endswith(":") and not line.startswith(" ") and not line.startswith("preflight refused"):
+            heading = line[:-1]
+            groups[heading] = []
+        elif line.startswith("  ") and not line.startswith("    ") and heading:
+            groups[heading].append(line.strip().split(": ", 1)[0])
+        elif " problem" in line and "each with its fix above" in line:
+            count = int(line.split()[0])
+    return groups, count
+
+
+def _run_cli(inventory, *extra: str, env: dict | None = None):
+    return subprocess.run(
+        offline([sys.executable, "-m", "pyinfra", "-y", str(inventory), "deploy.py", *extra]),
+        capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin", **(env or {})}, timeout=120,
     )
+
+
+def test_every_missing_secret_is_reported_in_one_run(monkeypatch):
+    """A new operator with no secrets set runs the prod inventory: one run lists every secret it needs, under
+    its host, each with its fix, and the count; exit 2 and no connection."""
+    from roles._environment import check_inventory_file
+    from roles._secrets import needs
+
+    prod = REPO / "inventory" / "prod.py"
+    check_inventory_file.cache_clear()
+    monkeypatch.setattr(preflight, "_validated", {})
+    required = [n for n in needs(load_environment(prod)) if n.required]
+    first_use = {}
+    for need in required:
+        first_use.setdefault(need.name, need)  # a secret several keys name is one problem, at its first key
+    result = _run_cli(prod)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    groups, count = _reported(result.stderr)
+    expected: dict[str, list[str]] = {}
+    for need in first_use.values():
+        host, key = need.key[len("host "):].split(".sentinel.internal.", 1)
+        expected.setdefault(f"host {host}.sentinel.internal", []).append(key)
+    assert groups == {head: sorted(keys) for head, keys in expected.items()}, result.stderr
+    assert count == len(first_use) == result.stderr.count("Fix: export ") >= 7
+    assert "Connecting" not in output and "Connected" not in output
+
+
+def test_every_problem_of_the_run_is_reported_at_once(tmp_path):
+    """Bad settings on every host and no secrets: the settings, the pyinfra argument and the secrets of the
+    blocks that are valid, all in one run, grouped by host, with the count."""
+    body = (
+        "monitoring = [('mon1.hostile', {'ip': '10.9.0.11', 'prometheus': {'scrape_intervall': '15s'}, '_ignore_errors': True})]\n"
+        "telemetry = [('tel1.hostile', {'ip': '10.9.0.12', 'otel_collector': {'data_dir': '/etc'}, 'loki': {'bucket': 'logs'}})]\n"
+        "app = [('app1.hostile', {'ip': '10.9.0.13', 'backend': {'sentry_url': 'http://sentry.example.org'}})]\n"
+    )
+    result = _run_cli(write_inventory(tmp_path, "prod", body, check=True))
     assert result.returncode == 2, result.stdout + result.stderr
-    for key in (
-        "object_store.access_key_secret", "alerting.pagerduty.routing_key_secret", "alerting.slack_critical.webhook_url_secret",
-        "alerting.slack_warning.webhook_url_secret", "alerting.email.auth_password_secret", "grafana.admin_password_secret",
-    ):
-        assert key in result.stderr, key
-    assert result.stderr.count("Fix:") >= 7 and "problems, each with its fix" in result.stderr
+    groups, count = _reported(result.stderr)
+    assert groups == {
+        "host mon1.hostile": [
+            "_ignore_errors", "alerting.email.auth_password_secret", "alerting.pagerduty.routing_key_secret",
+            "alerting.slack_critical.webhook_url_secret", "alerting.slack_warning.webhook_url_secret",
+            "grafana.admin_password_secret", "prometheus.scrape_intervall",
+        ],
+        "host tel1.hostile": ["loki.bucket", "object_store.access_key_secret", "object_store.secret_key_secret", "otel_collector.data_dir"],
+        "host app1.hostile": ["backend.sentry_url"],
+    }, result.stderr
+    assert count == 12 == result.stderr.count("Fix: ")
     assert "Connecting" not in result.stdout + result.stderr
+
+
+def test_every_bad_data_override_is_reported_at_once(tmp_path):
+    result = _run_cli(_cli_inventory(tmp_path), "--data", 'prometheus={"scrape_intervall": "15s"}', "--data", "_ignore_errors=true",
+                      env=GOOD_SECRETS)
+    assert result.returncode == 2, result.stdout + result.stderr
+    groups, count = _reported(result.stderr)
+    # --data applies to every host: both problems on each of the three.
+    assert "pyinfra --data" in result.stderr and count == 6
+    assert list(groups.values()) == [["_ignore_errors", "prometheus.scrape_intervall"]] * 3, result.stderr
+
+
+# --- the report: grouped by host, then the rest; keys sorted; fix under each; the count -----------
+
+
+def test_the_report_groups_by_host_sorts_keys_and_ends_with_the_count():
+    problems = SettingsErrors([
+        SettingsError("host tel1.prod.example.org.otel_collector.data_dir", "'/etc' is not a data directory", "use /var/lib/otelcol"),
+        SettingsError("catalog.yml:backend-down.dashboard", "links dashboard 'x'", "link one of a, b"),
+        SettingsError("host mon1.prod.example.org.prometheus.scrape_intervall", "unknown key", "did you mean 'scrape_interval'?"),
+        SettingsError("host tel1.prod.example.org", "port 4318/tcp is used by both gateway.otlp_http and loki.http", "give one another port"),
+        SettingsError("host mon1.prod.example.org.alerting.email.auth_password_secret", "SENTINEL_SMTP_PASSWORD is not set", "export it"),
+    ])
+    text = preflight.report(problems, hosts=["mon1.prod.example.org", "tel1.prod.example.org"])
+    assert text.splitlines() == [
+        "preflight refused the inventory:",
+        "host tel1.prod.example.org:",
+        "  (the host): port 4318/tcp is used by both gateway.otlp_http and loki.http.",
+        "    Fix: give one another port",
+        "  otel_collector.data_dir: '/etc' is not a data directory.",
+        "    Fix: use /var/lib/otelcol",
+        "host mon1.prod.example.org:",
+        "  alerting.email.auth_password_secret: SENTINEL_SMTP_PASSWORD is not set.",
+        "    Fix: export it",
+        "  prometheus.scrape_intervall: unknown key.",
+        "    Fix: did you mean 'scrape_interval'?",
+        "inventory and repository files:",
+        "  catalog.yml:backend-down.dashboard: links dashboard 'x'.",
+        "    Fix: link one of a, b",
+        "5 problems, each with its fix above; nothing was sent to any host",
+    ]
+
+
+def test_the_report_of_one_problem_says_one():
+    text = preflight.report(SettingsError("host a.b.c.x", "bad", "fix it"), "the inventory with its pyinfra --data overrides", ["a.b.c"])
+    assert text.splitlines() == [
+        "preflight refused the inventory with its pyinfra --data overrides:", "host a.b.c:", "  x: bad.", "    Fix: fix it",
+        "1 problem, each with its fix above; nothing was sent to any host",
+    ]
+
+
+def test_the_report_prints_no_secret_and_no_terminal_escape():
+    problems = SettingsErrors([
+        SettingsError("host m.alerting.pagerduty.url", "'https://ops:hunter2@events.example.org' is not a URL", "write a full URL"),
+        SettingsError("host m.prometheus.external_labels.\x1b[2Jx", "unknown key AKIAABCDEFGHIJKLMNOP", "remove \x1b]0;owned\x07 it"),
+    ])
+    text = preflight.report(problems, hosts=["m"])
+    assert "hunter2" not in text and "AKIAABCDEFGHIJKLMNOP" not in text
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b" in text and text.endswith("2 problems, each with its fix above; nothing was sent to any host")
+
+
+# --- collecting: a broken block does not hide the rest -----------------------------------------
+
+
+def _problems_of(tmp_path, body: str, env: str = "prod") -> list[SettingsError]:
+    directory = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"  # pyinfra caches a file's code by its name
+    directory.mkdir()
+    with pytest.raises(SettingsError) as caught:
+        preflight.preflight(write_inventory(directory, env, body))
+    return SettingsErrors.of(caught.value)
+
+
+def test_a_host_with_a_broken_block_still_has_its_other_secrets_checked(good_secrets, monkeypatch, tmp_path):
+    """alerting fails on mon1: its secrets would be a guess from defaults and wait; Grafana's are still read."""
+    for name in ("SENTINEL_GRAFANA_ADMIN_PASSWORD", "SENTINEL_SMTP_PASSWORD", "SENTINEL_S3_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    keys = [p.key for p in _problems_of(tmp_path, inventory_with(data={"alerting": {"listen_port": "9093"}}))]
+    assert sorted(keys) == [
+        "host mon1.hostile.alerting.listen_port", "host mon1.hostile.grafana.admin_password_secret",
+        "host tel1.hostile.object_store.access_key_secret",
+    ]
+
+
+def test_a_rule_across_blocks_runs_when_the_blocks_it_reads_are_valid(good_secrets, tmp_path):
+    reads_valid = _problems_of(tmp_path, inventory_with("telemetry", {"otel_collector": {"data_dir": "/etc"}, "loki": {"bucket": "logs"}}))
+    assert {p.key for p in reads_valid} == {"host tel1.hostile.otel_collector.data_dir", "host tel1.hostile.loki.bucket"}
+    # object_store fails: whether it creates "logs" is unknown, so the bucket rule waits.
+    reads_broken = _problems_of(tmp_path, inventory_with("telemetry", {"object_store": {"data_dir": "/etc"}, "loki": {"bucket": "logs"}}))
+    assert {p.key for p in reads_broken} == {"host tel1.hostile.object_store.data_dir"}
+
+
+def test_the_topology_checks_one_host_at_once_and_across_hosts_once_all_are_valid(good_secrets, tmp_path):
+    evil = {"grafana_backup": {**BACKUP, "grafana_url": "https://grafana.evil.example"}}
+    app_port = "app = [('app1.hostile', {'ip': '10.9.0.13', 'backend': {'port': 9100}})]\n"
+    partial = _problems_of(tmp_path, inventory_with(data={**evil, "prometheus": {"scrape_intervall": "15s"}}) + app_port)
+    # app1's port collision is its own: reported. The token's destination compares hosts: waits for mon1's settings.
+    key = "host mon1.hostile.grafana_backup.deploy_key_secret"  # unset here, and reported both times
+    assert {p.key for p in partial} == {"host mon1.hostile.prometheus.scrape_intervall", "host app1.hostile", key}
+    complete = _problems_of(tmp_path, inventory_with(data=evil) + app_port)
+    assert {p.key for p in complete} == {"host mon1.hostile.grafana_backup.grafana_url", "host app1.hostile", key}
 
 
 @pytest.mark.parametrize("value, accepted", [("*-*-* 03:17:00", True), ("daily", True), ("Mon,Fri *-*-* 02:30", True), ("every day at 3", False), ("3am", False)])
@@ -488,3 +761,79 @@ def test_a_hashed_known_hosts_line_is_matched_as_ssh_does(tmp_path):
     hashed = (tmp_path / "kh").read_text().split()[0]
     assert hashed.startswith("|1|")
     assert known_host_matches(hashed, "git.example.org", 22) and not known_host_matches(hashed, "git.evil.org", 22)
+
+
+# --- issue 23, round two: the classes of hostile input and their cases --------------------------
+
+ISSUE_23_CASES = {
+    "pyinfra globals": [c[0] for c in INVENTORY_CASES if c[0].startswith("pyinfra-argument")],
+    "weak SSH": ["ssh-host-key-checking-off", "ssh-host-key-checking-no", "ssh-known-hosts-dev-null", "ssh-forward-agent",
+                 "ssh-host-key-checking-false-in-dev", "ssh-forward-agent-on-app-host"],
+    "paths": ["collector-data-dir-etc", "jaeger-data-dir-var-lib", "backup-repo-usr-local-bin", "victorialogs-storage-root",
+              "textfile-dir-var-lib", "store-metadata-srv", "loki-data-root-home", "tempo-data-boot", "collector-reads-shadow",
+              "collector-log-in-var-log-itself", "backend-env-file-over-shadow", "token-path-in-etc-ssh"],
+    "groups": ["collector-joins-shadow", "collector-joins-disk", "collector-joins-adm", "collector-joins-root"],
+    "secret URLs": ["backup-token-to-another-grafana", "backup-token-over-http-in-prod", "sentry-cli-token-over-http", "sentry-dsn-over-http",
+                    "smtp-password-without-tls", "grafana-db-password-in-clear", "backup-pushes-past-the-topologys-sshd",
+                    "backup-token-to-the-right-host-wrong-port", "pagerduty-url-with-a-password", "backup-known-hosts-for-another-host",
+                    "backup-known-hosts-wrong-port"],
+    "secret names": ["secret-name-is-path", "secret-name-is-aws-key", "secret-name-is-the-secrets-dir", "one-secret-two-purposes",
+                     "secret-name-is-a-ci-token", "secret-name-is-home", "one-secret-for-s3-and-grafana"],
+    "modes": ["token-mode-world-readable", "token-mode-group-writable", "token-mode-other-readable", "token-mode-setuid"],
+    "redaction": [c[0] for c in REDACTION_CASES],
+    "cron": ["backup-minute-61", "backup-hour-24", "backup-month-13", "backup-day-of-month-32", "backup-step-zero", "backup-minute-words"],
+    "calendar": ["retention-timer-in-english", "retention-timer-hour-25", "retention-timer-minute-61", "retention-timer-unknown-weekday"],
+    "IPv6": [c[0] for c in INVENTORY_CASES if c[0].startswith("ipv6-")],
+    "ports": [c[0] for c in INVENTORY_CASES if c[0].startswith("port-") and c[0] not in ("port-out-of-range", "port-as-string")],
+    "buckets": ["loki-bucket-nobody-creates", "tempo-bucket-nobody-creates", "loki-bucket-dropped-from-the-store"],
+    "Go ints": ["collector-memory-beyond-uint32", "collector-batch-beyond-uint32", "collector-queue-beyond-int64",
+                "collector-spike-beyond-limit-range", "loki-streams-beyond-int64", "backup-timeout-beyond-int32"],
+    "Grafana intervals": ["grafana-interval-15s", "grafana-interval-5s", "grafana-interval-1m5s"],
+    "git refs": [c[0] for c in INVENTORY_CASES if c[0].startswith("git-branch-")],
+    "dashboard uids": [c[0] for c in DASHBOARD_CASES if c[0].startswith("dashboard-")],
+    "alert links": [c[0] for c in DASHBOARD_CASES if c[0].startswith("alert-link")],
+}
+
+
+def test_issue_23_has_its_fifty_cases_in_every_class():
+    """The issue asks for at least 50 new table cases across its classes (the erasure command's are in
+    tests/unit/test_erase.py). Every id names a case of a table above, at least two per class."""
+    ids = [c[0] for c in INVENTORY_CASES] + [c[0] for c in REDACTION_CASES] + [c[0] for c in DASHBOARD_CASES]
+    named = [i for cases in ISSUE_23_CASES.values() for i in cases]
+    assert set(named) <= set(ids) and len(named) == len(set(named)), set(named) - set(ids)
+    assert {cls: len(cases) for cls, cases in ISSUE_23_CASES.items() if len(cases) < 2} == {}
+    assert len(named) >= 50
+
+
+# Where each kind of secret of the registry is sent, and the cases that refuse sending it elsewhere or
+# in clear. None: no setting names a destination (it stays on its host), proven below.
+SECRET_DESTINATIONS = {
+    "s3_key": None,  # the object store on the same host, reached on the loopback from the topology
+    "slack_webhook": ["slack-webhook-http", "slack-webhook-other-host"],  # the value is the destination
+    "pagerduty_key": ["http-pagerduty-in-prod", "pagerduty-url-with-a-password"],  # alerting.pagerduty.url
+    "smtp_password": ["smtp-password-without-tls"],  # alerting.email.smarthost, STARTTLS
+    "sentry_dsn": ["sentry-dsn-over-http"],  # the value is the destination
+    "sentry_token": ["sentry-cli-token-over-http"],  # backend.sentry_url
+    # grafana.ini, and the token helper, which calls this host's Grafana at the topology's bind (test_grafana.py)
+    "grafana_admin_password": None,
+    "db_password": ["grafana-db-password-in-clear"],  # grafana.database.host, ssl_mode
+    "grafana_token": ["backup-token-over-http-in-prod", "backup-token-to-another-grafana", "backup-token-to-the-right-host-wrong-port"],
+    "ssh_private_key": ["backup-pushes-past-the-topologys-sshd", "backup-known-hosts-for-another-host"],  # remote_url, pinned keys
+}
+
+
+def test_every_kind_of_secret_is_held_to_where_it_goes():
+    """A new kind of secret fails here until its destination is checked (https outside the lab, the topology's
+    listener where the destination is in the inventory) and a case of the table proves it."""
+    import typing
+
+    from roles._secrets import Kind
+    from roles.loki.settings import LokiSettings
+    from roles.object_store.settings import ObjectStoreSettings
+    from roles.tempo.settings import TempoSettings
+
+    assert set(SECRET_DESTINATIONS) == set(typing.get_args(Kind))
+    ids = {c[0] for c in INVENTORY_CASES}
+    assert {i for cases in SECRET_DESTINATIONS.values() if cases for i in cases} <= ids
+    for model in (LokiSettings, TempoSettings, ObjectStoreSettings):  # the S3 credential's endpoint is the topology's
+        assert not [f for f in model.model_fields if "endpoint" in f or "url" in f], model
