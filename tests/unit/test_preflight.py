@@ -131,6 +131,8 @@ INVENTORY_CASES = [
     ("backup-known-hosts-for-another-host", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "known_hosts": ["git.other.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"]}}), {}, "grafana_backup", "ssh-keyscan -t ed25519 git.example.org"),
     ("backup-known-hosts-wrong-port", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "remote_url": "ssh://git@git.example.org:2222/ops/b.git"}}), {}, "grafana_backup", "-p 2222"),
     ("backup-token-over-http-in-prod", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "grafana_url": "http://grafana.example.org"}}), {}, "grafana_backup.grafana_url", "https://"),
+    ("heartbeat-url-over-http", "prod", inventory_with(), {"SENTINEL_HEARTBEAT_URL": "http://hc-ping.com/0c6e1f3a"}, "alerting.heartbeat.url_secret", "ping URL"),
+    ("heartbeat-url-with-a-password", "staging", inventory_with(), {"SENTINEL_HEARTBEAT_URL": "https://ops:hunter2@hc-ping.com/0c6e1f3a"}, "alerting.heartbeat.url_secret", "ping URL"),
     # --- issue 23, round two, continued: every class at least twice -------------------------
     # weak SSH outside the lab
     ("ssh-host-key-checking-false-in-dev", "dev", inventory_with(data={"ssh_strict_host_key_checking": False}), {}, "ssh_strict_host_key_checking", "known_hosts"),
@@ -617,14 +619,14 @@ def test_every_problem_of_the_run_is_reported_at_once(tmp_path):
     groups, count = _reported(result.stderr)
     assert groups == {
         "host mon1.hostile": [
-            "_ignore_errors", "alerting.email.auth_password_secret", "alerting.pagerduty.routing_key_secret",
+            "_ignore_errors", "alerting.email.auth_password_secret", "alerting.heartbeat.url_secret", "alerting.pagerduty.routing_key_secret",
             "alerting.slack_critical.webhook_url_secret", "alerting.slack_warning.webhook_url_secret",
             "grafana.admin_password_secret", "prometheus.scrape_intervall",
         ],
         "host tel1.hostile": ["loki.bucket", "object_store.access_key_secret", "object_store.secret_key_secret", "otel_collector.data_dir"],
         "host app1.hostile": ["backend.sentry_url"],
     }, result.stderr
-    assert count == 12 == result.stderr.count("Fix: ")
+    assert count == 13 == result.stderr.count("Fix: ")
     assert "Connecting" not in result.stdout + result.stderr
 
 
@@ -819,6 +821,7 @@ SECRET_DESTINATIONS = {
     "db_password": ["grafana-db-password-in-clear"],  # grafana.database.host, ssl_mode
     "grafana_token": ["backup-token-over-http-in-prod", "backup-token-to-another-grafana", "backup-token-to-the-right-host-wrong-port"],
     "ssh_private_key": ["backup-pushes-past-the-topologys-sshd", "backup-known-hosts-for-another-host"],  # remote_url, pinned keys
+    "heartbeat_url": ["heartbeat-url-over-http", "heartbeat-url-with-a-password"],  # the value is the destination
 }
 
 
