@@ -42,6 +42,9 @@ alerting = {
     "critical": {"group_wait": "5s", "group_interval": "30s", "repeat_interval": "5m"},
     "warning": {"group_wait": "10s", "group_interval": "1m", "repeat_interval": "10m"},
     "info": {"group_wait": "10s", "group_interval": "5m", "repeat_interval": "10m"},
+    # The dead man's switch calls the lab's heartbeat STAND-IN (lab/receivers/heartbeat.py) every
+    # 10s; it pages after 20s + 10s of silence (lab/paths.py). Prod: 1m, and a 2m + 1m check.
+    "heartbeat": {"group_interval": "5s", "repeat_interval": "10s"},
 }
 
 # Grafana is AGPL and may not run in this workplace: on the lab the role creates

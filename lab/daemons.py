@@ -20,7 +20,7 @@ from typing import Callable
 
 from lab.apt_sources import source_hosts
 from lab.paths import (
-    BRIDGE_IP, GRAFANA_API_STANDIN_PORT, MIRROR_DIR, MIRROR_PORT, PAGERDUTY_STANDIN_PORT, PREFIX_LEN, PROXY_PORT, REPO, RUN_DIR,
+    BRIDGE_IP, GRAFANA_API_STANDIN_PORT, HEARTBEAT_GRACE_SECONDS, HEARTBEAT_PERIOD_SECONDS, HEARTBEAT_STANDIN_PORT, MIRROR_DIR, MIRROR_PORT, PAGERDUTY_STANDIN_PORT, PREFIX_LEN, PROXY_PORT, REPO, RUN_DIR,
     SLACK_STANDIN_PORT, SMTP_STANDIN_HTTP_PORT, SMTP_STANDIN_PORT,
 )
 from lab.secrets import SECRETS_DIR, SENTRY_STANDIN_PORT
@@ -107,6 +107,18 @@ DAEMONS: list[Daemon] = [
                                   "--port", str(PAGERDUTY_STANDIN_PORT),
                                   "--routing-key-file", str(SECRETS_DIR / "SENTINEL_PAGERDUTY_ROUTING_KEY"),
                                   "--store", str(RUN_DIR / "pagerduty-events.jsonl")], PAGERDUTY_STANDIN_PORT,
+           env={"PYTHONPATH": str(REPO)}),
+    # The dead man's switch stand-in (lab/receivers/heartbeat.py, NOT a heartbeat service): the
+    # lab's SENTINEL_HEARTBEAT_URL points here; when the Watchdog's calls stop it pages through
+    # the Slack and PagerDuty stand-ins, as a real one pages through its own integrations.
+    Daemon("heartbeat-receiver", [sys.executable, "-m", "lab.receivers.heartbeat", "--host", BRIDGE_IP,
+                                  "--port", str(HEARTBEAT_STANDIN_PORT),
+                                  "--ping-url-file", str(SECRETS_DIR / "SENTINEL_HEARTBEAT_URL"),
+                                  "--period", str(HEARTBEAT_PERIOD_SECONDS), "--grace", str(HEARTBEAT_GRACE_SECONDS),
+                                  "--slack-webhook-url-file", str(SECRETS_DIR / "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL"),
+                                  "--pagerduty-url", f"http://{BRIDGE_IP}:{PAGERDUTY_STANDIN_PORT}/v2/enqueue",
+                                  "--pagerduty-routing-key-file", str(SECRETS_DIR / "SENTINEL_PAGERDUTY_ROUTING_KEY"),
+                                  "--store", str(RUN_DIR / "heartbeat-events.jsonl")], HEARTBEAT_STANDIN_PORT,
            env={"PYTHONPATH": str(REPO)}),
     # Listed by its HTTP side port, which opens once the SMTP port is up.
     Daemon("smtp-receiver", [sys.executable, "-m", "lab.receivers.smtp", "--host", BRIDGE_IP,

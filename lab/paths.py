@@ -34,6 +34,10 @@ PAGERDUTY_STANDIN_PORT = 9102
 SMTP_STANDIN_PORT = 2525
 SMTP_STANDIN_HTTP_PORT = 9103  # the SMTP stand-in's /api/received
 HEARTBEAT_STANDIN_PORT = 9104  # the dead man's switch stand-in (lab/receivers/heartbeat.py)
+# Its check: a ping expected every period, paged after period + grace of silence. As an
+# operator sets a real one: period 2 x and grace 1 x alerting.heartbeat.repeat_interval
+# (group_data/lab.py: 10s).
+HEARTBEAT_PERIOD_SECONDS, HEARTBEAT_GRACE_SECONDS = 20, 10
 # The Grafana HTTP API STAND-IN (lab/receivers/grafana_api.py), for the backup job's tests only.
 GRAFANA_API_STANDIN_PORT = 9110
 

@@ -10,6 +10,10 @@ accepted message is recorded with its webhook path and channel.
         [--webhook-url-file FILE ...]
 
 Without --webhook-url-file every /services/... path is accepted.
+
+Like a webhook revoked in Slack's app settings, ``POST /api/revoke`` with
+``{"webhook": "<bot id>"}`` makes that webhook answer ``404 no_service`` until
+``POST /api/restore`` with the same body (the lab's drills of a dead webhook).
 """
 
 from __future__ import annotations
@@ -27,9 +31,13 @@ class SlackStandinHandler(RecordingHandler):
     service = "slack-standin"
 
     def receive(self, path, body):
+        if path in ("/api/revoke", "/api/restore"):
+            return self._revocation(path, body)
         known = self.server.config["webhook_paths"]
         if not path.startswith("/services/") or (known and path not in known):
             return Reply(404, b"no_service", "text/plain"), None
+        if path.split("/")[3:4] and path.split("/")[3] in self.server.config["revoked"]:
+            return Reply(404, b"no_service", "text/plain"), {"webhook": path.split("/")[3], "refused": "revoked"}
         try:
             message = json.loads(body)
         except ValueError:
@@ -43,10 +51,20 @@ class SlackStandinHandler(RecordingHandler):
         return Reply(200, b"ok", "text/plain"), {"webhook": webhook, "channel": message.get("channel"), "message": message}
 
 
+    def _revocation(self, path, body):
+        try:
+            webhook = json.loads(body)["webhook"]
+        except (ValueError, KeyError, TypeError):
+            return Reply(400, {"error": 'send {"webhook": "<bot id>"}'}), None
+        revoked = self.server.config["revoked"]
+        (revoked.add if path == "/api/revoke" else revoked.discard)(webhook)
+        return Reply(200, {"revoked": sorted(revoked)}), None
+
+
 def make_server(host: str, port: int, store_path: str, webhook_urls: list[str] = ()) -> RecordingServer:
     """Build (bind, not start) a receiver; port 0 picks a free port."""
     paths = {urlsplit(url).path for url in webhook_urls}
-    return RecordingServer((host, port), SlackStandinHandler, JsonLinesStore(store_path), webhook_paths=paths)
+    return RecordingServer((host, port), SlackStandinHandler, JsonLinesStore(store_path), webhook_paths=paths, revoked=set())
 
 
 def main(argv: list[str] | None = None) -> int:
