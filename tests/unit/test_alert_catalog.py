@@ -52,7 +52,10 @@ def test_the_catalog_has_what_operators_asked_for():
         ("backend-down", {"severitty": "critical"}, "backend-down.severitty", "severity"),
         ("backend-down", {"dashboard": "sentinel-backend"}, "backend-down.dashboard", "/d/"),
         ("backend-error-rate-warning", {"inhibited_by": "nope"}, "backend-error-rate-warning.inhibited_by", "uid"),
-        ("backend-error-rate-warning", {"inhibited_by": "db-slow-queries"}, "backend-error-rate-warning.inhibited_by", "more severe"),
+        ("backend-error-rate-warning", {"inhibited_by": "daily-digest"}, "backend-error-rate-warning.inhibited_by", "at least as severe"),
+        ("backend-error-rate-warning", {"inhibited_by": "backend-error-rate-warning"}, "backend-error-rate-warning.inhibited_by", "one direction"),
+        ("backend-error-rate-warning", {"inhibited_by": ["db-slow-queries", "nope"]}, "backend-error-rate-warning.inhibited_by", "uid"),
+        ("backend-error-rate-warning", {"route_around": "slack"}, "backend-error-rate-warning.route_around", "integration"),
     ],
 )
 def test_bad_alert_names_uid_key_and_fix(uid, changes, key, fix_word):
