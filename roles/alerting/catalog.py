@@ -117,6 +117,17 @@ class Alert(Model):
             raise SettingsError("summary", "does not show the current value", "put {{ $value }} (or {{ $value | humanize }}) in the summary")
         return self
 
+    @model_validator(mode="after")
+    def _inhibition_and_route_make_sense(self):
+        if self.inhibited_on and not self.inhibited_by:
+            raise SettingsError("inhibited_on", "without inhibited_by", "name the inhibiting alerts in inhibited_by, or remove inhibited_on")
+        if self.route_around and not re.search(rf"\b{self.route_around}\b", self.expr):
+            raise SettingsError(
+                "route_around", f"the expression never names the label {self.route_around!r}",
+                f"keep {self.route_around} in the result (e.g. sum by (..., {self.route_around})), or remove route_around",
+            )
+        return self
+
 
 class Catalog(Model):
     alerts: tuple[Alert, ...] = Field(min_length=1, description="Every alert, in rule file order.")

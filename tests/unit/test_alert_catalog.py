@@ -58,6 +58,8 @@ def test_the_catalog_has_what_operators_asked_for():
         # a loop is reported at the first of its alerts in the catalog
         ("otelcol-exporter-send-failed", {"inhibited_by": "log-ingestion-delayed"}, "log-ingestion-delayed.inhibited_by", "one direction"),
         ("backend-error-rate-warning", {"route_around": "slack"}, "backend-error-rate-warning.route_around", "integration"),
+        ("backend-error-rate-warning", {"route_around": "integration"}, "backend-error-rate-warning.route_around", "sum by"),
+        ("backend-error-rate-warning", {"inhibited_by": None, "inhibited_on": ["host"]}, "backend-error-rate-warning.inhibited_on", "inhibited_by"),
     ],
 )
 def test_bad_alert_names_uid_key_and_fix(uid, changes, key, fix_word):
