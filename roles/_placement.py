@@ -68,9 +68,17 @@ class Component:
     secrets: Callable[["Settings"], tuple[SecretUse, ...]] = lambda s: ()
     artifact: str | None = None  # its release in files/versions.yml (the building block's ServiceSpec name)
     condition: str = ""  # `when` in words, for the docs
+    # The systemd units it installs or runs from, without ".service"; unset = its artifact's unit
+    # (the building block names the unit after the release). node_exporter watches all of them.
+    units: Callable[["Settings"], tuple[str, ...]] | None = None
 
     def runs(self, host: "EnvHost") -> bool:
         return any(g in host.groups for g in self.groups) and self.when(host.settings)
+
+    def unit_names(self, settings: "Settings") -> tuple[str, ...]:
+        if self.units is not None:
+            return self.units(settings)
+        return (self.artifact,) if self.artifact else ()
 
 
 ALL = ("monitoring", "telemetry", "app")
@@ -229,13 +237,14 @@ def _backend_secrets(s: "Settings"):
 # The placement table. Order is the deploy order within a host.
 COMPONENTS: tuple[Component, ...] = (
     Component("sshd", ALL, _ssh),
-    Component("firewall", ALL, when=lambda s: s.firewall.enabled, condition="firewall.enabled"),
+    Component("firewall", ALL, when=lambda s: s.firewall.enabled, condition="firewall.enabled", units=lambda s: ("sentinel-firewall",)),
     Component("node_exporter", ALL, _node_exporter, artifact="node_exporter"),
     Component("object_store", ("telemetry",), _object_store, secrets=_s3("object_store", "the store credential"), artifact="versitygw"),
     Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger", condition="traces.store: jaeger", artifact="jaeger"),
     Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo", secrets=_s3("traces.tempo", "Tempo's S3 credential"),
               artifact="tempo"),
-    Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs", condition="logs.store: victorialogs", artifact="victorialogs"),
+    Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs", condition="logs.store: victorialogs", artifact="victorialogs",
+              units=lambda s: ("victorialogs", "victorialogs-retention")),
     Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki", secrets=_s3("loki", "Loki's S3 credential"), artifact="loki"),
     Component("otelcol", ("telemetry", "app"), _collector, artifact="otelcol"),
     Component("gateway", ("telemetry",), _gateway),
@@ -244,10 +253,12 @@ COMPONENTS: tuple[Component, ...] = (
     Component("alertmanager", ("monitoring",), _alertmanager, secrets=_alerting_secrets, artifact="alertmanager"),
     # Before Grafana: the backup job's user and /etc/grafana-backup exist when the Grafana
     # role writes the job's service-account token there (0640 root:grafana-backup).
-    Component("grafana_backup", ("monitoring",), when=lambda s: s.grafana_backup.enabled, condition="grafana_backup.enabled", secrets=_backup_secrets),
+    # The job runs from cron (cron.service).
+    Component("grafana_backup", ("monitoring",), when=lambda s: s.grafana_backup.enabled, condition="grafana_backup.enabled", secrets=_backup_secrets,
+              units=lambda s: ("cron",)),
     # Grafana's files on every monitoring host; its binary (and listener) where grafana.install_binary is on.
     Component("grafana", ("monitoring",), _grafana, secrets=_grafana_secrets, artifact="grafana"),
-    Component("backend", ("app",), _backend, secrets=_backend_secrets),
+    Component("backend", ("app",), _backend, secrets=_backend_secrets, units=lambda s: (s.backend.unit.removesuffix(".service"),)),
 )
 
 # The gossip port exists only with peers: the topology adds it when the environment

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import promql_parser
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from roles._model import DurationOrZero, Model, matching, SettingsError, parse
+from roles._model import DurationOrZero, LabelName, Model, matching, SettingsError, parse
 from roles._yaml import load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,12 +94,39 @@ class Alert(Model):
     description: Template = Field(description="What is wrong and what it affects.")
     runbook: Annotated[str, AfterValidator(_runbook)] = Field(description="docs/runbooks/<uid>.md, or an https:// URL.")
     dashboard: Dashboard | None = Field(None, description="A Grafana path, e.g. /d/sentinel-backend.")
-    inhibited_by: Uid | None = Field(None, description="uid of the more severe alert that makes this one redundant.")
+    inhibited_by: tuple[Uid, ...] = Field(
+        (), description="uids of the alerts (at least as severe, none inhibited by this one) that make this one redundant."
+    )
+    inhibited_on: tuple[LabelName, ...] = Field(
+        (), description="Labels the inhibiting alert must share with this one, besides environment (e.g. host): the same cause."
+    )
+    route_around: Literal["integration"] | None = Field(
+        None,
+        description="The label naming a failing notification integration (slack, pagerduty, email, webhook): Alertmanager "
+        "sends this alert through the other integrations, never the failing one (roles/alertmanager).",
+    )
+
+    @field_validator("inhibited_by", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        # `inhibited_by: some-uid` reads as a list of one.
+        return (value,) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _shows_value(self):
         if "$value" not in self.summary:
             raise SettingsError("summary", "does not show the current value", "put {{ $value }} (or {{ $value | humanize }}) in the summary")
+        return self
+
+    @model_validator(mode="after")
+    def _inhibition_and_route_make_sense(self):
+        if self.inhibited_on and not self.inhibited_by:
+            raise SettingsError("inhibited_on", "without inhibited_by", "name the inhibiting alerts in inhibited_by, or remove inhibited_on")
+        if self.route_around and not re.search(rf"\b{self.route_around}\b", self.expr):
+            raise SettingsError(
+                "route_around", f"the expression never names the label {self.route_around!r}",
+                f"keep {self.route_around} in the result (e.g. sum by (..., {self.route_around})), or remove route_around",
+            )
         return self
 
 
@@ -120,6 +147,19 @@ def _parse_alert(index: int, raw, source: str) -> Alert:
         raise
 
 
+def _inhibitors_of(uid: str, by_uid: dict[str, Alert]) -> set[str]:
+    """Every uid that inhibits `uid`, directly or through other inhibitions (uid itself when in a loop)."""
+    found: set[str] = set()
+    todo = [uid]
+    while todo:
+        alert = by_uid.get(todo.pop())
+        for inhibitor in alert.inhibited_by if alert else ():
+            if inhibitor not in found:
+                found.add(inhibitor)
+                todo.append(inhibitor)
+    return found
+
+
 def parse_catalog(document, source: str = "catalog.yml") -> tuple[Alert, ...]:
     """Check a catalog document (as read from YAML); SettingsError names the alert uid and key."""
     if not isinstance(document, dict) or not isinstance(document.get("alerts"), list) or not document["alerts"]:
@@ -138,17 +178,19 @@ def parse_catalog(document, source: str = "catalog.yml") -> tuple[Alert, ...]:
         by_uid[alert.uid] = alert
         names[alert.name] = alert.uid
     for alert in alerts:
-        if alert.inhibited_by is None:
-            continue
-        source_alert = by_uid.get(alert.inhibited_by)
-        if source_alert is None:
-            raise SettingsError(f"{source}:{alert.uid}.inhibited_by", f"no alert has uid {alert.inhibited_by!r}", "name the uid of an alert in this catalog")
-        if _RANK[source_alert.severity] >= _RANK[alert.severity]:
-            raise SettingsError(
-                f"{source}:{alert.uid}.inhibited_by",
-                f"{alert.inhibited_by} ({source_alert.severity}) is not more severe than {alert.severity}",
-                "only a more severe alert may inhibit another",
-            )
+        for inhibitor in alert.inhibited_by:
+            source_alert = by_uid.get(inhibitor)
+            key = f"{source}:{alert.uid}.inhibited_by"
+            if source_alert is None:
+                raise SettingsError(key, f"no alert has uid {inhibitor!r}", "name the uid of an alert in this catalog")
+            if _RANK[source_alert.severity] > _RANK[alert.severity]:
+                raise SettingsError(
+                    key, f"{inhibitor} ({source_alert.severity}) is less severe than {alert.severity}",
+                    "only an alert at least as severe may inhibit another (a cause may silence its symptom)",
+                )
+            if alert.uid in _inhibitors_of(inhibitor, by_uid):
+                # Alertmanager would silence every alert of the loop while they all fire.
+                raise SettingsError(key, f"{inhibitor} and {alert.uid} would inhibit each other", "keep one direction: the cause inhibits the symptom")
     return tuple(alerts)
 
 

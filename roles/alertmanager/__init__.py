@@ -38,9 +38,9 @@ def _go_template(name: str) -> str:
     return '{{ template "%s" . }}' % name
 
 
-def inhibitions(alerts: tuple[Alert, ...]) -> list[tuple[str, str]]:
-    """(source uid, target uid) for every `inhibited_by` of the catalog."""
-    return [(a.inhibited_by, a.uid) for a in alerts if a.inhibited_by]
+def inhibitions(alerts: tuple[Alert, ...]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(source uid, target uid, labels both must share) for every `inhibited_by` of the catalog."""
+    return [(source, a.uid, ("environment", *a.inhibited_on)) for a in alerts for source in a.inhibited_by]
 
 
 HEADER = """Managed by the Sentinel observability toolkit; local edits are overwritten.
@@ -70,14 +70,45 @@ def _slack(channel: str, secret_file: str) -> dict:
     }
 
 
+def _routes_around(alert: Alert, alerting: AlertingSettings) -> dict:
+    """The route of an alert about a failing integration (its `integration` label): through the others only.
+
+    A dead Slack webhook is told by PagerDuty (where enabled) and email; a failing PagerDuty,
+    email or webhook by Slack. Sent with the alert's severity timers, grouped per integration.
+    """
+    failing = alert.route_around  # the label naming the failing integration
+    slack = "slack-critical" if alert.severity == "critical" else "slack-alerts"
+    not_slack = [{"receiver": "pagerduty", "matchers": [f'{failing}="slack"'], "continue": True}] if alerting.pagerduty.enabled else []
+    not_slack.append({"receiver": "email-ops", "matchers": [f'{failing}="slack"']})
+    return {
+        "receiver": slack,
+        "matchers": [_uid_matcher(alert.uid)],
+        "group_by": ["alertname", "environment", failing],
+        **_timing(getattr(alerting, alert.severity)),
+        "routes": [*not_slack, {"receiver": slack, "matchers": [f'{failing}!="slack"']}],
+    }
+
+
+def _email(alerting: AlertingSettings, send_resolved: bool) -> dict:
+    email: dict = {"to": alerting.email.to, "send_resolved": send_resolved}
+    if alerting.email.auth_username:
+        email["auth_username"] = alerting.email.auth_username
+        email["auth_password_file"] = f"{SECRETS_DIR}/smtp-password"
+    email["headers"] = {"Subject": _go_template("sentinel.email.subject")}
+    email["text"] = _go_template("sentinel.text")
+    return email
+
+
 def config(settings: Settings, alerts: tuple[Alert, ...]) -> dict:
     """alertmanager.yml as a structure, dumped by `render_config`."""
     alerting = settings.alerting
+    # First: alerts about a failing integration, which must not go through that integration.
+    routes: list[dict] = [_routes_around(alert, alerting) for alert in alerts if alert.route_around]
     critical = {"matchers": ['severity="critical"'], "group_by": ["alertname", "environment"], **_timing(alerting.critical)}
     heartbeat = alerting.heartbeat
-    routes: list[dict] = [
-        # The Watchdog: its notifications are the dead man's switch's heartbeat, at once and
-        # every repeat_interval while it fires; never to people.
+    # The Watchdog: its notifications are the dead man's switch's heartbeat, at once and
+    # every repeat_interval while it fires; never to people.
+    routes.append(
         {
             "receiver": "heartbeat" if heartbeat.enabled else "heartbeat-waived",
             "matchers": ['severity="none"'],
@@ -85,10 +116,10 @@ def config(settings: Settings, alerts: tuple[Alert, ...]) -> dict:
             "group_wait": "0s",
             "group_interval": heartbeat.group_interval,
             "repeat_interval": heartbeat.repeat_interval,
-        },
-        # Critical: at once, one notification per alert name, repeated while unresolved.
-        {"receiver": "slack-critical", **critical},
-    ]
+        }
+    )
+    # Critical: at once, one notification per alert name, repeated while unresolved.
+    routes.append({"receiver": "slack-critical", **critical})
     if alerting.pagerduty.enabled:
         routes[-1]["continue"] = True
         routes.append({"receiver": "pagerduty", **critical})
@@ -98,16 +129,12 @@ def config(settings: Settings, alerts: tuple[Alert, ...]) -> dict:
         # Info: the daily email digest.
         {"receiver": "email-digest", "matchers": ['severity="info"'], "group_by": ["environment"], **_timing(alerting.info)},
     ]
-    email: dict = {"to": alerting.email.to, "send_resolved": False}
-    if alerting.email.auth_username:
-        email["auth_username"] = alerting.email.auth_username
-        email["auth_password_file"] = f"{SECRETS_DIR}/smtp-password"
-    email["headers"] = {"Subject": _go_template("sentinel.email.subject")}
-    email["text"] = _go_template("sentinel.text")
     receivers = [
         {"name": "slack-critical", "slack_configs": [_slack(alerting.slack_critical.channel, "slack-critical-webhook-url")]},
         {"name": "slack-alerts", "slack_configs": [_slack(alerting.slack_warning.channel, "slack-alerts-webhook-url")]},
-        {"name": "email-digest", "email_configs": [email]},
+        {"name": "email-digest", "email_configs": [_email(alerting, send_resolved=False)]},
+        # The ops mailbox at once, for what cannot go through Slack (a failing Slack webhook).
+        {"name": "email-ops", "email_configs": [_email(alerting, send_resolved=True)]},
     ]
     if heartbeat.enabled:
         # send_resolved false: the switch must hear only "alive"; a resolved Watchdog means
@@ -149,8 +176,8 @@ def config(settings: Settings, alerts: tuple[Alert, ...]) -> dict:
             "routes": routes,
         },
         "inhibit_rules": [
-            {"source_matchers": [_uid_matcher(source)], "target_matchers": [_uid_matcher(target)], "equal": ["environment"]}
-            for source, target in inhibitions(alerts)
+            {"source_matchers": [_uid_matcher(source)], "target_matchers": [_uid_matcher(target)], "equal": list(equal)}
+            for source, target, equal in inhibitions(alerts)
         ],
         "receivers": receivers,
     }

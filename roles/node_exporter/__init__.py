@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
+from roles._placement import COMPONENTS
 from roles._service import ServiceSpec, release_service
 
 if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
@@ -19,8 +20,14 @@ if TYPE_CHECKING:  # the role gets its settings as an argument and imports no ag
 # is 0750) and write the textfile directory. Nothing in either directory is secret.
 TEXTFILE_GROUP = "node_exporter"
 
-# Units whose state the infrastructure dashboard and alerts follow.
-WATCHED_UNITS = r"(prometheus|node_exporter|versitygw|grafana|loki|tempo|jaeger|otelcol|victorialogs|victorialogs-retention|sentinel-backend|cron)\.service"
+
+
+def watched_units(settings: Settings) -> str:
+    """The systemd collector's unit-include regex: every unit of the placement table (`Component.units`),
+    whichever host runs it, so the dashboard and the unit alerts (NodeSystemdServiceFailed,
+    NodeSystemdServiceCrashlooping) see every unit of the stack and nothing else."""
+    names = sorted({unit for component in COMPONENTS for unit in component.unit_names(settings)})
+    return "(" + "|".join(name.replace(".", r"\.") for name in names) + r")\.service"
 
 
 def service_spec(settings: Settings, bind: str) -> ServiceSpec:
@@ -34,7 +41,9 @@ def service_spec(settings: Settings, bind: str) -> ServiceSpec:
             f"--web.listen-address={bind}",
             f"--collector.textfile.directory={ne.textfile_dir}",
             "--collector.systemd",
-            f"--collector.systemd.unit-include={WATCHED_UNITS}",
+            f"--collector.systemd.unit-include={watched_units(settings)}",
+            # node_systemd_service_restart_total (systemd's NRestarts): NodeSystemdServiceCrashlooping.
+            "--collector.systemd.enable-restarts-metrics",
         ),
         # The textfile dir is created below with its writers' group, not as a data dir.
         data_dirs=("/var/lib/node_exporter",),

@@ -52,7 +52,14 @@ def test_the_catalog_has_what_operators_asked_for():
         ("backend-down", {"severitty": "critical"}, "backend-down.severitty", "severity"),
         ("backend-down", {"dashboard": "sentinel-backend"}, "backend-down.dashboard", "/d/"),
         ("backend-error-rate-warning", {"inhibited_by": "nope"}, "backend-error-rate-warning.inhibited_by", "uid"),
-        ("backend-error-rate-warning", {"inhibited_by": "db-slow-queries"}, "backend-error-rate-warning.inhibited_by", "more severe"),
+        ("backend-error-rate-warning", {"inhibited_by": "daily-digest"}, "backend-error-rate-warning.inhibited_by", "at least as severe"),
+        ("backend-error-rate-warning", {"inhibited_by": "backend-error-rate-warning"}, "backend-error-rate-warning.inhibited_by", "one direction"),
+        ("backend-error-rate-warning", {"inhibited_by": ["db-slow-queries", "nope"]}, "backend-error-rate-warning.inhibited_by", "uid"),
+        # a loop is reported at the first of its alerts in the catalog
+        ("otelcol-exporter-send-failed", {"inhibited_by": "log-ingestion-delayed"}, "log-ingestion-delayed.inhibited_by", "one direction"),
+        ("backend-error-rate-warning", {"route_around": "slack"}, "backend-error-rate-warning.route_around", "integration"),
+        ("backend-error-rate-warning", {"route_around": "integration"}, "backend-error-rate-warning.route_around", "sum by"),
+        ("backend-error-rate-warning", {"inhibited_by": None, "inhibited_on": ["host"]}, "backend-error-rate-warning.inhibited_on", "inhibited_by"),
     ],
 )
 def test_bad_alert_names_uid_key_and_fix(uid, changes, key, fix_word):
@@ -89,7 +96,9 @@ def test_rules_carry_labels_and_links():
     assert rule["annotations"]["runbook_url"] == "https://git.example/ops/-/blob/main/docs/runbooks/backend-down.md"
     assert rule["annotations"]["dashboard_url"] == "http://grafana:3000/d/sentinel-performance"
     assert "$value" in rule["annotations"]["summary"]
-    assert [g["name"] for g in rules["groups"]] == ["sentinel-backend", "hosts", "stack", "digest", "watchdog"]
+    assert [g["name"] for g in rules["groups"]] == [
+        "sentinel-backend", "hosts", "stack", "prometheus", "alertmanager", "collector", "stores", "digest", "watchdog",
+    ]
 
 
 def test_preflight_asks_promtool_and_names_the_alert(monkeypatch, tmp_path):

@@ -120,8 +120,8 @@ def test_the_watchdog_reaches_only_the_heartbeat_and_never_its_resolve(amtool, e
     environment, config = environment_config
     got = routes_test(amtool, config, "severity=none", "alertname=Watchdog", "uid=watchdog", f"environment={environment}")
     document = yaml.safe_load(config.read_text())
-    route = document["route"]["routes"][0]
-    assert got == [route["receiver"]] and route["matchers"] == ['severity="none"'] and not route.get("continue")
+    route = next(r for r in document["route"]["routes"] if r["matchers"] == ['severity="none"'])
+    assert got == [route["receiver"]] and not route.get("continue")
     receiver = next(r for r in document["receivers"] if r["name"] == route["receiver"])
     if environment == "dev":  # waived in group_data/dev.py: a receiver with no integration
         assert receiver == {"name": "heartbeat-waived"}
@@ -130,3 +130,56 @@ def test_the_watchdog_reaches_only_the_heartbeat_and_never_its_resolve(amtool, e
     assert route["group_wait"] == "0s"
     if environment != "lab":
         assert (route["group_interval"], route["repeat_interval"]) == ("30s", "1m")
+
+
+# AlertmanagerFailedToSendAlerts never goes through the integration that fails (route_around: integration).
+ROUTED_AROUND = {
+    # environment: failing integration -> receivers, in the order amtool prints them
+    "dev": {"slack": ["email-ops"], "email": ["slack-critical"], "webhook": ["slack-critical"]},
+    "staging": {"slack": ["email-ops"], "email": ["slack-critical"], "webhook": ["slack-critical"]},
+    "prod": {"slack": ["pagerduty", "email-ops"], "pagerduty": ["slack-critical"], "email": ["slack-critical"], "webhook": ["slack-critical"]},
+    "lab": {"slack": ["pagerduty", "email-ops"], "pagerduty": ["slack-critical"], "email": ["slack-critical"], "webhook": ["slack-critical"]},
+}
+
+
+def _integrations(config_path) -> dict[str, set[str]]:
+    """receiver name -> the integrations it notifies through (slack, pagerduty, email, webhook)."""
+    import yaml
+
+    document = yaml.safe_load(config_path.read_text())
+    return {r["name"]: {kind.removesuffix("_configs") for kind in r if kind.endswith("_configs")} for r in document["receivers"]}
+
+
+def test_failed_notifications_are_routed_around_the_failing_integration(amtool, environment_config):
+    environment, config = environment_config
+    alert = next(a for a in load_catalog() if a.route_around)
+    integrations = _integrations(config)
+    for failing, expected in ROUTED_AROUND[environment].items():
+        got = routes_test(
+            amtool, config, f"alertname={alert.name}", f"uid={alert.uid}", f"severity={alert.severity}",
+            f"environment={environment}", f"{alert.route_around}={failing}",
+        )
+        assert got == expected, failing
+        # Whatever the receivers' names, none of them notifies through the failing integration.
+        assert all(failing not in integrations[receiver] for receiver in got), (failing, got)
+
+
+def test_other_alerts_keep_their_severity_route(amtool, environment_config):
+    """The route of the routed-around alert matches its uid only: another alert with an integration label is routed as usual."""
+    environment, config = environment_config
+    got = routes_test(amtool, config, "alertname=Other", "severity=critical", f"environment={environment}", "integration=slack")
+    assert got == EXPECTED[environment]["critical"]
+
+
+def test_symptom_inhibited_only_by_its_own_cause(environment_config):
+    """LogIngestionDelayed is silenced by the send-failed or queue alert of the same host and exporter, not of any."""
+    import yaml
+
+    _, config = environment_config
+    rules = yaml.safe_load(config.read_text())["inhibit_rules"]
+    for cause in ("otelcol-exporter-send-failed", "otelcol-exporter-queue-nearly-full"):
+        assert {
+            "source_matchers": [f'uid="{cause}"'],
+            "target_matchers": ['uid="log-ingestion-delayed"'],
+            "equal": ["environment", "host", "exporter"],
+        } in rules

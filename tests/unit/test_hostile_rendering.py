@@ -308,11 +308,14 @@ def test_every_control_character_is_refused_in_units(unit_results):
 
 def test_ordinary_arguments_stay_as_they_were(base_settings):
     """No churn for normal values: plain words are not quoted; the regex gets its backslash doubled once."""
-    from roles.node_exporter import service_spec as node_exporter_spec
+    from roles.node_exporter import service_spec as node_exporter_spec, watched_units
 
     unit = unit_file(node_exporter_spec(base_settings, "10.0.0.4:9100"))
     assert "ExecStart=/opt/node_exporter/current/node_exporter \\\n    --web.listen-address=10.0.0.4:9100 \\\n" in unit
-    assert r"cron)\\.service" in unit  # systemd reads \\ as one backslash; a lone \. only drew a warning
+    include = watched_units(base_settings)
+    assert include.endswith(r")\.service") and include.count("\\") == include.count(".")
+    # systemd reads \\ as one backslash; a lone \. only drew a warning
+    assert "--collector.systemd.unit-include=" + include.replace("\\", "\\\\") in unit
 
 
 @pytest.mark.parametrize(
@@ -504,7 +507,8 @@ def test_alertmanager_yaml_carries_values_literally(base_settings, value):
     assert list(loaded) == ["global", "templates", "route", "inhibit_rules", "receivers"]
     assert loaded["receivers"][0]["slack_configs"][0]["channel"] == value
     assert loaded["global"]["smtp_smarthost"] == value
-    assert loaded["route"]["routes"][1]["group_wait"] == value  # [0] is the Watchdog's heartbeat route
+    critical = next(r for r in loaded["route"]["routes"] if r["receiver"] == "slack-critical")
+    assert critical["group_wait"] == value
 
 
 # --- shell --------------------------------------------------------------------------------
