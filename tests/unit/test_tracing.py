@@ -203,6 +203,24 @@ def test_backend_exports_otlp_to_the_gateway():
     assert "OTEL_RESOURCE_ATTRIBUTES=deployment.environment=lab,service.version=0.0.0-lab" in env
 
 
+@pytest.mark.parametrize("env", ["dev", "staging", "prod", "lab"])
+def test_the_env_file_exports_over_otlp_only_what_the_gateway_takes_from_the_backend(env):
+    """Traces go to the gateway's OTLP pipeline; the SDK's default metrics and logs exporters are off.
+
+    The gateway has no OTLP metrics pipeline (a Node SDK left at its default gets 404 on
+    /v1/metrics), and the backend's logs reach it through the file the agent tails, so
+    an OTLP copy would be a duplicate of every line."""
+    app_name, app = next((name, c) for name, c in environment(env).items() if "app" in c.groups)
+    configs = collector_configs(env)
+    gateway, _ = _by_role(configs)
+    [endpoint] = app.urls("gateway.otlp_http")
+    values = dict(line.split("=", 1) for line in render_env(app.settings, endpoint, "").splitlines() if "=" in line and not line.startswith("#"))
+    otlp_in = {name.split("/")[0] for name, p in gateway["service"]["pipelines"].items() if "otlp" in p["receivers"]}
+    assert "traces" in otlp_in and "OTEL_TRACES_EXPORTER" not in values  # the SDK's default: OTLP
+    assert "metrics" not in otlp_in and values["OTEL_METRICS_EXPORTER"] == "none"
+    assert values["OTEL_LOGS_EXPORTER"] == "none" and "file_log" in configs[app_name]["receivers"]
+
+
 # --- bad input, refused before any host is touched -----------------------------------------
 
 
