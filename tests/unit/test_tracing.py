@@ -13,7 +13,7 @@ import yaml
 
 from roles._environment import REPO, Environment, host_settings, load_environment
 from roles._model import SettingsError
-from roles.backend import render_env
+from roles.backend import otlp_endpoint, render_env
 from roles.prometheus import scrape_jobs
 from tests.environments import context_of, write_inventory
 from roles.jaeger import config_text as jaeger_text, render_config as render_jaeger, service_spec as jaeger_spec
@@ -222,6 +222,12 @@ def test_the_env_file_exports_over_otlp_only_what_the_gateway_takes_from_the_bac
 
 
 # --- bad input, refused before any host is touched -----------------------------------------
+
+
+def test_an_otlp_base_url_with_a_path_of_its_own_is_kept():
+    """Only a trailing signal path is refused (tests/unit/test_preflight.py): a proxy's prefix is a base URL."""
+    settings = host_settings("app1", ["app", "lab"], {"artifact_base_url": LAB_URL, "backend": {"otlp_endpoint": "http://tel1:4318/otlp/"}})
+    assert otlp_endpoint(settings, ["http://10.213.0.12:4318"]) == "http://tel1:4318/otlp/"
 
 
 def refusal(data: dict) -> SettingsError:
