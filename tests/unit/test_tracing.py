@@ -126,13 +126,16 @@ def test_agent_tails_the_backend_log_keeping_offsets_and_trace_context():
     receiver = agent["receivers"]["file_log"]
     assert receiver["include"] == ["/var/log/sentinel/backend.log"]
     assert receiver["storage"] == "file_storage"
-    parser = receiver["operators"][0]
-    assert parser["type"] == "json_parser"
-    assert parser["trace"] == {"trace_id": {"parse_from": 'attributes["traceId"]'}, "span_id": {"parse_from": 'attributes["spanId"]'}}
-    moved = {op["to"] for op in receiver["operators"][1:]}
-    assert moved == {'resource["service"]', 'resource["env"]', 'resource["stream"]', 'resource["level"]'}
-    # traceId, spanId, correlationId are not moved: they stay attributes (high cardinality, never labels).
-    assert not any("traceId" in op.get("from", "") or "correlationId" in op.get("from", "") for op in receiver["operators"][1:])
+    operators = receiver["operators"]
+    assert operators[0] == {"type": "json_parser"}
+    [trace] = [op for op in operators if op["type"] == "trace_parser"]
+    assert trace == {"type": "trace_parser", "trace_id": {"parse_from": 'attributes["traceId"]'}, "span_id": {"parse_from": 'attributes["spanId"]'}}
+    to_resource = {op["to"] for op in operators if op["type"] == "move" and op["to"].startswith("resource")}
+    assert to_resource == {'resource["service"]', 'resource["env"]', 'resource["stream"]', 'resource["level"]'}
+    # traceId, spanId, correlationId never reach the resource: they stay attributes (high cardinality, never labels).
+    assert not any(op["type"] == "move" and op["to"].startswith("resource") and ("traceId" in op["from"] or "correlationId" in op["from"])
+                   for op in operators)
+    # Both line shapes (the contract's and stock Winston's): tests/unit/test_agent_log_shapes.py.
     semconv = {a["key"] for a in agent["processors"]["resource/semconv"]["attributes"]}
     assert semconv == {"service.name", "deployment.environment"}
 
