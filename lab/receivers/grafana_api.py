@@ -34,11 +34,10 @@ import re
 import sys
 import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .recording import read_secret_file, serve
+from .serving import DROP_CONNECTION, BodyError, Reply, RequestHandler, StandinServer, read_secret_file, serve
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -92,10 +91,7 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
-class GrafanaApiStandin(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class GrafanaApiStandin(StandinServer):
     def __init__(self, address: tuple[str, int], token: str):
         self.token = token
         self.state = GrafanaState()
@@ -410,50 +406,36 @@ def update_mute_timing(server, m, query, body, headers=None):
     return 200, copy.deepcopy(server.state.mute_timings[m["name"]])
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; without this, keep-alive clients wait
-    # for the delayed ACK (about 40 ms) on every request.
-    disable_nagle_algorithm = True
+class Handler(RequestHandler):
     service = "grafana-api-standin"
+    max_body_bytes = MAX_BODY_BYTES
     server: GrafanaApiStandin
 
-    def _reply(self, status: int, body: Any) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        if not 0 <= length <= MAX_BODY_BYTES:
-            raise ApiError(413, "body too large")
-        raw = self.rfile.read(length) if length else b""
+    def _json_body(self) -> Any:
+        try:
+            raw = self.body()
+        except BodyError as err:
+            raise ApiError(err.status, str(err)) from None
         try:
             return json.loads(raw) if raw else {}
         except ValueError:
             raise ApiError(400, "bad request data") from None
 
-    def _handle(self, method: str) -> None:
-        url = urlsplit(self.path)
+    def _handle(self) -> Reply:
+        method, url = self.command, urlsplit(self.path)
         try:
-            body = self._body()
+            body = self._json_body()
         except ApiError as err:
-            return self._reply(err.status, {"message": err.message})
+            return Reply(err.status, {"message": err.message})
         if url.path.startswith("/standin/") or url.path == "/health":
             return self._control(method, url.path, body)
         if url.path.startswith("/api/"):
             if self.server.fault == "unreachable":
-                # Like a Grafana that is down: no answer at all.
-                self.close_connection = True
-                self.connection.close()
-                return None
+                return DROP_CONNECTION  # like a Grafana that is down: no answer at all
             if self.server.fault == "error":
-                return self._reply(503, {"message": "stand-in fault: service unavailable"})
+                return Reply(503, {"message": "stand-in fault: service unavailable"})
         if self.headers.get("Authorization") != f"Bearer {self.server.token}":
-            return self._reply(401, {"message": "invalid API key"})
+            return Reply(401, {"message": "invalid API key"})
         query = parse_qs(url.query)
         for route_method, pattern, fn in ROUTES:
             match = pattern.match(url.path)
@@ -465,50 +447,36 @@ class Handler(BaseHTTPRequestHandler):
                         status, reply = fn(self.server, match, query, body, **extra)
                     except ApiError as err:
                         status, reply = err.status, {"message": err.message}
-                return self._reply(status, reply)
-        return self._reply(404, {"message": "Not found (the Grafana API stand-in implements only what the backup job uses)"})
+                return Reply(status, reply)
+        return Reply(404, {"message": "Not found (the Grafana API stand-in implements only what the backup job uses)"})
 
-    def _control(self, method: str, path: str, body: Any) -> None:
+    def _control(self, method: str, path: str, body: Any) -> Reply:
         server = self.server
         if path == "/health":
-            return self._reply(200, {"status": "ok", "service": self.service})
+            return Reply(200, {"status": "ok", "service": self.service})
         if path == "/standin/fault" and method == "POST":
             mode = body.get("mode")
             if mode not in (None, "unreachable", "error"):
-                return self._reply(400, {"message": "mode: null, unreachable or error"})
+                return Reply(400, {"message": "mode: null, unreachable or error"})
             server.fault = mode
-            return self._reply(200, {"fault": mode})
+            return Reply(200, {"fault": mode})
         if path == "/standin/reset" and method == "POST":
             with server.state.lock:
                 server.state.reset(keep_datasources=bool(body.get("keep_datasources")))
-            return self._reply(200, {"reset": True})
+            return Reply(200, {"reset": True})
         if path == "/standin/requests":
-            if method == "DELETE":
-                with server.state.lock:
+            with server.state.lock:
+                if method == "DELETE":
                     count = len(server.requests)
                     server.requests.clear()
-                return self._reply(200, {"deleted": count})
-            with server.state.lock:
-                return self._reply(200, {"requests": list(server.requests)})
+                    return Reply(200, {"deleted": count})
+                return Reply(200, {"requests": list(server.requests)})
         if path == "/standin/state" and method == "GET":
             with server.state.lock:
-                return self._reply(200, server.state.snapshot())
-        return self._reply(404, {"message": "unknown stand-in control"})
+                return Reply(200, server.state.snapshot())
+        return Reply(404, {"message": "unknown stand-in control"})
 
-    def do_GET(self) -> None:  # noqa: N802
-        self._handle("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._handle("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._handle("DELETE")
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        sys.stderr.write(f"{self.service}: {format % args}\n")
+    do_GET = do_POST = do_PUT = do_DELETE = _handle  # noqa: N815 (http.server naming)
 
 
 def make_server(host: str, port: int, token: str) -> GrafanaApiStandin:

@@ -6,7 +6,8 @@ The lab has no Sentry. This server accepts what Sentry SDKs send to a DSN
 - ``POST /api/<project_id>/envelope/``: the envelope format (a JSON header
   line, then item-header line + payload per item; payloads with a ``length``
   header are read by length), body optionally gzip/deflate (br when the
-  brotli module is installed) per Content-Encoding;
+  brotli module is installed) per Content-Encoding, sent with a length or
+  chunked, on keep-alive connections (lab/receivers/serving.py);
 - ``POST /api/<project_id>/store/``: the legacy single-event JSON endpoint.
 
 It checks the public key (X-Sentry-Auth ``sentry_key=``, the ``sentry_key``
@@ -28,37 +29,26 @@ Retry-After, as Sentry does when a quota is used up.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import re
 import sys
-import threading
-import zlib
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .recording import serve
+from .recording import RecordingHandler, RecordingServer, Reply, serve
+from .serving import BodyError, decode_body, start_in_thread
 from .store import JsonLinesStore
 
-try:  # the SDKs compress with brotli when it is installed on their side
-    import brotli  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the environment
-    brotli = None
+__all__ = ["EnvelopeError", "decode_body", "make_server", "parse_envelope", "start_in_thread"]
 
 MAX_BODY_BYTES = 20 * 1024 * 1024
 RECORDED_ITEM_TYPES = ("event", "transaction")
 _INGEST_PATH = re.compile(r"^/api/(?P<project>\d+)/(?P<endpoint>envelope|store)/?$")
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(BodyError):
     """The body is not a well-formed Sentry envelope."""
-
-
-class UnsupportedEncoding(EnvelopeError):
-    """The body uses a Content-Encoding this receiver cannot undo."""
 
 
 def parse_envelope(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, Any], bytes]]]:
@@ -100,26 +90,6 @@ def parse_envelope(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, An
     return headers, items
 
 
-def decode_body(body: bytes, content_encoding: str) -> bytes:
-    """Undo Content-Encoding (gzip, deflate, br); EnvelopeError for anything else."""
-    encoding = content_encoding.strip().lower()
-    try:
-        if encoding in ("", "identity"):
-            return body
-        if encoding in ("gzip", "x-gzip"):
-            return gzip.decompress(body)
-        if encoding == "deflate":
-            try:
-                return zlib.decompress(body)  # zlib-wrapped, as the RFC says
-            except zlib.error:
-                return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some clients send
-        if encoding == "br" and brotli is not None:
-            return brotli.decompress(body)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise EnvelopeError(f"body is not valid {encoding}: {exc}") from None
-    raise UnsupportedEncoding(f"unsupported Content-Encoding {content_encoding!r}")
-
-
 def auth_key(headers: Any, query: str, envelope_headers: dict[str, Any] | None = None) -> str | None:
     """The public key the client presented, from X-Sentry-Auth, ?sentry_key= or the envelope's dsn."""
     auth = headers.get("X-Sentry-Auth") or ""
@@ -137,72 +107,44 @@ def auth_key(headers: Any, query: str, envelope_headers: dict[str, Any] | None =
     return None
 
 
-class SentryStandinServer(ThreadingHTTPServer):
-    """The receiver: configuration and store shared by the request threads."""
+class SentryStandinHandler(RecordingHandler):
+    """Ingestion POSTs; the records at /api/events (``?type=event|transaction``), /health."""
 
-    daemon_threads = True
-    allow_reuse_address = True
+    service = "sentry-standin"
+    max_body_bytes = MAX_BODY_BYTES
+    records_path = "/api/events"
+    records_key = "events"
 
-    def __init__(self, address: tuple[str, int], key: str, store: JsonLinesStore, rate_limit: bool = False, retry_after: int = 60) -> None:
-        self.key = key
-        self.store = store
-        self.rate_limit = rate_limit
-        self.retry_after = retry_after
-        super().__init__(address, SentryStandinHandler)
-
-
-class SentryStandinHandler(BaseHTTPRequestHandler):
-    """Routes requests of the Sentry stand-in."""
-
-    protocol_version = "HTTP/1.1"
-    server_version = "sentry-standin/1"  # says what it is: never mistaken for Sentry
-    server: SentryStandinServer
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+    def do_POST(self) -> Reply:  # noqa: N802 (http.server naming)
         url = urlsplit(self.path)
         match = _INGEST_PATH.match(url.path)
         if match is None:
-            self._reply(404, {"detail": "not found"})
-            return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= MAX_BODY_BYTES:
-            self._reply(413, {"detail": "missing or too large Content-Length"})
-            self.close_connection = True
-            return
-        raw = self.rfile.read(length)
-
+            return Reply(404, {"detail": "not found"})
+        config = self.server.config
         envelope_headers: dict[str, Any] = {}
         items: list[tuple[dict[str, Any], bytes]] = []
         try:
-            body = decode_body(raw, self.headers.get("Content-Encoding", ""))
+            body = self.body()
             if match["endpoint"] == "envelope":
                 envelope_headers, items = parse_envelope(body)
             else:
                 items = [({"type": "event"}, body)]
-        except EnvelopeError as exc:
+        except BodyError as exc:
             # Auth still goes first when the key is in the HTTP headers, as in Sentry.
-            if auth_key(self.headers, url.query) not in (None, self.server.key):
-                self._reply(401, {"detail": "invalid api key"})
-            else:
-                self._reply(415 if isinstance(exc, UnsupportedEncoding) else 400, {"detail": str(exc)})
-            return
+            if auth_key(self.headers, url.query) not in (None, config["key"]):
+                return Reply(401, {"detail": "invalid api key"})
+            return Reply(exc.status, {"detail": str(exc)})
 
         presented = auth_key(self.headers, url.query, envelope_headers)
         if presented is None:
-            self._reply(401, {"detail": "missing authorization information"})
-            return
-        if presented != self.server.key:
-            self._reply(401, {"detail": "invalid api key"})
-            return
-        if self.server.rate_limit:
-            self._reply(429, {"detail": "event rejected due to rate limit"}, {"Retry-After": str(self.server.retry_after)})
-            return
+            return Reply(401, {"detail": "missing authorization information"})
+        if presented != config["key"]:
+            return Reply(401, {"detail": "invalid api key"})
+        if config["rate_limit"]:
+            return Reply(429, {"detail": "event rejected due to rate limit"}, headers={"Retry-After": str(config["retry_after"])})
 
         event_id = envelope_headers.get("event_id")
-        received_at = datetime.now(timezone.utc).isoformat()
+        records = []
         for item_headers, payload in items:
             item_type = item_headers["type"]
             if item_type not in RECORDED_ITEM_TYPES:
@@ -210,56 +152,19 @@ class SentryStandinHandler(BaseHTTPRequestHandler):
             try:
                 event = json.loads(payload)
             except ValueError:
-                self._reply(400, {"detail": f"{item_type} item is not JSON"})
-                return
+                return Reply(400, {"detail": f"{item_type} item is not JSON"})
             event_id = event.get("event_id") or event_id
-            self.server.store.append(
-                {"received_at": received_at, "project_id": match["project"], "endpoint": match["endpoint"],
-                 "type": item_type, "event_id": event_id, "event": event}
-            )
-        self._reply(200, {"id": event_id})
-
-    def do_GET(self) -> None:  # noqa: N802
-        url = urlsplit(self.path)
-        if url.path == "/health":
-            self._reply(200, {"status": "ok", "service": "sentry-standin"})
-        elif url.path.rstrip("/") == "/api/events":
-            wanted = parse_qs(url.query).get("type", [None])[0]
-            events = self.server.store.read_all(lambda r: wanted is None or r["type"] == wanted)
-            self._reply(200, {"events": events, "count": len(events)})
-        else:
-            self._reply(404, {"detail": "not found"})
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        if urlsplit(self.path).path.rstrip("/") == "/api/events":
-            self._reply(200, {"deleted": self.server.store.clear()})
-        else:
-            self._reply(404, {"detail": "not found"})
-
-    def _reply(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(body).encode() + b"\n"
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        sys.stderr.write("sentry-standin: %s\n" % (format % args))
+            records.append({"project_id": match["project"], "endpoint": match["endpoint"], "type": item_type,
+                            "event_id": event_id, "event": event})
+        for record in records:
+            self.record(record)
+        return Reply(200, {"id": event_id})
 
 
-def make_server(host: str, port: int, key: str, store_path: str, *, rate_limit: bool = False, retry_after: int = 60) -> SentryStandinServer:
+def make_server(host: str, port: int, key: str, store_path: str, *, rate_limit: bool = False, retry_after: int = 60) -> RecordingServer:
     """Build (bind, not start) a receiver; port 0 picks a free port (see ``server_address``)."""
-    return SentryStandinServer((host, port), key, JsonLinesStore(store_path), rate_limit=rate_limit, retry_after=retry_after)
-
-
-def start_in_thread(server: SentryStandinServer) -> threading.Thread:
-    """Serve in a daemon thread (for tests); stop with ``server.shutdown()``."""
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    return thread
+    return RecordingServer((host, port), SentryStandinHandler, JsonLinesStore(store_path), key=key, rate_limit=rate_limit,
+                           retry_after=retry_after)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,6 +50,11 @@ class SlackStandinHandler(RecordingHandler):
         webhook = path.split("/")[3] if path.count("/") >= 4 else path
         return Reply(200, b"ok", "text/plain"), {"webhook": webhook, "channel": message.get("channel"), "message": message}
 
+    def log_path(self):
+        # The webhook's last segment is its secret token.
+        path = super().log_path()
+        return path.rsplit("/", 1)[0] + "/<token>" if path.startswith("/services/") else path
+
 
     def _revocation(self, path, body):
         try:

@@ -43,6 +43,11 @@ def env_values(settings: Settings, endpoint: str, sentry_dsn: str, bind_host: st
         "OTEL_SERVICE_NAME": backend.service_name,
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        # Traces only over OTLP (docs/contract.md §1): metrics are scraped from /metrics and
+        # logs tailed from the log file, so the Node SDK's default OTLP metrics and logs
+        # exporters (to /v1/metrics, /v1/logs) would send second copies or meet a 404.
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
         "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment={settings.environment},service.version={backend.version}",
         "OTEL_TRACES_SAMPLER": backend.trace_sampler,
     }

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from roles._model import AbsPath, Bool, Fraction, HttpUrl, Model, Port, SecretName, SettingsError, matching
 
@@ -16,6 +17,25 @@ UnitName = matching("systemd service name", r"[A-Za-z0-9:_.@-]+\.service", "writ
 Sampler = Literal[
     "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"
 ]
+
+
+OTLP_SIGNAL_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs")
+
+
+def _otlp_base_url(value: str) -> str:
+    """OTEL_EXPORTER_OTLP_ENDPOINT is a base URL: the SDK appends the signal's path to it."""
+    path = urlsplit(value).path.rstrip("/")
+    for signal in OTLP_SIGNAL_PATHS:
+        if path.endswith(signal):
+            base = value[: value.rindex(signal)] or value
+            raise ValueError(
+                f"{value!r} ends in the signal path {signal}, which the OpenTelemetry SDK appends itself "
+                f"(it would send to ...{signal}{signal} and get 404). Fix: give the base URL, {base}"
+            )
+    return value
+
+
+OtlpBaseUrl = Annotated[HttpUrl, AfterValidator(_otlp_base_url)]
 
 
 # The role writes this file as root (0640 root:sentinel): only in the backend's own config directory.
@@ -34,7 +54,9 @@ class BackendSettings(Model):
     version: ReleasePart = Field("0.0.0", description="The deployed backend version (Sentry release <service_name>@<version>).")
     port: Port = Field(3000, description="The backend's HTTP port (health and /metrics).")
     metrics_path: AbsPath = Field("/metrics", description="Path Prometheus scrapes on the backend.")
-    otlp_endpoint: HttpUrl | None = Field(None, description="OTLP HTTP endpoint; unset = port 4318 on the first telemetry host.")
+    otlp_endpoint: OtlpBaseUrl | None = Field(
+        None, description="OTLP HTTP base URL (the SDK appends /v1/traces); unset = port 4318 on the first telemetry host."
+    )
     trace_sampler: Sampler = Field("parentbased_traceidratio", description="OTEL_TRACES_SAMPLER.")
     trace_sample_ratio: Fraction = Field(1.0, description="OTEL_TRACES_SAMPLER_ARG, 0 to 1.")
     sentry_dsn_secret: SecretName = Field("SENTRY_DSN", description="Secret holding the Sentry DSN; unset secret = Sentry off.")

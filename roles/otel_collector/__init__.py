@@ -50,6 +50,12 @@ SPAN_METRICS_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 300, 500, 1000, 2500, 5000, 
 LOG_TIME_LAYOUT = "2006-01-02T15:04:05.999Z07:00"
 # Contract fields that become the stream labels (resource attributes), by label.
 STREAM_LABEL_FIELDS = {"service": "service", "env": "env", "stream": "stream", "level": "level"}
+# Stock Winston with @opentelemetry/instrumentation-winston names four contract fields
+# otherwise (contract name -> Winston's). The agent renames them, so that every reader
+# downstream (trace <-> log links, erasure, retention, dashboards) knows one name.
+WINSTON_FIELDS = {"traceId": "trace_id", "spanId": "span_id", "msg": "message", "ts": "timestamp"}
+# Winston's npm levels the stanza preset does not know (severity -> level): between info and debug, and below.
+WINSTON_LEVELS = {"debug4": "http", "debug2": "verbose", "trace": "silly"}
 
 
 # The OTLP/HTTP logs path of each log store, on its listener.
@@ -92,7 +98,12 @@ def _retry(settings: CollectorSettings) -> dict:
 
 
 def _agent_receiver(settings: CollectorSettings) -> dict:
-    """file_log: one JSON object per line, the four stream labels moved to the resource."""
+    """file_log: one JSON object per line (the contract's names or stock Winston's), the four stream labels moved to the resource."""
+    renames = [
+        {"type": "move", "from": f'attributes["{theirs}"]', "to": f'attributes["{ours}"]',
+         "if": f'attributes["{ours}"] == nil and attributes["{theirs}"] != nil'}
+        for ours, theirs in WINSTON_FIELDS.items()
+    ]
     moves = [
         {"type": "move", "from": f'attributes["{field}"]', "to": f'resource["{label}"]', "if": f'attributes["{field}"] != nil'}
         for label, field in STREAM_LABEL_FIELDS.items()
@@ -103,13 +114,15 @@ def _agent_receiver(settings: CollectorSettings) -> dict:
         "start_at": "beginning",
         "storage": "file_storage",
         "operators": [
-            {
-                "type": "json_parser",
-                "timestamp": {"parse_from": 'attributes["ts"]', "layout_type": "gotime", "layout": LOG_TIME_LAYOUT},
-                "severity": {"parse_from": 'attributes["level"]', "preserve_to": 'attributes["level"]'},
-                # traceId/spanId stay attributes too (queried by name); the record also carries them as its trace context.
-                "trace": {"trace_id": {"parse_from": 'attributes["traceId"]'}, "span_id": {"parse_from": 'attributes["spanId"]'}},
-            },
+            {"type": "json_parser"},
+            *renames,
+            # Each parser only when its field is there: a line without one is still shipped, without an error logged.
+            {"type": "time_parser", "parse_from": 'attributes["ts"]', "layout_type": "gotime", "layout": LOG_TIME_LAYOUT,
+             "if": 'attributes["ts"] != nil'},
+            {"type": "severity_parser", "parse_from": 'attributes["level"]', "preserve_to": 'attributes["level"]',
+             "mapping": dict(WINSTON_LEVELS), "if": 'attributes["level"] != nil'},
+            # traceId/spanId stay attributes too (queried by name); the record also carries them as its trace context.
+            {"type": "trace_parser", "trace_id": {"parse_from": 'attributes["traceId"]'}, "span_id": {"parse_from": 'attributes["spanId"]'}},
             *moves,
         ],
     }

@@ -1,5 +1,7 @@
 """The lab's alert-receiver stand-ins answer like the real services and record what they get."""
 
+import gzip
+import http.client
 import json
 import smtplib
 
@@ -36,6 +38,33 @@ def test_slack_accepts_a_known_webhook_and_records_it(slack_url):
     assert got["received"][0]["webhook"] == "BCRIT"
     assert "tok" not in json.dumps(got)  # the token is a secret
     assert requests.delete(f"{slack_url}/api/received", timeout=5).json() == {"deleted": 1}
+
+
+def test_slack_takes_a_chunked_gzipped_post_and_keeps_the_connection(slack_url):
+    host, port = slack_url.removeprefix("http://").split(":")
+    message = json.dumps({"channel": "#critical-alerts", "text": "chunked"}).encode()
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request("POST", "/services/T1/BCRIT/tok", body=iter([message[:10], message[10:]]), encode_chunked=True,
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"ok")
+        first_socket = conn.sock
+        conn.request("POST", "/services/T1/BCRIT/tok", body=gzip.compress(message),
+                     headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"ok")
+        assert conn.sock is first_socket is not None  # one kept-alive connection for both
+    finally:
+        conn.close()
+    got = requests.get(f"{slack_url}/api/received", timeout=5).json()
+    assert [r["message"]["text"] for r in got["received"]] == ["chunked", "chunked"]
+
+
+def test_a_body_in_an_unknown_encoding_is_415(slack_url):
+    reply = requests.post(f"{slack_url}/services/T1/BCRIT/tok", data=b"xx", headers={"Content-Encoding": "zstd"}, timeout=5)
+    assert reply.status_code == 415
+    assert requests.get(f"{slack_url}/api/received", timeout=5).json()["count"] == 0
 
 
 def test_slack_refuses_unknown_webhooks_and_empty_messages(slack_url):

@@ -104,6 +104,12 @@ INVENTORY_CASES = [
     ("collector-log-in-var-log-itself", "prod", inventory_with("app", {"otel_collector": {"log_file": "/var/log/syslog"}}), {}, "otel_collector.log_file", "/var/log/sentinel"),
     ("collector-joins-shadow", "prod", inventory_with("app", {"otel_collector": {"log_file_group": "shadow"}}), {}, "otel_collector.log_file_group", "sentinel"),
     ("collector-joins-disk", "prod", inventory_with("app", {"otel_collector": {"log_file_group": "disk"}}), {}, "otel_collector.log_file_group", "sentinel"),
+    # --- the OpenTelemetry SDK appends the signal path to OTEL_EXPORTER_OTLP_ENDPOINT --------
+    *[
+        (f"otlp-endpoint-ends-in-{signal.rsplit('/', 1)[1]}", "prod", inventory_with("app", {"backend": {"otlp_endpoint": f"http://tel1:4318{signal}{slash}"}}), {},
+         "backend.otlp_endpoint", "give the base URL, http://tel1:4318")
+        for signal, slash in (("/v1/traces", ""), ("/v1/metrics", "/"), ("/v1/logs", ""))
+    ],
     ("backend-env-file-over-shadow", "prod", inventory_with("app", {"backend": {"env_file": "/etc/shadow"}}), {}, "backend.env_file", "/etc/sentinel/backend.env"),
     ("token-mode-world-readable", "prod", inventory_with(data={"grafana": {"backup_token_mode": "0666"}}), {}, "grafana.backup_token_mode", "0640"),
     ("token-mode-group-writable", "prod", inventory_with(data={"grafana": {"backup_token_mode": "0660"}}), {}, "grafana.backup_token_mode", "0640"),

@@ -98,6 +98,36 @@ def test_gzip_envelope_is_recorded_listed_and_cleared(receiver):
     assert call(server, "GET", "/api/events")[1]["count"] == 0
 
 
+def test_chunked_gzipped_envelope_then_a_second_request_on_the_same_connection(receiver):
+    """As @sentry/node 11 sends: gzip, Transfer-Encoding: chunked, a kept-alive connection."""
+    server = receiver()
+    event = an_event(tags={"correlation_id": "c-2"})
+    compressed = gzip.compress(envelope(event))
+    chunks = [compressed[i : i + 100] for i in range(0, len(compressed), 100)]
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    try:
+        conn.request("POST", "/api/7/envelope/", body=iter(chunks), encode_chunked=True,
+                     headers={**auth(), "Content-Encoding": "gzip", "Content-Type": "application/x-sentry-envelope"})
+        response = conn.getresponse()
+        assert (response.status, json.loads(response.read())) == (200, {"id": event["event_id"]})
+        first_socket = conn.sock
+        conn.request("GET", "/api/events?type=event")
+        response = conn.getresponse()
+        listing = json.loads(response.read())
+        assert conn.sock is first_socket is not None  # the same connection: not closed, not reopened
+    finally:
+        conn.close()
+    assert response.status == 200 and listing["count"] == 1
+    assert listing["events"][0]["event"]["tags"] == {"correlation_id": "c-2"}
+
+
+def test_a_body_over_the_limit_is_413_and_a_gzip_bomb_too(receiver):
+    server = receiver()
+    bomb = gzip.compress(b"\n" * (21 * 1024 * 1024))  # 21 MiB of newlines, a few kB compressed
+    assert post(server, "/api/7/envelope/", bomb, {**auth(), "Content-Encoding": "gzip"})[0] == 413
+    assert server.store.read_all() == []
+
+
 def test_envelope_items_with_and_without_length_and_binary_attachments():
     event = an_event()
     attachment = b"line one\nline two\n\x00\xff"

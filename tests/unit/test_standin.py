@@ -209,6 +209,20 @@ def test_each_5xx_becomes_one_sentry_event_with_user_tags_release_and_environmen
 
 
 @pytest.mark.sentry
+def test_a_members_event_carries_no_email_address_or_request_body(receiver, start_standin):
+    server, dsn = receiver
+    standin = start_standin(SENTRY_DSN=dsn, SENTRY_RELEASE="r1", SENTRY_ENVIRONMENT="test")
+    standin.set_faults(error_rate=1)
+    status, _, _ = standin.request("POST", "/api/checkins", {**MEMBER, "Cookie": "session=s3cr3t"}, {"memberId": "m-0007", "site": "hq"})
+    assert status == 500
+    [event] = sentry_events(server, 1)
+    assert event["user"] == {"id": "m-0007", "role": "member"}
+    sent = json.dumps(event)
+    for personal in ("member0007@sentinel.test", "s3cr3t", "127.0.0.1", '"site": "hq"'):
+        assert personal not in sent, personal
+
+
+@pytest.mark.sentry
 def test_4xx_never_reaches_sentry(receiver, start_standin):
     server, dsn = receiver
     standin = start_standin(SENTRY_DSN=dsn, SENTRY_RELEASE="r1", SENTRY_ENVIRONMENT="test")
@@ -603,7 +617,7 @@ def test_settings_come_from_the_environment():
 
 
 @pytest.mark.sentry
-def test_before_send_keeps_only_5xx():
+def test_before_send_keeps_only_5xx_and_crashes():
     from sentinel_standin.error_reporting import only_server_errors
 
     assert only_server_errors({"tags": {"http.status_code": "500"}}, {})
@@ -611,3 +625,10 @@ def test_before_send_keeps_only_5xx():
     assert only_server_errors({"tags": {"http.status_code": "404"}}, {}) is None
     assert only_server_errors({"tags": {}}, {}) is None
     assert only_server_errors({}, {}) is None
+    # A crash (uncaught exception or unhandled rejection) has no response status: kept.
+    crash = {"exception": {"values": [{"type": "TypeError", "mechanism": {"type": "auto.node.onuncaughtexception", "handled": False}}]}}
+    assert only_server_errors(crash, {}) is crash
+    handled = {"exception": {"values": [{"type": "ValueError", "mechanism": {"type": "generic", "handled": True}}]}}
+    assert only_server_errors(handled, {}) is None
+    # A status below 500 wins over the mechanism: a 4xx is never sent.
+    assert only_server_errors({**crash, "tags": {"http.status_code": "400"}}, {}) is None

@@ -13,7 +13,7 @@ import yaml
 
 from roles._environment import REPO, Environment, host_settings, load_environment
 from roles._model import SettingsError
-from roles.backend import render_env
+from roles.backend import otlp_endpoint, render_env
 from roles.prometheus import scrape_jobs
 from tests.environments import context_of, write_inventory
 from roles.jaeger import config_text as jaeger_text, render_config as render_jaeger, service_spec as jaeger_spec
@@ -126,13 +126,16 @@ def test_agent_tails_the_backend_log_keeping_offsets_and_trace_context():
     receiver = agent["receivers"]["file_log"]
     assert receiver["include"] == ["/var/log/sentinel/backend.log"]
     assert receiver["storage"] == "file_storage"
-    parser = receiver["operators"][0]
-    assert parser["type"] == "json_parser"
-    assert parser["trace"] == {"trace_id": {"parse_from": 'attributes["traceId"]'}, "span_id": {"parse_from": 'attributes["spanId"]'}}
-    moved = {op["to"] for op in receiver["operators"][1:]}
-    assert moved == {'resource["service"]', 'resource["env"]', 'resource["stream"]', 'resource["level"]'}
-    # traceId, spanId, correlationId are not moved: they stay attributes (high cardinality, never labels).
-    assert not any("traceId" in op.get("from", "") or "correlationId" in op.get("from", "") for op in receiver["operators"][1:])
+    operators = receiver["operators"]
+    assert operators[0] == {"type": "json_parser"}
+    [trace] = [op for op in operators if op["type"] == "trace_parser"]
+    assert trace == {"type": "trace_parser", "trace_id": {"parse_from": 'attributes["traceId"]'}, "span_id": {"parse_from": 'attributes["spanId"]'}}
+    to_resource = {op["to"] for op in operators if op["type"] == "move" and op["to"].startswith("resource")}
+    assert to_resource == {'resource["service"]', 'resource["env"]', 'resource["stream"]', 'resource["level"]'}
+    # traceId, spanId, correlationId never reach the resource: they stay attributes (high cardinality, never labels).
+    assert not any(op["type"] == "move" and op["to"].startswith("resource") and ("traceId" in op["from"] or "correlationId" in op["from"])
+                   for op in operators)
+    # Both line shapes (the contract's and stock Winston's): tests/unit/test_agent_log_shapes.py.
     semconv = {a["key"] for a in agent["processors"]["resource/semconv"]["attributes"]}
     assert semconv == {"service.name", "deployment.environment"}
 
@@ -203,7 +206,31 @@ def test_backend_exports_otlp_to_the_gateway():
     assert "OTEL_RESOURCE_ATTRIBUTES=deployment.environment=lab,service.version=0.0.0-lab" in env
 
 
+@pytest.mark.parametrize("env", ["dev", "staging", "prod", "lab"])
+def test_the_env_file_exports_over_otlp_only_what_the_gateway_takes_from_the_backend(env):
+    """Traces go to the gateway's OTLP pipeline; the SDK's default metrics and logs exporters are off.
+
+    The gateway has no OTLP metrics pipeline (a Node SDK left at its default gets 404 on
+    /v1/metrics), and the backend's logs reach it through the file the agent tails, so
+    an OTLP copy would be a duplicate of every line."""
+    app_name, app = next((name, c) for name, c in environment(env).items() if "app" in c.groups)
+    configs = collector_configs(env)
+    gateway, _ = _by_role(configs)
+    [endpoint] = app.urls("gateway.otlp_http")
+    values = dict(line.split("=", 1) for line in render_env(app.settings, endpoint, "").splitlines() if "=" in line and not line.startswith("#"))
+    otlp_in = {name.split("/")[0] for name, p in gateway["service"]["pipelines"].items() if "otlp" in p["receivers"]}
+    assert "traces" in otlp_in and "OTEL_TRACES_EXPORTER" not in values  # the SDK's default: OTLP
+    assert "metrics" not in otlp_in and values["OTEL_METRICS_EXPORTER"] == "none"
+    assert values["OTEL_LOGS_EXPORTER"] == "none" and "file_log" in configs[app_name]["receivers"]
+
+
 # --- bad input, refused before any host is touched -----------------------------------------
+
+
+def test_an_otlp_base_url_with_a_path_of_its_own_is_kept():
+    """Only a trailing signal path is refused (tests/unit/test_preflight.py): a proxy's prefix is a base URL."""
+    settings = host_settings("app1", ["app", "lab"], {"artifact_base_url": LAB_URL, "backend": {"otlp_endpoint": "http://tel1:4318/otlp/"}})
+    assert otlp_endpoint(settings, ["http://10.213.0.12:4318"]) == "http://tel1:4318/otlp/"
 
 
 def refusal(data: dict) -> SettingsError:

@@ -1,10 +1,13 @@
 """Sentry error reporting, set up the way the real backend should be.
 
-Policy (see docs/howto-sentry-node.md for the Node side):
-- only server errors (5xx) become Sentry events; 4xx are the caller's fault
-  and are never captured, and ``before_send`` drops anything not tagged 5xx
-  so that no other code path can leak one;
-- each event carries the user (id, email, role from the X-User-* headers),
+Policy (docs/contract.md section 6; docs/howto-sentry-node.md for the Node side):
+- only server errors become Sentry events: a 5xx response (tagged with its
+  status) or a crash (an exception nothing handled); 4xx are the caller's
+  fault and are never captured, and ``before_send`` drops an event tagged
+  below 500 and an untagged one that is not a crash, so that no other code
+  path can leak one;
+- each event carries the user (id and role from the X-User-* headers; the
+  email for staff and admin only, a member's is personal data),
   the correlation id as tag ``correlation_id``, the OpenTelemetry trace id as
   tag ``trace_id`` (and as the event's trace context), release and
   environment from the environment;
@@ -28,18 +31,27 @@ from .context import RequestContext
 
 SENTRY_FLUSH_TIMEOUT_S = 5.0
 STATUS_TAG = "http.status_code"
+# Roles whose email (a work address) goes with an event; a member's is personal data.
+EMAIL_ROLES = ("staff", "admin")
 
 _enabled = False
 
 
 def only_server_errors(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
-    """``before_send``: keep an event only if it was captured for a 5xx response."""
+    """``before_send``: keep an event captured for a 5xx response, or a crash; drop the rest."""
     tags = event.get("tags") or {}
-    try:
-        status = int(tags.get(STATUS_TAG, 0))
-    except (TypeError, ValueError):
-        return None
-    return event if status >= 500 else None
+    if STATUS_TAG in tags:
+        try:
+            return event if int(tags[STATUS_TAG]) >= 500 else None
+        except (TypeError, ValueError):
+            return None
+    return event if is_crash(event) else None
+
+
+def is_crash(event: dict[str, Any]) -> bool:
+    """An exception nothing handled (the SDKs' uncaught-exception hooks mark it ``handled: false``)."""
+    values = (event.get("exception") or {}).get("values") or []
+    return any((value.get("mechanism") or {}).get("handled") is False for value in values)
 
 
 def configure_sentry(settings: Settings) -> bool:
@@ -97,7 +109,7 @@ def request_scope(ctx: RequestContext, span_ids: tuple[str, str] | None) -> Iter
         scope.set_tag("correlation_id", ctx.correlation_id)
         if ctx.user is not None:
             user = {"id": ctx.user.id, "role": ctx.user.role}
-            if ctx.user.email:
+            if ctx.user.email and ctx.user.role in EMAIL_ROLES:
                 user["email"] = ctx.user.email
             scope.set_user(user)
         # No sampled flag: Sentry samples its transaction on its own rate.
