@@ -13,9 +13,10 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
-from lab.paths import BRIDGE_IP, PAGERDUTY_STANDIN_PORT, SLACK_STANDIN_PORT, SMTP_STANDIN_HTTP_PORT
+from lab.paths import BRIDGE_IP, HEARTBEAT_STANDIN_PORT, PAGERDUTY_STANDIN_PORT, SLACK_STANDIN_PORT, SMTP_STANDIN_HTTP_PORT
 
 RECEIVERS = {
+    "heartbeat": f"http://{BRIDGE_IP}:{HEARTBEAT_STANDIN_PORT}",
     "slack": f"http://{BRIDGE_IP}:{SLACK_STANDIN_PORT}",
     "pagerduty": f"http://{BRIDGE_IP}:{PAGERDUTY_STANDIN_PORT}",
     "smtp": f"http://{BRIDGE_IP}:{SMTP_STANDIN_HTTP_PORT}",
@@ -24,9 +25,9 @@ RECEIVERS = {
 MEMBER = {"X-User-Id": "m-0001", "X-User-Email": "member@sentinel.test", "X-User-Role": "member"}
 
 
-def received(receiver: str) -> list[dict]:
-    """What a stand-in receiver recorded, oldest first."""
-    return requests.get(f"{RECEIVERS[receiver]}/api/received", timeout=10).json()["received"]
+def received(receiver: str, **fields: str) -> list[dict]:
+    """What a stand-in receiver recorded, oldest first (only records with these field values)."""
+    return requests.get(f"{RECEIVERS[receiver]}/api/received", params=fields, timeout=10).json()["received"]
 
 
 def clear_receivers() -> None:
