@@ -168,13 +168,38 @@ def stop(name: str) -> None:
         os.kill(pid, signal.SIGTERM)
         if not _wait_gone(pid, STOP_TIMEOUT):
             log(f"{name}: no clean shutdown after {STOP_TIMEOUT}s, killing it")
-            # Killing the container's PID 1 takes down its whole pid namespace.
-            for victim in (init, pid):
-                if victim:
-                    _kill(victim)
-            _wait_gone(pid, 5)
-        if init:
+            _pull_the_plug(pid, init)
+        elif init:
             _wait_gone(init, 5)
+    _clean_up(name)
+
+
+def power_off(name: str) -> None:
+    """Cut the host's power: every process of the container dies at once, nothing shuts down or flushes.
+
+    What its services held in memory is gone; what they wrote to files stays, and so does
+    what the machine's kernel had not yet written to disk (the page cache is the machine's,
+    not the container's): a real power cut would lose that too unless it was fsynced.
+    `start` and `wait_ready` boot it again from the same root.
+    """
+    pid = running_pid(name)
+    if pid:
+        _pull_the_plug(pid, container_init_pid(pid))
+    _clean_up(name)
+
+
+def _pull_the_plug(nspawn_pid: int, init: int | None) -> None:
+    # Killing the container's PID 1 takes down its whole pid namespace.
+    for victim in (init, nspawn_pid):
+        if victim:
+            _kill(victim)
+    for victim in (nspawn_pid, init):
+        if victim:
+            _wait_gone(victim, 5)
+
+
+def _clean_up(name: str) -> None:
+    """What a host that is no longer running leaves: stray processes in its cgroup, its pid file, its cgroup."""
     if cgroups.processes(name):
         log(f"{name}: processes left in its cgroup (nspawn died?), killing them")
         cgroups.kill(name)

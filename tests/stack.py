@@ -67,3 +67,8 @@ def stack_hosts() -> tuple[StackHost, ...]:
 
 def hosts_in(group: str) -> list[StackHost]:
     return [h for h in stack_hosts() if group in h.groups]
+
+
+def reconnected(host: StackHost) -> StackHost:
+    """The same host with a new SSH connection: testinfra's cached one died with a host that was powered off."""
+    return StackHost(host.name, host.groups, host.settings, host.connection, host.ssh_options)

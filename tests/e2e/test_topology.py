@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import time
 
 import pytest
 
@@ -21,7 +20,8 @@ from lab.probe import probe_from, request_from
 from roles._service.operations import validate_script
 from roles.firewall import RULESET, UNIT, VALIDATE
 from tests import lab_session
-from tests.stack import hosts_in, stack_hosts
+from tests.e2e import units
+from tests.stack import hosts_in, reconnected, stack_hosts
 
 pytestmark = [pytest.mark.lab, pytest.mark.topology]
 
@@ -138,23 +138,9 @@ def test_prometheus_lifecycle_api_is_off_even_for_the_operators(lab):
     hosts[prometheus.host].curl(hosts[prometheus.host].local("prometheus.web", "/-/ready"))
 
 
-def _main_pid(host, unit: str) -> str:
-    return host.testinfra.check_output("systemctl show -p MainPID --value %s", unit)
-
-
 def test_a_prometheus_killed_with_sigkill_comes_back_by_itself(lab):
-    hosts, _ = lab
     mon = hosts_in("monitoring")[0]
-    before = _main_pid(mon, "prometheus")
-    mon.testinfra.check_output("kill -KILL %s", before)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        after = _main_pid(mon, "prometheus")
-        if after not in ("0", before) and mon.testinfra.run("curl -fsS -o /dev/null %s", mon.local("prometheus.web", "/-/ready")).rc == 0:
-            break
-        time.sleep(1)
-    else:
-        pytest.fail("Prometheus did not come back within 60 s of a SIGKILL")
+    units.wait_restarted(mon, "prometheus", units.sigkill(mon, "prometheus"), mon.local("prometheus.web", "/-/ready"))
     assert "Restart=always" in mon.testinfra.file("/etc/systemd/system/prometheus.service").content_string
 
 
@@ -189,21 +175,13 @@ def test_the_rules_survive_a_reboot(lab):
     lab_hosts.stop(app.name)
     lab_hosts.start(app.name)
     lab_hosts.wait_ready(app.name)
-    # A fresh SSH session: testinfra's cached connection died with the host.
-    fresh = next(h for h in lab_session_hosts() if h.name == app.name)
+    fresh = reconnected(app)
     assert _ruleset(fresh) == before
     ip = fresh.settings.ip
     results = probe_from(INTRUDER, [(ip, l.port) for l in topology.on(app.name) if "tcp" in l.spec.protocols])
     assert set(results.values()) == {"filtered"}, results
     # And the stack came back on it (every service enabled): the backend answers its scraper's port.
     fresh.curl(fresh.local("backend.http", "/health"))
-
-
-def lab_session_hosts():
-    """StackHosts with new connections (after a reboot)."""
-    from tests.stack import StackHost
-
-    return [StackHost(h.name, h.groups, h.settings, h.connection, h.ssh_options) for h in stack_hosts()]
 
 
 def test_the_controller_still_reaches_ssh_after_a_converge(lab):
