@@ -46,7 +46,11 @@ def render_config(traces: TracesSettings, binds: Mapping[str, str] | None = None
         "service": {
             "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],
             "pipelines": {
-                "traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["jaeger_storage_exporter"]},
+                # No batch processor: it answers the OTLP request once the spans are in its
+                # memory, so a SIGKILL lost spans the gateway had been told were stored. The
+                # storage exporter writes synchronously (no queue), so the answer now comes
+                # after Badger took the spans; the gateway's queue already sends them in batches.
+                "traces": {"receivers": ["otlp"], "exporters": ["jaeger_storage_exporter"]},
             },
             "telemetry": {
                 "resource": {"service.name": "jaeger"},
@@ -73,6 +77,9 @@ def render_config(traces: TracesSettings, binds: Mapping[str, str] | None = None
                         "badger": {
                             "directories": {"keys": f"{jaeger.data_dir}/keys", "values": f"{jaeger.data_dir}/values"},
                             "ephemeral": False,
+                            # Badger's SyncWrites: every write is fsynced before it returns, so what
+                            # Jaeger acknowledged survives a power cut, not only a killed process.
+                            "consistency": True,
                             # One retention for every trace: traces.retention.
                             "ttl": {"spans": go_duration(traces.retention)},
                         }
@@ -88,7 +95,6 @@ def render_config(traces: TracesSettings, binds: Mapping[str, str] | None = None
                 }
             }
         },
-        "processors": {"batch": {}},
         "exporters": {"jaeger_storage_exporter": {"trace_storage": STORE}},
     }
 
