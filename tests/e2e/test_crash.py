@@ -1,26 +1,46 @@
-"""Crashes, not polite stops: the collector agent and gateway killed with SIGKILL under load lose no line.
+"""Crashes, not polite stops: processes killed with SIGKILL, a host powered off, under load; nothing lost.
 
 The lab's backend log on the app host gets JSON lines appended at a bounded rate (3,000 at about
-150 lines/s, each with its run id and sequence number) while the agent, the gateway or both are
-killed with SIGKILL (systemd brings them back: Restart=always). Then the lines in VictoriaLogs are
-counted against the lines written: every one stored, none twice. Traffic goes only to lab hosts.
+150 lines/s, each with its run id and sequence number), and for the drills that involve the trace
+path an OpenTelemetry SDK sends spans to the gateway at a bounded rate (400 traces of 3 spans at
+20 traces/s, the run id as service name), while the agent, the gateway, the stores or the whole
+telemetry host are killed (systemd brings a killed unit back: Restart=always). Then what is stored
+is counted against what was sent: every line stored, none twice; every span whose batch the gateway
+acknowledged is in Jaeger. The alert drill kills Alertmanager and Prometheus around a critical
+alert and counts the notifications the receiver stand-ins got. Traffic goes only to lab hosts.
 """
 
 from __future__ import annotations
 
+import shlex
 import subprocess
+import threading
 import time
 import uuid
+from datetime import datetime, timezone
 
 import pytest
+import requests
 
+from lab import hosts as lab_hosts
+from lab.alert_drills import pagerduty_events, slack_alerts
 from lab.hosts import ssh_argv
-from tests.e2e.test_logs import count, wait_for
-from tests.stack import hosts_in
+from roles._model import duration_seconds
+from roles.alertmanager import DATA_DIR as ALERTMANAGER_DATA, SNAPSHOT_INTERVAL
+from roles.victorialogs import FLUSH_INTERVAL as VICTORIALOGS_FLUSH_INTERVAL
+from tests.e2e import units
+from tests.e2e.test_alerting import ALERTS, _start_clean
+from tests.e2e.test_logs import count, query, wait_for
+from tests.e2e.tracing_load import send_traces, stored_span_ids, until
+from tests.stack import hosts_in, reconnected
 
 pytestmark = [pytest.mark.lab, pytest.mark.crash]
 
 LINES, RATE = 3000, 150  # bounded: 20 s of appends
+TRACES, TRACE_RATE = 400, 20.0  # bounded: 1,200 spans over the same 20 s
+SPANS_PER_TRACE = 3
+DELIVERY_DEADLINE_S = 240  # the queues' retries back off to 30 s, then drain
+PROMETHEUS_RESEND_S = 60  # Prometheus' --rules.alert.resend-delay (default; the role does not set it)
 
 # Appends LINES contract-shaped JSON lines (docs/contract.md section 4) to the backend's log, as it would.
 WRITER = """
@@ -42,39 +62,25 @@ def stack(first_converge):
 
 
 def _writer(app, run: str) -> subprocess.Popen:
-    import shlex
-
     path = app.settings.otel_collector.log_file
     command = f"python3 -c {shlex.quote(WRITER)} {run} {LINES} {RATE} {shlex.quote(path)}"
     return subprocess.Popen(ssh_argv(app.name, command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _main_pid(host) -> str:
-    return host.testinfra.check_output("systemctl show -p MainPID --value otelcol")
+class _SpanSender(threading.Thread):
+    """The tracing load helper in the background: TRACES traces to the gateway, counting what it acknowledged."""
 
+    def __init__(self, tel, run: str):
+        super().__init__(daemon=True)
+        self.gateway = f"http://{tel.settings.address}:{tel.settings.otel_collector.http_port}"
+        self.run_id, self.sent = run, None
 
-def _sigkill(host) -> str:
-    pid = _main_pid(host)
-    host.testinfra.check_output("kill -KILL %s", pid)
-    return pid
+    def run(self):
+        self.sent = send_traces(self.gateway, self.run_id, TRACES, TRACE_RATE, SPANS_PER_TRACE)
 
 
 def _back_after(host, pid: str) -> None:
-    """systemd restarted the collector (a new main process, ready)."""
-    wait_for(f"otelcol back on {host.name}", lambda: _main_pid(host) not in ("0", pid)
-             and host.testinfra.run("curl -fsS -o /dev/null %s", host.local("otelcol.health", "/")).rc == 0, 60)
-
-
-def _stored_equals_sent(store: str, run: str) -> None:
-    logsql = f'testRun:="{run}"'
-    try:
-        wait_for(f"{LINES} lines stored", lambda: count(store, logsql) >= LINES, 240, 3)
-    except AssertionError:
-        pass  # the count below says how many are missing
-    time.sleep(5)  # late duplicates would show now
-    stored = count(store, logsql)
-    distinct = count(store, f"{logsql} | uniq by (seq)") if stored else 0
-    assert stored == LINES, f"sent {LINES} lines, stored {stored} ({distinct} distinct sequence numbers)"
+    units.wait_restarted(host, "otelcol", pid, host.local("otelcol.health", "/"))
 
 
 def _store_url(tel) -> str:
@@ -83,16 +89,116 @@ def _store_url(tel) -> str:
     return f"http://{listener.address}:{listener.port}"
 
 
-def _drill(stack, name: str, crash) -> None:
-    """Append the lines on the app host, run `crash(tel, app)` meanwhile, then count stored against sent."""
+def _queued(hosts) -> int:
+    """Requests waiting in the collectors' sending queues (their own metric)."""
+    total = 0
+    for host in hosts:
+        listener = host.topology.instances("otelcol.metrics")
+        bind = next(l for l in listener if l.host == host.name)
+        metrics = requests.get(f"http://{bind.address}:{bind.port}/metrics", timeout=10).text
+        total += sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("otelcol_exporter_queue_size{"))
+    return int(total)
+
+
+def _settled(store: str, run: str, collectors) -> int:
+    """The run's stored line count once delivery is over: every line there, or the queues empty and the count still.
+
+    A batch in its retry back-off (30 s at most) is out of the queue, hence the 35 s of stillness.
+    """
+    logsql, seen = f'testRun:="{run}"', {}
+
+    def over():
+        now, stored = time.monotonic(), count(store, logsql)
+        if stored >= LINES:
+            return True
+        if stored != seen.get("stored") or _queued(collectors):
+            seen.update(stored=stored, since=now)
+        return now - seen["since"] >= 35
+
+    try:
+        wait_for(f"{LINES} lines stored, or the delivery over", over, DELIVERY_DEADLINE_S, 3)
+    except AssertionError:
+        pass  # the count says how many are missing
+    time.sleep(5)  # late duplicates would show now
+    return count(store, logsql)
+
+
+def _stored_seqs(store: str, run: str) -> list[int]:
+    return [int(row["seq"]) for row in query(store, f'testRun:="{run}" | fields seq', limit=2 * LINES)]
+
+
+def _flushed_seqs(store: str, run: str) -> set[int]:
+    """The run's lines VictoriaLogs holds now: its force flush (buffered lines become searchable, still in
+    memory), then their sequence numbers."""
+    requests.get(f"{store}/internal/force_flush", timeout=30).raise_for_status()
+    return set(_stored_seqs(store, run))
+
+
+def _lines_missing(stack, run: str, flushed: set[int] | None) -> str:
+    """'' when exactly LINES lines of the run are stored, else what is wrong.
+
+    When the store itself crashed (`flushed`: the lines it had written to disk before), it may
+    lose what it acknowledged since its last flush (docs/tracing.md): then every flushed line
+    must still be there, none twice, and the loss is printed.
+    """
+    store = _store_url(stack[0])
+    stored = _settled(store, run, stack)
+    seqs = _stored_seqs(store, run) if stored else []
+    duplicates = len(seqs) - len(set(seqs))
+    missing = sorted(set(range(LINES)) - set(seqs))
+    print(f"lines: sent {LINES}, stored {stored}, {duplicates} twice, missing {len(missing)}"
+          + (f" (sequence numbers {missing[0]}..{missing[-1]}; {len(flushed)} held by the store before it)" if missing and flushed is not None else ""))
+    if duplicates:
+        return f"{duplicates} lines stored twice"
+    if flushed is None:
+        return f"sent {LINES} lines, stored {stored}" if missing else ""
+    gone = flushed - set(seqs)
+    return f"{len(gone)} lines the store held a flush interval before its crash are gone" if gone else ""
+
+
+def _spans_missing(tel, sent) -> str:
+    """'' when every span the gateway acknowledged is in Jaeger, else how many are not."""
+    query = f"http://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}"
+    http = requests.Session()
+    http.trust_env = False
+    stored = until(lambda: sent.acknowledged <= (found := stored_span_ids(http, query, sent.trace_ids)) and found,
+                   DELIVERY_DEADLINE_S, 10) or stored_span_ids(http, query, sent.trace_ids)
+    missing = sent.acknowledged - stored
+    print(f"spans: {len(sent.acknowledged)} acknowledged, {sent.refused_spans} refused, {len(stored)} stored")
+    return f"{len(missing)} of {len(sent.acknowledged)} acknowledged spans not in Jaeger" if missing else ""
+
+
+def _drill(stack, name: str, crash, spans: bool = False, store_crashes: bool = False) -> None:
+    """Append the lines on the app host (and send spans), run `crash(tel, app)` meanwhile, then count stored against sent.
+
+    `store_crashes`: the crash takes the log store down too. 5 s into the load the drill notes
+    which lines the store holds, then waits until its own flush interval has written them to disk
+    (it flushes in-memory data older than the interval, checked every interval): they must survive.
+    """
     tel, app = stack
     run = f"crash-{name}-{uuid.uuid4().hex[:10]}"
+    started = time.monotonic()
     writer = _writer(app, run)
+    sender = _SpanSender(tel, run) if spans else None
+    if sender:
+        sender.start()
+    flushed = None
     try:
+        if store_crashes:
+            time.sleep(5)
+            flushed = _flushed_seqs(_store_url(tel), run)
+            time.sleep(3 * duration_seconds(VICTORIALOGS_FLUSH_INTERVAL) + 1)
         crash(tel, app)
     finally:
         assert writer.wait(timeout=120) == 0, writer.stderr.read()
-    _stored_equals_sent(_store_url(tel), run)
+        if sender:
+            sender.join(timeout=120)
+    problems = [_lines_missing(stack, run, flushed)]
+    if sender:
+        assert sender.sent, "the span sender did not finish"
+        problems.append(_spans_missing(tel, sender.sent))
+    print(f"drill {name}: {time.monotonic() - started:.0f} s from the first line to the last count")
+    assert not any(problems), "; ".join(p for p in problems if p)
 
 
 def test_sigkill_of_the_agent_while_the_gateway_restarts_loses_no_line(stack):
@@ -102,7 +208,7 @@ def test_sigkill_of_the_agent_while_the_gateway_restarts_loses_no_line(stack):
         time.sleep(4)
         tel.testinfra.check_output("systemctl restart otelcol")
         time.sleep(5)
-        _back_after(app, _sigkill(app))
+        _back_after(app, units.sigkill(app, "otelcol"))
 
     _drill(stack, "agent", crash)
 
@@ -110,7 +216,7 @@ def test_sigkill_of_the_agent_while_the_gateway_restarts_loses_no_line(stack):
 def test_sigkill_of_the_gateway_under_load_loses_no_line(stack):
     def crash(tel, app):
         time.sleep(6)
-        _back_after(tel, _sigkill(tel))
+        _back_after(tel, units.sigkill(tel, "otelcol"))
 
     _drill(stack, "gateway", crash)
 
@@ -118,8 +224,118 @@ def test_sigkill_of_the_gateway_under_load_loses_no_line(stack):
 def test_sigkill_of_the_agent_and_the_gateway_together_loses_no_line(stack):
     def crash(tel, app):
         time.sleep(6)
-        agent, gateway = _sigkill(app), _sigkill(tel)
+        agent, gateway = units.sigkill(app, "otelcol"), units.sigkill(tel, "otelcol")
         _back_after(app, agent)
         _back_after(tel, gateway)
 
     _drill(stack, "both", crash)
+
+
+def test_sigkill_of_the_log_store_under_load_keeps_what_it_flushed(stack):
+    """What VictoriaLogs had written to disk survives its SIGKILL, and what it refused meanwhile the gateway's
+    queue delivers, once. What it had acknowledged but not yet written is lost: that count is printed."""
+
+    def crash(tel, app):
+        pid = units.sigkill(tel, "victorialogs")
+        units.wait_restarted(tel, "victorialogs", pid, tel.local("victorialogs.http", "/health"))
+
+    _drill(stack, "logstore", crash, store_crashes=True)
+
+
+def test_sigkill_of_the_trace_store_under_load_loses_no_span(stack):
+    """What Jaeger acknowledged survives its SIGKILL; what it refused meanwhile the gateway's queue retries."""
+
+    def crash(tel, app):
+        time.sleep(6)
+        pid = units.sigkill(tel, "jaeger")
+        units.wait_restarted(tel, "jaeger", pid, tel.local("jaeger.health", "/status"), timeout=120)
+
+    _drill(stack, "tracestore", crash, spans=True)
+
+
+def _alerts(alertmanager: str, uid: str) -> list[dict]:
+    return requests.get(f"{alertmanager}/api/v2/alerts", params={"filter": f'uid="{uid}"'}, timeout=10).json()
+
+
+def _updated_at(alert: dict) -> datetime:
+    stamp = alert["updatedAt"].replace("Z", "+00:00")
+    seconds, _, rest = stamp.partition(".")
+    fraction, _, zone = rest.partition("+")
+    return datetime.fromisoformat(f"{seconds}.{fraction[:6].ljust(6, '0')}+{zone}" if rest else stamp)
+
+
+def test_a_critical_alert_notifies_each_receiver_once_through_sigkills_of_alertmanager_and_prometheus(stack):
+    """backend-down fires; Alertmanager is killed before it notifies, again after, then Prometheus is.
+
+    1. SIGKILL right after the alert reached Alertmanager (before its group_wait): once back, it has
+       lost the alert (alerts live in memory), Prometheus sends it again, one notification per receiver.
+    2. SIGKILL once that notification is in the notification log on disk (--storage.path): once back
+       and sent the alert again, Alertmanager knows it notified and sends nothing.
+    3. SIGKILL of Prometheus: it restores the alert's state from its TSDB and sends it again; the
+       alert stays active at Alertmanager, nothing is sent twice.
+    Only the group data's timers (critical route) and Prometheus' resend delay set the waits.
+    """
+    _, app = stack
+    mon = hosts_in("monitoring")[0]
+    alertmanager = f"http://{mon.settings.address}:{mon.settings.alerting.listen_port}"
+    timing = mon.settings.alerting.critical
+    group_wait, group_interval = duration_seconds(timing.group_wait), duration_seconds(timing.group_interval)
+    quiet = group_wait + group_interval + 15  # a second notification would come within this
+    assert PROMETHEUS_RESEND_S + quiet < duration_seconds(timing.repeat_interval), "the lab's repeat_interval would send again anyway"
+    alert = ALERTS["backend-down"]
+    am_ready, prom_ready = mon.local("alertmanager.web", "/-/ready"), mon.local("prometheus.web", "/-/ready")
+
+    def notified() -> tuple[int, int]:
+        return len(slack_alerts("#critical-alerts", alert.uid)), len(pagerduty_events(alert.name, "trigger"))
+
+    _start_clean(alert.uid)
+    unit, backend = app.settings.backend.unit, app.local("backend.http", "/health")
+    started = time.monotonic()
+    try:
+        app.testinfra.check_output("systemctl stop %s", unit)
+        wait_for("backend-down at Alertmanager", lambda: _alerts(alertmanager, alert.uid), duration_seconds(alert.for_) + 120, 0.5)
+        units.wait_restarted(mon, "alertmanager", units.sigkill(mon, "alertmanager"), am_ready)
+        assert notified() == (0, 0), "killed too late: Alertmanager had notified already"
+
+        wait_for("one notification per receiver", lambda: notified() == (1, 1), PROMETHEUS_RESEND_S + group_wait + 60)
+        sent_at = datetime.now(timezone.utc)
+        nflog = f"{ALERTMANAGER_DATA}/nflog"
+        wait_for("the notification log on disk", lambda: float(mon.testinfra.check_output("stat -c %%.3Y %s", nflog)) > sent_at.timestamp(),
+                 duration_seconds(SNAPSHOT_INTERVAL) + 30)
+        units.wait_restarted(mon, "alertmanager", units.sigkill(mon, "alertmanager"), am_ready)
+        wait_for("backend-down sent to Alertmanager again", lambda: _alerts(alertmanager, alert.uid), PROMETHEUS_RESEND_S + 30)
+        time.sleep(quiet)
+        assert notified() == (1, 1), "Alertmanager notified again after a SIGKILL: its notification log was not on disk"
+
+        killed_at = datetime.now(timezone.utc)
+        units.wait_restarted(mon, "prometheus", units.sigkill(mon, "prometheus"), prom_ready, timeout=120)
+        wait_for("backend-down sent again by the restarted Prometheus",
+                 lambda: any(_updated_at(a) > killed_at for a in _alerts(alertmanager, alert.uid)), PROMETHEUS_RESEND_S + 60)
+        time.sleep(quiet)
+        [still] = _alerts(alertmanager, alert.uid)
+        assert still["status"]["state"] == "active"
+        assert notified() == (1, 1), "a notification was sent again after Prometheus restarted"
+    finally:
+        app.testinfra.run("systemctl start %s", unit)
+        wait_for("backend healthy again", lambda: app.testinfra.run("curl -fsS -o /dev/null %s", backend).rc == 0, 90)
+    print(f"alert drill: {time.monotonic() - started:.0f} s")
+
+
+def test_power_off_of_the_telemetry_host_under_load_loses_nothing_acknowledged(stack):
+    """tel1's container is killed whole (no shutdown), then booted: every span the gateway acknowledged is in
+    Jaeger; every line is stored but those VictoriaLogs had acknowledged and not yet written (printed).
+
+    Last in the module: the other tests' SSH connections to tel1 die with it.
+    """
+
+    def crash(tel, app):
+        lab_hosts.power_off(tel.name)
+        time.sleep(5)
+        lab_hosts.start(tel.name)
+        lab_hosts.wait_ready(tel.name)
+        back = reconnected(tel)
+        wait_for("the stores and the gateway on the booted host", lambda: all(
+            back.testinfra.run("curl -fsS -o /dev/null %s", back.local(listener, path)).rc == 0
+            for listener, path in (("otelcol.health", "/"), ("victorialogs.http", "/health"), ("jaeger.health", "/status"))), 120)
+
+    _drill(stack, "poweroff", crash, spans=True, store_crashes=True)

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 @dataclass
 class Sent:
     trace_ids: list[str] = field(default_factory=list)
+    acknowledged: set[tuple[str, str]] = field(default_factory=set)  # (trace id, span id) the gateway answered for
     acknowledged_spans: int = 0
     refused_spans: int = 0
     seconds: float = 0.0
@@ -35,6 +36,7 @@ class _CountingExporter(SpanExporter):
         result = self.inner.export(spans)
         if result is SpanExportResult.SUCCESS:
             self.sent.acknowledged_spans += len(spans)
+            self.sent.acknowledged.update(_ids(span.get_span_context()) for span in spans)
         else:
             self.sent.refused_spans += len(spans)
         return result
@@ -44,6 +46,10 @@ class _CountingExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+def _ids(context) -> tuple[str, str]:
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
 def send_traces(gateway: str, service: str, count: int, rate_per_s: float, spans_per_trace: int = 3) -> Sent:
@@ -81,13 +87,18 @@ def jaeger_trace(http: requests.Session, query: str, trace_id: str) -> dict | No
     return data[0] if data else None
 
 
-def stored_spans(http: requests.Session, query: str, trace_ids: list[str]) -> int:
-    """Distinct spans Jaeger holds for these traces."""
-    total = 0
+def stored_span_ids(http: requests.Session, query: str, trace_ids: list[str]) -> set[tuple[str, str]]:
+    """(trace id, span id) of every span Jaeger holds for these traces."""
+    stored = set()
     for trace_id in trace_ids:
         found = jaeger_trace(http, query, trace_id)
-        total += len({span["spanID"] for span in found["spans"]}) if found else 0
-    return total
+        stored |= {(trace_id, span["spanID"]) for span in found["spans"]} if found else set()
+    return stored
+
+
+def stored_spans(http: requests.Session, query: str, trace_ids: list[str]) -> int:
+    """Distinct spans Jaeger holds for these traces."""
+    return len(stored_span_ids(http, query, trace_ids))
 
 
 def until(check, deadline_s: float, every_s: float = 1.0):
