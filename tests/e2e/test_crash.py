@@ -93,8 +93,7 @@ def _queued(hosts) -> int:
     """Requests waiting in the collectors' sending queues (their own metric)."""
     total = 0
     for host in hosts:
-        listener = host.topology.instances("otelcol.metrics")
-        bind = next(l for l in listener if l.host == host.name)
+        bind = next(l for l in host.topology.instances("otelcol.metrics") if l.host == host.name)
         metrics = requests.get(f"http://{bind.address}:{bind.port}/metrics", timeout=10).text
         total += sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("otelcol_exporter_queue_size{"))
     return int(total)
@@ -127,19 +126,19 @@ def _stored_seqs(store: str, run: str) -> list[int]:
     return [int(row["seq"]) for row in query(store, f'testRun:="{run}" | fields seq', limit=2 * LINES)]
 
 
-def _flushed_seqs(store: str, run: str) -> set[int]:
+def _held_seqs(store: str, run: str) -> set[int]:
     """The run's lines VictoriaLogs holds now: its force flush (buffered lines become searchable, still in
     memory), then their sequence numbers."""
     requests.get(f"{store}/internal/force_flush", timeout=30).raise_for_status()
     return set(_stored_seqs(store, run))
 
 
-def _lines_missing(stack, run: str, flushed: set[int] | None) -> str:
+def _lines_missing(stack, run: str, held: set[int] | None) -> str:
     """'' when exactly LINES lines of the run are stored, else what is wrong.
 
-    When the store itself crashed (`flushed`: the lines it had written to disk before), it may
-    lose what it acknowledged since its last flush (docs/tracing.md): then every flushed line
-    must still be there, none twice, and the loss is printed.
+    When the store itself crashed (`held`: the lines it held a few flush intervals before), it
+    loses what it acknowledged since its last flush (docs/tracing.md): then every held line must
+    still be there, none twice, and the loss is printed.
     """
     store = _store_url(stack[0])
     stored = _settled(store, run, stack)
@@ -147,12 +146,12 @@ def _lines_missing(stack, run: str, flushed: set[int] | None) -> str:
     duplicates = len(seqs) - len(set(seqs))
     missing = sorted(set(range(LINES)) - set(seqs))
     print(f"lines: sent {LINES}, stored {stored}, {duplicates} twice, missing {len(missing)}"
-          + (f" (sequence numbers {missing[0]}..{missing[-1]}; {len(flushed)} held by the store before it)" if missing and flushed is not None else ""))
+          + (f" (sequence numbers {missing[0]}..{missing[-1]}; {len(held)} held by the store before it)" if missing and held is not None else ""))
     if duplicates:
         return f"{duplicates} lines stored twice"
-    if flushed is None:
+    if held is None:
         return f"sent {LINES} lines, stored {stored}" if missing else ""
-    gone = flushed - set(seqs)
+    gone = held - set(seqs)
     return f"{len(gone)} lines the store held a flush interval before its crash are gone" if gone else ""
 
 
@@ -161,8 +160,12 @@ def _spans_missing(tel, sent) -> str:
     query = f"http://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}"
     http = requests.Session()
     http.trust_env = False
-    stored = until(lambda: sent.acknowledged <= (found := stored_span_ids(http, query, sent.trace_ids)) and found,
-                   DELIVERY_DEADLINE_S, 10) or stored_span_ids(http, query, sent.trace_ids)
+
+    def every_acknowledged_span():
+        found = stored_span_ids(http, query, sent.trace_ids)
+        return found if sent.acknowledged <= found else None
+
+    stored = until(every_acknowledged_span, DELIVERY_DEADLINE_S, 10) or stored_span_ids(http, query, sent.trace_ids)
     missing = sent.acknowledged - stored
     print(f"spans: {len(sent.acknowledged)} acknowledged, {sent.refused_spans} refused, {len(stored)} stored")
     return f"{len(missing)} of {len(sent.acknowledged)} acknowledged spans not in Jaeger" if missing else ""
@@ -182,18 +185,18 @@ def _drill(stack, name: str, crash, spans: bool = False, store_crashes: bool = F
     sender = _SpanSender(tel, run) if spans else None
     if sender:
         sender.start()
-    flushed = None
+    held = None
     try:
         if store_crashes:
             time.sleep(5)
-            flushed = _flushed_seqs(_store_url(tel), run)
+            held = _held_seqs(_store_url(tel), run)
             time.sleep(3 * duration_seconds(VICTORIALOGS_FLUSH_INTERVAL) + 1)
         crash(tel, app)
     finally:
         assert writer.wait(timeout=120) == 0, writer.stderr.read()
         if sender:
             sender.join(timeout=120)
-    problems = [_lines_missing(stack, run, flushed)]
+    problems = [_lines_missing(stack, run, held)]
     if sender:
         assert sender.sent, "the span sender did not finish"
         problems.append(_spans_missing(tel, sender.sent))
