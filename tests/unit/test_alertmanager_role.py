@@ -59,6 +59,8 @@ def test_config_is_checked_by_amtool_and_reloads_with_sighup(all_secrets):
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
     assert "ReadWritePaths=/var/lib/alertmanager" in unit
     assert "--cluster.listen-address=" in spec.exec_start  # one monitoring host: no gossip
+    # The notification log and silences reach the persistent data dir every 10 s, not every 15 min.
+    assert {"--storage.path=/var/lib/alertmanager", "--data.maintenance-interval=10s"} <= set(spec.exec_start)
 
 
 def test_several_monitoring_hosts_gossip(all_secrets):

@@ -165,6 +165,10 @@ def test_jaeger_keeps_spans_for_the_traces_retention_and_receives_otlp_beside_th
     config = render_jaeger(traces, binds)
     badger = config["extensions"]["jaeger_storage"]["backends"]["badger_main"]["badger"]
     assert badger["ttl"] == {"spans": "72h"}
+    assert badger["consistency"] is True  # SyncWrites: what Jaeger acknowledged survives a power cut
+    # Nothing between the receiver and the synchronous storage exporter answers before the write.
+    assert config["service"]["pipelines"]["traces"] == {"receivers": ["otlp"], "exporters": ["jaeger_storage_exporter"]}
+    assert "processors" not in config
     assert badger["directories"] == {"keys": "/var/lib/jaeger/keys", "values": "/var/lib/jaeger/values"}
     assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == "10.213.0.12:4418"
     assert config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == "127.0.0.1:4417"  # no flow uses it

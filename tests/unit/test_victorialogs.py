@@ -61,6 +61,7 @@ def test_flags_env_and_the_check_command():
     assert "VL_delete_enable=true\n" in env
     assert "VL_storageDataPath=/var/lib/victorialogs/data\n" in env
     assert "retention_maxDisk" not in env  # would drop security lines by age of partition
+    assert "VL_inmemoryDataFlushInterval=1s\n" in env  # its minimum: the least it loses on a crash
     # systemd reads the file; the check passes its lines to `env` as words: both must see the same values.
     assert parse_env_file(env) == dict(line.split("=", 1) for line in env.splitlines() if not line.startswith("#"))
     cmd = check_flags_command()
