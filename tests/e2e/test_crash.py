@@ -40,7 +40,6 @@ LINES, RATE = 3000, 150  # bounded: 20 s of appends
 TRACES, TRACE_RATE = 400, 20.0  # bounded: 1,200 spans over the same 20 s
 SPANS_PER_TRACE = 3
 DELIVERY_DEADLINE_S = 240  # the queues' retries back off to 30 s, then drain
-PROMETHEUS_RESEND_S = 60  # Prometheus' --rules.alert.resend-delay (default; the role does not set it)
 
 # Appends LINES contract-shaped JSON lines (docs/contract.md section 4) to the backend's log, as it would.
 WRITER = """
@@ -282,9 +281,10 @@ def test_a_critical_alert_notifies_each_receiver_once_through_sigkills_of_alertm
     mon = hosts_in("monitoring")[0]
     alertmanager = f"http://{mon.settings.address}:{mon.settings.alerting.listen_port}"
     timing = mon.settings.alerting.critical
+    resend = duration_seconds(mon.settings.prometheus.evaluation_interval)  # the role's --rules.alert.resend-delay
     group_wait, group_interval = duration_seconds(timing.group_wait), duration_seconds(timing.group_interval)
     quiet = group_wait + group_interval + 15  # a second notification would come within this
-    assert PROMETHEUS_RESEND_S + quiet < duration_seconds(timing.repeat_interval), "the lab's repeat_interval would send again anyway"
+    assert resend + quiet < duration_seconds(timing.repeat_interval), "the lab's repeat_interval would send again anyway"
     alert = ALERTS["backend-down"]
     am_ready, prom_ready = mon.local("alertmanager.web", "/-/ready"), mon.local("prometheus.web", "/-/ready")
 
@@ -300,20 +300,20 @@ def test_a_critical_alert_notifies_each_receiver_once_through_sigkills_of_alertm
         units.wait_restarted(mon, "alertmanager", units.sigkill(mon, "alertmanager"), am_ready)
         assert notified() == (0, 0), "killed too late: Alertmanager had notified already"
 
-        wait_for("one notification per receiver", lambda: notified() == (1, 1), PROMETHEUS_RESEND_S + group_wait + 60)
+        wait_for("one notification per receiver", lambda: notified() == (1, 1), resend + group_wait + 60)
         sent_at = datetime.now(timezone.utc)
         nflog = f"{ALERTMANAGER_DATA}/nflog"
         wait_for("the notification log on disk", lambda: float(mon.testinfra.check_output("stat -c %%.3Y %s", nflog)) > sent_at.timestamp(),
                  duration_seconds(SNAPSHOT_INTERVAL) + 30)
         units.wait_restarted(mon, "alertmanager", units.sigkill(mon, "alertmanager"), am_ready)
-        wait_for("backend-down sent to Alertmanager again", lambda: _alerts(alertmanager, alert.uid), PROMETHEUS_RESEND_S + 30)
+        wait_for("backend-down sent to Alertmanager again", lambda: _alerts(alertmanager, alert.uid), resend + 30)
         time.sleep(quiet)
         assert notified() == (1, 1), "Alertmanager notified again after a SIGKILL: its notification log was not on disk"
 
         killed_at = datetime.now(timezone.utc)
         units.wait_restarted(mon, "prometheus", units.sigkill(mon, "prometheus"), prom_ready, timeout=120)
         wait_for("backend-down sent again by the restarted Prometheus",
-                 lambda: any(_updated_at(a) > killed_at for a in _alerts(alertmanager, alert.uid)), PROMETHEUS_RESEND_S + 60)
+                 lambda: any(_updated_at(a) > killed_at for a in _alerts(alertmanager, alert.uid)), resend + 60)
         time.sleep(quiet)
         [still] = _alerts(alertmanager, alert.uid)
         assert still["status"]["state"] == "active"
