@@ -17,6 +17,7 @@ import pytest
 
 from lab.alert_drills import clear_receivers, received, wait_for
 from lab.paths import HEARTBEAT_GRACE_SECONDS, HEARTBEAT_PERIOD_SECONDS
+from tests.e2e import units
 from tests.stack import hosts_in
 
 pytestmark = [pytest.mark.lab, pytest.mark.watchers]
@@ -38,10 +39,6 @@ def _pings_arrive(after: float = 0.0) -> list[dict]:
     return wait_for("the Watchdog's pings at the heartbeat stand-in", lambda: len(received("heartbeat", kind="ping")) > after, 120, 2)
 
 
-def _main_pid(host, unit: str) -> str:
-    return host.testinfra.check_output("systemctl show -p MainPID --value %s", unit)
-
-
 def _stop(host, unit: str) -> None:
     host.testinfra.check_output("systemctl stop %s", unit)
 
@@ -50,14 +47,14 @@ def _kill_until_systemd_gives_up(host, unit: str) -> int:
     """SIGKILL the unit's main process each time systemd brings it back, until its start limit
     (StartLimitBurst=5 in 600 s) leaves it failed: a crash loop. Returns the number of kills."""
     for kills in range(1, 12):
-        pid = _main_pid(host, unit)
+        pid = units.main_pid(host, unit)
         if pid != "0":
             host.testinfra.run("kill -KILL %s", pid)
 
         def restarted_or_given_up() -> str | None:
             if host.testinfra.run("systemctl is-failed %s", unit).stdout.strip() == "failed":
                 return "failed"
-            return "restarted" if _main_pid(host, unit) not in ("0", pid) else None
+            return "restarted" if units.main_pid(host, unit) not in ("0", pid) else None
 
         if wait_for(f"{unit} restarted by systemd or given up", restarted_or_given_up, 60, 0.5) == "failed":
             return kills
