@@ -12,11 +12,15 @@ Every test puts back what it broke (units started, files restored) in a finally 
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 
-from lab.alert_drills import clear_receivers, received, wait_for
+from lab import secrets
+from lab.alert_drills import RECEIVERS, clear_receivers, pagerduty_events, push_alert, received, slack_alerts, wait_for
 from lab.paths import HEARTBEAT_GRACE_SECONDS, HEARTBEAT_PERIOD_SECONDS
+from roles.alerting.catalog import load_catalog
 from tests.e2e import units
 from tests.stack import hosts_in
 
@@ -95,3 +99,75 @@ def test_a_dead_prometheus_or_alertmanager_pages_through_the_dead_mans_switch(mo
     assert len(received("heartbeat", kind="ping")) >= pings + 2
     resolves = [e["dedup_key"] for e in received("pagerduty", event_action="resolve") if e["dedup_key"].startswith("heartbeat-")]
     assert resolves == [triggers[0]["dedup_key"]]
+
+
+# --- a dead receiver, a failed reload, a store that is away --------------------------------------
+
+
+def _alertmanager_url(host) -> str:
+    return f"http://{host.topology.bind(host.name, 'alertmanager.web')}"
+
+
+def test_a_revoked_slack_webhook_still_pages_through_pagerduty_and_email(mon):
+    """Slack answers 404 on #critical-alerts (a revoked webhook): AlertmanagerFailedToSendAlerts
+    fires for the slack integration and reaches PagerDuty and the ops mailbox, never Slack."""
+    critical_bot = urlsplit(secrets.read("SENTINEL_SLACK_CRITICAL_WEBHOOK_URL")).path.split("/")[3]
+    failing = next(a for a in load_catalog() if a.route_around)
+    drill = {"alertname": "WatchersDrillCritical", "severity": "critical", "uid": "watchers-drill", "environment": "lab", "host": mon.name}
+    requests.post(f"{RECEIVERS['slack']}/api/revoke", json={"webhook": critical_bot}, timeout=10).raise_for_status()
+    try:
+        push_alert(_alertmanager_url(mon), drill, "watchers drill: a critical alert while Slack is revoked", 600)
+        wait_for("Alertmanager's refused Slack notification", lambda: received("slack", refused="revoked"), 120, 1)
+        pages = wait_for(f"{failing.name} on PagerDuty", lambda: pagerduty_events(failing.name), 180, 2)
+        assert "slack" in pages[0]["event"]["payload"]["summary"]
+        mails = wait_for(f"{failing.name} in the ops mailbox",
+                         lambda: [m for m in received("smtp") if failing.name in m["subject"] + m["text"]], 120, 2)
+        assert mails[0]["rcpt_tos"] == [mon.settings.alerting.email.to]
+        # Never through the integration that fails: nothing about it was accepted by Slack.
+        assert not [r for r in received("slack") if failing.name in str(r.get("message"))]
+    finally:
+        requests.post(f"{RECEIVERS['slack']}/api/restore", json={"webhook": critical_bot}, timeout=10).raise_for_status()
+        push_alert(_alertmanager_url(mon), drill, "watchers drill: resolved", 0)
+
+
+RELOADED = {  # unit -> a file the running service reads at reload, made unreadable to it
+    "prometheus": "/etc/prometheus/rules/sentinel-alerts.yml",
+    "alertmanager": "/etc/alertmanager/templates/sentinel.tmpl",
+}
+
+
+def test_a_reload_the_running_service_refuses_fires_its_alert(mon):
+    """A rule file and a template that pass their checkers on disk but that the services cannot read:
+    the reload fails, the previous config keeps running, and PrometheusBadConfig and
+    AlertmanagerFailedReload reach Slack #alerts."""
+    modes = {unit: mon.testinfra.file(path).mode for unit, path in RELOADED.items()}
+    try:
+        for unit, path in RELOADED.items():
+            mon.testinfra.check_output("chmod 0000 %s && systemctl reload %s", path, unit)
+        for uid in ("prometheus-bad-config", "alertmanager-failed-reload"):
+            wait_for(f"{uid} on Slack #alerts", lambda: slack_alerts("#alerts", uid), 8 * 60, 5)
+        # The services kept running on what they had.
+        for unit in RELOADED:
+            assert mon.testinfra.service(unit).is_running
+    finally:
+        for unit, path in RELOADED.items():
+            mon.testinfra.run("chmod %s %s && systemctl reload %s", f"{modes[unit]:04o}", path, unit)
+
+
+def test_a_stopped_log_store_raises_its_alerts_and_loses_no_line(mon):
+    """VictoriaLogs stopped under bounded load: VictoriaLogsDown and LogIngestionDelayed reach Slack
+    #alerts while the gateway's disk queue holds the lines; once it is back, every line is stored."""
+    from tests.e2e.test_crash import _drill  # the crash drills' bounded writer and sent = stored count
+
+    tel, app = hosts_in("telemetry")[0], hosts_in("app")[0]
+
+    def store_away(tel, app):
+        tel.testinfra.check_output("systemctl stop victorialogs")
+        try:
+            for uid in ("victorialogs-down", "log-ingestion-delayed"):
+                wait_for(f"{uid} on Slack #alerts", lambda: slack_alerts("#alerts", uid), 6 * 60, 5)
+        finally:
+            tel.testinfra.check_output("systemctl start victorialogs")
+            wait_for("VictoriaLogs answering again", lambda: tel.testinfra.run("curl -fsS -o /dev/null %s", tel.local("victorialogs.http", "/health")).rc == 0, 120, 1)
+
+    _drill((tel, app), "store-away", store_away)

@@ -8,18 +8,10 @@ import requests
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from lab.receivers import heartbeat, pagerduty, slack
-from lab.receivers.recording import start_in_thread
-from tests.ports import free_port  # noqa: F401  (the receivers bind port 0)
+from tests.unit.test_alert_receivers import KEY, serve
 
 pytestmark = pytest.mark.alerting
-KEY = "0123456789abcdef0123456789abcdef"
 CHECK = "5f6c2d1e-0000-4000-8000-00000000beef"
-
-
-def serve(server):
-    start_in_thread(server)
-    host, port = server.server_address[:2]
-    return f"http://{host}:{port}"
 
 
 @pytest.fixture
