@@ -70,5 +70,7 @@ def hosts_in(group: str) -> list[StackHost]:
 
 
 def reconnected(host: StackHost) -> StackHost:
-    """The same host with a new SSH connection: testinfra's cached one died with a host that was powered off."""
-    return StackHost(host.name, host.groups, host.settings, host.connection, host.ssh_options)
+    """The same host with a new SSH connection: testinfra's cached one died with a host that was powered off.
+    The cached hosts are forgotten too, so that every later test connects afresh."""
+    stack_hosts.cache_clear()
+    return next(h for h in stack_hosts() if h.name == host.name)
