@@ -35,11 +35,12 @@ def clear_receivers() -> None:
         requests.delete(f"{url}/api/received", timeout=10).raise_for_status()
 
 
-def slack_alerts(channel: str, uid: str, status: str = "FIRING") -> list[dict]:
-    """Slack messages on `channel` that list alert `uid` with `status` (FIRING or RESOLVED)."""
+def slack_messages_listing(records: list[dict], channel: str, uid: str, status: str = "FIRING") -> list[dict]:
+    """The Slack stand-in's `records` on `channel` that list alert `uid` with `status` (FIRING or RESOLVED),
+    as files/alertmanager/sentinel.tmpl writes them (a line "<STATUS> <alertname> [<uid>]")."""
     marker = f"{status} "
     found = []
-    for record in received("slack"):
+    for record in records:
         if record.get("channel") != channel:
             continue
         for attachment in record["message"].get("attachments") or []:
@@ -48,6 +49,11 @@ def slack_alerts(channel: str, uid: str, status: str = "FIRING") -> list[dict]:
                 found.append(record)
                 break
     return found
+
+
+def slack_alerts(channel: str, uid: str, status: str = "FIRING") -> list[dict]:
+    """Slack messages on `channel` that list alert `uid` with `status` (FIRING or RESOLVED)."""
+    return slack_messages_listing(received("slack"), channel, uid, status)
 
 
 def pagerduty_events(alertname: str, action: str = "trigger") -> list[dict]:
