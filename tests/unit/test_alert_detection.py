@@ -52,9 +52,9 @@ STACK_FILL_SECONDS = {
 # Critical alerts whose `for` alone is past the budget: the condition must last that long to
 # be an incident at all. Listed, with the reason, in docs/alerting.md ("A returning incident").
 OVER_BUDGET_BY_FOR = {
-    "host-memory-high": "for: 10m (a page cache spike is not an incident)",
-    "prometheus-sending-alerts-failing-all": "for: 5m over a 5m rate (prometheus-mixin)",
-    "prometheus-rule-failures": "for: 5m (prometheus-mixin has 15m)",
+    "host-memory-high": "memory over 90% held for 10m",
+    "prometheus-sending-alerts-failing-all": "a 5m rate (as prometheus-mixin) and for: 5m",
+    "prometheus-rule-failures": "an increase over 5m and for: 5m",
 }
 BLIP_FIXTURES = {
     "backend-error-rate-critical": "a 60-second blip of 100% errors does not page",
