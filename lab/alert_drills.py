@@ -96,6 +96,15 @@ def wait_for(what: str, check, timeout: float, interval: float = 2.0):
     raise TimeoutError(f"{what}: not seen within {timeout:.0f}s")
 
 
+def run_on(host: str, command: str) -> None:
+    """Run `command` on a lab host over SSH (the lab's ssh_config); raises when it fails."""
+    import subprocess
+
+    from lab import hosts  # the lab's host plumbing, needed only by the drills that use SSH
+
+    subprocess.run(hosts.ssh_argv(host, command), check=True, capture_output=True, timeout=60)
+
+
 def set_faults(backend_url: str, **faults) -> None:
     """Replace the stand-in backend's fault switches (no arguments: a healthy backend)."""
     requests.post(f"{backend_url}/admin/faults", json=faults, timeout=10).raise_for_status()

@@ -51,9 +51,9 @@ from typing import NamedTuple
 
 import requests
 
-from lab.alert_drills import MEMBER, Load, clear_receivers, set_faults, slack_alerts, wait_for
-from lab.watcher_drills import prometheus_stopped, slack_revoked
+from lab.alert_drills import MEMBER, Load, clear_receivers, run_on, set_faults, slack_alerts, wait_for
 from lab.paths import HOSTS, LAB_INVENTORY, REPO
+from lab.watcher_drills import prometheus_stopped, slack_revoked
 from roles._environment import group_data as load_group_data
 
 APP = f"http://{HOSTS['app1'][0]}:3000"
@@ -89,12 +89,6 @@ def active_uids() -> set[str]:
     return {a["labels"].get("uid") for a in alerts}
 
 
-def ssh(command: str) -> None:
-    from lab import hosts
-
-    subprocess.run(hosts.ssh_argv("app1", command), check=True, capture_output=True, timeout=60)
-
-
 def backend_healthy() -> bool:
     try:
         return requests.get(f"{APP}/health", timeout=5).ok
@@ -103,7 +97,7 @@ def backend_healthy() -> bool:
 
 
 def start_backend() -> None:
-    ssh("systemctl start sentinel-backend")
+    run_on("app1", "systemctl start sentinel-backend")
     wait_for("the backend answering /health", backend_healthy, 90, 1)
 
 
@@ -125,7 +119,7 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("backend-down", lambda: ssh("systemctl stop sentinel-backend"), start_backend, 6 * 60),
+    Scenario("backend-down", lambda: run_on("app1", "systemctl stop sentinel-backend"), start_backend, 6 * 60),
     Scenario("backend-error-rate-critical", lambda: set_faults(APP, error_rate=0.5), lambda: set_faults(APP), 12 * 60),
     Scenario("backend-latency-p95-high", lambda: set_faults(APP, latency_ms=2500), lambda: set_faults(APP), 12 * 60),
     Scenario("db-pool-exhausted", lambda: set_faults(APP, db_pool_exhausted=True), lambda: set_faults(APP), 6 * 60),

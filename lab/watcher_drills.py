@@ -22,7 +22,7 @@ from datetime import datetime
 
 import requests
 
-from lab.alert_drills import RECEIVERS, clear_receivers, pagerduty_events, push_alert, received, wait_for
+from lab.alert_drills import RECEIVERS, clear_receivers, pagerduty_events, push_alert, received, run_on, wait_for
 from lab.paths import HEARTBEAT_GRACE_SECONDS, HEARTBEAT_PERIOD_SECONDS, HOSTS
 from roles._environment import group_data as load_group_data
 from roles._model import duration_seconds
@@ -56,14 +56,6 @@ def production_heartbeat_bound(last_call_after_stop: float, lab_repeat: float, e
     return expiry + 3 * production_repeat
 
 
-def _ssh(command: str) -> None:
-    import subprocess
-
-    from lab import hosts
-
-    subprocess.run(hosts.ssh_argv("mon1", command), check=True, capture_output=True, timeout=60)
-
-
 def _prometheus_ready() -> bool:
     try:
         return requests.get(f"{PROMETHEUS}/-/ready", timeout=5).ok
@@ -78,10 +70,10 @@ def prometheus_stopped() -> tuple[dict[str, float], str]:
     wait_for("the Watchdog's calls at the heartbeat stand-in", lambda: received("heartbeat", kind="ping"), 120, 1)
     stopped_at = time.time()
     try:
-        _ssh("systemctl stop prometheus")
+        run_on("mon1", "systemctl stop prometheus")
         down = wait_for("the heartbeat stand-in's DOWN page", lambda: received("heartbeat", kind="down"), 10 * 60, 1)[0]
     finally:
-        _ssh("systemctl start prometheus")
+        run_on("mon1", "systemctl start prometheus")
     paged = _at(down) - stopped_at
     calls = [_at(r) for r in received("heartbeat", kind="ping") if _at(r) < _at(down)]
     last_call = (max(calls) - stopped_at) if calls else 0.0
