@@ -47,7 +47,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m lab.bench_logs
 
 # Time from fault injection to the Slack stand-in per critical alert, with
-# production timers (about 20 minutes a run; RUNS=1 for a quick look).
+# production timers, first occurrence and returning, and the watchers' two cases
+# (about 40 minutes a run; RUNS=1 for a quick look).
 bench-alerting: $(BIN)/.installed
 	$(BIN)/python -m lab.bench_alerting $(or $(RUNS),3)
 

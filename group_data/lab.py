@@ -37,7 +37,7 @@ alerting = {
     },
     "pagerduty": {"enabled": True, "url": "http://10.213.0.1:9102/v2/enqueue"},
     # LAB ONLY: short timers so the end-to-end tests see notifications within
-    # seconds instead of production's 10s/5m/1h, 1m/15m/4h and 1m/24h/24h
+    # seconds instead of production's 10s/30s/1h, 1m/15m/4h and 1m/24h/24h
     # (the defaults in roles/alerting/settings.py, which prod uses).
     "critical": {"group_wait": "5s", "group_interval": "30s", "repeat_interval": "5m"},
     "warning": {"group_wait": "10s", "group_interval": "1m", "repeat_interval": "10m"},

@@ -35,11 +35,12 @@ def clear_receivers() -> None:
         requests.delete(f"{url}/api/received", timeout=10).raise_for_status()
 
 
-def slack_alerts(channel: str, uid: str, status: str = "FIRING") -> list[dict]:
-    """Slack messages on `channel` that list alert `uid` with `status` (FIRING or RESOLVED)."""
+def slack_messages_listing(records: list[dict], channel: str, uid: str, status: str = "FIRING") -> list[dict]:
+    """The Slack stand-in's `records` on `channel` that list alert `uid` with `status` (FIRING or RESOLVED),
+    as files/alertmanager/sentinel.tmpl writes them (a line "<STATUS> <alertname> [<uid>]")."""
     marker = f"{status} "
     found = []
-    for record in received("slack"):
+    for record in records:
         if record.get("channel") != channel:
             continue
         for attachment in record["message"].get("attachments") or []:
@@ -48,6 +49,11 @@ def slack_alerts(channel: str, uid: str, status: str = "FIRING") -> list[dict]:
                 found.append(record)
                 break
     return found
+
+
+def slack_alerts(channel: str, uid: str, status: str = "FIRING") -> list[dict]:
+    """Slack messages on `channel` that list alert `uid` with `status` (FIRING or RESOLVED)."""
+    return slack_messages_listing(received("slack"), channel, uid, status)
 
 
 def pagerduty_events(alertname: str, action: str = "trigger") -> list[dict]:
@@ -88,6 +94,15 @@ def wait_for(what: str, check, timeout: float, interval: float = 2.0):
             break
         time.sleep(interval)
     raise TimeoutError(f"{what}: not seen within {timeout:.0f}s")
+
+
+def run_on(host: str, command: str) -> None:
+    """Run `command` on a lab host over SSH (the lab's ssh_config); raises when it fails."""
+    import subprocess
+
+    from lab import hosts  # the lab's host plumbing, needed only by the drills that use SSH
+
+    subprocess.run(hosts.ssh_argv(host, command), check=True, capture_output=True, timeout=60)
 
 
 def set_faults(backend_url: str, **faults) -> None:

@@ -84,11 +84,11 @@ def test_prod_keeps_production_timings(environment_config):
     if environment == "lab":
         assert timings["slack-critical"][0] == "5s"
         return
-    assert timings["slack-critical"] == ("10s", "1m", "1h")
+    assert timings["slack-critical"] == ("10s", "30s", "1h")
     assert timings["slack-alerts"] == ("1m", "15m", "4h")
     assert timings["email-digest"] == ("1m", "24h", "24h")
     if environment == "prod":
-        assert timings["pagerduty"] == ("10s", "1m", "1h")
+        assert timings["pagerduty"] == ("10s", "30s", "1h")
 
 
 def test_secrets_are_files_never_values(environment_config):
