@@ -19,7 +19,7 @@ from roles.backend.sentry_release import sentry_release
 from roles.backend_standin import backend_standin
 from roles.firewall import host_firewall
 from roles.grafana import grafana
-from roles.grafana_backup import grafana_backup
+from roles.grafana_backup import grafana_backup, grafana_backup_first_run
 from roles.jaeger import jaeger
 from roles.loki import loki
 from roles.node_exporter import node_exporter
@@ -67,3 +67,8 @@ for component in COMPONENTS:
     if host.name in runs[component.name] and component.name in ROLES:
         role, block = ROLES[component.name]
         role(getattr(ctx.settings, block), ctx)
+
+# After every role: the backup job's first run reads Grafana, which the grafana role
+# installs and gives its token after the backup role (whose user the token needs).
+if host.name in runs["grafana_backup"]:
+    grafana_backup_first_run(ctx.settings.grafana_backup, ctx)

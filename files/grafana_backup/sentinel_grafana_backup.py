@@ -13,7 +13,11 @@ library, writes them as stable JSON (sorted keys, volatile fields such as `id`,
 only when something changed and pushes over SSH with a deploy key. Only after all
 of that succeeded does it write the node_exporter textfile metrics. Any failure
 exits non-zero, resets the working copy to what the remote holds and leaves the
-metrics alone, so the `grafana-backup-stale` alert fires when it keeps failing.
+success metrics alone, so the `grafana-backup-stale` alert fires when it keeps failing.
+Every backup run, successful or not, then records its outcome in a second textfile
+beside the first (sentinel_grafana_backup_last_run.prom: when it ended, success 0/1),
+so `grafana-backup-failing` warns after the first failed run, and a job that never
+succeeded is told apart from one that never ran.
 
 `restore` re-creates folders, dashboards and alerting objects from a git revision
 (default: the remote branch's latest commit) through the API, overwriting, then
@@ -449,6 +453,26 @@ def metrics_text(now: float, counts: dict[str, int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Beside textfile_path, in the same directory, so the config needs no new key (a config
+# rendered for this job version is then readable by the previous one and back).
+RUN_METRIC_FILE_NAME = "sentinel_grafana_backup_last_run.prom"
+
+
+def run_metrics_text(now: float, success: bool) -> str:
+    return "\n".join([
+        "# HELP sentinel_grafana_backup_last_run_timestamp_seconds Unix time the last Grafana backup run ended, whatever its outcome.",
+        "# TYPE sentinel_grafana_backup_last_run_timestamp_seconds gauge",
+        f"sentinel_grafana_backup_last_run_timestamp_seconds {now:.3f}",
+        "# HELP sentinel_grafana_backup_last_run_success 1 if the last Grafana backup run exported, committed and pushed, 0 if it failed.",
+        "# TYPE sentinel_grafana_backup_last_run_success gauge",
+        f"sentinel_grafana_backup_last_run_success {1 if success else 0}",
+    ]) + "\n"
+
+
+def run_metric_path(config: "Config") -> str:
+    return os.path.join(os.path.dirname(config.textfile_path), RUN_METRIC_FILE_NAME)
+
+
 def write_metrics_atomically(path: str, text: str) -> None:
     """node_exporter must never read half a file: write a temporary file beside it, then rename."""
     directory = os.path.dirname(path)
@@ -494,6 +518,23 @@ def backup(config: Config, now: float | None = None) -> dict[str, Any]:
         # Pushed, but unreported: fail loudly so the stale alert is not a mystery.
         raise BackupError(EXIT_CONFIG, f"pushed, but cannot write the metric {config.textfile_path}: {err.strerror}") from None
     return {"changed": changed, "counts": counts, "commit": repo.head()}
+
+
+def backup_and_record(config: Config) -> dict[str, Any]:
+    """backup(), then its outcome in the last-run textfile, whatever it was (an unexpected error too)."""
+    try:
+        result = backup(config)
+    except BaseException:
+        try:
+            write_metrics_atomically(run_metric_path(config), run_metrics_text(time.time(), success=False))
+        except OSError as err:  # the backup's own error is the one to report; this one goes beside it
+            print(f"cannot write the metric {run_metric_path(config)}: {err.strerror}", file=sys.stderr)
+        raise
+    try:
+        write_metrics_atomically(run_metric_path(config), run_metrics_text(time.time(), success=True))
+    except OSError as err:
+        raise BackupError(EXIT_CONFIG, f"pushed, but cannot write the metric {run_metric_path(config)}: {err.strerror}") from None
+    return result
 
 
 def _by(items: list[dict], key) -> dict:
@@ -626,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
             except OSError:
                 raise BackupError(EXIT_GIT, f"another run holds {lock_path}") from None
             if args.command == "backup":
-                result = backup(config)
+                result = backup_and_record(config)
                 counts = ", ".join(f"{k}={v}" for k, v in result["counts"].items())
                 print(f"backup ok: {'committed and pushed ' + result['commit'][:12] if result['changed'] else 'no change, no commit'}; {counts}")
                 return 0

@@ -14,7 +14,14 @@ Files on the host:
   ssh accepts a group-readable key because the user running it does not own it;
 - /etc/grafana-backup/known_hosts: the git host's pinned keys, 0644;
 - /var/lib/grafana-backup/repo: the git working copy, owned by grafana-backup;
-- <node_exporter textfile dir>/sentinel_grafana_backup.prom, written by the job.
+- <node_exporter textfile dir>/sentinel_grafana_backup.prom, written by the job on success;
+  sentinel_grafana_backup_last_run.prom, written by the job after every run (its outcome);
+  sentinel_grafana_backup_installed.prom, written once by the role (when the job was installed:
+  what "stale" is measured from while the job has never succeeded).
+
+The job runs once at converge on a host where it has never run (no last-run file), after
+every role (Grafana and its token included, see deploy.py), so a fresh converge passes its
+own smoke tests; a failure there does not fail the converge: the alert reports it.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import Directory
+from pyinfra.facts.files import Directory, File
 from pyinfra.operations import apt, files, server
 
 from typing import TYPE_CHECKING
@@ -50,6 +57,11 @@ INSTALL_DIR = "/opt/sentinel-grafana-backup"
 PROGRAM = f"{INSTALL_DIR}/sentinel_grafana_backup.py"
 PYTHON = f"{INSTALL_DIR}/venv/bin/python"
 METRIC_FILE_NAME = "sentinel_grafana_backup.prom"
+RUN_METRIC_FILE_NAME = "sentinel_grafana_backup_last_run.prom"  # the job's RUN_METRIC_FILE_NAME
+INSTALLED_METRIC_FILE_NAME = "sentinel_grafana_backup_installed.prom"
+INSTALLED_METRIC = "sentinel_grafana_backup_installed_timestamp_seconds"
+# A first run that hangs (git over SSH, Grafana) must not hold the converge for ever.
+FIRST_RUN_TIMEOUT_SECONDS = 900
 CRON_NAME = "sentinel-grafana-backup"
 LOG_TAG = "sentinel-grafana-backup"
 # The whole environment of a run: cron's own differs between distributions, a shell's more so.
@@ -86,6 +98,26 @@ def job_command(subcommand: str = "backup") -> str:
     """The job as cron runs it: fixed environment, output to the journal, the job's exit code."""
     return " ".join(
         ["systemd-cat", "-t", LOG_TAG, "env", "-i", *FIXED_ENV, PYTHON, PROGRAM, "--config", CONFIG, subcommand]
+    )
+
+
+def installed_metric_command(path: str) -> str:
+    """Write the install-time metric from the host's clock (Prometheus compares it with its own time()),
+    atomically: a temporary file beside it, then rename, as the job writes its own."""
+    directory, name = str(Path(path).parent), Path(path).name
+    return (
+        f"t=$(mktemp {sh_quote(directory)}/.{name}.XXXXXX) && "
+        f"printf '# HELP {INSTALLED_METRIC} Unix time the Grafana backup job was installed on this host.\\n"
+        f"# TYPE {INSTALLED_METRIC} gauge\\n{INSTALLED_METRIC} %s\\n' \"$(date +%s)\" > \"$t\" && "
+        f"chmod 0644 \"$t\" && mv \"$t\" {sh_quote(path)}"
+    )
+
+
+def first_run_command() -> str:
+    """The job once, as cron runs it (its user, its environment, the journal); its failure does not fail the converge."""
+    return (
+        f"timeout {FIRST_RUN_TIMEOUT_SECONDS} runuser -u {USER} -- {job_command()} || "
+        f"echo 'the first Grafana backup run failed (exit '$?'): journalctl -t {LOG_TAG}; GrafanaBackupFailing reports it'"
     )
 
 
@@ -228,3 +260,32 @@ def grafana_backup(settings: GrafanaBackupSettings, ctx: HostContext):
         month=schedule.month,
         day_of_week=schedule.day_of_week,
     )
+    installed_metric(f"{textfile_dir}/{INSTALLED_METRIC_FILE_NAME}")
+
+
+def installed_metric(path: str) -> None:
+    """The install time, written once: while the job has never succeeded, the stale alert measures from it
+    (a job broken from its first day alerts like a stale one). Later converges leave it alone, so
+    the converge stays idempotent and the time stays the first install's."""
+    if not host.get_fact(File, path=path):
+        server.shell(name="grafana backup: install time for the stale alert", commands=[installed_metric_command(path)])
+
+
+@deploy("Grafana backup: first run")
+def grafana_backup_first_run(settings: GrafanaBackupSettings, ctx: HostContext):
+    """
+    Run the job once where it has NEVER RUN, so that a fresh converge passes its own smoke tests.
+
+    deploy.py calls it after every role: the job reads Grafana, which the grafana role installs
+    and gives a token after this role. "Never run" is the absence of the last-run textfile,
+    which the job writes after every run whatever its outcome: a second converge therefore
+    changes nothing even when that first run failed (idempotence; GrafanaBackupFailing reports
+    the failure, and cron retries at its schedule). Only a job that cannot even read its config
+    writes no record: such a host runs it again at each converge until fixed.
+
+    + settings: the host's `grafana_backup` settings (enabled)
+    + ctx: the host context: node_exporter's textfile directory
+    """
+    if host.get_fact(File, path=f"{ctx.settings.node_exporter.textfile_dir}/{RUN_METRIC_FILE_NAME}"):
+        return
+    server.shell(name="grafana backup: first run (the job has never run here)", commands=[first_run_command()])

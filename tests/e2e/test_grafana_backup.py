@@ -26,7 +26,9 @@ import requests
 
 from lab.paths import BRIDGE_IP, GRAFANA_API_STANDIN_PORT
 from lab.secrets import read as read_lab_secret
-from roles.grafana_backup import METRIC_FILE_NAME, USER, job_command
+from roles.grafana_backup import INSTALLED_METRIC_FILE_NAME, METRIC_FILE_NAME, RUN_METRIC_FILE_NAME, USER, job_command
+from roles.grafana_backup.status import INSTALLED, LAST_RUN_SUCCESS, samples_of
+from tests import lab_session
 from tests.stack import hosts_in
 from tests.unit.grafana_backup_fixtures import StandinClient, load_job, seed
 
@@ -42,7 +44,10 @@ class Lab:
         self.mon = hosts_in("monitoring")[0]
         self.tel = hosts_in("telemetry")[0]
         self.settings = self.mon.settings.grafana_backup
-        self.metric_path = f"{self.mon.settings.node_exporter.textfile_dir}/{METRIC_FILE_NAME}"
+        textfile_dir = self.mon.settings.node_exporter.textfile_dir
+        self.metric_path = f"{textfile_dir}/{METRIC_FILE_NAME}"
+        self.run_metric_path = f"{textfile_dir}/{RUN_METRIC_FILE_NAME}"
+        self.installed_metric_path = f"{textfile_dir}/{INSTALLED_METRIC_FILE_NAME}"
         self.client = StandinClient(STANDIN, read_lab_secret("SENTINEL_GRAFANA_BACKUP_TOKEN"))
 
     def run_job(self, subcommand: str = "backup"):
@@ -69,6 +74,10 @@ class Lab:
 
     def node_exporter_metrics(self) -> str:
         return self.mon.curl(self.mon.local("node_exporter.metrics", "/metrics"))
+
+    def exported(self) -> dict[str, float]:
+        """The backup's unlabelled samples as node_exporter exports them now."""
+        return samples_of(self.node_exporter_metrics())
 
     def working_copy_state(self) -> tuple[str, str]:
         repo = self.settings.repo_dir
@@ -201,6 +210,7 @@ def _assert_failure_changes_nothing(lab, break_it, repair) -> None:
     assert lab.mon.testinfra.check_output(f"stat -c %Y {lab.metric_path}") == mtime
     status, head = lab.working_copy_state()
     assert status == "" and head == commits[0], (status, head, commits[0])
+    assert lab.exported()[LAST_RUN_SUCCESS] == 0  # GrafanaBackupFailing's input
 
 
 def test_unreachable_grafana_fails_without_commit_or_metric_update(lab, first_backup):
@@ -243,3 +253,24 @@ def test_the_standin_is_named_as_one(lab):
     health = requests.get(f"{STANDIN}/health", timeout=5).json()
     assert health["service"] == "grafana-api-standin"
     assert json.loads(lab.mon.testinfra.check_output("cat /etc/grafana-backup/config.json"))["grafana_url"] == STANDIN
+
+
+def test_a_converge_runs_the_job_once_where_it_never_ran_and_a_failure_fails_neither_it_nor_idempotence(lab, first_backup):
+    """The first run at converge (roles/grafana_backup, grafana_backup_first_run), made to fail: the converge
+    succeeds, the failure is recorded for the alert, and the next converge changes nothing. Last in this
+    file: it ends with a good run, so the smoke tests that follow in `make test` see a recent success."""
+    lab.mon.testinfra.check_output(f"rm -f {lab.run_metric_path}")  # as on a host where the job never ran
+    lab.client.control("POST", "/standin/fault", {"mode": "unreachable"})
+    try:
+        first = lab_session.converge("--limit", lab.mon.name)
+        second = lab_session.converge("--limit", lab.mon.name)
+    finally:
+        lab.client.control("POST", "/standin/fault", {"mode": None})
+    assert first.returncode == 0, first.output[-3000:]
+    assert first.changed == {lab.mon.name: 1}, first.output[-3000:]  # the first run, nothing else
+    assert "unreachable" in lab.journal()
+    exported = lab.exported()
+    assert exported[LAST_RUN_SUCCESS] == 0 and INSTALLED in exported
+    assert second.returncode == 0 and second.changed == {lab.mon.name: 0}, second.output[-3000:]
+    assert lab.run_job().rc == 0, lab.journal()
+    assert lab.exported()[LAST_RUN_SUCCESS] == 1

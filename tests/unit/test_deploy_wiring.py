@@ -50,14 +50,15 @@ def _run_deploy(monkeypatch, inventory_file: Path) -> tuple:
     environment, secrets = preflight.validated_environment()
 
     calls: list[tuple] = []
-    roles = {
-        "roles.node_exporter": "node_exporter", "roles.object_store": "object_store", "roles.prometheus": "prometheus",
-        "roles.alertmanager": "alertmanager", "roles.backend": "backend_env", "roles.backend.sentry_release": "sentry_release",
-        "roles.backend_standin": "backend_standin", "roles.grafana": "grafana", "roles.grafana_backup": "grafana_backup",
-        "roles.jaeger": "jaeger", "roles.tempo": "tempo", "roles.otel_collector": "otel_collector",
-        "roles.victorialogs": "victorialogs", "roles.loki": "loki", "roles.firewall": "host_firewall",
-    }
-    for module, name in roles.items():
+    roles = [
+        ("roles.node_exporter", "node_exporter"), ("roles.object_store", "object_store"), ("roles.prometheus", "prometheus"),
+        ("roles.alertmanager", "alertmanager"), ("roles.backend", "backend_env"), ("roles.backend.sentry_release", "sentry_release"),
+        ("roles.backend_standin", "backend_standin"), ("roles.grafana", "grafana"), ("roles.grafana_backup", "grafana_backup"),
+        ("roles.grafana_backup", "grafana_backup_first_run"),
+        ("roles.jaeger", "jaeger"), ("roles.tempo", "tempo"), ("roles.otel_collector", "otel_collector"),
+        ("roles.victorialogs", "victorialogs"), ("roles.loki", "loki"), ("roles.firewall", "host_firewall"),
+    ]
+    for module, name in roles:
         monkeypatch.setattr(importlib.import_module(module), name, lambda *args, _name=name, **kw: calls.append((_name, args)))
     code = compile(DEPLOY.read_text(), str(DEPLOY), "exec")
     by_host = {}
@@ -141,10 +142,13 @@ def test_an_enabled_grafana_backup_runs_on_the_monitoring_hosts_after_alertmanag
     environment, secrets, by_host = _run_deploy(monkeypatch, write_inventory(tmp_path, "staging", body, check=True))
 
     mon1 = environment.host("mon1.wiring").settings
-    # Before grafana(), whose token step writes into the backup's config dir.
-    assert [c[0] for c in by_host["mon1.wiring"]] == ["host_firewall", "node_exporter", "prometheus", "alertmanager", "grafana_backup", "grafana"]
+    # Before grafana(), whose token step writes into the backup's config dir; its first run after every role,
+    # when Grafana serves and the token is written.
+    assert [c[0] for c in by_host["mon1.wiring"]] == [
+        "host_firewall", "node_exporter", "prometheus", "alertmanager", "grafana_backup", "grafana", "grafana_backup_first_run"]
     block, ctx = by_host["mon1.wiring"][4][1]
     assert block == mon1.grafana_backup and ctx.secrets == secrets and ctx.name == "mon1.wiring"
+    assert by_host["mon1.wiring"][6][1] == (block, ctx)
     assert "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY" in secrets and "SENTINEL_GRAFANA_BACKUP_TOKEN" not in secrets
     assert [c[0] for c in by_host["mon2.wiring"]] == ["host_firewall", "node_exporter", "prometheus", "alertmanager", "grafana"]  # off there
     assert "grafana_backup" not in [c[0] for c in by_host["tel1.wiring"] + by_host["app1.wiring"]]

@@ -50,6 +50,14 @@ def metric_file(env):
     return env["tmp"] / "textfile" / "sentinel_grafana_backup.prom"
 
 
+def last_run(env) -> dict[str, float]:
+    """The last-run textfile's samples, read as node_exporter reads them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (env["tmp"] / "textfile" / job.RUN_METRIC_FILE_NAME).read_text()
+    return {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 # --- normalisation ----------------------------------------------------------
 
 
@@ -123,6 +131,38 @@ def test_backup_exports_everything_commits_pushes_and_writes_the_metric(env):
     assert 'sentinel_grafana_backup_objects{kind="folders"} 3' in metrics
 
 
+def test_every_run_records_when_it_ended_and_whether_it_succeeded(env):
+    import time
+
+    started = time.time()
+    assert run(env["config_path"], "backup") == 0
+    first = last_run(env)
+    assert first["sentinel_grafana_backup_last_run_success"] == 1
+    assert started <= first["sentinel_grafana_backup_last_run_timestamp_seconds"] <= time.time()
+    success = metric_file(env).read_text()
+    env["client"].control("POST", "/standin/fault", {"mode": "error"})
+    assert run(env["config_path"], "backup") == job.EXIT_GRAFANA
+    second = last_run(env)
+    assert second["sentinel_grafana_backup_last_run_success"] == 0
+    assert second["sentinel_grafana_backup_last_run_timestamp_seconds"] > first["sentinel_grafana_backup_last_run_timestamp_seconds"]
+    assert metric_file(env).read_text() == success  # the last success stays what it was
+
+
+def test_an_unexpected_error_is_recorded_as_a_failed_run(env, monkeypatch):
+    monkeypatch.setattr(job, "export", lambda api: {}["a bug"])
+    with pytest.raises(KeyError):
+        run(env["config_path"], "backup")
+    assert last_run(env)["sentinel_grafana_backup_last_run_success"] == 0
+
+
+def test_a_config_that_cannot_be_read_records_no_run(env, capsys):
+    """Without the config the job does not know the textfile directory: nothing to record (the stale alert
+    measures from the install then)."""
+    env["config_path"].write_text("{not json")
+    assert run(env["config_path"], "backup") == job.EXIT_CONFIG
+    assert not (env["tmp"] / "textfile" / job.RUN_METRIC_FILE_NAME).exists()
+
+
 def test_no_change_means_no_commit_but_a_fresh_metric(env):
     assert run(env["config_path"], "backup") == 0
     first = remote_log(env["remote"])
@@ -175,6 +215,8 @@ def test_wrong_token_fails_without_commit_or_metric(env, capsys):
     _assert_failed_cleanly(env, code, [])
     assert code == job.EXIT_GRAFANA and "401" in capsys.readouterr().err
     assert not metric_file(env).exists()
+    # Never succeeded, but ran: the failing alert can tell.
+    assert last_run(env)["sentinel_grafana_backup_last_run_success"] == 0
 
 
 def test_unreachable_grafana_fails_without_commit_or_metric(env, capsys):
@@ -187,6 +229,7 @@ def test_unreachable_grafana_fails_without_commit_or_metric(env, capsys):
     _assert_failed_cleanly(env, code, before)
     assert code == job.EXIT_GRAFANA and "unreachable" in capsys.readouterr().err
     assert metric_file(env).read_text() == metric
+    assert last_run(env)["sentinel_grafana_backup_last_run_success"] == 0
 
 
 def test_grafana_server_error_fails(env):
@@ -213,9 +256,11 @@ def test_rejected_push_fails_and_leaves_no_partial_commit(env, capsys):
     _assert_failed_cleanly(env, code, before)
     assert code == job.EXIT_GIT and "rejected" in capsys.readouterr().err
     assert metric_file(env).read_text() == metric
+    assert last_run(env)["sentinel_grafana_backup_last_run_success"] == 0
     hook.unlink()  # the next run pushes the change
     assert run(env["config_path"], "backup") == 0
     assert len(remote_log(env["remote"])) == 2
+    assert last_run(env)["sentinel_grafana_backup_last_run_success"] == 1
 
 
 def test_metric_is_written_atomically(tmp_path):

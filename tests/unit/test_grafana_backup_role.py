@@ -326,3 +326,89 @@ def test_the_token_has_one_writer_and_one_path(grafana, backup, key):
     # The lab: no Grafana binary, so the backup role writes the token.
     lab = lab_settings()
     assert lab.grafana_backup.write_token and not lab.grafana.install_binary
+
+
+# --- the install-time metric and the first run (issue 25) -----------------------------------------
+
+
+class _Recorder:
+    """server.* as the role calls it: each operation recorded, nothing run."""
+
+    def __init__(self, calls: list):
+        self.calls = calls
+
+    def shell(self, **kwargs):
+        self.calls.append(kwargs)
+
+
+def _with_facts(monkeypatch, existing: set[str]) -> list:
+    """The role's module with File facts answering from `existing` and server.shell recorded."""
+    import roles.grafana_backup as role
+
+    calls: list = []
+    monkeypatch.setattr(role, "server", _Recorder(calls))
+    monkeypatch.setattr(role, "host", type("H", (), {"get_fact": lambda self, fact, path: {"mode": 644} if path in existing else None})())
+    return calls
+
+
+def test_the_install_time_is_written_once_then_left_alone(monkeypatch):
+    import roles.grafana_backup as role
+
+    path = "/var/lib/node_exporter/textfile/sentinel_grafana_backup_installed.prom"
+    calls = _with_facts(monkeypatch, existing=set())
+    role.installed_metric(path)
+    assert [c["commands"] for c in calls] == [[role.installed_metric_command(path)]]
+    calls = _with_facts(monkeypatch, existing={path})
+    role.installed_metric(path)
+    assert calls == []  # a second converge changes nothing, and the first install's time stays
+
+
+def test_the_install_time_command_writes_a_metric_node_exporter_reads(tmp_path):
+    import subprocess
+    import time
+
+    from prometheus_client.parser import text_string_to_metric_families
+    from roles.grafana_backup import INSTALLED_METRIC, INSTALLED_METRIC_FILE_NAME, installed_metric_command
+
+    path = tmp_path / INSTALLED_METRIC_FILE_NAME
+    before = int(time.time())
+    subprocess.run(["sh", "-c", installed_metric_command(str(path))], check=True)
+    samples = [s for f in text_string_to_metric_families(path.read_text()) for s in f.samples]
+    assert [s.name for s in samples] == [INSTALLED_METRIC]
+    assert before <= samples[0].value <= time.time()
+    assert oct(path.stat().st_mode)[-3:] == "644"  # node_exporter reads it
+    assert [p.name for p in tmp_path.iterdir()] == [INSTALLED_METRIC_FILE_NAME]  # no temporary file left
+
+
+def test_the_first_run_happens_only_where_the_job_never_ran(monkeypatch):
+    import roles.grafana_backup as role
+
+    settings = lab_settings()
+    ctx = type("Ctx", (), {"settings": settings})()
+    run_file = f"{settings.node_exporter.textfile_dir}/{role.RUN_METRIC_FILE_NAME}"
+    calls = _with_facts(monkeypatch, existing=set())
+    role.grafana_backup_first_run._inner(settings.grafana_backup, ctx)
+    assert [c["commands"] for c in calls] == [[role.first_run_command()]]
+    # Any run writes the file, a failed one too: the next converge changes nothing.
+    calls = _with_facts(monkeypatch, existing={run_file})
+    role.grafana_backup_first_run._inner(settings.grafana_backup, ctx)
+    assert calls == []
+
+
+def test_the_first_run_is_crons_command_as_its_user_and_its_failure_does_not_fail_the_converge():
+    import subprocess
+
+    from roles.grafana_backup import FIRST_RUN_TIMEOUT_SECONDS, USER, first_run_command
+
+    command = first_run_command()
+    run = f"timeout {FIRST_RUN_TIMEOUT_SECONDS} runuser -u {USER} -- {job_command()}"
+    assert command.startswith(run + " || ")
+    failing = subprocess.run(["sh", "-c", command.replace(run, "sh -c 'exit 2'")], capture_output=True, text=True)
+    assert failing.returncode == 0
+    assert "first Grafana backup run failed (exit 2)" in failing.stdout and "GrafanaBackupFailing" in failing.stdout
+
+
+def test_the_role_and_the_job_agree_on_the_last_run_file():
+    from roles.grafana_backup import RUN_METRIC_FILE_NAME
+
+    assert load_job().RUN_METRIC_FILE_NAME == RUN_METRIC_FILE_NAME
