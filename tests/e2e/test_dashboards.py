@@ -41,9 +41,11 @@ def lab(first_converge):
     moved = 'count_over_time(rate_limit_hits_total{job="sentinel-backend"}[2m]) >= 2'
     wait_for("the traffic to show in Prometheus", lambda: _has_data(prometheus, moved), 120, 5)
     # The span metrics arrive by remote write every otel_collector.span_metrics_flush (15s), not by
-    # scrape: after a gateway restart (the crash drills) their rates need two flushes of this traffic.
-    spans = 'count_over_time(traces_span_metrics_calls_total{span_kind="SPAN_KIND_CLIENT"}[2m]) >= 2'
-    wait_for("the span metrics of the traffic", lambda: _has_data(prometheus, spans), 120, 5)
+    # scrape: after a gateway restart (the crash drills) their rates need two flushes of this traffic,
+    # the backend's own server and client spans (the crash drills' load has other services' spans).
+    for kind in ("SPAN_KIND_SERVER", "SPAN_KIND_CLIENT"):
+        spans = f'count_over_time(traces_span_metrics_calls_total{{service_name="sentinel-backend",span_kind="{kind}"}}[2m]) >= 2'
+        wait_for(f"the span metrics of the traffic ({kind})", lambda: _has_data(prometheus, spans), 180, 5)
     return prometheus, mon.settings.environment, active_jobs(prometheus)
 
 
