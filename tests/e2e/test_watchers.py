@@ -43,10 +43,6 @@ def _pings_arrive(after: float = 0.0) -> list[dict]:
     return wait_for("the Watchdog's pings at the heartbeat stand-in", lambda: len(received("heartbeat", kind="ping")) > after, 120, 2)
 
 
-def _stop(host, unit: str) -> None:
-    host.testinfra.check_output("systemctl stop %s", unit)
-
-
 def _kill_until_systemd_gives_up(host, unit: str) -> int:
     """SIGKILL the unit's main process each time systemd brings it back, until its start limit
     (StartLimitBurst=5 in 600 s) leaves it failed: a crash loop. Returns the number of kills."""
@@ -75,7 +71,7 @@ def _start(host, unit: str) -> None:
 def test_a_dead_prometheus_or_alertmanager_pages_through_the_dead_mans_switch(mon, unit, how):
     try:
         if how == "stop":
-            _stop(mon, unit)
+            mon.testinfra.check_output("systemctl stop %s", unit)
         else:
             kills = _kill_until_systemd_gives_up(mon, unit)
             print(f"{unit}: failed after {kills} SIGKILLs")
