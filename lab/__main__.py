@@ -1,6 +1,6 @@
 """python -m lab up|down|status|ssh HOST [command...]
 
-up      build/reuse the base image, create the network, start the local
+up      build/reuse the base images (one per Debian suite the hosts run), create the network, start the local
         daemons (proxy, artifact mirror, ...) and boot the hosts. Idempotent:
         running hosts and daemons are left alone.
 down    stop everything and remove hosts, namespaces, veths and the bridge.
@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from lab import cgroups, daemons, hosts, inventory, network
 from lab.host_packages import ensure_host_packages
-from lab.image import base_rootfs, ensure_image
+from lab.image import base_rootfs, ensure_image, host_suites
 from lab.paths import HOSTS, HOSTS_DIR, INTRUDER, LAB_INVENTORY, MIRROR_DIR, MIRROR_URL, RUN_DIR, SSH_CONFIG
 from lab.shell import log, run, timed
 from lab.secrets import ensure_secrets
@@ -30,9 +30,11 @@ def up() -> None:
             ensure_host_packages()
         ensure_key()
         ensure_secrets()
-        with timed("image") as phase:
-            image, built = ensure_image()
-            phase["phase"] = f"image ({'cold build' if built else 'warm, cached'})"
+        images = {}
+        for suite in host_suites():
+            with timed(f"image {suite}") as phase:
+                images[suite], built = ensure_image(suite)
+                phase["phase"] = f"image {suite} ({'cold build' if built else 'warm, cached'})"
         with timed("network"):
             network.ensure_bridge()
             for name in (*HOSTS, INTRUDER):
@@ -42,7 +44,7 @@ def up() -> None:
         with timed("daemons"):
             daemons.start_all()
         inventory.write_all()
-        boot_hosts(image)
+        boot_hosts(images)
     print_status()
     print_where_to_look()
 
@@ -56,8 +58,8 @@ def build_artifacts() -> None:
     lab.artifacts.build_all()
 
 
-def boot_hosts(image) -> None:
-    """Boot every host that is not running yet, each on a fresh root from the image."""
+def boot_hosts(images: dict) -> None:
+    """Boot every host that is not running yet, each on a fresh root from its suite's image."""
     to_boot = [name for name in HOSTS if not hosts.running_pid(name)]
     for name in HOSTS:
         if name not in to_boot:
@@ -65,7 +67,7 @@ def boot_hosts(image) -> None:
     # Hosts are independent, so preparing and booting them run concurrently.
     with ThreadPoolExecutor(len(HOSTS)) as pool:
         with timed("hosts rootfs"):
-            list(pool.map(lambda name: hosts.prepare_rootfs(name, base_rootfs(image)), to_boot))
+            list(pool.map(lambda name: hosts.prepare_rootfs(name, base_rootfs(images[HOSTS[name].suite])), to_boot))
         with timed("hosts boot"):
             list(pool.map(hosts.start, to_boot))
             states = dict(zip(HOSTS, pool.map(hosts.wait_ready, HOSTS)))
@@ -108,15 +110,15 @@ def leftovers() -> list[str]:
 
 
 def print_status() -> None:
-    print(f"{'HOST':<6} {'ADDRESS':<13} {'GROUPS':<12} {'STATE':<10} SSH")
-    for name, (address, groups) in HOSTS.items():
+    print(f"{'HOST':<6} {'ADDRESS':<13} {'GROUPS':<12} {'SUITE':<9} {'STATE':<10} SSH")
+    for name, (address, groups, suite) in HOSTS.items():
         if hosts.running_pid(name):
             state = hosts.system_state(name)
             ssh_ok = state is not None
             state = state or "booting?"
         else:
             state, ssh_ok = ("orphaned" if cgroups.processes(name) else "stopped"), False
-        print(f"{name:<6} {address:<13} {','.join(groups):<12} {state:<10} {'ok' if ssh_ok else '-'}")
+        print(f"{name:<6} {address:<13} {','.join(groups):<12} {suite:<9} {state:<10} {'ok' if ssh_ok else '-'}")
     print(f"\n{'DAEMON':<12} {'LISTEN':<18} {'PID':<8} STATE")
     for name, listen, pid, state in daemons.status():
         print(f"{name:<12} {listen:<18} {pid:<8} {state}")

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 
+from lab.image import host_suites
 from lab.paths import HOSTS, REPO
 
 PY = sys.executable
@@ -50,9 +51,10 @@ def cold_figures() -> dict[str, float]:
     figures = {}
     with tempfile.TemporaryDirectory(prefix="sentinel-bench-") as cache:
         env = {"SENTINEL_LAB_CACHE": cache}
-        image = "from lab.sshkeys import ensure_key; from lab.image import ensure_image; ensure_key(); ensure_image()"
-        figures["base image, cold"] = timed([PY, "-c", image], env)
-        figures["base image, warm"] = timed([PY, "-c", image], env)
+        for suite in host_suites():
+            image = f"from lab.sshkeys import ensure_key; from lab.image import ensure_image; ensure_key(); ensure_image({suite!r})"
+            figures[f"base image {suite}, cold"] = timed([PY, "-c", image], env)
+            figures[f"base image {suite}, warm"] = timed([PY, "-c", image], env)
         figures["artifact builds, cold cache"] = timed([PY, "-m", "lab.artifacts", "build"], env)
         figures["artifact builds, warm cache"] = timed([PY, "-m", "lab.artifacts", "build"], env)
     return figures

@@ -56,8 +56,8 @@ from lab.paths import HOSTS, LAB_INVENTORY, REPO
 from lab.watcher_drills import prometheus_stopped, slack_revoked
 from roles._environment import group_data as load_group_data
 
-APP = f"http://{HOSTS['app1'][0]}:3000"
-PROMETHEUS = f"http://{HOSTS['mon1'][0]}:9090"
+APP = f"http://{HOSTS['app1'].address}:3000"
+PROMETHEUS = f"http://{HOSTS['mon1'].address}:9090"
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 # Every critical alert must reach Slack within 4 minutes of the fault (docs/alerting.md, "Detection time").
 BUDGET_SECONDS = 240

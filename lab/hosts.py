@@ -97,7 +97,7 @@ def prepare_rootfs(name: str, base: Path) -> None:
 def _etc_hosts() -> str:
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
              f"{BRIDGE_IP}\tlab-bridge"]
-    lines += [f"{ip}\t{host}" for host, (ip, _) in HOSTS.items()]
+    lines += [f"{h.address}\t{host}" for host, h in HOSTS.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -1,10 +1,11 @@
-"""The base image every lab host boots from: a Debian 12 rootfs with systemd.
+"""The base images lab hosts boot from: one Debian rootfs with systemd per suite
+(lab/paths.py SUITES: Debian 12 bookworm, Debian 13 trixie; each host names its own).
 
-Built once with mmdebstrap and cached in IMAGE_DIR as a tarball plus the same
+Each is built once with mmdebstrap and cached in IMAGE_DIR as a tarball plus the same
 tree unpacked once (<tarball>.rootfs), which hosts use as the read-only lower
 layer of their overlay (see hosts.py); never boot or change it directly.
-The file name carries a hash of the package list, this recipe (this file) and
-the lab's SSH public key, so a change to any of them builds a new image and an
+The file name carries the suite and a hash of the package sources and list,
+this recipe (this file) and the lab's SSH public key, so a change to any of them builds a new image and an
 unchanged recipe reuses the cached one.
 """
 
@@ -14,14 +15,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lab.apt_sources import source_lines
-from lab.paths import BRIDGE_IP, IMAGE_DIR, PROXY_PORT
+from lab.apt_sources import sources_for
+from lab.paths import BRIDGE_IP, HOSTS, IMAGE_DIR, PROXY_PORT, SUITES
 from lab.shell import log, run
 from lab.sshkeys import public_key
 
-SUITE = "bookworm"
-# The machine's own repositories (lab/apt_sources.py); they must serve bookworm.
-APT_SOURCES = source_lines()
 PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server",
     "python3", "python3-venv", "cron", "curl", "ca-certificates",
@@ -66,17 +64,25 @@ WantedBy=ssh.service
 """
 
 
-def image_path() -> Path:
+def host_suites() -> list[str]:
+    """The suites the lab's hosts boot, oldest first: one image each."""
+    return [suite for suite in SUITES if any(host.suite == suite for host in HOSTS.values())]
+
+
+def image_path(suite: str) -> Path:
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; the lab builds {', '.join(SUITES)}")
     recipe = {
-        "suite": SUITE,
-        "sources": APT_SOURCES,
+        "suite": suite,
+        # The machine's own repositories, moved to `suite` (lab/apt_sources.py).
+        "sources": sources_for(suite),
         "packages": sorted(PACKAGES),
         "recipe": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
         "ssh_public_key": public_key(),
         "extra_cas": {name: hashlib.sha256(pem).hexdigest() for name, pem in _extra_cas().items()},
     }
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
-    return IMAGE_DIR / f"debian-{SUITE}-{digest}.tar"
+    return IMAGE_DIR / f"debian-{suite}-{digest}.tar"
 
 
 def base_rootfs(image: Path) -> Path:
@@ -84,25 +90,25 @@ def base_rootfs(image: Path) -> Path:
     return image.with_suffix(".rootfs")
 
 
-def ensure_image() -> tuple[Path, bool]:
-    """Return (tarball, built_now); its base_rootfs() exists afterwards."""
-    image = image_path()
+def ensure_image(suite: str) -> tuple[Path, bool]:
+    """Return (tarball, built_now) for `suite`; its base_rootfs() exists afterwards."""
+    image = image_path(suite)
     built = not image.exists()
     if built:
         IMAGE_DIR.mkdir(parents=True, exist_ok=True)
-        build_image(image)
-        _prune_stale(keep=image)
+        build_image(image, suite)
+        _prune_stale(suite, keep=image)
     if not base_rootfs(image).is_dir():
         _unpack(image, base_rootfs(image))
     return image, built
 
 
-def build_image(image: Path) -> None:
+def build_image(image: Path, suite: str) -> None:
     log(f"building base image {image.name} with mmdebstrap (takes a minute or more)")
     with tempfile.TemporaryDirectory(dir=IMAGE_DIR, prefix="build-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         run(["mmdebstrap", "--variant=minbase", "--mode=root", "--quiet",
-             f"--include={','.join(PACKAGES)}", SUITE, str(rootfs), *APT_SOURCES])
+             f"--include={','.join(PACKAGES)}", suite, str(rootfs), *sources_for(suite)])
         customize(rootfs)
         partial = Path(tmp) / image.name
         run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls",
@@ -121,13 +127,15 @@ def _unpack(image: Path, target: Path) -> None:
     partial.rename(target)
 
 
-def _prune_stale(keep: Path) -> None:
-    """Drop older images, except a base rootfs that running hosts still sit on."""
+def _prune_stale(suite: str, keep: Path) -> None:
+    """Drop older images of `suite`, except a base rootfs that running hosts still sit on.
+
+    Images of other suites are other hosts' and stay."""
     mountinfo = Path("/proc/self/mountinfo").read_text()
-    for stale in IMAGE_DIR.glob(f"debian-{SUITE}-*.tar"):
+    for stale in IMAGE_DIR.glob(f"debian-{suite}-*.tar"):
         if stale != keep:
             stale.unlink()
-    for stale in IMAGE_DIR.glob(f"debian-{SUITE}-*.rootfs"):
+    for stale in IMAGE_DIR.glob(f"debian-{suite}-*.rootfs"):
         if stale != base_rootfs(keep) and f"lowerdir={stale}" not in mountinfo:
             shutil.rmtree(stale)
 

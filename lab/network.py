@@ -59,7 +59,7 @@ def _ensure_no_forwarding() -> None:
 
 
 def address_of(host: str) -> str:
-    return INTRUDER_IP if host == INTRUDER else HOSTS[host][0]
+    return INTRUDER_IP if host == INTRUDER else HOSTS[host].address
 
 
 def ensure_host_network(host: str) -> None:

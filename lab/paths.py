@@ -6,6 +6,7 @@ Everything heavy lives in a cache outside the repository so that it survives
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("SENTINEL_LAB_CACHE", "/var/cache/sentinel-lab"))
@@ -41,11 +42,25 @@ HEARTBEAT_PERIOD_SECONDS, HEARTBEAT_GRACE_SECONDS = 20, 10
 # The Grafana HTTP API STAND-IN (lab/receivers/grafana_api.py), for the backup job's tests only.
 GRAFANA_API_STANDIN_PORT = 9110
 
-# name -> (address, inventory groups). Mirrors a small prod layout.
+
+class LabHost(NamedTuple):
+    address: str
+    groups: list[str]
+    suite: str  # the Debian release it boots (lab/image.py builds one image per suite)
+
+
+# The Debian releases the lab tests, oldest first, and the Python each ships as python3:
+# the lab mirror's wheelhouse serves wheels for the Pythons of the suites its hosts run.
+SUITE_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
+SUITES = tuple(SUITE_PYTHON)
+
+# name -> LabHost. Mirrors a small prod layout. app1 runs Debian 13 (trixie): the Node
+# backend's @sentry/node needs Node >= 20.19, which Debian 12 (Node 18) lacks; the
+# others stay on Debian 12 so that both releases are converged and tested.
 HOSTS = {
-    "mon1": ("10.213.0.11", ["monitoring"]),
-    "tel1": ("10.213.0.12", ["telemetry"]),
-    "app1": ("10.213.0.13", ["app"]),
+    "mon1": LabHost("10.213.0.11", ["monitoring"], "bookworm"),
+    "tel1": LabHost("10.213.0.12", ["telemetry"], "bookworm"),
+    "app1": LabHost("10.213.0.13", ["app"], "trixie"),
 }
 
 # The intruder: a bare network namespace on the bridge, in no inventory group and in

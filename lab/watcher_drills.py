@@ -29,8 +29,8 @@ from roles._model import duration_seconds
 from roles.alerting.settings import AlertingSettings
 from roles.prometheus.settings import PrometheusSettings
 
-PROMETHEUS = f"http://{HOSTS['mon1'][0]}:9090"
-ALERTMANAGER = f"http://{HOSTS['mon1'][0]}:9093"
+PROMETHEUS = f"http://{HOSTS['mon1'].address}:9090"
+ALERTMANAGER = f"http://{HOSTS['mon1'].address}:9093"
 SLACK_CRITICAL_BOT = "BCRITICAL"  # the critical channel's webhook in the lab (lab/secrets.py)
 FAILED_TO_SEND = "AlertmanagerFailedToSendAlerts"
 # The probe that makes Alertmanager call the revoked webhook: critical, so it takes the slack-critical route.

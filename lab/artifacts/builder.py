@@ -170,14 +170,16 @@ def _reusable(stamp, inputs: dict, tar_path: Path, sums_path: Path) -> bool:
 
 def _wheels(force: bool, log) -> dict:
     requirements = _combined_requirements()
-    inputs = wheels.inputs(requirements)
+    pythons = wheels.lab_pythons()
+    inputs = wheels.inputs(requirements, pythons)
     stamp_path = paths.BUILD_DIR / "stamps" / f"{WHEELS}.json"
     stamp = stamps.read(stamp_path)
     if (not force and stamp and stamp.get("inputs") == inputs
             and wheels.present(paths.WHEELS_DIR, stamp["outputs"]["files"])):
         return {**stamp["outputs"], "status": "reused"}
-    log(f"{WHEELS}: pip download -r " + " -r ".join(str(s.relative_to(paths.REPO)) for s in REQUIREMENTS_FILES))
-    outputs = wheels.download(requirements, paths.WHEELS_DIR, log=log)
+    log(f"{WHEELS}: pip download for Python {', '.join(pythons)} -r "
+        + " -r ".join(str(s.relative_to(paths.REPO)) for s in REQUIREMENTS_FILES))
+    outputs = wheels.download(requirements, paths.WHEELS_DIR, pythons, log=log)
     outputs["dir"] = str(paths.WHEELS_DIR.relative_to(paths.MIRROR_DIR))
     stamps.write(stamp_path, {"inputs": inputs, "outputs": outputs})
     return {**outputs, "status": "built"}

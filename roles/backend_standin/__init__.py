@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pyinfra.api import deploy
-from pyinfra.operations import files
+from pyinfra.operations import apt, files
 
 from roles._service import ServiceSpec, quoting, run_service, service_account, service_dirs
 from roles._service.operations import validated_file
@@ -29,6 +29,10 @@ STATE_DIR = "/var/lib/sentinel"
 # The JSON log file the collector agent tails (docs/contract.md section 4). 0750
 # sentinel:sentinel: the agent reads it as a member of the `sentinel` group.
 LOG_DIR = "/var/log/sentinel"
+# The lab's Node backend (issue 21) runs on Debian's own Node.js: 20.19 on Debian 13,
+# what @sentry/node 11 needs (>= 20.19); Debian 12's is 18, too old for it, which is
+# why the lab's app host runs Debian 13 (lab/paths.py HOSTS).
+NODE_PACKAGES = ["nodejs"]
 
 
 def service_spec(settings: Settings, bind: str = "") -> ServiceSpec:
@@ -76,6 +80,10 @@ def backend_standin(backend: BackendSettings, ctx: HostContext):
     service_account(spec)
     service_dirs(spec)
     files.directory(name="stand-in: home", path=HOME, user="root", group="root", mode="0755")
+    # From the host's apt sources through the lab's proxy, as the other roles' packages;
+    # the package lists are refreshed at most daily, as the firewall role does.
+    apt.packages(name="stand-in: Node.js from Debian", packages=NODE_PACKAGES, update=True,
+                 cache_time=24 * 3600)
     # The requirements file lands only once a fresh virtualenv has installed it,
     # so a failed install is retried on the next converge.
     # Only the mirror is used: no index, no pip.conf (with its internet proxy).

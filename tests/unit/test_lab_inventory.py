@@ -27,7 +27,7 @@ def test_inventory_has_role_groups_and_environment_group(lab_inventory):
 
 
 def test_inventory_connects_as_root_with_the_lab_key(lab_inventory):
-    for name, (address, _) in HOSTS.items():
+    for name, (address, _, _) in HOSTS.items():
         data = lab_inventory.get_host(name).data
         assert data.ssh_hostname == address
         assert data.ssh_user == "root"
@@ -43,7 +43,7 @@ def test_inventory_says_it_is_generated():
 def test_ssh_config_has_every_host():
     config = paramiko.SSHConfig.from_text(inventory.render_ssh_config())
     assert set(HOSTS) <= config.get_hostnames()
-    for name, (address, _) in HOSTS.items():
+    for name, (address, _, _) in HOSTS.items():
         entry = config.lookup(name)
         assert entry["hostname"] == address
         assert entry["user"] == "root"
