@@ -16,10 +16,9 @@ from lab import paths
 from . import gobuild, node_backend, recipes, stamps, tarball, wheels
 
 WHEELS = "wheels"
-# Python code the lab hosts install from the wheelhouse: the stand-in backend and
-# the Grafana backup job (grafana-client). One wheelhouse, one pip download.
+# Python code the lab hosts install from the wheelhouse: the Grafana backup job
+# (grafana-client). The lab's backend is Node: its tarball is node_backend's.
 REQUIREMENTS_FILES = (
-    paths.REPO / "lab" / "standin" / "requirements.txt",
     paths.REPO / "files" / "grafana_backup" / "requirements.txt",
 )
 REQUIREMENTS = paths.BUILD_DIR / "wheelhouse-requirements.txt"
