@@ -41,6 +41,9 @@ try {
       // Health and metrics probes make no span (the contract's "not instrumented").
       '@opentelemetry/instrumentation-http': {
         ignoreIncomingRequestHook: (req) => ['/health', '/metrics'].includes((req.url || '').split('?')[0]),
+        // Sentry's own envelope uploads would be CLIENT spans in the failing request's trace
+        // (seen: `POST` to the DSN's host), and in the span metrics as the backend's calls.
+        ignoreOutgoingRequestHook: (req) => /\/api\/\d+\/envelope\//.test(req.path || ''),
       },
       // One SERVER span per request: Express's middleware and handler layers would each add
       // a span, naming the framework's internals rather than the request. Express 5 routes
