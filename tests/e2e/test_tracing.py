@@ -1,4 +1,4 @@
-"""Traces end to end on the lab: stand-in -> collector agent/gateway -> Jaeger, span metrics
+"""Traces end to end on the lab: the Node backend -> collector agent/gateway -> Jaeger, span metrics
 in Prometheus, nothing lost while the store is down, and a second converge changes nothing.
 
 Traffic goes only to lab addresses. The lab inventory chooses traces.store = jaeger.
