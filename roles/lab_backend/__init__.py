@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # the role gets its settings as an argument and imports no ag
     from roles._settings import Settings
     from roles.backend.settings import BackendSettings
 
-NAME = node_backend.NAME  # the unit, /opt/<name>; the user is `sentinel`
+NAME = "sentinel-backend"  # the unit, /opt/<name> and the tarball (node_backend.NAME); the user is `sentinel`
 HOME = f"/opt/{NAME}"
 STATE_DIR = "/var/lib/sentinel"  # the fault switches (SENTINEL_FAULTS_FILE's default)
 # The JSON log file the collector agent tails (docs/contract.md section 4). 0750
