@@ -52,7 +52,8 @@ def node_modules() -> Path:
         pytest.fail("node and npm are needed to test the lab's backend (lab/backend_node)")
     modules = BACKEND_DIR / "node_modules"
     if not (modules / ".package-lock.json").exists():
-        subprocess.run(["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"], cwd=BACKEND_DIR, check=True)
+        # As the artifact build does (lab/artifacts/node_backend.py): the lockfile, no install scripts.
+        subprocess.run(["npm", "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=BACKEND_DIR, check=True)
     return modules
 
 
