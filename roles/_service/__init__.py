@@ -74,6 +74,9 @@ class ServiceSpec:
     extra_syscalls: tuple[str, ...] = ()
     user: str | None = None  # defaults to `name`
     working_directory: str | None = None
+    # A JIT compiler (Node's V8) maps memory writable and executable: MemoryDenyWriteExecute
+    # would kill it at start. Every other hardening directive still applies.
+    jit: bool = False
 
     @property
     def account(self) -> str:
@@ -107,6 +110,7 @@ def unit_file(spec: ServiceSpec, hardening: bool = True) -> str:
         reload=spec.reload,
         hardening=hardening,
         netlink=spec.netlink,
+        jit=spec.jit,
         extra_syscalls=[_syscall(name, where) for name in spec.extra_syscalls],
         capabilities=[quoting.systemd_capability(cap, f"{where} capabilities") for cap in spec.capabilities],
         read_write_paths=[

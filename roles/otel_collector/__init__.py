@@ -97,6 +97,18 @@ def _retry(settings: CollectorSettings) -> dict:
     return {"enabled": True, "initial_interval": "1s", "max_interval": "30s", "max_elapsed_time": go_duration(settings.retry_max_elapsed)}
 
 
+def rotated_log_files(log_file: str) -> list[str]:
+    """The live log file and the names its rotated copies take: `backend.log.1` (Python's
+    RotatingFileHandler, logrotate without compression) and `backend1.log` (Winston's File
+    transport). Read while they are rotated, so a line written just before a rename is not lost;
+    the receiver knows a renamed file by its fingerprint and does not read it twice.
+    """
+    directory, _, name = log_file.rpartition("/")
+    stem, dot, ext = name.rpartition(".")
+    winston = f"{directory}/{stem}[0-9]*.{ext}" if dot and stem else f"{log_file}[0-9]*"
+    return [log_file, f"{log_file}.[0-9]*", winston]
+
+
 def _agent_receiver(settings: CollectorSettings) -> dict:
     """file_log: one JSON object per line (the contract's names or stock Winston's), the four stream labels moved to the resource."""
     renames = [
@@ -109,7 +121,7 @@ def _agent_receiver(settings: CollectorSettings) -> dict:
         for label, field in STREAM_LABEL_FIELDS.items()
     ]
     return {
-        "include": [settings.log_file],
+        "include": rotated_log_files(settings.log_file),
         # First start ships what is already in the file; later starts resume at the stored offset.
         "start_at": "beginning",
         "storage": "file_storage",

@@ -1,7 +1,7 @@
 """Every PromQL panel query of the five dashboards answers with data on the lab's real Prometheus.
 
 Grafana itself cannot run here (AGPL policy), so this proves what it would show:
-with the stand-in serving a little of every kind of request, each PromQL query of
+with the backend serving a little of every kind of request, each PromQL query of
 files/grafana/dashboards/*.json runs against mon1's Prometheus with $environment
 set to the lab's and $instance = All, and must neither error nor come back empty.
 
@@ -29,7 +29,7 @@ QUERIES = promql_queries()
 
 @pytest.fixture(scope="module")
 def lab(first_converge):
-    """(Prometheus URL, environment, active scrape jobs) once the stand-in has served traffic and been scraped."""
+    """(Prometheus URL, environment, active scrape jobs) once the backend has served traffic and been scraped."""
     assert first_converge.returncode == 0, first_converge.output[-3000:]
     app = hosts_in("app")[0]
     mon = hosts_in("monitoring")[0]

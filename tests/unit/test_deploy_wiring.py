@@ -53,7 +53,7 @@ def _run_deploy(monkeypatch, inventory_file: Path) -> tuple:
     roles = [
         ("roles.node_exporter", "node_exporter"), ("roles.object_store", "object_store"), ("roles.prometheus", "prometheus"),
         ("roles.alertmanager", "alertmanager"), ("roles.backend", "backend_env"), ("roles.backend.sentry_release", "sentry_release"),
-        ("roles.backend_standin", "backend_standin"), ("roles.grafana", "grafana"), ("roles.grafana_backup", "grafana_backup"),
+        ("roles.lab_backend", "lab_backend"), ("roles.grafana", "grafana"), ("roles.grafana_backup", "grafana_backup"),
         ("roles.grafana_backup", "grafana_backup_first_run"),
         ("roles.jaeger", "jaeger"), ("roles.tempo", "tempo"), ("roles.otel_collector", "otel_collector"),
         ("roles.victorialogs", "victorialogs"), ("roles.loki", "loki"), ("roles.firewall", "host_firewall"),

@@ -341,3 +341,29 @@ def test_a_python_without_wheels_that_this_machine_cannot_build_for_fails(tmp_pa
     with pytest.raises(RuntimeError, match="Python 3.13"):
         wheels.download(requirements, tmp_path / "wheels", ["3.11", "3.13"], python="/py", log=lambda _: None)
     assert not (tmp_path / "wheels").exists()
+
+
+def test_node_backend_version_names_its_inputs(tmp_path):
+    """The backend tarball's version changes with the code or the lockfile, not with node_modules or docs."""
+    import shutil
+
+    from lab.artifacts import node_backend
+
+    source = tmp_path / "backend_node"
+    source.mkdir()
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(node_backend.SOURCE / name, source / name)
+    shutil.copytree(node_backend.SOURCE / "src", source / "src")
+    version = node_backend.release_version(source)
+    assert version == node_backend.release_version()  # the copy is the checkout
+    assert version.startswith("1.0.0-") and len(version.split("-")[1]) == 12
+    (source / "node_modules").mkdir()
+    (source / "node_modules" / "x.js").write_text("ignored")
+    (source / "README.md").write_text("ignored")
+    assert node_backend.release_version(source) == version
+    (source / "src" / "server.js").write_text((source / "src" / "server.js").read_text() + "\n// changed\n")
+    changed = node_backend.release_version(source)
+    assert changed != version
+    (source / "package-lock.json").write_text((source / "package-lock.json").read_text() + "\n")
+    assert node_backend.release_version(source) not in (version, changed)
+    assert node_backend.tarball_path(version) == f"sentinel-backend/sentinel-backend-{version}.tar.gz"

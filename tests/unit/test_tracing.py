@@ -124,7 +124,8 @@ def test_gateway_listens_on_4317_and_4318_and_makes_span_metrics_for_prometheus(
 def test_agent_tails_the_backend_log_keeping_offsets_and_trace_context():
     _, agent = _by_role(collector_configs("lab"))
     receiver = agent["receivers"]["file_log"]
-    assert receiver["include"] == ["/var/log/sentinel/backend.log"]
+    # The live file and its rotated copies, as Python (backend.log.1) and Winston (backend1.log) name them.
+    assert receiver["include"] == ["/var/log/sentinel/backend.log", "/var/log/sentinel/backend.log.[0-9]*", "/var/log/sentinel/backend[0-9]*.log"]
     assert receiver["storage"] == "file_storage"
     operators = receiver["operators"]
     assert operators[0] == {"type": "json_parser"}
