@@ -1,12 +1,17 @@
 """Tracing benchmark on a converged lab: prints figures, asserts nothing.
 
-    python -m lab.bench_tracing          (make bench runs it after lab.bench)
+    python -m lab.bench_tracing [--rates 3000,6000,10000,15000,20000] [--seconds 10] [--senders 2] [--batch 512]
+    (make bench runs it after lab.bench; hold the lab lock)
 
-- spans/s through stand-in load -> collector gateway -> Jaeger, at a few fixed rates,
-  each step bounded (STEP_S seconds), with sent (acknowledged by the gateway) vs
-  stored (read back from Jaeger by trace id): a rate counts only with sent = stored;
-- the gateway's CPU (from /proc/<pid>/stat on the telemetry host, over ssh) and
-  resident memory at each rate;
+- spans/s through backend-style OTLP load -> collector gateway -> Jaeger, stepped up
+  until the first step with loss: each step sends for --seconds from --senders
+  processes (lab/span_load.py: OTLP/HTTP protobuf requests of --batch spans, whole
+  traces of 3, each sender its own trace ids), sent = spans the gateway acknowledged,
+  stored = those spans read back from Jaeger by trace id once the gateway's queue
+  has drained; a rate counts only with sent = stored and nothing refused;
+- the gateway's and Jaeger's CPU (from /proc/<pid>/stat on the telemetry host, over
+  ssh) over the sending window, their resident memory after it, the senders' own CPU,
+  and how long after the last request the last span was stored (the queue's drain);
 - time from a request to the stand-in until its trace is queryable in Jaeger.
 
 Traffic goes only to lab addresses. Run it when no one else loads the lab.
@@ -14,40 +19,92 @@ Traffic goes only to lab addresses. Run it when no one else loads the lab.
 
 from __future__ import annotations
 
+import argparse
 import secrets
 import statistics
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
 from lab.process_usage import unit_cpu_and_rss
-from tests.e2e.tracing_load import jaeger_trace, send_traces, stored_spans, until
-from tests.stack import hosts_in
+from lab.span_load import SPANS_PER_TRACE, run_senders, traces_per_request
+from tests.e2e.tracing_load import jaeger_trace, until
 
-RATES_SPANS_PER_S = (300, 900, 1800, 3000)
-SPANS_PER_TRACE = 3
-STEP_S = 10
-DRAIN_DEADLINE_S = 120
+DRAIN_DEADLINE_S = 300
+READERS = 8  # threads reading traces back from Jaeger after a step (not while it sends)
 LATENCY_SAMPLES = 10
 
 
-def throughput(http, tel, gateway: str, query: str) -> None:
-    print(f"{'target spans/s':>15} {'achieved':>9} {'sent':>7} {'stored':>7} {'CPU %':>6} {'RSS MiB':>8}")
-    for rate in RATES_SPANS_PER_S:
-        traces_per_s = rate / SPANS_PER_TRACE
-        count = int(traces_per_s * STEP_S)
-        cpu_before, _ = unit_cpu_and_rss(tel, "otelcol")
-        sent = send_traces(gateway, f"bench-{secrets.token_hex(4)}", count, traces_per_s, SPANS_PER_TRACE)
-        cpu_after, rss = unit_cpu_and_rss(tel, "otelcol")
-        until(lambda: stored_spans(http, query, sent.trace_ids[-20:]) == 20 * SPANS_PER_TRACE, DRAIN_DEADLINE_S)
-        stored = stored_spans(http, query, sent.trace_ids)
-        achieved = sent.acknowledged_spans / sent.seconds
-        cpu_pct = 100 * (cpu_after - cpu_before) / sent.seconds
-        verdict = "" if stored == sent.acknowledged_spans and not sent.refused_spans else "  LOSS"
-        print(f"{rate:>15} {achieved:>9.0f} {sent.acknowledged_spans:>7} {stored:>7} {cpu_pct:>6.1f} {rss / 1024:>8.1f}{verdict}")
-        if verdict:
+class StoreReader:
+    """Counts the spans Jaeger holds for given traces, several queries at a time."""
+
+    def __init__(self, query: str):
+        self.query, self.local = query, threading.local()
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self.local, "http"):
+            self.local.http = requests.Session()
+            self.local.http.trust_env = False
+        return self.local.http
+
+    def _spans(self, trace_id: str) -> int:
+        found = jaeger_trace(self._session(), self.query, trace_id)
+        return len({span["spanID"] for span in found["spans"]}) if found else 0
+
+    def stored(self, trace_ids: list[str]) -> int:
+        with ThreadPoolExecutor(READERS) as pool:
+            return sum(pool.map(self._spans, trace_ids))
+
+    def settle(self, trace_ids: list[str], expected: int, deadline_s: float) -> int:
+        """The stored count once it reaches `expected`, or once it stops moving (then what is missing is lost)."""
+        last, end = -1, time.monotonic() + deadline_s
+        while True:
+            count = self.stored(trace_ids)
+            if count >= expected or count == last or time.monotonic() > end:
+                return count
+            last = count
+            time.sleep(5)
+
+
+def throughput(reader: StoreReader, tel, gateway: str, rates: list[int], seconds: float, senders: int, batch: int) -> None:
+    per_request = traces_per_request(batch)
+    print(f"sender: {senders} processes, OTLP/HTTP protobuf, {per_request * SPANS_PER_TRACE} spans a request "
+          f"({per_request} traces of {SPANS_PER_TRACE}), paced per request, {seconds:.0f} s a step")
+    print(f"{'target spans/s':>14} {'achieved':>9} {'sent':>8} {'stored':>8} {'refused':>7} {'drain s':>7} "
+          f"{'gw CPU %':>8} {'gw RSS MiB':>10} {'jaeger CPU %':>12} {'jaeger RSS MiB':>14} {'senders CPU %':>13}")
+    best = 0
+    for rate in rates:
+        gw0, _ = unit_cpu_and_rss(tel, "otelcol")
+        jg0, _ = unit_cpu_and_rss(tel, "jaeger")
+        results = run_senders(gateway, f"bench-{secrets.token_hex(4)}", rate, seconds, senders, per_request)
+        gw1, gw_rss = unit_cpu_and_rss(tel, "otelcol")
+        jg1, jg_rss = unit_cpu_and_rss(tel, "jaeger")
+        sent = sum(r.acknowledged_spans for r in results)
+        refused = sum(r.refused_spans for r in results)
+        started, ended = min(r.started for r in results), max(r.ended for r in results)
+        window = ended - started
+        # Drained when the last acknowledged traces of every sender are stored; then count them all.
+        tails = [trace_id for r in results for trace_id in r.trace_ids[-10:]]
+        until(lambda: reader.stored(tails) == len(tails) * SPANS_PER_TRACE, DRAIN_DEADLINE_S, 0.5)
+        drain = time.monotonic() - ended
+        stored = reader.settle([t for r in results for t in r.trace_ids], sent, DRAIN_DEADLINE_S)
+        lossless = stored == sent and not refused
+        verdict = "" if lossless else ("  LOSS" if stored != sent else "  REFUSED")
+        print(f"{rate:>14} {sent / window:>9.0f} {sent:>8} {stored:>8} {refused:>7} {drain:>7.1f} "
+              f"{100 * (gw1 - gw0) / window:>8.1f} {gw_rss / 1024:>10.1f} {100 * (jg1 - jg0) / window:>12.1f} "
+              f"{jg_rss / 1024:>14.1f} {100 * sum(r.cpu_seconds for r in results) / window:>13.1f}{verdict}")
+        errors = sorted({e for r in results for e in r.errors})
+        if errors:
+            print(f"{'':>14} gateway answers other than 200: {', '.join(errors[:5])}")
+        if not lossless:
             break
-    print("(the load comes from one Python process: when `achieved` stays below the target, the sender is the limit)")
+        best = max(best, int(sent / window))
+    print(f"highest rate with sent = stored: {best} spans/s")
+    print("notes: CPU % is of one core over the sending window (gateway and Jaeger keep working while the queue drains: "
+          "`drain s`); RSS after the window. The lab has 2 cores in all, shared by the senders, the gateway, Jaeger "
+          "and the rest of the lab's hosts: `senders CPU %` is what the load itself took from them.")
 
 
 def time_to_queryable(http, backend: str, query: str) -> None:
@@ -67,6 +124,16 @@ def time_to_queryable(http, backend: str, query: str) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="3000,6000,10000,15000,20000", help="spans/s, one step each, until the first loss")
+    parser.add_argument("--seconds", type=float, default=10, help="sending time per step")
+    parser.add_argument("--senders", type=int, default=2, help="sender processes")
+    parser.add_argument("--batch", type=int, default=512, help="spans per OTLP request at most (whole traces)")
+    args = parser.parse_args()
+    # Imported here, not at the top: the senders are spawned processes, which import this module again,
+    # and tests.stack loads pyinfra, whose gevent patching would then run in every sender too.
+    from tests.stack import hosts_in
+
     tel, app = hosts_in("telemetry")[0], hosts_in("app")[0]
     if tel.settings.traces.store != "jaeger":
         raise SystemExit("the tracing benchmark reads traces back from Jaeger; this inventory chose Tempo")
@@ -76,7 +143,7 @@ def main() -> None:
     gateway = f"http://{tel.settings.address}:{tel.settings.otel_collector.http_port}"
     backend = f"http://{app.settings.address}:{app.settings.backend.port}"
     print("== tracing: collector gateway -> Jaeger ==")
-    throughput(http, tel, gateway, query)
+    throughput(StoreReader(query), tel, gateway, [int(r) for r in args.rates.split(",")], args.seconds, args.senders, args.batch)
     time_to_queryable(http, backend, query)
 
 
