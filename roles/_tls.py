@@ -48,10 +48,11 @@ class TlsPaths:
     """Where a service's TLS files live on its host."""
 
     service: str
+    base: str = "/etc"  # another root for tests that check rendered configs against real files
 
     @property
     def dir(self) -> str:
-        return f"/etc/{self.service}/tls"
+        return f"{self.base}/{self.service}/tls"
 
     @property
     def ca(self) -> str:
@@ -67,7 +68,7 @@ class TlsPaths:
 
     @property
     def web_config(self) -> str:
-        return f"/etc/{self.service}/web.yml"
+        return f"{self.base}/{self.service}/web.yml"
 
     def curl_args(self) -> tuple[str, ...]:
         """curl's options to call a TLS listener with this service's identity (checks run as root on the host)."""

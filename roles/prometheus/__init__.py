@@ -72,8 +72,8 @@ def alertmanagers(topology: Topology) -> list[str]:
     return [address for _, address in topology.addresses("alertmanager.web")]
 
 
-def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = ()) -> dict:
-    """prometheus.yml as a structure, dumped by `render_config`."""
+def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = (), tls: TlsPaths = TLS) -> dict:
+    """prometheus.yml as a structure, dumped by `render_config`; `tls`: where Prometheus's client certificate is."""
     prom = settings.prometheus
     environment = settings.environment
     external_labels = {"environment": environment, **dict(sorted(prom.external_labels.items()))}
@@ -90,7 +90,7 @@ def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list
         # Every alert goes to every monitoring host's Alertmanager; they deduplicate.
         # Over TLS with Prometheus's own certificate (Alertmanager admits it by name).
         data["alerting"] = {"alertmanagers": [{
-            "scheme": "https", "tls_config": client_tls_config(TLS), "static_configs": [{"targets": list(alertmanager_targets)}],
+            "scheme": "https", "tls_config": client_tls_config(tls), "static_configs": [{"targets": list(alertmanager_targets)}],
         }]}
     scrape_configs = []
     for job in jobs:
@@ -99,7 +99,7 @@ def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list
             scrape_config["metrics_path"] = job.metrics_path
         if job.tls:
             scrape_config["scheme"] = "https"
-            scrape_config["tls_config"] = client_tls_config(TLS)
+            scrape_config["tls_config"] = client_tls_config(tls)
         scrape_config["static_configs"] = [
             {"targets": [target.address], "labels": {"host": target.host, "environment": environment}} for target in job.targets
         ]
@@ -108,9 +108,9 @@ def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list
     return data
 
 
-def render_config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = ()) -> str:
+def render_config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = (), tls: TlsPaths = TLS) -> str:
     """prometheus.yml: the structure from `config`, dumped as YAML (no value is pasted into text)."""
-    return dump_yaml(config(settings, jobs, alertmanager_targets))
+    return dump_yaml(config(settings, jobs, alertmanager_targets, tls))
 
 
 def grafana_url(ctx: HostContext) -> str:
