@@ -212,7 +212,14 @@ class CertificateAuthority:
         ca = self.directory / "ca-bundle.crt"
         if not ca.exists() or ca.read_text() != self.ca_pem:
             _write_private(ca, self.ca_pem.encode(), 0o644)
-        return ca, leaves / f"{leaf.name}.crt", leaves / f"{leaf.name}.key"
+        cert, key = leaves / f"{leaf.name}.crt", leaves / f"{leaf.name}.key"
+        # amtool's (and promtool's) --http.config.file: the operator's identity for the TLS listeners.
+        http_config = self.directory / "operator-http-config.yml"
+        text = (f"# amtool --alertmanager.url=https://<monitoring host>:9093 --http.config.file={http_config} ...\n"
+                f"tls_config:\n  ca_file: {ca}\n  cert_file: {cert}\n  key_file: {key}\n  min_version: TLS12\n")
+        if not http_config.exists() or http_config.read_text() != text:
+            _write_private(http_config, text.encode(), 0o600)
+        return ca, cert, key
 
 
 def _names(uri: str, dns: tuple[str, ...], ips: tuple[str, ...]) -> list[x509.GeneralName]:

@@ -35,10 +35,10 @@ def watched_units(settings: Settings) -> str:
 TLS = TlsPaths("node_exporter")
 # node_exporter has no checker of its own: the new binary starts on a loopback port with the staged
 # web config and no collectors; exporter-toolkit exits at once on a config or file it cannot use, so
-# still serving after 3 s (timeout's 124) is the pass.
+# still serving after 3 s (timeout's 124) is the pass. `||`: the checker runs under `set -e`.
 WEB_CONFIG_CHECK = (
-    "timeout 3 {bin}/node_exporter --web.config.file={path} --web.listen-address=127.0.0.1:0 "
-    "--collector.disable-defaults; test $? -eq 124"
+    "{ timeout 3 {bin}/node_exporter --web.config.file={path} --web.listen-address=127.0.0.1:0 "
+    "--collector.disable-defaults || test $? -eq 124; }"
 )
 
 
