@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -143,3 +144,40 @@ def test_the_expiry_textfile_is_read_as_prometheus_reads_it(tmp_path):
     assert sample.name == EXPIRY_METRIC
     assert sample.labels == {"service": "prometheus", "certificate": "mon1.prometheus"}
     assert sample.value == int(leaf.not_after.timestamp())
+
+
+def _run_check(validate: str, staged: Path, dest: str) -> int:
+    from roles._service.operations import validate_script
+
+    script = "set -eu\n" + "\n".join(validate_script(validate, str(staged), dest))
+    return subprocess.run(["sh", "-c", script], capture_output=True).returncode
+
+
+def test_the_hosts_checks_refuse_a_key_of_another_certificate_and_a_certificate_of_another_ca(tmp_path):
+    """The openssl checks before the swap (roles/_tls.py tls_files), run as the building block runs them."""
+    from roles._tls import tls_files
+
+    ca = CertificateAuthority.open("test", tmp_path / "pki")
+    good = ca.issue("mon1", "prometheus", ("mon1",), ("10.0.0.1",))
+    other = CertificateAuthority.open("test", tmp_path / "other").issue("mon1", "prometheus", ("mon1",), ("10.0.0.1",))
+    paths = TlsPaths("prometheus", base=str(tmp_path / "etc"))
+    Path(paths.dir).mkdir(parents=True)
+    checks = {c.dest: c.validate for c in tls_files("prometheus", good)}
+    live = {"/etc/prometheus/tls/ca.crt": paths.ca, "/etc/prometheus/tls/prometheus.crt": paths.cert}
+
+    def check(dest: str, content: str) -> int:
+        staged = tmp_path / "staged"
+        staged.write_text(content)
+        validate = checks[dest]
+        for real, here in live.items():
+            validate = validate.replace(real, here)
+        return _run_check(validate, staged, dest)
+
+    Path(paths.ca).write_text(good.ca_pem)
+    Path(paths.cert).write_text(good.cert_pem)
+    assert check("/etc/prometheus/tls/ca.crt", good.ca_pem) == 0
+    assert check("/etc/prometheus/tls/ca.crt", "not a certificate") != 0
+    assert check("/etc/prometheus/tls/prometheus.crt", good.cert_pem) == 0
+    assert check("/etc/prometheus/tls/prometheus.crt", other.cert_pem) != 0
+    assert check("/etc/prometheus/tls/prometheus.key", good.key_pem) == 0
+    assert check("/etc/prometheus/tls/prometheus.key", other.key_pem) != 0
