@@ -19,6 +19,8 @@ from roles._service import ConfigFile, ServiceSpec, release_service
 from roles._service.quoting import refuse_control
 from roles._service.render import dump_yaml
 from roles.alerting.catalog import Alert, load_catalog
+from roles.node_exporter import certificate_expiry
+from roles._tls import TlsPaths, allowed_clients, leaf, tls_files, web_config
 
 if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
     from roles._context import HostContext
@@ -33,6 +35,10 @@ DATA_DIR = "/var/lib/alertmanager"
 # default, 15m, made that window a quarter of an hour; the files are small.
 SNAPSHOT_INTERVAL = "10s"
 SECRETS_DIR = "/etc/alertmanager/secrets"
+TLS = TlsPaths("alertmanager")
+# Alertmanager has no web-config checker of its own; exporter-toolkit's is promtool's, and a
+# monitoring host runs Prometheus (deployed before Alertmanager) next to it.
+WEB_CONFIG_CHECK = "/opt/prometheus/current/promtool check web-config {path}"
 TEMPLATES_DIR = "/etc/alertmanager/templates"
 NOTIFICATION_TEMPLATES = Path(__file__).resolve().parents[2] / "files" / "alertmanager" / "sentinel.tmpl"
 # Every secret file the role may write; the ones a disabled receiver no longer needs are removed.
@@ -198,7 +204,8 @@ def secret_files(settings: Settings, secrets: Mapping[str, str]) -> dict[str, st
     return {filename: secrets[secret] + "\n" for filename, secret in settings.alerting.secrets().items()}
 
 
-def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers: list[str], bind: str = "", cluster_bind: str = "") -> ServiceSpec:
+def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers: list[str], bind: str = "", cluster_bind: str = "",
+                 tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
     """
     The Alertmanager service.
 
@@ -207,8 +214,10 @@ def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers
     + secrets: secret file name -> content, written under /etc/alertmanager/secrets
     + peers: host:port of the other monitoring hosts' Alertmanagers (gossip), empty for one host
     + bind, cluster_bind: ip:port of alertmanager.web and alertmanager.cluster from the topology
+    + tls: the certificate files and web config (`tls_configs`); none = plain HTTP
     """
     am = settings.alerting
+    scheme = "https" if tls else "http"
     args = [
         "{bin}/alertmanager",
         f"--config.file={CONFIG}",
@@ -216,8 +225,10 @@ def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers
         f"--data.retention={am.retention}",
         f"--data.maintenance-interval={SNAPSHOT_INTERVAL}",
         f"--web.listen-address={bind}",
-        f"--web.external-url=http://{settings.address}:{am.listen_port}",
+        f"--web.external-url={scheme}://{settings.address}:{am.listen_port}",
     ]
+    if tls:
+        args.append(f"--web.config.file={TLS.web_config}")
     if peers:
         # Several Alertmanagers gossip silences and notification state, so an
         # alert that every Prometheus sends to all of them is notified once.
@@ -227,7 +238,7 @@ def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers
         args.append("--cluster.listen-address=")  # one instance: no gossip port
     # Secrets and templates land before the config that refers to them, so the
     # config's check on the host sees them.
-    configs = [ConfigFile(f"{SECRETS_DIR}/{name}", value, mode="0640") for name, value in sorted(secrets.items())]
+    configs = [*tls, *(ConfigFile(f"{SECRETS_DIR}/{name}", value, mode="0640") for name, value in sorted(secrets.items()))]
     configs.append(
         ConfigFile(
             f"{TEMPLATES_DIR}/sentinel.tmpl",
@@ -242,11 +253,18 @@ def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers
         description="Prometheus Alertmanager",
         exec_start=tuple(args),
         configs=tuple(configs),
-        config_dirs=(SECRETS_DIR, TEMPLATES_DIR),
+        config_dirs=(SECRETS_DIR, TEMPLATES_DIR, *((TLS.dir,) if tls else ())),
         data_dirs=(DATA_DIR,),
         reload="sighup",
-        ready_url=f"http://{bind}/-/ready",
+        ready_url=f"{scheme}://{bind}/-/ready",
+        ready_curl_args=TLS.curl_args() if tls else (),
     )
+
+
+def tls_configs(ctx: HostContext, certificate) -> tuple[ConfigFile, ...]:
+    """The certificate files and the web config: the API admits Prometheus, Grafana and the operator (the topology's flows)."""
+    allowed = allowed_clients(ctx.topology, ctx.name, "alertmanager.web")
+    return (*tls_files("alertmanager", certificate), ConfigFile(TLS.web_config, web_config(TLS, allowed), validate=WEB_CONFIG_CHECK))
 
 
 def monitoring_peers(ctx: HostContext) -> list[str]:
@@ -268,8 +286,10 @@ def alertmanager(settings: AlertingSettings, ctx: HostContext):
     secrets = secret_files(me, ctx.secrets)
     peers = monitoring_peers(ctx)
     cluster_bind = ctx.bind("alertmanager.cluster") if peers else ""
-    spec = service_spec(me, config, secrets, peers, ctx.bind("alertmanager.web"), cluster_bind)
+    certificate = leaf(ctx, "alertmanager", "alertmanager.web")
+    spec = service_spec(me, config, secrets, peers, ctx.bind("alertmanager.web"), cluster_bind, tls_configs(ctx, certificate))
     release_service(spec, ctx.artifact_base_url, ctx.hardening)
+    certificate_expiry(me.node_exporter.textfile_dir, "alertmanager", certificate)
     for name in ALL_SECRET_FILES:
         if name not in secrets:
             files.file(name=f"alertmanager: no unused secret {name}", path=f"{SECRETS_DIR}/{name}", present=False)

@@ -22,18 +22,20 @@ def stores(settings: Settings) -> tuple[str, str]:
     return settings.traces.store, settings.logs.store
 
 
-def grafana_peers(ctx: HostContext) -> Peers:
+def grafana_peers(ctx: HostContext, client_tls: tuple[str, str, str] | None = None) -> Peers:
     """The datasources' URLs for a monitoring host, from the topology: its own Prometheus and
-    Alertmanager, the environment's trace and log store (each on the listener its settings give)."""
+    Alertmanager, the environment's trace and log store (each on the listener its settings give).
+    `client_tls`: (CA, certificate, key) PEMs of Grafana's identity; Prometheus and Alertmanager are then https."""
     me = ctx.settings
     traces, logs = stores(me)
     query = {"tempo": "tempo.http", "jaeger": "jaeger.query", "loki": "loki.http", "victorialogs": "victorialogs.http"}
     return Peers(
-        prometheus_url=ctx.url("prometheus.web"),
-        alertmanager_url=ctx.url("alertmanager.web"),
+        prometheus_url=ctx.topology.url("prometheus.web", ctx.name, scheme="https" if client_tls else "http"),
+        alertmanager_url=ctx.topology.url("alertmanager.web", ctx.name, scheme="https" if client_tls else "http"),
         traces=traces,
         traces_url=ctx.url(query[traces]),
         logs=logs,
         logs_url=ctx.url(query[logs]),
         scrape_interval=me.prometheus.scrape_interval,
+        client_tls=client_tls,
     )

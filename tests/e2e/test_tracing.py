@@ -14,6 +14,8 @@ import uuid
 import pytest
 import requests
 
+from lab import operator_tls
+
 from tests import lab_session
 from tests.e2e.tracing_load import jaeger_trace, send_traces, stored_spans, until
 from tests.stack import hosts_in, stack_hosts
@@ -30,6 +32,8 @@ DELIVERY_DEADLINE_S = 240  # after the store is back: retries back off to 30 s, 
 def http():
     session = requests.Session()
     session.trust_env = False
+    # Prometheus is https with client certificates: the operator's (the other stores are plain HTTP yet).
+    session.cert, session.verify = operator_tls.operator_kwargs()["cert"], operator_tls.operator_kwargs()["verify"]
     yield session
     session.close()
 
@@ -45,7 +49,7 @@ def lab(first_converge):
         "query": f"http://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}",
         "gateway": f"http://{tel.settings.address}:{tel.settings.otel_collector.http_port}",
         "backend": f"http://{app.settings.address}:{app.settings.backend.port}",
-        "prometheus": f"http://{mon.settings.address}:{mon.settings.prometheus.listen_port}",
+        "prometheus": f"https://{mon.settings.address}:{mon.settings.prometheus.listen_port}",
     }
 
 

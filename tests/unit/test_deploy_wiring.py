@@ -114,7 +114,7 @@ def test_deploy_py_hands_each_host_its_validated_settings(monkeypatch):
     assert peers.traces_url == f"http://{tel.settings.address}:3200" and peers.logs_url == f"http://{tel.settings.address}:3100"
     assert ctx_of[tel.name].topology.reach("object_store.s3", tel.name) == "127.0.0.1:7070"
     gateway = collector_wiring(ctx_of[tel.name])
-    assert gateway.modes == ("gateway",) and gateway.remote_write_url == f"http://{g.address}:9090/api/v1/write"
+    assert gateway.modes == ("gateway",) and gateway.remote_write_url == f"https://{g.address}:9090/api/v1/write"
     agent = collector_wiring(ctx_of[app.name])
     assert agent.modes == ("agent",) and agent.gateway_endpoint == f"http://{tel.settings.address}:4318"
     assert ctx_of[app.name].urls("gateway.otlp_http") == [f"http://{tel.settings.address}:4318"]
