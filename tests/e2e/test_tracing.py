@@ -106,6 +106,34 @@ def test_prometheus_scrapes_the_collectors_and_jaeger(lab, http):
     assert ("jaeger", lab["tel"].name) in up
 
 
+def test_no_otlp_request_to_the_gateway_gets_an_error(lab, http):
+    """Every OTLP request the gateway has served since it started (the Node SDK's spans, the agent's
+    log lines) was answered 2xx: no 404 for a signal path it does not serve (OTLP metrics or logs
+    from the SDK, an endpoint ending in /v1/traces), no refusal. The gateway's own HTTP server
+    metrics (telemetry level `detailed`) count requests by status code and route; a request to a
+    path the receiver does not serve has a status and no route."""
+    for _ in range(5):
+        http.get(f"{lab['backend']}/api/events", headers={"X-User-Id": "u-staff", "X-User-Role": "staff"}, timeout=10)
+    port = lab["tel"].settings.otel_collector.http_port
+    # Prometheus 3 scrapes the collector with UTF-8 names, so the series keep OpenTelemetry's dotted ones.
+    status, route = "http.response.status_code", "http.route"
+    query = (f'sum by ("{status}", "{route}") '
+             f'({{__name__="http.server.request.duration_count", job="otelcol", "server.port"="{port}"}})')
+
+    def by_status() -> dict[tuple[str, str], float]:
+        result = http.get(f"{lab['prometheus']}/api/v1/query", params={"query": query}, timeout=10).json()["data"]["result"]
+        return {(r["metric"].get(status, ""), r["metric"].get(route, "")): float(r["value"][1]) for r in result}
+
+    # The check can fail: both senders' requests are counted, so a missing pipeline would show.
+    served = lambda: by_status().get(("200", "/v1/traces"), 0) > 0 and by_status().get(("200", "/v1/logs"), 0) > 0
+    assert until(served, 90, 5.0), f"the gateway's request counts lack the backend's spans or the agent's logs: {by_status()}"
+    errors = {key: count for key, count in by_status().items() if not key[0].startswith("2") and count > 0}
+    assert not errors, f"OTLP requests the gateway answered with an error (status, route): {errors}"
+    refused = 'sum(otelcol_receiver_refused_spans{job="otelcol"}) + sum(otelcol_receiver_refused_log_records{job="otelcol"})'
+    result = http.get(f"{lab['prometheus']}/api/v1/query", params={"query": refused}, timeout=10).json()["data"]["result"]
+    assert result and float(result[0]["value"][1]) == 0, f"the gateway refused spans or log records: {result}"
+
+
 def test_nothing_is_lost_while_the_store_is_down(lab, http):
     tel = lab["tel"].testinfra
     service = f"tracing-e2e-{uuid.uuid4().hex[:8]}"
