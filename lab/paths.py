@@ -59,6 +59,8 @@ SUITES = tuple(SUITE_PYTHON)
 # others stay on Debian 12 so that both releases are converged and tested.
 HOSTS = {
     "mon1": LabHost("10.213.0.11", ["monitoring"], "bookworm"),
+    # The second monitoring host: the Alertmanager cluster and the Prometheus pair (docs/alerting.md "Two monitoring hosts").
+    "mon2": LabHost("10.213.0.14", ["monitoring"], "bookworm"),
     "tel1": LabHost("10.213.0.12", ["telemetry"], "bookworm"),
     "app1": LabHost("10.213.0.13", ["app"], "trixie"),
 }

@@ -63,17 +63,35 @@ def scrape_jobs(topology: Topology, me: Settings) -> list[ScrapeJob]:
     return jobs
 
 
+# With several monitoring hosts each Prometheus evaluates the same rules and sends the same
+# alerts; this external label tells their series apart (federation, remote write) and is
+# dropped from the alerts, so both copies of an alert are one alert to Alertmanager.
+REPLICA_LABEL = "replica"
+
+
+def replicas(topology: Topology) -> int:
+    """How many Prometheus the environment runs (one per monitoring host)."""
+    return len(topology.addresses("prometheus.web"))
+
+
 def alertmanagers(topology: Topology) -> list[str]:
     """host:port of every Alertmanager; Prometheus sends each alert to all of them."""
     return [address for _, address in topology.addresses("alertmanager.web")]
 
 
-def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = ()) -> dict:
-    """prometheus.yml as a structure, dumped by `render_config`."""
+def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = (), replica: str = "") -> dict:
+    """prometheus.yml as a structure, dumped by `render_config`.
+
+    + replica: this Prometheus's name in a pair (the host name); empty for the only one
+    """
     prom = settings.prometheus
     environment = settings.environment
+    # `environment` and `replica` are the toolkit's (the settings refuse them in external_labels).
     external_labels = {"environment": environment, **dict(sorted(prom.external_labels.items()))}
-    external_labels["environment"] = environment  # the environment label is the inventory's, always
+    external_labels["environment"] = environment  # the inventory's, always (even from settings not validated)
+    external_labels.pop(REPLICA_LABEL, None)
+    if replica:
+        external_labels[REPLICA_LABEL] = replica
     data: dict = {
         "global": {
             "scrape_interval": prom.scrape_interval,
@@ -83,8 +101,12 @@ def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list
         "rule_files": ["/etc/prometheus/rules/*.yml"],
     }
     if alertmanager_targets:
-        # Every alert goes to every monitoring host's Alertmanager; they deduplicate.
+        # Every alert goes to every monitoring host's Alertmanager, directly (never through a
+        # load balancer); they deduplicate by gossip.
         data["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanager_targets)}]}]}
+        if replica:
+            # Both Prometheus of a pair send the same alert: without the replica label it is one alert.
+            data["alerting"]["alert_relabel_configs"] = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
     scrape_configs = []
     for job in jobs:
         scrape_config: dict = {"job_name": job.name}
@@ -98,9 +120,9 @@ def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list
     return data
 
 
-def render_config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = ()) -> str:
+def render_config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = (), replica: str = "") -> str:
     """prometheus.yml: the structure from `config`, dumped as YAML (no value is pasted into text)."""
-    return dump_yaml(config(settings, jobs, alertmanager_targets))
+    return dump_yaml(config(settings, jobs, alertmanager_targets, replica))
 
 
 def grafana_url(ctx: HostContext) -> str:
@@ -166,6 +188,13 @@ def service_spec(settings: Settings, config: str, rules: str | None = None, bind
     )
 
 
+def host_config(ctx: HostContext) -> str:
+    """This host's prometheus.yml: the environment's scrape jobs and Alertmanagers, its replica label in a pair."""
+    me = ctx.settings
+    replica = ctx.name if replicas(ctx.topology) > 1 else ""  # one Prometheus: no replica label
+    return render_config(me, scrape_jobs(ctx.topology, me), alertmanagers(ctx.topology), replica)
+
+
 @deploy("Prometheus")
 def prometheus(settings: PrometheusSettings, ctx: HostContext):
     """
@@ -175,6 +204,6 @@ def prometheus(settings: PrometheusSettings, ctx: HostContext):
     + ctx: the host context: its bind, the scrape targets and Alertmanagers from the topology
     """
     me = ctx.settings
-    config = render_config(me, scrape_jobs(ctx.topology, me), alertmanagers(ctx.topology))
+    config = host_config(ctx)
     rules = render_alert_rules(me, ctx)
     release_service(service_spec(me, config, rules, ctx.bind("prometheus.web")), ctx.artifact_base_url, ctx.hardening)
