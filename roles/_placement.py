@@ -107,6 +107,11 @@ def _grafana(s: "Settings"):
     return (ListenerSpec("grafana.http", s.grafana.http_port, "host", "dashboards, HTTP API, /metrics"),)
 
 
+def _grafana_ha(s: "Settings"):
+    # Not Grafana's default 9094: Alertmanager's gossip holds it on the same hosts.
+    return (ListenerSpec("grafana.ha", s.grafana.ha_port, "host", "gossip between Grafanas (unified alerting HA)", ("tcp", "udp")),)
+
+
 def _object_store(s: "Settings"):
     return (ListenerSpec("object_store.s3", s.object_store.listen_port, "local", "S3 API for the stores on this host"),)
 
@@ -261,9 +266,21 @@ COMPONENTS: tuple[Component, ...] = (
     Component("backend", ("app",), _backend, secrets=_backend_secrets, units=lambda s: (s.backend.unit.removesuffix(".service"),)),
 )
 
-# The gossip port exists only with peers: the topology adds it when the environment
-# has more than one Alertmanager.
-ALERTMANAGER_CLUSTER_LISTENERS = _alertmanager_cluster
+@dataclass(frozen=True)
+class PeerListeners:
+    """A component's gossip listeners, which exist only with peers: the topology adds them on
+    every member when the environment has more than one (`member`: the host runs the process)."""
+
+    component: str
+    listeners: Callable[["Settings"], tuple[ListenerSpec, ...]]
+    member: Callable[["Settings"], bool] = lambda s: True
+
+
+PEER_LISTENERS = (
+    PeerListeners("alertmanager", _alertmanager_cluster),
+    # Grafana's unified alerting HA (ha_peers); only where its binary runs.
+    PeerListeners("grafana", _grafana_ha, member=lambda s: s.grafana.install_binary),
+)
 
 
 def component(name: str) -> Component:

@@ -122,7 +122,7 @@ def secret_files(settings: GrafanaSettings, alerting: AlertingSettings, secrets:
 
 def config_files(
     settings: GrafanaSettings, alerting: AlertingSettings, secrets: Mapping[str, str], environment: str, address: str, peers: Peers,
-    http_addr: str = "127.0.0.1",
+    http_addr: str = "127.0.0.1", ha: dict[str, str] | None = None,
 ) -> list[GuardedFile]:
     """grafana.ini, its secrets and the provisioning files, as the host gets them (0640 root:grafana)."""
 
@@ -130,7 +130,7 @@ def config_files(
         return GuardedFile(dest, content, user="root", group="grafana", mode="0640")
 
     grafana_alerting = alerting.evaluator == "grafana"
-    sections = ini_sections(settings, address, smtp=alerting.email if grafana_alerting else None, http_addr=http_addr)
+    sections = ini_sections(settings, address, smtp=alerting.email if grafana_alerting else None, http_addr=http_addr, ha=ha)
     alerting_files = render_alerting(
         load_catalog(), alerting, environment, settings.rule_interval, root_url(settings, address).rstrip("/"), enabled=grafana_alerting
     )
@@ -195,7 +195,7 @@ def grafana(settings: GrafanaSettings, ctx: HostContext):
       the bind (grafana.http: the host's IP) and the datasources' URLs from the topology
       (roles/grafana/peers.py `grafana_peers`)
     """
-    from roles.grafana.peers import grafana_peers
+    from roles.grafana.peers import grafana_ha, grafana_peers
 
     artifact_base_url, hardening, secrets = ctx.artifact_base_url, ctx.hardening, ctx.secrets
     alerting, environment, address, http_addr = ctx.settings.alerting, ctx.environment, ctx.address, ctx.settings.ip
@@ -204,7 +204,7 @@ def grafana(settings: GrafanaSettings, ctx: HostContext):
     service_account(spec)
     service_dirs(spec)
     _dashboards()
-    configs = tuple(config_files(settings, alerting, secrets, environment, address, peers, http_addr))
+    configs = tuple(config_files(settings, alerting, secrets, environment, address, peers, http_addr, ha=grafana_ha(ctx)))
     timeout = int(duration_seconds(settings.health_timeout))
     guarded = dict(files=configs, unit="grafana.service", ready_url=ready_url(settings, http_addr), timeout_seconds=timeout)
 

@@ -36,13 +36,33 @@ def root_url(settings: GrafanaSettings, address: str) -> str:
     return settings.root_url or f"http://{address}:{settings.http_port}/"
 
 
-def ini_sections(settings: GrafanaSettings, address: str, smtp=None, http_addr: str = "127.0.0.1") -> dict[str, dict[str, str]]:
+def ha_section(environment: str, bind: str, peers: list[str], peer_timeout: str) -> dict[str, str]:
+    """[unified_alerting]'s HA keys for one Grafana of several: gossip with the others, as Alertmanager does.
+
+    + bind: this host's grafana.ha ip:port (listened on and advertised: an IP, as the others reach it)
+    + peers: host:port of every other Grafana's grafana.ha
+    + peer_timeout: how long each waits per position before notifying (alerting.cluster_peer_timeout)
+
+    Grafana's HA also needs one database for all of them (preflight refuses sqlite3 there).
+    """
+    return {
+        "ha_listen_address": bind,
+        "ha_advertise_address": bind,
+        "ha_peers": ",".join(peers),
+        "ha_peer_timeout": peer_timeout,
+        # Gossip from another environment's Grafanas is dropped.
+        "ha_label": f"sentinel-{environment}-grafana",
+    }
+
+
+def ini_sections(settings: GrafanaSettings, address: str, smtp=None, http_addr: str = "127.0.0.1", ha: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
     """Every section and key of grafana.ini, as strings.
 
     + settings: the host's `grafana` settings
     + address: the host's address (the default root_url)
     + smtp: the alerting email settings when Grafana sends notifications itself
       (alerting.evaluator grafana), else None
+    + ha: `ha_section` where several Grafanas run, else None (one Grafana: no gossip)
     """
     url = root_url(settings, address)
     database = settings.database
@@ -89,7 +109,7 @@ def ini_sections(settings: GrafanaSettings, address: str, smtp=None, http_addr: 
         # plugins come only from pinned, checksummed archives (files/versions.yml).
         "plugins": {"preinstall_disabled": "true"},
         "log": {"mode": "console", "level": "info"},
-        "unified_alerting": {"enabled": "true"},
+        "unified_alerting": {"enabled": "true", **(ha or {})},
     }
     if smtp is not None:
         section = {

@@ -59,6 +59,9 @@ class Peers:
     logs: str  # loki | victorialogs
     logs_url: str
     scrape_interval: str = "15s"
+    # With a Prometheus pair: (host, URL) of every Prometheus, each provisioned as a datasource of
+    # its own besides the default one (this host's); empty with one Prometheus.
+    prometheus_replicas: tuple[tuple[str, str], ...] = ()
 
     @property
     def uids(self) -> frozenset[str]:
@@ -125,7 +128,7 @@ def _logs_json(peers: Peers) -> dict:
 
 
 def datasources(peers: Peers) -> dict:
-    """datasources.yaml: Prometheus (default), Alertmanager, the trace store, the log store."""
+    """datasources.yaml: Prometheus (default: this host's), each Prometheus of a pair, Alertmanager, the trace store, the log store."""
 
     def source(uid: str, name: str, url: str, json_data: dict, default: bool = False, kind: str = "") -> dict:
         return {
@@ -155,6 +158,18 @@ def datasources(peers: Peers) -> dict:
                     "exemplarTraceIdDestinations": [{"name": "trace_id", "datasourceUid": TRACES_UID}],
                 },
                 default=True,
+            ),
+            # A pair: each Prometheus by name too (uid prometheus-<position>), to read the other
+            # copy when this host's has a gap or is down (docs/alerting.md "Two monitoring hosts").
+            *(
+                source(
+                    f"prometheus-{position}",
+                    f"Prometheus {host}",
+                    url,
+                    {"httpMethod": "POST", "timeInterval": peers.scrape_interval},
+                    kind="prometheus",
+                )
+                for position, (host, url) in enumerate(peers.prometheus_replicas, start=1)
             ),
             # Operators see and silence the alerts Prometheus sends to Alertmanager.
             source(

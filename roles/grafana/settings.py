@@ -59,6 +59,9 @@ class GrafanaSettings(Model):
     root_url: HttpUrl | None = Field(
         None, description="The URL users reach Grafana at; https turns on secure cookies. Unset = http://<host address>:<http_port>/."
     )
+    ha_port: Port = Field(
+        9096, description="With several monitoring hosts running Grafana: its unified alerting gossip port (ha_peers); not 9094, Alertmanager's."
+    )
     admin_user: Name = Field("admin", description="Grafana's admin user.")
     admin_password_secret: SecretName = Field("SENTINEL_GRAFANA_ADMIN_PASSWORD", description="Secret holding the admin password.")
     database: DatabaseSettings = Field(DatabaseSettings(), description="Grafana's own database.")

@@ -203,6 +203,86 @@ def test_every_rendered_key_is_in_grafanas_reference(env, evaluator):
         assert provisioning_problems(document, kind) == [], kind
 
 
+POSTGRES = {"grafana": {"database": {"type": "postgres", "host": "db.internal:5432"}}}
+
+
+def pair_rendered(env: str = "prod", extra: dict | None = None):
+    """Each monitoring host's (peers, files) in an environment of mon1, mon2, tel1 and app1 (a shared PostgreSQL)."""
+    from roles.grafana.peers import grafana_ha
+    from tests.environments import context_of, environment_of_hosts
+
+    data = {**POSTGRES, **(extra or {})}
+    hosts = (
+        ("mon1", ["monitoring"], _settings("mon1", "monitoring", env, data)),
+        ("mon2", ["monitoring"], _settings("mon2", "monitoring", env, {**data, "ip": "10.9.0.21", "address": "mon2.internal"})),
+        ("tel1", ["telemetry"], _settings("tel1", "telemetry", env)),
+        ("app1", ["app"], _settings("app1", "app", env)),
+    )
+    environment = environment_of_hosts(*hosts)
+    result = {}
+    for name in ("mon1", "mon2"):
+        ctx = context_of(environment, name, SECRETS)
+        settings, peers = ctx.settings, grafana_peers(ctx)
+        files = config_files(settings.grafana, settings.alerting, SECRETS, env, settings.address, peers, settings.ip, ha=grafana_ha(ctx))
+        result[name] = (peers, {f.dest: f for f in files})
+    return environment, result
+
+
+def test_two_grafanas_gossip_with_each_other_and_the_keys_are_in_the_reference():
+    _, pair = pair_rendered()
+    for me, ip, other in (("mon1", "10.9.0.11", "mon2.internal"), ("mon2", "10.9.0.21", "mon1.internal")):
+        sections = _ini(pair[me][1]["/etc/grafana/grafana.ini"].content)
+        assert ini_problems(sections) == []
+        assert sections["database"]["type"] == "postgres"  # one database for both
+        assert sections["unified_alerting"] == {
+            "enabled": "true",
+            "ha_listen_address": f"{ip}:9096",
+            "ha_advertise_address": f"{ip}:9096",
+            "ha_peers": f"{other}:9096",
+            "ha_peer_timeout": "15s",
+            "ha_label": "sentinel-prod-grafana",
+        }
+
+
+def test_one_grafana_has_no_ha_keys():
+    _, _, files = rendered("prod")
+    assert _ini(files["/etc/grafana/grafana.ini"].content)["unified_alerting"] == {"enabled": "true"}
+
+
+def test_grafana_gossip_is_open_to_the_other_grafana_only():
+    from roles.firewall import openings_of
+    from tests.environments import context_of
+
+    environment, _ = pair_rendered()
+    openings = {(o.protocol, o.sources) for o in openings_of(context_of(environment, "mon1")) if o.comment == "grafana.ha"}
+    assert openings == {("tcp", ("10.9.0.21",)), ("udp", ("10.9.0.21",))}
+
+
+def test_a_pair_s_grafana_reads_its_own_prometheus_by_default_and_each_by_name():
+    _, pair = pair_rendered()
+    for me, own in (("mon1", "mon1.internal"), ("mon2", "mon2.internal")):
+        document = yaml.safe_load(pair[me][1]["/etc/grafana/provisioning/datasources/sentinel.yml"].content)
+        assert provisioning_problems(document, "datasources") == []
+        by_uid = {ds["uid"]: ds for ds in document["datasources"]}
+        assert by_uid["prometheus"]["url"] == f"http://{own}:9090" and by_uid["prometheus"]["isDefault"] is True
+        assert by_uid["alertmanager"]["url"] == f"http://{own}:9093"  # the cluster shares silences and alerts
+        assert [(by_uid[u]["name"], by_uid[u]["url"], by_uid[u]["isDefault"]) for u in ("prometheus-1", "prometheus-2")] == [
+            ("Prometheus mon1", "http://mon1.internal:9090", False),
+            ("Prometheus mon2", "http://mon2.internal:9090", False),
+        ]
+    _, _, files = rendered("prod")  # one Prometheus: no named copies
+    assert [ds["uid"] for ds in yaml.safe_load(files["/etc/grafana/provisioning/datasources/sentinel.yml"].content)["datasources"]
+            if ds["uid"].startswith("prometheus")] == ["prometheus"]
+
+
+def test_several_grafanas_on_sqlite_are_refused():
+    with pytest.raises(SettingsError) as err:
+        check_grafana("mon1", monitoring_settings("prod"), monitoring_hosts=2)
+    assert err.value.key == "host mon1.grafana.database.type" and "postgres" in err.value.fix
+    check_grafana("mon1", monitoring_settings("prod", POSTGRES), monitoring_hosts=2)
+    check_grafana("mon1", monitoring_settings("lab"), monitoring_hosts=2)  # no binary in the lab: nothing shared
+
+
 def test_postgres_keys_are_in_the_reference_too():
     _, _, files = rendered("prod", extra={"grafana": {"database": {"type": "postgres", "host": "db.internal:5432"}}})
     sections = _ini(files["/etc/grafana/grafana.ini"].content)
@@ -502,7 +582,7 @@ def test_default_evaluator_is_prometheus():
 
 
 def test_grafana_evaluator_on_two_monitoring_hosts_is_refused():
-    settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": "grafana"}})
+    settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": "grafana"}, **POSTGRES})
     with pytest.raises(SettingsError) as err:
         check_grafana("mon1", settings, monitoring_hosts=2)
     assert err.value.key == "host mon1.alerting.evaluator"
