@@ -134,8 +134,12 @@ def test_an_enabled_grafana_backup_runs_on_the_monitoring_hosts_after_alertmanag
         "remote_url": "git@git.example.org:ops/grafana-backup.git",
         "known_hosts": ["git.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"],
     }
+    # Two Grafanas share one PostgreSQL (preflight refuses sqlite3 on several monitoring hosts).
+    monkeypatch.setenv("SENTINEL_GRAFANA_DB_PASSWORD", "grafana-db-password-0001")
+    grafana = {"database": {"type": "postgres", "host": "db.wiring:5432"}}
     body = f"""
-        monitoring = [("mon1.wiring", {{"ip": "10.9.0.11", "grafana_backup": {backup!r}}}), ("mon2.wiring", {{"ip": "10.9.0.14"}})]
+        monitoring = [("mon1.wiring", {{"ip": "10.9.0.11", "grafana_backup": {backup!r}, "grafana": {grafana!r}}}),
+                      ("mon2.wiring", {{"ip": "10.9.0.14", "grafana": {grafana!r}}})]
         telemetry = [("tel1.wiring", {{"ip": "10.9.0.12"}})]
         app = [("app1.wiring", {{"ip": "10.9.0.13"}})]
         """
