@@ -16,11 +16,11 @@ from roles._placement import COMPONENTS
 from roles.alertmanager import alertmanager
 from roles.backend import backend_env
 from roles.backend.sentry_release import sentry_release
-from roles.backend_standin import backend_standin
 from roles.firewall import host_firewall
 from roles.grafana import grafana
 from roles.grafana_backup import grafana_backup, grafana_backup_first_run
 from roles.jaeger import jaeger
+from roles.lab_backend import lab_backend
 from roles.loki import loki
 from roles.node_exporter import node_exporter
 from roles.object_store import object_store
@@ -32,11 +32,11 @@ from roles.victorialogs import victorialogs
 
 
 def backend(settings, ctx: HostContext) -> None:
-    """The backend's env file and Sentry release; in the lab, the stand-in backend too."""
+    """The backend's env file and Sentry release; in the lab, the lab's Node backend too."""
     backend_env(settings, ctx)
     sentry_release(settings, ctx.secrets)
     if settings.standin:
-        backend_standin(settings, ctx)
+        lab_backend(settings, ctx)
 
 
 # component -> (role, its settings block). The order of COMPONENTS is the deploy order:

@@ -19,7 +19,6 @@ backend = {
     "version": "0.0.0-lab",
     "trace_sampler": "parentbased_always_on",
     "trace_sample_ratio": 1.0,
-    "sentry_traces_sample_rate": 1.0,
     "standin": True,
 }
 

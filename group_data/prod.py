@@ -12,7 +12,6 @@ retention = {**_policy, "prometheus": {**_policy["prometheus"], "size": "50GB"}}
 backend = {
     "trace_sampler": "parentbased_traceidratio",
     "trace_sample_ratio": 0.1,
-    "sentry_traces_sample_rate": 0.1,
     "sentry_profiles_sample_rate": 0.05,
 }
 

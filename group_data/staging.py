@@ -1,7 +1,6 @@
 backend = {
     "trace_sampler": "parentbased_traceidratio",
     "trace_sample_ratio": 0.5,
-    "sentry_traces_sample_rate": 0.5,
 }
 
 # The host firewall (roles/firewall, generated from the topology): SSH only from the

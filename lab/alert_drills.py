@@ -13,6 +13,8 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
+from lab import operator_tls
+
 from lab.paths import BRIDGE_IP, HEARTBEAT_STANDIN_PORT, PAGERDUTY_STANDIN_PORT, SLACK_STANDIN_PORT, SMTP_STANDIN_HTTP_PORT
 
 RECEIVERS = {
@@ -66,7 +68,7 @@ def pagerduty_events(alertname: str, action: str = "trigger") -> list[dict]:
 
 def in_alertmanager(alertmanager_url: str, uid: str) -> bool:
     """Whether Alertmanager holds an active (unresolved) alert with this uid."""
-    alerts = requests.get(f"{alertmanager_url}/api/v2/alerts", params={"filter": f'uid="{uid}"'}, timeout=10).json()
+    alerts = operator_tls.get(f"{alertmanager_url}/api/v2/alerts", params={"filter": f'uid="{uid}"'}, timeout=10).json()
     return bool(alerts)
 
 
@@ -79,7 +81,7 @@ def push_alert(alertmanager_url: str, labels: dict[str, str], summary: str, last
         "startsAt": now.isoformat(),
         "endsAt": (now + timedelta(seconds=lasts_seconds)).isoformat(),
     }
-    requests.post(f"{alertmanager_url}/api/v2/alerts", json=[alert], timeout=10).raise_for_status()
+    operator_tls.post(f"{alertmanager_url}/api/v2/alerts", json=[alert], timeout=10).raise_for_status()
 
 
 def wait_for(what: str, check, timeout: float, interval: float = 2.0):

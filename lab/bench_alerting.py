@@ -51,13 +51,14 @@ from typing import NamedTuple
 
 import requests
 
+from lab import operator_tls
 from lab.alert_drills import MEMBER, Load, clear_receivers, run_on, set_faults, slack_alerts, wait_for
 from lab.paths import HOSTS, LAB_INVENTORY, REPO
 from lab.watcher_drills import prometheus_stopped, slack_revoked
 from roles._environment import group_data as load_group_data
 
 APP = f"http://{HOSTS['app1'].address}:3000"
-PROMETHEUS = f"http://{HOSTS['mon1'].address}:9090"
+PROMETHEUS = f"https://{HOSTS['mon1'].address}:9090"
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 # Every critical alert must reach Slack within 4 minutes of the fault (docs/alerting.md, "Detection time").
 BUDGET_SECONDS = 240
@@ -85,7 +86,7 @@ def converge(*options: str) -> None:
 
 def active_uids() -> set[str]:
     """Alert uids Prometheus holds as pending or firing."""
-    alerts = requests.get(f"{PROMETHEUS}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+    alerts = operator_tls.get(f"{PROMETHEUS}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
     return {a["labels"].get("uid") for a in alerts}
 
 
@@ -105,7 +106,7 @@ def active_since(uid: str) -> float | None:
     """When Prometheus first saw the alert's condition (activeAt), as a Unix time."""
     from datetime import datetime
 
-    alerts = requests.get(f"{PROMETHEUS}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+    alerts = operator_tls.get(f"{PROMETHEUS}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
     times = [datetime.fromisoformat(a["activeAt"].replace("Z", "+00:00")).timestamp()
              for a in alerts if a["labels"].get("uid") == uid]
     return min(times) if times else None

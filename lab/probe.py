@@ -80,12 +80,17 @@ def probe_from(place: str, targets: list[tuple[str, int]]) -> dict[str, str]:
 
 
 _REQUEST = """
-import json, sys, urllib.request, urllib.error
-method, url, body = json.load(sys.stdin)
+import json, ssl, sys, urllib.request, urllib.error
+method, url, body, tls = json.load(sys.stdin)
 req = urllib.request.Request(url, data=body.encode() if body is not None else None, method=method,
                              headers={"Content-Type": "application/json"})
+context = None
+if tls:
+    context = ssl.create_default_context(cafile=tls[0])
+    if tls[1]:
+        context.load_cert_chain(tls[1], tls[2])
 try:
-    with urllib.request.urlopen(req, timeout=5) as resp:
+    with urllib.request.urlopen(req, timeout=5, context=context) as resp:
         print(json.dumps([resp.status, resp.read(2000).decode(errors="replace")]))
 except urllib.error.HTTPError as err:
     print(json.dumps([err.code, err.read(2000).decode(errors="replace")]))
@@ -94,9 +99,11 @@ except Exception as err:
 """
 
 
-def request_from(place: str, method: str, url: str, body: str | None = None) -> tuple[int | None, str]:
-    """One HTTP request from `place`: (status, body), or (None, the error) when nothing answered."""
-    result = subprocess.run(_argv(place, _REQUEST), input=json.dumps([method, url, body]), capture_output=True, text=True, timeout=60)
+def request_from(place: str, method: str, url: str, body: str | None = None,
+                 tls: tuple[str, str | None, str | None] | None = None) -> tuple[int | None, str]:
+    """One HTTP request from `place`: (status, body), or (None, the error) when nothing answered.
+    `tls`: (CA file, certificate file, key file) at `place` for an https URL (no certificate: None, None)."""
+    result = subprocess.run(_argv(place, _REQUEST), input=json.dumps([method, url, body, tls]), capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise RuntimeError(f"request from {place} failed: {result.stderr.strip()[-500:]}")
     status, text = json.loads(result.stdout)

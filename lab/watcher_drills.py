@@ -22,6 +22,7 @@ from datetime import datetime
 
 import requests
 
+from lab import operator_tls
 from lab.alert_drills import RECEIVERS, clear_receivers, pagerduty_events, push_alert, received, run_on, wait_for
 from lab.paths import HEARTBEAT_GRACE_SECONDS, HEARTBEAT_PERIOD_SECONDS, HOSTS
 from roles._environment import group_data as load_group_data
@@ -29,9 +30,9 @@ from roles._model import duration_seconds
 from roles.alerting.settings import AlertingSettings
 from roles.prometheus.settings import PrometheusSettings
 
-PROMETHEUS = f"http://{HOSTS['mon1'].address}:9090"
+PROMETHEUS = f"https://{HOSTS['mon1'].address}:9090"
 MONITORING = [name for name, host in HOSTS.items() if "monitoring" in host.groups]
-ALERTMANAGER = f"http://{HOSTS['mon1'].address}:9093"
+ALERTMANAGER = f"https://{HOSTS['mon1'].address}:9093"
 SLACK_CRITICAL_BOT = "BCRITICAL"  # the critical channel's webhook in the lab (lab/secrets.py)
 FAILED_TO_SEND = "AlertmanagerFailedToSendAlerts"
 # The probe that makes Alertmanager call the revoked webhook: critical, so it takes the slack-critical route.
@@ -59,7 +60,7 @@ def production_heartbeat_bound(last_call_after_stop: float, lab_repeat: float, e
 
 def _prometheus_ready() -> bool:
     try:
-        return requests.get(f"{PROMETHEUS}/-/ready", timeout=5).ok
+        return operator_tls.get(f"{PROMETHEUS}/-/ready", timeout=5).ok
     except requests.RequestException:
         return False
 

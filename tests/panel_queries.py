@@ -115,9 +115,18 @@ def drive_traffic(backend_url: str) -> dict[str, int]:
     return statuses
 
 
+def _tls(url: str) -> dict:
+    """The operator's client certificate for a Prometheus served over TLS (the lab's); none for plain HTTP."""
+    if not url.startswith("https://"):
+        return {}
+    from lab.operator_tls import operator_kwargs
+
+    return operator_kwargs()
+
+
 def active_jobs(prometheus_url: str) -> set[str]:
     """Scrape jobs with at least one active target."""
-    response = requests.get(f"{prometheus_url}/api/v1/targets", params={"state": "active"}, timeout=10)
+    response = requests.get(f"{prometheus_url}/api/v1/targets", params={"state": "active"}, timeout=10, **_tls(prometheus_url))
     response.raise_for_status()
     return {t["labels"]["job"] for t in response.json()["data"]["activeTargets"]}
 
@@ -132,7 +141,7 @@ def run(prometheus_url: str, query: PanelQuery, environment: str) -> str | None:
     """None when the query answers with data; otherwise what went wrong."""
     expr = substitute(query.expr, environment)
     try:
-        response = requests.get(f"{prometheus_url}/api/v1/query", params={"query": expr}, timeout=30)
+        response = requests.get(f"{prometheus_url}/api/v1/query", params={"query": expr}, timeout=30, **_tls(prometheus_url))
     except requests.RequestException as err:
         return f"request failed: {err}"
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}

@@ -13,6 +13,7 @@ import testinfra
 
 from roles._environment import load_environment
 from roles._settings import Settings
+from roles._tls import TlsPaths, is_tls
 from tests.lab_session import INVENTORY, ROOT
 
 
@@ -33,8 +34,9 @@ class StackHost:
         return load_environment(ROOT / INVENTORY).topology
 
     def local(self, listener: str, path: str = "") -> str:
-        """The URL of this host's own `listener` where it binds (the topology's: the host's IP or the loopback)."""
-        return f"http://{self.topology.bind(self.name, listener)}{path}"
+        """The URL of this host's own `listener` where it binds (the topology's: the host's IP or the loopback);
+        https for the listeners served over TLS (roles/_tls.py)."""
+        return f"{'https' if is_tls(listener) else 'http'}://{self.topology.bind(self.name, listener)}{path}"
 
     def listening(self, listener: str) -> bool:
         """This host's `listener` listens on exactly the address the topology binds."""
@@ -44,7 +46,11 @@ class StackHost:
         return any(l.name == listener for l in self.topology.on(self.name))
 
     def curl(self, url: str, *args: str) -> str:
-        """GET (or more, with curl args) from the host itself; fails on HTTP errors."""
+        """GET (or more, with curl args) from the host itself; fails on HTTP errors. An https URL is called with
+        the host's own identity: Prometheus's on a monitoring host (every TLS listener admits it), else
+        node_exporter's (its own node_exporter admits it)."""
+        if url.startswith("https://"):
+            args = (*TlsPaths("prometheus" if "monitoring" in self.groups else "node_exporter").curl_args(), *args)
         return self.testinfra.check_output("curl -fsS" + " %s" * (len(args) + 1), *args, url)
 
 

@@ -1,4 +1,4 @@
-"""Fill the lab mirror: Go release tarballs plus the stand-in's wheelhouse.
+"""Fill the lab mirror: Go release tarballs, the wheelhouse and the Node backend's tarball.
 
 Each component is reused when its artifacts exist, still hash to what was
 recorded, and were made from the same inputs; otherwise it is rebuilt.
@@ -13,13 +13,12 @@ from pathlib import Path
 
 from lab import paths
 
-from . import gobuild, recipes, stamps, tarball, wheels
+from . import gobuild, node_backend, recipes, stamps, tarball, wheels
 
 WHEELS = "wheels"
-# Python code the lab hosts install from the wheelhouse: the stand-in backend and
-# the Grafana backup job (grafana-client). One wheelhouse, one pip download.
+# Python code the lab hosts install from the wheelhouse: the Grafana backup job
+# (grafana-client). The lab's backend is Node: its tarball is node_backend's.
 REQUIREMENTS_FILES = (
-    paths.REPO / "lab" / "standin" / "requirements.txt",
     paths.REPO / "files" / "grafana_backup" / "requirements.txt",
 )
 REQUIREMENTS = paths.BUILD_DIR / "wheelhouse-requirements.txt"
@@ -45,7 +44,7 @@ def build_all(force: bool = False, names=None, log=print) -> dict:
     artifact details (paths relative to the mirror, size, sha256).
     """
     releases = recipes.load_releases()
-    known = [*releases, WHEELS]
+    known = [*releases, WHEELS, node_backend.NAME]
     wanted = list(names) if names else known
     unknown = [n for n in wanted if n not in known]
     if unknown:
@@ -58,6 +57,8 @@ def build_all(force: bool = False, names=None, log=print) -> dict:
             t0 = time.monotonic()
             if name == WHEELS:
                 result = _wheels(force, log)
+            elif name == node_backend.NAME:
+                result = _node_backend(force, log)
             elif name in recipes.PRODUCTION_ONLY:
                 # Grafana, Loki, Tempo: pinned for production, never built here.
                 result = {"status": "skipped", "reason": recipes.PRODUCTION_ONLY[name]}
@@ -181,6 +182,20 @@ def _wheels(force: bool, log) -> dict:
         + " -r ".join(str(s.relative_to(paths.REPO)) for s in REQUIREMENTS_FILES))
     outputs = wheels.download(requirements, paths.WHEELS_DIR, pythons, log=log)
     outputs["dir"] = str(paths.WHEELS_DIR.relative_to(paths.MIRROR_DIR))
+    stamps.write(stamp_path, {"inputs": inputs, "outputs": outputs})
+    return {**outputs, "status": "built"}
+
+
+def _node_backend(force: bool, log) -> dict:
+    version = node_backend.release_version()
+    inputs = {"version": version, "npm_ci": list(node_backend.NPM_CI)}
+    stamp_path = paths.BUILD_DIR / "stamps" / f"{node_backend.NAME}.json"
+    stamp = stamps.read(stamp_path)
+    tar_path = paths.MIRROR_DIR / node_backend.tarball_path(version)
+    sums_path = paths.MIRROR_DIR / node_backend.checksums_path()
+    if not force and _reusable(stamp, inputs, tar_path, sums_path):
+        return {**stamp["outputs"], "status": "reused"}
+    outputs = node_backend.build(paths.BUILD_DIR / "stage" / node_backend.NAME, log=log)
     stamps.write(stamp_path, {"inputs": inputs, "outputs": outputs})
     return {**outputs, "status": "built"}
 

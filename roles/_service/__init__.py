@@ -68,12 +68,17 @@ class ServiceSpec:
     env_files: tuple[str, ...] = ()
     reload: Literal["sighup", "restart"] = "restart"
     ready_url: str | None = None
+    # curl's TLS options for the readiness check of a TLS listener (roles/_tls.py: the service's own identity).
+    ready_curl_args: tuple[str, ...] = ()
     capabilities: tuple[str, ...] = ()
     netlink: bool = False
     # System calls allowed beyond @system-service (e.g. VictoriaLogs's mincore, which it cannot do without).
     extra_syscalls: tuple[str, ...] = ()
     user: str | None = None  # defaults to `name`
     working_directory: str | None = None
+    # A JIT compiler (Node's V8) maps memory writable and executable: MemoryDenyWriteExecute
+    # would kill it at start. Every other hardening directive still applies.
+    jit: bool = False
 
     @property
     def account(self) -> str:
@@ -107,6 +112,7 @@ def unit_file(spec: ServiceSpec, hardening: bool = True) -> str:
         reload=spec.reload,
         hardening=hardening,
         netlink=spec.netlink,
+        jit=spec.jit,
         extra_syscalls=[_syscall(name, where) for name in spec.extra_syscalls],
         capabilities=[quoting.systemd_capability(cap, f"{where} capabilities") for cap in spec.capabilities],
         read_write_paths=[
@@ -122,12 +128,13 @@ def _absolute(paths: tuple[str, ...], where: str) -> tuple[str, ...]:
     return paths
 
 
-def ready_check(url: str) -> str:
-    """Shell script: wait up to 90 s for `url` to answer; the URL is one quoted word."""
+def ready_check(url: str, curl_args: tuple[str, ...] = ()) -> str:
+    """Shell script: wait up to 90 s for `url` to answer; the URL and each curl option are one quoted word."""
     quoting.refuse_control(url, "ready_url")
     q = quoting.sh_quote(url)
+    options = "".join(f"{quoting.sh_quote(quoting.refuse_control(arg, 'ready_curl_args'))} " for arg in curl_args)
     return (
-        "for i in $(seq 90); do curl -fsS -o /dev/null "
+        f"for i in $(seq 90); do curl -fsS -o /dev/null {options}"
         f"{q} && exit 0; sleep 1; done; echo not ready after 90s: {q} >&2; exit 1"
     )
 
@@ -194,7 +201,7 @@ def run_service(spec: ServiceSpec, hardening: bool, code_changes: list, config_c
     if spec.ready_url:
         server.shell(
             name=f"{name}: wait until ready",
-            commands=[ready_check(spec.ready_url)],
+            commands=[ready_check(spec.ready_url, spec.ready_curl_args)],
             _if=lambda: any(op.did_change() for op in (started, restarted, reloaded)),
         )
 

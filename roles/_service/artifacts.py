@@ -65,6 +65,14 @@ def _published_sums(url: str) -> dict[str, str]:
     return parse_sums(response.text)
 
 
+def published_sha256(sums_url: str, filename: str) -> str:
+    """The sha256 of `filename` in the checksums file at `sums_url`; ChecksumError if it is not listed."""
+    sha256 = _published_sums(sums_url).get(filename)
+    if not sha256:
+        raise ChecksumError(f"{sums_url} lists no checksum for {filename}; refusing an unverified artifact")
+    return sha256
+
+
 def parse_sums(text: str) -> dict[str, str]:
     """file name -> sha256 from a `sha256sum` file (`*name` for binary mode).
 

@@ -19,9 +19,12 @@ from roles._service import ConfigFile, ServiceSpec, release_service
 from roles._service.quoting import refuse_control
 from roles._service.render import dump_yaml
 from roles.alerting.catalog import Alert, load_catalog
+from roles.node_exporter import certificate_expiry
+from roles._tls import TlsPaths, allowed_clients, leaf, tls_files, web_config
 
 if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
     from roles._context import HostContext
+    from roles._pki import Leaf
     from roles._settings import Settings
     from roles.alerting.settings import AlertingSettings
 
@@ -33,6 +36,10 @@ DATA_DIR = "/var/lib/alertmanager"
 # default, 15m, made that window a quarter of an hour; the files are small.
 SNAPSHOT_INTERVAL = "10s"
 SECRETS_DIR = "/etc/alertmanager/secrets"
+TLS = TlsPaths("alertmanager")
+# Alertmanager has no web-config checker of its own; exporter-toolkit's is promtool's, and a
+# monitoring host runs Prometheus (deployed before Alertmanager) next to it.
+WEB_CONFIG_CHECK = "/opt/prometheus/current/promtool check web-config {path}"
 TEMPLATES_DIR = "/etc/alertmanager/templates"
 NOTIFICATION_TEMPLATES = Path(__file__).resolve().parents[2] / "files" / "alertmanager" / "sentinel.tmpl"
 # Every secret file the role may write; the ones a disabled receiver no longer needs are removed.
@@ -209,9 +216,8 @@ def cluster_flags(settings: Settings, peers: list[str], cluster_bind: str, peer_
     peer_timeout before notifying: the inventory name makes that order stable and readable
     (mon1 first), where the default is a random name drawn at every start. The cluster label
     (the environment) makes an Alertmanager drop gossip from another environment's cluster.
-    Gossip is not encrypted: --cluster.tls-config is experimental in the pinned 0.31.1 and
-    needs certificates the toolkit does not issue; the firewall lets only the peers in
-    (docs/alerting.md "Two monitoring hosts").
+    Gossip is not encrypted (the web API is TLS): --cluster.tls-config is experimental in
+    the pinned 0.31.1; the firewall lets only the peers in (docs/alerting.md "Two monitoring hosts").
     """
     if not peers:
         return ["--cluster.listen-address="]  # one instance: no gossip port, today's behaviour
@@ -228,7 +234,7 @@ def cluster_flags(settings: Settings, peers: list[str], cluster_bind: str, peer_
 
 
 def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers: list[str], bind: str = "", cluster_bind: str = "",
-                 peer_name: str = "") -> ServiceSpec:
+                 tls: tuple[ConfigFile, ...] = (), peer_name: str = "") -> ServiceSpec:
     """
     The Alertmanager service.
 
@@ -237,9 +243,11 @@ def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers
     + secrets: secret file name -> content, written under /etc/alertmanager/secrets
     + peers: host:port of the other monitoring hosts' Alertmanagers (gossip), empty for one host
     + bind, cluster_bind: ip:port of alertmanager.web and alertmanager.cluster from the topology
+    + tls: the certificate files and web config (`tls_configs`); none = plain HTTP
     + peer_name: this Alertmanager's name in the cluster (the inventory host name)
     """
     am = settings.alerting
+    scheme = "https" if tls else "http"
     args = [
         "{bin}/alertmanager",
         f"--config.file={CONFIG}",
@@ -247,14 +255,16 @@ def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers
         f"--data.retention={am.retention}",
         f"--data.maintenance-interval={SNAPSHOT_INTERVAL}",
         f"--web.listen-address={bind}",
-        f"--web.external-url=http://{settings.address}:{am.listen_port}",
+        f"--web.external-url={scheme}://{settings.address}:{am.listen_port}",
     ]
+    if tls:
+        args.append(f"--web.config.file={TLS.web_config}")
     # Several Alertmanagers gossip silences and notification state, so an alert that
     # every Prometheus sends to all of them is notified once.
     args += cluster_flags(settings, peers, cluster_bind, peer_name)
     # Secrets and templates land before the config that refers to them, so the
     # config's check on the host sees them.
-    configs = [ConfigFile(f"{SECRETS_DIR}/{name}", value, mode="0640") for name, value in sorted(secrets.items())]
+    configs = [*tls, *(ConfigFile(f"{SECRETS_DIR}/{name}", value, mode="0640") for name, value in sorted(secrets.items()))]
     configs.append(
         ConfigFile(
             f"{TEMPLATES_DIR}/sentinel.tmpl",
@@ -269,11 +279,18 @@ def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers
         description="Prometheus Alertmanager",
         exec_start=tuple(args),
         configs=tuple(configs),
-        config_dirs=(SECRETS_DIR, TEMPLATES_DIR),
+        config_dirs=(SECRETS_DIR, TEMPLATES_DIR, *((TLS.dir,) if tls else ())),
         data_dirs=(DATA_DIR,),
         reload="sighup",
-        ready_url=f"http://{bind}/-/ready",
+        ready_url=f"{scheme}://{bind}/-/ready",
+        ready_curl_args=TLS.curl_args() if tls else (),
     )
+
+
+def tls_configs(ctx: HostContext, certificate) -> tuple[ConfigFile, ...]:
+    """The certificate files and the web config: the API admits Prometheus, Grafana and the operator (the topology's flows)."""
+    allowed = allowed_clients(ctx.topology, ctx.name, "alertmanager.web")
+    return (*tls_files("alertmanager", certificate), ConfigFile(TLS.web_config, web_config(TLS, allowed), validate=WEB_CONFIG_CHECK))
 
 
 def monitoring_peers(ctx: HostContext) -> list[str]:
@@ -281,13 +298,15 @@ def monitoring_peers(ctx: HostContext) -> list[str]:
     return [address for host, address in ctx.topology.addresses("alertmanager.cluster") if host != ctx.name]
 
 
-def host_service_spec(ctx: HostContext) -> ServiceSpec:
-    """The Alertmanager service of this host: its config, secrets, binds and cluster peers."""
+def host_service_spec(ctx: HostContext, certificate: "Leaf | None" = None) -> ServiceSpec:
+    """The Alertmanager service of this host: its config, secrets, binds, cluster peers and TLS
+    (`certificate`: this host's alertmanager leaf, issued here when not given)."""
     me = ctx.settings
     peers = monitoring_peers(ctx)
     cluster_bind = ctx.bind("alertmanager.cluster") if peers else ""
+    certificate = certificate or leaf(ctx, "alertmanager", "alertmanager.web")
     return service_spec(me, render_config(me, load_catalog()), secret_files(me, ctx.secrets), peers, ctx.bind("alertmanager.web"),
-                        cluster_bind, peer_name=ctx.name)
+                        cluster_bind, peer_name=ctx.name, tls=tls_configs(ctx, certificate))
 
 
 @deploy("Alertmanager")
@@ -299,9 +318,12 @@ def alertmanager(settings: AlertingSettings, ctx: HostContext):
     + ctx: the host context: binds and gossip peers from the topology, the run's secrets
       (the enabled receivers' ones are written as files)
     """
-    spec = host_service_spec(ctx)
-    secrets = secret_files(ctx.settings, ctx.secrets)
+    me = ctx.settings
+    certificate = leaf(ctx, "alertmanager", "alertmanager.web")
+    spec = host_service_spec(ctx, certificate)
+    secrets = secret_files(me, ctx.secrets)
     release_service(spec, ctx.artifact_base_url, ctx.hardening)
+    certificate_expiry(me.node_exporter.textfile_dir, "alertmanager", certificate)
     for name in ALL_SECRET_FILES:
         if name not in secrets:
             files.file(name=f"alertmanager: no unused secret {name}", path=f"{SECRETS_DIR}/{name}", present=False)

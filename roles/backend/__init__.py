@@ -57,7 +57,6 @@ def env_values(settings: Settings, endpoint: str, sentry_dsn: str, bind_host: st
         SENTRY_DSN=sentry_dsn,
         SENTRY_ENVIRONMENT=settings.environment,
         SENTRY_RELEASE=release_name(backend.service_name, backend.version),
-        SENTRY_TRACES_SAMPLE_RATE=str(backend.sentry_traces_sample_rate),
         SENTRY_PROFILES_SAMPLE_RATE=str(backend.sentry_profiles_sample_rate),
     )
     return values

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
@@ -45,7 +45,7 @@ class BackendSettings(Model):
     """The Sentinel backend's environment on the `app` hosts.
 
     The backend itself is deployed by its own pipeline; the toolkit owns the env
-    file its unit loads. In the lab, `standin` runs the stand-in backend instead.
+    file its unit loads. In the lab, `standin` also runs the lab's Node backend.
     """
 
     env_file: EnvFilePath = Field("/etc/sentinel/backend.env", description="The env file the backend's unit loads (under /etc/sentinel*/).")
@@ -60,7 +60,6 @@ class BackendSettings(Model):
     trace_sampler: Sampler = Field("parentbased_traceidratio", description="OTEL_TRACES_SAMPLER.")
     trace_sample_ratio: Fraction = Field(1.0, description="OTEL_TRACES_SAMPLER_ARG, 0 to 1.")
     sentry_dsn_secret: SecretName = Field("SENTRY_DSN", description="Secret holding the Sentry DSN; unset secret = Sentry off.")
-    sentry_traces_sample_rate: Fraction = Field(0.1, description="Sentry traces sample rate, 0 to 1.")
     sentry_profiles_sample_rate: Fraction = Field(0.0, description="Sentry profiles sample rate, 0 to 1.")
     sourcemaps_dir: AbsPath | None = Field(
         None, description="Where the backend build ships its *.map files on the host; unset = no source map upload."
@@ -71,7 +70,12 @@ class BackendSettings(Model):
         "SENTRY_AUTH_TOKEN", description="Secret holding the Sentry auth token for release creation and upload."
     )
     sentry_url: HttpUrl = Field("https://sentry.io", description="Sentry server for sentry-cli (gets the auth token: https outside the lab).")
-    standin: Bool = Field(False, description="Run the lab's stand-in backend (lab only).")
+    standin: Bool = Field(False, description="Run the lab's Node backend (lab/backend_node; lab only).")
+
+    # OpenTelemetry owns tracing (docs/howto-sentry-node.md, rule 4): with a Sentry traces sample
+    # rate, @sentry/node starts spans of its own and its events carry Sentry's trace id instead of
+    # the OpenTelemetry one the traces and log lines carry. Sampling is OTEL_TRACES_SAMPLER's.
+    MOVED_KEYS: ClassVar[dict[str, str]] = {"sentry_traces_sample_rate": "backend.trace_sample_ratio (with trace_sampler; Sentry's own tracing stays off)"}
 
     @model_validator(mode="after")
     def _upload_needs_slugs(self):

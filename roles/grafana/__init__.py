@@ -199,7 +199,10 @@ def grafana(settings: GrafanaSettings, ctx: HostContext):
 
     artifact_base_url, hardening, secrets = ctx.artifact_base_url, ctx.hardening, ctx.secrets
     alerting, environment, address, http_addr = ctx.settings.alerting, ctx.environment, ctx.address, ctx.settings.ip
-    peers = grafana_peers(ctx)
+    from roles._tls import leaf
+
+    identity = leaf(ctx, "grafana")  # its datasources' client certificate (Prometheus, Alertmanager)
+    peers = grafana_peers(ctx, (identity.ca_pem, identity.cert_pem, identity.key_pem))
     spec = service_spec(settings, http_addr)
     service_account(spec)
     service_dirs(spec)

@@ -30,26 +30,30 @@ def stores(settings: Settings) -> tuple[str, str]:
     return settings.traces.store, settings.logs.store
 
 
-def grafana_peers(ctx: HostContext) -> Peers:
+def grafana_peers(ctx: HostContext, client_tls: tuple[str, str, str] | None = None) -> Peers:
     """The datasources' URLs for a monitoring host, from the topology: its own Prometheus and
-    Alertmanager, the environment's trace and log store (each on the listener its settings give)."""
+    Alertmanager, the environment's trace and log store (each on the listener its settings give).
+    `client_tls`: (CA, certificate, key) PEMs of Grafana's identity; Prometheus and Alertmanager are then https."""
     me = ctx.settings
     traces, logs = stores(me)
     query = {"tempo": "tempo.http", "jaeger": "jaeger.query", "loki": "loki.http", "victorialogs": "victorialogs.http"}
+    scheme = "https" if client_tls else "http"
     return Peers(
-        prometheus_url=ctx.url("prometheus.web"),
-        alertmanager_url=ctx.url("alertmanager.web"),
+        prometheus_url=ctx.topology.url("prometheus.web", ctx.name, scheme=scheme),
+        alertmanager_url=ctx.topology.url("alertmanager.web", ctx.name, scheme=scheme),
         traces=traces,
         traces_url=ctx.url(query[traces]),
         logs=logs,
         logs_url=ctx.url(query[logs]),
         scrape_interval=me.prometheus.scrape_interval,
-        prometheus_replicas=_replicas(ctx) if len(ctx.topology.instances("prometheus.web")) > 1 else (),
+        prometheus_replicas=_replicas(ctx, scheme) if len(ctx.topology.instances("prometheus.web")) > 1 else (),
+        client_tls=client_tls,
     )
 
 
-def _replicas(ctx: HostContext) -> tuple[tuple[str, str], ...]:
-    return tuple((l.host, f"http://{l.reach(ctx.name)}") for l in ctx.topology.instances("prometheus.web"))
+def _replicas(ctx: HostContext, scheme: str) -> tuple[tuple[str, str], ...]:
+    """(host, URL) of every Prometheus of the pair; https (with Grafana's client certificate) when TLS is on."""
+    return tuple((l.host, f"{scheme}://{l.reach(ctx.name)}") for l in ctx.topology.instances("prometheus.web"))
 
 
 def grafana_ha(ctx: HostContext) -> dict[str, str] | None:

@@ -15,7 +15,7 @@ values, so a literal `${__value.raw}` is written `$${__value.raw}`
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from roles._service.render import dump_yaml
@@ -62,6 +62,8 @@ class Peers:
     # With a Prometheus pair: (host, URL) of every Prometheus, each provisioned as a datasource of
     # its own besides the default one (this host's); empty with one Prometheus.
     prometheus_replicas: tuple[tuple[str, str], ...] = ()
+    # (CA, certificate, key) PEMs of Grafana's identity for the TLS listeners (roles/_tls.py), or None.
+    client_tls: tuple[str, str, str] | None = field(default=None, repr=False)
 
     @property
     def uids(self) -> frozenset[str]:
@@ -130,7 +132,13 @@ def _logs_json(peers: Peers) -> dict:
 def datasources(peers: Peers) -> dict:
     """datasources.yaml: Prometheus (default: this host's), each Prometheus of a pair, Alertmanager, the trace store, the log store."""
 
-    def source(uid: str, name: str, url: str, json_data: dict, default: bool = False, kind: str = "") -> dict:
+    def source(uid: str, name: str, url: str, json_data: dict, default: bool = False, kind: str = "", tls: bool = False) -> dict:
+        if tls and peers.client_tls:
+            # Client certificate auth: the listener admits Grafana's identity by name; the CA checks the server.
+            ca, cert, key = peers.client_tls
+            json_data = {**json_data, "tlsAuth": True, "tlsAuthWithCACert": True}
+            secure = {"tlsCACert": ca, "tlsClientCert": cert, "tlsClientKey": key}
+            return {**source(uid, name, url, json_data, default, kind), "secureJsonData": secure}
         return {
             "name": name,
             "type": PLUGIN_TYPES[kind or uid],
@@ -158,6 +166,7 @@ def datasources(peers: Peers) -> dict:
                     "exemplarTraceIdDestinations": [{"name": "trace_id", "datasourceUid": TRACES_UID}],
                 },
                 default=True,
+                tls=True,
             ),
             # A pair: each Prometheus by name too (uid prometheus-<position>), to read the other
             # copy when this host's has a gap or is down (docs/alerting.md "Two monitoring hosts").
@@ -168,6 +177,7 @@ def datasources(peers: Peers) -> dict:
                     url,
                     {"httpMethod": "POST", "timeInterval": peers.scrape_interval},
                     kind="prometheus",
+                    tls=True,
                 )
                 for position, (host, url) in enumerate(peers.prometheus_replicas, start=1)
             ),
@@ -177,6 +187,7 @@ def datasources(peers: Peers) -> dict:
                 "Alertmanager",
                 peers.alertmanager_url,
                 {"implementation": "prometheus", "handleGrafanaManagedAlerts": False},
+                tls=True,
             ),
             source(TRACES_UID, peers.traces.capitalize(), peers.traces_url, _traces_json(peers), kind=peers.traces),
             source(

@@ -8,7 +8,9 @@ from pyinfra.api import deploy
 from pyinfra.operations import files
 
 from roles._placement import COMPONENTS
-from roles._service import ServiceSpec, release_service
+from roles._service import ConfigFile, ServiceSpec, release_service
+from roles._service.operations import validated_file
+from roles._tls import TlsPaths, allowed_clients, expiry_textfile, leaf, tls_files, web_config
 
 if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
     from roles._context import HostContext
@@ -30,9 +32,21 @@ def watched_units(settings: Settings) -> str:
     return "(" + "|".join(name.replace(".", r"\.") for name in names) + r")\.service"
 
 
-def service_spec(settings: Settings, bind: str) -> ServiceSpec:
-    """node_exporter's service; `bind` is ip:port from the topology (node_exporter.metrics)."""
+TLS = TlsPaths("node_exporter")
+# node_exporter has no checker of its own: the new binary starts on a loopback port with the staged
+# web config and no collectors; exporter-toolkit exits at once on a config or file it cannot use, so
+# still serving after 3 s (timeout's 124) is the pass. `||`: the checker runs under `set -e`.
+WEB_CONFIG_CHECK = (
+    "{ timeout 3 {bin}/node_exporter --web.config.file={path} --web.listen-address=127.0.0.1:0 "
+    "--collector.disable-defaults || test $? -eq 124; }"
+)
+
+
+def service_spec(settings: Settings, bind: str, tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
+    """node_exporter's service; `bind` is ip:port from the topology (node_exporter.metrics);
+    `tls`: its certificate files and web config (roles/_tls.py), none = plain HTTP."""
     ne = settings.node_exporter
+    web = ((f"--web.config.file={TLS.web_config}",) if tls else ())
     return ServiceSpec(
         name="node_exporter",
         description="Prometheus node_exporter",
@@ -44,12 +58,23 @@ def service_spec(settings: Settings, bind: str) -> ServiceSpec:
             f"--collector.systemd.unit-include={watched_units(settings)}",
             # node_systemd_service_restart_total (systemd's NRestarts): NodeSystemdServiceCrashlooping.
             "--collector.systemd.enable-restarts-metrics",
+            *web,
         ),
+        configs=tls,
+        config_dirs=(TLS.dir,) if tls else (),
         # The textfile dir is created below with its writers' group, not as a data dir.
         data_dirs=("/var/lib/node_exporter",),
         netlink=True,
-        ready_url=f"http://{bind}/metrics",
+        ready_url=f"{'https' if tls else 'http'}://{bind}/metrics",
+        ready_curl_args=TLS.curl_args() if tls else (),
     )
+
+
+def tls_configs(ctx: HostContext, certificate) -> tuple[ConfigFile, ...]:
+    """The certificate files and the web config admitting the topology's clients."""
+    allowed = allowed_clients(ctx.topology, ctx.name, "node_exporter.metrics")
+    return (*tls_files("node_exporter", certificate),
+            ConfigFile(TLS.web_config, web_config(TLS, allowed), validate=WEB_CONFIG_CHECK))
 
 
 @deploy("node_exporter")
@@ -60,9 +85,17 @@ def node_exporter(settings: NodeExporterSettings, ctx: HostContext):
     + settings: the `node_exporter` block
     + ctx: the host context (its bind from the topology, artifact base URL, hardening)
     """
-    release_service(service_spec(ctx.settings, ctx.bind("node_exporter.metrics")), ctx.artifact_base_url, ctx.hardening)
+    certificate = leaf(ctx, "node_exporter", "node_exporter.metrics")
+    spec = service_spec(ctx.settings, ctx.bind("node_exporter.metrics"), tls_configs(ctx, certificate))
+    release_service(spec, ctx.artifact_base_url, ctx.hardening)
     textfile_dir(settings.textfile_dir)
+    certificate_expiry(settings.textfile_dir, "node_exporter", certificate)
 
+
+def certificate_expiry(textfile_dir: str, service: str, certificate) -> None:
+    """The certificate's notAfter for node_exporter's textfile collector (CertificateExpiresSoon)."""
+    validated_file(name=f"{service}: certificate expiry metric", dest=f"{textfile_dir}/tls_{service}.prom",
+                   content=expiry_textfile(service, certificate), user="root", group=TEXTFILE_GROUP, mode="0644")
 
 def textfile_dir(path: str) -> None:
     """node_exporter reads it; members of TEXTFILE_GROUP write it (their files must be world-readable, 0644)."""

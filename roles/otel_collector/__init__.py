@@ -30,6 +30,7 @@ from pyinfra.operations import server
 from roles._godur import go_duration
 from roles._net import split_host_port
 from roles._service import ConfigFile, ServiceSpec, release_service
+from roles._tls import TlsPaths, leaf, tls_files
 from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 NAME = "otelcol"  # the files/versions.yml key: unit, user, /etc/otelcol, /opt/otelcol
 BINARY = "otelcol-contrib"
 CONFIG = f"/etc/{NAME}/config.yaml"
+TLS = TlsPaths(NAME)  # the gateway's client certificate (remote write into Prometheus)
 Mode = Literal["gateway", "agent"]
 
 # Span metrics dimensions beyond the connector's own (service.name, span.name,
@@ -97,6 +99,18 @@ def _retry(settings: CollectorSettings) -> dict:
     return {"enabled": True, "initial_interval": "1s", "max_interval": "30s", "max_elapsed_time": go_duration(settings.retry_max_elapsed)}
 
 
+def rotated_log_files(log_file: str) -> list[str]:
+    """The live log file and the names its rotated copies take: `backend.log.1` (Python's
+    RotatingFileHandler, logrotate without compression) and `backend1.log` (Winston's File
+    transport). Read while they are rotated, so a line written just before a rename is not lost;
+    the receiver knows a renamed file by its fingerprint and does not read it twice.
+    """
+    directory, _, name = log_file.rpartition("/")
+    stem, dot, ext = name.rpartition(".")
+    winston = f"{directory}/{stem}[0-9]*.{ext}" if dot and stem else f"{log_file}[0-9]*"
+    return [log_file, f"{log_file}.[0-9]*", winston]
+
+
 def _agent_receiver(settings: CollectorSettings) -> dict:
     """file_log: one JSON object per line (the contract's names or stock Winston's), the four stream labels moved to the resource."""
     renames = [
@@ -109,7 +123,7 @@ def _agent_receiver(settings: CollectorSettings) -> dict:
         for label, field in STREAM_LABEL_FIELDS.items()
     ]
     return {
-        "include": [settings.log_file],
+        "include": rotated_log_files(settings.log_file),
         # First start ships what is already in the file; later starts resume at the stored offset.
         "start_at": "beginning",
         "storage": "file_storage",
@@ -152,6 +166,7 @@ def render_config(
     gateway_endpoint: str = "",
     service_name: str = "sentinel-backend",
     binds: Mapping[str, str] | None = None,
+    remote_write_tls: bool = False,
 ) -> dict:
     """
     The collector's config as a dict.
@@ -167,6 +182,7 @@ def render_config(
     + service_name: the backend's service.name (agent: for lines without a `service` field)
     + binds: listener -> ip:port from the topology (otelcol.health, otelcol.metrics, gateway.otlp_*);
       the loopback when not given (unit tests)
+    + remote_write_tls: remote-write over TLS with the gateway's own certificate (roles/_tls.py)
     """
     binds = dict(binds or {})
     for name, port in (("otelcol.health", settings.health_port), ("otelcol.metrics", settings.metrics_port),
@@ -241,6 +257,9 @@ def render_config(
                 "resource_to_telemetry_conversion": {"enabled": True},
                 "retry_on_failure": _retry(settings),
             }
+            if remote_write_tls:
+                # Prometheus admits the gateway's identity (the topology's flow gateway -> prometheus.web).
+                exporters[name]["tls"] = {"ca_file": TLS.ca, "cert_file": TLS.cert, "key_file": TLS.key, "min_version": "1.2"}
             remote_writes.append(name)
         pipelines["traces"] = {"receivers": ["otlp"], "processors": list(chain), "exporters": [f"otlp_http/{traces.store}", "span_metrics"]}
         pipelines["metrics/span_metrics"] = {"receivers": ["span_metrics"], "processors": list(chain), "exporters": remote_writes}
@@ -289,8 +308,9 @@ def config_text(config: dict) -> str:
     return "# Managed by the Sentinel observability toolkit; local edits are overwritten.\n" + yaml.safe_dump(config, sort_keys=False)
 
 
-def service_spec(settings: CollectorSettings, config: str, health_bind: str = "") -> ServiceSpec:
-    """The collector's service; `config` is the rendered YAML, `health_bind` otelcol.health from the topology."""
+def service_spec(settings: CollectorSettings, config: str, health_bind: str = "", tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
+    """The collector's service; `config` is the rendered YAML, `health_bind` otelcol.health from the topology,
+    `tls` the gateway's client certificate files (roles/_tls.py)."""
     health_bind = health_bind or f"127.0.0.1:{settings.health_port}"
     return ServiceSpec(
         name=NAME,
@@ -299,7 +319,8 @@ def service_spec(settings: CollectorSettings, config: str, health_bind: str = ""
         # saved only once the lines are in the disk queue (without the gate the last poll's
         # lines, read and checkpointed, could die in memory with a SIGKILL: 30 of 3,000 on the lab).
         exec_start=(f"{{bin}}/{BINARY}", f"--config={CONFIG}", "--feature-gates=stanza.synchronousLogEmitter"),
-        configs=(ConfigFile(CONFIG, config, validate=f"{{bin}}/{BINARY} validate --config={{path}}"),),
+        configs=(*tls, ConfigFile(CONFIG, config, validate=f"{{bin}}/{BINARY} validate --config={{path}}")),
+        config_dirs=(TLS.dir,) if tls else (),
         data_dirs=(settings.data_dir, f"{settings.data_dir}/file_storage"),
         ready_url=f"http://{health_bind}/",
     )
@@ -319,6 +340,7 @@ class CollectorWiring:
     remote_write_url: str | tuple[str, ...] = ""
     gateway_endpoint: str = ""
     binds: tuple[tuple[str, str], ...] = ()
+    remote_write_tls: bool = False
 
     def render_args(self) -> dict:
         """The keyword arguments of `render_config` after its settings."""
@@ -343,7 +365,8 @@ def otel_collector(settings: CollectorSettings, ctx: HostContext):
     """
     wiring = collector_wiring(ctx)
     modes = wiring.modes
-    spec = service_spec(settings, config_text(render_wired(settings, wiring)), ctx.bind("otelcol.health"))
+    tls = tls_files(NAME, leaf(ctx, "gateway")) if wiring.remote_write_tls else ()
+    spec = service_spec(settings, config_text(render_wired(settings, wiring)), ctx.bind("otelcol.health"), tls)
     artifact_base_url, hardening = ctx.artifact_base_url, ctx.hardening
     if "agent" in modes:
         # The backend's log directory is 0750 root-or-sentinel:sentinel: the collector reads it as a group member.
@@ -394,13 +417,14 @@ def collector_wiring(ctx: HostContext) -> CollectorWiring:
     binds = tuple((l.name, l.bind) for l in ctx.topology.on(ctx.name) if l.component in ("otelcol", "gateway"))
     args: dict = {"modes": modes, "environment": me.environment, "service_name": me.backend.service_name, "binds": binds}
     if "gateway" in modes:
-        remote_write = ctx.urls("prometheus.web", "/api/v1/write")
+        remote_write = ctx.topology.urls("prometheus.web", ctx.name, "/api/v1/write", scheme="https")
         args.update(
             traces=me.traces,
             logs=me.logs,
             trace_endpoint=trace_store_endpoint(me.traces, ctx.topology, ctx.name),
             log_endpoint=log_store_endpoint(me.logs, ctx.topology, ctx.name),
             remote_write_url=remote_write[0] if len(remote_write) == 1 else tuple(remote_write),
+            remote_write_tls=True,
         )
     if modes == ("agent",):
         args["gateway_endpoint"] = ctx.url("gateway.otlp_http")

@@ -11,7 +11,9 @@ from roles._service import ConfigFile, ServiceSpec, release_service
 from roles._service.render import dump_yaml
 from roles.alerting.catalog import load_catalog
 from roles.alerting.rules import HEADER as RULES_HEADER, RULES_FILE, render_rules
+from roles.node_exporter import certificate_expiry
 from roles.retention import prometheus_flags
+from roles._tls import TlsPaths, allowed_clients, client_tls_config, is_tls, leaf, tls_files, web_config
 
 if TYPE_CHECKING:  # the role gets its settings and peers as arguments and imports no aggregate
     from roles._context import HostContext
@@ -20,6 +22,7 @@ if TYPE_CHECKING:  # the role gets its settings and peers as arguments and impor
     from roles.prometheus.settings import PrometheusSettings
 
 CONFIG = "/etc/prometheus/prometheus.yml"
+TLS = TlsPaths("prometheus")
 DATA_DIR = "/var/lib/prometheus"
 
 
@@ -34,6 +37,7 @@ class ScrapeJob:
     name: str
     targets: tuple[Target, ...]
     metrics_path: str = "/metrics"
+    tls: bool = False  # https with Prometheus's client certificate (roles/_tls.py TLS_LISTENERS)
 
 
 # job name -> the listener it scrapes: every instance of it in the topology.
@@ -59,7 +63,7 @@ def scrape_jobs(topology: Topology, me: Settings) -> list[ScrapeJob]:
         targets = tuple(Target(host, address) for host, address in topology.addresses(listener))
         if targets or job in ("prometheus", "alertmanager", "node"):
             path = me.backend.metrics_path if job == "sentinel-backend" else "/metrics"
-            jobs.append(ScrapeJob(job, targets, path))
+            jobs.append(ScrapeJob(job, targets, path, is_tls(listener)))
     return jobs
 
 
@@ -79,9 +83,11 @@ def alertmanagers(topology: Topology) -> list[str]:
     return [address for _, address in topology.addresses("alertmanager.web")]
 
 
-def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = (), replica: str = "") -> dict:
+def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = (), tls: TlsPaths = TLS,
+           replica: str = "") -> dict:
     """prometheus.yml as a structure, dumped by `render_config`.
 
+    + tls: where Prometheus's client certificate is (its pushes to the Alertmanagers)
     + replica: this Prometheus's name in a pair (the host name); empty for the only one
     """
     prom = settings.prometheus
@@ -102,8 +108,11 @@ def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list
     }
     if alertmanager_targets:
         # Every alert goes to every monitoring host's Alertmanager, directly (never through a
-        # load balancer); they deduplicate by gossip.
-        data["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanager_targets)}]}]}
+        # load balancer); they deduplicate by gossip. Over TLS with Prometheus's own
+        # certificate (each Alertmanager admits every Prometheus by name).
+        data["alerting"] = {"alertmanagers": [{
+            "scheme": "https", "tls_config": client_tls_config(tls), "static_configs": [{"targets": list(alertmanager_targets)}],
+        }]}
         if replica:
             # Both Prometheus of a pair send the same alert: without the replica label it is one alert.
             data["alerting"]["alert_relabel_configs"] = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
@@ -112,6 +121,9 @@ def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list
         scrape_config: dict = {"job_name": job.name}
         if job.metrics_path != "/metrics":
             scrape_config["metrics_path"] = job.metrics_path
+        if job.tls:
+            scrape_config["scheme"] = "https"
+            scrape_config["tls_config"] = client_tls_config(tls)
         scrape_config["static_configs"] = [
             {"targets": [target.address], "labels": {"host": target.host, "environment": environment}} for target in job.targets
         ]
@@ -120,9 +132,10 @@ def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list
     return data
 
 
-def render_config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = (), replica: str = "") -> str:
+def render_config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = (), tls: TlsPaths = TLS,
+                  replica: str = "") -> str:
     """prometheus.yml: the structure from `config`, dumped as YAML (no value is pasted into text)."""
-    return dump_yaml(config(settings, jobs, alertmanager_targets, replica))
+    return dump_yaml(config(settings, jobs, alertmanager_targets, tls, replica))
 
 
 def grafana_url(ctx: HostContext) -> str:
@@ -144,7 +157,7 @@ def render_alert_rules(settings: Settings, ctx: HostContext) -> str:
     return render_rules(load_catalog(), settings.alerting.runbook_base_url, grafana_url(ctx))
 
 
-def service_spec(settings: Settings, config: str, rules: str | None = None, bind: str = "") -> ServiceSpec:
+def service_spec(settings: Settings, config: str, rules: str | None = None, bind: str = "", tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
     """
     The Prometheus service.
 
@@ -152,6 +165,7 @@ def service_spec(settings: Settings, config: str, rules: str | None = None, bind
     + bind: ip:port of prometheus.web from the topology
     + config: the rendered prometheus.yml
     + rules: the rendered alert rule file; None installs none
+    + tls: the certificate files and web config (`tls_configs`); none = plain HTTP
     """
     prom = settings.prometheus
     retention = prometheus_flags(settings.retention)  # the retention policy, docs/retention.md
@@ -168,31 +182,42 @@ def service_spec(settings: Settings, config: str, rules: str | None = None, bind
         # Watchdog resolves within 4 evaluations and the dead man's switch hears it in time.
         f"--rules.alert.resend-delay={prom.evaluation_interval}",
     ]
+    if tls:
+        args.append(f"--web.config.file={TLS.web_config}")
     if "storage.tsdb.retention.size" in retention:
         args.append(f"--storage.tsdb.retention.size={retention['storage.tsdb.retention.size']}")
     if prom.remote_write_receiver:
         args.append("--web.enable-remote-write-receiver")
-    configs = (ConfigFile(CONFIG, config, validate="{bin}/promtool check config {path}"),)
+    # The certificates and web config before prometheus.yml, whose tls_config names the files.
+    configs = (*tls, ConfigFile(CONFIG, config, validate="{bin}/promtool check config {path}"))
     if rules is not None:
         # The rules first: `promtool check config` then checks the config with them.
-        configs = (ConfigFile(RULES_FILE, rules, validate="{bin}/promtool check rules {path}"), *configs)
+        configs = (*tls, ConfigFile(RULES_FILE, rules, validate="{bin}/promtool check rules {path}"), *configs[len(tls):])
     return ServiceSpec(
         name="prometheus",
         description="Prometheus monitoring system",
         exec_start=tuple(args),
         configs=configs,
-        config_dirs=("/etc/prometheus/rules",),
+        config_dirs=("/etc/prometheus/rules", *((TLS.dir,) if tls else ())),
         data_dirs=(DATA_DIR,),
         reload="sighup",
-        ready_url=f"http://{bind}/-/ready",
+        ready_url=f"{'https' if tls else 'http'}://{bind}/-/ready",
+        ready_curl_args=TLS.curl_args() if tls else (),
     )
 
 
-def host_config(ctx: HostContext) -> str:
+def host_config(ctx: HostContext, tls: TlsPaths = TLS) -> str:
     """This host's prometheus.yml: the environment's scrape jobs and Alertmanagers, its replica label in a pair."""
     me = ctx.settings
     replica = ctx.name if replicas(ctx.topology) > 1 else ""  # one Prometheus: no replica label
-    return render_config(me, scrape_jobs(ctx.topology, me), alertmanagers(ctx.topology), replica)
+    return render_config(me, scrape_jobs(ctx.topology, me), alertmanagers(ctx.topology), tls, replica)
+
+
+def tls_configs(ctx: HostContext, certificate) -> tuple[ConfigFile, ...]:
+    """Prometheus's certificate files and the web config admitting the topology's clients (promtool checks it)."""
+    allowed = allowed_clients(ctx.topology, ctx.name, "prometheus.web")
+    return (*tls_files("prometheus", certificate),
+            ConfigFile(TLS.web_config, web_config(TLS, allowed), validate="{bin}/promtool check web-config {path}"))
 
 
 @deploy("Prometheus")
@@ -206,4 +231,7 @@ def prometheus(settings: PrometheusSettings, ctx: HostContext):
     me = ctx.settings
     config = host_config(ctx)
     rules = render_alert_rules(me, ctx)
-    release_service(service_spec(me, config, rules, ctx.bind("prometheus.web")), ctx.artifact_base_url, ctx.hardening)
+    certificate = leaf(ctx, "prometheus", "prometheus.web")
+    spec = service_spec(me, config, rules, ctx.bind("prometheus.web"), tls_configs(ctx, certificate))
+    release_service(spec, ctx.artifact_base_url, ctx.hardening)
+    certificate_expiry(ctx.settings.node_exporter.textfile_dir, "prometheus", certificate)

@@ -38,7 +38,7 @@ def backend(first_converge):
 def _start_clean(uid: str) -> None:
     """Wait until no earlier drill's alert is still active, so what arrives is caused here."""
     mon = hosts_in("monitoring")[0]
-    url = f"http://{mon.settings.address}:{mon.settings.alerting.listen_port}"
+    url = f"https://{mon.settings.address}:{mon.settings.alerting.listen_port}"
     wait_for(f"no {uid} left from an earlier drill", lambda: not in_alertmanager(url, uid), 10 * 60, 5)
     clear_receivers()
 
@@ -86,7 +86,7 @@ def test_warnings_arrive_batched_on_slack_alerts(backend):
     alert = ALERTS["auth-failures-spike"]
     _start_clean(alert.uid)
     mon = hosts_in("monitoring")[0]
-    alertmanager = f"http://{mon.settings.address}:{mon.settings.alerting.listen_port}"
+    alertmanager = f"https://{mon.settings.address}:{mon.settings.alerting.listen_port}"
     group_interval = duration_seconds(mon.settings.alerting.warning.group_interval)
     group_wait = duration_seconds(mon.settings.alerting.warning.group_wait)
     assert group_interval > group_wait + 20, "the lab's timers must tell a batched delivery from an immediate one"

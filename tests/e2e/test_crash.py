@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from lab import hosts as lab_hosts
+from lab import hosts as lab_hosts, operator_tls
 from lab.alert_drills import pagerduty_events, slack_alerts
 from lab.hosts import ssh_argv
 from roles._model import duration_seconds
@@ -256,7 +256,7 @@ def test_sigkill_of_the_trace_store_under_load_loses_no_span(stack):
 
 
 def _alerts(alertmanager: str, uid: str) -> list[dict]:
-    return requests.get(f"{alertmanager}/api/v2/alerts", params={"filter": f'uid="{uid}"'}, timeout=10).json()
+    return operator_tls.get(f"{alertmanager}/api/v2/alerts", params={"filter": f'uid="{uid}"'}, timeout=10).json()
 
 
 def _updated_at(alert: dict) -> datetime:
@@ -279,7 +279,7 @@ def test_a_critical_alert_notifies_each_receiver_once_through_sigkills_of_alertm
     """
     _, app = stack
     mon = hosts_in("monitoring")[0]
-    alertmanager = f"http://{mon.settings.address}:{mon.settings.alerting.listen_port}"
+    alertmanager = f"https://{mon.settings.address}:{mon.settings.alerting.listen_port}"
     timing = mon.settings.alerting.critical
     resend = duration_seconds(mon.settings.prometheus.evaluation_interval)  # the role's --rules.alert.resend-delay
     group_wait, group_interval = duration_seconds(timing.group_wait), duration_seconds(timing.group_interval)

@@ -1,7 +1,7 @@
 """Every PromQL panel query of the five dashboards answers with data on the lab's real Prometheus.
 
 Grafana itself cannot run here (AGPL policy), so this proves what it would show:
-with the stand-in serving a little of every kind of request, each PromQL query of
+with the backend serving a little of every kind of request, each PromQL query of
 files/grafana/dashboards/*.json runs against mon1's Prometheus with $environment
 set to the lab's and $instance = All, and must neither error nor come back empty.
 
@@ -19,6 +19,7 @@ contract's labels instead. TraceQL panels likewise (Jaeger on the lab).
 import pytest
 import requests
 
+from lab import operator_tls
 from lab.alert_drills import wait_for
 from tests.panel_queries import active_jobs, drive_traffic, promql_queries, run, unmet_jobs
 from tests.stack import hosts_in
@@ -29,11 +30,11 @@ QUERIES = promql_queries()
 
 @pytest.fixture(scope="module")
 def lab(first_converge):
-    """(Prometheus URL, environment, active scrape jobs) once the stand-in has served traffic and been scraped."""
+    """(Prometheus URL, environment, active scrape jobs) once the backend has served traffic and been scraped."""
     assert first_converge.returncode == 0, first_converge.output[-3000:]
     app = hosts_in("app")[0]
     mon = hosts_in("monitoring")[0]
-    prometheus = f"http://{mon.settings.address}:{mon.settings.prometheus.listen_port}"
+    prometheus = f"https://{mon.settings.address}:{mon.settings.prometheus.listen_port}"
     statuses = drive_traffic(f"http://{app.settings.address}:{app.settings.backend.port}")
     assert {"200", "201", "401", "403", "429"} <= set(statuses), statuses
     # Rates need two samples: wait until the rate limiter's counter, the last series the
@@ -50,7 +51,7 @@ def lab(first_converge):
 
 
 def _has_data(prometheus: str, expr: str) -> bool:
-    answer = requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10).json()
+    answer = operator_tls.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10).json()
     return bool(answer["data"]["result"])
 
 

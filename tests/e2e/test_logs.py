@@ -1,4 +1,4 @@
-"""Logs end to end on the lab: stand-in -> collector agent -> gateway -> VictoriaLogs, retention, erasure.
+"""Logs end to end on the lab: the Node backend -> collector agent -> gateway -> VictoriaLogs, retention, erasure.
 
 Marker `retention` (and `lab`). The lab runs VictoriaLogs (`logs.store: victorialogs`).
 Every test marks its lines with a fresh id, so reruns never see each other's lines.

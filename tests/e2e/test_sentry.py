@@ -1,7 +1,7 @@
-"""Sentry end to end on the lab: the stand-in backend on app1 reports 5xx, and only 5xx,
+"""Sentry end to end on the lab: the Node backend on app1 reports 5xx, and only 5xx,
 to the lab's Sentry stand-in receiver; the smoke check tells success from failure.
 
-Traffic goes only to lab addresses (10.213.0.0/24): the stand-in on app1, the
+Traffic goes only to lab addresses (10.213.0.0/24): the backend on app1, the
 receiver on the bridge IP. Endpoints, headers and fault switches: docs/contract.md.
 """
 
@@ -52,14 +52,14 @@ def receiver(first_converge, http):
 
 @pytest.fixture(scope="module")
 def app():
-    """The first app host and its stand-in's base URL."""
+    """The first app host and its backend's base URL."""
     host = hosts_in("app")[0]
     return host, f"http://{host.settings.address}:{host.settings.backend.port}"
 
 
 @pytest.fixture
 def faults(app, http):
-    """Set the stand-in's fault switches; all off again afterwards, whatever happens."""
+    """Set the backend's fault switches; all off again afterwards, whatever happens."""
     _, base = app
 
     def set_faults(switches: dict) -> None:
@@ -147,6 +147,36 @@ def test_4xx_produce_no_event(receiver, app, faults, http):
     assert http.get(f"{base}/api/members", headers={**STAFF, "X-Correlation-ID": last}, timeout=10).status_code == 500
     events = wait_for_events(http, 1)
     assert [e["tags"]["correlation_id"] for e in events] == [last], "4xx responses must not reach Sentry"
+
+
+def test_a_crash_is_one_unhandled_event_without_pii_and_the_service_comes_back(receiver, app, faults, http):
+    """The crash fault: @sentry/node reports the uncaught exception before the process exits; systemd restarts it."""
+    host, base = app
+    clear_events(http)
+    faults({"crash": True})
+    cid = correlation_id("crash")
+    member = {"X-User-Id": "m-0001", "X-User-Email": "member@sentinel.test", "X-User-Role": "member", "Cookie": "session=s3cr3t"}
+    with pytest.raises(requests.ConnectionError):
+        http.get(f"{base}/api/events", headers={**member, "X-Correlation-ID": cid}, timeout=10)
+    [event] = wait_for_events(http, 1)
+    assert [v["mechanism"]["handled"] for v in event["exception"]["values"]] == [False]
+    assert "http.status_code" not in event["tags"]
+    assert event["tags"]["correlation_id"] == cid
+    assert event["contexts"]["trace"]["trace_id"] == event["tags"]["trace_id"]
+    backend = host.settings.backend
+    assert (event["release"], event["environment"]) == (f"{backend.service_name}@{backend.version}", host.settings.environment)
+    sent = json.dumps(event)
+    for personal in ("member@sentinel.test", "s3cr3t", "10.213.0.1"):  # the email, the cookie, the client's address
+        assert personal not in sent, personal
+    deadline = time.monotonic() + 60  # systemd's RestartSec plus the start
+    while True:
+        try:
+            if http.get(f"{base}/health", timeout=5).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, "the backend did not come back after the crash"
+        time.sleep(1)
 
 
 def run_smoke_check(dsn: str) -> tuple[subprocess.CompletedProcess, dict]:

@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from lab import hosts as lab_hosts
+from lab import hosts as lab_hosts, operator_tls
 from lab.paths import BRIDGE_IP, INTRUDER, INTRUDER_IP
 from lab.probe import probe_from, request_from
 from roles._service.operations import validate_script
@@ -133,7 +133,7 @@ def test_the_three_attacks_of_the_issue_fail_from_the_intruder(lab):
 def test_prometheus_lifecycle_api_is_off_even_for_the_operators(lab):
     hosts, topology = lab
     prometheus = topology.instances("prometheus.web")[0]
-    status, answer = request_from("controller", "POST", f"http://{prometheus.bind}/-/quit")
+    status, answer = request_from("controller", "POST", f"https://{prometheus.bind}/-/quit", tls=operator_tls.operator_files())
     assert status == 403 and "Lifecycle API is not enabled" in answer
     hosts[prometheus.host].curl(hosts[prometheus.host].local("prometheus.web", "/-/ready"))
 

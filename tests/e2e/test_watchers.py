@@ -106,7 +106,7 @@ def test_a_dead_prometheus_or_alertmanager_pages_through_the_dead_mans_switch(mo
 
 
 def _alertmanager_url(host) -> str:
-    return f"http://{host.topology.bind(host.name, 'alertmanager.web')}"
+    return f"https://{host.topology.bind(host.name, 'alertmanager.web')}"
 
 
 def test_a_revoked_slack_webhook_still_pages_through_pagerduty_and_email(mon):

@@ -46,7 +46,7 @@ def test_prometheus_sends_to_every_monitoring_alertmanager(monitoring_host):
 
     data = json.loads(monitoring_host.curl(monitoring_host.local("prometheus.web", "/api/v1/alertmanagers")))["data"]
     urls = {a["url"] for a in data["activeAlertmanagers"]}
-    expected = {f"http://{h.settings.address}:{h.settings.alerting.listen_port}/api/v2/alerts" for h in hosts_in("monitoring")}
+    expected = {f"https://{h.settings.address}:{h.settings.alerting.listen_port}/api/v2/alerts" for h in hosts_in("monitoring")}
     assert urls == expected
 
 

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
-from roles.otel_collector import WINSTON_FIELDS, config_text
+from roles.otel_collector import WINSTON_FIELDS, config_text, rotated_log_files
 from tests.ports import free_port
 from tests.tracing_binaries import binary
 from tests.unit.test_tracing import _by_role, collector_configs
@@ -97,14 +97,19 @@ def run_agent(tmp_path):
     threading.Thread(target=capture.serve_forever, daemon=True).start()
     procs = []
 
-    def run(lines: list[dict]) -> list[dict]:
+    def run(lines: list[dict], rotated: dict[str, list[dict]] | None = None) -> list[dict]:
+        """Ship `lines` from backend.log and each of `rotated` (file name -> lines) beside it."""
         log = tmp_path / "backend.log"
         log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        for name, more in (rotated or {}).items():
+            (tmp_path / name).write_text("".join(json.dumps(line) + "\n" for line in more))
+            lines = [*lines, *more]
         _, agent = _by_role(collector_configs("lab"))
         text = yaml.safe_dump(agent, sort_keys=False).replace("/var/lib/otelcol", str(tmp_path))
         config = yaml.safe_load(text)
         (tmp_path / "file_storage").mkdir(exist_ok=True)
-        config["receivers"]["file_log"]["include"] = [str(log)]
+        # The role's patterns, for this directory.
+        config["receivers"]["file_log"]["include"] = rotated_log_files(str(log))
         exporter = config["exporters"]["otlp_http/gateway"]
         exporter.update(endpoint=f"http://127.0.0.1:{capture.server_address[1]}", encoding="json")
         exporter["sending_queue"]["batch"]["min_size"] = 1
@@ -142,3 +147,14 @@ def test_the_real_collector_ships_both_shapes_with_the_contracts_names(run_agent
     assert (contract["severityText"], contract["severityNumber"]) == ("error", 17)
     assert (winston["severityText"], winston["resource"]["level"]) == ("http", "http")
     assert 5 <= winston["severityNumber"] < 9  # Winston's http: below info, not unparsed (0)
+
+
+def test_the_agent_reads_rotated_files_as_python_and_winston_name_them(run_agent, tmp_path):
+    """Winston's File transport rotates backend.log to backend1.log; Python's handler to backend.log.1."""
+    live = {**CONTRACT_LINE, "correlationId": "c-live"}
+    winston = {**WINSTON_LINE, "correlationId": "c-winston-rotated"}
+    python = {**CONTRACT_LINE, "correlationId": "c-python-rotated"}
+    other = {**CONTRACT_LINE, "correlationId": "c-other-file"}
+    (tmp_path / "other.log").write_text(json.dumps(other) + "\n")  # not the backend's: never read
+    records = run_agent([live], rotated={"backend1.log": [winston], "backend.log.1": [python]})
+    assert [r["attributes"]["correlationId"] for r in records] == ["c-live", "c-python-rotated", "c-winston-rotated"]

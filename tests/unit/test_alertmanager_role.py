@@ -160,7 +160,9 @@ def test_prometheus_config_points_at_every_monitoring_alertmanager(tmp_path):
     jobs = {j.name: j for j in scrape_jobs(topology, me)}
     assert [t.address for t in jobs["alertmanager"].targets] == ["10.0.0.1:9093", "10.0.0.2:9093"]
     config = tmp_path / "prometheus.yml"
-    config.write_text(prometheus_config(me, list(jobs.values()), alertmanagers(topology)))
+    from tests.tls_files import tls_on_disk
+
+    config.write_text(prometheus_config(me, list(jobs.values()), alertmanagers(topology), tls_on_disk(tmp_path, "prometheus")))
     promtool = extract("prometheus", "promtool", tmp_path)
     result = subprocess.run([promtool, "check", "config", config], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -53,7 +53,7 @@ def _run_deploy(monkeypatch, inventory_file: Path) -> tuple:
     roles = [
         ("roles.node_exporter", "node_exporter"), ("roles.object_store", "object_store"), ("roles.prometheus", "prometheus"),
         ("roles.alertmanager", "alertmanager"), ("roles.backend", "backend_env"), ("roles.backend.sentry_release", "sentry_release"),
-        ("roles.backend_standin", "backend_standin"), ("roles.grafana", "grafana"), ("roles.grafana_backup", "grafana_backup"),
+        ("roles.lab_backend", "lab_backend"), ("roles.grafana", "grafana"), ("roles.grafana_backup", "grafana_backup"),
         ("roles.grafana_backup", "grafana_backup_first_run"),
         ("roles.jaeger", "jaeger"), ("roles.tempo", "tempo"), ("roles.otel_collector", "otel_collector"),
         ("roles.victorialogs", "victorialogs"), ("roles.loki", "loki"), ("roles.firewall", "host_firewall"),
@@ -114,7 +114,7 @@ def test_deploy_py_hands_each_host_its_validated_settings(monkeypatch):
     assert peers.traces_url == f"http://{tel.settings.address}:3200" and peers.logs_url == f"http://{tel.settings.address}:3100"
     assert ctx_of[tel.name].topology.reach("object_store.s3", tel.name) == "127.0.0.1:7070"
     gateway = collector_wiring(ctx_of[tel.name])
-    assert gateway.modes == ("gateway",) and gateway.remote_write_url == f"http://{g.address}:9090/api/v1/write"
+    assert gateway.modes == ("gateway",) and gateway.remote_write_url == f"https://{g.address}:9090/api/v1/write"
     agent = collector_wiring(ctx_of[app.name])
     assert agent.modes == ("agent",) and agent.gateway_endpoint == f"http://{tel.settings.address}:4318"
     assert ctx_of[app.name].urls("gateway.otlp_http") == [f"http://{tel.settings.address}:4318"]

@@ -210,7 +210,7 @@ def _parse_dump(text: str, names: set[str]) -> dict[str, dict]:
 def _unit_cases(base_settings):
     """(unit name, unit text or the QuotingError, expectations) for every hostile value and role."""
     from roles.alertmanager import service_spec as alertmanager_spec
-    from roles.backend_standin import service_spec as standin_spec
+    from roles.lab_backend import service_spec as lab_backend_spec
     from roles.node_exporter import service_spec as node_exporter_spec
     from roles.object_store import service_spec as object_store_spec
 
@@ -241,8 +241,8 @@ def _unit_cases(base_settings):
                       {"argv": [f"--region={value}", f"--sidecar=/srv/meta {value}", f"/srv/s3/{value}"]}))  # fmt: skip
         am = alertmanager_spec(evolve(s, address=value), "config", {}, [value])
         cases.append((label, am, {"argv": [f"--web.external-url=http://{value}:{s.alerting.listen_port}", f"--cluster.peer={value}"]}))
-        standin = standin_spec(evolve(s, backend=evolve(s.backend, env_file=f"/etc/sentinel/{value}")))
-        cases.append((label, standin, {"EnvironmentFile": f"/etc/sentinel/{value}"}))
+        lab_backend = lab_backend_spec(evolve(s, backend=evolve(s.backend, env_file=f"/etc/sentinel/{value}")))
+        cases.append((label, lab_backend, {"EnvironmentFile": f"/etc/sentinel/{value}"}))
     return cases
 
 
@@ -658,23 +658,6 @@ def test_installed_artifact_fact_reads_exactly_the_marker(tmp_path, label):
     result = run_sh(InstalledArtifactSha256().command(str(install_dir)), tmp_path)
     assert InstalledArtifactSha256().process(result.stdout.splitlines()) == "cafe"
     assert not list(tmp_path.rglob("PWNED"))
-
-
-@pytest.mark.parametrize("label", list(SHELL_VALUES))
-def test_standin_venv_command_keeps_each_value_one_word(label):
-    from roles.backend_standin import venv_build_command
-
-    value = SHELL_VALUES[label]
-    try:
-        command = venv_build_command(f"http://10.0.0.9:8080/{value}/wheels/", value)
-    except QuotingError as err:
-        assert has_control(value), err
-        return
-    command = command.replace("{path}", shlex.quote("/opt/sentinel-backend/requirements.txt.staged"))
-    assert subprocess.run(["sh", "-n", "-c", command]).returncode == 0
-    words = shlex.split(command)
-    assert words[words.index("--find-links") + 1] == f"http://10.0.0.9:8080/{value}/wheels/"
-    assert words[words.index("--trusted-host") + 1] == value
 
 
 @pytest.mark.parametrize("label", list(SHELL_VALUES))

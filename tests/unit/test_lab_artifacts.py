@@ -4,6 +4,7 @@ version mapping and artifact paths. No network, no Go."""
 import gzip
 import hashlib
 import os
+import subprocess
 import tarfile
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab.artifacts import recipes, stamps, tarball, wheels
+from lab.paths import LabHost
 
 
 @pytest.fixture
@@ -275,3 +277,93 @@ def test_agpl_components_are_pinned_but_never_built(tmp_path, monkeypatch):
     for name in ("tempo", "loki", "grafana"):
         assert result["components"][name]["status"] == "skipped"
         assert result["components"][name]["reason"] == "AGPL, production only"
+
+
+def test_wheelhouse_serves_the_python_of_every_suite_the_hosts_run():
+    mixed = {"a": LabHost("10.0.0.1", ["app"], "trixie"), "b": LabHost("10.0.0.2", ["monitoring"], "bookworm")}
+    assert wheels.lab_pythons(mixed) == ["3.11", "3.13"]
+    assert wheels.lab_pythons({"b": mixed["b"]}) == ["3.11"]
+    assert wheels.lab_pythons({"a": mixed["a"]}) == ["3.13"]
+
+
+def test_the_lab_itself_needs_both_pythons():
+    # app1 runs Debian 13 (Python 3.13), the others Debian 12 (3.11).
+    assert wheels.lab_pythons() == ["3.11", "3.13"]
+
+
+def test_a_new_python_rebuilds_the_wheelhouse(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("charset-normalizer==3.5.3\n")
+    assert wheels.inputs(requirements, ["3.11"]) != wheels.inputs(requirements, ["3.11", "3.13"])
+
+
+class _Pip:
+    """Records pip download calls; fails those whose --python-version is in `no_wheels_for`."""
+
+    def __init__(self, no_wheels_for=()):
+        self.calls, self.no_wheels_for = [], set(no_wheels_for)
+
+    def __call__(self, argv, **_):
+        self.calls.append(argv)
+        version = argv[argv.index("--python-version") + 1] if "--python-version" in argv else None
+        if version in self.no_wheels_for:
+            return subprocess.CompletedProcess(argv, 1, "", f"no wheel for cp{version}")
+        dest = Path(argv[argv.index("-d") + 1])
+        if version:
+            tag = "cp" + version.replace(".", "")
+            (dest / f"charset_normalizer-3.5.3-{tag}-{tag}-manylinux_2_28_x86_64.whl").write_bytes(tag.encode())
+        (dest / "idna-3.21-py3-none-any.whl").write_bytes(b"idna")
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+
+def test_download_fetches_binary_wheels_for_each_python_into_one_index(tmp_path, monkeypatch):
+    pip = _Pip()
+    monkeypatch.setattr(wheels.subprocess, "run", pip)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("charset-normalizer==3.5.3\n")
+    out = wheels.download(requirements, tmp_path / "wheels", ["3.11", "3.13"], python="/py", log=lambda _: None)
+    assert [argv[argv.index("--abi") + 1] for argv in pip.calls] == ["cp311", "cp313"]
+    assert all("--only-binary=:all:" in argv for argv in pip.calls)
+    assert out["modes"] == {"3.11": "binary-only", "3.13": "binary-only"}
+    assert out["files"] == [
+        "charset_normalizer-3.5.3-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "charset_normalizer-3.5.3-cp313-cp313-manylinux_2_28_x86_64.whl",
+        "idna-3.21-py3-none-any.whl",
+    ]
+    assert wheels.present(tmp_path / "wheels", out["files"])
+
+
+def test_a_python_without_wheels_that_this_machine_cannot_build_for_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr(wheels.subprocess, "run", _Pip(no_wheels_for={"3.13"}))
+    monkeypatch.setattr(wheels, "_same_target", lambda python, version: version == "3.11")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("charset-normalizer==3.5.3\n")
+    with pytest.raises(RuntimeError, match="Python 3.13"):
+        wheels.download(requirements, tmp_path / "wheels", ["3.11", "3.13"], python="/py", log=lambda _: None)
+    assert not (tmp_path / "wheels").exists()
+
+
+def test_node_backend_version_names_its_inputs(tmp_path):
+    """The backend tarball's version changes with the code or the lockfile, not with node_modules or docs."""
+    import shutil
+
+    from lab.artifacts import node_backend
+
+    source = tmp_path / "backend_node"
+    source.mkdir()
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(node_backend.SOURCE / name, source / name)
+    shutil.copytree(node_backend.SOURCE / "src", source / "src")
+    version = node_backend.release_version(source)
+    assert version == node_backend.release_version()  # the copy is the checkout
+    assert version.startswith("1.0.0-") and len(version.split("-")[1]) == 12
+    (source / "node_modules").mkdir()
+    (source / "node_modules" / "x.js").write_text("ignored")
+    (source / "README.md").write_text("ignored")
+    assert node_backend.release_version(source) == version
+    (source / "src" / "server.js").write_text((source / "src" / "server.js").read_text() + "\n// changed\n")
+    changed = node_backend.release_version(source)
+    assert changed != version
+    (source / "package-lock.json").write_text((source / "package-lock.json").read_text() + "\n")
+    assert node_backend.release_version(source) not in (version, changed)
+    assert node_backend.tarball_path(version) == f"sentinel-backend/sentinel-backend-{version}.tar.gz"

@@ -216,7 +216,7 @@ def test_two_monitoring_hosts_both_take_part(tmp_path):
     environment = lab(tmp_path, body=body)
     assert monitoring_peers(context_of(environment, "mon1")) == ["10.213.0.14:9094"]
     assert collector_wiring(context_of(environment, "tel1")).remote_write_url == (
-        "http://10.213.0.11:9090/api/v1/write", "http://10.213.0.14:9090/api/v1/write",
+        "https://10.213.0.11:9090/api/v1/write", "https://10.213.0.14:9090/api/v1/write",
     )
     gossip = {o.protocol: o.sources for o in environment.topology.openings("mon2") if o.listener == "alertmanager.cluster"}
     assert gossip == {"tcp": ("10.213.0.11",), "udp": ("10.213.0.11",)}

@@ -77,7 +77,8 @@ def test_production_environments_send_traces_to_tempo_and_logs_to_loki(env):
     tel = f"tel1.{env}.sentinel.internal"
     assert gateway["exporters"]["otlp_http/tempo"]["endpoint"] == f"http://{tel}:4418"
     assert gateway["exporters"]["otlp_http/loki"]["logs_endpoint"] == f"http://{tel}:3100/otlp/v1/logs"
-    assert gateway["exporters"]["prometheus_remote_write"]["endpoint"] == f"http://mon1.{env}.sentinel.internal:9090/api/v1/write"
+    assert gateway["exporters"]["prometheus_remote_write"]["endpoint"] == f"https://mon1.{env}.sentinel.internal:9090/api/v1/write"
+    assert gateway["exporters"]["prometheus_remote_write"]["tls"]["cert_file"] == "/etc/otelcol/tls/otelcol.crt"
     assert gateway["service"]["pipelines"]["traces"]["exporters"] == ["otlp_http/tempo", "span_metrics"]
 
 
@@ -124,7 +125,8 @@ def test_gateway_listens_on_4317_and_4318_and_makes_span_metrics_for_prometheus(
 def test_agent_tails_the_backend_log_keeping_offsets_and_trace_context():
     _, agent = _by_role(collector_configs("lab"))
     receiver = agent["receivers"]["file_log"]
-    assert receiver["include"] == ["/var/log/sentinel/backend.log"]
+    # The live file and its rotated copies, as Python (backend.log.1) and Winston (backend1.log) name them.
+    assert receiver["include"] == ["/var/log/sentinel/backend.log", "/var/log/sentinel/backend.log.[0-9]*", "/var/log/sentinel/backend[0-9]*.log"]
     assert receiver["storage"] == "file_storage"
     operators = receiver["operators"]
     assert operators[0] == {"type": "json_parser"}
@@ -323,7 +325,9 @@ def test_prometheus_config_with_the_pipeline_jobs_passes_promtool(tmp_path):
 
     promtool = extract("prometheus", "promtool", tmp_path)
     mon = lab_environment()["mon1"]
-    config = render_prometheus(mon.settings, scrape_jobs(mon.topology, mon.settings))
+    from tests.tls_files import tls_on_disk
+
+    config = render_prometheus(mon.settings, scrape_jobs(mon.topology, mon.settings), tls=tls_on_disk(tmp_path, "prometheus"))
     assert "job_name: otelcol" in config and "job_name: jaeger" in config
     path = tmp_path / "prometheus.yml"
     path.write_text(config)

@@ -1,6 +1,7 @@
-"""The stand-in backend keeps the telemetry contract (files/backend/contract.yml).
+"""The lab's Node backend keeps the telemetry contract (files/backend/contract.yml).
 
-Each test starts the stand-in as a real process on a free loopback port,
+Each test starts the backend (lab/backend_node: Express on the OpenTelemetry Node SDK,
+@sentry/node, Winston and prom-client) as a real process on a free loopback port,
 with Sentry pointed at the Sentry stand-in receiver (in this process, on
 another loopback port) and, for the tracing test, OTLP pointed at a local
 collector double. Nothing leaves 127.0.0.1.
@@ -14,6 +15,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,11 +29,10 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-STANDIN_DIR = REPO / "lab" / "standin"
+BACKEND_DIR = REPO / "lab" / "backend_node"
 CONTRACT = yaml.safe_load((REPO / "files" / "backend" / "contract.yml").read_text())
-for path in (str(REPO), str(STANDIN_DIR)):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 from lab.receivers.sentry import make_server, start_in_thread  # noqa: E402
 
@@ -44,15 +45,35 @@ HEX16 = re.compile(r"^[0-9a-f]{16}$")
 # -- helpers ----------------------------------------------------------------
 
 
-class Standin:
-    """A running stand-in process, its stdout log lines and an HTTP client for it."""
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """The backend's dependencies, installed from its lockfile if they are not there yet."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.fail("node and npm are needed to test the lab's backend (lab/backend_node)")
+    modules = BACKEND_DIR / "node_modules"
+    if not (modules / ".package-lock.json").exists():
+        # As the artifact build does (lab/artifacts/node_backend.py): the lockfile, no install scripts.
+        subprocess.run(["npm", "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=BACKEND_DIR, check=True)
+    return modules
+
+
+def run_node(script: str) -> object:
+    """Evaluate `script` (CommonJS, in the backend's directory) and return what it printed as JSON."""
+    out = subprocess.run(["node", "-e", script], cwd=BACKEND_DIR, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+class Backend:
+    """A running backend process, its stdout log lines and an HTTP client for it."""
 
     def __init__(self, tmp_path: Path, extra_env: dict[str, str]) -> None:
         self.faults_file = tmp_path / "faults.json"
         self.log_file = tmp_path / "backend.log"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "PYTHONUNBUFFERED": "1",
+            # As the lab's env file: OTLP carries traces only.
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
             "HOST": "127.0.0.1",
             "PORT": "0",
             "SENTINEL_FAULTS_FILE": str(self.faults_file),
@@ -62,7 +83,7 @@ class Standin:
             **extra_env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sentinel_standin"], cwd=STANDIN_DIR, env=env,
+            ["node", "--import", "./src/instrument.mjs", "src/server.js"], cwd=BACKEND_DIR, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         self.lines: list[str] = []
@@ -137,18 +158,24 @@ def receiver(tmp_path):
 
 
 @pytest.fixture
-def start_standin(tmp_path):
+def start_backend(tmp_path, node_modules):
     """Factory: start a stand-in with extra env; every one started is stopped afterwards."""
-    started: list[Standin] = []
+    started: list[Backend] = []
 
-    def start(**extra_env: str) -> Standin:
-        standin = Standin(tmp_path, extra_env)
-        started.append(standin)
-        return standin
+    def start(**extra_env: str) -> Backend:
+        backend = Backend(tmp_path, extra_env)
+        started.append(backend)
+        return backend
 
     yield start
-    for standin in started:
-        standin.stop()
+    for backend in started:
+        backend.stop()
+
+
+def breadcrumbs(event: dict) -> list[dict]:
+    """An event's breadcrumbs: @sentry/node sends a list, the Python SDK {"values": [...]}; Sentry takes both."""
+    crumbs = event.get("breadcrumbs") or []
+    return crumbs["values"] if isinstance(crumbs, dict) else crumbs
 
 
 def sentry_events(server, count: int, timeout: float = 15) -> list[dict]:
@@ -176,14 +203,14 @@ def metric_samples(text: str) -> dict[tuple[str, tuple], float]:
 
 
 @pytest.mark.sentry
-def test_each_5xx_becomes_one_sentry_event_with_user_tags_release_and_environment(receiver, start_standin):
+def test_each_5xx_becomes_one_sentry_event_with_user_tags_release_and_environment(receiver, start_backend):
     server, dsn = receiver
-    standin = start_standin(SENTRY_DSN=dsn, SENTRY_RELEASE="sentinel-backend@9.9.9", SENTRY_ENVIRONMENT="test")
-    standin.set_faults(error_rate=1)
+    backend = start_backend(SENTRY_DSN=dsn, SENTRY_RELEASE="sentinel-backend@9.9.9", SENTRY_ENVIRONMENT="test")
+    backend.set_faults(error_rate=1)
 
     correlation_ids = [f"corr-5xx-{i}" for i in range(10)]
     for cid in correlation_ids:
-        status, headers, _ = standin.request("GET", "/api/events", {**STAFF, "X-Correlation-ID": cid})
+        status, headers, _ = backend.request("GET", "/api/events", {**STAFF, "X-Correlation-ID": cid})
         assert status == 500
         assert headers["X-Correlation-ID"] == cid
 
@@ -192,7 +219,7 @@ def test_each_5xx_becomes_one_sentry_event_with_user_tags_release_and_environmen
     events = sentry_events(server, 10, timeout=0)
     assert len(events) == 10
     assert sorted(e["tags"]["correlation_id"] for e in events) == sorted(correlation_ids)
-    completed = {l["correlationId"]: l for l in standin.logs() if l["msg"] == "request completed"}
+    completed = {l["correlationId"]: l for l in backend.logs() if l["msg"] == "request completed"}
     for event in events:
         assert event["user"] == {"id": "u-staff", "email": "staff@sentinel.test", "role": "staff"}
         assert event["release"] == "sentinel-backend@9.9.9"
@@ -204,16 +231,16 @@ def test_each_5xx_becomes_one_sentry_event_with_user_tags_release_and_environmen
         line = completed[event["tags"]["correlation_id"]]
         assert event["tags"]["trace_id"] == line["traceId"] == event["contexts"]["trace"]["trace_id"]
         assert line["sentryEventId"] == event["event_id"]
-        crumbs = [b["message"] for b in event["breadcrumbs"]["values"]]
+        crumbs = [b.get("message") for b in breadcrumbs(event)]
         assert "request failed" in crumbs
 
 
 @pytest.mark.sentry
-def test_a_members_event_carries_no_email_address_or_request_body(receiver, start_standin):
+def test_a_members_event_carries_no_email_address_or_request_body(receiver, start_backend):
     server, dsn = receiver
-    standin = start_standin(SENTRY_DSN=dsn, SENTRY_RELEASE="r1", SENTRY_ENVIRONMENT="test")
-    standin.set_faults(error_rate=1)
-    status, _, _ = standin.request("POST", "/api/checkins", {**MEMBER, "Cookie": "session=s3cr3t"}, {"memberId": "m-0007", "site": "hq"})
+    backend = start_backend(SENTRY_DSN=dsn, SENTRY_RELEASE="r1", SENTRY_ENVIRONMENT="test")
+    backend.set_faults(error_rate=1)
+    status, _, _ = backend.request("POST", "/api/checkins", {**MEMBER, "Cookie": "session=s3cr3t"}, {"memberId": "m-0007", "site": "hq"})
     assert status == 500
     [event] = sentry_events(server, 1)
     assert event["user"] == {"id": "m-0007", "role": "member"}
@@ -223,9 +250,9 @@ def test_a_members_event_carries_no_email_address_or_request_body(receiver, star
 
 
 @pytest.mark.sentry
-def test_4xx_never_reaches_sentry(receiver, start_standin):
+def test_4xx_never_reaches_sentry(receiver, start_backend):
     server, dsn = receiver
-    standin = start_standin(SENTRY_DSN=dsn, SENTRY_RELEASE="r1", SENTRY_ENVIRONMENT="test")
+    backend = start_backend(SENTRY_DSN=dsn, SENTRY_RELEASE="r1", SENTRY_ENVIRONMENT="test")
     four_xx = [
         ("GET", "/api/events", {}, None, 401),  # no user context
         ("GET", "/api/members", MEMBER, None, 403),  # members may not list members
@@ -239,13 +266,13 @@ def test_4xx_never_reaches_sentry(receiver, start_standin):
         ("POST", "/api/events/ev-999/attendance", MEMBER, {}, 404),
     ]
     for method, path, headers, body, expected in four_xx:
-        status, _, _ = standin.request(method, path, headers, body)
+        status, _, _ = backend.request(method, path, headers, body)
         assert status == expected, (method, path)
 
     # Barrier: one 5xx. The SDK sends in order, so if any 4xx had been
     # captured it would be at the receiver before this one.
-    standin.set_faults(error_rate=1)
-    assert standin.request("GET", "/api/badges", {**STAFF, "X-Correlation-ID": "barrier"})[0] == 500
+    backend.set_faults(error_rate=1)
+    assert backend.request("GET", "/api/badges", {**STAFF, "X-Correlation-ID": "barrier"})[0] == 500
     events = sentry_events(server, 1)
     time.sleep(0.3)
     events = sentry_events(server, 1, timeout=0)
@@ -253,29 +280,29 @@ def test_4xx_never_reaches_sentry(receiver, start_standin):
 
 
 @pytest.mark.sentry
-def test_pool_exhaustion_503_is_captured_with_query_breadcrumbs(receiver, start_standin):
+def test_pool_exhaustion_503_is_captured_with_query_breadcrumbs(receiver, start_backend):
     server, dsn = receiver
-    standin = start_standin(SENTRY_DSN=dsn)
-    standin.set_faults(db_pool_exhausted=True)
-    status, _, body = standin.request("GET", "/api/members/m-0003", STAFF)
+    backend = start_backend(SENTRY_DSN=dsn)
+    backend.set_faults(db_pool_exhausted=True)
+    status, _, body = backend.request("GET", "/api/members/m-0003", STAFF)
     assert status == 503 and body["error"]["code"] == "db_pool_exhausted"
     [event] = sentry_events(server, 1)
     assert event["tags"]["http.status_code"] == "503"
-    crumbs = event["breadcrumbs"]["values"]
+    crumbs = breadcrumbs(event)
     assert any(c["category"] == "query" and c["message"].startswith("SELECT") for c in crumbs)
     # Breadcrumbs are per request: nothing from set_faults or startup leaks in.
     assert not any(c.get("message") in ("listening", "fault switches changed") for c in crumbs)
 
 
 @pytest.mark.sentry
-def test_sentry_off_without_or_with_an_invalid_dsn(start_standin):
-    standin = start_standin()
-    assert standin.logs()[0]["sentry"] is False
-    standin.set_faults(error_rate=1)
-    assert standin.request("GET", "/api/events", STAFF)[0] == 500
+def test_sentry_off_without_or_with_an_invalid_dsn(start_backend):
+    backend = start_backend()
+    assert backend.logs()[0]["sentry"] is False
+    backend.set_faults(error_rate=1)
+    assert backend.request("GET", "/api/events", STAFF)[0] == 500
 
     secret = "5ecre7key"
-    broken = start_standin(SENTRY_DSN=f"http://{secret}@127.0.0.1:9/notaproject")
+    broken = start_backend(SENTRY_DSN=f"http://{secret}@127.0.0.1:9/notaproject")
     assert broken.wait_for_log(lambda l: l["msg"] == "listening")["sentry"] is False
     assert any(l["msg"].startswith("Sentry disabled") for l in broken.logs())
     assert secret not in "".join(broken.lines)
@@ -284,21 +311,21 @@ def test_sentry_off_without_or_with_an_invalid_dsn(start_standin):
 # -- metrics ------------------------------------------------------------------
 
 
-def test_metrics_count_requests_business_actions_and_failures(start_standin):
-    standin = start_standin()
+def test_metrics_count_requests_business_actions_and_failures(start_backend):
+    backend = start_backend()
     for _ in range(3):
-        assert standin.request("POST", "/api/checkins", STAFF, {"badgeId": "b-0005", "site": "north"})[0] == 201
-    assert standin.request("POST", "/api/checkins", STAFF, {"badgeId": "b-0005", "site": "north", "direction": "out"})[0] == 201
-    assert standin.request("POST", "/api/visitors", STAFF, {"name": "Ada", "site": "hq"})[0] == 201
-    assert standin.request("POST", "/api/events/ev-102/attendance", MEMBER, {})[0] == 201
-    assert standin.request("GET", "/api/duty-assignments", STAFF)[0] == 200
-    assert standin.request("GET", "/api/members", MEMBER)[0] == 403
+        assert backend.request("POST", "/api/checkins", STAFF, {"badgeId": "b-0005", "site": "north"})[0] == 201
+    assert backend.request("POST", "/api/checkins", STAFF, {"badgeId": "b-0005", "site": "north", "direction": "out"})[0] == 201
+    assert backend.request("POST", "/api/visitors", STAFF, {"name": "Ada", "site": "hq"})[0] == 201
+    assert backend.request("POST", "/api/events/ev-102/attendance", MEMBER, {})[0] == 201
+    assert backend.request("GET", "/api/duty-assignments", STAFF)[0] == 200
+    assert backend.request("GET", "/api/members", MEMBER)[0] == 403
     for _ in range(6):  # 5 failures allowed, the 6th attempt is rate limited
-        status, headers, _ = standin.request("POST", "/api/auth/login", {}, {"email": "admin@sentinel.test", "password": "x"})
+        status, headers, _ = backend.request("POST", "/api/auth/login", {}, {"email": "admin@sentinel.test", "password": "x"})
     assert status == 429 and int(headers["Retry-After"]) > 0
-    assert standin.request("GET", "/api/members/m-0001", STAFF)[0] == 200
+    assert backend.request("GET", "/api/members/m-0001", STAFF)[0] == 200
 
-    status, headers, text = standin.request("GET", "/metrics")
+    status, headers, text = backend.request("GET", "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     m = metric_samples(text)
     assert m[("http_requests_total", (("method", "POST"), ("route", "/api/checkins"), ("status", "201")))] == 4
@@ -325,17 +352,17 @@ def test_metrics_count_requests_business_actions_and_failures(start_standin):
     assert not any(labels and dict(labels).get("route") in ("/health", "/metrics") for _, labels in m)
 
 
-def test_metrics_exposition_matches_the_contract(start_standin):
+def test_metrics_exposition_matches_the_contract(start_backend):
     from prometheus_client.parser import text_string_to_metric_families
 
-    standin = start_standin()
+    backend = start_backend()
     # Touch every labelled family so each has at least one series.
-    standin.request("POST", "/api/checkins", STAFF, {"memberId": "m-0002", "site": "hq"})
-    standin.request("GET", "/api/members", MEMBER)
+    backend.request("POST", "/api/checkins", STAFF, {"memberId": "m-0002", "site": "hq"})
+    backend.request("GET", "/api/members", MEMBER)
     for _ in range(6):
-        standin.request("POST", "/api/auth/login", {}, {"email": "x@sentinel.test", "password": "x"})
-    standin.request("POST", "/api/events/ev-101/attendance", STAFF, {"memberId": "m-0002"})
-    families = {f.name: f for f in text_string_to_metric_families(standin.request("GET", "/metrics")[2])}
+        backend.request("POST", "/api/auth/login", {}, {"email": "x@sentinel.test", "password": "x"})
+    backend.request("POST", "/api/events/ev-101/attendance", STAFF, {"memberId": "m-0002"})
+    families = {f.name: f for f in text_string_to_metric_families(backend.request("GET", "/metrics")[2])}
 
     contract = {m["name"]: m for m in CONTRACT["metrics"]}
     for name, spec in contract.items():
@@ -353,7 +380,7 @@ def test_metrics_exposition_matches_the_contract(start_standin):
 
     # Nothing the app defines is missing from the contract.
     declared = {n.removesuffix("_total") for n in contract} | {m["name"].removesuffix("_total") for m in CONTRACT["runtime_metrics"]}
-    undeclared = {n for n in families if not n.startswith(("python_", "process_")) and n not in declared}
+    undeclared = {n for n in families if not n.startswith(("nodejs_", "process_")) and n not in declared}
     assert not undeclared, f"metrics not in contract.yml: {undeclared}"
     # Label values stay within the declared sets.
     for family in families.values():
@@ -366,17 +393,17 @@ def test_metrics_exposition_matches_the_contract(start_standin):
 # -- logs -------------------------------------------------------------------
 
 
-def test_log_lines_are_json_with_correlation_and_trace_ids(start_standin):
-    standin = start_standin()
-    standin.request("POST", "/api/checkins", {**STAFF, "X-Correlation-ID": "corr-audit"}, {"memberId": "m-0002", "site": "hq"})
-    standin.request("GET", "/api/members", {**MEMBER, "X-Correlation-ID": "corr-forbidden"})
-    standin.request("POST", "/api/auth/login", {}, {"email": "member@sentinel.test", "password": "member-pass"})
-    standin.set_faults()
-    _, headers, _ = standin.request("GET", "/api/events", STAFF)  # no correlation id: one is generated
+def test_log_lines_are_json_with_correlation_and_trace_ids(start_backend):
+    backend = start_backend()
+    backend.request("POST", "/api/checkins", {**STAFF, "X-Correlation-ID": "corr-audit"}, {"memberId": "m-0002", "site": "hq"})
+    backend.request("GET", "/api/members", {**MEMBER, "X-Correlation-ID": "corr-forbidden"})
+    backend.request("POST", "/api/auth/login", {}, {"email": "member@sentinel.test", "password": "member-pass"})
+    backend.set_faults()
+    _, headers, _ = backend.request("GET", "/api/events", STAFF)  # no correlation id: one is generated
     generated = headers["X-Correlation-ID"]
-    standin.wait_for_log(lambda l: l.get("correlationId") == generated and l["msg"] == "request completed")
+    backend.wait_for_log(lambda l: l.get("correlationId") == generated and l["msg"] == "request completed")
 
-    lines = standin.logs()  # every line parsed as JSON
+    lines = backend.logs()  # every line parsed as JSON
     fields = CONTRACT["logs"]["fields"]
     always = [f["name"] for f in fields if f["presence"] == "always"]
     per_request = [f["name"] for f in fields if f["presence"] == "request"]
@@ -417,170 +444,181 @@ def test_log_lines_are_json_with_correlation_and_trace_ids(start_standin):
             assert not undeclared, (line["msg"], undeclared)
 
 
-def test_log_file_holds_the_same_lines_as_stdout(start_standin):
+def test_log_file_holds_the_same_lines_as_stdout(start_backend):
     """The collector agent tails the file: it must carry every line stdout has, member ids included."""
-    standin = start_standin()
-    standin.request("POST", "/api/checkins", {**STAFF, "X-Correlation-ID": "corr-file"}, {"memberId": "m-0002", "site": "hq"})
-    standin.wait_for_log(lambda l: l.get("correlationId") == "corr-file" and l["msg"] == "request completed")
-    listening = standin.wait_for_log(lambda l: l["msg"] == "listening")
-    assert listening["logFile"] == str(standin.log_file)
+    backend = start_backend()
+    backend.request("POST", "/api/checkins", {**STAFF, "X-Correlation-ID": "corr-file"}, {"memberId": "m-0002", "site": "hq"})
+    backend.wait_for_log(lambda l: l.get("correlationId") == "corr-file" and l["msg"] == "request completed")
+    listening = backend.wait_for_log(lambda l: l["msg"] == "listening")
+    assert listening["logFile"] == str(backend.log_file)
     deadline = time.monotonic() + 5
     while True:
-        in_file = [json.loads(line) for line in standin.log_file.read_text().splitlines()]
-        if len(in_file) >= len(standin.logs()) or time.monotonic() > deadline:
+        in_file = [json.loads(line) for line in backend.log_file.read_text().splitlines()]
+        if len(in_file) >= len(backend.logs()) or time.monotonic() > deadline:
             break
         time.sleep(0.05)
-    assert in_file == standin.logs()
+    assert in_file == backend.logs()
     audit = next(l for l in in_file if l["stream"] == "audit")
     assert audit["memberId"] == "m-0002" and HEX32.match(audit["traceId"]) and audit["correlationId"] == "corr-file"
 
 
-def test_an_unwritable_log_file_does_not_stop_the_backend(start_standin, tmp_path):
-    standin = start_standin(SENTINEL_LOG_FILE=str(tmp_path / "missing-dir" / "backend.log"))
-    problem = standin.wait_for_log(lambda l: l["msg"] == "log file unavailable")
+def test_an_unwritable_log_file_does_not_stop_the_backend(start_backend, tmp_path):
+    backend = start_backend(SENTINEL_LOG_FILE=str(tmp_path / "missing-dir" / "backend.log"))
+    problem = backend.wait_for_log(lambda l: l["msg"] == "log file unavailable")
     assert problem["level"] == "error" and "missing-dir" in problem["detail"]
-    assert standin.wait_for_log(lambda l: l["msg"] == "listening")["logFile"] is None
-    status, _, _ = standin.request("GET", "/api/events", STAFF)
+    assert backend.wait_for_log(lambda l: l["msg"] == "listening")["logFile"] is None
+    status, _, _ = backend.request("GET", "/api/events", STAFF)
     assert status == 200
 
 
-def test_settings_read_the_log_file_or_none():
-    from sentinel_standin.config import DEFAULT_LOG_FILE, load_settings
-
-    assert load_settings({}).log_file == DEFAULT_LOG_FILE == "/var/log/sentinel/backend.log"
-    assert load_settings({"SENTINEL_LOG_FILE": ""}).log_file is None
-    assert load_settings({"SENTINEL_LOG_FILE": "/tmp/x.log"}).log_file == "/tmp/x.log"
+def test_settings_read_the_log_file_or_none(node_modules):
+    settings = run_node(
+        "const { loadSettings } = require('./src/config');"
+        "console.log(JSON.stringify([{}, {SENTINEL_LOG_FILE: ''}, {SENTINEL_LOG_FILE: '/tmp/x.log'}].map((e) => loadSettings(e).logFile)))"
+    )
+    assert settings == ["/var/log/sentinel/backend.log", None, "/tmp/x.log"]
 
 
 # -- faults -----------------------------------------------------------------
 
 
-def test_faults_file_is_reread_without_restart(start_standin):
-    standin = start_standin()
-    standin.faults_file.write_text(json.dumps({"error_rate": 1}))
-    assert standin.request("GET", "/api/events", STAFF)[0] == 500
-    standin.faults_file.write_text(json.dumps({"latency_ms": 300}))
+def test_faults_file_is_reread_without_restart(start_backend):
+    backend = start_backend()
+    backend.faults_file.write_text(json.dumps({"error_rate": 1}))
+    assert backend.request("GET", "/api/events", STAFF)[0] == 500
+    backend.faults_file.write_text(json.dumps({"latency_ms": 300}))
     started = time.monotonic()
-    assert standin.request("GET", "/api/events", STAFF)[0] == 200
+    assert backend.request("GET", "/api/events", STAFF)[0] == 200
     assert time.monotonic() - started >= 0.3
-    standin.faults_file.write_text(json.dumps({"db_pool_exhausted": True}))
-    assert standin.request("GET", "/api/events", STAFF)[0] == 503
-    status, _, health = standin.request("GET", "/health")
+    backend.faults_file.write_text(json.dumps({"db_pool_exhausted": True}))
+    assert backend.request("GET", "/api/events", STAFF)[0] == 503
+    status, _, health = backend.request("GET", "/health")
     assert status == 200 and health["status"] == "degraded" and health["checks"]["database"] == "pool exhausted"
-    m = metric_samples(standin.request("GET", "/metrics")[2])
+    m = metric_samples(backend.request("GET", "/metrics")[2])
     assert m[("db_pool_connections", (("state", "active"),))] == m[("db_pool_connections", (("state", "max"),))] == 10
     assert m[("db_pool_connections", (("state", "idle"),))] == 0
-    standin.faults_file.unlink()
-    assert standin.request("GET", "/api/events", STAFF)[0] == 200
+    backend.faults_file.unlink()
+    assert backend.request("GET", "/api/events", STAFF)[0] == 200
     # A broken file means no faults, and says why.
-    standin.faults_file.write_text("{not json")
-    assert standin.request("GET", "/api/events", STAFF)[0] == 200
-    status, _, body = standin.request("GET", "/admin/faults")
+    backend.faults_file.write_text("{not json")
+    assert backend.request("GET", "/api/events", STAFF)[0] == 200
+    status, _, body = backend.request("GET", "/admin/faults")
     assert body["faults"]["error_rate"] == 0 and "ignored" in body["fileError"]
-    assert standin.request("POST", "/admin/faults", body={"error_rate": 2})[0] == 400
-    assert standin.request("POST", "/admin/faults", body={"explode": True})[0] == 400
+    assert backend.request("POST", "/admin/faults", body={"error_rate": 2})[0] == 400
+    assert backend.request("POST", "/admin/faults", body={"explode": True})[0] == 400
 
 
-def test_crash_fault_exits_the_process_with_status_1(start_standin):
-    standin = start_standin()
-    standin.set_faults(crash=True)
+def test_crash_fault_exits_the_process_with_status_1(start_backend):
+    backend = start_backend()
+    backend.set_faults(crash=True)
     with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
-        standin.request("GET", "/api/events", STAFF)
-    assert standin.proc.wait(timeout=10) == 1
-    assert any(l["level"] == "fatal" and "crash" in l["msg"] for l in standin.logs())
+        backend.request("GET", "/api/events", STAFF)
+    assert backend.proc.wait(timeout=10) == 1
+    assert any(l["level"] == "fatal" and "crash" in l["msg"] for l in backend.logs())
     # One-shot: a restarted service comes back healthy.
-    assert json.loads(standin.faults_file.read_text())["crash"] is False
+    assert json.loads(backend.faults_file.read_text())["crash"] is False
 
 
-def test_sigterm_shuts_down_cleanly(start_standin):
-    standin = start_standin()
-    assert standin.request("GET", "/health")[0] == 200
-    assert standin.stop() == 0
-    assert standin.logs()[-1]["msg"] == "stopped"
+def test_sigterm_shuts_down_cleanly(start_backend):
+    backend = start_backend()
+    assert backend.request("GET", "/health")[0] == 200
+    assert backend.stop() == 0
+    assert backend.logs()[-1]["msg"] == "stopped"
 
 
 # -- traces -----------------------------------------------------------------
 
 
 class _OtlpCollector(BaseHTTPRequestHandler):
-    """Accepts OTLP/HTTP protobuf trace exports and keeps the decoded requests."""
+    protocol_version = "HTTP/1.1"
+
+    """Accepts OTLP/HTTP trace exports and keeps (path, content type, decoded JSON request).
+
+    `@opentelemetry/exporter-trace-otlp-http` sends OTLP/JSON whatever
+    OTEL_EXPORTER_OTLP_PROTOCOL says; the collector gateway takes both encodings.
+    """
 
     def do_POST(self) -> None:  # noqa: N802
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Transfer-Encoding") == "chunked":
+            body = b""
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            self.rfile.readline()
+        else:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(body)
-        self.server.exports.append((self.path, request))
+        self.server.exports.append((self.path, self.headers.get("Content-Type", ""), json.loads(body)))
         self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
         self.end_headers()
+        self.wfile.write(b"{}")
 
     def log_message(self, *args) -> None:
         pass
 
 
-def _attrs(proto_attributes) -> dict:
+def _attrs(attributes: list[dict]) -> dict:
+    """OTLP/JSON attributes -> {key: value} (intValue comes as a string in OTLP/JSON)."""
     out = {}
-    for kv in proto_attributes:
-        value = kv.value
-        out[kv.key] = getattr(value, value.WhichOneof("value"))
+    for kv in attributes:
+        [(kind, value)] = kv["value"].items()
+        out[kv["key"]] = int(value) if kind == "intValue" else value
     return out
 
 
 @pytest.mark.tracing
-def test_spans_are_exported_over_otlp_http(start_standin):
+def test_spans_are_exported_over_otlp_http(start_backend):
     collector = ThreadingHTTPServer(("127.0.0.1", 0), _OtlpCollector)
     collector.exports = []
     threading.Thread(target=collector.serve_forever, daemon=True).start()
     try:
-        standin = start_standin(
+        backend = start_backend(
             OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector.server_address[1]}",
             OTEL_BSP_SCHEDULE_DELAY="100",
             OTEL_TRACES_SAMPLER="always_on",
         )
         parent_trace = "0af7651916cd43dd8448eb211c80319c"
-        headers = {**STAFF, "X-Correlation-ID": "corr-trace", "traceparent": f"00-{parent_trace}-b7ad6b7169203331-01"}
-        assert standin.request("GET", "/api/members/m-0003", headers)[0] == 200
+        headers = {**STAFF, "User-Agent": "contract-test", "X-Correlation-ID": "corr-trace", "traceparent": f"00-{parent_trace}-b7ad6b7169203331-01"}
+        assert backend.request("GET", "/api/members/m-0003", headers)[0] == 200
         deadline = time.monotonic() + 10
         spans, resource = [], {}
         while time.monotonic() < deadline and len(spans) < 2:
             time.sleep(0.1)
             spans = []
-            for path, export in list(collector.exports):
-                assert path == "/v1/traces"
-                for resource_spans in export.resource_spans:
-                    resource = _attrs(resource_spans.resource.attributes)
-                    for scope_spans in resource_spans.scope_spans:
-                        spans.extend(scope_spans.spans)
+            for path, content_type, export in list(collector.exports):
+                assert path == "/v1/traces" and content_type.startswith("application/json")
+                for resource_spans in export["resourceSpans"]:
+                    resource = _attrs(resource_spans["resource"]["attributes"])
+                    for scope_spans in resource_spans["scopeSpans"]:
+                        spans.extend(scope_spans["spans"])
     finally:
         collector.shutdown()
 
     assert resource["service.name"] == "sentinel-backend"
     assert resource["deployment.environment"] == "test"
     assert resource["service.version"] == "9.9.9"
-    by_name = {s.name: s for s in spans}
+    by_name = {s["name"]: s for s in spans}
     server_span, db_span = by_name["GET /api/members/:id"], by_name["SELECT members"]
-    assert server_span.trace_id.hex() == parent_trace  # the caller's trace is continued
-    server_attrs = _attrs(server_span.attributes)
+    assert server_span["traceId"] == parent_trace  # the caller's trace is continued
+    server_attrs = _attrs(server_span["attributes"])
     assert server_attrs["http.route"] == "/api/members/:id"
     assert server_attrs["http.request.method"] == "GET"
     assert server_attrs["http.response.status_code"] == 200
     assert server_attrs["sentinel.correlation_id"] == "corr-trace"
     assert server_attrs["enduser.id"] == "u-staff"
-    db_attrs = _attrs(db_span.attributes)
+    db_attrs = _attrs(db_span["attributes"])
     assert db_attrs["db.system"] == "postgresql" and db_attrs["db.operation"] == "SELECT"
-    assert db_span.parent_span_id == server_span.span_id
+    assert db_span["parentSpanId"] == server_span["spanId"]
     for spec in CONTRACT["traces"]["spans"]:
         span = server_span if spec["kind"] == "SERVER" else db_span
-        present = set(_attrs(span.attributes))
+        present = set(_attrs(span["attributes"]))
         optional = {"error.type"}
         assert {a for a in spec["attributes"] if a not in optional} <= present, spec["name"]
-    line = standin.wait_for_log(lambda l: l.get("correlationId") == "corr-trace" and l["msg"] == "request completed")
-    assert line["traceId"] == parent_trace and line["spanId"] == server_span.span_id.hex()
+    line = backend.wait_for_log(lambda l: l.get("correlationId") == "corr-trace" and l["msg"] == "request completed")
+    assert line["traceId"] == parent_trace and line["spanId"] == server_span["spanId"]
 
 
 # -- configuration (in-process) ---------------------------------------------
@@ -596,39 +634,72 @@ def test_contract_doc_names_every_metric_and_log_field():
         assert f"`{value}`" in doc, value
 
 
-def test_settings_come_from_the_environment():
-    from sentinel_standin.config import ConfigError, load_settings
+def test_settings_come_from_the_environment(node_modules):
+    settings = run_node(
+        "const { loadSettings } = require('./src/config');"
+        "console.log(JSON.stringify(loadSettings({PORT: '3100', SENTRY_DSN: 'http://k@127.0.0.1:9/1',"
+        " OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=staging,service.version=1.4.2%2Bbuild'})))"
+    )
+    assert (settings["port"], settings["environment"], settings["version"]) == (3100, "staging", "1.4.2+build")
+    assert settings["sentryEnvironment"] == "staging" and settings["sentryRelease"] == "1.4.2+build"
+    assert settings["otlpEndpoint"] is None and settings["faultsFile"] == "/var/lib/sentinel/faults.json"
+    defaults = run_node("console.log(JSON.stringify(require('./src/config').loadSettings({SENTRY_DSN: ''})))")
+    assert defaults["port"] == 3000 and defaults["sentryDsn"] is None and defaults["serviceName"] == "sentinel-backend"
+    refused = run_node(
+        "const { loadSettings } = require('./src/config');"
+        "console.log(JSON.stringify(['http', '70000', '-1'].map((p) => { try { loadSettings({PORT: p}); return false; } catch (e) { return e.name; } })))"
+    )
+    assert refused == ["Error"] * 3
 
-    settings = load_settings({
-        "PORT": "3100",
-        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=staging,service.version=1.4.2%2Bbuild",
-        "SENTRY_DSN": "http://k@127.0.0.1:9/1",
-        "SENTRY_TRACES_SAMPLE_RATE": "0.25",
-    })
-    assert (settings.port, settings.environment, settings.version) == (3100, "staging", "1.4.2+build")
-    assert settings.sentry_environment == "staging" and settings.sentry_release == "1.4.2+build"
-    assert settings.sentry_traces_sample_rate == 0.25 and settings.sentry_profiles_sample_rate is None
-    assert settings.otlp_endpoint is None and settings.faults_file == "/var/lib/sentinel/faults.json"
-    defaults = load_settings({"SENTRY_DSN": ""})
-    assert defaults.port == 3000 and defaults.sentry_dsn is None and defaults.service_name == "sentinel-backend"
-    for bad in ({"PORT": "http"}, {"SENTRY_TRACES_SAMPLE_RATE": "2"}, {"SENTRY_PROFILES_SAMPLE_RATE": "x"}):
-        with pytest.raises(ConfigError):
-            load_settings(bad)
+
+def test_bad_configuration_exits_2(tmp_path, node_modules):
+    proc = subprocess.run(
+        ["node", "--import", "./src/instrument.mjs", "src/server.js"], cwd=BACKEND_DIR, capture_output=True, text=True, timeout=30,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PORT": "http", "SENTINEL_LOG_FILE": ""},
+    )
+    assert proc.returncode == 2
+    [line] = [json.loads(l) for l in proc.stdout.splitlines()]
+    assert line["level"] == "fatal" and line["msg"] == "invalid configuration" and "PORT" in line["detail"]
 
 
 @pytest.mark.sentry
-def test_before_send_keeps_only_5xx_and_crashes():
-    from sentinel_standin.error_reporting import only_server_errors
-
-    assert only_server_errors({"tags": {"http.status_code": "500"}}, {})
-    assert only_server_errors({"tags": {"http.status_code": "503"}}, {})
-    assert only_server_errors({"tags": {"http.status_code": "404"}}, {}) is None
-    assert only_server_errors({"tags": {}}, {}) is None
-    assert only_server_errors({}, {}) is None
-    # A crash (uncaught exception or unhandled rejection) has no response status: kept.
+def test_before_send_keeps_only_5xx_and_crashes(node_modules):
     crash = {"exception": {"values": [{"type": "TypeError", "mechanism": {"type": "auto.node.onuncaughtexception", "handled": False}}]}}
-    assert only_server_errors(crash, {}) is crash
     handled = {"exception": {"values": [{"type": "ValueError", "mechanism": {"type": "generic", "handled": True}}]}}
-    assert only_server_errors(handled, {}) is None
-    # A status below 500 wins over the mechanism: a 4xx is never sent.
-    assert only_server_errors({**crash, "tags": {"http.status_code": "400"}}, {}) is None
+    cases = [
+        {"tags": {"http.status_code": "500"}},
+        {"tags": {"http.status_code": "503"}},
+        {"tags": {"http.status_code": "404"}},
+        {"tags": {}},
+        {},
+        crash,  # a crash (uncaught exception or unhandled rejection) has no response status: kept
+        handled,
+        {**crash, "tags": {"http.status_code": "400"}},  # a status below 500 wins over the mechanism
+    ]
+    kept = run_node(
+        "const { onlyServerErrors } = require('./src/reporting');"
+        f"console.log(JSON.stringify({json.dumps(cases)}.map((e) => onlyServerErrors(e) !== null)))"
+    )
+    assert kept == [True, True, False, False, False, True, False, False]
+
+
+@pytest.mark.sentry
+def test_a_crash_reaches_sentry_as_an_unhandled_event_of_the_request(receiver, start_backend):
+    """The crash fault throws where nothing catches it: @sentry/node reports it (handled: false), then the process exits 1."""
+    server, dsn = receiver
+    backend = start_backend(SENTRY_DSN=dsn, SENTRY_RELEASE="sentinel-backend@9.9.9", SENTRY_ENVIRONMENT="test")
+    backend.set_faults(crash=True)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        backend.request("GET", "/api/events", {**MEMBER, "X-Correlation-ID": "corr-crash", "Cookie": "session=s3cr3t"})
+    assert backend.proc.wait(timeout=15) == 1
+    [event] = sentry_events(server, 1)
+    assert [v["mechanism"]["handled"] for v in event["exception"]["values"]] == [False]
+    assert event["exception"]["values"][-1]["type"] == "SimulatedCrash"
+    assert "http.status_code" not in event["tags"]
+    assert (event["release"], event["environment"]) == ("sentinel-backend@9.9.9", "test")
+    assert event["tags"]["correlation_id"] == "corr-crash"
+    assert event["tags"]["trace_id"] == event["contexts"]["trace"]["trace_id"]
+    assert HEX32.match(event["tags"]["trace_id"])
+    sent = json.dumps(event)
+    for personal in ("member0007@sentinel.test", "s3cr3t", "127.0.0.1"):
+        assert personal not in sent, personal

@@ -1,0 +1,48 @@
+"""The operator's client certificate for the lab's TLS listeners (Prometheus, Alertmanager, node_exporter).
+
+The tests, drills and benches reach those APIs from the controller as an operator does: with the
+"operator" identity the environment CA (roles/_pki.py) issues on the controller, and the CA to check
+the server. Nothing here leaves the controller.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import requests
+
+from roles._pki import environment_ca
+from roles._tls import is_tls
+
+ENVIRONMENT = "lab"
+
+
+@functools.cache
+def operator_files(environment: str = ENVIRONMENT) -> tuple[str, str, str]:
+    """(CA bundle, certificate, key) paths of the operator's identity, issued when due."""
+    ca, cert, key = environment_ca(environment).operator_files()
+    return str(ca), str(cert), str(key)
+
+
+def operator_kwargs(environment: str = ENVIRONMENT) -> dict:
+    """requests' keyword arguments: the operator's certificate and the CA that checks the server."""
+    ca, cert, key = operator_files(environment)
+    return {"cert": (cert, key), "verify": ca}
+
+
+def operator_session(environment: str = ENVIRONMENT) -> requests.Session:
+    session = requests.Session()
+    session.cert, session.verify = operator_kwargs(environment)["cert"], operator_kwargs(environment)["verify"]
+    return session
+
+
+def get(url: str, **kwargs) -> requests.Response:
+    return requests.get(url, **operator_kwargs(), **kwargs)
+
+
+def post(url: str, **kwargs) -> requests.Response:
+    return requests.post(url, **operator_kwargs(), **kwargs)
+
+
+def scheme(listener: str) -> str:
+    return "https" if is_tls(listener) else "http"

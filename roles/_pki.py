@@ -1,0 +1,292 @@
+"""The environment CA: TLS certificates for the stack's listeners and identities for its clients.
+
+Everything here runs on the controller. The CA's key is read or made in the PKI
+directory (`pki_dir`) and never leaves it: roles get a leaf certificate, its key and
+the CA's certificate, nothing else.
+
+- **The CA**: the operator's (the secrets SENTINEL_TLS_CA_CERT and SENTINEL_TLS_CA_KEY,
+  PEM), else one made once per environment and kept in the PKI directory.
+- **Leaves**: one per host and component (`issue`), ECDSA P-256. A server
+  certificate names the host as the topology does (its address and name as DNS names,
+  its IP as an IP address; 127.0.0.1 for checks on the host itself). Every leaf also
+  carries its identity as a URI (`identity_uri`): exporter-toolkit's
+  `client_allowed_sans` admits a client by it, so a valid certificate of the wrong
+  component (app1's node_exporter against Alertmanager) is refused.
+- **Renewal**: a leaf lives LIFETIME and is issued again only inside the renewal
+  window (RENEW_BEFORE before its end), or when what it should say changed (names,
+  CA). A second converge finds the same files and changes nothing.
+
+The directory is 0700 and every key in it 0600; the operator's client certificate
+("operator", for amtool, the lab's tests and benches) is issued here too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import ipaddress
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+LIFETIME = dt.timedelta(days=30)
+RENEW_BEFORE = dt.timedelta(days=10)
+CA_LIFETIME = dt.timedelta(days=3650)
+# Clocks of hosts a little behind the controller still accept a certificate issued now.
+BACKDATE = dt.timedelta(minutes=5)
+
+CA_CERT_SECRET = "SENTINEL_TLS_CA_CERT"
+CA_KEY_SECRET = "SENTINEL_TLS_CA_KEY"
+OPERATOR = "operator"
+
+
+class PkiError(ValueError):
+    """The CA cannot be used; the message names the fix and never holds key material."""
+
+
+def pki_dir(environment: str) -> Path:
+    """$SENTINEL_PKI_DIR/<environment>, else the operator's config dir (~/.config/sentinel/pki/<environment>)."""
+    base = os.environ.get("SENTINEL_PKI_DIR")
+    if not base:
+        config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        base = str(Path(config) / "sentinel" / "pki")
+    return Path(base) / environment
+
+
+def identity_uri(environment: str, host: str | None, component: str) -> str:
+    """The identity a certificate carries (a URI SAN), e.g. spiffe://sentinel/lab/mon1/prometheus."""
+    return f"spiffe://sentinel/{environment}/{host}/{component}" if host else f"spiffe://sentinel/{environment}/{component}"
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A leaf certificate for a host: its PEMs and the CA's, as the role writes them."""
+
+    name: str
+    cert_pem: str
+    key_pem: str
+    ca_pem: str
+    not_after: dt.datetime
+
+    def __repr__(self) -> str:  # the key never in a repr
+        return f"Leaf({self.name!r}, not_after={self.not_after.isoformat()})"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Atomically, created with `mode` (never briefly readable by others)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+class CertificateAuthority:
+    """The environment's CA and the leaves it issued, in one directory on the controller."""
+
+    def __init__(self, directory: Path, environment: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | object):
+        self.directory, self.environment, self.cert, self._key = directory, environment, cert, key
+
+    def __repr__(self) -> str:
+        return f"CertificateAuthority({self.environment!r}, {self.cert.subject.rfc4514_string()!r})"
+
+    @property
+    def ca_pem(self) -> str:
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    # --- the CA -----------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, environment: str, directory: Path | None = None, operator_cert: str | None = None,
+             operator_key: str | None = None, now: dt.datetime | None = None) -> "CertificateAuthority":
+        """The operator's CA when given (PEMs), else the directory's own, made on first use."""
+        directory = directory or pki_dir(environment)
+        now = now or _now()
+        _private_dir(directory)
+        if operator_cert or operator_key:
+            cert, key = _operator_ca(operator_cert, operator_key, now)
+            return cls(directory, environment, cert, key)
+        with _locked(directory):
+            cert_path, key_path = directory / "ca.crt", directory / "ca.key"
+            if not key_path.exists():
+                key = ec.generate_private_key(ec.SECP256R1())
+                name = x509.Name([
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Sentinel observability"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, f"Sentinel {environment} CA"),
+                ])
+                cert = (
+                    x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                    .serial_number(x509.random_serial_number())
+                    .not_valid_before(now - BACKDATE).not_valid_after(now + CA_LIFETIME)
+                    .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                    .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+                    .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                    .sign(key, hashes.SHA256())
+                )
+                _write_private(key_path, _key_pem(key))
+                _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+            key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            os.chmod(key_path, 0o600)
+        return cls(directory, environment, cert, key)
+
+    # --- leaves -----------------------------------------------------------------------
+
+    def issue(self, host: str | None, component: str, dns: tuple[str, ...] = (), ips: tuple[str, ...] = (),
+              lifetime: dt.timedelta = LIFETIME, renew_before: dt.timedelta = RENEW_BEFORE,
+              now: dt.datetime | None = None) -> Leaf:
+        """The leaf of `component` on `host` (None: the operator's): the one on file while it still says
+        the same and is outside its renewal window, else a new one."""
+        now = now or _now()
+        name = f"{host}.{component}" if host else component
+        uri = identity_uri(self.environment, host, component)
+        wanted = _names(uri, dns, ips)
+        leaves = self.directory / "leaves"
+        with _locked(self.directory):
+            _private_dir(leaves)
+            cert_path, key_path = leaves / f"{name}.crt", leaves / f"{name}.key"
+            if cert_path.exists() and key_path.exists():
+                cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+                key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+                if self._still_good(cert, key, wanted, now, renew_before):
+                    return self._leaf(name, cert, key_path.read_bytes())
+            key = ec.generate_private_key(ec.SECP256R1())
+            builder = (
+                x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                .issuer_name(self.cert.subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - BACKDATE).not_valid_after(now + lifetime)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+                # Every leaf is a server (its listener) and a client (its scrapes, pushes, checks).
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                .add_extension(x509.SubjectAlternativeName(wanted), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.cert.public_key()), critical=False)
+            )
+            cert = builder.sign(self._key, hashes.SHA256())
+            key_bytes = _key_pem(key)
+            _write_private(key_path, key_bytes)
+            _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+            return self._leaf(name, cert, key_bytes)
+
+    def _leaf(self, name: str, cert: x509.Certificate, key_pem: bytes) -> Leaf:
+        return Leaf(name, cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode(), self.ca_pem,
+                    cert.not_valid_after_utc)
+
+    def _still_good(self, cert: x509.Certificate, key, wanted: list[x509.GeneralName], now: dt.datetime,
+                    renew_before: dt.timedelta) -> bool:
+        if cert.public_key().public_numbers() != key.public_key().public_numbers():
+            return False
+        if cert.issuer != self.cert.subject or not _signed_by(cert, self.cert):
+            return False  # another CA's (a rollover): issue from the current one
+        try:
+            names = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+        except x509.ExtensionNotFound:
+            return False
+        if sorted(map(repr, names)) != sorted(map(repr, wanted)):
+            return False
+        return cert.not_valid_after_utc - now > renew_before
+
+    def operator_files(self) -> tuple[Path, Path, Path]:
+        """(CA, certificate, key) files of the operator's client identity, issued when due: for amtool,
+        curl, the lab's tests. They stay on the controller."""
+        leaf = self.issue(None, OPERATOR)
+        leaves = self.directory / "leaves"
+        ca = self.directory / "ca-bundle.crt"
+        if not ca.exists() or ca.read_text() != self.ca_pem:
+            _write_private(ca, self.ca_pem.encode(), 0o644)
+        cert, key = leaves / f"{leaf.name}.crt", leaves / f"{leaf.name}.key"
+        # amtool's (and promtool's) --http.config.file: the operator's identity for the TLS listeners.
+        http_config = self.directory / "operator-http-config.yml"
+        text = (f"# amtool --alertmanager.url=https://<monitoring host>:9093 --http.config.file={http_config} ...\n"
+                f"tls_config:\n  ca_file: {ca}\n  cert_file: {cert}\n  key_file: {key}\n  min_version: TLS12\n")
+        if not http_config.exists() or http_config.read_text() != text:
+            _write_private(http_config, text.encode(), 0o600)
+        return ca, cert, key
+
+
+def _names(uri: str, dns: tuple[str, ...], ips: tuple[str, ...]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri)]
+    names += [x509.DNSName(d) for d in sorted(set(dns))]
+    names += [x509.IPAddress(ipaddress.ip_address(i)) for i in sorted(set(ips))]
+    return names
+
+
+def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _operator_ca(cert_pem: str | None, key_pem: str | None, now: dt.datetime):
+    if not cert_pem or not key_pem:
+        missing = CA_KEY_SECRET if cert_pem else CA_CERT_SECRET
+        raise PkiError(f"the operator's CA is half given: {missing} is not set; set both {CA_CERT_SECRET} and {CA_KEY_SECRET} "
+                       "(PEM), or neither to let the toolkit keep its own CA")
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError:
+        raise PkiError(f"{CA_CERT_SECRET} is not a PEM certificate; give the CA's certificate (-----BEGIN CERTIFICATE-----)") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), None)
+    except (ValueError, TypeError):
+        raise PkiError(f"{CA_KEY_SECRET} is not an unencrypted PEM private key; give the CA's key without a passphrase") from None
+    if cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != \
+            key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
+        raise PkiError(f"the key in {CA_KEY_SECRET} does not match the certificate in {CA_CERT_SECRET}; give the pair that belongs together")
+    try:
+        ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        ca = False
+    if not ca:
+        raise PkiError(f"the certificate in {CA_CERT_SECRET} is not a CA (basicConstraints CA:TRUE); give the issuing CA's certificate")
+    if cert.not_valid_after_utc <= now + LIFETIME:
+        raise PkiError(f"the CA in {CA_CERT_SECRET} expires {cert.not_valid_after_utc:%Y-%m-%d}, before a certificate issued now would; "
+                       "renew the CA and give the new pair")
+    return cert, key
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+@contextmanager
+def _locked(directory: Path):
+    """One issuer at a time (a deploy and a test run may both ask for leaves)."""
+    with open(directory / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def environment_ca(environment: str) -> CertificateAuthority:
+    """The run's CA: the operator's from the secrets when set, else the PKI directory's own."""
+    from roles._secrets import SecretProblem, read_secret
+
+    try:
+        cert, key = read_secret(CA_CERT_SECRET, multi_line=True), read_secret(CA_KEY_SECRET, multi_line=True)
+    except SecretProblem as err:
+        raise PkiError(str(err)) from None
+    return CertificateAuthority.open(environment, operator_cert=cert, operator_key=key)

@@ -1,0 +1,162 @@
+"""TLS and client-certificate identity for the exporter-toolkit listeners (Prometheus, Alertmanager,
+node_exporter), from the environment CA (roles/_pki.py) and the topology.
+
+A listener of TLS_LISTENERS serves the certificate of its host and component, requires a
+client certificate from the environment CA (`RequireAndVerifyClientCert`, TLS 1.2 at least)
+and admits only the identities (the certificates' URI SANs) that the topology's flows name
+as its clients, plus the operator's and the component's own on its host (its readiness check).
+exporter-toolkit checks the chain and then `client_allowed_sans`; a certificate of the right
+CA for another flow (app1's node_exporter against Alertmanager) is refused by the second.
+
+On the host, under /etc/<service>/tls: ca.crt and <service>.crt 0644, <service>.key 0640
+root:<service>, each checked with openssl before it replaces the live one. exporter-toolkit
+reads the web config and the files on every new connection, so a renewed certificate is
+served without a restart.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from roles._pki import OPERATOR, CertificateAuthority, Leaf, environment_ca, identity_uri
+from roles._service import ConfigFile
+from roles._service.render import dump_yaml
+
+if TYPE_CHECKING:
+    from roles._context import HostContext
+    from roles._topology import Topology
+
+# Listeners served over TLS with client certificates, and the component whose certificate they serve.
+TLS_LISTENERS = {
+    "prometheus.web": "prometheus",
+    "alertmanager.web": "alertmanager",
+    "node_exporter.metrics": "node_exporter",
+}
+MIN_VERSION = "TLS12"
+# The cert-expiry alert's metric: one textfile per service (node_exporter's textfile collector).
+EXPIRY_METRIC = "sentinel_tls_certificate_not_after_seconds"
+
+
+def is_tls(listener: str) -> bool:
+    return listener in TLS_LISTENERS
+
+
+@dataclass(frozen=True)
+class TlsPaths:
+    """Where a service's TLS files live on its host."""
+
+    service: str
+    base: str = "/etc"  # another root for tests that check rendered configs against real files
+
+    @property
+    def dir(self) -> str:
+        return f"{self.base}/{self.service}/tls"
+
+    @property
+    def ca(self) -> str:
+        return f"{self.dir}/ca.crt"
+
+    @property
+    def cert(self) -> str:
+        return f"{self.dir}/{self.service}.crt"
+
+    @property
+    def key(self) -> str:
+        return f"{self.dir}/{self.service}.key"
+
+    @property
+    def web_config(self) -> str:
+        return f"{self.base}/{self.service}/web.yml"
+
+    def curl_args(self) -> tuple[str, ...]:
+        """curl's options to call a TLS listener with this service's identity (checks run as root on the host)."""
+        return ("--cacert", self.ca, "--cert", self.cert, "--key", self.key)
+
+
+@functools.cache
+def _ca(environment: str) -> CertificateAuthority:
+    return environment_ca(environment)
+
+
+def server_names(topology: "Topology", host: str, listener: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(DNS names, IPs) a listener's certificate carries: the host's name and address as the topology
+    has them, its IP, and the loopback where the host checks itself."""
+    l = topology.listener(host, listener)
+    dns, ips = {l.host}, {l.ip, "127.0.0.1"}
+    if _is_ip(l.address):
+        ips.add(l.address)
+    else:
+        dns.add(l.address)
+    return tuple(sorted(dns)), tuple(sorted(ips))
+
+
+def _is_ip(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def leaf(ctx: "HostContext", service: str, listener: str | None = None, ca: CertificateAuthority | None = None) -> Leaf:
+    """This host's certificate for `service` (a server's names from its `listener`, else a client's identity only)."""
+    ca = ca or _ca(ctx.environment)
+    dns, ips = server_names(ctx.topology, ctx.name, listener) if listener else ((), ())
+    return ca.issue(ctx.name, service, dns, ips)
+
+
+def allowed_clients(topology: "Topology", host: str, listener: str) -> list[str]:
+    """The identities `listener` on `host` admits: its flows' clients, the component itself on its host, the operator."""
+    environment = topology.environment.name
+    allowed = {identity_uri(environment, client, flow.client) for client, flow in topology.clients(listener)}
+    allowed.add(identity_uri(environment, host, TLS_LISTENERS[listener]))
+    allowed.add(identity_uri(environment, None, OPERATOR))
+    return sorted(allowed)
+
+
+def web_config(paths: TlsPaths, allowed: list[str]) -> str:
+    """exporter-toolkit's web config (--web.config.file)."""
+    return dump_yaml({
+        "tls_server_config": {
+            "cert_file": paths.cert,
+            "key_file": paths.key,
+            "client_auth_type": "RequireAndVerifyClientCert",
+            "client_ca_file": paths.ca,
+            "client_allowed_sans": list(allowed),
+            "min_version": MIN_VERSION,
+        },
+    })
+
+
+def client_tls_config(paths: TlsPaths, server_name: str | None = None) -> dict:
+    """A Prometheus-style `tls_config` with the service's own identity (scrapes, alert pushes)."""
+    config = {"ca_file": paths.ca, "cert_file": paths.cert, "key_file": paths.key, "min_version": MIN_VERSION}
+    if server_name:
+        config["server_name"] = server_name
+    return config
+
+
+def tls_files(service: str, certificate: Leaf) -> tuple[ConfigFile, ...]:
+    """The CA, certificate and key as files checked with openssl on the host (the key last: it must match)."""
+    paths = TlsPaths(service)
+    return (
+        ConfigFile(paths.ca, certificate.ca_pem, validate="openssl x509 -noout -in {path}", mode="0644"),
+        ConfigFile(paths.cert, certificate.cert_pem, validate=f"openssl verify -CAfile {paths.ca} {{path}}", mode="0644"),
+        # The key matches the certificate: the same public key out of both.
+        ConfigFile(paths.key, certificate.key_pem,
+                   validate=f"test \"$(openssl pkey -pubout -in {{path}})\" = \"$(openssl x509 -pubkey -noout -in {paths.cert})\"",
+                   mode="0640"),
+    )
+
+
+def expiry_textfile(service: str, certificate: Leaf) -> str:
+    """node_exporter textfile: the certificate's notAfter, for the cert-expiry alert."""
+    return (
+        f"# HELP {EXPIRY_METRIC} notAfter of a TLS certificate the toolkit issued, as a Unix time.\n"
+        f"# TYPE {EXPIRY_METRIC} gauge\n"
+        f'{EXPIRY_METRIC}{{service="{service}",certificate="{certificate.name}"}} {int(certificate.not_after.timestamp())}\n'
+    )
