@@ -12,11 +12,14 @@ import textwrap
 import pytest
 import yaml
 
-from roles.alertmanager import host_service_spec
+from roles._pki import identity_uri
+from roles._tls import allowed_clients
+from roles.alertmanager import TLS as ALERTMANAGER_TLS, host_service_spec
 from roles.firewall import openings_of
 from roles.prometheus import REPLICA_LABEL, host_config
 from tests.environments import GOOD_SECRETS, context_of, environment
 from tests.mirror_binaries import extract
+from tests.tls_files import tls_on_disk
 
 pytestmark = pytest.mark.alerting
 
@@ -59,6 +62,15 @@ def alertmanager_flags(env, host):
 
 def prometheus_yml(env, host) -> dict:
     return yaml.safe_load(host_config(context_of(env, host)))
+
+
+def pushes_to(config: dict) -> list[str]:
+    """The Alertmanagers a prometheus.yml sends its alerts to; over TLS with Prometheus's own certificate."""
+    (alertmanagers,) = config["alerting"]["alertmanagers"]
+    assert alertmanagers["scheme"] == "https"
+    assert alertmanagers["tls_config"]["cert_file"] == "/etc/prometheus/tls/prometheus.crt"
+    (static,) = alertmanagers["static_configs"]
+    return static["targets"]
 
 
 # --- Alertmanager -------------------------------------------------------------------------------
@@ -105,6 +117,32 @@ def test_gossip_is_open_to_the_peers_only_tcp_and_udp(two, one):
     assert not [o for o in openings_of(context_of(one, "mon1.prod")) if o.port == 9094]
 
 
+def test_each_alertmanager_admits_both_prometheus_and_both_grafanas_by_certificate(two):
+    """TLS with two monitoring hosts: every Prometheus pushes to every Alertmanager, so each
+    Alertmanager's web config (as the role ships it) admits both Prometheus; gossip is not TLS."""
+    prometheus = [identity_uri("prod", mon, "prometheus") for mon in ("mon1.prod", "mon2.prod")]
+    grafana = [identity_uri("prod", mon, "grafana") for mon in ("mon1.prod", "mon2.prod")]
+    for me in ("mon1.prod", "mon2.prod"):
+        spec = host_service_spec(context_of(two, me, GOOD_SECRETS))
+        (web,) = [c for c in spec.configs if c.dest == ALERTMANAGER_TLS.web_config]
+        allowed = yaml.safe_load(web.content)["tls_server_config"]["client_allowed_sans"]
+        assert set(prometheus + grafana) <= set(allowed), allowed
+        # The other Alertmanager is a gossip peer, not an API client: not admitted on the web port.
+        other = "mon2.prod" if me == "mon1.prod" else "mon1.prod"
+        assert identity_uri("prod", other, "alertmanager") not in allowed
+        assert identity_uri("prod", "app1.prod", "node_exporter") not in allowed
+
+
+def test_every_node_exporter_and_prometheus_admit_both_prometheus(two):
+    """Both Prometheus scrape every node_exporter and each other: mon2's is admitted wherever mon1's is."""
+    mon2 = identity_uri("prod", "mon2.prod", "prometheus")
+    for host in ("mon1.prod", "mon2.prod", "tel1.prod", "app1.prod"):
+        allowed = allowed_clients(two.topology, host, "node_exporter.metrics")
+        assert mon2 in allowed and identity_uri("prod", "mon1.prod", "prometheus") in allowed, (host, allowed)
+    assert mon2 in allowed_clients(two.topology, "mon1.prod", "prometheus.web")
+    assert identity_uri("prod", "mon1.prod", "prometheus") in allowed_clients(two.topology, "mon2.prod", "prometheus.web")
+
+
 # --- Prometheus ---------------------------------------------------------------------------------
 
 
@@ -112,7 +150,7 @@ def test_one_prometheus_has_no_replica_label_and_no_relabeling(one):
     config = prometheus_yml(one, "mon1.prod")
     assert config["global"]["external_labels"] == {"environment": "prod"}
     assert "alert_relabel_configs" not in config["alerting"]
-    assert config["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["mon1.prod:9093"]}]}]
+    assert pushes_to(config) == ["mon1.prod:9093"]
 
 
 def test_a_pair_differs_only_by_the_replica_label_which_alerts_drop(two):
@@ -123,7 +161,7 @@ def test_a_pair_differs_only_by_the_replica_label_which_alerts_drop(two):
     assert first == second  # the same scrape jobs, rules and Alertmanagers on both
     assert first["alerting"]["alert_relabel_configs"] == [{"action": "labeldrop", "regex": REPLICA_LABEL}]
     # Each Prometheus sends to every Alertmanager directly, and scrapes both Prometheus (each watches the other).
-    assert first["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["mon1.prod:9093", "mon2.prod:9093"]}]}]
+    assert pushes_to(first) == ["mon1.prod:9093", "mon2.prod:9093"]
     scraped = {job["job_name"]: [c["targets"][0] for c in job["static_configs"]] for job in first["scrape_configs"]}
     assert scraped["prometheus"] == ["mon1.prod:9090", "mon2.prod:9090"]
     assert scraped["alertmanager"] == ["mon1.prod:9093", "mon2.prod:9093"]
@@ -132,7 +170,8 @@ def test_a_pair_differs_only_by_the_replica_label_which_alerts_drop(two):
 def test_promtool_accepts_the_pair_s_config(two, tmp_path):
     promtool = extract("prometheus", "promtool", tmp_path)
     path = tmp_path / "prometheus.yml"
-    path.write_text(host_config(context_of(two, "mon2.prod")))
+    # The tls_config's files must exist for promtool: a CA, certificate and key under tmp_path.
+    path.write_text(host_config(context_of(two, "mon2.prod"), tls_on_disk(tmp_path, "prometheus", "mon2.prod")))
     result = subprocess.run([promtool, "check", "config", path], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
