@@ -22,6 +22,7 @@ import time
 import pytest
 import requests
 
+from lab import operator_tls
 from lab.alert_drills import clear_receivers, in_alertmanager, pagerduty_events, push_alert, slack_alerts, wait_for
 from roles._model import duration_seconds
 from roles.alerting.catalog import load_catalog
@@ -34,16 +35,25 @@ BACKEND_DOWN = ALERTS["backend-down"]
 PROMETHEUS_DOWN = ALERTS["prometheus-down"]
 
 
+# Prometheus and Alertmanager serve TLS and admit the operator's certificate (roles/_tls.py):
+# the tests call them from the controller as an operator does (lab/operator_tls.py).
 def _alertmanager(host) -> str:
-    return f"http://{host.settings.address}:{host.settings.alerting.listen_port}"
+    return f"https://{host.settings.address}:{host.settings.alerting.listen_port}"
 
 
 def _prometheus(host) -> str:
-    return f"http://{host.settings.address}:{host.settings.prometheus.listen_port}"
+    return f"https://{host.settings.address}:{host.settings.prometheus.listen_port}"
+
+
+def _ready(url: str) -> bool:
+    try:
+        return operator_tls.get(f"{url}/-/ready", timeout=5).ok
+    except requests.RequestException:
+        return False
 
 
 def _cluster(host) -> dict:
-    return requests.get(f"{_alertmanager(host)}/api/v2/status", timeout=10).json()["cluster"]
+    return operator_tls.get(f"{_alertmanager(host)}/api/v2/status", timeout=10).json()["cluster"]
 
 
 def _cluster_ready(mons) -> bool:
@@ -87,7 +97,7 @@ def _notified_once(alert_uid: str, alertname: str, deadline: float, window: floa
 
 
 def _firing_in(prometheus: str, alertname: str) -> list[dict]:
-    result = requests.get(f"{prometheus}/api/v1/query", params={"query": f'ALERTS{{alertname="{alertname}",alertstate="firing"}}'}, timeout=10)
+    result = operator_tls.get(f"{prometheus}/api/v1/query", params={"query": f'ALERTS{{alertname="{alertname}",alertstate="firing"}}'}, timeout=10)
     return result.json()["data"]["result"]
 
 
@@ -114,9 +124,9 @@ def test_the_pair_up_a_critical_alert_is_notified_once(pair):
         # Alertmanager holds it without the replica label (both copies are one alert).
         for mon in pair:
             assert _firing_in(_prometheus(mon), BACKEND_DOWN.name), f"{mon.name}'s Prometheus does not fire {BACKEND_DOWN.name}"
-            active = requests.get(f"{_prometheus(mon)}/api/v1/alertmanagers", timeout=10).json()["data"]["activeAlertmanagers"]
+            active = operator_tls.get(f"{_prometheus(mon)}/api/v1/alertmanagers", timeout=10).json()["data"]["activeAlertmanagers"]
             assert len(active) == len(pair), active
-            alerts = requests.get(f"{_alertmanager(mon)}/api/v2/alerts", params={"filter": f'uid="{BACKEND_DOWN.uid}"'}, timeout=10).json()
+            alerts = operator_tls.get(f"{_alertmanager(mon)}/api/v2/alerts", params={"filter": f'uid="{BACKEND_DOWN.uid}"'}, timeout=10).json()
             assert alerts and all("replica" not in a["labels"] for a in alerts), alerts
     finally:
         _start_backend(app)
@@ -138,7 +148,7 @@ def test_one_prometheus_stopped_alerts_are_still_notified_once(pair):
     finally:
         stopped.testinfra.run("systemctl start prometheus")
         _start_backend(app)
-    wait_for(f"{stopped.name}'s Prometheus ready", lambda: stopped.testinfra.run("curl -fsS %s/-/ready", _prometheus(stopped)).rc == 0, 120)
+    wait_for(f"{stopped.name}'s Prometheus ready", lambda: _ready(_prometheus(stopped)), 120)
 
 
 def test_the_first_alertmanager_killed_the_second_notifies_once(pair):
@@ -169,6 +179,6 @@ def test_the_first_alertmanager_killed_the_second_notifies_once(pair):
         assert counts == (1, 1), f"after {first.name} came back: (Slack, PagerDuty) {counts}, want still one each"
     finally:
         first.testinfra.run("systemctl start alertmanager")
-        wait_for(f"{first.name}'s Alertmanager ready", lambda: first.testinfra.run("curl -fsS %s/-/ready", _alertmanager(first)).rc == 0, 120)
+        wait_for(f"{first.name}'s Alertmanager ready", lambda: _ready(_alertmanager(first)), 120)
         for mon in pair:
             push_alert(_alertmanager(mon), labels, summary, 0)  # resolved: leaves no alert behind
