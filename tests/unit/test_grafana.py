@@ -206,8 +206,9 @@ def test_every_rendered_key_is_in_grafanas_reference(env, evaluator):
 POSTGRES = {"grafana": {"database": {"type": "postgres", "host": "db.internal:5432"}}}
 
 
-def pair_rendered(env: str = "prod", extra: dict | None = None):
-    """Each monitoring host's (peers, files) in an environment of mon1, mon2, tel1 and app1 (a shared PostgreSQL)."""
+def pair_rendered(env: str = "prod", extra: dict | None = None, tls: bool = False):
+    """Each monitoring host's (peers, files) in an environment of mon1, mon2, tel1 and app1 (a shared PostgreSQL);
+    `tls`: with each host's Grafana client certificate, as the role renders them."""
     from roles.grafana.peers import grafana_ha
     from tests.environments import context_of, environment_of_hosts
 
@@ -222,7 +223,13 @@ def pair_rendered(env: str = "prod", extra: dict | None = None):
     result = {}
     for name in ("mon1", "mon2"):
         ctx = context_of(environment, name, SECRETS)
-        settings, peers = ctx.settings, grafana_peers(ctx)
+        client_tls = None
+        if tls:
+            from roles._tls import leaf
+
+            identity = leaf(ctx, "grafana")
+            client_tls = (identity.ca_pem, identity.cert_pem, identity.key_pem)
+        settings, peers = ctx.settings, grafana_peers(ctx, client_tls)
         files = config_files(settings.grafana, settings.alerting, SECRETS, env, settings.address, peers, settings.ip, ha=grafana_ha(ctx))
         result[name] = (peers, {f.dest: f for f in files})
     return environment, result
@@ -273,6 +280,22 @@ def test_a_pair_s_grafana_reads_its_own_prometheus_by_default_and_each_by_name()
     _, _, files = rendered("prod")  # one Prometheus: no named copies
     assert [ds["uid"] for ds in yaml.safe_load(files["/etc/grafana/provisioning/datasources/sentinel.yml"].content)["datasources"]
             if ds["uid"].startswith("prometheus")] == ["prometheus"]
+
+
+def test_with_tls_each_prometheus_of_the_pair_is_https_with_grafana_s_certificate():
+    """Both Prometheus serve TLS and admit every host's Grafana: the named copies are https and carry the certificate."""
+    _, pair = pair_rendered(tls=True)
+    for me in ("mon1", "mon2"):
+        peers, files = pair[me]
+        document = yaml.safe_load(files["/etc/grafana/provisioning/datasources/sentinel.yml"].content)
+        assert provisioning_problems(document, "datasources") == []
+        by_uid = {ds["uid"]: ds for ds in document["datasources"]}
+        assert [by_uid[u]["url"] for u in ("prometheus-1", "prometheus-2")] == ["https://mon1.internal:9090", "https://mon2.internal:9090"]
+        for uid in ("prometheus", "prometheus-1", "prometheus-2", "alertmanager"):
+            assert by_uid[uid]["url"].startswith("https://"), uid
+            assert by_uid[uid]["jsonData"]["tlsAuth"] and by_uid[uid]["jsonData"]["tlsAuthWithCACert"], uid
+            assert by_uid[uid]["secureJsonData"]["tlsClientKey"] == peers.client_tls[2], uid
+        assert "secureJsonData" not in by_uid["traces"]
 
 
 def test_several_grafanas_on_sqlite_are_refused():
