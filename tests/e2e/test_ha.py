@@ -17,6 +17,10 @@ broke (units started, the backend running, the drill alert resolved) in a finall
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -26,6 +30,7 @@ from lab import operator_tls
 from lab.alert_drills import clear_receivers, in_alertmanager, pagerduty_events, push_alert, slack_alerts, wait_for
 from roles._model import duration_seconds
 from roles.alerting.catalog import load_catalog
+from tests import lab_session
 from tests.e2e import units
 from tests.stack import hosts_in
 
@@ -182,3 +187,126 @@ def test_the_first_alertmanager_killed_the_second_notifies_once(pair):
         wait_for(f"{first.name}'s Alertmanager ready", lambda: _ready(_alertmanager(first)), 120)
         for mon in pair:
             push_alert(_alertmanager(mon), labels, summary, 0)  # resolved: leaves no alert behind
+
+
+# A table of its own in the second host's netns, so the cut is undone by deleting it and never
+# touches the firewall role's table. Priority -10: before the firewall's accept rules.
+_CUT_TABLE = "sentinel_gossip_cut_drill"
+
+
+def _cut_gossip(mon, peer_address: str, port: int) -> None:
+    rules = (
+        f"table inet {_CUT_TABLE} {{\n"
+        f"  chain input {{ type filter hook input priority -10; ip saddr {peer_address} meta l4proto {{ tcp, udp }} th dport {port} drop; }}\n"
+        f"  chain output {{ type filter hook output priority -10; ip daddr {peer_address} meta l4proto {{ tcp, udp }} th dport {port} drop; }}\n"
+        "}\n"
+    )
+    mon.testinfra.check_output("printf '%%s' %s | nft -f -", rules)
+
+
+def _heal_gossip(mon) -> None:
+    mon.testinfra.run("nft delete table inet %s", _CUT_TABLE)
+
+
+def test_gossip_cut_between_the_alertmanagers_notifies_once_or_twice(pair):
+    """With gossip cut between the two Alertmanagers (each still reaches the receivers and gets every alert), a
+    critical alert is notified at least once and at most twice: each side no longer sees the other's notification
+    log, so the second may send too. At-least-once by design (docs/alerting.md "Two monitoring hosts")."""
+    first, second = pair[0], pair[1]
+    port = second.settings.alerting.cluster_port
+    uid = f"ha-split-{int(time.time())}"
+    labels = {"alertname": "HaSplitCritical", "severity": "critical", "uid": uid, "environment": first.settings.environment}
+    summary = "ha drill: a critical alert while the Alertmanagers cannot gossip"
+    clear_receivers()
+    try:
+        _cut_gossip(second, first.settings.address, port)
+        # memberlist marks the peer failed once its probes go unanswered; wait until both sides see the split.
+        wait_for("each Alertmanager sees itself alone", lambda: all(len(_cluster(m)["peers"]) == 1 for m in pair), 120, 2)
+        for mon in pair:
+            push_alert(_alertmanager(mon), labels, summary, 15 * 60)
+        wait_for("the split alert on Slack #critical-alerts", lambda: slack_alerts("#critical-alerts", uid), 120, 1)
+        time.sleep(_window(first))
+        counts = len(slack_alerts("#critical-alerts", uid)), len(pagerduty_events(labels["alertname"], "trigger"))
+        print(f"gossip cut: (Slack, PagerDuty) notifications {counts}")
+        assert all(1 <= n <= 2 for n in counts), f"gossip cut: (Slack, PagerDuty) {counts}, want one or two each"
+    finally:
+        _heal_gossip(second)
+        for mon in pair:
+            push_alert(_alertmanager(mon), labels, summary, 0)
+    wait_for("the Alertmanager cluster whole again", lambda: _cluster_ready(pair), 180, 2)
+
+
+def _rolling_converge(*options: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "roles.rolling", lab_session.INVENTORY, *options], cwd=lab_session.ROOT,
+                          capture_output=True, text=True, timeout=1800)
+
+
+def _main_pids(pair) -> dict[str, tuple[str, str]]:
+    return {m.name: (units.main_pid(m, "prometheus"), units.main_pid(m, "alertmanager")) for m in pair}
+
+
+def test_a_rolling_converge_keeps_one_member_of_the_pair_up_and_alerts_flowing(pair):
+    """A flag change that restarts Prometheus and Alertmanager (the evaluation interval, and with it
+    --rules.alert.resend-delay; the cluster peer timeout), rolled host by host with `python -m roles.rolling`:
+    sampled every second, at least one Prometheus and one Alertmanager are ready throughout, while at some
+    moment one of each is not (the restarts happened); every critical alert pushed during the roll, as
+    Prometheus pushes (to every Alertmanager that answers), is notified; both hosts run the new flags."""
+    data = lab_session.lab_group_data()
+    changed = ("--data", f"prometheus={json.dumps({**data['prometheus'], 'evaluation_interval': '6s'})}",
+               "--data", f"alerting={json.dumps({**data['alerting'], 'cluster_peer_timeout': '16s'})}")
+    pids_before = _main_pids(pair)
+    samples: list[tuple[int, int]] = []
+    pushed: list[str] = []
+    done = threading.Event()
+    summary = "ha drill: a critical alert during a rolling converge"
+    environment = pair[0].settings.environment
+
+    def watch():
+        while not done.is_set():
+            proms = sum(_ready(_prometheus(m)) for m in pair)
+            ams = [m for m in pair if _ready(_alertmanager(m))]
+            samples.append((proms, len(ams)))
+            if len(samples) % 10 == 0:  # a new critical alert every ten samples
+                pushed.append(f"ha-roll-{len(samples)}-{int(time.time())}")
+            if len(samples) % 5 == 0:  # as Prometheus re-sends every firing alert to every Alertmanager that answers
+                for uid, m in ((uid, m) for uid in pushed for m in ams):
+                    labels = {"alertname": "HaRollCritical", "severity": "critical", "uid": uid, "environment": environment}
+                    try:
+                        push_alert(_alertmanager(m), labels, summary, 15 * 60)
+                    except requests.RequestException:
+                        continue
+            time.sleep(1)
+
+    clear_receivers()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        run = _rolling_converge(*changed)
+        assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
+        time.sleep(_window(pair[0]))
+        done.set()
+        watcher.join(30)
+        fewest = min(p for p, _ in samples), min(a for _, a in samples)
+        dipped = any(p < len(pair) for p, _ in samples), any(a < len(pair) for _, a in samples)
+        print(f"rolling converge: {len(samples)} samples, fewest (Prometheus, Alertmanager) ready {fewest}, {len(pushed)} alerts pushed")
+        assert fewest >= (1, 1), f"at some moment no Prometheus or no Alertmanager was ready: fewest {fewest}"
+        assert dipped == (True, True), f"no restart was seen (Prometheus, Alertmanager dipped: {dipped}): the test proved nothing"
+        pids_after = _main_pids(pair)
+        assert all(pids_after[m][i] != pids_before[m][i] for m in pids_before for i in (0, 1)), (pids_before, pids_after)
+        for mon in pair:
+            flags = mon.testinfra.check_output("systemctl show -p ExecStart --value alertmanager prometheus")
+            assert "--cluster.peer-timeout=16s" in flags and "--rules.alert.resend-delay=6s" in flags, flags
+        assert pushed, "no alert was pushed during the roll"
+        missed = [uid for uid in pushed if not slack_alerts("#critical-alerts", uid)]
+        assert not missed, f"{len(missed)} of {len(pushed)} alerts pushed during the roll never reached Slack: {missed}"
+    finally:
+        done.set()
+        restore = _rolling_converge()
+        for uid in pushed:
+            labels = {"alertname": "HaRollCritical", "severity": "critical", "uid": uid, "environment": environment}
+            for mon in pair:
+                try:
+                    push_alert(_alertmanager(mon), labels, summary, 0)
+                except requests.RequestException:
+                    pass
+        assert restore.returncode == 0, (restore.stdout + restore.stderr)[-5000:]
