@@ -22,6 +22,11 @@ release and config, and the pair keeps its other member.
 
 from __future__ import annotations
 
+# pyinfra's CLI patches the standard library for gevent on import; the inventory is read with its
+# loader, so it comes first, as in tests/conftest.py: imported after ssl, every TLS handshake of
+# the health checks recursed in SSLContext.minimum_version.
+import pyinfra_cli  # noqa: F401, I001
+
 import argparse
 import subprocess
 import sys
