@@ -37,7 +37,7 @@ def _days(n: int) -> str:
     return f"{n} day" if n == 1 else f"{n} days"
 
 
-def _lifetime_days(value: int) -> int:
+def _int_1_to_397(value: int) -> int:
     if value < 1:
         raise ValueError(
             f"{_days(value)} is under a day. Fix: set tls.lifetime_days to 1 or more "
@@ -51,7 +51,7 @@ def _lifetime_days(value: int) -> int:
     return value
 
 
-def _renew_within_days(value: int) -> int:
+def _int_at_least_1(value: int) -> int:
     if value < 1:
         raise ValueError(
             f"{_days(value)} would renew a certificate only once it has expired. "
@@ -60,8 +60,8 @@ def _renew_within_days(value: int) -> int:
     return value
 
 
-LifetimeDays = Annotated[int, Strict(), AfterValidator(_lifetime_days)]
-RenewWithinDays = Annotated[int, Strict(), AfterValidator(_renew_within_days)]
+LifetimeDays = Annotated[int, Strict(), AfterValidator(_int_1_to_397)]
+RenewWithinDays = Annotated[int, Strict(), AfterValidator(_int_at_least_1)]
 
 
 class TlsSettings(Model):
