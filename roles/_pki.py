@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -271,12 +271,13 @@ def check_operator_ca(cert_pem: str | None, key_pem: str | None, lifetime: dt.ti
                        f"set both {CA_CERT_SECRET} and {CA_KEY_SECRET} (PEM), or neither to let the toolkit keep its own CA", missing)
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
-    except ValueError:
+        cert.public_key()  # a key type cryptography cannot read is refused here, not while issuing
+    except (ValueError, UnsupportedAlgorithm):
         raise PkiError(f"{CA_CERT_SECRET} is not a PEM certificate",
                        "give the CA's certificate (-----BEGIN CERTIFICATE-----)", CA_CERT_SECRET) from None
     try:
         key = serialization.load_pem_private_key(key_pem.encode(), None)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise PkiError(f"{CA_KEY_SECRET} is not an unencrypted PEM private key",
                        "give the CA's key without a passphrase (openssl pkey -in ca.key -out ca-plain.key)", CA_KEY_SECRET) from None
     if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
