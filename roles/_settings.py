@@ -30,6 +30,7 @@ from roles.object_store.settings import ObjectStoreSettings
 from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
 from roles.prometheus.settings import PrometheusSettings
 from roles.retention.settings import RetentionPolicy
+from roles._tls_settings import TlsSettings
 from roles.victorialogs.settings import VictoriaLogsSettings
 
 ROLE_GROUPS = ("monitoring", "telemetry", "app")
@@ -78,6 +79,9 @@ class Settings(Model):
         GrafanaBackupSettings(), description="The Grafana backup job: export to git daily (monitoring hosts)."
     )
     firewall: FirewallSettings = Field(FirewallSettings(), description="The host firewall generated from the topology (every host).")
+    tls: TlsSettings = Field(
+        TlsSettings(), description="TLS and client certificates from the environment CA: their lifetime and renewal (every host, docs/tls.md)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -109,6 +113,7 @@ class Settings(Model):
             (self._secrets_travel_encrypted, {"alerting", "grafana"}),
             (self._buckets_exist, {"logs", "loki", "traces", "object_store"}),
             (self._one_writer_of_the_backup_token, {"grafana_backup", "grafana"}),
+            (self._tls_stays_on, {"tls"}),
         ):
             if not reads & skipped:
                 problems += check()
@@ -190,6 +195,23 @@ class Settings(Model):
             for key, bucket in chosen
             if bucket not in self.object_store.buckets
         ]
+
+    def _tls_stays_on(self) -> list[SettingsError]:
+        # The roles have no plain-text mode: every listener requires a client certificate and every
+        # client speaks https (roles/_tls.py). Outside dev and the lab, plain text would also carry
+        # Grafana's logins, the backup token and alert payloads in clear (issue 22).
+        if self.tls.enabled:
+            return []
+        if self.environment in ("prod", "staging"):
+            problem = (f"is false in {self.environment}: without TLS, logins, tokens, alert payloads and member ids would "
+                       "cross the network in clear and any host could call the listeners (and the roles have no plain-text mode)")
+        else:
+            problem = f"is false in {self.environment}: plain-text mode is not supported (every listener requires TLS and a client certificate)"
+        return [SettingsError(
+            "tls.enabled", problem,
+            "remove tls.enabled (TLS stays on; docs/tls.md). To reach a listener by hand, use the operator's certificate "
+            "(operator-http-config.yml in the PKI directory)",
+        )]
 
     def _one_writer_of_the_backup_token(self) -> list[SettingsError]:
         # The Grafana role creates the backup job's token and writes it where the job reads it;

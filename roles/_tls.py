@@ -12,10 +12,14 @@ On the host, under /etc/<service>/tls: ca.crt and <service>.crt 0644, <service>.
 root:<service>, each checked with openssl before it replaces the live one. exporter-toolkit
 reads the web config and the files on every new connection, so a renewed certificate is
 served without a restart.
+
+A certificate lives the host's `tls.lifetime_days` and is renewed in its last
+`tls.renew_within_days` (roles/_tls_settings.py; 30 and 10 by default).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -76,8 +80,8 @@ class TlsPaths:
 
 
 @functools.cache
-def _ca(environment: str) -> CertificateAuthority:
-    return environment_ca(environment)
+def _ca(environment: str, lifetime_days: int) -> CertificateAuthority:
+    return environment_ca(environment, dt.timedelta(days=lifetime_days))
 
 
 def server_names(topology: "Topology", host: str, listener: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -103,10 +107,12 @@ def _is_ip(value: str) -> bool:
 
 
 def leaf(ctx: "HostContext", service: str, listener: str | None = None, ca: CertificateAuthority | None = None) -> Leaf:
-    """This host's certificate for `service` (a server's names from its `listener`, else a client's identity only)."""
-    ca = ca or _ca(ctx.environment)
+    """This host's certificate for `service` (a server's names from its `listener`, else a client's identity only),
+    living the host's tls.lifetime_days and renewed in its last tls.renew_within_days (roles/_tls_settings.py)."""
+    tls = ctx.settings.tls
+    ca = ca or _ca(ctx.environment, tls.lifetime_days)
     dns, ips = server_names(ctx.topology, ctx.name, listener) if listener else ((), ())
-    return ca.issue(ctx.name, service, dns, ips)
+    return ca.issue(ctx.name, service, dns, ips, lifetime=tls.lifetime, renew_before=tls.renew_before)
 
 
 def allowed_clients(topology: "Topology", host: str, listener: str) -> list[str]:
