@@ -162,7 +162,7 @@ def main() -> None:
     http = requests.Session()
     http.trust_env = False
     query = f"http://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}"
-    gateway = f"http://{tel.settings.address}:{tel.settings.otel_collector.http_port}"
+    gateway = f"https://{tel.settings.address}:{tel.settings.otel_collector.http_port}"  # the operator's certificate (span_load)
     backend = f"http://{app.settings.address}:{app.settings.backend.port}"
     print("== tracing: collector gateway -> Jaeger ==")
     throughput(StoreReader(query), tel, gateway, [int(r) for r in args.rates.split(",")], args.seconds, args.senders, args.batch)

@@ -1,5 +1,6 @@
 """TLS and client-certificate identity for the exporter-toolkit listeners (Prometheus, Alertmanager,
-node_exporter), from the environment CA (roles/_pki.py) and the topology.
+node_exporter) and the collector gateway's OTLP listeners, from the environment CA (roles/_pki.py)
+and the topology.
 
 A listener of TLS_LISTENERS serves the certificate of its host and component, requires a
 client certificate from the environment CA (`RequireAndVerifyClientCert`, TLS 1.2 at least)
@@ -43,8 +44,20 @@ MIN_VERSION = "TLS12"
 EXPIRY_METRIC = "sentinel_tls_certificate_not_after_seconds"
 
 
+# The collector gateway's OTLP listeners (configtls in the otlp receiver): TLS 1.2 at least with the
+# gateway's certificate, and a client certificate of the environment CA required (`client_ca_file`).
+# configtls has no list of allowed identities: any certificate of the CA gets in, so the firewall
+# (the topology's flows) confines who reaches these ports and the CA issues only to topology members
+# (docs/tls.md "The collector gateway").
+OTLP_TLS_LISTENERS = {
+    "gateway.otlp_grpc": "gateway",
+    "gateway.otlp_http": "gateway",
+}
+OTLP_MIN_VERSION = "1.2"  # configtls's spelling of TLS12
+
+
 def is_tls(listener: str) -> bool:
-    return listener in TLS_LISTENERS
+    return listener in TLS_LISTENERS or listener in OTLP_TLS_LISTENERS
 
 
 @dataclass(frozen=True)
@@ -144,6 +157,26 @@ def client_tls_config(paths: TlsPaths, server_name: str | None = None) -> dict:
     if server_name:
         config["server_name"] = server_name
     return config
+
+
+def otlp_server_tls(paths: TlsPaths) -> dict:
+    """configtls's server `tls` of an OTLP receiver: the service's certificate, a client certificate of the CA required."""
+    return {"cert_file": paths.cert, "key_file": paths.key, "client_ca_file": paths.ca, "min_version": OTLP_MIN_VERSION}
+
+
+def otlp_client_tls(paths: TlsPaths) -> dict:
+    """configtls's client `tls` of an otlp/otlp_http exporter: the CA that checks the server, the service's own identity."""
+    return {"ca_file": paths.ca, "cert_file": paths.cert, "key_file": paths.key, "min_version": OTLP_MIN_VERSION}
+
+
+def otlp_sdk_env(paths: TlsPaths) -> dict[str, str]:
+    """What an OpenTelemetry SDK reads for OTLP over TLS with a client certificate (the spec's
+    OTEL_EXPORTER_OTLP_* variables; @opentelemetry/otlp-exporter-base reads all three in Node)."""
+    return {
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": paths.ca,
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": paths.cert,
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY": paths.key,
+    }
 
 
 def tls_files(service: str, certificate: Leaf) -> tuple[ConfigFile, ...]:

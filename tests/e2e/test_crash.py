@@ -71,11 +71,11 @@ class _SpanSender(threading.Thread):
 
     def __init__(self, tel, run: str):
         super().__init__(daemon=True)
-        self.gateway = f"http://{tel.settings.address}:{tel.settings.otel_collector.http_port}"
+        self.gateway = f"https://{tel.settings.address}:{tel.settings.otel_collector.http_port}"  # the operator's certificate
         self.run_id, self.sent = run, None
 
     def run(self):
-        self.sent = send_traces(self.gateway, self.run_id, TRACES, TRACE_RATE, SPANS_PER_TRACE)
+        self.sent = send_traces(self.gateway, self.run_id, TRACES, TRACE_RATE, SPANS_PER_TRACE, tls=operator_tls.operator_files())
 
 
 def _back_after(host, pid: str) -> None:

@@ -47,7 +47,8 @@ def lab(first_converge):
     return {
         "tel": tel,
         "query": f"http://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}",
-        "gateway": f"http://{tel.settings.address}:{tel.settings.otel_collector.http_port}",
+        # OTLP over TLS with a client certificate of the environment CA: the operator's (docs/tls.md).
+        "gateway": f"https://{tel.settings.address}:{tel.settings.otel_collector.http_port}",
         "backend": f"http://{app.settings.address}:{app.settings.backend.port}",
         "prometheus": f"https://{mon.settings.address}:{mon.settings.prometheus.listen_port}",
     }
@@ -112,7 +113,7 @@ def test_nothing_is_lost_while_the_store_is_down(lab, http):
     result = {}
 
     def load():
-        result["sent"] = send_traces(lab["gateway"], service, LOAD_TRACES, LOAD_RATE)
+        result["sent"] = send_traces(lab["gateway"], service, LOAD_TRACES, LOAD_RATE, tls=operator_tls.operator_files())
 
     tel.run_expect([0], "systemctl stop jaeger")
     try:
