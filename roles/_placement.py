@@ -185,11 +185,30 @@ def _s3(block: str, owner: str):
         if block == "traces.tempo" and settings.backend != "s3":
             return ()
         return (
-            SecretUse(f"{block}.access_key_secret", settings.access_key_secret, "s3_key", True, owner),
+            SecretUse(f"{block}.access_key_secret", settings.access_key_secret, "s3_access_key", True, owner),
             SecretUse(f"{block}.secret_key_secret", settings.secret_key_secret, "s3_key", True, owner),
         )
 
     return uses
+
+
+def _object_store_secrets(s: "Settings"):
+    # The root key, and the key of every consumer whose account the store creates (its bucket is one of
+    # object_store.buckets), whether or not the consumer runs on this host.
+    from roles.object_store.settings import accounts
+
+    store = s.object_store
+    found = [
+        SecretUse("object_store.access_key_secret", store.access_key_secret, "s3_key", True, "the store credential"),
+        SecretUse("object_store.secret_key_secret", store.secret_key_secret, "s3_key", True, "the store credential"),
+    ]
+    for account in accounts(s):
+        what = f"the object store creates the account owning bucket {account.bucket!r} ({account.key}), but its"
+        found += [
+            SecretUse(f"{account.key}.access_key_secret", account.access_key_secret, "s3_access_key", True, f"{what} access key"),
+            SecretUse(f"{account.key}.secret_key_secret", account.secret_key_secret, "s3_key", True, f"{what} secret key"),
+        ]
+    return tuple(found)
 
 
 def _alerting_secrets(s: "Settings"):
@@ -244,7 +263,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("sshd", ALL, _ssh),
     Component("firewall", ALL, when=lambda s: s.firewall.enabled, condition="firewall.enabled", units=lambda s: ("sentinel-firewall",)),
     Component("node_exporter", ALL, _node_exporter, artifact="node_exporter"),
-    Component("object_store", ("telemetry",), _object_store, secrets=_s3("object_store", "the store credential"), artifact="versitygw"),
+    Component("object_store", ("telemetry",), _object_store, secrets=_object_store_secrets, artifact="versitygw"),
     Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger", condition="traces.store: jaeger", artifact="jaeger"),
     Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo", secrets=_s3("traces.tempo", "Tempo's S3 credential"),
               artifact="tempo"),
