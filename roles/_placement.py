@@ -203,7 +203,7 @@ def _object_store_secrets(s: "Settings"):
         SecretUse("object_store.secret_key_secret", store.secret_key_secret, "s3_key", True, "the store credential"),
     ]
     for account in accounts(s):
-        what = f"the object store creates the account owning bucket {account.bucket!r} ({account.key}), but its"
+        what = f"the object store creates {account.name}'s account, owner of bucket {account.bucket!r}, but its"
         found += [
             SecretUse(f"{account.key}.access_key_secret", account.access_key_secret, "s3_access_key", True, f"{what} access key"),
             SecretUse(f"{account.key}.secret_key_secret", account.secret_key_secret, "s3_key", True, f"{what} secret key"),
