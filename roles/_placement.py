@@ -195,14 +195,12 @@ def _s3(block: str, owner: str):
 def _object_store_secrets(s: "Settings"):
     # The root key, and the key of every consumer whose account the store creates (its bucket is one of
     # object_store.buckets), whether or not the consumer runs on this host.
-    from roles.object_store.settings import accounts
-
     store = s.object_store
     found = [
         SecretUse("object_store.access_key_secret", store.access_key_secret, "s3_key", True, "the store credential"),
         SecretUse("object_store.secret_key_secret", store.secret_key_secret, "s3_key", True, "the store credential"),
     ]
-    for account in accounts(s):
+    for account in s.s3_accounts():
         what = f"the object store creates {account.name}'s account, owner of bucket {account.bucket!r}, but its"
         found += [
             SecretUse(f"{account.key}.access_key_secret", account.access_key_secret, "s3_access_key", True, f"{what} access key"),

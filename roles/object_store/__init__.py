@@ -269,9 +269,7 @@ def object_store(settings: ObjectStoreSettings, ctx: HostContext):
 
 def _accounts(store: ObjectStoreSettings, settings: Settings, secrets: Mapping[str, str]) -> None:
     """One account per consumer (roles/object_store/settings.py `accounts`), synced when the host's check or the files say so."""
-    from roles.object_store.settings import accounts as consumer_accounts
-
-    accounts = consumer_accounts(settings)
+    accounts = settings.s3_accounts()
     # Before the files are in it: only root ever reads the directory.
     files.directory(name="versitygw: accounts directory", path=ACCOUNTS_DIR, user="root", group="root", mode="0700")
     changed = []
