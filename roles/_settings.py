@@ -26,7 +26,7 @@ from roles.grafana.settings import GrafanaSettings
 from roles.grafana_backup.settings import GrafanaBackupSettings
 from roles.node_exporter.settings import NodeExporterSettings
 from roles.loki.settings import LokiSettings
-from roles.object_store.settings import Account, ObjectStoreSettings, accounts
+from roles.object_store.settings import ObjectStoreSettings
 from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
 from roles.prometheus.settings import PrometheusSettings
 from roles.retention.settings import RetentionPolicy
@@ -197,16 +197,14 @@ class Settings(Model):
             if bucket not in self.object_store.buckets
         ]
 
-    def s3_accounts(self) -> tuple[Account, ...]:
-        """The object store's accounts: one per consumer whose bucket it creates (roles/object_store/settings.py)."""
-        return accounts(self)
-
     def _s3_keys_apart(self) -> list[SettingsError]:
         # One key per consumer, each owning only its bucket; the root key only in the store's own files.
+        from roles._placement import s3_accounts
+
         store, problems = self.object_store, []
         taken = {store.access_key_secret: "object_store.access_key_secret", store.secret_key_secret: "object_store.secret_key_secret"}
         owners: dict[str, str] = {}
-        for account in self.s3_accounts():
+        for account in s3_accounts(self):
             if account.bucket in owners:
                 problems.append(SettingsError(
                     f"{account.key}.bucket", f"{account.bucket!r} is also the bucket of {owners[account.bucket]}",

@@ -30,7 +30,8 @@ from roles._service.operations import validated_file
 if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
     from roles._context import HostContext
     from roles._settings import Settings
-    from roles.object_store.settings import Account, ObjectStoreSettings
+    from roles._placement import S3Account as Account
+    from roles.object_store.settings import ObjectStoreSettings
 
 CREDENTIALS = "/etc/versitygw/credentials.env"
 # The same credentials for curl, which signs the role's own S3 requests (bucket
@@ -269,7 +270,9 @@ def object_store(settings: ObjectStoreSettings, ctx: HostContext):
 
 def _accounts(store: ObjectStoreSettings, settings: Settings, secrets: Mapping[str, str]) -> None:
     """One account per consumer (roles/object_store/settings.py `accounts`), synced when the host's check or the files say so."""
-    accounts = settings.s3_accounts()
+    from roles._placement import s3_accounts
+
+    accounts = s3_accounts(settings)
     # Before the files are in it: only root ever reads the directory.
     files.directory(name="versitygw: accounts directory", path=ACCOUNTS_DIR, user="root", group="root", mode="0700")
     changed = []

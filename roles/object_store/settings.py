@@ -1,14 +1,8 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from pydantic import Field
 
 from roles._model import ServiceDir, Model, Name, Port, SecretName, matching
-
-if TYPE_CHECKING:  # the accounts read the validated aggregate; this module imports none
-    from roles._settings import Settings
 
 
 Bucket = matching("valid S3 bucket name", r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "use 3-63 lowercase letters, digits, dots or dashes")
@@ -21,7 +15,7 @@ class ObjectStoreSettings(Model):
     `secret_key_secret` are the names of environment variables or secret files.
     The root key stays in the store's own files; each consumer of a bucket (Loki,
     Tempo) has its own account, a versitygw `user` that owns only its bucket
-    (`accounts` below, docs/retention.md "S3 keys").
+    (roles/_placement.py `s3_accounts`, docs/tls.md "S3 keys").
     """
 
     listen_port: Port = Field(7070, description="S3 API port.")
@@ -37,31 +31,3 @@ class ObjectStoreSettings(Model):
     access_key_secret: SecretName = Field("SENTINEL_S3_ACCESS_KEY", description="Secret holding the root access key.")
     secret_key_secret: SecretName = Field("SENTINEL_S3_SECRET_KEY", description="Secret holding the root secret key.")
 
-
-@dataclass(frozen=True)
-class Account:
-    """A consumer's account on the store: a versitygw `user` that owns `bucket` and nothing else.
-
-    `key` is the settings block naming the bucket and the two secrets (e.g. "loki").
-    """
-
-    name: str
-    key: str
-    bucket: str
-    access_key_secret: str
-    secret_key_secret: str
-
-
-def accounts(settings: Settings) -> tuple[Account, ...]:
-    """One account per consumer whose bucket the store creates, whether or not the consumer runs here.
-
-    A bucket the store creates gets its owner: the consumer whose settings name it (the lab
-    creates the buckets, and so their accounts, without running Loki or Tempo). A bucket no
-    consumer names stays the root's.
-    """
-    buckets = settings.object_store.buckets
-    found = []
-    for name, key, block in (("loki", "loki", settings.loki), ("tempo", "traces.tempo", settings.traces.tempo)):
-        if block.bucket in buckets:
-            found.append(Account(name, key, block.bucket, block.access_key_secret, block.secret_key_secret))
-    return tuple(found)

@@ -10,9 +10,8 @@ import pytest
 
 from roles import object_store
 from roles._environment import group_data as load_group_data, host_settings as build
-from roles._placement import component
+from roles._placement import S3Account as Account, component, s3_accounts as accounts
 from roles.loki import credentials_env as loki_env
-from roles.object_store.settings import Account, accounts
 from roles.tempo import credentials_env as tempo_env
 
 SECRETS = {
