@@ -269,7 +269,7 @@ def object_store(settings: ObjectStoreSettings, ctx: HostContext):
 
 
 def _accounts(store: ObjectStoreSettings, settings: Settings, secrets: Mapping[str, str]) -> None:
-    """One account per consumer (roles/object_store/settings.py `accounts`), synced when the host's check or the files say so."""
+    """One account per consumer (roles/_placement.py `s3_accounts`), synced when the host's check or the files say so."""
     from roles._placement import s3_accounts
 
     accounts = s3_accounts(settings)
