@@ -83,6 +83,10 @@ def service_spec(settings: Settings, secrets: Mapping[str, str], bind: str = "12
             "--health=/health",
             f"--region={store.region}",
             f"--iam-dir={store.iam_dir}",
+            # Without its cache, an account the converge updates (a rotated secret) holds from the next
+            # request: with it, 1.8.0 kept verifying signatures with the old secret for its TTL (120 s) after
+            # update-user (seen on the lab). users.json is a few hundred bytes, read per request.
+            "--iam-cache-disable",
             "posix",
             f"--sidecar={store.metadata_dir}",
             store.data_dir,

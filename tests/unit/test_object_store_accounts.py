@@ -68,6 +68,7 @@ def test_versitygw_keeps_its_accounts_in_its_internal_iam():
     assert "--iam-dir=/var/lib/versitygw/iam" in spec.exec_start
     assert spec.exec_start.index("--iam-dir=/var/lib/versitygw/iam") < spec.exec_start.index("posix")  # a global flag
     assert "/var/lib/versitygw/iam" in spec.data_dirs
+    assert "--iam-cache-disable" in spec.exec_start  # an updated account holds from the next request
     # The root key stays in the store's env file (0640 root:versitygw).
     [creds] = spec.configs
     assert "rootkey0001" in creds.content and "lokikey0001" not in creds.content
