@@ -185,11 +185,57 @@ def _s3(block: str, owner: str):
         if block == "traces.tempo" and settings.backend != "s3":
             return ()
         return (
-            SecretUse(f"{block}.access_key_secret", settings.access_key_secret, "s3_key", True, owner),
+            SecretUse(f"{block}.access_key_secret", settings.access_key_secret, "s3_access_key", True, owner),
             SecretUse(f"{block}.secret_key_secret", settings.secret_key_secret, "s3_key", True, owner),
         )
 
     return uses
+
+
+@dataclass(frozen=True)
+class S3Account:
+    """A consumer's account on the store: a versitygw `user` that owns `bucket` and nothing else.
+
+    `key` is the settings block naming the bucket and the two secrets (e.g. "loki").
+    """
+
+    name: str
+    key: str
+    bucket: str
+    access_key_secret: str
+    secret_key_secret: str
+
+
+def s3_accounts(settings: "Settings") -> tuple[S3Account, ...]:
+    """One account per consumer whose bucket the store creates, whether or not the consumer runs here.
+
+    A bucket the store creates gets its owner: the consumer whose settings name it (the lab
+    creates the buckets, and so their accounts, without running Loki or Tempo). A bucket no
+    consumer names stays the root's.
+    """
+    buckets = settings.object_store.buckets
+    found = []
+    for name, key, block in (("loki", "loki", settings.loki), ("tempo", "traces.tempo", settings.traces.tempo)):
+        if block.bucket in buckets:
+            found.append(S3Account(name, key, block.bucket, block.access_key_secret, block.secret_key_secret))
+    return tuple(found)
+
+
+def _object_store_secrets(s: "Settings"):
+    # The root key, and the key of every consumer whose account the store creates (its bucket is one of
+    # object_store.buckets), whether or not the consumer runs on this host.
+    store = s.object_store
+    found = [
+        SecretUse("object_store.access_key_secret", store.access_key_secret, "s3_key", True, "the store credential"),
+        SecretUse("object_store.secret_key_secret", store.secret_key_secret, "s3_key", True, "the store credential"),
+    ]
+    for account in s3_accounts(s):
+        what = f"the object store creates {account.name}'s account, owner of bucket {account.bucket!r}, but its"
+        found += [
+            SecretUse(f"{account.key}.access_key_secret", account.access_key_secret, "s3_access_key", True, f"{what} access key"),
+            SecretUse(f"{account.key}.secret_key_secret", account.secret_key_secret, "s3_key", True, f"{what} secret key"),
+        ]
+    return tuple(found)
 
 
 def _alerting_secrets(s: "Settings"):
@@ -244,7 +290,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("sshd", ALL, _ssh),
     Component("firewall", ALL, when=lambda s: s.firewall.enabled, condition="firewall.enabled", units=lambda s: ("sentinel-firewall",)),
     Component("node_exporter", ALL, _node_exporter, artifact="node_exporter"),
-    Component("object_store", ("telemetry",), _object_store, secrets=_s3("object_store", "the store credential"), artifact="versitygw"),
+    Component("object_store", ("telemetry",), _object_store, secrets=_object_store_secrets, artifact="versitygw"),
     Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger", condition="traces.store: jaeger", artifact="jaeger"),
     Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo", secrets=_s3("traces.tempo", "Tempo's S3 credential"),
               artifact="tempo"),

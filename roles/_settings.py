@@ -112,6 +112,7 @@ class Settings(Model):
             (self._lab_only_shortcuts, {"artifact_base_url", "alerting", "grafana_backup", "backend"}),
             (self._secrets_travel_encrypted, {"alerting", "grafana"}),
             (self._buckets_exist, {"logs", "loki", "traces", "object_store"}),
+            (self._s3_keys_apart, {"loki", "traces", "object_store"}),
             (self._one_writer_of_the_backup_token, {"grafana_backup", "grafana"}),
             (self._tls_stays_on, {"tls"}),
         ):
@@ -195,6 +196,31 @@ class Settings(Model):
             for key, bucket in chosen
             if bucket not in self.object_store.buckets
         ]
+
+    def _s3_keys_apart(self) -> list[SettingsError]:
+        # One key per consumer, each owning only its bucket; the root key only in the store's own files.
+        from roles._placement import s3_accounts
+
+        store, problems = self.object_store, []
+        taken = {store.access_key_secret: "object_store.access_key_secret", store.secret_key_secret: "object_store.secret_key_secret"}
+        owners: dict[str, str] = {}
+        for account in s3_accounts(self):
+            if account.bucket in owners:
+                problems.append(SettingsError(
+                    f"{account.key}.bucket", f"{account.bucket!r} is also the bucket of {owners[account.bucket]}",
+                    "give each consumer its own bucket (and list it in object_store.buckets)",
+                ))
+            owners.setdefault(account.bucket, account.key)
+            for field in ("access_key_secret", "secret_key_secret"):
+                name, key = getattr(account, field), f"{account.key}.{field}"
+                if name in taken:
+                    whose = "the store's root key" if taken[name].startswith("object_store.") else "another consumer's key"
+                    problems.append(SettingsError(
+                        key, f"names {name}, already {taken[name]} ({whose})",
+                        f"give {account.key} its own secret, e.g. SENTINEL_S3_{account.name.upper()}_{field.removesuffix('_secret').upper()}",
+                    ))
+                taken.setdefault(name, key)
+        return problems
 
     def _tls_stays_on(self) -> list[SettingsError]:
         # The roles have no plain-text mode: every listener requires a client certificate and every

@@ -213,6 +213,14 @@ INVENTORY_CASES = [
     ("port-sshd-on-prometheus", "prod", inventory_with(data={"firewall": {"ssh_port": 9090, "admin_networks": ["10.20.250.0/24"]}}), {}, "host mon1.hostile", "firewall.ssh_port"),
     # buckets
     ("loki-bucket-dropped-from-the-store", "prod", inventory_with("telemetry", {"object_store": {"buckets": ["tempo"]}}), {}, "loki.bucket", "object_store.buckets"),
+    # S3 keys (issue 22): one key per consumer, each owning only its bucket; the root key only in the store's files
+    ("s3-loki-on-the-root-key", "prod", inventory_with("telemetry", {"loki": {"access_key_secret": "SENTINEL_S3_ACCESS_KEY"}}), {}, "loki.access_key_secret", "its own secret"),
+    ("s3-tempo-on-the-root-secret", "prod", inventory_with("telemetry", {"traces": {"tempo": {"secret_key_secret": "SENTINEL_S3_SECRET_KEY"}}}), {}, "traces.tempo.secret_key_secret", "SENTINEL_S3_TEMPO_SECRET_KEY"),
+    ("s3-tempo-shares-lokis-key", "prod", inventory_with("telemetry", {"traces": {"tempo": {"secret_key_secret": "SENTINEL_S3_LOKI_SECRET_KEY"}}}), {}, "traces.tempo.secret_key_secret", "its own secret"),
+    ("s3-one-bucket-two-consumers", "prod", inventory_with("telemetry", {"traces": {"tempo": {"bucket": "loki"}}}), {}, "traces.tempo.bucket", "its own bucket"),
+    ("s3-consumer-key-unset", "prod", inventory_with(), {"SENTINEL_S3_LOKI_ACCESS_KEY": None}, "loki.access_key_secret", "export SENTINEL_S3_LOKI_ACCESS_KEY"),
+    ("s3-consumer-secret-unset", "prod", inventory_with(), {"SENTINEL_S3_TEMPO_SECRET_KEY": None}, "traces.tempo.secret_key_secret", "export SENTINEL_S3_TEMPO_SECRET_KEY"),
+    ("s3-access-key-not-an-id", "prod", inventory_with(), {"SENTINEL_S3_TEMPO_ACCESS_KEY": "tempo/key?x=1"}, "traces.tempo.access_key_secret", "openssl rand"),
     # Go integer ranges
     ("collector-spike-beyond-limit-range", "prod", inventory_with("telemetry", {"otel_collector": {"memory_spike_limit_mib": 2**40}}), {}, "otel_collector.memory_spike_limit_mib", "1048576"),
     ("loki-streams-beyond-int64", "prod", inventory_with("telemetry", {"loki": {"max_global_streams_per_user": 2**63}}), {}, "loki.max_global_streams_per_user", "1000000"),
@@ -682,10 +690,13 @@ def test_every_problem_of_the_run_is_reported_at_once(tmp_path):
             "alerting.slack_critical.webhook_url_secret", "alerting.slack_warning.webhook_url_secret",
             "grafana.admin_password_secret", "prometheus.scrape_intervall",
         ],
-        "host tel1.hostile": ["loki.bucket", "object_store.access_key_secret", "object_store.secret_key_secret", "otel_collector.data_dir"],
+        "host tel1.hostile": [
+            "loki.access_key_secret", "loki.bucket", "loki.secret_key_secret", "object_store.access_key_secret",
+            "object_store.secret_key_secret", "otel_collector.data_dir", "traces.tempo.access_key_secret", "traces.tempo.secret_key_secret",
+        ],
         "host app1.hostile": ["backend.sentry_url"],
     }, result.stderr
-    assert count == 13 == result.stderr.count("Fix: ")
+    assert count == 17 == result.stderr.count("Fix: ")
     assert "Connecting" not in result.stdout + result.stderr
 
 
@@ -870,6 +881,7 @@ def test_issue_23_has_its_fifty_cases_in_every_class():
 # in clear. None: no setting names a destination (it stays on its host), proven below.
 SECRET_DESTINATIONS = {
     "s3_key": None,  # the object store on the same host, reached on the loopback from the topology
+    "s3_access_key": None,  # the same: a consumer's own key, to the store on its host's loopback
     "slack_webhook": ["slack-webhook-http", "slack-webhook-other-host"],  # the value is the destination
     "pagerduty_key": ["http-pagerduty-in-prod", "pagerduty-url-with-a-password"],  # alerting.pagerduty.url
     "smtp_password": ["smtp-password-without-tls"],  # alerting.email.smarthost, STARTTLS

@@ -120,5 +120,8 @@ def test_local_backend_needs_no_credentials():
 def test_credentials_come_from_the_resolved_secrets_in_a_systemd_env_file():
     from roles.tempo import credentials_env
 
-    text = credentials_env(env_traces("prod"), {"SENTINEL_S3_ACCESS_KEY": "key one", "SENTINEL_S3_SECRET_KEY": "s$cret"})
+    secrets = {"SENTINEL_S3_TEMPO_ACCESS_KEY": "key one", "SENTINEL_S3_TEMPO_SECRET_KEY": "s$cret",
+               "SENTINEL_S3_ACCESS_KEY": "root-key", "SENTINEL_S3_SECRET_KEY": "root-secret"}
+    text = credentials_env(env_traces("prod"), secrets)
     assert text == 'TEMPO_S3_ACCESS_KEY="key one"\nTEMPO_S3_SECRET_KEY="s\\$cret"\n'
+    assert "root" not in text  # Tempo's own key, never the store's root key
