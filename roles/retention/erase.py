@@ -24,6 +24,10 @@ controller (`--audit-log`, default $SENTINEL_ERASURE_AUDIT_LOG or
 erasure. It records the line filters as "field=value" strings, so the line filter of
 a later erasure (`"memberId":"m-0002"`) can never match the audit line itself.
 
+Identity (docs/tls.md "The stores"): over https the command presents the erasure identity
+("erasure", issued on the controller by the environment CA, roles/_tls.py `controller_identity`),
+the only identity besides the store's own retention job that VictoriaLogs' front admits to /delete/*.
+
 Exit status: 0 erased, 1 store error or timeout, 2 refused.
 """
 
@@ -46,6 +50,7 @@ from typing import Callable
 import requests
 
 from roles._net import host_port
+from roles._tls import is_tls
 from roles._settings import ENVIRONMENTS
 from roles.retention.contract import stream_labels, streams, unmatchable
 from roles.retention.selectors import Selector, SelectorError, may_overlap, parse_selector
@@ -396,10 +401,22 @@ def resolve_store(env: str, store_kind: str | None, url: str | None):
         [listener] = environment.topology.instances(f"{kind}.http") or [None]
         if listener is None:
             raise Refused(f"no {kind} runs in inventory/{env}.py", "pass --store with the store the environment runs, or --url")
-        url = f"http://{host_port(listener.address, listener.port)}"
+        scheme = "https" if is_tls(listener.name) else "http"
+        url = f"{scheme}://{host_port(listener.address, listener.port)}"
     else:
         kind = store_kind or _group_value(env, "logs").get("store") or ("victorialogs" if env == "lab" else "loki")
-    return (VictoriaLogsStore if kind == "victorialogs" else LokiStore)(url)
+    store = (VictoriaLogsStore if kind == "victorialogs" else LokiStore)(url)
+    if url.startswith("https://"):
+        store.session.verify, store.session.cert = erasure_identity(env)
+    return store
+
+
+def erasure_identity(env: str) -> tuple[str, tuple[str, str]]:
+    """(CA bundle, (certificate, key)) of the erasure command's identity, issued on the controller when due."""
+    from roles._tls import ERASURE, controller_identity
+
+    ca, cert, key = controller_identity(env, ERASURE)
+    return ca, (cert, key)
 
 
 def _group_value(env: str, key: str):
@@ -439,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reason", required=True, help="why, e.g. the request's reference")
     parser.add_argument("--all-streams", action="store_true", help="allow a selector that spans every stream")
     parser.add_argument("--store", choices=("loki", "victorialogs"), help="override the environment's logs.store")
-    parser.add_argument("--url", help="override the store's base URL, e.g. http://127.0.0.1:9428")
+    parser.add_argument("--url", help="override the store's base URL, e.g. https://tel1.example:9428 (https: with the erasure identity)")
     parser.add_argument("--audit-log", default=os.environ.get("SENTINEL_ERASURE_AUDIT_LOG", DEFAULT_AUDIT_LOG))
     parser.add_argument("--timeout", type=_seconds, default=600, help="seconds to wait until the lines are gone (1 to 86400)")
     args = parser.parse_args(argv)
