@@ -113,9 +113,7 @@ def render_config(topology: "Topology", host: str, bind: str, upstream: str, tls
 # the environment CA, and each identity admitted to its own paths. Checked with `nginx -t`.
 daemon off;
 worker_processes 1;
-# Ignored when run as the service's user (the unit does); `nginx -t` (root) then leaves its paths to that user.
-user {NAME} {NAME};
-pid {data_dir}/nginx.pid;
+pid {data_dir}/front.pid;
 error_log stderr warn;
 
 events {{
@@ -189,8 +187,9 @@ http {{
 
 
 def validate_command() -> str:
-    """nginx checks the staged config (and the certificate files it names) before it replaces the live one."""
-    return f"{NGINX} -t -q -e stderr -c {{path}}"
+    """nginx checks the staged config (and the certificate files it names) before it replaces the live one, as the
+    service's user: as root it would leave root's files (its pid file, its temporary directories) where the service writes."""
+    return f"/usr/sbin/runuser -u {NAME} -- {NGINX} -t -q -e stderr -c {{path}}"
 
 
 def service_spec(config: str, bind: str, tls: tuple[ConfigFile, ...]) -> ServiceSpec:
