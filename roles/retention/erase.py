@@ -33,6 +33,14 @@ Exit status: 0 erased, 1 store error or timeout, 2 refused.
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    # The command reads the inventory and group data with pyinfra's loader, whose package patches ssl
+    # with gevent when imported: patched after requests took ssl, an https call recurses forever
+    # (the store's front, docs/tls.md). Patched first, before anything imports ssl.
+    from gevent import monkey
+
+    monkey.patch_all()
+
 import argparse
 import getpass
 import json

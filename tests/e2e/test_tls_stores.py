@@ -20,7 +20,7 @@ from lab import operator_tls
 from lab.paths import INTRUDER
 from lab.probe import request_from
 from roles._pki import CertificateAuthority, environment_ca
-from roles._tls import ERASURE, TlsPaths
+from roles._tls import ERASURE, TlsPaths, controller_identity
 from roles.victorialogs import JOB_TLS
 from roles.victorialogs.front import RETENTION
 from tests.stack import hosts_in, stack_hosts
@@ -38,6 +38,9 @@ def lab(first_converge):
 
 
 def _files(ca: CertificateAuthority, host: str | None, component: str) -> tuple[str, str]:
+    if component == ERASURE:  # issued on the controller on first use (the erasure command does the same)
+        _, cert, key = controller_identity(ENVIRONMENT, ERASURE)
+        return cert, key
     leaves = ca.directory / "leaves"
     name = f"{host}.{component}" if host else component
     return str(leaves / f"{name}.crt"), str(leaves / f"{name}.key")
@@ -194,20 +197,26 @@ def test_on_the_store_s_host_the_gateway_s_certificate_cannot_delete(lab):
 
 
 def test_jaeger_requires_a_client_certificate_of_the_environment_ca(lab, tmp_path):
+    """The query API from the controller (group_data/lab.py lets it in); the OTLP receiver, which only its own
+    host may reach, from tel1: without a certificate refused, with the gateway's admitted."""
     topology, ca = lab
     operator = _files(ca, None, "operator")
     stranger = CertificateAuthority.open(ENVIRONMENT, tmp_path / "other-ca").operator_files()
-    for listener, path in [(l, "/api/services") for l in topology.instances("jaeger.query")] + \
-                          [(l, "/v1/traces") for l in topology.instances("jaeger.otlp_http")]:
-        method, body = ("POST", b"") if path == "/v1/traces" else ("GET", None)
-        assert str(_call(listener, method, path, _context(), body)[0]).startswith("refused"), listener.name
-        assert str(_call(listener, method, path, _context((str(stranger[1]), str(stranger[2]))), body)[0]).startswith("refused")
-        assert "PROTOCOL_VERSION" in str(_call(listener, method, path, _context(operator, tls11=True), body)[0]).upper()
+    for listener in topology.instances("jaeger.query"):
+        assert str(_call(listener, "GET", "/api/services", _context())[0]).startswith("refused"), listener.name
+        assert str(_call(listener, "GET", "/api/services", _context((str(stranger[1]), str(stranger[2]))))[0]).startswith("refused")
+        assert "PROTOCOL_VERSION" in str(_call(listener, "GET", "/api/services", _context(operator, tls11=True))[0]).upper()
         connection = http.client.HTTPConnection(listener.address, listener.port, timeout=10)
         try:
-            connection.request("GET", path)
+            connection.request("GET", "/api/services")
             assert connection.getresponse().status == 400  # Go: "Client sent an HTTP request to an HTTPS server."
         finally:
             connection.close()
-    query = topology.instances("jaeger.query")[0]
-    assert _call(query, "GET", "/api/services", _context(operator))[0] == 200
+        assert _call(listener, "GET", "/api/services", _context(operator))[0] == 200
+    gateway = TlsPaths("otelcol")
+    for listener in topology.instances("jaeger.otlp_http"):
+        url = f"https://{listener.address}:{listener.port}/v1/traces"
+        status, answer = request_from(listener.host, "POST", url, "{}", tls=(gateway.ca, None, None))
+        assert status is None, f"OTLP without a client certificate: {status} {answer[:200]}"
+        status, answer = request_from(listener.host, "POST", url, "{}", tls=(gateway.ca, gateway.cert, gateway.key))
+        assert status is not None and status < 500, f"OTLP with the gateway's certificate: {status} {answer[:200]}"
