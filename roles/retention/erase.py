@@ -204,9 +204,14 @@ class HttpStore:
     base_url: str
     session: requests.Session = field(default_factory=requests.Session)
     timeout: float = 30
+    # https: the CA bundle that checks the store, and (certificate, key) of the erasure identity. Given with
+    # each request: requests lets REQUESTS_CA_BUNDLE override a session's own `verify`.
+    verify: str | bool = True
+    cert: tuple[str, str] | None = None
 
     def _call(self, method: str, path: str, **kwargs) -> requests.Response:
-        response = self.session.request(method, self.base_url.rstrip("/") + path, timeout=self.timeout, **kwargs)
+        response = self.session.request(method, self.base_url.rstrip("/") + path, timeout=self.timeout, verify=self.verify,
+                                        cert=self.cert, **kwargs)
         if response.status_code >= 300:
             raise StoreError(f"{method} {path}: HTTP {response.status_code}: {response.text.strip()[:500]}")
         return response
@@ -415,7 +420,7 @@ def resolve_store(env: str, store_kind: str | None, url: str | None):
         kind = store_kind or _group_value(env, "logs").get("store") or ("victorialogs" if env == "lab" else "loki")
     store = (VictoriaLogsStore if kind == "victorialogs" else LokiStore)(url)
     if url.startswith("https://"):
-        store.session.verify, store.session.cert = erasure_identity(env)
+        store.verify, store.cert = erasure_identity(env)
     return store
 
 

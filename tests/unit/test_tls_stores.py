@@ -169,10 +169,10 @@ def test_the_erasure_command_uses_its_own_identity_over_https(tmp_path, monkeypa
 
     _tls._ca.cache_clear()
     store = erase.resolve_store("lab", "victorialogs", "https://10.213.0.12:9428")
-    ca, (cert, key) = store.session.verify, store.session.cert
+    ca, (cert, key) = store.verify, store.cert
     assert cert.endswith("/leaves/erasure.crt") and key.endswith("/leaves/erasure.key") and ca.endswith("ca-bundle.crt")
     plain = erase.resolve_store("lab", "victorialogs", "http://127.0.0.1:9429")
-    assert plain.session.cert is None
+    assert plain.cert is None
     _tls._ca.cache_clear()
 
 
@@ -192,3 +192,29 @@ def test_loki_and_tempo_render_tls_with_client_certificates(env):
     assert tempo["server"]["http_tls_config"]["client_auth_type"] == "RequireAndVerifyClientCert"
     assert tempo["distributor"]["receivers"]["otlp"]["protocols"]["http"]["tls"]["client_ca_file"] == "/etc/tempo/tls/ca.crt"
     assert loki_config and yaml
+
+
+def test_the_erasure_identity_goes_with_every_request_whatever_requests_ca_bundle_says(monkeypatch):
+    """requests lets REQUESTS_CA_BUNDLE override a session's `verify`: the store gives it with each call."""
+    from roles.retention.erase import VictoriaLogsStore
+
+    seen = {}
+
+    class Session:
+        def request(self, method, url, **kwargs):
+            seen.update(kwargs)
+
+            class Response:
+                status_code, text = 200, ""
+
+                @staticmethod
+                def json():
+                    return []
+
+            return Response()
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    store = VictoriaLogsStore("https://10.213.0.12:9428", session=Session(), verify="/pki/ca-bundle.crt",
+                              cert=("/pki/leaves/erasure.crt", "/pki/leaves/erasure.key"))
+    store.active_tasks()
+    assert seen["verify"] == "/pki/ca-bundle.crt" and seen["cert"] == ("/pki/leaves/erasure.crt", "/pki/leaves/erasure.key")
