@@ -121,12 +121,15 @@ def enforcement_script(settings: VictoriaLogsSettings, policy: RetentionPolicy, 
     """The daily job: count, then delete, each shorter class's expired lines; wait until the deletes finish.
 
     It calls the store through its front (`front`: victorialogs.http's ip:port) with its own identity
-    (victorialogs-retention on this host), which the front admits to /select/logsql/ and /delete/.
+    (victorialogs-retention on this host), which the front admits to /select/logsql/ and /delete/;
+    without `front`, the store itself on 127.0.0.1:<port> in plain HTTP.
     It logs to the journal how many lines of each class it deleted, so an auditor
     can see the policy applied (`journalctl -u victorialogs-retention`).
     """
-    base = f"https://{front or f'127.0.0.1:{settings.port}'}"
-    curl = "curl -fsS " + " ".join(shlex.quote(a) for a in tls.curl_args())
+    if front:
+        base, curl = f"https://{front}", "curl -fsS " + " ".join(shlex.quote(a) for a in tls.curl_args())
+    else:  # no front (a store run by hand, the lab's local test of the binary): plain, on the loopback
+        base, curl = f"http://127.0.0.1:{settings.port}", "curl -fsS"
     lines = [
         "#!/bin/sh",
         "# Managed by the Sentinel observability toolkit: applies the retention policy's",
