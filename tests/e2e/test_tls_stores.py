@@ -220,3 +220,15 @@ def test_jaeger_requires_a_client_certificate_of_the_environment_ca(lab, tmp_pat
         assert status is None, f"OTLP without a client certificate: {status} {answer[:200]}"
         status, answer = request_from(listener.host, "POST", url, "{}", tls=(gateway.ca, gateway.cert, gateway.key))
         assert status is not None and status < 500, f"OTLP with the gateway's certificate: {status} {answer[:200]}"
+
+
+def test_the_stores_keys_are_readable_by_their_service_only(lab):
+    tel = hosts_in("telemetry")[0]
+    for paths, group in ((TlsPaths("victorialogs-front"), "victorialogs-front"), (TlsPaths("jaeger"), "jaeger"),
+                         (JOB_TLS, "victorialogs")):
+        key = tel.testinfra.file(paths.key)
+        assert (key.user, key.group, key.mode) == ("root", group, 0o640), paths.key
+        assert tel.testinfra.file(paths.cert).mode == 0o644
+    # Debian's own nginx never serves its default site.
+    assert tel.testinfra.file("/etc/systemd/system/nginx.service").linked_to == "/dev/null"
+    assert not tel.testinfra.socket("tcp://0.0.0.0:80").is_listening
