@@ -140,7 +140,14 @@ def _tempo(s: "Settings"):
 
 
 def _victorialogs(s: "Settings"):
-    return (ListenerSpec("victorialogs.http", s.victorialogs.port, "host", "OTLP logs in, queries, deletes, /metrics"),)
+    v = s.victorialogs
+    return (
+        # Served by the authenticating front (nginx, roles/victorialogs/front.py): TLS, a client
+        # certificate from the environment CA, and each identity admitted to its own paths only.
+        ListenerSpec("victorialogs.http", v.port, "host", "the store's front (mTLS): OTLP logs in, queries, deletes, /metrics"),
+        # VictoriaLogs itself, behind the front: it cannot require or check a client certificate.
+        ListenerSpec("victorialogs.local", v.local_port, "local", "VictoriaLogs itself, behind its front"),
+    )
 
 
 def _loki(s: "Settings"):
@@ -295,7 +302,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo", secrets=_s3("traces.tempo", "Tempo's S3 credential"),
               artifact="tempo"),
     Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs", condition="logs.store: victorialogs", artifact="victorialogs",
-              units=lambda s: ("victorialogs", "victorialogs-retention")),
+              units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front")),
     Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki", secrets=_s3("loki", "Loki's S3 credential"), artifact="loki"),
     Component("otelcol", ("telemetry", "app"), _collector, artifact="otelcol"),
     Component("gateway", ("telemetry",), _gateway),

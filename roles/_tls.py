@@ -39,6 +39,18 @@ TLS_LISTENERS = {
     "alertmanager.web": "alertmanager",
     "node_exporter.metrics": "node_exporter",
 }
+# The stores' listeners served over TLS with client certificates (issue 22), and the component whose
+# certificate they serve. Not exporter-toolkit: VictoriaLogs is served by its authenticating front
+# (nginx, roles/victorialogs/front.py), which admits each identity to its own paths; Jaeger by configtls
+# (the environment CA, no name check: docs/tls.md "The stores"); Loki and Tempo by dskit (rendered only).
+STORE_TLS_LISTENERS = {
+    "victorialogs.http": "victorialogs",
+    "jaeger.otlp_http": "jaeger",
+    "jaeger.query": "jaeger",
+    "loki.http": "loki",
+    "tempo.http": "tempo",
+    "tempo.otlp_http": "tempo",
+}
 MIN_VERSION = "TLS12"
 # The cert-expiry alert's metric: one textfile per service (node_exporter's textfile collector).
 EXPIRY_METRIC = "sentinel_tls_certificate_not_after_seconds"
@@ -53,11 +65,11 @@ OTLP_TLS_LISTENERS = {
     "gateway.otlp_grpc": "gateway",
     "gateway.otlp_http": "gateway",
 }
-OTLP_MIN_VERSION = "1.2"  # configtls's spelling of TLS12
+CONFIGTLS_MIN_VERSION = "1.2"  # configtls's spelling of TLS12
 
 
 def is_tls(listener: str) -> bool:
-    return listener in TLS_LISTENERS or listener in OTLP_TLS_LISTENERS
+    return listener in TLS_LISTENERS or listener in OTLP_TLS_LISTENERS or listener in STORE_TLS_LISTENERS
 
 
 @dataclass(frozen=True)
@@ -159,16 +171,6 @@ def client_tls_config(paths: TlsPaths, server_name: str | None = None) -> dict:
     return config
 
 
-def otlp_server_tls(paths: TlsPaths) -> dict:
-    """configtls's server `tls` of an OTLP receiver: the service's certificate, a client certificate of the CA required."""
-    return {"cert_file": paths.cert, "key_file": paths.key, "client_ca_file": paths.ca, "min_version": OTLP_MIN_VERSION}
-
-
-def otlp_client_tls(paths: TlsPaths) -> dict:
-    """configtls's client `tls` of an otlp/otlp_http exporter: the CA that checks the server, the service's own identity."""
-    return {"ca_file": paths.ca, "cert_file": paths.cert, "key_file": paths.key, "min_version": OTLP_MIN_VERSION}
-
-
 def otlp_sdk_env(paths: TlsPaths) -> dict[str, str]:
     """What an OpenTelemetry SDK reads for OTLP over TLS with a client certificate (the spec's
     OTEL_EXPORTER_OTLP_* variables; @opentelemetry/otlp-exporter-base reads all three in Node)."""
@@ -199,3 +201,44 @@ def expiry_textfile(service: str, certificate: Leaf) -> str:
         f"# TYPE {EXPIRY_METRIC} gauge\n"
         f'{EXPIRY_METRIC}{{service="{service}",certificate="{certificate.name}"}} {int(certificate.not_after.timestamp())}\n'
     )
+
+
+# --- identities that are not a host's component (issue 22: the stores) ---------------------------
+
+# The erasure command's identity (python -m roles.retention.erase, run on the controller like the
+# operator's tools): the only one besides the store's own retention job that VictoriaLogs' delete API admits.
+ERASURE = "erasure"
+
+
+def common_name(host: str | None, component: str) -> str:
+    """The subject CN the CA gives a leaf (roles/_pki.py `issue`: "<host>.<component>", or the component
+    alone for the controller's identities). nginx can match a client by its subject, not by its URI SAN."""
+    return f"{host}.{component}" if host else component
+
+
+def controller_identity(environment: str, component: str) -> tuple[str, str, str]:
+    """(CA bundle, certificate, key) paths of a controller-side identity (`ERASURE`), issued when due.
+    The files stay in the PKI directory on the controller, next to the operator's."""
+    ca = _ca(environment)
+    bundle, _, _ = ca.operator_files()
+    issued = ca.issue(None, component)
+    leaves = ca.directory / "leaves"
+    return str(bundle), str(leaves / f"{issued.name}.crt"), str(leaves / f"{issued.name}.key")
+
+
+def configtls_server(paths: TlsPaths) -> dict:
+    """An OpenTelemetry collector `tls` block (configtls ServerConfig: Jaeger's OTLP receiver and query
+    server): the service's certificate, client certificates required from the environment CA."""
+    return {"cert_file": paths.cert, "key_file": paths.key, "client_ca_file": paths.ca, "min_version": CONFIGTLS_MIN_VERSION}
+
+
+def configtls_client(paths: TlsPaths) -> dict:
+    """An OpenTelemetry collector exporter's `tls` block (configtls ClientConfig) with the service's identity."""
+    return {"ca_file": paths.ca, "cert_file": paths.cert, "key_file": paths.key, "min_version": CONFIGTLS_MIN_VERSION}
+
+
+def dskit_server_tls(paths: TlsPaths) -> dict:
+    """Loki's and Tempo's `server.http_tls_config` / `grpc_tls_config` (dskit): client certificates
+    required and checked against the environment CA."""
+    return {"cert_file": paths.cert, "key_file": paths.key, "client_auth_type": "RequireAndVerifyClientCert",
+            "client_ca_file": paths.ca}

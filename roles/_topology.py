@@ -428,7 +428,7 @@ _HINTS = {
     "object_store": "object_store.listen_port",
     "jaeger": "traces.otlp_*_port / traces.jaeger.*_port",
     "tempo": "traces.otlp_*_port / traces.tempo.*_port",
-    "victorialogs": "victorialogs.port",
+    "victorialogs": "victorialogs.port / victorialogs.local_port",
     "loki": "loki.http_port / loki.grpc_port",
     "otelcol": "otel_collector.metrics_port / health_port",
     "gateway": "otel_collector.grpc_port / http_port",

@@ -42,13 +42,20 @@ def grafana_peers(ctx: HostContext, client_tls: tuple[str, str, str] | None = No
         prometheus_url=ctx.topology.url("prometheus.web", ctx.name, scheme=scheme),
         alertmanager_url=ctx.topology.url("alertmanager.web", ctx.name, scheme=scheme),
         traces=traces,
-        traces_url=ctx.url(query[traces]),
+        # The stores are https with client certificates too (issue 22, roles/_tls.py STORE_TLS_LISTENERS).
+        traces_url=ctx.topology.url(query[traces], ctx.name, scheme=_scheme(query[traces], client_tls)),
         logs=logs,
-        logs_url=ctx.url(query[logs]),
+        logs_url=ctx.topology.url(query[logs], ctx.name, scheme=_scheme(query[logs], client_tls)),
         scrape_interval=me.prometheus.scrape_interval,
         prometheus_replicas=_replicas(ctx, scheme) if len(ctx.topology.instances("prometheus.web")) > 1 else (),
         client_tls=client_tls,
     )
+
+
+def _scheme(listener: str, client_tls) -> str:
+    from roles._tls import is_tls
+
+    return "https" if client_tls and is_tls(listener) else "http"
 
 
 def _replicas(ctx: HostContext, scheme: str) -> tuple[tuple[str, str], ...]:

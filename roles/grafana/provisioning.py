@@ -189,13 +189,16 @@ def datasources(peers: Peers) -> dict:
                 {"implementation": "prometheus", "handleGrafanaManagedAlerts": False},
                 tls=True,
             ),
-            source(TRACES_UID, peers.traces.capitalize(), peers.traces_url, _traces_json(peers), kind=peers.traces),
+            # The stores admit Grafana's identity (the topology's flows; VictoriaLogs' front: /select/ only).
+            source(TRACES_UID, peers.traces.capitalize(), peers.traces_url, _traces_json(peers), kind=peers.traces,
+                   tls=peers.traces_url.startswith("https://")),
             source(
                 LOGS_UID,
                 "VictoriaLogs" if peers.logs == "victorialogs" else "Loki",
                 peers.logs_url,
                 _logs_json(peers),
                 kind=peers.logs,
+                tls=peers.logs_url.startswith("https://"),
             ),
         ],
     }

@@ -31,7 +31,7 @@ from pyinfra.operations import server
 from roles._godur import go_duration
 from roles._net import split_host_port
 from roles._service import ConfigFile, ServiceSpec, release_service
-from roles._tls import TlsPaths, leaf, otlp_client_tls, otlp_server_tls, tls_files
+from roles._tls import TlsPaths, configtls_client, configtls_server, is_tls, leaf, tls_files
 from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
 
 if TYPE_CHECKING:
@@ -68,8 +68,10 @@ LOG_STORE_PATHS = {"victorialogs": ("victorialogs.http", "/insert/opentelemetry/
 
 
 def trace_store_endpoint(traces: TracesSettings, topology: Topology, me: str) -> str:
-    """The OTLP/HTTP base URL of the chosen trace store (the exporter appends /v1/traces)."""
-    return traces.endpoint or topology.url(f"{traces.store}.otlp_http", me)
+    """The OTLP/HTTP base URL of the chosen trace store (the exporter appends /v1/traces); https where the
+    store's listener is TLS (roles/_tls.py)."""
+    listener = f"{traces.store}.otlp_http"
+    return traces.endpoint or topology.url(listener, me, scheme="https" if is_tls(listener) else "http")
 
 
 def log_store_endpoint(logs: LogsSettings, topology: Topology, me: str) -> str:
@@ -77,7 +79,13 @@ def log_store_endpoint(logs: LogsSettings, topology: Topology, me: str) -> str:
     if logs.endpoint:
         return logs.endpoint
     listener, path = LOG_STORE_PATHS[logs.store]
-    return topology.url(listener, me, path)
+    return topology.url(listener, me, path, scheme="https" if is_tls(listener) else "http")
+
+
+def store_tls(endpoint: str) -> dict:
+    """The exporter's `tls` to a store: the gateway's own certificate on https (the stores admit it,
+    docs/tls.md "The stores"); nothing on http (an operator's own endpoint)."""
+    return {"tls": configtls_client(TLS)} if endpoint.startswith("https://") else {}
 
 
 def _queue(settings: CollectorSettings) -> dict:
@@ -235,7 +243,7 @@ def render_config(
         if otlp_tls:
             # Every sender shows a certificate of the environment CA (no allowed-names list in configtls: docs/tls.md).
             for protocol in receivers["otlp"]["protocols"].values():
-                protocol["tls"] = otlp_server_tls(TLS)
+                protocol["tls"] = configtls_server(TLS)
         connectors["span_metrics"] = {
             # traces_span_metrics_calls_total, traces_span_metrics_duration_milliseconds_*
             "namespace": "traces.span.metrics",
@@ -245,11 +253,13 @@ def render_config(
         }
         exporters[f"otlp_http/{traces.store}"] = {
             "endpoint": trace_endpoint,
+            **store_tls(trace_endpoint),
             "sending_queue": _queue(settings),
             "retry_on_failure": _retry(settings),
         }
         log_exporter: dict = {
             "logs_endpoint": log_endpoint,
+            **store_tls(log_endpoint),
             "sending_queue": _queue(settings),
             "retry_on_failure": _retry(settings),
         }
@@ -291,7 +301,7 @@ def render_config(
                 "retry_on_failure": _retry(settings),
             }
             if otlp_tls:
-                exporters["otlp_http/gateway"]["tls"] = otlp_client_tls(TLS)
+                exporters["otlp_http/gateway"]["tls"] = configtls_client(TLS)
             pipelines["logs"] = {
                 "receivers": ["file_log"],
                 "processors": ["memory_limiter", "resource/semconv"],

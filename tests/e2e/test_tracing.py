@@ -32,7 +32,7 @@ DELIVERY_DEADLINE_S = 240  # after the store is back: retries back off to 30 s, 
 def http():
     session = requests.Session()
     session.trust_env = False
-    # Prometheus is https with client certificates: the operator's (the other stores are plain HTTP yet).
+    # Prometheus and Jaeger's query API are https with client certificates: the operator's.
     session.cert, session.verify = operator_tls.operator_kwargs()["cert"], operator_tls.operator_kwargs()["verify"]
     yield session
     session.close()
@@ -46,7 +46,7 @@ def lab(first_converge):
         pytest.skip("these tests read traces back from Jaeger; this inventory chose Tempo")
     return {
         "tel": tel,
-        "query": f"http://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}",
+        "query": f"https://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}",
         # OTLP over TLS with a client certificate of the environment CA: the operator's (docs/tls.md).
         "gateway": f"https://{tel.settings.address}:{tel.settings.otel_collector.http_port}",
         "backend": f"http://{app.settings.address}:{app.settings.backend.port}",

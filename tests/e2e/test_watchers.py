@@ -169,6 +169,6 @@ def test_a_stopped_log_store_raises_its_alerts_and_loses_no_line(mon):
                 wait_for(f"{uid} on Slack #alerts", lambda: slack_alerts("#alerts", uid), 6 * 60, 5)
         finally:
             tel.testinfra.check_output("systemctl start victorialogs")
-            wait_for("VictoriaLogs answering again", lambda: tel.testinfra.run("curl -fsS -o /dev/null %s", tel.local("victorialogs.http", "/health")).rc == 0, 120, 1)
+            wait_for("VictoriaLogs answering again", lambda: tel.testinfra.run("curl -fsS -o /dev/null %s", tel.local("victorialogs.local", "/health")).rc == 0, 120, 1)
 
     _drill((tel, app), "store-away", store_away)

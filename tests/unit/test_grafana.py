@@ -291,11 +291,11 @@ def test_with_tls_each_prometheus_of_the_pair_is_https_with_grafana_s_certificat
         assert provisioning_problems(document, "datasources") == []
         by_uid = {ds["uid"]: ds for ds in document["datasources"]}
         assert [by_uid[u]["url"] for u in ("prometheus-1", "prometheus-2")] == ["https://mon1.internal:9090", "https://mon2.internal:9090"]
-        for uid in ("prometheus", "prometheus-1", "prometheus-2", "alertmanager"):
+        # The stores too (issue 22): the trace and log store are https and carry Grafana's certificate.
+        for uid in ("prometheus", "prometheus-1", "prometheus-2", "alertmanager", "traces", "logs"):
             assert by_uid[uid]["url"].startswith("https://"), uid
             assert by_uid[uid]["jsonData"]["tlsAuth"] and by_uid[uid]["jsonData"]["tlsAuthWithCACert"], uid
             assert by_uid[uid]["secureJsonData"]["tlsClientKey"] == peers.client_tls[2], uid
-        assert "secureJsonData" not in by_uid["traces"]
 
 
 def test_several_grafanas_on_sqlite_are_refused():

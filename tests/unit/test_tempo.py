@@ -80,7 +80,9 @@ def test_receivers_listen_where_the_topology_says():
     binds = {l.name: l.bind for l in environment.topology.on(tel.name) if l.component == "tempo"}
     config = render_config(env_traces("prod"), "127.0.0.1:7070", binds=binds)
     protocols = config["distributor"]["receivers"]["otlp"]["protocols"]
-    assert protocols == {"grpc": {"endpoint": "127.0.0.1:4417"}, "http": {"endpoint": f"{tel.settings.ip}:4418"}}
+    assert protocols == {"grpc": {"endpoint": "127.0.0.1:4417"}, "http": {"endpoint": f"{tel.settings.ip}:4418", "tls": {
+        "cert_file": "/etc/tempo/tls/tempo.crt", "key_file": "/etc/tempo/tls/tempo.key", "client_ca_file": "/etc/tempo/tls/ca.crt",
+        "min_version": "1.2"}}}
     assert (config["server"]["http_listen_address"], config["server"]["grpc_listen_address"]) == (tel.settings.ip, "127.0.0.1")
     assert not unknown_keys(config)
 

@@ -75,8 +75,12 @@ def _by_role(configs: dict[str, dict]) -> tuple[dict, dict]:
 def test_production_environments_send_traces_to_tempo_and_logs_to_loki(env):
     gateway, _ = _by_role(collector_configs(env))
     tel = f"tel1.{env}.sentinel.internal"
-    assert gateway["exporters"]["otlp_http/tempo"]["endpoint"] == f"http://{tel}:4418"
-    assert gateway["exporters"]["otlp_http/loki"]["logs_endpoint"] == f"http://{tel}:3100/otlp/v1/logs"
+    assert gateway["exporters"]["otlp_http/tempo"]["endpoint"] == f"https://{tel}:4418"
+    assert gateway["exporters"]["otlp_http/loki"]["logs_endpoint"] == f"https://{tel}:3100/otlp/v1/logs"
+    # The stores admit the gateway's own certificate (issue 22).
+    for name in ("otlp_http/tempo", "otlp_http/loki"):
+        assert gateway["exporters"][name]["tls"] == {"ca_file": "/etc/otelcol/tls/ca.crt", "cert_file": "/etc/otelcol/tls/otelcol.crt",
+                                                      "key_file": "/etc/otelcol/tls/otelcol.key", "min_version": "1.2"}
     assert gateway["exporters"]["prometheus_remote_write"]["endpoint"] == f"https://mon1.{env}.sentinel.internal:9090/api/v1/write"
     assert gateway["exporters"]["prometheus_remote_write"]["tls"]["cert_file"] == "/etc/otelcol/tls/otelcol.crt"
     assert gateway["service"]["pipelines"]["traces"]["exporters"] == ["otlp_http/tempo", "span_metrics"]
@@ -84,9 +88,11 @@ def test_production_environments_send_traces_to_tempo_and_logs_to_loki(env):
 
 def test_lab_sends_traces_to_jaeger_and_logs_to_victorialogs_with_stream_fields():
     gateway, agent = _by_role(collector_configs("lab"))
-    assert gateway["exporters"]["otlp_http/jaeger"]["endpoint"] == "http://10.213.0.12:4418"
+    assert gateway["exporters"]["otlp_http/jaeger"]["endpoint"] == "https://10.213.0.12:4418"
+    assert gateway["exporters"]["otlp_http/jaeger"]["tls"]["cert_file"] == "/etc/otelcol/tls/otelcol.crt"
     logs = gateway["exporters"]["otlp_http/victorialogs"]
-    assert logs["logs_endpoint"] == "http://10.213.0.12:9428/insert/opentelemetry/v1/logs"
+    assert logs["logs_endpoint"] == "https://10.213.0.12:9428/insert/opentelemetry/v1/logs"
+    assert logs["tls"]["cert_file"] == "/etc/otelcol/tls/otelcol.crt"
     assert logs["headers"] == {"VL-Stream-Fields": "service,env,stream,level"}
     assert agent["exporters"]["otlp_http/gateway"]["endpoint"] == "https://10.213.0.12:4318"
 
