@@ -25,7 +25,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from roles._pki import OPERATOR, CertificateAuthority, Leaf, environment_ca, identity_uri
+from roles._pki import LIFETIME, OPERATOR, CertificateAuthority, Leaf, environment_ca, identity_uri
 from roles._service import ConfigFile
 from roles._service.render import dump_yaml
 
@@ -219,7 +219,7 @@ def common_name(host: str | None, component: str) -> str:
 def controller_identity(environment: str, component: str) -> tuple[str, str, str]:
     """(CA bundle, certificate, key) paths of a controller-side identity (`ERASURE`), issued when due.
     The files stay in the PKI directory on the controller, next to the operator's."""
-    ca = _ca(environment)
+    ca = _ca(environment, LIFETIME.days)  # a controller-side identity: the default lifetime, as the operator's
     bundle, _, _ = ca.operator_files()
     issued = ca.issue(None, component)
     leaves = ca.directory / "leaves"

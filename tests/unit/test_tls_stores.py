@@ -9,6 +9,8 @@ import subprocess
 
 import pytest
 
+from tests.mirror_binaries import MISSING_TOOL
+
 from roles._pki import CertificateAuthority
 from roles._placement import component
 from roles._tls import ERASURE, TlsPaths, common_name, is_tls
@@ -103,7 +105,7 @@ def test_the_front_s_unit_is_hardened_and_its_config_checked_by_nginx(lab):
     assert spec.ready_url == "https://10.213.0.12:9428/health"
 
 
-@pytest.mark.skipif(not shutil.which("nginx"), reason="no nginx on this machine (the host checks the config before the swap)")
+@pytest.mark.skipif(not shutil.which("nginx"), reason=f"{MISSING_TOOL} nginx (the host checks the config before the swap; .ci/run installs it)")
 def test_nginx_accepts_the_rendered_config(lab, tmp_path):
     _, tel = lab
     ca = CertificateAuthority.open("lab", tmp_path / "pki")
