@@ -314,7 +314,7 @@ def test_the_job_reads_the_token_where_the_grafana_role_writes_it_with_the_jobs_
 @pytest.mark.parametrize(
     "grafana, backup, key",
     [
-        ({}, {**PROD, "write_token": True}, "grafana_backup.write_token"),
+        ({}, {**PROD, "write_token": True, "token_expires": "2027-01-01"}, "grafana_backup.write_token"),
         ({}, {**PROD, "token_file": "/etc/grafana-backup/other-token"}, "grafana_backup.token_file"),
         ({"backup_token_path": "/etc/grafana-backup/token2"}, PROD, "grafana_backup.token_file"),
     ],
