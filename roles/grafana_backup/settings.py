@@ -159,6 +159,12 @@ class GrafanaBackupSettings(Model):
                 "service account's token with an expiry (Editor role, e.g. 90 days) and set grafana_backup.token_expires "
                 "to its expiry day, YYYY-MM-DD"
             )
+        if self.enabled and self.write_token and self.token_expires <= dt.datetime.now(dt.timezone.utc).date():
+            raise ValueError(
+                f"token_expires {self.token_expires} is not in the future: Grafana refuses an expired token (401) and every "
+                "backup would fail. Fix: rotate the token (docs/grafana.md, two phases) and set grafana_backup.token_expires "
+                "to the new token's expiry day"
+            )
         if self.enabled and not self.remote_url:
             raise ValueError("remote_url is not set. Fix: set grafana_backup.remote_url to the backup repository's SSH URL")
         if self.enabled and not self.known_hosts and not self.trust_on_first_use:

@@ -278,6 +278,9 @@ def test_an_operators_token_needs_its_expiry_and_the_role_writes_it_as_a_unix_ti
     settings = GrafanaBackupSettings(**{**PROD, "write_token": True, "token_expires": "2027-03-01"})
     assert token_expiry_seconds(settings.token_expires) == int(dt.datetime(2027, 3, 1, tzinfo=dt.timezone.utc).timestamp())
     assert lab_settings().grafana_backup.token_expires > dt.date.today()
+    with pytest.raises(Exception) as err:  # an expired operator's token is refused before any connection
+        GrafanaBackupSettings(**{**PROD, "write_token": True, "token_expires": "2020-01-01"})
+    assert "not in the future" in str(err.value) and "rotate" in str(err.value)
 
 
 def test_lab_runs_the_grafana_api_standin_on_the_bridge_with_the_backup_token():
