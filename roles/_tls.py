@@ -51,6 +51,11 @@ STORE_TLS_LISTENERS = {
     "tempo.http": "tempo",
     "tempo.otlp_http": "tempo",
 }
+# Listeners served over https with the environment CA's certificate that do not ask for a client
+# certificate (their users are browsers): their clients use https and verify the CA all the same.
+HTTPS_LISTENERS = {
+    "grafana.http": "grafana",
+}
 MIN_VERSION = "TLS12"
 # The cert-expiry alert's metric: one textfile per service (node_exporter's textfile collector).
 EXPIRY_METRIC = "sentinel_tls_certificate_not_after_seconds"
@@ -69,7 +74,8 @@ CONFIGTLS_MIN_VERSION = "1.2"  # configtls's spelling of TLS12
 
 
 def is_tls(listener: str) -> bool:
-    return listener in TLS_LISTENERS or listener in OTLP_TLS_LISTENERS or listener in STORE_TLS_LISTENERS
+    """Whether clients reach `listener` over TLS (with or without a client certificate)."""
+    return listener in TLS_LISTENERS or listener in OTLP_TLS_LISTENERS or listener in STORE_TLS_LISTENERS or listener in HTTPS_LISTENERS
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,11 @@ class TlsPaths:
 @functools.cache
 def _ca(environment: str, lifetime_days: int) -> CertificateAuthority:
     return environment_ca(environment, dt.timedelta(days=lifetime_days))
+
+
+def ca_pem(ctx: "HostContext") -> str:
+    """The environment CA's certificate (PEM), for clients that verify a listener with it."""
+    return _ca(ctx.environment, ctx.settings.tls.lifetime_days).ca_pem
 
 
 def server_names(topology: "Topology", host: str, listener: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

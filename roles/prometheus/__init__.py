@@ -143,7 +143,7 @@ def grafana_url(ctx: HostContext) -> str:
     me = ctx.settings
     if me.alerting.grafana_url:
         return me.alerting.grafana_url
-    return f"http://{me.address}:{me.grafana.http_port}"
+    return f"https://{me.address}:{me.grafana.http_port}"  # Grafana serves https only
 
 
 def render_alert_rules(settings: Settings, ctx: HostContext) -> str:

@@ -170,4 +170,4 @@ def test_prometheus_config_points_at_every_monitoring_alertmanager(tmp_path):
     promtool = extract("prometheus", "promtool", tmp_path)
     result = subprocess.run([promtool, "check", "config", config], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "http://10.0.0.1:3000/d/sentinel-performance" in render_alert_rules(me, ctx)  # dashboards on this host's Grafana
+    assert "https://10.0.0.1:3000/d/sentinel-performance" in render_alert_rules(me, ctx)  # dashboards on this host's Grafana (https only)

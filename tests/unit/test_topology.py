@@ -128,7 +128,7 @@ def test_a_changed_grafana_port_reaches_the_alert_links(tmp_path):
     from roles.prometheus import grafana_url
 
     environment = lab(tmp_path, mon1={"grafana": {"install_binary": False, "http_port": 3300}})
-    assert grafana_url(context_of(environment, "mon1")) == "http://10.213.0.11:3300"
+    assert grafana_url(context_of(environment, "mon1")) == "https://10.213.0.11:3300"  # Grafana serves https only
 
 
 # --- bad input, refused before any host is touched ---------------------------------------
