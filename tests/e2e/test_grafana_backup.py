@@ -315,3 +315,19 @@ def test_a_viewers_token_cannot_restore_grafana_refuses_it_with_403(lab, first_b
     assert lab.client.control("GET", "/standin/state") == before  # nothing was written
     # The role's own token (Editor, the documented role) restores it.
     assert lab.run_job("restore").rc == 0, lab.journal()
+
+
+def test_every_monitoring_host_backs_up_to_the_same_remote_and_adds_no_second_commit(lab, first_backup):
+    """The placement table runs the job on every monitoring host. With Grafana unchanged, after the first
+    host's run each other host's run succeeds against the same remote and commits nothing: commit only on
+    change holds across hosts, so two jobs do not fight over the branch."""
+    others = [m for m in hosts_in("monitoring") if m.name != lab.mon.name]
+    if not others:
+        pytest.skip("one monitoring host")
+    assert lab.run_job().rc == 0, lab.journal()
+    head = lab.remote_log()[0]
+    for mon in others:
+        result = mon.testinfra.run(f"su -s /bin/sh {USER} -c {shlex.quote(job_command())}")
+        journal = mon.testinfra.run("journalctl --sync; journalctl -t sentinel-grafana-backup -n 30 --no-pager -o cat").stdout
+        assert result.rc == 0, f"{mon.name}: {journal}"
+    assert lab.remote_log()[0] == head, "a second host committed with Grafana unchanged"
