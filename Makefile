@@ -30,7 +30,7 @@ lab: lab-up converge
 test: $(BIN)/.installed
 	$(BIN)/python -m lab down
 	$(BIN)/python -m lab up
-	$(BIN)/pytest tests/unit tests/e2e tests/smoke
+	$(BIN)/pytest --durations=30 tests/unit tests/e2e tests/smoke
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests/unit

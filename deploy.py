@@ -16,6 +16,7 @@ from roles._placement import COMPONENTS
 from roles.alertmanager import alertmanager
 from roles.backend import backend_env
 from roles.backend.sentry_release import sentry_release
+from roles.backend.tls import backend_tls
 from roles.firewall import host_firewall
 from roles.grafana import grafana
 from roles.grafana_backup import grafana_backup, grafana_backup_first_run
@@ -32,8 +33,8 @@ from roles.victorialogs import victorialogs
 
 
 def backend(settings, ctx: HostContext) -> None:
-    """The backend's env file and Sentry release; in the lab, the lab's Node backend too."""
-    backend_env(settings, ctx)
+    """The backend's certificate towards the gateway, env file and Sentry release; in the lab, the lab's Node backend too."""
+    backend_env(settings, ctx, tls=backend_tls(settings, ctx))
     sentry_release(settings, ctx.secrets)
     if settings.standin:
         lab_backend(settings, ctx)

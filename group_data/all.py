@@ -73,3 +73,10 @@ alerting = {
         "auth_username": "alertmanager@sentinel.internal",
     },
 }
+
+# TLS (roles/_tls_settings.py, docs/tls.md): certificates from the environment CA live
+# lifetime_days (1 to 397) and any converge in their last renew_within_days issues them
+# again, so converge at least that often. Preflight refuses a window as long as the
+# lifetime, an operator's CA (SENTINEL_TLS_CA_CERT) that ends before a certificate issued
+# now would, and tls.enabled false (there is no plain-text mode).
+tls = {"lifetime_days": 30, "renew_within_days": 10}

@@ -128,7 +128,7 @@ def print_where_to_look() -> None:
     print(f"""
 inventory:  {LAB_INVENTORY}   (pyinfra inventory/lab.py deploy.py)
 ssh:        python -m lab ssh mon1   or   ssh -F {SSH_CONFIG} mon1
-testinfra:  pytest --ssh-config={SSH_CONFIG} --hosts=ssh://mon1,ssh://tel1,ssh://app1
+testinfra:  pytest --ssh-config={SSH_CONFIG} --hosts={",".join(f"ssh://{name}" for name in HOSTS)}
 mirror:     {MIRROR_URL}/  ->  {MIRROR_DIR}
 logs:       {RUN_DIR}/host-<name>.log (consoles), {RUN_DIR}/<daemon>.log
 inside:     journalctl / systemctl on each host; stop with `python -m lab down`""")

@@ -78,7 +78,7 @@ def production_timings_data() -> list[str]:
 
 
 def converge(*options: str) -> None:
-    result = subprocess.run([PYINFRA, "-y", *options, str(LAB_INVENTORY), "deploy.py", "--limit", "mon1"],
+    result = subprocess.run([PYINFRA, "-y", *options, str(LAB_INVENTORY), "deploy.py", "--limit", "monitoring"],
                             cwd=REPO, capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         raise RuntimeError(f"converge failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
@@ -205,11 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help=f"measure only these alert uids or cases ({', '.join(WATCHER_CASES)})")
     args = parser.parse_args(argv)
     # A run stopped with SIGTERM (kill, a CI timeout) still restores the lab in the
-    # `finally` below; otherwise the backend could stay stopped and mon1 keep production timers.
+    # `finally` below; otherwise the backend could stay stopped and the monitoring hosts keep production timers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scenarios = [s for s in SCENARIOS if not args.only or s.uid in args.only]
     if not args.lab_timings:
-        print("converging mon1 with production timings ...", flush=True)
+        print("converging the monitoring hosts with production timings ...", flush=True)
         converge(*production_timings_data())
     watchers = [name for name in WATCHER_CASES if not args.only or name in args.only]
     results: dict[tuple[str, str], list[float]] = {}
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as err:  # noqa: BLE001 (report and go on restoring)
                 print(f"restoring the lab: {err}", file=sys.stderr, flush=True)
         if not args.lab_timings:
-            print("converged mon1 back to the lab's group data", flush=True)
+            print("converged the monitoring hosts back to the lab's group data", flush=True)
     print(f"\nMTTD (fault injected -> Slack #critical-alerts; the watchers' cases -> their page), median and spread "
           f"of {args.runs} run(s), {'lab' if args.lab_timings else 'production'} timings; budget {BUDGET_SECONDS}s (docs/alerting.md)")
     lines, over = summary(results, BUDGET_SECONDS)

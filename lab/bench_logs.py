@@ -26,8 +26,8 @@ import sys
 import time
 import uuid
 
-import requests
 
+from lab import operator_tls
 from lab.process_usage import unit_cpu_and_rss
 from tests.stack import hosts_in
 
@@ -52,7 +52,7 @@ print(written)
 
 
 def count(store: str, logsql: str) -> int:
-    response = requests.post(f"{store}/select/logsql/query", data={"query": f"{logsql} | stats count() rows"}, timeout=60)
+    response = operator_tls.post(f"{store}/select/logsql/query", data={"query": f"{logsql} | stats count() rows"}, timeout=60)
     response.raise_for_status()
     rows = [json.loads(line) for line in response.text.splitlines() if line.strip()]
     return int(rows[0]["rows"]) if rows else 0
@@ -83,7 +83,7 @@ def main() -> int:
     args = parser.parse_args()
 
     app, tel = hosts_in("app")[0], hosts_in("telemetry")[0]
-    store = f"http://{tel.settings.address}:{tel.settings.victorialogs.port}"
+    store = f"https://{tel.settings.address}:{tel.settings.victorialogs.port}"  # its front: the operator may /select/
     print(f"log path: {app.name}:{args.log_file} -> {args.agent_unit} -> gateway -> {store}")
 
     best = 0

@@ -48,7 +48,9 @@ class StoreReader:
 
     def _session(self) -> requests.Session:
         if not hasattr(self.local, "http"):
-            self.local.http = requests.Session()
+            from lab.operator_tls import operator_session  # here: see main()
+
+            self.local.http = operator_session()  # Jaeger's query API asks for a client certificate
             self.local.http.trust_env = False
         return self.local.http
 
@@ -154,15 +156,16 @@ def main() -> None:
     args = parser.parse_args()
     # Imported here, not at the top: the senders are spawned processes, which import this module again,
     # and tests.stack loads pyinfra, whose gevent patching would then run in every sender too.
+    from lab.operator_tls import operator_session
     from tests.stack import hosts_in
 
     tel, app = hosts_in("telemetry")[0], hosts_in("app")[0]
     if tel.settings.traces.store != "jaeger":
         raise SystemExit("the tracing benchmark reads traces back from Jaeger; this inventory chose Tempo")
-    http = requests.Session()
+    http = operator_session()
     http.trust_env = False
-    query = f"http://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}"
-    gateway = f"http://{tel.settings.address}:{tel.settings.otel_collector.http_port}"
+    query = f"https://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}"
+    gateway = f"https://{tel.settings.address}:{tel.settings.otel_collector.http_port}"  # the operator's certificate (span_load)
     backend = f"http://{app.settings.address}:{app.settings.backend.port}"
     print("== tracing: collector gateway -> Jaeger ==")
     throughput(StoreReader(query), tel, gateway, [int(r) for r in args.rates.split(",")], args.seconds, args.senders, args.batch)

@@ -54,11 +54,14 @@ class LabHost(NamedTuple):
 SUITE_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
 SUITES = tuple(SUITE_PYTHON)
 
-# name -> LabHost. Mirrors a small prod layout. app1 runs Debian 13 (trixie): the Node
-# backend's @sentry/node needs Node >= 20.19, which Debian 12 (Node 18) lacks; the
-# others stay on Debian 12 so that both releases are converged and tested.
+# name -> LabHost. Mirrors a small prod layout. Half the hosts run Debian 13 (trixie) and
+# half Debian 12, so that every role converges and is tested on both: each pair has one
+# of each (mon1 12, mon2 13), and app1 is 13 because the Node backend's @sentry/node
+# needs Node >= 20.19, which Debian 12 (Node 18) lacks.
 HOSTS = {
     "mon1": LabHost("10.213.0.11", ["monitoring"], "bookworm"),
+    # The second monitoring host: the Alertmanager cluster and the Prometheus pair (docs/alerting.md "Two monitoring hosts").
+    "mon2": LabHost("10.213.0.14", ["monitoring"], "trixie"),
     "tel1": LabHost("10.213.0.12", ["telemetry"], "bookworm"),
     "app1": LabHost("10.213.0.13", ["app"], "trixie"),
 }

@@ -20,6 +20,11 @@ def _generators() -> dict:
     return {
         "SENTINEL_S3_ACCESS_KEY": lambda: "lab" + secrets.token_hex(8),
         "SENTINEL_S3_SECRET_KEY": lambda: secrets.token_urlsafe(30),
+        # One key per consumer of the store: each account owns only its bucket (roles/object_store).
+        "SENTINEL_S3_LOKI_ACCESS_KEY": lambda: "labloki" + secrets.token_hex(8),
+        "SENTINEL_S3_LOKI_SECRET_KEY": lambda: secrets.token_urlsafe(30),
+        "SENTINEL_S3_TEMPO_ACCESS_KEY": lambda: "labtempo" + secrets.token_hex(8),
+        "SENTINEL_S3_TEMPO_SECRET_KEY": lambda: secrets.token_urlsafe(30),
         "SENTRY_STANDIN_KEY": lambda: secrets.token_hex(16),
         # Alert receivers: the Slack webhook URLs point at the lab's Slack stand-in,
         # one webhook (and token) per channel, like Slack's incoming webhooks.

@@ -105,6 +105,10 @@ def send(gateway: str, service: str, rate_per_s: float, seconds: float, per_requ
     result = SenderResult()
     http = requests.Session()
     http.trust_env = False
+    if gateway.startswith("https://"):  # the gateway requires a client certificate of the environment CA
+        from lab import operator_tls
+
+        http.cert, http.verify = operator_tls.operator_kwargs()["cert"], operator_tls.operator_kwargs()["verify"]
     url = f"{gateway}/v1/traces"
     headers = {"Content-Type": "application/x-protobuf"}
     traces_per_s = rate_per_s / SPANS_PER_TRACE

@@ -1,6 +1,6 @@
 """The bench's two "watch the watchers" cases (issue 25), at production Prometheus and Alertmanager timings.
 
-- Prometheus stopped (`systemctl stop prometheus` on mon1): seconds until the heartbeat
+- Prometheus stopped (`systemctl stop prometheus` on every monitoring host): seconds until the heartbeat
   stand-in's DOWN page. Alertmanager keeps the Watchdog until its endsAt, 4 evaluation
   intervals after Prometheus last sent it (--rules.alert.resend-delay = evaluation_interval),
   and calls the switch until then; the switch pages period + grace after the last call.
@@ -31,6 +31,7 @@ from roles.alerting.settings import AlertingSettings
 from roles.prometheus.settings import PrometheusSettings
 
 PROMETHEUS = f"https://{HOSTS['mon1'].address}:9090"
+MONITORING = [name for name, host in HOSTS.items() if "monitoring" in host.groups]
 ALERTMANAGER = f"https://{HOSTS['mon1'].address}:9093"
 SLACK_CRITICAL_BOT = "BCRITICAL"  # the critical channel's webhook in the lab (lab/secrets.py)
 FAILED_TO_SEND = "AlertmanagerFailedToSendAlerts"
@@ -71,10 +72,13 @@ def prometheus_stopped() -> tuple[dict[str, float], str]:
     wait_for("the Watchdog's calls at the heartbeat stand-in", lambda: received("heartbeat", kind="ping"), 120, 1)
     stopped_at = time.time()
     try:
-        run_on("mon1", "systemctl stop prometheus")
+        # Every monitoring host's: with a pair, the other Prometheus keeps the Watchdog firing.
+        for host in MONITORING:
+            run_on(host, "systemctl stop prometheus")
         down = wait_for("the heartbeat stand-in's DOWN page", lambda: received("heartbeat", kind="down"), 10 * 60, 1)[0]
     finally:
-        run_on("mon1", "systemctl start prometheus")
+        for host in MONITORING:
+            run_on(host, "systemctl start prometheus")
     paged = _at(down) - stopped_at
     calls = [_at(r) for r in received("heartbeat", kind="ping") if _at(r) < _at(down)]
     last_call = (max(calls) - stopped_at) if calls else 0.0

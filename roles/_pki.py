@@ -12,9 +12,14 @@ the CA's certificate, nothing else.
   carries its identity as a URI (`identity_uri`): exporter-toolkit's
   `client_allowed_sans` admits a client by it, so a valid certificate of the wrong
   component (app1's node_exporter against Alertmanager) is refused.
-- **Renewal**: a leaf lives LIFETIME and is issued again only inside the renewal
-  window (RENEW_BEFORE before its end), or when what it should say changed (names,
-  CA). A second converge finds the same files and changes nothing.
+- **Renewal**: a leaf lives the host's `tls.lifetime_days` (LIFETIME by default,
+  roles/_tls_settings.py) and is issued again only inside the renewal window
+  (`tls.renew_within_days`, RENEW_BEFORE by default, before its end), or when what it
+  should say changed (names, CA, lifetime). A second converge finds the same files and
+  changes nothing.
+- **The operator's CA** is checked by preflight before any host is touched
+  (`check_operator_ca`: the pair matches, it is a CA, it outlives a leaf issued now), and
+  again when opened here; the refusals name the secret and the fix, never key material.
 
 The directory is 0700 and every key in it 0600; the operator's client certificate
 ("operator", for amtool, the lab's tests and benches) is issued here too.
@@ -31,13 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-LIFETIME = dt.timedelta(days=30)
-RENEW_BEFORE = dt.timedelta(days=10)
+from roles._tls_settings import DEFAULT_LIFETIME_DAYS, DEFAULT_RENEW_WITHIN_DAYS
+
+# The defaults of the `tls` settings block; a host's own come from its settings (roles/_tls.py).
+LIFETIME = dt.timedelta(days=DEFAULT_LIFETIME_DAYS)
+RENEW_BEFORE = dt.timedelta(days=DEFAULT_RENEW_WITHIN_DAYS)
 CA_LIFETIME = dt.timedelta(days=3650)
 # Clocks of hosts a little behind the controller still accept a certificate issued now.
 BACKDATE = dt.timedelta(minutes=5)
@@ -48,7 +56,13 @@ OPERATOR = "operator"
 
 
 class PkiError(ValueError):
-    """The CA cannot be used; the message names the fix and never holds key material."""
+    """The CA cannot be used; the message names the fix and never holds key material.
+
+    `key`: the secret (or file) at fault, for preflight's report; `problem` and `fix` as in SettingsError."""
+
+    def __init__(self, problem: str, fix: str, key: str = CA_CERT_SECRET):
+        self.key, self.problem, self.fix = key, problem, fix
+        super().__init__(f"{problem}. Fix: {fix}")
 
 
 def pki_dir(environment: str) -> Path:
@@ -114,13 +128,15 @@ class CertificateAuthority:
 
     @classmethod
     def open(cls, environment: str, directory: Path | None = None, operator_cert: str | None = None,
-             operator_key: str | None = None, now: dt.datetime | None = None) -> "CertificateAuthority":
-        """The operator's CA when given (PEMs), else the directory's own, made on first use."""
+             operator_key: str | None = None, now: dt.datetime | None = None,
+             lifetime: dt.timedelta = LIFETIME) -> "CertificateAuthority":
+        """The operator's CA when given (PEMs), else the directory's own, made on first use.
+        `lifetime`: the longest a leaf it issues lives (the operator's CA must outlive one issued now)."""
         directory = directory or pki_dir(environment)
         now = now or _now()
         _private_dir(directory)
         if operator_cert or operator_key:
-            cert, key = _operator_ca(operator_cert, operator_key, now)
+            cert, key = check_operator_ca(operator_cert, operator_key, lifetime, now)
             return cls(directory, environment, cert, key)
         with _locked(directory):
             cert_path, key_path = directory / "ca.crt", directory / "ca.key"
@@ -164,7 +180,7 @@ class CertificateAuthority:
             if cert_path.exists() and key_path.exists():
                 cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
                 key = serialization.load_pem_private_key(key_path.read_bytes(), None)
-                if self._still_good(cert, key, wanted, now, renew_before):
+                if self._still_good(cert, key, wanted, now, lifetime, renew_before):
                     return self._leaf(name, cert, key_path.read_bytes())
             key = ec.generate_private_key(ec.SECP256R1())
             builder = (
@@ -191,7 +207,7 @@ class CertificateAuthority:
                     cert.not_valid_after_utc)
 
     def _still_good(self, cert: x509.Certificate, key, wanted: list[x509.GeneralName], now: dt.datetime,
-                    renew_before: dt.timedelta) -> bool:
+                    lifetime: dt.timedelta, renew_before: dt.timedelta) -> bool:
         if cert.public_key().public_numbers() != key.public_key().public_numbers():
             return False
         if cert.issuer != self.cert.subject or not _signed_by(cert, self.cert):
@@ -202,12 +218,14 @@ class CertificateAuthority:
             return False
         if sorted(map(repr, names)) != sorted(map(repr, wanted)):
             return False
+        if cert.not_valid_after_utc - cert.not_valid_before_utc != lifetime + BACKDATE:
+            return False  # issued for another tls.lifetime_days: the new lifetime applies now, not at the next renewal
         return cert.not_valid_after_utc - now > renew_before
 
-    def operator_files(self) -> tuple[Path, Path, Path]:
+    def operator_files(self, lifetime: dt.timedelta = LIFETIME, renew_before: dt.timedelta = RENEW_BEFORE) -> tuple[Path, Path, Path]:
         """(CA, certificate, key) files of the operator's client identity, issued when due: for amtool,
         curl, the lab's tests. They stay on the controller."""
-        leaf = self.issue(None, OPERATOR)
+        leaf = self.issue(None, OPERATOR, lifetime=lifetime, renew_before=renew_before)
         leaves = self.directory / "leaves"
         ca = self.directory / "ca-bundle.crt"
         if not ca.exists() or ca.read_text() != self.ca_pem:
@@ -237,32 +255,86 @@ def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     return True
 
 
-def _operator_ca(cert_pem: str | None, key_pem: str | None, now: dt.datetime):
+def check_operator_ca(cert_pem: str | None, key_pem: str | None, lifetime: dt.timedelta = LIFETIME,
+                      now: dt.datetime | None = None):
+    """(certificate, key) of the operator's CA, or PkiError naming the secret and the fix.
+
+    Refused: half given, not PEM, a key that is not the certificate's, a key the CA cannot sign
+    with here (EC and RSA only), a certificate that is not a CA (basicConstraints CA:TRUE, and
+    keyCertSign when it has a key usage), not valid yet, expired, or ending before a leaf issued
+    now (`lifetime`) would. Preflight runs this before any host is touched; no message holds key
+    material."""
+    now = now or _now()
     if not cert_pem or not key_pem:
-        missing = CA_KEY_SECRET if cert_pem else CA_CERT_SECRET
-        raise PkiError(f"the operator's CA is half given: {missing} is not set; set both {CA_CERT_SECRET} and {CA_KEY_SECRET} "
-                       "(PEM), or neither to let the toolkit keep its own CA")
+        missing, given = (CA_KEY_SECRET, CA_CERT_SECRET) if cert_pem else (CA_CERT_SECRET, CA_KEY_SECRET)
+        raise PkiError(f"the operator's CA is half given: {missing} is not set ({given} is)",
+                       f"set both {CA_CERT_SECRET} and {CA_KEY_SECRET} (PEM), or neither to let the toolkit keep its own CA", missing)
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
-    except ValueError:
-        raise PkiError(f"{CA_CERT_SECRET} is not a PEM certificate; give the CA's certificate (-----BEGIN CERTIFICATE-----)") from None
+        cert.public_key()  # a key type cryptography cannot read is refused here, not while issuing
+    except (ValueError, UnsupportedAlgorithm):
+        raise PkiError(f"{CA_CERT_SECRET} is not a PEM certificate",
+                       "give the CA's certificate (-----BEGIN CERTIFICATE-----)", CA_CERT_SECRET) from None
     try:
         key = serialization.load_pem_private_key(key_pem.encode(), None)
-    except (ValueError, TypeError):
-        raise PkiError(f"{CA_KEY_SECRET} is not an unencrypted PEM private key; give the CA's key without a passphrase") from None
-    if cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != \
-            key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
-        raise PkiError(f"the key in {CA_KEY_SECRET} does not match the certificate in {CA_CERT_SECRET}; give the pair that belongs together")
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise PkiError(f"{CA_KEY_SECRET} is not an unencrypted PEM private key",
+                       "give the CA's key without a passphrase (openssl pkey -in ca.key -out ca-plain.key)", CA_KEY_SECRET) from None
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        raise PkiError(f"the key in {CA_KEY_SECRET} is neither EC nor RSA; the toolkit signs with SHA-256 and cannot use it",
+                       "give a CA with an EC (P-256, P-384) or RSA key", CA_KEY_SECRET)
+    if _public(cert.public_key()) != _public(key.public_key()):
+        raise PkiError(f"the key in {CA_KEY_SECRET} does not match the certificate in {CA_CERT_SECRET}",
+                       "give the pair that belongs together (openssl x509 -pubkey and openssl pkey -pubout print the same key)",
+                       CA_KEY_SECRET)
     try:
-        ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
-        ca = False
-    if not ca:
-        raise PkiError(f"the certificate in {CA_CERT_SECRET} is not a CA (basicConstraints CA:TRUE); give the issuing CA's certificate")
-    if cert.not_valid_after_utc <= now + LIFETIME:
-        raise PkiError(f"the CA in {CA_CERT_SECRET} expires {cert.not_valid_after_utc:%Y-%m-%d}, before a certificate issued now would; "
-                       "renew the CA and give the new pair")
+        is_ca = False
+    try:
+        signs = cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+    except x509.ExtensionNotFound:
+        signs = True  # no key usage: not restricted
+    if not is_ca or not signs:
+        what = "basicConstraints CA:TRUE" if not is_ca else "the keyCertSign key usage"
+        raise PkiError(f"the certificate in {CA_CERT_SECRET} is not a CA (it lacks {what})",
+                       "give the issuing CA's certificate and key, not a leaf's", CA_CERT_SECRET)
+    if cert.not_valid_before_utc > now:
+        raise PkiError(f"the CA in {CA_CERT_SECRET} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
+                       "check the controller's clock, or give a CA valid now", CA_CERT_SECRET)
+    if cert.not_valid_after_utc <= now:
+        raise PkiError(f"the CA in {CA_CERT_SECRET} expired on {cert.not_valid_after_utc:%Y-%m-%d}",
+                       "renew the CA and give the new pair (both secrets)", CA_CERT_SECRET)
+    if cert.not_valid_after_utc <= now + lifetime:
+        raise PkiError(
+            f"the CA in {CA_CERT_SECRET} expires {cert.not_valid_after_utc:%Y-%m-%d}, before a certificate issued now "
+            f"(tls.lifetime_days {lifetime.days}) would",
+            "renew the CA and give the new pair, or lower tls.lifetime_days below the days the CA has left", CA_CERT_SECRET)
     return cert, key
+
+
+def _public(public_key) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def check_own_ca(environment: str, lifetime: dt.timedelta = LIFETIME, now: dt.datetime | None = None) -> None:
+    """The toolkit's own CA, when the PKI directory has one: PkiError when it ends before a leaf issued
+    now would. Reads the certificate only; makes nothing."""
+    cert_path = pki_dir(environment) / "ca.crt"
+    if not cert_path.is_file():
+        return
+    now = now or _now()
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except ValueError:
+        raise PkiError(f"{cert_path} is not a PEM certificate",
+                       "restore the PKI directory from its backup (docs/tls.md)", str(cert_path)) from None
+    if cert.not_valid_after_utc <= now + lifetime:
+        raise PkiError(
+            f"the environment CA {cert_path} expires {cert.not_valid_after_utc:%Y-%m-%d}, before a certificate issued now "
+            f"(tls.lifetime_days {lifetime.days}) would",
+            "give a new CA as SENTINEL_TLS_CA_CERT and SENTINEL_TLS_CA_KEY (or move the directory aside for a new own CA; "
+            "every host's certificate is then issued again)", str(cert_path))
 
 
 def _private_dir(path: Path) -> None:
@@ -281,12 +353,21 @@ def _locked(directory: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def environment_ca(environment: str) -> CertificateAuthority:
-    """The run's CA: the operator's from the secrets when set, else the PKI directory's own."""
+def operator_ca_secrets() -> tuple[str | None, str | None]:
+    """(certificate, key) PEMs of the operator's CA from the secrets, None where unset."""
     from roles._secrets import SecretProblem, read_secret
 
-    try:
-        cert, key = read_secret(CA_CERT_SECRET, multi_line=True), read_secret(CA_KEY_SECRET, multi_line=True)
-    except SecretProblem as err:
-        raise PkiError(str(err)) from None
-    return CertificateAuthority.open(environment, operator_cert=cert, operator_key=key)
+    values = []
+    for name in (CA_CERT_SECRET, CA_KEY_SECRET):
+        try:
+            values.append(read_secret(name, multi_line=True))
+        except SecretProblem as err:
+            raise PkiError(err.problem, err.fix, name) from None
+    return values[0], values[1]
+
+
+def environment_ca(environment: str, lifetime: dt.timedelta = LIFETIME) -> CertificateAuthority:
+    """The run's CA: the operator's from the secrets when set, else the PKI directory's own.
+    `lifetime`: the longest-lived leaf it will issue (the hosts' tls.lifetime_days)."""
+    cert, key = operator_ca_secrets()
+    return CertificateAuthority.open(environment, operator_cert=cert, operator_key=key, lifetime=lifetime)

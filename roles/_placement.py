@@ -107,6 +107,11 @@ def _grafana(s: "Settings"):
     return (ListenerSpec("grafana.http", s.grafana.http_port, "host", "dashboards, HTTP API, /metrics"),)
 
 
+def _grafana_ha(s: "Settings"):
+    # Not Grafana's default 9094: Alertmanager's gossip holds it on the same hosts.
+    return (ListenerSpec("grafana.ha", s.grafana.ha_port, "host", "gossip between Grafanas (unified alerting HA)", ("tcp", "udp")),)
+
+
 def _object_store(s: "Settings"):
     return (ListenerSpec("object_store.s3", s.object_store.listen_port, "local", "S3 API for the stores on this host"),)
 
@@ -135,7 +140,14 @@ def _tempo(s: "Settings"):
 
 
 def _victorialogs(s: "Settings"):
-    return (ListenerSpec("victorialogs.http", s.victorialogs.port, "host", "OTLP logs in, queries, deletes, /metrics"),)
+    v = s.victorialogs
+    return (
+        # Served by the authenticating front (nginx, roles/victorialogs/front.py): TLS, a client
+        # certificate from the environment CA, and each identity admitted to its own paths only.
+        ListenerSpec("victorialogs.http", v.port, "host", "the store's front (mTLS): OTLP logs in, queries, deletes, /metrics"),
+        # VictoriaLogs itself, behind the front: it cannot require or check a client certificate.
+        ListenerSpec("victorialogs.local", v.local_port, "local", "VictoriaLogs itself, behind its front"),
+    )
 
 
 def _loki(s: "Settings"):
@@ -180,11 +192,57 @@ def _s3(block: str, owner: str):
         if block == "traces.tempo" and settings.backend != "s3":
             return ()
         return (
-            SecretUse(f"{block}.access_key_secret", settings.access_key_secret, "s3_key", True, owner),
+            SecretUse(f"{block}.access_key_secret", settings.access_key_secret, "s3_access_key", True, owner),
             SecretUse(f"{block}.secret_key_secret", settings.secret_key_secret, "s3_key", True, owner),
         )
 
     return uses
+
+
+@dataclass(frozen=True)
+class S3Account:
+    """A consumer's account on the store: a versitygw `user` that owns `bucket` and nothing else.
+
+    `key` is the settings block naming the bucket and the two secrets (e.g. "loki").
+    """
+
+    name: str
+    key: str
+    bucket: str
+    access_key_secret: str
+    secret_key_secret: str
+
+
+def s3_accounts(settings: "Settings") -> tuple[S3Account, ...]:
+    """One account per consumer whose bucket the store creates, whether or not the consumer runs here.
+
+    A bucket the store creates gets its owner: the consumer whose settings name it (the lab
+    creates the buckets, and so their accounts, without running Loki or Tempo). A bucket no
+    consumer names stays the root's.
+    """
+    buckets = settings.object_store.buckets
+    found = []
+    for name, key, block in (("loki", "loki", settings.loki), ("tempo", "traces.tempo", settings.traces.tempo)):
+        if block.bucket in buckets:
+            found.append(S3Account(name, key, block.bucket, block.access_key_secret, block.secret_key_secret))
+    return tuple(found)
+
+
+def _object_store_secrets(s: "Settings"):
+    # The root key, and the key of every consumer whose account the store creates (its bucket is one of
+    # object_store.buckets), whether or not the consumer runs on this host.
+    store = s.object_store
+    found = [
+        SecretUse("object_store.access_key_secret", store.access_key_secret, "s3_key", True, "the store credential"),
+        SecretUse("object_store.secret_key_secret", store.secret_key_secret, "s3_key", True, "the store credential"),
+    ]
+    for account in s3_accounts(s):
+        what = f"the object store creates {account.name}'s account, owner of bucket {account.bucket!r}, but its"
+        found += [
+            SecretUse(f"{account.key}.access_key_secret", account.access_key_secret, "s3_access_key", True, f"{what} access key"),
+            SecretUse(f"{account.key}.secret_key_secret", account.secret_key_secret, "s3_key", True, f"{what} secret key"),
+        ]
+    return tuple(found)
 
 
 def _alerting_secrets(s: "Settings"):
@@ -239,12 +297,12 @@ COMPONENTS: tuple[Component, ...] = (
     Component("sshd", ALL, _ssh),
     Component("firewall", ALL, when=lambda s: s.firewall.enabled, condition="firewall.enabled", units=lambda s: ("sentinel-firewall",)),
     Component("node_exporter", ALL, _node_exporter, artifact="node_exporter"),
-    Component("object_store", ("telemetry",), _object_store, secrets=_s3("object_store", "the store credential"), artifact="versitygw"),
+    Component("object_store", ("telemetry",), _object_store, secrets=_object_store_secrets, artifact="versitygw"),
     Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger", condition="traces.store: jaeger", artifact="jaeger"),
     Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo", secrets=_s3("traces.tempo", "Tempo's S3 credential"),
               artifact="tempo"),
     Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs", condition="logs.store: victorialogs", artifact="victorialogs",
-              units=lambda s: ("victorialogs", "victorialogs-retention")),
+              units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front")),
     Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki", secrets=_s3("loki", "Loki's S3 credential"), artifact="loki"),
     Component("otelcol", ("telemetry", "app"), _collector, artifact="otelcol"),
     Component("gateway", ("telemetry",), _gateway),
@@ -261,9 +319,21 @@ COMPONENTS: tuple[Component, ...] = (
     Component("backend", ("app",), _backend, secrets=_backend_secrets, units=lambda s: (s.backend.unit.removesuffix(".service"),)),
 )
 
-# The gossip port exists only with peers: the topology adds it when the environment
-# has more than one Alertmanager.
-ALERTMANAGER_CLUSTER_LISTENERS = _alertmanager_cluster
+@dataclass(frozen=True)
+class PeerListeners:
+    """A component's gossip listeners, which exist only with peers: the topology adds them on
+    every member when the environment has more than one (`member`: the host runs the process)."""
+
+    component: str
+    listeners: Callable[["Settings"], tuple[ListenerSpec, ...]]
+    member: Callable[["Settings"], bool] = lambda s: True
+
+
+PEER_LISTENERS = (
+    PeerListeners("alertmanager", _alertmanager_cluster),
+    # Grafana's unified alerting HA (ha_peers); only where its binary runs.
+    PeerListeners("grafana", _grafana_ha, member=lambda s: s.grafana.install_binary),
+)
 
 
 def component(name: str) -> Component:

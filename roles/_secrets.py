@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from roles._environment import Environment
 
 Kind = Literal[
-    "s3_key", "slack_webhook", "pagerduty_key", "smtp_password", "sentry_dsn", "sentry_token", "grafana_admin_password",
+    "s3_key", "s3_access_key", "slack_webhook", "pagerduty_key", "smtp_password", "sentry_dsn", "sentry_token", "grafana_admin_password",
     "db_password", "grafana_token", "ssh_private_key", "heartbeat_url",
 ]
 # The only kind whose value spans lines: an OpenSSH private key file. Its lines are
@@ -45,6 +45,10 @@ class Secret:
 SECRETS: dict[str, Secret] = {
     "SENTINEL_S3_ACCESS_KEY": Secret("s3_key", "versitygw root access key (telemetry hosts)"),
     "SENTINEL_S3_SECRET_KEY": Secret("s3_key", "versitygw root secret key (telemetry hosts)"),
+    "SENTINEL_S3_LOKI_ACCESS_KEY": Secret("s3_access_key", "Loki's own S3 access key: an account owning only the loki bucket (telemetry hosts)"),
+    "SENTINEL_S3_LOKI_SECRET_KEY": Secret("s3_key", "Loki's own S3 secret key (telemetry hosts)"),
+    "SENTINEL_S3_TEMPO_ACCESS_KEY": Secret("s3_access_key", "Tempo's own S3 access key: an account owning only the tempo bucket (telemetry hosts)"),
+    "SENTINEL_S3_TEMPO_SECRET_KEY": Secret("s3_key", "Tempo's own S3 secret key (telemetry hosts)"),
     "SENTRY_DSN": Secret("sentry_dsn", "the backend's Sentry DSN; unset = Sentry off (app hosts)"),
     "SENTRY_AUTH_TOKEN": Secret("sentry_token", "sentry-cli token for releases and source maps (app hosts)"),
     "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL": Secret("slack_webhook", "Slack webhook of #critical-alerts (monitoring hosts)"),
@@ -184,6 +188,16 @@ def _grafana_admin_password(value: str, environment: str) -> SecretProblem | Non
     )
 
 
+def _s3_access_key(value: str, environment: str) -> SecretProblem | None:
+    # A consumer's key id names its account in the store's admin API (URLs, XML): AWS-like characters only.
+    if re.fullmatch(r"[A-Za-z0-9._~-]{3,128}", value):
+        return None
+    return SecretProblem(
+        "is not an S3 access key id (3 to 128 letters, digits, '.', '_', '~' or '-')",
+        "generate one, e.g. `openssl rand -hex 10`",
+    )
+
+
 def _printable(value: str, environment: str) -> SecretProblem | None:
     return None  # control characters are refused for every secret by read_secret
 
@@ -231,6 +245,7 @@ def _ssh_private_key(value: str, environment: str) -> SecretProblem | None:
 
 CHECKS: dict[Kind, Callable[[str, str], SecretProblem | None]] = {
     "s3_key": _printable,
+    "s3_access_key": _s3_access_key,
     "slack_webhook": _slack_webhook,
     "pagerduty_key": _pagerduty_key,
     "smtp_password": _printable,

@@ -30,6 +30,7 @@ from roles.object_store.settings import ObjectStoreSettings
 from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
 from roles.prometheus.settings import PrometheusSettings
 from roles.retention.settings import RetentionPolicy
+from roles._tls_settings import TlsSettings
 from roles.victorialogs.settings import VictoriaLogsSettings
 
 ROLE_GROUPS = ("monitoring", "telemetry", "app")
@@ -78,6 +79,9 @@ class Settings(Model):
         GrafanaBackupSettings(), description="The Grafana backup job: export to git daily (monitoring hosts)."
     )
     firewall: FirewallSettings = Field(FirewallSettings(), description="The host firewall generated from the topology (every host).")
+    tls: TlsSettings = Field(
+        TlsSettings(), description="TLS and client certificates from the environment CA: their lifetime and renewal (every host, docs/tls.md)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -108,7 +112,9 @@ class Settings(Model):
             (self._lab_only_shortcuts, {"artifact_base_url", "alerting", "grafana_backup", "backend"}),
             (self._secrets_travel_encrypted, {"alerting", "grafana"}),
             (self._buckets_exist, {"logs", "loki", "traces", "object_store"}),
+            (self._s3_keys_apart, {"loki", "traces", "object_store"}),
             (self._one_writer_of_the_backup_token, {"grafana_backup", "grafana"}),
+            (self._tls_stays_on, {"tls"}),
         ):
             if not reads & skipped:
                 problems += check()
@@ -190,6 +196,48 @@ class Settings(Model):
             for key, bucket in chosen
             if bucket not in self.object_store.buckets
         ]
+
+    def _s3_keys_apart(self) -> list[SettingsError]:
+        # One key per consumer, each owning only its bucket; the root key only in the store's own files.
+        from roles._placement import s3_accounts
+
+        store, problems = self.object_store, []
+        taken = {store.access_key_secret: "object_store.access_key_secret", store.secret_key_secret: "object_store.secret_key_secret"}
+        owners: dict[str, str] = {}
+        for account in s3_accounts(self):
+            if account.bucket in owners:
+                problems.append(SettingsError(
+                    f"{account.key}.bucket", f"{account.bucket!r} is also the bucket of {owners[account.bucket]}",
+                    "give each consumer its own bucket (and list it in object_store.buckets)",
+                ))
+            owners.setdefault(account.bucket, account.key)
+            for field in ("access_key_secret", "secret_key_secret"):
+                name, key = getattr(account, field), f"{account.key}.{field}"
+                if name in taken:
+                    whose = "the store's root key" if taken[name].startswith("object_store.") else "another consumer's key"
+                    problems.append(SettingsError(
+                        key, f"names {name}, already {taken[name]} ({whose})",
+                        f"give {account.key} its own secret, e.g. SENTINEL_S3_{account.name.upper()}_{field.removesuffix('_secret').upper()}",
+                    ))
+                taken.setdefault(name, key)
+        return problems
+
+    def _tls_stays_on(self) -> list[SettingsError]:
+        # The roles have no plain-text mode: every listener requires a client certificate and every
+        # client speaks https (roles/_tls.py). Outside dev and the lab, plain text would also carry
+        # Grafana's logins, the backup token and alert payloads in clear (issue 22).
+        if self.tls.enabled:
+            return []
+        if self.environment in ("prod", "staging"):
+            problem = (f"is false in {self.environment}: without TLS, logins, tokens, alert payloads and member ids would "
+                       "cross the network in clear and any host could call the listeners (and the roles have no plain-text mode)")
+        else:
+            problem = f"is false in {self.environment}: plain-text mode is not supported (every listener requires TLS and a client certificate)"
+        return [SettingsError(
+            "tls.enabled", problem,
+            "remove tls.enabled (TLS stays on; docs/tls.md). To reach a listener by hand, use the operator's certificate "
+            "(operator-http-config.yml in the PKI directory)",
+        )]
 
     def _one_writer_of_the_backup_token(self) -> list[SettingsError]:
         # The Grafana role creates the backup job's token and writes it where the job reads it;

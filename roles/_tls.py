@@ -1,5 +1,6 @@
 """TLS and client-certificate identity for the exporter-toolkit listeners (Prometheus, Alertmanager,
-node_exporter), from the environment CA (roles/_pki.py) and the topology.
+node_exporter) and the collector gateway's OTLP listeners, from the environment CA (roles/_pki.py)
+and the topology.
 
 A listener of TLS_LISTENERS serves the certificate of its host and component, requires a
 client certificate from the environment CA (`RequireAndVerifyClientCert`, TLS 1.2 at least)
@@ -12,15 +13,19 @@ On the host, under /etc/<service>/tls: ca.crt and <service>.crt 0644, <service>.
 root:<service>, each checked with openssl before it replaces the live one. exporter-toolkit
 reads the web config and the files on every new connection, so a renewed certificate is
 served without a restart.
+
+A certificate lives the host's `tls.lifetime_days` and is renewed in its last
+`tls.renew_within_days` (roles/_tls_settings.py; 30 and 10 by default).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from roles._pki import OPERATOR, CertificateAuthority, Leaf, environment_ca, identity_uri
+from roles._pki import LIFETIME, OPERATOR, CertificateAuthority, Leaf, environment_ca, identity_uri
 from roles._service import ConfigFile
 from roles._service.render import dump_yaml
 
@@ -34,13 +39,43 @@ TLS_LISTENERS = {
     "alertmanager.web": "alertmanager",
     "node_exporter.metrics": "node_exporter",
 }
+# The stores' listeners served over TLS with client certificates (issue 22), and the component whose
+# certificate they serve. Not exporter-toolkit: VictoriaLogs is served by its authenticating front
+# (nginx, roles/victorialogs/front.py), which admits each identity to its own paths; Jaeger by configtls
+# (the environment CA, no name check: docs/tls.md "The stores"); Loki and Tempo by dskit (rendered only).
+STORE_TLS_LISTENERS = {
+    "victorialogs.http": "victorialogs",
+    "jaeger.otlp_http": "jaeger",
+    "jaeger.query": "jaeger",
+    "loki.http": "loki",
+    "tempo.http": "tempo",
+    "tempo.otlp_http": "tempo",
+}
+# Listeners served over https with the environment CA's certificate that do not ask for a client
+# certificate (their users are browsers): their clients use https and verify the CA all the same.
+HTTPS_LISTENERS = {
+    "grafana.http": "grafana",
+}
 MIN_VERSION = "TLS12"
 # The cert-expiry alert's metric: one textfile per service (node_exporter's textfile collector).
 EXPIRY_METRIC = "sentinel_tls_certificate_not_after_seconds"
 
 
+# The collector gateway's OTLP listeners (configtls in the otlp receiver): TLS 1.2 at least with the
+# gateway's certificate, and a client certificate of the environment CA required (`client_ca_file`).
+# configtls has no list of allowed identities: any certificate of the CA gets in, so the firewall
+# (the topology's flows) confines who reaches these ports and the CA issues only to topology members
+# (docs/tls.md "The collector gateway").
+OTLP_TLS_LISTENERS = {
+    "gateway.otlp_grpc": "gateway",
+    "gateway.otlp_http": "gateway",
+}
+CONFIGTLS_MIN_VERSION = "1.2"  # configtls's spelling of TLS12
+
+
 def is_tls(listener: str) -> bool:
-    return listener in TLS_LISTENERS
+    """Whether clients reach `listener` over TLS (with or without a client certificate)."""
+    return listener in TLS_LISTENERS or listener in OTLP_TLS_LISTENERS or listener in STORE_TLS_LISTENERS or listener in HTTPS_LISTENERS
 
 
 @dataclass(frozen=True)
@@ -76,8 +111,13 @@ class TlsPaths:
 
 
 @functools.cache
-def _ca(environment: str) -> CertificateAuthority:
-    return environment_ca(environment)
+def _ca(environment: str, lifetime_days: int) -> CertificateAuthority:
+    return environment_ca(environment, dt.timedelta(days=lifetime_days))
+
+
+def ca_pem(ctx: "HostContext") -> str:
+    """The environment CA's certificate (PEM), for clients that verify a listener with it."""
+    return _ca(ctx.environment, ctx.settings.tls.lifetime_days).ca_pem
 
 
 def server_names(topology: "Topology", host: str, listener: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -103,10 +143,12 @@ def _is_ip(value: str) -> bool:
 
 
 def leaf(ctx: "HostContext", service: str, listener: str | None = None, ca: CertificateAuthority | None = None) -> Leaf:
-    """This host's certificate for `service` (a server's names from its `listener`, else a client's identity only)."""
-    ca = ca or _ca(ctx.environment)
+    """This host's certificate for `service` (a server's names from its `listener`, else a client's identity only),
+    living the host's tls.lifetime_days and renewed in its last tls.renew_within_days (roles/_tls_settings.py)."""
+    tls = ctx.settings.tls
+    ca = ca or _ca(ctx.environment, tls.lifetime_days)
     dns, ips = server_names(ctx.topology, ctx.name, listener) if listener else ((), ())
-    return ca.issue(ctx.name, service, dns, ips)
+    return ca.issue(ctx.name, service, dns, ips, lifetime=tls.lifetime, renew_before=tls.renew_before)
 
 
 def allowed_clients(topology: "Topology", host: str, listener: str) -> list[str]:
@@ -140,6 +182,16 @@ def client_tls_config(paths: TlsPaths, server_name: str | None = None) -> dict:
     return config
 
 
+def otlp_sdk_env(paths: TlsPaths) -> dict[str, str]:
+    """What an OpenTelemetry SDK reads for OTLP over TLS with a client certificate (the spec's
+    OTEL_EXPORTER_OTLP_* variables; @opentelemetry/otlp-exporter-base reads all three in Node)."""
+    return {
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": paths.ca,
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": paths.cert,
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY": paths.key,
+    }
+
+
 def tls_files(service: str, certificate: Leaf) -> tuple[ConfigFile, ...]:
     """The CA, certificate and key as files checked with openssl on the host (the key last: it must match)."""
     paths = TlsPaths(service)
@@ -160,3 +212,44 @@ def expiry_textfile(service: str, certificate: Leaf) -> str:
         f"# TYPE {EXPIRY_METRIC} gauge\n"
         f'{EXPIRY_METRIC}{{service="{service}",certificate="{certificate.name}"}} {int(certificate.not_after.timestamp())}\n'
     )
+
+
+# --- identities that are not a host's component (issue 22: the stores) ---------------------------
+
+# The erasure command's identity (python -m roles.retention.erase, run on the controller like the
+# operator's tools): the only one besides the store's own retention job that VictoriaLogs' delete API admits.
+ERASURE = "erasure"
+
+
+def common_name(host: str | None, component: str) -> str:
+    """The subject CN the CA gives a leaf (roles/_pki.py `issue`: "<host>.<component>", or the component
+    alone for the controller's identities). nginx can match a client by its subject, not by its URI SAN."""
+    return f"{host}.{component}" if host else component
+
+
+def controller_identity(environment: str, component: str) -> tuple[str, str, str]:
+    """(CA bundle, certificate, key) paths of a controller-side identity (`ERASURE`), issued when due.
+    The files stay in the PKI directory on the controller, next to the operator's."""
+    ca = _ca(environment, LIFETIME.days)  # a controller-side identity: the default lifetime, as the operator's
+    bundle, _, _ = ca.operator_files()
+    issued = ca.issue(None, component)
+    leaves = ca.directory / "leaves"
+    return str(bundle), str(leaves / f"{issued.name}.crt"), str(leaves / f"{issued.name}.key")
+
+
+def configtls_server(paths: TlsPaths) -> dict:
+    """An OpenTelemetry collector `tls` block (configtls ServerConfig: Jaeger's OTLP receiver and query
+    server): the service's certificate, client certificates required from the environment CA."""
+    return {"cert_file": paths.cert, "key_file": paths.key, "client_ca_file": paths.ca, "min_version": CONFIGTLS_MIN_VERSION}
+
+
+def configtls_client(paths: TlsPaths) -> dict:
+    """An OpenTelemetry collector exporter's `tls` block (configtls ClientConfig) with the service's identity."""
+    return {"ca_file": paths.ca, "cert_file": paths.cert, "key_file": paths.key, "min_version": CONFIGTLS_MIN_VERSION}
+
+
+def dskit_server_tls(paths: TlsPaths) -> dict:
+    """Loki's and Tempo's `server.http_tls_config` / `grpc_tls_config` (dskit): client certificates
+    required and checked against the environment CA."""
+    return {"cert_file": paths.cert, "key_file": paths.key, "client_auth_type": "RequireAndVerifyClientCert",
+            "client_ca_file": paths.ca}

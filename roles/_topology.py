@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable
 
 from roles._model import SettingsError, SettingsErrors
 from roles._net import host_port
-from roles._placement import ALERTMANAGER_CLUSTER_LISTENERS, COMPONENTS, ListenerSpec
+from roles._placement import COMPONENTS, PEER_LISTENERS, ListenerSpec
 
 if TYPE_CHECKING:
     from roles._environment import EnvHost, Environment
@@ -119,6 +119,7 @@ FLOWS: tuple[Flow, ...] = (
     Flow("grafana", "tempo.http", "datasource"),
     Flow("grafana", "victorialogs.http", "datasource"),
     Flow("grafana", "loki.http", "datasource"),
+    Flow("grafana", "grafana.ha", "gossip alert notification state (unified alerting HA)"),
     Flow("grafana_backup", "grafana.http", "export dashboards"),
     Flow("tempo", "object_store.s3", "blocks"),
     Flow("loki", "object_store.s3", "chunks"),
@@ -172,8 +173,10 @@ class Topology:
             for c in COMPONENTS:
                 if host.name in self.runs[c.name]:
                     listeners += [self._listener(host, c.name, spec) for spec in c.listeners(host.settings)]
-            if "monitoring" in host.groups and len(self.runs["alertmanager"]) > 1:
-                listeners += [self._listener(host, "alertmanager", s) for s in ALERTMANAGER_CLUSTER_LISTENERS(host.settings)]
+        for peers in PEER_LISTENERS:  # gossip ports: only with more than one member
+            members = [h for h in environment.hosts if h.name in self.runs[peers.component] and peers.member(h.settings)]
+            if len(members) > 1:
+                listeners += [self._listener(h, peers.component, spec) for h in members for spec in peers.listeners(h.settings)]
         self.listeners = tuple(listeners)
         valid = [h for h in environment.hosts if h.name not in unchecked]
         problems = _check_hosts(valid) + self._check_ports([h.name for h in valid]) + self._check_single_telemetry()
@@ -397,8 +400,9 @@ def flow_table() -> list[tuple[str, str, int, str, str, str]]:
 def _specs_of(component) -> tuple[ListenerSpec, ...]:
     """A component's listeners with the default settings (the docs' table, the names `allow` may use)."""
     specs = component.listeners(_default_settings())
-    if component.name == "alertmanager":
-        specs += ALERTMANAGER_CLUSTER_LISTENERS(_default_settings())
+    for peers in PEER_LISTENERS:
+        if peers.component == component.name:
+            specs += peers.listeners(_default_settings())
     return specs
 
 
@@ -420,11 +424,11 @@ _HINTS = {
     "node_exporter": "node_exporter.listen_port",
     "prometheus": "prometheus.listen_port",
     "alertmanager": "alerting.listen_port / alerting.cluster_port",
-    "grafana": "grafana.http_port",
+    "grafana": "grafana.http_port / grafana.ha_port",
     "object_store": "object_store.listen_port",
     "jaeger": "traces.otlp_*_port / traces.jaeger.*_port",
     "tempo": "traces.otlp_*_port / traces.tempo.*_port",
-    "victorialogs": "victorialogs.port",
+    "victorialogs": "victorialogs.port / victorialogs.local_port",
     "loki": "loki.http_port / loki.grpc_port",
     "otelcol": "otel_collector.metrics_port / health_port",
     "gateway": "otel_collector.grpc_port / http_port",

@@ -66,6 +66,7 @@ def check_environment(environment: Environment, unchecked: Mapping[str, Collecti
     else:
         _collect(problems, lambda: environment.topology)
     secrets = _collect(problems, resolve_secrets, environment, unchecked)
+    _collect(problems, check_tls, environment, unchecked)
     monitoring = environment.group("monitoring")
     catalog_checked = False
     for host in monitoring:
@@ -79,6 +80,29 @@ def check_environment(environment: Environment, unchecked: Mapping[str, Collecti
     SettingsErrors.raise_if_any(_unique(problems))
     assert isinstance(secrets, Secrets)
     return secrets
+
+
+def check_tls(environment: Environment, unchecked: Mapping[str, Collection[str]] | None = None) -> None:
+    """The CA that will issue the environment's certificates, before any host is touched (roles/_pki.py):
+    the operator's (SENTINEL_TLS_CA_CERT / SENTINEL_TLS_CA_KEY) must be a matching pair, a CA, and outlive
+    a certificate issued now with the longest tls.lifetime_days of the environment; the toolkit's own, when
+    the PKI directory has one, must outlive it too. The refusal names the secret and the fix, never key
+    material. The `tls` block's own rules (lifetime, renewal window, enabled) are the settings' (roles/_tls_settings.py)."""
+    from roles import _pki
+
+    unchecked = unchecked or {}
+    lifetime = max(
+        (host.settings.tls.lifetime for host in environment.hosts if "tls" not in unchecked.get(host.name, ())),
+        default=_pki.LIFETIME,
+    )
+    try:
+        cert, key = _pki.operator_ca_secrets()
+        if cert or key:
+            _pki.check_operator_ca(cert, key, lifetime)
+        else:
+            _pki.check_own_ca(environment.name, lifetime)
+    except _pki.PkiError as err:
+        raise SettingsError(err.key, err.problem, err.fix) from None
 
 
 def _unique(problems: list[SettingsError]) -> list[SettingsError]:

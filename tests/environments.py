@@ -12,6 +12,10 @@ from roles._environment import Environment, load_environment
 GOOD_SECRETS = {
     "SENTINEL_S3_ACCESS_KEY": "testaccesskey0001",
     "SENTINEL_S3_SECRET_KEY": "test-secret-key-0001",
+    "SENTINEL_S3_LOKI_ACCESS_KEY": "testlokikey0001",
+    "SENTINEL_S3_LOKI_SECRET_KEY": "test-loki-secret-0001",
+    "SENTINEL_S3_TEMPO_ACCESS_KEY": "testtempokey0001",
+    "SENTINEL_S3_TEMPO_SECRET_KEY": "test-tempo-secret-0001",
     "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL": "https://hooks.slack.com/services/T0000TEST/B0000CRIT/abcdefghijklmnop",
     "SENTINEL_SLACK_ALERTS_WEBHOOK_URL": "https://hooks.slack.com/services/T0000TEST/B0000WARN/abcdefghijklmnop",
     "SENTINEL_SMTP_PASSWORD": "smtp-password-0001",

@@ -19,15 +19,17 @@ def _hmac(key: bytes, text: str) -> bytes:
 
 
 def sign(
-    method: str, url: str, access_key: str, secret_key: str, region: str, when: datetime | None = None, headers: dict | None = None
+    method: str, url: str, access_key: str, secret_key: str, region: str, when: datetime | None = None, headers: dict | None = None,
+    payload: bytes = b"",
 ) -> dict[str, str]:
-    """The headers of a signed, empty-bodied request (`headers` are signed too; no query string)."""
+    """The headers of a signed request with `payload` as its body, empty by default (`headers` are signed too; no query string)."""
+    payload_sha256 = hashlib.sha256(payload).hexdigest()
     parts = urlsplit(url)
     when = when or datetime.now(timezone.utc)
     amz_date, day = when.strftime("%Y%m%dT%H%M%SZ"), when.strftime("%Y%m%d")
     signed = {
         "host": parts.netloc,
-        "x-amz-content-sha256": EMPTY_PAYLOAD_SHA256,
+        "x-amz-content-sha256": payload_sha256,
         "x-amz-date": amz_date,
         **{name.lower(): value.strip() for name, value in (headers or {}).items()},
     }
@@ -39,7 +41,7 @@ def sign(
             "",
             "".join(f"{name}:{signed[name]}\n" for name in names),
             ";".join(names),
-            EMPTY_PAYLOAD_SHA256,
+            payload_sha256,
         ]
     )
     scope = f"{day}/{region}/s3/aws4_request"

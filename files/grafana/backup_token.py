@@ -1,20 +1,31 @@
 #!/usr/bin/python3
-"""Create the backup job's Grafana service account and token, once; never print the token.
+"""Create, or renew, the backup job's Grafana service-account token; never print the token.
 
 Installed by roles/grafana as /usr/local/lib/sentinel/grafana-backup-token and run
-by the role after Grafana is ready, only when the token file is missing:
+by the role after Grafana is ready, when the token file is missing, or when its
+expiry (<token file>.expires, a Unix time) is missing or inside the renewal window:
 
-    grafana-backup-token --url http://127.0.0.1:3000 --admin-user admin \
-        --admin-password-file /etc/grafana/secrets/admin_password \
-        --token-file /etc/grafana-backup/token --owner root:grafana-backup --mode 0640
+    grafana-backup-token --url https://10.0.0.11:3000 --ca-file /etc/grafana/tls/ca.crt \
+        --admin-user admin --admin-password-file /etc/grafana/secrets/admin_password \
+        --token-file /etc/grafana-backup/token --owner root:grafana-backup --mode 0640 \
+        --lifetime-days 90 [--renew]
 
-Uses only the standard library and Grafana's service account API
-(POST /api/serviceaccounts, POST /api/serviceaccounts/<id>/tokens), with Basic
-auth as the admin user. The service account gets the org role Admin: the backup
-reads the alerting provisioning API (rules, contact points, policies, mute
-timings), which Viewer and Editor may not read, and the restore writes
-dashboards, folders and alerting objects.
-Exit codes: 0 token present or created, 1 any failure (message on stderr, no token in it).
+Uses only the standard library and Grafana's service account API, with Basic auth as
+the admin user: GET /api/serviceaccounts/search, POST /api/serviceaccounts,
+PATCH /api/serviceaccounts/<id> (the role), POST and GET /api/serviceaccounts/<id>/tokens,
+DELETE /api/serviceaccounts/<id>/tokens/<token id>.
+
+The service account's org role is Editor: Editors read and write dashboards and
+folders and, since Grafana 11, the alerting provisioning API (rules, contact points,
+policies, mute timings), which is everything the backup exports and restores apart
+from the datasource list (restored by provisioning, not by the job). An account made
+Admin by an earlier version is set back to Editor.
+
+Every token expires (secondsToLive). Renewal is two-phase: the new token is created
+(both are valid), written to the token file and its expiry beside it; only then are
+the account's other tokens deleted. A run of the job that read the old file before the
+swap may fail once; cron's next run reads the new one.
+Exit codes: 0 token present, created or renewed, 1 any failure (message on stderr, no token in it).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import grp
 import json
 import os
 import pwd
+import ssl
 import sys
 import tempfile
 import time
@@ -33,7 +45,8 @@ import urllib.parse
 import urllib.request
 
 ACCOUNT = "sentinel-backup"
-ROLE = "Admin"
+ROLE = "Editor"
+_CONTEXT: ssl.SSLContext | None = None  # verifies Grafana's https with --ca-file
 
 
 class GrafanaError(RuntimeError):
@@ -48,7 +61,7 @@ def call(base: str, auth: str, method: str, path: str, body: dict | None = None)
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=_CONTEXT) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as err:
         # The response body of these endpoints never holds the token on error.
@@ -58,13 +71,26 @@ def call(base: str, auth: str, method: str, path: str, body: dict | None = None)
 
 
 def find_or_create_account(base: str, auth: str) -> int:
+    """The backup's service account, with the role ROLE (an existing account of another role is changed to it)."""
     query = urllib.parse.urlencode({"query": ACCOUNT, "perpage": 100})
     found = call(base, auth, "GET", f"/api/serviceaccounts/search?{query}") or {}
     for account in found.get("serviceAccounts", []):
         if account.get("name") == ACCOUNT:
+            if account.get("role") != ROLE:
+                call(base, auth, "PATCH", f"/api/serviceaccounts/{int(account['id'])}", {"role": ROLE})
             return int(account["id"])
     created = call(base, auth, "POST", "/api/serviceaccounts", {"name": ACCOUNT, "role": ROLE, "isDisabled": False})
     return int(created["id"])
+
+
+def delete_other_tokens(base: str, auth: str, account: int, keep: str) -> list[str]:
+    """Phase two of a renewal: every token of the account but `keep` (by name) is deleted; their names."""
+    deleted = []
+    for token in call(base, auth, "GET", f"/api/serviceaccounts/{account}/tokens") or []:
+        if token.get("name") != keep:
+            call(base, auth, "DELETE", f"/api/serviceaccounts/{account}/tokens/{int(token['id'])}")
+            deleted.append(str(token.get("name")))
+    return deleted
 
 
 def owner_ids(owner: str) -> tuple[int, int]:
@@ -109,10 +135,19 @@ def main(argv=None) -> int:
     parser.add_argument("--token-file", required=True)
     parser.add_argument("--owner", default="root:grafana-backup")
     parser.add_argument("--mode", default="0640")
+    parser.add_argument("--ca-file", help="the CA Grafana's https certificate chains to")
+    parser.add_argument("--lifetime-days", type=int, default=90, help="the token's secondsToLive, in days")
+    parser.add_argument("--renew", action="store_true", help="replace an existing token (the role decides when)")
     args = parser.parse_args(argv)
-    if os.path.exists(args.token_file) and os.path.getsize(args.token_file) > 0:
+    global _CONTEXT
+    if args.ca_file:
+        _CONTEXT = ssl.create_default_context(cafile=args.ca_file)
+    if not args.renew and os.path.exists(args.token_file) and os.path.getsize(args.token_file) > 0:
         print(f"{args.token_file} exists; nothing to do")
         return 0
+    if args.lifetime_days < 1:
+        print("grafana-backup-token: --lifetime-days must be 1 or more (every token expires)", file=sys.stderr)
+        return 1
     try:
         # Before any token exists: a token Grafana shows once and we cannot store is lost.
         uid, gid = owner_ids(args.owner)
@@ -121,15 +156,23 @@ def main(argv=None) -> int:
         auth = base64.b64encode(f"{args.admin_user}:{password}".encode()).decode()
         account = find_or_create_account(args.url, auth)
         token_name = f"{ACCOUNT}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-        created = call(args.url, auth, "POST", f"/api/serviceaccounts/{account}/tokens", {"name": token_name, "secondsToLive": 0})
+        seconds = args.lifetime_days * 86400
+        started = time.time()
+        # Phase one: a new token beside the old one (both valid).
+        created = call(args.url, auth, "POST", f"/api/serviceaccounts/{account}/tokens", {"name": token_name, "secondsToLive": seconds})
         key = created.get("key") if isinstance(created, dict) else None
         if not key:
             raise GrafanaError("the token response held no key")
         write_secret(args.token_file, key, uid, gid, int(args.mode, 8))
+        # Its expiry, never later than Grafana's (counted from before the request); the job exports it.
+        write_secret(args.token_file + ".expires", str(int(started + seconds)), uid, gid, int(args.mode, 8))
+        # Phase two: only the new token is accepted from now on.
+        deleted = delete_other_tokens(args.url, auth, account, token_name)
     except (OSError, KeyError, GrafanaError) as err:
         print(f"grafana-backup-token: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 1
-    print(f"created token {token_name} of service account {ACCOUNT} (role {ROLE}) in {args.token_file}")
+    print(f"created token {token_name} of service account {ACCOUNT} (role {ROLE}, {args.lifetime_days} days) in {args.token_file}"
+          + (f"; deleted the previous {', '.join(deleted)}" if deleted else ""))
     return 0
 
 

@@ -84,6 +84,11 @@ class Config:
     git_author_name: str = "Sentinel Grafana backup"
     git_author_email: str = "grafana-backup@localhost"
     timeout_seconds: float = 30.0
+    # The environment CA that Grafana's https certificate chains to ("" = the system store).
+    ca_file: str = ""
+    # The token's expiry (a Unix time, written beside the token by whoever made it: the Grafana
+    # role's helper, or the backup role from grafana_backup.token_expires); "" = not known.
+    token_expiry_file: str = ""
 
     @classmethod
     def load(cls, path: str) -> "Config":
@@ -185,7 +190,10 @@ def connect(config: Config):
         raise BackupError(EXIT_CONFIG, f"cannot read the token file {config.token_file}: {err.strerror}") from None
     if not token:
         raise BackupError(EXIT_CONFIG, f"the token file {config.token_file} is empty")
-    return GrafanaApi.from_url(config.grafana_url, credential=token, timeout=config.timeout_seconds)
+    api = GrafanaApi.from_url(config.grafana_url, credential=token, timeout=config.timeout_seconds)
+    if config.ca_file:
+        api.client.verify = config.ca_file  # Grafana's certificate chains to the environment CA
+    return api
 
 
 def _folders(api) -> list[dict]:
@@ -490,6 +498,60 @@ def write_metrics_atomically(path: str, text: str) -> None:
         raise
 
 
+TOKEN_METRIC_FILE_NAME = "sentinel_grafana_backup_token.prom"
+TOKEN_EXPIRY_METRIC = "sentinel_grafana_backup_token_expiry_seconds"
+# The GrafanaBackupTokenExpiring alert fires this long before the expiry; the job warns from then on too.
+TOKEN_WARN_SECONDS = 14 * 24 * 3600
+
+
+def token_metric_path(config: "Config") -> str:
+    return os.path.join(os.path.dirname(config.textfile_path), TOKEN_METRIC_FILE_NAME)
+
+
+def token_expiry(config: "Config") -> float | None:
+    """The token's expiry from token_expiry_file, or None when unknown (no file configured or present)."""
+    if not config.token_expiry_file:
+        return None
+    try:
+        text = Path(config.token_expiry_file).read_text().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise BackupError(EXIT_CONFIG, f"cannot read the token expiry {config.token_expiry_file}: {err.strerror}") from None
+    try:
+        return float(text)
+    except ValueError:
+        raise BackupError(EXIT_CONFIG, f"the token expiry {config.token_expiry_file} is not a Unix time") from None
+
+
+def token_metric_text(expiry: float) -> str:
+    return "\n".join([
+        f"# HELP {TOKEN_EXPIRY_METRIC} Unix time the Grafana backup's service-account token expires.",
+        f"# TYPE {TOKEN_EXPIRY_METRIC} gauge",
+        f"{TOKEN_EXPIRY_METRIC} {expiry:.0f}",
+    ]) + "\n"
+
+
+def record_token_expiry(config: "Config", now: float | None = None) -> float | None:
+    """Export the token's expiry for GrafanaBackupTokenExpiring, at the start of every run (a failing run too),
+    and warn in the journal once it is near. Returns the expiry, or None when unknown."""
+    expiry = token_expiry(config)
+    if expiry is None:
+        return None
+    try:
+        write_metrics_atomically(token_metric_path(config), token_metric_text(expiry))
+    except OSError as err:
+        print(f"cannot write the metric {token_metric_path(config)}: {err.strerror}", file=sys.stderr)
+    left = expiry - (now or time.time())
+    if left <= 0:
+        print("warning: the Grafana service-account token has expired: Grafana will refuse it (401); "
+              "rotate it (docs/grafana.md, Backup token)", file=sys.stderr)
+    elif left < TOKEN_WARN_SECONDS:
+        print(f"warning: the Grafana service-account token expires in {left / 86400:.1f} days: "
+              "converge to renew it, or rotate it (docs/grafana.md, Backup token)", file=sys.stderr)
+    return expiry
+
+
 # --- the commands -------------------------------------------------------------
 
 
@@ -521,8 +583,10 @@ def backup(config: Config, now: float | None = None) -> dict[str, Any]:
 
 
 def backup_and_record(config: Config) -> dict[str, Any]:
-    """backup(), then its outcome in the last-run textfile, whatever it was (an unexpected error too)."""
+    """backup(), then its outcome in the last-run textfile, whatever it was (an unexpected error too).
+    The token's expiry is exported first, whatever follows."""
     try:
+        record_token_expiry(config)
         result = backup(config)
     except BaseException:
         try:

@@ -12,7 +12,17 @@ stand-in to them. No code comes from Grafana's repository.
 It proves what the job sends and how it handles answers; it does not prove that
 a real Grafana accepts the same bodies (see docs/runbooks/dashboard-restoration.md).
 
+Tokens carry a role and may expire, as Grafana's service-account tokens do: the token
+of --token-file has the role Editor (the backup's documented role) and no expiry; more
+are added through /standin/tokens. An unknown or expired token gets 401; a Viewer's
+write (POST, PUT, PATCH, DELETE under /api) gets 403 with Grafana's wording, as a real
+Grafana answers a role that lacks dashboards:write, folders:write or the alerting
+write permissions.
+
 Test controls, outside Grafana's /api namespace:
+
+- ``POST /standin/tokens`` ``{"token": "...", "role": "Viewer"|"Editor"|"Admin", "secondsToLive": n}``
+  (0 or absent: no expiry) adds a token; ``DELETE /standin/tokens`` removes the added ones;
 
 - ``POST /standin/fault`` ``{"mode": null|"unreachable"|"error"}``: "unreachable"
   drops every /api connection without an answer, "error" answers 503;
@@ -33,6 +43,7 @@ import json
 import re
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -91,9 +102,17 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
+ROLES = ("Viewer", "Editor", "Admin")
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# Grafana's answer to a request its role does not permit (pkg/api/accesscontrol middleware wording).
+FORBIDDEN = "You'll need additional permissions to perform this action. Permissions needed: any of dashboards:write, folders:write, alert.rules:write"
+
+
 class GrafanaApiStandin(StandinServer):
-    def __init__(self, address: tuple[str, int], token: str):
+    def __init__(self, address: tuple[str, int], token: str, role: str = "Editor"):
         self.token = token
+        # token -> (role, expiry as a Unix time or None)
+        self.tokens: dict[str, tuple[str, float | None]] = {token: (role, None)}
         self.state = GrafanaState()
         self.fault: str | None = None
         self.requests: list[dict] = []
@@ -434,8 +453,17 @@ class Handler(RequestHandler):
                 return DROP_CONNECTION  # like a Grafana that is down: no answer at all
             if self.server.fault == "error":
                 return Reply(503, {"message": "stand-in fault: service unavailable"})
-        if self.headers.get("Authorization") != f"Bearer {self.server.token}":
+        presented = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+        role, expiry = self.server.tokens.get(presented, (None, None))
+        if role is None:
             return Reply(401, {"message": "invalid API key"})
+        if expiry is not None and time.time() >= expiry:
+            return Reply(401, {"message": "invalid API key", "messageId": "serviceaccounts.token-expired"})
+        if method in WRITE_METHODS and role == "Viewer":
+            with self.server.state.lock:
+                self.server.requests.append({"method": method, "path": url.path, "query": parse_qs(url.query), "body": body,
+                                             "refused": 403})
+            return Reply(403, {"message": FORBIDDEN, "accessErrorId": "ACE0000000000"})
         query = parse_qs(url.query)
         for route_method, pattern, fn in ROUTES:
             match = pattern.match(url.path)
@@ -460,6 +488,15 @@ class Handler(RequestHandler):
                 return Reply(400, {"message": "mode: null, unreachable or error"})
             server.fault = mode
             return Reply(200, {"fault": mode})
+        if path == "/standin/tokens" and method == "POST":
+            token, role, ttl = body.get("token"), body.get("role"), body.get("secondsToLive") or 0
+            if not token or role not in ROLES or not isinstance(ttl, int) or ttl < 0:
+                return Reply(400, {"message": "token, role (Viewer, Editor or Admin) and secondsToLive (>= 0)"})
+            server.tokens[token] = (role, time.time() + ttl if ttl else None)
+            return Reply(200, {"role": role, "expires": server.tokens[token][1]})
+        if path == "/standin/tokens" and method == "DELETE":
+            server.tokens = {server.token: server.tokens[server.token]}
+            return Reply(200, {"tokens": 1})
         if path == "/standin/reset" and method == "POST":
             with server.state.lock:
                 server.state.reset(keep_datasources=bool(body.get("keep_datasources")))
@@ -479,9 +516,9 @@ class Handler(RequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _handle  # noqa: N815 (http.server naming)
 
 
-def make_server(host: str, port: int, token: str) -> GrafanaApiStandin:
-    """Build (bind, not start) the stand-in; port 0 picks a free port."""
-    return GrafanaApiStandin((host, port), token)
+def make_server(host: str, port: int, token: str, role: str = "Editor") -> GrafanaApiStandin:
+    """Build (bind, not start) the stand-in; port 0 picks a free port; `role`: the token's."""
+    return GrafanaApiStandin((host, port), token, role)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -490,11 +527,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9110)
     parser.add_argument("--token-file", required=True, help="file holding the service-account token to accept")
+    parser.add_argument("--token-role", choices=ROLES, default="Editor", help="that token's role (the backup's: Editor)")
     args = parser.parse_args(argv)
     token = read_secret_file(args.token_file)
     if not token:
         parser.error(f"{args.token_file} is empty")
-    server = make_server(args.host, args.port, token)
+    server = make_server(args.host, args.port, token, args.token_role)
     host, port = server.server_address[:2]
     return serve(server, f"grafana-api-standin (NOT Grafana): listening on http://{host}:{port}/api/...")
 

@@ -34,7 +34,8 @@ class GuardedFile:
 
 
 def swap_script(
-    dests: list[str], unit: str, ready_url: str, timeout_seconds: int, unit_dir: str = "/etc/systemd/system"
+    dests: list[str], unit: str, ready_url: str, timeout_seconds: int, unit_dir: str = "/etc/systemd/system",
+    curl_args: tuple[str, ...] = (),
 ) -> list[str]:
     """Shell lines: keep the previous files, swap in the staged ones, restart, poll, roll back on failure.
 
@@ -42,8 +43,9 @@ def swap_script(
     Every path, the unit and the URL are one quoted shell word each.
     """
     q = sh_quote
-    for value in (*dests, unit, ready_url, unit_dir):
+    for value in (*dests, unit, ready_url, unit_dir, *curl_args):
         refuse_control(value, "guarded file")
+    options = "".join(f"{q(arg)} " for arg in curl_args)  # e.g. --cacert for an https ready URL
     lines = []
     for dest in dests:
         lines += [
@@ -60,7 +62,7 @@ def swap_script(
         f"  systemctl restart {q(unit)} || true",
         "  ready=no",
         f"  for i in $(seq {int(timeout_seconds)}); do",
-        f"    if curl -fsS -o /dev/null {q(ready_url)}; then ready=yes; break; fi",
+        f"    if curl -fsS -o /dev/null {options}{q(ready_url)}; then ready=yes; break; fi",
         "    sleep 1",
         "  done",
         '  if [ "$ready" != yes ]; then',
@@ -77,7 +79,8 @@ def swap_script(
 
 
 @operation()
-def guarded_files(files: tuple[GuardedFile, ...], unit: str, ready_url: str, timeout_seconds: int = 90):
+def guarded_files(files: tuple[GuardedFile, ...], unit: str, ready_url: str, timeout_seconds: int = 90,
+                  curl_args: tuple[str, ...] = ()):
     """
     Replace a service's config files together and keep them only if the service comes up on them.
 
@@ -85,6 +88,7 @@ def guarded_files(files: tuple[GuardedFile, ...], unit: str, ready_url: str, tim
     + unit: the systemd unit, e.g. ``grafana.service``
     + ready_url: polled with curl after the restart
     + timeout_seconds: how long the service gets to answer
+    + curl_args: curl's options for an https ready_url (the CA to verify it with)
 
     Files whose content is unchanged only get their owner and mode fixed; when
     none changed, nothing restarts.
@@ -107,4 +111,4 @@ def guarded_files(files: tuple[GuardedFile, ...], unit: str, ready_url: str, tim
         yield FileUploadCommand(StringIO(guarded.content), staged, remote_temp_filename=host.get_temp_filename(staged))
         yield StringCommand("chown", QuoteString(f"{guarded.user}:{guarded.group}"), QuoteString(staged))
         yield StringCommand("chmod", QuoteString(guarded.mode), QuoteString(staged))
-    yield _script(swap_script([g.dest for g in changed], unit, ready_url, timeout_seconds))
+    yield _script(swap_script([g.dest for g in changed], unit, ready_url, timeout_seconds, curl_args=tuple(curl_args)))

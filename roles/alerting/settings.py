@@ -111,13 +111,23 @@ class AlertingSettings(Model):
 
     listen_port: Port = Field(9093, description="Alertmanager's web and API port.")
     cluster_port: Port = Field(9094, description="Gossip port between the monitoring hosts' Alertmanagers.")
+    # Each Alertmanager of a cluster waits its position (its peer name's rank) x this before it
+    # notifies, so the first one's notification log reaches the others by gossip first. It must
+    # cover one notification's delivery (the receivers' own timeouts) plus a gossip round; the
+    # price is that a dead first peer delays a notification by up to this much.
+    cluster_peer_timeout: Timer = Field(
+        "15s", description="With several monitoring hosts: how long each Alertmanager waits per position before notifying."
+    )
+    cluster_settle_timeout: Timer = Field(
+        "1m", description="With several monitoring hosts: how long a starting Alertmanager waits at most for the cluster's state before notifying."
+    )
     retention: Annotated[Duration, AfterValidator(_at_least("1h"))] = Field(
         "120h", description="How long silences and notification state are kept."
     )
     runbook_base_url: HttpUrl = Field(
         "https://git.sentinel.internal/sentinel/observability/-/blob/main", description="Base of the runbook links in notifications."
     )
-    grafana_url: HttpUrl | None = Field(None, description="Base of dashboard links; unset = http://<first monitoring host>:3000.")
+    grafana_url: HttpUrl | None = Field(None, description="Base of dashboard links; unset = https://<first monitoring host>:3000.")
     slack_critical: SlackReceiver = Field(
         SlackReceiver(channel="#critical-alerts", webhook_url_secret="SENTINEL_SLACK_CRITICAL_WEBHOOK_URL"),
         description="Where critical alerts go on Slack.",

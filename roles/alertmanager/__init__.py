@@ -24,6 +24,7 @@ from roles._tls import TlsPaths, allowed_clients, leaf, tls_files, web_config
 
 if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
     from roles._context import HostContext
+    from roles._pki import Leaf
     from roles._settings import Settings
     from roles.alerting.settings import AlertingSettings
 
@@ -204,8 +205,36 @@ def secret_files(settings: Settings, secrets: Mapping[str, str]) -> dict[str, st
     return {filename: secrets[secret] + "\n" for filename, secret in settings.alerting.secrets().items()}
 
 
+def cluster_flags(settings: Settings, peers: list[str], cluster_bind: str, peer_name: str) -> list[str]:
+    """The gossip flags of one Alertmanager of a cluster; none (and no gossip port) for one Alertmanager.
+
+    + peers: ip:port of the other Alertmanagers' alertmanager.cluster listeners
+    + cluster_bind: this host's alertmanager.cluster ip:port (its own IP: also what it advertises)
+    + peer_name: this host's inventory name
+
+    Alertmanager ranks the members by peer name and the one at position N waits N x
+    peer_timeout before notifying: the inventory name makes that order stable and readable
+    (mon1 first), where the default is a random name drawn at every start. The cluster label
+    (the environment) makes an Alertmanager drop gossip from another environment's cluster.
+    Gossip is not encrypted (the web API is TLS): --cluster.tls-config is experimental in
+    the pinned 0.31.1; the firewall lets only the peers in (docs/alerting.md "Two monitoring hosts").
+    """
+    if not peers:
+        return ["--cluster.listen-address="]  # one instance: no gossip port, today's behaviour
+    am = settings.alerting
+    return [
+        f"--cluster.listen-address={cluster_bind}",
+        f"--cluster.advertise-address={cluster_bind}",
+        f"--cluster.peer-name={peer_name}",
+        f"--cluster.label=sentinel-{settings.environment}",
+        f"--cluster.peer-timeout={am.cluster_peer_timeout}",
+        f"--cluster.settle-timeout={am.cluster_settle_timeout}",
+        *(f"--cluster.peer={peer}" for peer in peers),
+    ]
+
+
 def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers: list[str], bind: str = "", cluster_bind: str = "",
-                 tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
+                 tls: tuple[ConfigFile, ...] = (), peer_name: str = "") -> ServiceSpec:
     """
     The Alertmanager service.
 
@@ -215,6 +244,7 @@ def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers
     + peers: host:port of the other monitoring hosts' Alertmanagers (gossip), empty for one host
     + bind, cluster_bind: ip:port of alertmanager.web and alertmanager.cluster from the topology
     + tls: the certificate files and web config (`tls_configs`); none = plain HTTP
+    + peer_name: this Alertmanager's name in the cluster (the inventory host name)
     """
     am = settings.alerting
     scheme = "https" if tls else "http"
@@ -229,13 +259,9 @@ def service_spec(settings: Settings, config: str, secrets: dict[str, str], peers
     ]
     if tls:
         args.append(f"--web.config.file={TLS.web_config}")
-    if peers:
-        # Several Alertmanagers gossip silences and notification state, so an
-        # alert that every Prometheus sends to all of them is notified once.
-        args.append(f"--cluster.listen-address={cluster_bind}")
-        args += [f"--cluster.peer={peer}" for peer in peers]
-    else:
-        args.append("--cluster.listen-address=")  # one instance: no gossip port
+    # Several Alertmanagers gossip silences and notification state, so an alert that
+    # every Prometheus sends to all of them is notified once.
+    args += cluster_flags(settings, peers, cluster_bind, peer_name)
     # Secrets and templates land before the config that refers to them, so the
     # config's check on the host sees them.
     configs = [*tls, *(ConfigFile(f"{SECRETS_DIR}/{name}", value, mode="0640") for name, value in sorted(secrets.items()))]
@@ -272,6 +298,17 @@ def monitoring_peers(ctx: HostContext) -> list[str]:
     return [address for host, address in ctx.topology.addresses("alertmanager.cluster") if host != ctx.name]
 
 
+def host_service_spec(ctx: HostContext, certificate: "Leaf | None" = None) -> ServiceSpec:
+    """The Alertmanager service of this host: its config, secrets, binds, cluster peers and TLS
+    (`certificate`: this host's alertmanager leaf, issued here when not given)."""
+    me = ctx.settings
+    peers = monitoring_peers(ctx)
+    cluster_bind = ctx.bind("alertmanager.cluster") if peers else ""
+    certificate = certificate or leaf(ctx, "alertmanager", "alertmanager.web")
+    return service_spec(me, render_config(me, load_catalog()), secret_files(me, ctx.secrets), peers, ctx.bind("alertmanager.web"),
+                        cluster_bind, peer_name=ctx.name, tls=tls_configs(ctx, certificate))
+
+
 @deploy("Alertmanager")
 def alertmanager(settings: AlertingSettings, ctx: HostContext):
     """
@@ -282,12 +319,9 @@ def alertmanager(settings: AlertingSettings, ctx: HostContext):
       (the enabled receivers' ones are written as files)
     """
     me = ctx.settings
-    config = render_config(me, load_catalog())
-    secrets = secret_files(me, ctx.secrets)
-    peers = monitoring_peers(ctx)
-    cluster_bind = ctx.bind("alertmanager.cluster") if peers else ""
     certificate = leaf(ctx, "alertmanager", "alertmanager.web")
-    spec = service_spec(me, config, secrets, peers, ctx.bind("alertmanager.web"), cluster_bind, tls_configs(ctx, certificate))
+    spec = host_service_spec(ctx, certificate)
+    secrets = secret_files(me, ctx.secrets)
     release_service(spec, ctx.artifact_base_url, ctx.hardening)
     certificate_expiry(me.node_exporter.textfile_dir, "alertmanager", certificate)
     for name in ALL_SECRET_FILES:

@@ -2,10 +2,17 @@
 
 The backend ships through its own pipeline; the toolkit owns the env file its
 systemd unit loads: OpenTelemetry export and sampling, Sentry, per environment.
+
+Spans go to the collector gateway over TLS with the host's backend certificate from the
+environment CA: roles/backend/tls.py writes it (the key 0640 root:sentinel) and hands this
+role the variables the OpenTelemetry SDK reads (OTEL_EXPORTER_OTLP_CERTIFICATE,
+..._CLIENT_CERTIFICATE, ..._CLIENT_KEY). That module is apart because roles._secrets
+imports roles.backend.sentry, and the CA (roles._pki) reads the secrets.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pyinfra import host, logger
@@ -20,8 +27,19 @@ if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
     from roles._context import HostContext
     from roles._settings import Settings
     from roles.backend.settings import BackendSettings
+    from roles.backend.tls import BackendTls
 
 GROUP = "sentinel"
+
+
+def gateway_endpoints(ctx: HostContext) -> list[str]:
+    """The collector gateways' OTLP/HTTP base URLs: https, the gateway requires a client certificate (docs/tls.md)."""
+    return ctx.topology.urls("gateway.otlp_http", ctx.name, scheme="https")
+
+
+def uses_gateway_tls(settings: Settings, endpoints: list[str]) -> bool:
+    """The backend exports to the topology's gateway (TLS, the environment CA), not to an endpoint of the operator's."""
+    return not settings.backend.otlp_endpoint and bool(endpoints)
 
 
 def otlp_endpoint(settings: Settings, gateway_endpoints: list[str]) -> str:
@@ -31,10 +49,12 @@ def otlp_endpoint(settings: Settings, gateway_endpoints: list[str]) -> str:
     return gateway_endpoints[0] if gateway_endpoints else "http://127.0.0.1:4318"
 
 
-def env_values(settings: Settings, endpoint: str, sentry_dsn: str, bind_host: str = "") -> dict[str, str]:
+def env_values(settings: Settings, endpoint: str, sentry_dsn: str, bind_host: str = "",
+               tls_env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The variables of the env file, in file order; `sentry_dsn` is "" when Sentry is off.
 
     `bind_host` is the address backend.http binds (the topology's: the host's IP), as HOST.
+    `tls_env`: the SDK's OTLP TLS variables (roles/backend/tls.py), when the endpoint is the gateway.
     """
     backend = settings.backend
     values = {"HOST": bind_host} if bind_host else {}
@@ -43,6 +63,8 @@ def env_values(settings: Settings, endpoint: str, sentry_dsn: str, bind_host: st
         "OTEL_SERVICE_NAME": backend.service_name,
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        # The gateway requires a client certificate of the environment CA (docs/tls.md).
+        **dict(tls_env or {}),
         # Traces only over OTLP (docs/contract.md §1): metrics are scraped from /metrics and
         # logs tailed from the log file, so the Node SDK's default OTLP metrics and logs
         # exporters (to /v1/metrics, /v1/logs) would send second copies or meet a 404.
@@ -62,11 +84,12 @@ def env_values(settings: Settings, endpoint: str, sentry_dsn: str, bind_host: st
     return values
 
 
-def render_env(settings: Settings, endpoint: str, sentry_dsn: str, bind_host: str = "") -> str:
+def render_env(settings: Settings, endpoint: str, sentry_dsn: str, bind_host: str = "",
+               tls_env: Mapping[str, str] | None = None) -> str:
     """The env file's content, quoted per systemd's EnvironmentFile= rules; `sentry_dsn` is "" when Sentry is off."""
     header = f"Managed by the Sentinel observability toolkit; loaded by {settings.backend.unit}."
     quoting.refuse_control(header, "backend.unit")
-    return quoting.env_file(env_values(settings, endpoint, sentry_dsn, bind_host), "backend env file", header=header)
+    return quoting.env_file(env_values(settings, endpoint, sentry_dsn, bind_host, tls_env), "backend env file", header=header)
 
 
 def restart_command(unit: str) -> str:
@@ -76,33 +99,41 @@ def restart_command(unit: str) -> str:
     return f"if systemctl cat -- {u} >/dev/null 2>&1; then systemctl try-restart -- {u}; fi"
 
 
+def config_dir() -> None:
+    """The backend's group and /etc/sentinel (0750 root:sentinel), before anything is written in it."""
+    server.group(name="backend: service group", group=GROUP, system=True)
+    files.directory(name="backend: config dir", path="/etc/sentinel", user="root", group=GROUP, mode="0750")
+
+
 @deploy("Backend environment")
-def backend_env(backend: BackendSettings, ctx: HostContext):
+def backend_env(backend: BackendSettings, ctx: HostContext, tls: BackendTls | None = None):
     """
-    Write /etc/sentinel/backend.env and restart the backend when it changes.
+    Write /etc/sentinel/backend.env and restart the backend when it or its certificate changes.
 
     + backend: the `backend` block
     + ctx: the host context: the environment, the run's secrets (the Sentry DSN, when set),
       the gateway's OTLP/HTTP endpoint and the backend's bind from the topology
+    + tls: the backend's certificate towards the gateway (roles/backend/tls.py `backend_tls`)
     """
     settings, secrets = ctx.settings, ctx.secrets
-    gateway_endpoints = ctx.urls("gateway.otlp_http")
+    endpoints = gateway_endpoints(ctx)
     dsn = secrets.get(backend.sentry_dsn_secret, "")
     if not dsn:
         logger.warning(f"{host.name}: {backend.sentry_dsn_secret} is not set, so Sentry is off for the backend")
-    server.group(name="backend: service group", group=GROUP, system=True)
-    files.directory(name="backend: config dir", path="/etc/sentinel", user="root", group=GROUP, mode="0750")
+    config_dir()
     env_file = validated_file(
         name="backend: env file",
         dest=backend.env_file,
-        content=render_env(settings, otlp_endpoint(settings, gateway_endpoints), dsn, ctx.bind_ip("backend.http")),
+        content=render_env(settings, otlp_endpoint(settings, endpoints), dsn, ctx.bind_ip("backend.http"), tls.env if tls else None),
         user="root",
         group=GROUP,
         mode="0640",
     )
-    # A backend that is not installed (or not running) is left alone.
+    changes = [env_file, *(tls.changes if tls else ())]
+    # A backend that is not installed (or not running) is left alone. The SDK reads its certificate
+    # files at start: a renewed certificate is picked up by this restart.
     server.shell(
-        name="backend: restart for the new environment",
+        name="backend: restart for the new environment or certificate",
         commands=[restart_command(backend.unit)],
-        _if=env_file.did_change,
+        _if=lambda: any(op.did_change() for op in changes),
     )

@@ -37,7 +37,10 @@ from roles.alerting.catalog import load_catalog
 from roles.grafana.alerting import render_alerting, secret_names
 from roles.grafana.config import (
     ADMIN_PASSWORD_FILE,
+    CA_FILE,
+    CERT_FILE,
     CONFIG,
+    KEY_FILE,
     DASHBOARDS_DIR,
     DATA_DIR,
     DB_PASSWORD_FILE,
@@ -61,11 +64,13 @@ VICTORIALOGS_PLUGIN = "victoriametrics-logs-datasource"
 TOKEN_SCRIPT_SOURCE = Path(__file__).resolve().parents[2] / "files" / "grafana" / "backup_token.py"
 TOKEN_SCRIPT = "/usr/local/lib/sentinel/grafana-backup-token"
 _DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+# Checks on the host verify Grafana's https with the environment CA.
+READY_CURL_ARGS = ("--cacert", CA_FILE)
 
 
 def local_url(settings: GrafanaSettings, http_addr: str = "127.0.0.1") -> str:
-    """Grafana's URL from its own host; `http_addr` is the address grafana.http binds (the topology's)."""
-    return f"http://{http_addr}:{settings.http_port}"
+    """Grafana's URL from its own host (https: it serves nothing else); `http_addr` is the address grafana.http binds."""
+    return f"https://{http_addr}:{settings.http_port}"
 
 
 def ready_url(settings: GrafanaSettings, http_addr: str = "127.0.0.1") -> str:
@@ -91,11 +96,13 @@ def service_spec(settings: GrafanaSettings, http_addr: str = "127.0.0.1") -> Ser
             f"{PROVISIONING_DIR}/dashboards",
             f"{PROVISIONING_DIR}/alerting",
             f"{PROVISIONING_DIR}/plugins",
+            "/etc/grafana/tls",
         ),
         data_dirs=(DATA_DIR, LOGS_DIR, PLUGINS_DIR),
         working_directory="/opt/grafana/current",
         reload="restart",
         ready_url=ready_url(settings, http_addr),
+        ready_curl_args=READY_CURL_ARGS,
     )
 
 
@@ -120,21 +127,33 @@ def secret_files(settings: GrafanaSettings, alerting: AlertingSettings, secrets:
     return result
 
 
+def tls_files(certificate) -> list[GuardedFile]:
+    """The CA, Grafana's certificate (0644) and key (0640 root:grafana), from the environment CA's leaf."""
+    return [
+        GuardedFile(CA_FILE, certificate.ca_pem, user="root", group="grafana", mode="0644"),
+        GuardedFile(CERT_FILE, certificate.cert_pem, user="root", group="grafana", mode="0644"),
+        GuardedFile(KEY_FILE, certificate.key_pem, user="root", group="grafana", mode="0640"),
+    ]
+
+
 def config_files(
     settings: GrafanaSettings, alerting: AlertingSettings, secrets: Mapping[str, str], environment: str, address: str, peers: Peers,
-    http_addr: str = "127.0.0.1",
+    http_addr: str = "127.0.0.1", ha: dict[str, str] | None = None, certificate=None,
 ) -> list[GuardedFile]:
-    """grafana.ini, its secrets and the provisioning files, as the host gets them (0640 root:grafana)."""
+    """grafana.ini, its secrets, its TLS files (`certificate`: the host's grafana leaf) and the provisioning
+    files, as the host gets them (0640 root:grafana; the CA and certificate 0644)."""
 
     def guarded(dest: str, content: str) -> GuardedFile:
         return GuardedFile(dest, content, user="root", group="grafana", mode="0640")
 
     grafana_alerting = alerting.evaluator == "grafana"
-    sections = ini_sections(settings, address, smtp=alerting.email if grafana_alerting else None, http_addr=http_addr)
+    sections = ini_sections(settings, address, smtp=alerting.email if grafana_alerting else None, http_addr=http_addr, ha=ha)
     alerting_files = render_alerting(
         load_catalog(), alerting, environment, settings.rule_interval, root_url(settings, address).rstrip("/"), enabled=grafana_alerting
     )
     result = [guarded(dest, value) for dest, value in sorted(secret_files(settings, alerting, secrets).items())]
+    if certificate is not None:
+        result += tls_files(certificate)
     result.append(guarded(f"{PROVISIONING_DIR}/datasources/sentinel.yml", render_datasources(peers)))
     result.append(guarded(f"{PROVISIONING_DIR}/dashboards/sentinel.yml", render_dashboard_providers(dashboard_sources())))
     result += [guarded(f"{PROVISIONING_DIR}/alerting/{name}", content) for name, content in alerting_files.items()]
@@ -162,7 +181,8 @@ def _backup_token(settings: GrafanaSettings, grafana_url: str) -> None:
     """The backup job's token, once. Its group (grafana-backup, the backup job's) is created if missing,
     so the token can be written before the backup role has run; the backup role's own group step is then a no-op.
 
-    `grafana_url`: this host's Grafana where the topology binds it; the helper sends the admin password there.
+    `grafana_url`: this host's Grafana where the topology binds it (https, verified with the environment CA);
+    the helper sends the admin password there. The token is renewed by a converge inside its renewal window.
     """
     user, group = settings.backup_token_owner.split(":")
     server.group(name=f"grafana: group {group} of the backup token", group=group, system=True)
@@ -172,7 +192,7 @@ def _backup_token(settings: GrafanaSettings, grafana_url: str) -> None:
     files.directory(name="grafana: helper dir", path=str(Path(TOKEN_SCRIPT).parent), user="root", group="root", mode="0755")
     files.put(name="grafana: backup token helper", src=str(TOKEN_SCRIPT_SOURCE), dest=TOKEN_SCRIPT, user="root", group="root", mode="0755")
     backup_token(
-        name="grafana: backup service account token (created once, never printed)",
+        name="grafana: backup service account token (Editor; created, or renewed near its expiry; never printed)",
         script=TOKEN_SCRIPT,
         url=grafana_url,
         admin_user=settings.admin_user,
@@ -180,6 +200,9 @@ def _backup_token(settings: GrafanaSettings, grafana_url: str) -> None:
         token_file=settings.backup_token_path,
         owner=settings.backup_token_owner,
         mode=settings.backup_token_mode,
+        ca_file=CA_FILE,
+        lifetime_days=settings.backup_token_lifetime_days,
+        renew_within_days=settings.backup_token_renew_within_days,
     )
 
 
@@ -195,21 +218,26 @@ def grafana(settings: GrafanaSettings, ctx: HostContext):
       the bind (grafana.http: the host's IP) and the datasources' URLs from the topology
       (roles/grafana/peers.py `grafana_peers`)
     """
-    from roles.grafana.peers import grafana_peers
+    from roles.grafana.peers import grafana_ha, grafana_peers
 
     artifact_base_url, hardening, secrets = ctx.artifact_base_url, ctx.hardening, ctx.secrets
     alerting, environment, address, http_addr = ctx.settings.alerting, ctx.environment, ctx.address, ctx.settings.ip
     from roles._tls import leaf
 
-    identity = leaf(ctx, "grafana")  # its datasources' client certificate (Prometheus, Alertmanager)
+    # One leaf: the certificate Grafana serves https with (the names of its grafana.http listener) and
+    # its datasources' client certificate (Prometheus, Alertmanager). Where nothing listens (the lab,
+    # no binary) it carries the identity only; grafana.ini still points at it.
+    identity = leaf(ctx, "grafana", "grafana.http" if ctx.has("grafana.http") else None)
     peers = grafana_peers(ctx, (identity.ca_pem, identity.cert_pem, identity.key_pem))
     spec = service_spec(settings, http_addr)
     service_account(spec)
     service_dirs(spec)
     _dashboards()
-    configs = tuple(config_files(settings, alerting, secrets, environment, address, peers, http_addr))
+    configs = tuple(config_files(settings, alerting, secrets, environment, address, peers, http_addr, ha=grafana_ha(ctx),
+                                 certificate=identity))
     timeout = int(duration_seconds(settings.health_timeout))
-    guarded = dict(files=configs, unit="grafana.service", ready_url=ready_url(settings, http_addr), timeout_seconds=timeout)
+    guarded = dict(files=configs, unit="grafana.service", ready_url=ready_url(settings, http_addr), timeout_seconds=timeout,
+                   curl_args=READY_CURL_ARGS)
 
     if not settings.install_binary:
         # The lab: no unit exists, so guarded_files only puts the files in place. No token either.
@@ -230,4 +258,4 @@ def grafana(settings: GrafanaSettings, ctx: HostContext):
         )
     guarded_files(name="grafana: config and provisioning files (rolled back if Grafana does not come up)", **guarded)
     run_service(spec, hardening, code_changes=code_changes, config_changes=[])
-    _backup_token(settings, ctx.local_url("grafana.http"))
+    _backup_token(settings, f"https://{ctx.bind('grafana.http')}")

@@ -21,6 +21,18 @@ DASHBOARDS_DIR = "/var/lib/grafana/dashboards"
 ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/admin_password"
 DB_PASSWORD_FILE = f"{SECRETS_DIR}/db_password"
 SMTP_PASSWORD_FILE = f"{SECRETS_DIR}/smtp-password"  # AlertingSettings.secrets() names it so
+# Grafana serves https with the environment CA's certificate for the host's `grafana` component
+# (roles/_tls.py): the same files and modes as the exporter-toolkit listeners.
+TLS_DIR = "/etc/grafana/tls"
+CA_FILE = f"{TLS_DIR}/ca.crt"
+CERT_FILE = f"{TLS_DIR}/grafana.crt"
+KEY_FILE = f"{TLS_DIR}/grafana.key"
+# HSTS: browsers that once reached Grafana over https refuse plain http for a year (the usual
+# max-age). No `preload`: the preload list is for public registrable domains and is
+# irreversible for months; Grafana's names are the environment's internal ones. No
+# `includeSubDomains`: the toolkit vouches for Grafana's own origin only, not for names
+# below it that other teams may serve.
+HSTS_MAX_AGE_SECONDS = 365 * 24 * 3600
 HEADER = (
     "; Managed by the Sentinel observability toolkit (roles/grafana); local edits are overwritten.\n"
     "; Secrets are read from files under /etc/grafana/secrets with $__file{...}, never written here.\n"
@@ -33,16 +45,37 @@ def file_ref(path: str) -> str:
 
 
 def root_url(settings: GrafanaSettings, address: str) -> str:
-    return settings.root_url or f"http://{address}:{settings.http_port}/"
+    """Where users reach Grafana: https always (the setting is refused otherwise)."""
+    return settings.root_url or f"https://{address}:{settings.http_port}/"
 
 
-def ini_sections(settings: GrafanaSettings, address: str, smtp=None, http_addr: str = "127.0.0.1") -> dict[str, dict[str, str]]:
+def ha_section(environment: str, bind: str, peers: list[str], peer_timeout: str) -> dict[str, str]:
+    """[unified_alerting]'s HA keys for one Grafana of several: gossip with the others, as Alertmanager does.
+
+    + bind: this host's grafana.ha ip:port (listened on and advertised: an IP, as the others reach it)
+    + peers: host:port of every other Grafana's grafana.ha
+    + peer_timeout: how long each waits per position before notifying (alerting.cluster_peer_timeout)
+
+    Grafana's HA also needs one database for all of them (preflight refuses sqlite3 there).
+    """
+    return {
+        "ha_listen_address": bind,
+        "ha_advertise_address": bind,
+        "ha_peers": ",".join(peers),
+        "ha_peer_timeout": peer_timeout,
+        # Gossip from another environment's Grafanas is dropped.
+        "ha_label": f"sentinel-{environment}-grafana",
+    }
+
+
+def ini_sections(settings: GrafanaSettings, address: str, smtp=None, http_addr: str = "127.0.0.1", ha: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
     """Every section and key of grafana.ini, as strings.
 
     + settings: the host's `grafana` settings
     + address: the host's address (the default root_url)
     + smtp: the alerting email settings when Grafana sends notifications itself
       (alerting.evaluator grafana), else None
+    + ha: `ha_section` where several Grafanas run, else None (one Grafana: no gossip)
     """
     url = root_url(settings, address)
     database = settings.database
@@ -60,18 +93,27 @@ def ini_sections(settings: GrafanaSettings, address: str, smtp=None, http_addr: 
     sections: dict[str, dict[str, str]] = {
         "paths": {"data": DATA_DIR, "logs": LOGS_DIR, "plugins": PLUGINS_DIR, "provisioning": PROVISIONING_DIR},
         "server": {
-            "protocol": "http",
+            # https only, with the host's certificate from the environment CA (roles/_tls.py);
+            # Grafana reads the files at start, so a renewed certificate restarts it (guarded).
+            "protocol": "https",
             "http_addr": http_addr,  # grafana.http from the topology: the host's IP
             "http_port": str(settings.http_port),
             "root_url": url,
+            "cert_file": CERT_FILE,
+            "cert_key": KEY_FILE,
+            "min_tls_version": "TLS1.2",
         },
         "database": db,
         "security": {
             "admin_user": settings.admin_user,
             "admin_password": file_ref(ADMIN_PASSWORD_FILE),
-            # Browsers send a secure cookie only over https: set it exactly when users come over https.
-            "cookie_secure": _bool(url.startswith("https://")),
+            # Grafana is served over https only: its session cookie never travels in clear.
+            "cookie_secure": "true",
             "cookie_samesite": "lax",
+            "strict_transport_security": "true",
+            "strict_transport_security_max_age_seconds": str(HSTS_MAX_AGE_SECONDS),
+            "strict_transport_security_preload": "false",
+            "strict_transport_security_subdomains": "false",
             "disable_gravatar": "true",
         },
         "users": {"allow_sign_up": "false", "allow_org_create": "false"},
@@ -89,7 +131,7 @@ def ini_sections(settings: GrafanaSettings, address: str, smtp=None, http_addr: 
         # plugins come only from pinned, checksummed archives (files/versions.yml).
         "plugins": {"preinstall_disabled": "true"},
         "log": {"mode": "console", "level": "info"},
-        "unified_alerting": {"enabled": "true"},
+        "unified_alerting": {"enabled": "true", **(ha or {})},
     }
     if smtp is not None:
         section = {
@@ -104,10 +146,6 @@ def ini_sections(settings: GrafanaSettings, address: str, smtp=None, http_addr: 
             section["password"] = file_ref(SMTP_PASSWORD_FILE)
         sections["smtp"] = section
     return sections
-
-
-def _bool(value: bool) -> str:
-    return "true" if value else "false"
 
 
 def render_ini(sections: dict[str, dict[str, str]]) -> str:

@@ -1,5 +1,13 @@
 """What Grafana queries: Prometheus and Alertmanager on its own host, the trace and log stores on telemetry.
 
+With several monitoring hosts, each Grafana's default Prometheus and its Alertmanager stay its own
+host's: a Grafana and the Prometheus it reads fail together, and users behind the load balancer
+move to the other Grafana, which reads the other Prometheus (both scrape the same targets and hold
+the same series, apart from the gaps of their own outages). Each Prometheus of the pair is also a
+datasource by name, to read the other copy across a gap. One Alertmanager is enough: the cluster
+gossips silences and notification state, so each shows the same alerts and a silence set on one
+holds on all.
+
 Pure functions of the topology (no pyinfra): the role calls `grafana_peers(ctx)`.
 
 The trace and log store are the environment's choice in group data
@@ -29,13 +37,37 @@ def grafana_peers(ctx: HostContext, client_tls: tuple[str, str, str] | None = No
     me = ctx.settings
     traces, logs = stores(me)
     query = {"tempo": "tempo.http", "jaeger": "jaeger.query", "loki": "loki.http", "victorialogs": "victorialogs.http"}
+    scheme = "https" if client_tls else "http"
     return Peers(
-        prometheus_url=ctx.topology.url("prometheus.web", ctx.name, scheme="https" if client_tls else "http"),
-        alertmanager_url=ctx.topology.url("alertmanager.web", ctx.name, scheme="https" if client_tls else "http"),
+        prometheus_url=ctx.topology.url("prometheus.web", ctx.name, scheme=scheme),
+        alertmanager_url=ctx.topology.url("alertmanager.web", ctx.name, scheme=scheme),
         traces=traces,
-        traces_url=ctx.url(query[traces]),
+        # The stores are https with client certificates too (issue 22, roles/_tls.py STORE_TLS_LISTENERS).
+        traces_url=ctx.topology.url(query[traces], ctx.name, scheme=_scheme(query[traces], client_tls)),
         logs=logs,
-        logs_url=ctx.url(query[logs]),
+        logs_url=ctx.topology.url(query[logs], ctx.name, scheme=_scheme(query[logs], client_tls)),
         scrape_interval=me.prometheus.scrape_interval,
+        prometheus_replicas=_replicas(ctx, scheme) if len(ctx.topology.instances("prometheus.web")) > 1 else (),
         client_tls=client_tls,
     )
+
+
+def _scheme(listener: str, client_tls) -> str:
+    from roles._tls import is_tls
+
+    return "https" if client_tls and is_tls(listener) else "http"
+
+
+def _replicas(ctx: HostContext, scheme: str) -> tuple[tuple[str, str], ...]:
+    """(host, URL) of every Prometheus of the pair; https (with Grafana's client certificate) when TLS is on."""
+    return tuple((l.host, f"{scheme}://{l.reach(ctx.name)}") for l in ctx.topology.instances("prometheus.web"))
+
+
+def grafana_ha(ctx: HostContext) -> dict[str, str] | None:
+    """[unified_alerting]'s HA keys where several Grafanas run (the topology's grafana.ha listeners), else None."""
+    from roles.grafana.config import ha_section
+
+    if not ctx.topology.instances("grafana.ha") or not ctx.settings.grafana.install_binary:
+        return None
+    peers = [address for host, address in ctx.topology.addresses("grafana.ha") if host != ctx.name]
+    return ha_section(ctx.environment, ctx.bind("grafana.ha"), peers, ctx.settings.alerting.cluster_peer_timeout)

@@ -52,6 +52,12 @@ def check_grafana(name: str, settings: Settings, monitoring_hosts: int) -> None:
             f"false in {settings.environment}: Grafana would get its files but never run",
             "remove grafana.install_binary (only the lab, where Grafana may not run, sets it to False)",
         )
+    if settings.grafana.install_binary and monitoring_hosts > 1 and not settings.grafana.database.is_postgres:
+        raise SettingsError(
+            f"{where}.grafana.database.type",
+            f"sqlite3 on each of the {monitoring_hosts} monitoring hosts: their Grafanas would not share dashboards, users or alert state",
+            "set grafana.database.type postgres with one PostgreSQL (grafana.database.host) for every monitoring host, or run one monitoring host",
+        )
     if settings.alerting.evaluator == "grafana":
         if monitoring_hosts > 1:
             raise SettingsError(

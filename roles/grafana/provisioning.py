@@ -59,6 +59,9 @@ class Peers:
     logs: str  # loki | victorialogs
     logs_url: str
     scrape_interval: str = "15s"
+    # With a Prometheus pair: (host, URL) of every Prometheus, each provisioned as a datasource of
+    # its own besides the default one (this host's); empty with one Prometheus.
+    prometheus_replicas: tuple[tuple[str, str], ...] = ()
     # (CA, certificate, key) PEMs of Grafana's identity for the TLS listeners (roles/_tls.py), or None.
     client_tls: tuple[str, str, str] | None = field(default=None, repr=False)
 
@@ -127,7 +130,7 @@ def _logs_json(peers: Peers) -> dict:
 
 
 def datasources(peers: Peers) -> dict:
-    """datasources.yaml: Prometheus (default), Alertmanager, the trace store, the log store."""
+    """datasources.yaml: Prometheus (default: this host's), each Prometheus of a pair, Alertmanager, the trace store, the log store."""
 
     def source(uid: str, name: str, url: str, json_data: dict, default: bool = False, kind: str = "", tls: bool = False) -> dict:
         if tls and peers.client_tls:
@@ -165,6 +168,19 @@ def datasources(peers: Peers) -> dict:
                 default=True,
                 tls=True,
             ),
+            # A pair: each Prometheus by name too (uid prometheus-<position>), to read the other
+            # copy when this host's has a gap or is down (docs/alerting.md "Two monitoring hosts").
+            *(
+                source(
+                    f"prometheus-{position}",
+                    f"Prometheus {host}",
+                    url,
+                    {"httpMethod": "POST", "timeInterval": peers.scrape_interval},
+                    kind="prometheus",
+                    tls=True,
+                )
+                for position, (host, url) in enumerate(peers.prometheus_replicas, start=1)
+            ),
             # Operators see and silence the alerts Prometheus sends to Alertmanager.
             source(
                 "alertmanager",
@@ -173,13 +189,16 @@ def datasources(peers: Peers) -> dict:
                 {"implementation": "prometheus", "handleGrafanaManagedAlerts": False},
                 tls=True,
             ),
-            source(TRACES_UID, peers.traces.capitalize(), peers.traces_url, _traces_json(peers), kind=peers.traces),
+            # The stores admit Grafana's identity (the topology's flows; VictoriaLogs' front: /select/ only).
+            source(TRACES_UID, peers.traces.capitalize(), peers.traces_url, _traces_json(peers), kind=peers.traces,
+                   tls=peers.traces_url.startswith("https://")),
             source(
                 LOGS_UID,
                 "VictoriaLogs" if peers.logs == "victorialogs" else "Loki",
                 peers.logs_url,
                 _logs_json(peers),
                 kind=peers.logs,
+                tls=peers.logs_url.startswith("https://"),
             ),
         ],
     }

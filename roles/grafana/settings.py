@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from roles._model import duration_seconds, AbsPath, Bool, Duration, HostPort, HttpUrl, Model, Name, Port, SecretName, SettingsError, matching
+from roles._model import duration_seconds, AbsPath, Bool, Duration, HostPort, HttpUrl, Int, Model, Name, Port, SecretName, SettingsError, matching
 
 Owner = matching("user:group", r"[a-z_][a-z0-9_-]*:[a-z_][a-z0-9_-]*", "write it like root:grafana-backup")
 # The token file's mode: never more than 0640 (group read at most, no other).
@@ -55,9 +55,23 @@ class GrafanaSettings(Model):
         description="False ONLY in the lab, where Grafana (AGPL) may not run: user, directories, grafana.ini and "
         "provisioning files with their modes, but no binary, no unit, no plugin, no token. Refused elsewhere.",
     )
-    http_port: Port = Field(3000, description="Grafana's HTTP port.")
+    http_port: Port = Field(3000, description="Grafana's https port (it serves TLS only, with the environment CA's certificate).")
     root_url: HttpUrl | None = Field(
-        None, description="The URL users reach Grafana at; https turns on secure cookies. Unset = http://<host address>:<http_port>/."
+        None, description="The URL users reach Grafana at: https:// only (Grafana serves https, with secure cookies and HSTS). "
+        "Unset = https://<host address>:<http_port>/."
+    )
+
+    @field_validator("root_url")
+    @classmethod
+    def _https_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError(
+                f"{value} is not https: Grafana serves https only, with secure cookies and HSTS, so users would "
+                "be sent to a scheme it does not answer. Fix: write it as https://..."
+            )
+        return value
+    ha_port: Port = Field(
+        9096, description="With several monitoring hosts running Grafana: its unified alerting gossip port (ha_peers); not 9094, Alertmanager's."
     )
     admin_user: Name = Field("admin", description="Grafana's admin user.")
     admin_password_secret: SecretName = Field("SENTINEL_GRAFANA_ADMIN_PASSWORD", description="Secret holding the admin password.")
@@ -81,4 +95,25 @@ class GrafanaSettings(Model):
         "root:grafana-backup", description="user:group of the token file; the role creates the group as a system group if it is missing."
     )
     backup_token_mode: FileMode = Field("0640", description="Mode of the token file.")
+    backup_token_lifetime_days: Int = Field(
+        90, ge=16, le=365,
+        description="How long the backup's service-account token lives (Grafana's secondsToLive), in days (16 to 365). "
+        "Its role is Editor, the least that exports and restores what the job handles (docs/grafana.md).",
+    )
+    backup_token_renew_within_days: Int = Field(
+        30, ge=15, le=364,
+        description="A converge makes a new token (and then deletes the old one) once the current one has fewer than this "
+        "many days left: more than the 14 days before GrafanaBackupTokenExpiring fires, less than the lifetime.",
+    )
+
+    @model_validator(mode="after")
+    def _renewal_inside_the_lifetime(self):
+        if self.backup_token_renew_within_days >= self.backup_token_lifetime_days:
+            raise SettingsError(
+                "backup_token_renew_within_days",
+                f"{self.backup_token_renew_within_days} days is not shorter than backup_token_lifetime_days "
+                f"({self.backup_token_lifetime_days}): every converge would make a new token",
+                "keep the defaults (90 and 30), or a window a third of the lifetime and more than 14 days",
+            )
+        return self
     health_timeout: Duration = Field("90s", description="How long Grafana gets to answer /api/health on a new config before it is rolled back.")

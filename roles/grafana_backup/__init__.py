@@ -72,6 +72,16 @@ def known_hosts_file(settings: GrafanaBackupSettings) -> str:
     return TOFU_KNOWN_HOSTS if settings.trust_on_first_use else PINNED_KNOWN_HOSTS
 
 
+CA_FILE = f"{CONFIG_DIR}/ca.crt"  # the environment CA: Grafana's https certificate chains to it
+
+
+def token_expiry_seconds(expires) -> int:
+    """grafana_backup.token_expires (a day) as the Unix time it ends: 00:00 UTC of that day (the earliest reading)."""
+    import datetime as dt
+
+    return int(dt.datetime(expires.year, expires.month, expires.day, tzinfo=dt.timezone.utc).timestamp())
+
+
 def job_config(settings: GrafanaBackupSettings, textfile_dir: str, grafana_url: str = "") -> dict:
     """The job's config.json as a dict (the job's `Config` fields); `grafana_url` when the setting is unset."""
     return {
@@ -87,6 +97,8 @@ def job_config(settings: GrafanaBackupSettings, textfile_dir: str, grafana_url: 
         "git_author_name": settings.git_author_name,
         "git_author_email": settings.git_author_email,
         "timeout_seconds": settings.timeout_seconds,
+        "ca_file": CA_FILE,
+        "token_expiry_file": settings.token_expiry_file,
     }
 
 
@@ -160,7 +172,10 @@ def grafana_backup(settings: GrafanaBackupSettings, ctx: HostContext):
 
     secrets, artifact_base_url = ctx.secrets, ctx.artifact_base_url
     textfile_dir = ctx.settings.node_exporter.textfile_dir
-    grafana_url = "" if settings.grafana_url else ctx.url("grafana.http")
+    from roles._tls import ca_pem
+
+    # Grafana serves https only, with the environment CA's certificate.
+    grafana_url = "" if settings.grafana_url else ctx.topology.url("grafana.http", ctx.name, scheme="https")
     apt.packages(name="grafana backup: git, ssh client, venv", packages=["git", "openssh-client", "python3-venv"],
                  update=True, cache_time=24 * 3600)
     server.group(name="grafana backup: system group", group=USER, system=True)
@@ -215,12 +230,27 @@ def grafana_backup(settings: GrafanaBackupSettings, ctx: HostContext):
         group=USER,
         mode="0640",
     )
+    validated_file(
+        name="grafana backup: the environment CA (Grafana's https)",
+        dest=CA_FILE,
+        content=ca_pem(ctx),
+        validate="openssl x509 -noout -in {path}",
+        mode="0644",
+    )
     if settings.write_token:
-        # Only where no Grafana role writes the token (the lab's stand-in).
+        # Only where no Grafana role writes the token (the lab's stand-in), with its expiry as the operator gave it.
         validated_file(
             name="grafana backup: service-account token",
             dest=settings.token_file,
             content=secret_file(secrets, settings.token_secret),
+            user="root",
+            group=USER,
+            mode="0640",
+        )
+        validated_file(
+            name="grafana backup: the token's expiry",
+            dest=settings.token_expiry_file,
+            content=f"{token_expiry_seconds(settings.token_expires)}\n",
             user="root",
             group=USER,
             mode="0640",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated
 
@@ -118,6 +119,12 @@ class GrafanaBackupSettings(Model):
     token_secret: SecretName = Field(
         "SENTINEL_GRAFANA_BACKUP_TOKEN", description="Secret holding the service-account token (read only with write_token)."
     )
+    token_expires: dt.date | None = Field(
+        None,
+        description="With write_token: the day the operator's token expires (YYYY-MM-DD, as Grafana showed it when the token "
+        "was made with an expiry); required with write_token. The job exports it and GrafanaBackupTokenExpiring fires 14 days "
+        "before; preflight warns then too. Without write_token the Grafana role makes the token and records its expiry itself.",
+    )
     remote_url: GitSshUrl | None = Field(None, description="The backup repository's SSH URL (required when enabled).")
     branch: GitBranch = Field("main", description="Branch the job commits to and pushes (a name git check-ref-format accepts).")
     deploy_key_secret: SecretName = Field(
@@ -139,8 +146,25 @@ class GrafanaBackupSettings(Model):
     git_author_name: Text = Field("Sentinel Grafana backup", description="Author name of the backup commits.")
     git_author_email: Text = Field("grafana-backup@sentinel.internal", description="Author e-mail of the backup commits.")
 
+    @property
+    def token_expiry_file(self) -> str:
+        """The token's expiry (a Unix time), beside the token: the job exports it."""
+        return f"{self.token_file}.expires"
+
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> "GrafanaBackupSettings":
+        if self.enabled and self.write_token and self.token_expires is None:
+            raise ValueError(
+                "write_token is on but token_expires is not set: a token without an expiry is refused. Fix: create the "
+                "service account's token with an expiry (Editor role, e.g. 90 days) and set grafana_backup.token_expires "
+                "to its expiry day, YYYY-MM-DD"
+            )
+        if self.enabled and self.write_token and self.token_expires <= dt.datetime.now(dt.timezone.utc).date():
+            raise ValueError(
+                f"token_expires {self.token_expires} is not in the future: Grafana refuses an expired token (401) and every "
+                "backup would fail. Fix: rotate the token (docs/grafana.md, two phases) and set grafana_backup.token_expires "
+                "to the new token's expiry day"
+            )
         if self.enabled and not self.remote_url:
             raise ValueError("remote_url is not set. Fix: set grafana_backup.remote_url to the backup repository's SSH URL")
         if self.enabled and not self.known_hosts and not self.trust_on_first_use:

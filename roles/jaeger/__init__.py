@@ -6,6 +6,12 @@ config whose `jaeger_storage` extension holds Badger on local disk (span TTL =
 query API. It receives OTLP from the collector gateway on 4417/4418 (the gateway
 holds 4317/4318 on the same host). The config is checked with `jaeger validate`
 on the host before it replaces the live one.
+
+TLS (issue 22): the OTLP/HTTP receiver (the gateway's spans) and the query API (Grafana, the
+operators) serve the store's certificate from the environment CA and require a client
+certificate from it (configtls `client_ca_file`). configtls cannot check the client's name:
+which identities reach them is the firewall's (the topology's flows) — docs/tls.md "The stores".
+The loopback-only listeners (OTLP/gRPC, gRPC query, health) stay plain.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pyinfra.api import deploy
 from roles._godur import go_duration
 from roles._net import split_host_port
 from roles._service import ConfigFile, ServiceSpec, release_service
+from roles._tls import TlsPaths, configtls_server, leaf, tls_files
 
 if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hold JaegerSettings
     from roles._context import HostContext
@@ -27,6 +34,7 @@ if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hol
 NAME = "jaeger"
 CONFIG = "/etc/jaeger/config.yaml"
 STORE = "badger_main"
+TLS = TlsPaths(NAME)
 
 
 def loopback_binds(traces: TracesSettings) -> dict[str, str]:
@@ -37,8 +45,9 @@ def loopback_binds(traces: TracesSettings) -> dict[str, str]:
     return {name: f"127.0.0.1:{port}" for name, port in ports.items()}
 
 
-def render_config(traces: TracesSettings, binds: Mapping[str, str] | None = None) -> dict:
-    """Jaeger's config as a dict, from the `traces` settings and the topology's binds (listener -> ip:port)."""
+def render_config(traces: TracesSettings, binds: Mapping[str, str] | None = None, tls: TlsPaths | None = None) -> dict:
+    """Jaeger's config as a dict, from the `traces` settings and the topology's binds (listener -> ip:port);
+    `tls`: the store's certificate files, for the OTLP/HTTP receiver and the query API (None: plain)."""
     jaeger = traces.jaeger
     binds = binds or loopback_binds(traces)
     metrics_host, metrics_port = split_host_port(binds["jaeger.metrics"])
@@ -68,7 +77,7 @@ def render_config(traces: TracesSettings, binds: Mapping[str, str] | None = None
             },
             "jaeger_query": {
                 "storage": {"traces": STORE},
-                "http": {"endpoint": binds["jaeger.query"]},
+                "http": {"endpoint": binds["jaeger.query"], **({"tls": configtls_server(tls)} if tls else {})},
                 "grpc": {"endpoint": binds["jaeger.query_grpc"]},
             },
             "jaeger_storage": {
@@ -91,7 +100,7 @@ def render_config(traces: TracesSettings, binds: Mapping[str, str] | None = None
             "otlp": {
                 "protocols": {
                     "grpc": {"endpoint": binds["jaeger.otlp_grpc"]},
-                    "http": {"endpoint": binds["jaeger.otlp_http"]},
+                    "http": {"endpoint": binds["jaeger.otlp_http"], **({"tls": configtls_server(tls)} if tls else {})},
                 }
             }
         },
@@ -103,14 +112,16 @@ def config_text(config: dict) -> str:
     return "# Managed by the Sentinel observability toolkit; local edits are overwritten.\n" + yaml.safe_dump(config, sort_keys=False)
 
 
-def service_spec(traces: TracesSettings, config: str, health_bind: str = "") -> ServiceSpec:
+def service_spec(traces: TracesSettings, config: str, health_bind: str = "", tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
+    """`tls`: the certificate files (roles/_tls.py), written before the config that names them."""
     jaeger = traces.jaeger
     health_bind = health_bind or loopback_binds(traces)["jaeger.health"]
     return ServiceSpec(
         name=NAME,
         description="Jaeger v2 trace store",
         exec_start=("{bin}/jaeger", f"--config={CONFIG}"),
-        configs=(ConfigFile(CONFIG, config, validate="{bin}/jaeger validate --config={path}"),),
+        configs=(*tls, ConfigFile(CONFIG, config, validate="{bin}/jaeger validate --config={path}")),
+        config_dirs=(TLS.dir,) if tls else (),
         data_dirs=(jaeger.data_dir, f"{jaeger.data_dir}/keys", f"{jaeger.data_dir}/values"),
         ready_url=f"http://{health_bind}/status",
     )
@@ -124,6 +135,11 @@ def jaeger(traces: TracesSettings, ctx: HostContext):
     + traces: `traces` settings (store jaeger; ports, retention, traces.jaeger)
     + ctx: the host context: the binds of the jaeger.* listeners from the topology
     """
+    from roles.node_exporter import certificate_expiry
+
     binds = {l.name: l.bind for l in ctx.topology.on(ctx.name) if l.component == NAME}
-    spec = service_spec(traces, config_text(render_config(traces, binds)), binds["jaeger.health"])
+    # One certificate for both TLS listeners (the same host and names).
+    certificate = leaf(ctx, NAME, "jaeger.query")
+    spec = service_spec(traces, config_text(render_config(traces, binds, TLS)), binds["jaeger.health"], tls_files(NAME, certificate))
     release_service(spec, ctx.artifact_base_url, ctx.hardening)
+    certificate_expiry(ctx.settings.node_exporter.textfile_dir, NAME, certificate)

@@ -19,6 +19,7 @@ from pyinfra.api import deploy
 from roles._model import duration_seconds
 from roles._model import SettingsError
 from roles._net import split_host_port
+from roles._tls import TlsPaths, dskit_server_tls, leaf, tls_files
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles._service.render import dump_yaml
 from roles.loki.settings import LokiSettings
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 NAME = "loki"
 BINARY = "loki"  # versions.yml installs upstream's loki-linux-<arch> under this name
 CONFIG = "/etc/loki/loki.yml"
+TLS = TlsPaths(NAME)
 CREDENTIALS = "/etc/loki/s3.env"
 ACCESS_KEY_VAR, SECRET_KEY_VAR = "LOKI_S3_ACCESS_KEY", "LOKI_S3_SECRET_KEY"
 
@@ -43,11 +45,15 @@ def loki_duration(value: str) -> str:
 
 
 def render_config(
-    settings: LokiSettings, policy: RetentionPolicy, s3_endpoint: str, s3_region: str, http_bind: str = "", grpc_bind: str = ""
+    settings: LokiSettings, policy: RetentionPolicy, s3_endpoint: str, s3_region: str, http_bind: str = "", grpc_bind: str = "",
+    tls: TlsPaths | None = TLS,
 ) -> str:
     """Loki's YAML for `settings` and the retention `policy`; `s3_endpoint` is the object store's host:port.
 
-    `http_bind` and `grpc_bind` are loki.http and loki.grpc from the topology (ip:port).
+    `http_bind` and `grpc_bind` are loki.http and loki.grpc from the topology (ip:port). `tls`: the
+    store's certificate files: loki.http (OTLP push from the gateway, queries, deletes, /metrics) is
+    then TLS with client certificates from the environment CA (issue 22; rendered and checked against
+    the reference only, Loki is never run here). gRPC is Loki talking to itself on the loopback: plain.
     """
     http_bind = http_bind or f"127.0.0.1:{settings.http_port}"
     grpc_bind = grpc_bind or f"127.0.0.1:{settings.grpc_port}"
@@ -65,6 +71,7 @@ def render_config(
             "grpc_listen_port": split_host_port(grpc_bind)[1],
             "log_format": "json",
             "log_level": "info",
+            **({"tls_min_version": "VersionTLS12", "http_tls_config": dskit_server_tls(tls)} if tls else {}),
         },
         "common": {
             # WAL, TSDB index and compactor state live under here (hot tier, docs/retention.md).
@@ -159,20 +166,24 @@ def verify_command() -> str:
     return f"{{bin}}/{BINARY} -config.file={{path}} -config.expand-env=true -verify-config"
 
 
-def service_spec(settings: LokiSettings, config: str, credentials: str, http_bind: str = "") -> ServiceSpec:
+def service_spec(settings: LokiSettings, config: str, credentials: str, http_bind: str = "", tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
+    """`tls`: the certificate files (roles/_tls.py), before the config that names them."""
     http_bind = http_bind or f"127.0.0.1:{settings.http_port}"
     return ServiceSpec(
         name=NAME,
         description="Loki log store",
         exec_start=(f"{{bin}}/{BINARY}", f"-config.file={CONFIG}", "-config.expand-env=true"),
         configs=(
+            *tls,
             ConfigFile(CREDENTIALS, credentials, mode="0640"),
             ConfigFile(CONFIG, config, validate=verify_command(), mode="0640"),
         ),
+        config_dirs=(TLS.dir,) if tls else (),
         env_files=(CREDENTIALS,),
         data_dirs=(settings.data_dir,),
         # /ready lags by ingester.lifecycler.min_ready_duration (15s); the building block polls it.
-        ready_url=f"http://{http_bind}/ready",
+        ready_url=f"{'https' if tls else 'http'}://{http_bind}/ready",
+        ready_curl_args=TLS.curl_args() if tls else (),
     )
 
 
@@ -188,5 +199,5 @@ def loki(settings: LokiSettings, ctx: HostContext):
     http_bind, grpc_bind = ctx.bind("loki.http"), ctx.bind("loki.grpc")
     s3_endpoint = ctx.topology.reach("object_store.s3", ctx.name)
     config = render_config(settings, ctx.settings.retention, s3_endpoint, ctx.settings.object_store.region, http_bind, grpc_bind)
-    spec = service_spec(settings, config, credentials_env(settings, ctx.secrets), http_bind)
+    spec = service_spec(settings, config, credentials_env(settings, ctx.secrets), http_bind, tls_files(NAME, leaf(ctx, NAME, "loki.http")))
     release_service(spec=spec, artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)

@@ -47,8 +47,10 @@ class LokiSettings(Model):
     bucket: Name = Field("loki", description='S3 bucket of the chunks (object_store.buckets must hold it).')
     # The toolkit's object store (versitygw) speaks plain HTTP on the internal network.
     s3_insecure: Bool = Field(True, description="Plain HTTP to the object store (the toolkit's versitygw on the internal network).")
-    access_key_secret: SecretName = Field("SENTINEL_S3_ACCESS_KEY", description="Secret holding the S3 access key (the object store's).")
-    secret_key_secret: SecretName = Field("SENTINEL_S3_SECRET_KEY", description='Secret holding the S3 secret key.')
+    access_key_secret: SecretName = Field(
+        "SENTINEL_S3_LOKI_ACCESS_KEY", description="Secret holding Loki's own S3 access key (its account owns only its bucket; never the store's root key)."
+    )
+    secret_key_secret: SecretName = Field("SENTINEL_S3_LOKI_SECRET_KEY", description="Secret holding Loki's own S3 secret key.")
     # First day of the one schema period (tsdb, v13, 24h index); must be in the past.
     schema_from: PastDay = Field("2024-01-01", description='First day of the one schema period (tsdb, v13, 24h index); must be in the past.')
     # Ingestion limits, per tenant (there is one: auth is off). The backend writes

@@ -2,18 +2,27 @@
 
 Loki chunks and Tempo blocks go to its buckets. Credentials come from secrets and
 reach the host only in an env file readable by root and the service group.
+
+One key per consumer: the root key stays in the store's own files (its env file,
+and the role's root-only curl config); each consumer of a bucket gets its own
+account in versitygw's internal IAM (--iam-dir), a `user` that owns its bucket and
+nothing else: it cannot read, list or write another bucket, nor create one, nor
+call the admin API. The role creates and updates the accounts through the admin
+API at converge (ACCOUNTS_SCRIPT), with every key read by curl from root-only files.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, deploy, operation
+from pyinfra.api import FactBase, QuoteString, StringCommand, deploy, operation
 from pyinfra.facts.files import Directory
+from pyinfra.operations import files, server
 
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles._service.operations import validated_file
@@ -21,12 +30,18 @@ from roles._service.operations import validated_file
 if TYPE_CHECKING:  # the role gets its settings as an argument and imports no aggregate
     from roles._context import HostContext
     from roles._settings import Settings
+    from roles._placement import S3Account as Account
     from roles.object_store.settings import ObjectStoreSettings
 
 CREDENTIALS = "/etc/versitygw/credentials.env"
 # The same credentials for curl, which signs the role's own S3 requests (bucket
 # creation, smoke checks). Root only: the service reads credentials.env.
 CURL_CONFIG = "/etc/versitygw/admin.curlrc"
+# The consumers' accounts: root-only files the admin requests are read from, and the
+# script that checks and syncs them (no key in it, none on a command line).
+ACCOUNTS_DIR = "/etc/versitygw/accounts"
+ACCOUNTS_SCRIPT = "/etc/versitygw/accounts.sh"
+ROLE = "user"  # versitygw's least role: its own buckets only; no CreateBucket, no admin API
 
 
 def _credentials(settings: Settings, secrets: Mapping[str, str]) -> tuple[str, str]:
@@ -67,13 +82,18 @@ def service_spec(settings: Settings, secrets: Mapping[str, str], bind: str = "12
             f"--port={bind}",
             "--health=/health",
             f"--region={store.region}",
+            f"--iam-dir={store.iam_dir}",
+            # Without its cache, an account the converge updates (a rotated secret) holds from the next
+            # request: with it, 1.8.0 kept verifying signatures with the old secret for its TTL (120 s) after
+            # update-user (seen on the lab). users.json is a few hundred bytes, read per request.
+            "--iam-cache-disable",
             "posix",
             f"--sidecar={store.metadata_dir}",
             store.data_dir,
         ),
         configs=(ConfigFile(CREDENTIALS, credentials_env(settings, secrets), mode="0640"),),
         env_files=(CREDENTIALS,),
-        data_dirs=("/var/lib/versitygw", store.data_dir, store.metadata_dir),
+        data_dirs=("/var/lib/versitygw", store.data_dir, store.metadata_dir, store.iam_dir),
         ready_url=f"http://{bind}/health",
     )
 
@@ -115,6 +135,118 @@ def bucket(bucket_name: str, data_dir: str, port: int, region: str):
     yield StringCommand(*[QuoteString(arg) for arg in s3_request("PUT", url, region)])
 
 
+def go_xml_escape(value: str) -> str:
+    """`value` as Go's encoding/xml writes it (EscapeText): the admin API's listings match it byte for byte."""
+    out = []
+    for char in value:
+        if char in "\x00\ufffe\uffff" or (ord(char) < 0x20 and char not in "\t\n\r") or 0xD800 <= ord(char) <= 0xDFFF:
+            raise quoting.QuotingError("object_store account key: holds a character XML cannot carry")
+        out.append({'"': "&#34;", "'": "&#39;", "&": "&amp;", "<": "&lt;", ">": "&gt;", "\t": "&#x9;", "\n": "&#xA;", "\r": "&#xD;"}.get(char, char))
+    return "".join(out)
+
+
+def _url_config(url: str) -> str:
+    # A curl config holding only the request's URL (`-K file`), so the key id in its query is on no command line.
+    return f'url = "{url}"\n'
+
+
+def account_files(account: Account, secrets: Mapping[str, str], port: int) -> dict[str, str]:
+    """The root-only files of one account, by file name under ACCOUNTS_DIR: the admin requests' bodies and
+    URLs, and the exact fragments the admin API's listings hold when the account is as wanted."""
+    access, secret = secrets[account.access_key_secret], secrets[account.secret_key_secret]
+    quoting.refuse_control(access, f"{account.key}.access_key_secret")
+    quoting.refuse_control(secret, f"{account.key}.secret_key_secret")
+    if not re.fullmatch(r"[A-Za-z0-9._~-]{3,128}", access):
+        raise quoting.QuotingError(f"{account.key}.access_key_secret: not an S3 access key id (letters, digits, . _ ~ -)")
+    base, bucket, xml_secret = f"http://127.0.0.1:{int(port)}", urllib.parse.quote(account.bucket, safe=""), go_xml_escape(secret)
+    user = f"<Access>{access}</Access><Secret>{xml_secret}</Secret><Role>{ROLE}</Role>"
+    return {
+        f"{account.name}.create.xml": f"<Account>{user}</Account>",
+        f"{account.name}.update.xml": f"<MutableProps><Secret>{xml_secret}</Secret><Role>{ROLE}</Role></MutableProps>",
+        f"{account.name}.update.url": _url_config(f"{base}/update-user?access={access}"),
+        f"{account.name}.owner.url": _url_config(f"{base}/change-bucket-owner?bucket={bucket}&owner={access}"),
+        # grep -F patterns, one line each: the account as list-users shows it, the bucket as list-buckets does.
+        f"{account.name}.user": user + "\n",
+        f"{account.name}.owner": f"<Name>{go_xml_escape(account.bucket)}</Name><Owner>{access}</Owner>\n",
+        f"{account.name}.access": access + "\n",
+    }
+
+
+def accounts_script(accounts: tuple[Account, ...], port: int, region: str) -> str:
+    """The host's account sync, `check` or `sync`: plain sh and curl, no key in it nor on a command line.
+
+    `check` prints "in sync", or what differs (account names, never a key). `sync` creates each
+    account (or updates its secret and role when its key id exists), gives it its bucket, and
+    deletes every other account of the internal IAM (a key rotated away, one made by hand).
+    """
+    if not re.fullmatch(r"[a-z0-9-]+", region):
+        raise quoting.QuotingError("object_store.region: not a region name such as us-east-1 (lowercase letters, digits, -)")
+    names = " ".join(a.name for a in accounts)
+    return f"""#!/bin/sh
+# Managed by the Sentinel observability toolkit (roles/object_store): versitygw's accounts, one per
+# consumer, each a `{ROLE}` owning only its bucket. `check` prints "in sync" or what differs (never a
+# key); `sync` makes it so. curl reads every key from root-only files: the root key from
+# {CURL_CONFIG}, the accounts' from {ACCOUNTS_DIR}.
+set -eu
+umask 077
+dir={ACCOUNTS_DIR}
+base=http://127.0.0.1:{int(port)}
+accounts="{names}"
+
+admin() {{  # a PATCH to the admin API, signed with the root key
+  curl -fsS -K {CURL_CONFIG} --aws-sigv4 aws:amz:{region}:s3 -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -X PATCH "$@"
+}}
+
+check() {{
+  users=$(admin "$base/list-users" 2>/dev/null) || {{ echo "no admin API (internal IAM off, or the store is down)"; return 0; }}
+  buckets=$(admin "$base/list-buckets" 2>/dev/null) || {{ echo "no bucket listing"; return 0; }}
+  drift=""
+  for a in $accounts; do
+    printf '%s' "$users" | grep -qF -f "$dir/$a.user" || drift="$drift $a:account"
+    printf '%s' "$buckets" | grep -qF -f "$dir/$a.owner" || drift="$drift $a:bucket-owner"
+  done
+  count=$(printf '%s' "$users" | grep -o '<Access>' | wc -l)
+  [ "$count" -eq {len(accounts)} ] || drift="$drift other-accounts:$count"
+  echo "${{drift:-in sync}}"
+}}
+
+sync() {{
+  for a in $accounts; do
+    admin --data-binary "@$dir/$a.create.xml" "$base/create-user" >/dev/null 2>&1 ||
+      admin --data-binary "@$dir/$a.update.xml" -K "$dir/$a.update.url" >/dev/null
+    admin -K "$dir/$a.owner.url" >/dev/null
+  done
+  # Every other account goes: a consumer's old key id, an account made by hand.
+  admin "$base/list-users" | grep -o '<Access>[^<]*</Access>' | sed 's/<[^>]*>//g' | while read -r key; do
+    wanted=no
+    for a in $accounts; do [ "$key" = "$(cat "$dir/$a.access")" ] && wanted=yes; done
+    [ "$wanted" = yes ] && continue
+    case $key in
+      *[!A-Za-z0-9._~-]*) echo "an account the toolkit did not make has a key id it cannot put in a URL: delete it with versitygw admin delete-user" >&2; exit 1 ;;
+    esac
+    printf 'url = "%s/delete-user?access=%s"\n' "$base" "$key" | admin -K - >/dev/null
+  done
+}}
+
+case "${{1:-}}" in
+  check) check ;;
+  sync) sync; check ;;
+  *) echo "usage: $0 check|sync" >&2; exit 2 ;;
+esac
+"""
+
+
+class AccountsState(FactBase):
+    """The accounts script's `check`: "in sync", what differs (never a key), or "absent" before its first install."""
+
+    def command(self, script):
+        p = shlex.quote(script)
+        return f"if [ -x {p} ]; then {p} check; else echo absent; fi"
+
+    def process(self, output):
+        return " ".join(line.strip() for line in output if line.strip()) or "absent"
+
+
 @deploy("Object store")
 def object_store(settings: ObjectStoreSettings, ctx: HostContext):
     """
@@ -137,3 +269,40 @@ def object_store(settings: ObjectStoreSettings, ctx: HostContext):
     )
     for name in store.buckets:
         bucket(name=f"versitygw: bucket {name}", bucket_name=name, data_dir=store.data_dir, port=store.listen_port, region=store.region)
+    _accounts(store, settings, secrets)
+
+
+def _accounts(store: ObjectStoreSettings, settings: Settings, secrets: Mapping[str, str]) -> None:
+    """One account per consumer (roles/_placement.py `s3_accounts`), synced when the host's check or the files say so."""
+    from roles._placement import s3_accounts
+
+    accounts = s3_accounts(settings)
+    # Before the files are in it: only root ever reads the directory.
+    files.directory(name="versitygw: accounts directory", path=ACCOUNTS_DIR, user="root", group="root", mode="0700")
+    changed = []
+    for account in accounts:
+        for file_name, content in account_files(account, secrets, store.listen_port).items():
+            changed.append(validated_file(
+                name=f"versitygw: {account.name} account ({file_name.split('.', 1)[1]})",
+                dest=f"{ACCOUNTS_DIR}/{file_name}",
+                content=content,
+                user="root",
+                group="root",
+                mode="0600",
+            ))
+    changed.append(validated_file(
+        name="versitygw: accounts script",
+        dest=ACCOUNTS_SCRIPT,
+        content=accounts_script(accounts, store.listen_port, store.region),
+        validate="sh -n {path}",
+        user="root",
+        group="root",
+        mode="0700",
+    ))
+    state = host.get_fact(AccountsState, script=ACCOUNTS_SCRIPT)
+    # The check ran when the deploy was planned; files changed in this run sync again.
+    server.shell(
+        name="versitygw: accounts (one per consumer, each owning only its bucket)",
+        commands=[f"{shlex.quote(ACCOUNTS_SCRIPT)} sync"],
+        _if=lambda: state != "in sync" or any(op.did_change() for op in changed),
+    )

@@ -1,6 +1,7 @@
 """The OpenTelemetry Collector: a gateway on the `telemetry` hosts, an agent on the `app` hosts.
 
-Gateway: OTLP in (gRPC 4317, HTTP 4318) from the backend and the agents;
+Gateway: OTLP in (gRPC 4317, HTTP 4318) from the backend and the agents, over TLS with a client
+certificate of the environment CA required (roles/_tls.py, docs/tls.md);
 memory_limiter, then each exporter's disk queue (which batches); traces to the chosen store (Tempo or Jaeger) and to the
 span_metrics connector, whose metrics are remote-written to Prometheus (the same
 series whichever store is chosen); logs to the chosen log store (Loki or
@@ -10,7 +11,7 @@ store restart loses nothing.
 Agent: tails the backend's JSON log file (offsets on disk, so a restart neither
 duplicates nor drops lines), parses each line, keeps the four stream labels of the
 contract as resource attributes and the trace context on the record, and sends the
-logs over OTLP to the gateway, with its own disk queue.
+logs over OTLP to the gateway, with its own disk queue, over TLS with its host's certificate.
 
 A host in both groups runs one collector with both halves in one config.
 The config is built as a dict here and checked with `otelcol-contrib validate` on
@@ -30,7 +31,7 @@ from pyinfra.operations import server
 from roles._godur import go_duration
 from roles._net import split_host_port
 from roles._service import ConfigFile, ServiceSpec, release_service
-from roles._tls import TlsPaths, leaf, tls_files
+from roles._tls import TlsPaths, configtls_client, configtls_server, is_tls, leaf, tls_files
 from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
 
 if TYPE_CHECKING:
@@ -40,7 +41,9 @@ if TYPE_CHECKING:
 NAME = "otelcol"  # the files/versions.yml key: unit, user, /etc/otelcol, /opt/otelcol
 BINARY = "otelcol-contrib"
 CONFIG = f"/etc/{NAME}/config.yaml"
-TLS = TlsPaths(NAME)  # the gateway's client certificate (remote write into Prometheus)
+# The collector's certificate: the gateway's (its OTLP listeners, remote write into Prometheus) or the agent's
+# (its identity towards the gateway).
+TLS = TlsPaths(NAME)
 Mode = Literal["gateway", "agent"]
 
 # Span metrics dimensions beyond the connector's own (service.name, span.name,
@@ -65,8 +68,10 @@ LOG_STORE_PATHS = {"victorialogs": ("victorialogs.http", "/insert/opentelemetry/
 
 
 def trace_store_endpoint(traces: TracesSettings, topology: Topology, me: str) -> str:
-    """The OTLP/HTTP base URL of the chosen trace store (the exporter appends /v1/traces)."""
-    return traces.endpoint or topology.url(f"{traces.store}.otlp_http", me)
+    """The OTLP/HTTP base URL of the chosen trace store (the exporter appends /v1/traces); https where the
+    store's listener is TLS (roles/_tls.py)."""
+    listener = f"{traces.store}.otlp_http"
+    return traces.endpoint or topology.url(listener, me, scheme="https" if is_tls(listener) else "http")
 
 
 def log_store_endpoint(logs: LogsSettings, topology: Topology, me: str) -> str:
@@ -74,7 +79,13 @@ def log_store_endpoint(logs: LogsSettings, topology: Topology, me: str) -> str:
     if logs.endpoint:
         return logs.endpoint
     listener, path = LOG_STORE_PATHS[logs.store]
-    return topology.url(listener, me, path)
+    return topology.url(listener, me, path, scheme="https" if is_tls(listener) else "http")
+
+
+def store_tls(endpoint: str) -> dict:
+    """The exporter's `tls` to a store: the gateway's own certificate on https (the stores admit it,
+    docs/tls.md "The stores"); nothing on http (an operator's own endpoint)."""
+    return {"tls": configtls_client(TLS)} if endpoint.startswith("https://") else {}
 
 
 def _queue(settings: CollectorSettings) -> dict:
@@ -167,6 +178,7 @@ def render_config(
     service_name: str = "sentinel-backend",
     binds: Mapping[str, str] | None = None,
     remote_write_tls: bool = False,
+    otlp_tls: bool = False,
 ) -> dict:
     """
     The collector's config as a dict.
@@ -183,6 +195,8 @@ def render_config(
     + binds: listener -> ip:port from the topology (otelcol.health, otelcol.metrics, gateway.otlp_*);
       the loopback when not given (unit tests)
     + remote_write_tls: remote-write over TLS with the gateway's own certificate (roles/_tls.py)
+    + otlp_tls: OTLP over TLS: the gateway's receivers serve its certificate and require a client
+      certificate of the environment CA; the agent's exporter to the gateway carries its own
     """
     binds = dict(binds or {})
     for name, port in (("otelcol.health", settings.health_port), ("otelcol.metrics", settings.metrics_port),
@@ -226,6 +240,10 @@ def render_config(
                 "http": {"endpoint": binds["gateway.otlp_http"]},
             }
         }
+        if otlp_tls:
+            # Every sender shows a certificate of the environment CA (no allowed-names list in configtls: docs/tls.md).
+            for protocol in receivers["otlp"]["protocols"].values():
+                protocol["tls"] = configtls_server(TLS)
         connectors["span_metrics"] = {
             # traces_span_metrics_calls_total, traces_span_metrics_duration_milliseconds_*
             "namespace": "traces.span.metrics",
@@ -235,11 +253,13 @@ def render_config(
         }
         exporters[f"otlp_http/{traces.store}"] = {
             "endpoint": trace_endpoint,
+            **store_tls(trace_endpoint),
             "sending_queue": _queue(settings),
             "retry_on_failure": _retry(settings),
         }
         log_exporter: dict = {
             "logs_endpoint": log_endpoint,
+            **store_tls(log_endpoint),
             "sending_queue": _queue(settings),
             "retry_on_failure": _retry(settings),
         }
@@ -280,6 +300,8 @@ def render_config(
                 "sending_queue": _queue(settings),
                 "retry_on_failure": _retry(settings),
             }
+            if otlp_tls:
+                exporters["otlp_http/gateway"]["tls"] = configtls_client(TLS)
             pipelines["logs"] = {
                 "receivers": ["file_log"],
                 "processors": ["memory_limiter", "resource/semconv"],
@@ -341,6 +363,7 @@ class CollectorWiring:
     gateway_endpoint: str = ""
     binds: tuple[tuple[str, str], ...] = ()
     remote_write_tls: bool = False
+    otlp_tls: bool = False
 
     def render_args(self) -> dict:
         """The keyword arguments of `render_config` after its settings."""
@@ -365,7 +388,8 @@ def otel_collector(settings: CollectorSettings, ctx: HostContext):
     """
     wiring = collector_wiring(ctx)
     modes = wiring.modes
-    tls = tls_files(NAME, leaf(ctx, "gateway")) if wiring.remote_write_tls else ()
+    certificate = collector_certificate(ctx, wiring)
+    tls = tls_files(NAME, certificate) if certificate else ()
     spec = service_spec(settings, config_text(render_wired(settings, wiring)), ctx.bind("otelcol.health"), tls)
     artifact_base_url, hardening = ctx.artifact_base_url, ctx.hardening
     if "agent" in modes:
@@ -385,6 +409,10 @@ def otel_collector(settings: CollectorSettings, ctx: HostContext):
             create_home=False,
         )
     release_service(spec, artifact_base_url, hardening)
+    if certificate and ctx.name in ctx.topology.runs.get("node_exporter", ()):
+        from roles.node_exporter import certificate_expiry
+
+        certificate_expiry(ctx.settings.node_exporter.textfile_dir, NAME, certificate)
     if "agent" in modes:
         from pyinfra.operations import systemd
 
@@ -394,6 +422,16 @@ def otel_collector(settings: CollectorSettings, ctx: HostContext):
             restarted=True,
             _if=member.did_change,
         )
+
+
+def collector_certificate(ctx: HostContext, wiring: CollectorWiring):
+    """The collector's leaf: the gateway's names its OTLP listeners (one host, one certificate for both), and it
+    is the gateway's identity for remote write; an agent-only host's is the agent's identity, a client only."""
+    if "gateway" in wiring.modes and (wiring.otlp_tls or wiring.remote_write_tls):
+        return leaf(ctx, "gateway", "gateway.otlp_http" if wiring.otlp_tls else None)
+    if wiring.otlp_tls:
+        return leaf(ctx, "agent")
+    return None
 
 
 # --- wiring: what each host's collector needs from the rest of the environment -------------
@@ -415,7 +453,8 @@ def collector_wiring(ctx: HostContext) -> CollectorWiring:
     if not modes:
         raise ValueError("a collector runs on telemetry (gateway) or app (agent) hosts only")
     binds = tuple((l.name, l.bind) for l in ctx.topology.on(ctx.name) if l.component in ("otelcol", "gateway"))
-    args: dict = {"modes": modes, "environment": me.environment, "service_name": me.backend.service_name, "binds": binds}
+    args: dict = {"modes": modes, "environment": me.environment, "service_name": me.backend.service_name, "binds": binds,
+                  "otlp_tls": True}
     if "gateway" in modes:
         remote_write = ctx.topology.urls("prometheus.web", ctx.name, "/api/v1/write", scheme="https")
         args.update(
@@ -427,5 +466,5 @@ def collector_wiring(ctx: HostContext) -> CollectorWiring:
             remote_write_tls=True,
         )
     if modes == ("agent",):
-        args["gateway_endpoint"] = ctx.url("gateway.otlp_http")
+        args["gateway_endpoint"] = ctx.topology.url("gateway.otlp_http", ctx.name, scheme="https")
     return CollectorWiring(**args)

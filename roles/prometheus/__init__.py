@@ -67,17 +67,37 @@ def scrape_jobs(topology: Topology, me: Settings) -> list[ScrapeJob]:
     return jobs
 
 
+# With several monitoring hosts each Prometheus evaluates the same rules and sends the same
+# alerts; this external label tells their series apart (federation, remote write) and is
+# dropped from the alerts, so both copies of an alert are one alert to Alertmanager.
+REPLICA_LABEL = "replica"
+
+
+def replicas(topology: Topology) -> int:
+    """How many Prometheus the environment runs (one per monitoring host)."""
+    return len(topology.addresses("prometheus.web"))
+
+
 def alertmanagers(topology: Topology) -> list[str]:
     """host:port of every Alertmanager; Prometheus sends each alert to all of them."""
     return [address for _, address in topology.addresses("alertmanager.web")]
 
 
-def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = (), tls: TlsPaths = TLS) -> dict:
-    """prometheus.yml as a structure, dumped by `render_config`; `tls`: where Prometheus's client certificate is."""
+def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = (), tls: TlsPaths = TLS,
+           replica: str = "") -> dict:
+    """prometheus.yml as a structure, dumped by `render_config`.
+
+    + tls: where Prometheus's client certificate is (its pushes to the Alertmanagers)
+    + replica: this Prometheus's name in a pair (the host name); empty for the only one
+    """
     prom = settings.prometheus
     environment = settings.environment
+    # `environment` and `replica` are the toolkit's (the settings refuse them in external_labels).
     external_labels = {"environment": environment, **dict(sorted(prom.external_labels.items()))}
-    external_labels["environment"] = environment  # the environment label is the inventory's, always
+    external_labels["environment"] = environment  # the inventory's, always (even from settings not validated)
+    external_labels.pop(REPLICA_LABEL, None)
+    if replica:
+        external_labels[REPLICA_LABEL] = replica
     data: dict = {
         "global": {
             "scrape_interval": prom.scrape_interval,
@@ -87,11 +107,15 @@ def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list
         "rule_files": ["/etc/prometheus/rules/*.yml"],
     }
     if alertmanager_targets:
-        # Every alert goes to every monitoring host's Alertmanager; they deduplicate.
-        # Over TLS with Prometheus's own certificate (Alertmanager admits it by name).
+        # Every alert goes to every monitoring host's Alertmanager, directly (never through a
+        # load balancer); they deduplicate by gossip. Over TLS with Prometheus's own
+        # certificate (each Alertmanager admits every Prometheus by name).
         data["alerting"] = {"alertmanagers": [{
             "scheme": "https", "tls_config": client_tls_config(tls), "static_configs": [{"targets": list(alertmanager_targets)}],
         }]}
+        if replica:
+            # Both Prometheus of a pair send the same alert: without the replica label it is one alert.
+            data["alerting"]["alert_relabel_configs"] = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
     scrape_configs = []
     for job in jobs:
         scrape_config: dict = {"job_name": job.name}
@@ -108,9 +132,10 @@ def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list
     return data
 
 
-def render_config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = (), tls: TlsPaths = TLS) -> str:
+def render_config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list[str] = (), tls: TlsPaths = TLS,
+                  replica: str = "") -> str:
     """prometheus.yml: the structure from `config`, dumped as YAML (no value is pasted into text)."""
-    return dump_yaml(config(settings, jobs, alertmanager_targets, tls))
+    return dump_yaml(config(settings, jobs, alertmanager_targets, tls, replica))
 
 
 def grafana_url(ctx: HostContext) -> str:
@@ -118,7 +143,7 @@ def grafana_url(ctx: HostContext) -> str:
     me = ctx.settings
     if me.alerting.grafana_url:
         return me.alerting.grafana_url
-    return f"http://{me.address}:{me.grafana.http_port}"
+    return f"https://{me.address}:{me.grafana.http_port}"  # Grafana serves https only
 
 
 def render_alert_rules(settings: Settings, ctx: HostContext) -> str:
@@ -181,6 +206,13 @@ def service_spec(settings: Settings, config: str, rules: str | None = None, bind
     )
 
 
+def host_config(ctx: HostContext, tls: TlsPaths = TLS) -> str:
+    """This host's prometheus.yml: the environment's scrape jobs and Alertmanagers, its replica label in a pair."""
+    me = ctx.settings
+    replica = ctx.name if replicas(ctx.topology) > 1 else ""  # one Prometheus: no replica label
+    return render_config(me, scrape_jobs(ctx.topology, me), alertmanagers(ctx.topology), tls, replica)
+
+
 def tls_configs(ctx: HostContext, certificate) -> tuple[ConfigFile, ...]:
     """Prometheus's certificate files and the web config admitting the topology's clients (promtool checks it)."""
     allowed = allowed_clients(ctx.topology, ctx.name, "prometheus.web")
@@ -197,7 +229,7 @@ def prometheus(settings: PrometheusSettings, ctx: HostContext):
     + ctx: the host context: its bind, the scrape targets and Alertmanagers from the topology
     """
     me = ctx.settings
-    config = render_config(me, scrape_jobs(ctx.topology, me), alertmanagers(ctx.topology))
+    config = host_config(ctx)
     rules = render_alert_rules(me, ctx)
     certificate = leaf(ctx, "prometheus", "prometheus.web")
     spec = service_spec(me, config, rules, ctx.bind("prometheus.web"), tls_configs(ctx, certificate))

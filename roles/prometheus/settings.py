@@ -24,6 +24,16 @@ class PrometheusSettings(Model):
         default_factory=dict, description="Labels added to every series and alert leaving this Prometheus."
     )
 
+    @field_validator("external_labels")
+    @classmethod
+    def _not_the_toolkits_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        # `environment` is the inventory's; `replica` names the Prometheus of a pair and is dropped
+        # from alerts (roles/prometheus REPLICA_LABEL): set here, it would be overwritten or dedupe wrongly.
+        taken = sorted(set(value) & {"environment", "replica"})
+        if taken:
+            raise ValueError(f"{', '.join(taken)} is set by the toolkit. Fix: remove it from prometheus.external_labels")
+        return value
+
     @field_validator("scrape_interval", "evaluation_interval")
     @classmethod
     def _at_least_a_second(cls, value: str) -> str:

@@ -24,10 +24,22 @@ controller (`--audit-log`, default $SENTINEL_ERASURE_AUDIT_LOG or
 erasure. It records the line filters as "field=value" strings, so the line filter of
 a later erasure (`"memberId":"m-0002"`) can never match the audit line itself.
 
+Identity (docs/tls.md "The stores"): over https the command presents the erasure identity
+("erasure", issued on the controller by the environment CA, roles/_tls.py `controller_identity`),
+the only identity besides the store's own retention job that VictoriaLogs' front admits to /delete/*.
+
 Exit status: 0 erased, 1 store error or timeout, 2 refused.
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__":
+    # The command reads the inventory and group data with pyinfra's loader, whose package patches ssl
+    # with gevent when imported: patched after requests took ssl, an https call recurses forever
+    # (the store's front, docs/tls.md). Patched first, before anything imports ssl.
+    from gevent import monkey
+
+    monkey.patch_all()
 
 import argparse
 import getpass
@@ -46,6 +58,7 @@ from typing import Callable
 import requests
 
 from roles._net import host_port
+from roles._tls import is_tls
 from roles._settings import ENVIRONMENTS
 from roles.retention.contract import stream_labels, streams, unmatchable
 from roles.retention.selectors import Selector, SelectorError, may_overlap, parse_selector
@@ -191,9 +204,14 @@ class HttpStore:
     base_url: str
     session: requests.Session = field(default_factory=requests.Session)
     timeout: float = 30
+    # https: the CA bundle that checks the store, and (certificate, key) of the erasure identity. Given with
+    # each request: requests lets REQUESTS_CA_BUNDLE override a session's own `verify`.
+    verify: str | bool = True
+    cert: tuple[str, str] | None = None
 
     def _call(self, method: str, path: str, **kwargs) -> requests.Response:
-        response = self.session.request(method, self.base_url.rstrip("/") + path, timeout=self.timeout, **kwargs)
+        response = self.session.request(method, self.base_url.rstrip("/") + path, timeout=self.timeout, verify=self.verify,
+                                        cert=self.cert, **kwargs)
         if response.status_code >= 300:
             raise StoreError(f"{method} {path}: HTTP {response.status_code}: {response.text.strip()[:500]}")
         return response
@@ -396,10 +414,22 @@ def resolve_store(env: str, store_kind: str | None, url: str | None):
         [listener] = environment.topology.instances(f"{kind}.http") or [None]
         if listener is None:
             raise Refused(f"no {kind} runs in inventory/{env}.py", "pass --store with the store the environment runs, or --url")
-        url = f"http://{host_port(listener.address, listener.port)}"
+        scheme = "https" if is_tls(listener.name) else "http"
+        url = f"{scheme}://{host_port(listener.address, listener.port)}"
     else:
         kind = store_kind or _group_value(env, "logs").get("store") or ("victorialogs" if env == "lab" else "loki")
-    return (VictoriaLogsStore if kind == "victorialogs" else LokiStore)(url)
+    store = (VictoriaLogsStore if kind == "victorialogs" else LokiStore)(url)
+    if url.startswith("https://"):
+        store.verify, store.cert = erasure_identity(env)
+    return store
+
+
+def erasure_identity(env: str) -> tuple[str, tuple[str, str]]:
+    """(CA bundle, (certificate, key)) of the erasure command's identity, issued on the controller when due."""
+    from roles._tls import ERASURE, controller_identity
+
+    ca, cert, key = controller_identity(env, ERASURE)
+    return ca, (cert, key)
 
 
 def _group_value(env: str, key: str):
@@ -439,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reason", required=True, help="why, e.g. the request's reference")
     parser.add_argument("--all-streams", action="store_true", help="allow a selector that spans every stream")
     parser.add_argument("--store", choices=("loki", "victorialogs"), help="override the environment's logs.store")
-    parser.add_argument("--url", help="override the store's base URL, e.g. http://127.0.0.1:9428")
+    parser.add_argument("--url", help="override the store's base URL, e.g. https://tel1.example:9428 (https: with the erasure identity)")
     parser.add_argument("--audit-log", default=os.environ.get("SENTINEL_ERASURE_AUDIT_LOG", DEFAULT_AUDIT_LOG))
     parser.add_argument("--timeout", type=_seconds, default=600, help="seconds to wait until the lines are gone (1 to 86400)")
     args = parser.parse_args(argv)

@@ -26,6 +26,7 @@ from pyinfra.api import deploy
 
 from roles._godur import go_duration
 from roles._net import split_host_port
+from roles._tls import TlsPaths, configtls_server, dskit_server_tls, leaf, tls_files
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 
 if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hold TempoSettings
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hol
 
 NAME = "tempo"
 CONFIG = "/etc/tempo/config.yaml"
+TLS = TlsPaths(NAME)
 CREDENTIALS = "/etc/tempo/s3.env"
 # Names Tempo expands from CREDENTIALS (-config.expand-env=true).
 ACCESS_KEY_VAR = "TEMPO_S3_ACCESS_KEY"
@@ -48,7 +50,8 @@ def loopback_binds(traces: TracesSettings) -> dict[str, str]:
 
 
 def render_config(
-    traces: TracesSettings, s3_endpoint: str = "", s3_region: str = "us-east-1", *, binds: Mapping[str, str] | None = None
+    traces: TracesSettings, s3_endpoint: str = "", s3_region: str = "us-east-1", *, binds: Mapping[str, str] | None = None,
+    tls: TlsPaths | None = TLS,
 ) -> dict:
     """
     Tempo's config as a dict.
@@ -57,6 +60,9 @@ def render_config(
     + binds: listener -> ip:port from the topology (tempo.http, tempo.grpc, tempo.otlp_*)
     + s3_endpoint: host:port of the object store (backend s3)
     + s3_region: the object store's region (backend s3)
+    + tls: the store's certificate files: tempo.http (queries, /metrics) and the OTLP/HTTP receiver (the
+      gateway) are then TLS with client certificates from the environment CA (issue 22; rendered and
+      checked against the reference only, Tempo is never run here). tempo.grpc is loopback only: plain.
     """
     tempo = traces.tempo
     binds = binds or loopback_binds(traces)
@@ -85,13 +91,14 @@ def render_config(
             "grpc_listen_address": grpc_host,
             "grpc_listen_port": int(grpc_port),
             "log_level": "info",
+            **({"tls_min_version": "VersionTLS12", "http_tls_config": dskit_server_tls(tls)} if tls else {}),
         },
         "distributor": {
             "receivers": {
                 "otlp": {
                     "protocols": {
                         "grpc": {"endpoint": binds["tempo.otlp_grpc"]},
-                        "http": {"endpoint": binds["tempo.otlp_http"]},
+                        "http": {"endpoint": binds["tempo.otlp_http"], **({"tls": configtls_server(tls)} if tls else {})},
                     }
                 }
             }
@@ -120,11 +127,12 @@ def _verify(env_file: str | None = None) -> str:
     return "{bin}/tempo -config.file={path} -config.expand-env=true -config.verify"
 
 
-def service_spec(traces: TracesSettings, config: str, credentials: str | None, http_bind: str = "") -> ServiceSpec:
-    """Tempo's service; `credentials` is the env file's content (backend s3) or None."""
+def service_spec(traces: TracesSettings, config: str, credentials: str | None, http_bind: str = "",
+                 tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
+    """Tempo's service; `credentials` is the env file's content (backend s3) or None; `tls` the certificate files."""
     tempo = traces.tempo
     http_bind = http_bind or loopback_binds(traces)["tempo.http"]
-    configs = []
+    configs = [*tls]
     env_files: tuple[str, ...] = ()
     if credentials is not None:
         # First: the config's verification reads it.
@@ -138,7 +146,9 @@ def service_spec(traces: TracesSettings, config: str, credentials: str | None, h
         configs=tuple(configs),
         env_files=env_files,
         data_dirs=(tempo.data_dir,),
-        ready_url=f"http://{http_bind}/ready",
+        ready_url=f"{'https' if tls else 'http'}://{http_bind}/ready",
+        ready_curl_args=TLS.curl_args() if tls else (),
+        config_dirs=(TLS.dir,) if tls else (),
         working_directory=tempo.data_dir,
     )
 
@@ -155,6 +165,7 @@ def tempo(traces: TracesSettings, ctx: HostContext):
     s3 = traces.tempo.backend == "s3"
     binds = {l.name: l.bind for l in ctx.topology.on(ctx.name) if l.component == NAME}
     s3_endpoint = ctx.topology.reach("object_store.s3", ctx.name) if s3 else ""
-    config = render_config(traces, s3_endpoint, ctx.settings.object_store.region, binds=binds)
+    config = render_config(traces, s3_endpoint, ctx.settings.object_store.region, binds=binds, tls=TLS)
     credentials = credentials_env(traces, ctx.secrets) if s3 else None
-    release_service(service_spec(traces, config_text(config), credentials, binds["tempo.http"]), ctx.artifact_base_url, ctx.hardening)
+    tls = tls_files(NAME, leaf(ctx, NAME, "tempo.http"))
+    release_service(service_spec(traces, config_text(config), credentials, binds["tempo.http"], tls), ctx.artifact_base_url, ctx.hardening)

@@ -24,5 +24,7 @@ class TempoSettings(Model):
     backend: Literal["local", "s3"] = Field("s3", description="Where blocks go: local disk, or the object_store role's S3 bucket.")
     bucket: Name = Field("tempo", description="S3 bucket (object_store.buckets must hold it).")
     data_dir: ServiceDir = Field("/var/lib/tempo", description="WAL (and local blocks) directory.")
-    access_key_secret: SecretName = Field("SENTINEL_S3_ACCESS_KEY", description="Secret holding the S3 access key (the object store's).")
-    secret_key_secret: SecretName = Field("SENTINEL_S3_SECRET_KEY", description="Secret holding the S3 secret key.")
+    access_key_secret: SecretName = Field(
+        "SENTINEL_S3_TEMPO_ACCESS_KEY", description="Secret holding Tempo's own S3 access key (its account owns only its bucket; never the store's root key)."
+    )
+    secret_key_secret: SecretName = Field("SENTINEL_S3_TEMPO_SECRET_KEY", description="Secret holding Tempo's own S3 secret key.")

@@ -10,6 +10,10 @@ Retention (docs/retention.md "VictoriaLogs"): one `-retentionPeriod` per instanc
 to the policy's longest period; a daily systemd timer deletes what each shorter class
 must no longer keep through the delete API. `-delete.enable` is on for that job and
 for erasure requests (`python -m roles.retention.erase`).
+
+VictoriaLogs listens on 127.0.0.1 (`victorialogs.local`) only: its front (roles/victorialogs/front.py,
+nginx) serves `victorialogs.http` with TLS and client certificates, and admits the delete API to the
+erasure command's identity and to the retention job's (`victorialogs-retention` on this host) only.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ import shlex
 from typing import TYPE_CHECKING
 
 from pyinfra.api import deploy
-from pyinfra.operations import systemd
+from pyinfra.operations import files, systemd
 
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles._service.quoting import QuotingError
 from roles._service.operations import validated_file
+from roles._tls import TlsPaths, leaf, tls_files
 from roles.retention import RetentionPolicy
 from roles.retention.logsql import enforcement_deletes, longest_period
+from roles.victorialogs.front import RETENTION, SELF, victorialogs_front
 from roles.victorialogs.settings import VictoriaLogsSettings
 
 if TYPE_CHECKING:
@@ -43,14 +49,17 @@ ENFORCE_UNIT = f"{NAME}-retention"
 FLUSH_INTERVAL = "1s"
 # Flag values come from the environment as VL_<flag>, dots as underscores.
 ENV_PREFIX = "VL_"
+# The retention job's client certificate (identity victorialogs-retention on this host), for the front.
+JOB_TLS = TlsPaths(NAME)
 
 
 def _bind(settings: VictoriaLogsSettings, bind: str) -> str:
-    return bind or f"127.0.0.1:{settings.port}"
+    return bind or f"127.0.0.1:{settings.local_port}"
 
 
 def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> dict[str, str]:
-    """Every flag VictoriaLogs runs with, by name without the leading "-"; `bind` is victorialogs.http from the topology."""
+    """Every flag VictoriaLogs runs with, by name without the leading "-"; `bind` is victorialogs.local from the topology
+    (127.0.0.1: the front, roles/victorialogs/front.py, is the only way in from elsewhere)."""
     return {
         "httpListenAddr": _bind(settings, bind),
         "storageDataPath": settings.storage_path,
@@ -108,13 +117,19 @@ def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: 
     )
 
 
-def enforcement_script(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> str:
+def enforcement_script(settings: VictoriaLogsSettings, policy: RetentionPolicy, front: str = "", tls: TlsPaths = JOB_TLS) -> str:
     """The daily job: count, then delete, each shorter class's expired lines; wait until the deletes finish.
 
+    It calls the store through its front (`front`: victorialogs.http's ip:port) with its own identity
+    (victorialogs-retention on this host), which the front admits to /select/logsql/ and /delete/;
+    without `front`, the store itself on 127.0.0.1:<port> in plain HTTP.
     It logs to the journal how many lines of each class it deleted, so an auditor
     can see the policy applied (`journalctl -u victorialogs-retention`).
     """
-    base = f"http://{_bind(settings, bind)}"
+    if front:
+        base, curl = f"https://{front}", "curl -fsS " + " ".join(shlex.quote(a) for a in tls.curl_args())
+    else:  # no front (a store run by hand, the lab's local test of the binary): plain, on the loopback
+        base, curl = f"http://127.0.0.1:{settings.port}", "curl -fsS"
     lines = [
         "#!/bin/sh",
         "# Managed by the Sentinel observability toolkit: applies the retention policy's",
@@ -122,8 +137,8 @@ def enforcement_script(settings: VictoriaLogsSettings, policy: RetentionPolicy, 
         "set -eu",
         f"base={base}",
         "delete_class() {",
-        '  count=$(curl -fsS --data-urlencode "query=$2 | stats count() rows" "$base/select/logsql/query")',
-        '  task=$(curl -fsS --data-urlencode "filter=$2" "$base/delete/run_task")',
+        f'  count=$({curl} --data-urlencode "query=$2 | stats count() rows" "$base/select/logsql/query")',
+        f'  task=$({curl} --data-urlencode "filter=$2" "$base/delete/run_task")',
         '  echo "retention class $1: deleting lines older than $3: $count, task $task, filter: $2"',
         "}",
     ]
@@ -136,7 +151,7 @@ def enforcement_script(settings: VictoriaLogsSettings, policy: RetentionPolicy, 
         lines.append('echo "every retention class keeps the instance retention: nothing to delete"')
     lines += [
         f"for i in $(seq {settings.enforcement_timeout_seconds}); do",
-        '  if [ "$(curl -fsS "$base/delete/active_tasks")" = "[]" ]; then echo "deletes finished"; exit 0; fi',
+        f'  if [ "$({curl} "$base/delete/active_tasks")" = "[]" ]; then echo "deletes finished"; exit 0; fi',
         "  sleep 1",
         "done",
         f'echo "deletes still running after {settings.enforcement_timeout_seconds}s" >&2',
@@ -187,12 +202,18 @@ def victorialogs(settings: VictoriaLogsSettings, ctx: HostContext):
     + settings: the store's settings (`victorialogs` in group data)
     + ctx: the host context: the retention policy (`retention`), the bind from the topology
     """
-    retention, bind = ctx.settings.retention, ctx.bind("victorialogs.http")
+    retention, bind = ctx.settings.retention, ctx.bind("victorialogs.local")
     release_service(spec=service_spec(settings, retention, bind), artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)
+    victorialogs_front(ctx, leaf(ctx, SELF, "victorialogs.http"))
+    # The retention job's identity: read by the job (User=victorialogs); a renewal restarts nothing.
+    files.directory(name="victorialogs: the retention job's TLS dir", path=JOB_TLS.dir, user="root", group=NAME, mode="0750")
+    for file in tls_files(NAME, leaf(ctx, RETENTION)):
+        validated_file(name=f"victorialogs: retention job TLS {file.dest}", dest=file.dest, content=file.content,
+                       validate=file.validate, user="root", group=NAME, mode=file.mode)
     validated_file(
         name="victorialogs: retention enforcement script",
         dest=ENFORCE_SCRIPT,
-        content=enforcement_script(settings, retention, bind),
+        content=enforcement_script(settings, retention, ctx.bind("victorialogs.http")),
         validate="sh -n {path}",
         group=NAME,
         mode="0750",

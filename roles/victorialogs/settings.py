@@ -21,7 +21,11 @@ class VictoriaLogsSettings(Model):
 
     port: Port = Field(
         9428,
-        description="HTTP: ingestion (OTLP /insert/opentelemetry/v1/logs, Loki push), queries, deletes, /health and /metrics.",
+        description="HTTPS with client certificates (the store's front): ingestion (OTLP /insert/opentelemetry/v1/logs), queries, deletes, /health and /metrics.",
+    )
+    local_port: Port = Field(
+        9429,
+        description="VictoriaLogs itself, on 127.0.0.1 behind its authenticating front (which holds `port` on the host's IP).",
     )
     storage_path: ServiceDir = Field("/var/lib/victorialogs/data", description="Where the store keeps its data.")
     max_disk_usage_percent: Annotated[int, Field(ge=1, le=100)] = Field(

@@ -71,11 +71,11 @@ class _SpanSender(threading.Thread):
 
     def __init__(self, tel, run: str):
         super().__init__(daemon=True)
-        self.gateway = f"http://{tel.settings.address}:{tel.settings.otel_collector.http_port}"
+        self.gateway = f"https://{tel.settings.address}:{tel.settings.otel_collector.http_port}"  # the operator's certificate
         self.run_id, self.sent = run, None
 
     def run(self):
-        self.sent = send_traces(self.gateway, self.run_id, TRACES, TRACE_RATE, SPANS_PER_TRACE)
+        self.sent = send_traces(self.gateway, self.run_id, TRACES, TRACE_RATE, SPANS_PER_TRACE, tls=operator_tls.operator_files())
 
 
 def _back_after(host, pid: str) -> None:
@@ -85,7 +85,7 @@ def _back_after(host, pid: str) -> None:
 def _store_url(tel) -> str:
     # The store binds the host's IP; the controller may reach it (group_data/lab.py firewall.allow).
     listener = tel.topology.instances("victorialogs.http")[0]
-    return f"http://{listener.address}:{listener.port}"
+    return f"https://{listener.address}:{listener.port}"  # the store's front: test_logs's helpers carry the certificates
 
 
 def _queued(hosts) -> int:
@@ -128,7 +128,7 @@ def _stored_seqs(store: str, run: str) -> list[int]:
 def _held_seqs(store: str, run: str) -> set[int]:
     """The run's lines VictoriaLogs holds now: its force flush (buffered lines become searchable, still in
     memory), then their sequence numbers."""
-    requests.get(f"{store}/internal/force_flush", timeout=30).raise_for_status()
+    requests.get(f"{store}/internal/force_flush", timeout=30, **operator_tls.operator_kwargs()).raise_for_status()
     return set(_stored_seqs(store, run))
 
 
@@ -156,8 +156,8 @@ def _lines_missing(stack, run: str, held: set[int] | None) -> str:
 
 def _spans_missing(tel, sent) -> str:
     """'' when every span the gateway acknowledged is in Jaeger, else how many are not."""
-    query = f"http://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}"
-    http = requests.Session()
+    query = f"https://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}"
+    http = operator_tls.operator_session()
     http.trust_env = False
 
     def every_acknowledged_span():
@@ -239,7 +239,7 @@ def test_sigkill_of_the_log_store_under_load_keeps_what_it_flushed(stack):
 
     def crash(tel, app):
         pid = units.sigkill(tel, "victorialogs")
-        units.wait_restarted(tel, "victorialogs", pid, tel.local("victorialogs.http", "/health"))
+        units.wait_restarted(tel, "victorialogs", pid, tel.local("victorialogs.local", "/health"))
 
     _drill(stack, "logstore", crash, store_crashes=True)
 
@@ -339,6 +339,6 @@ def test_power_off_of_the_telemetry_host_under_load_loses_nothing_acknowledged(s
         back = reconnected(tel)
         wait_for("the stores and the gateway on the booted host", lambda: all(
             back.testinfra.run("curl -fsS -o /dev/null %s", back.local(listener, path)).rc == 0
-            for listener, path in (("otelcol.health", "/"), ("victorialogs.http", "/health"), ("jaeger.health", "/status"))), 120)
+            for listener, path in (("otelcol.health", "/"), ("victorialogs.local", "/health"), ("jaeger.health", "/status"))), 120)
 
     _drill(stack, "poweroff", crash, spans=True, store_crashes=True)

@@ -274,3 +274,60 @@ def test_a_converge_runs_the_job_once_where_it_never_ran_and_a_failure_fails_nei
     assert second.returncode == 0 and second.changed == {lab.mon.name: 0}, second.output[-3000:]
     assert lab.run_job().rc == 0, lab.journal()
     assert lab.exported()[LAST_RUN_SUCCESS] == 1
+
+
+def test_node_exporter_exports_the_tokens_expiry_for_the_alert(lab, first_backup):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from roles.grafana_backup import token_expiry_seconds
+
+    assert lab.run_job().rc == 0, lab.journal()
+    samples = {s.name: s.value for f in text_string_to_metric_families(lab.node_exporter_metrics()) for s in f.samples}
+    # The role wrote the operator's expiry beside the token; the job exported it at its run.
+    assert samples["sentinel_grafana_backup_token_expiry_seconds"] == token_expiry_seconds(lab.settings.token_expires)
+    mode = lab.mon.testinfra.check_output(f"stat -c '%a %U:%G' {lab.settings.token_expiry_file}")
+    assert mode == f"640 root:{USER}"
+
+
+def test_a_viewers_token_cannot_restore_grafana_refuses_it_with_403(lab, first_backup):
+    token_file = lab.settings.token_file
+    saved = lab.mon.testinfra.check_output(f"cat {token_file}")
+    added = requests.post(f"{STANDIN}/standin/tokens", json={"token": "glsa_lab_viewer", "role": "Viewer", "secondsToLive": 600}, timeout=10)
+    if added.status_code == 404:
+        pytest.skip("the lab's running Grafana API stand-in predates token roles (started by `lab up` from an older "
+                    "checkout); tests/unit/test_grafana_backup.py proves the 403 against the current stand-in")
+    added.raise_for_status()
+
+    def write(value: str):
+        lab.mon.testinfra.check_output(f"printf '%s\\n' {shlex.quote(value)} > {token_file}")
+
+    assert lab.run_job().rc == 0, lab.journal()
+    lab.client.control("POST", "/standin/reset", {"keep_datasources": True})
+    before = lab.client.control("GET", "/standin/state")
+    write("glsa_lab_viewer")
+    try:
+        result = lab.run_job("restore")
+    finally:
+        write(saved)
+        lab.client.control("DELETE", "/standin/tokens")
+    assert result.rc == 1, lab.journal()
+    assert "403" in lab.journal() and "glsa_lab_viewer" not in lab.journal()
+    assert lab.client.control("GET", "/standin/state") == before  # nothing was written
+    # The role's own token (Editor, the documented role) restores it.
+    assert lab.run_job("restore").rc == 0, lab.journal()
+
+
+def test_every_monitoring_host_backs_up_to_the_same_remote_and_adds_no_second_commit(lab, first_backup):
+    """The placement table runs the job on every monitoring host. With Grafana unchanged, after the first
+    host's run each other host's run succeeds against the same remote and commits nothing: commit only on
+    change holds across hosts, so two jobs do not fight over the branch."""
+    others = [m for m in hosts_in("monitoring") if m.name != lab.mon.name]
+    if not others:
+        pytest.skip("one monitoring host")
+    assert lab.run_job().rc == 0, lab.journal()
+    head = lab.remote_log()[0]
+    for mon in others:
+        result = mon.testinfra.run(f"su -s /bin/sh {USER} -c {shlex.quote(job_command())}")
+        journal = mon.testinfra.run("journalctl --sync; journalctl -t sentinel-grafana-backup -n 30 --no-pager -o cat").stdout
+        assert result.rc == 0, f"{mon.name}: {journal}"
+    assert lab.remote_log()[0] == head, "a second host committed with Grafana unchanged"

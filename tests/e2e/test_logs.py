@@ -2,7 +2,9 @@
 
 Marker `retention` (and `lab`). The lab runs VictoriaLogs (`logs.store: victorialogs`).
 Every test marks its lines with a fresh id, so reruns never see each other's lines.
-Queries go to VictoriaLogs' /select/logsql/query from the machine (the tel1 address).
+Queries go to VictoriaLogs' /select/logsql/query from the machine (the tel1 address), through the store's
+authenticating front (https, roles/victorialogs/front.py): reads with the operator's certificate, the test's
+own lines pushed with the gateway's (the only writer the front admits), erasure with the erasure identity.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
+from lab import operator_tls
+from roles._pki import environment_ca
 from roles.retention.logsql import longest_period
 from roles.victorialogs import ENFORCE_UNIT
 from tests import lab_session
@@ -33,13 +37,33 @@ def stack(first_converge):
     assert first_converge.returncode == 0, first_converge.output[-3000:]
     tel, app = hosts_in("telemetry")[0], hosts_in("app")[0]
     assert tel.settings.logs.store == "victorialogs", "the lab's log store is VictoriaLogs"
-    store = f"http://{tel.settings.address}:{tel.settings.victorialogs.port}"
+    store = f"https://{tel.settings.address}:{tel.settings.victorialogs.port}"
     backend = f"http://{app.settings.address}:{app.settings.backend.port}"
     return tel, app, store, backend
 
 
+def identity(host: str | None, component: str) -> dict:
+    """requests' kwargs with a certificate the environment CA issued (read on the controller, never issued here)."""
+    leaves = environment_ca(operator_tls.ENVIRONMENT).directory / "leaves"
+    name = f"{host}.{component}" if host else component
+    return {"cert": (str(leaves / f"{name}.crt"), str(leaves / f"{name}.key")), "verify": operator_tls.operator_files()[0]}
+
+
+def _reader(store: str) -> dict:
+    return operator_tls.operator_kwargs() if store.startswith("https://") else {}
+
+
+def _writer(store: str) -> dict:
+    """The gateway's identity: the front admits /insert/* from it alone."""
+    if not store.startswith("https://"):
+        return {}
+    from tests.stack import hosts_in
+
+    return identity(hosts_in("telemetry")[0].name, "gateway")
+
+
 def query(store: str, logsql: str, limit: int = 1000) -> list[dict]:
-    response = requests.post(f"{store}/select/logsql/query", data={"query": logsql, "limit": str(limit)}, timeout=30)
+    response = requests.post(f"{store}/select/logsql/query", data={"query": logsql, "limit": str(limit)}, timeout=30, **_reader(store))
     response.raise_for_status()
     return [json.loads(line) for line in response.text.splitlines() if line.strip()]
 
@@ -68,9 +92,10 @@ def push(store: str, lines: list[dict]) -> None:
         params={"_stream_fields": "service,env,stream,level", "_msg_field": "msg", "_time_field": "ts"},
         data=body.encode(),
         timeout=30,
+        **_writer(store),
     )
     response.raise_for_status()
-    requests.get(f"{store}/internal/force_flush", timeout=30).raise_for_status()
+    requests.get(f"{store}/internal/force_flush", timeout=30, **_reader(store)).raise_for_status()
 
 
 def line(ts: datetime, stream: str, run: str, **fields) -> dict:
@@ -118,7 +143,7 @@ def test_each_class_lands_under_its_labels_and_the_enforcement_job_keeps_the_pol
     for stream in ("app", "security", "audit"):
         assert count(store, f'{{stream="{stream}"}} {mine}') >= 1, stream
     # The instance keeps the longest class; the store reads its flags back.
-    flags = requests.get(f"{store}/flags", timeout=10).text
+    flags = requests.get(f"{store}/flags", timeout=10, **_reader(store)).text
     assert f'-retentionPeriod="{longest_period(tel.settings.retention)}"' in flags
 
     tel.testinfra.check_output(f"systemctl start {ENFORCE_UNIT}.service")  # oneshot: returns when the deletes finished

@@ -141,27 +141,31 @@ def test_an_expired_certificate_of_the_right_ca_is_refused(lab, tmp_path):
 
 
 def test_alertmanager_admits_prometheus_grafana_and_the_operator_only(lab):
+    """Every Alertmanager admits every monitoring host's Prometheus and Grafana (with two, each Prometheus
+    pushes to both); another host's Alertmanager is a gossip peer, not an API client: refused."""
     topology, ca = lab
     ca_file = operator_tls.operator_files()[0]
-    [alertmanager] = topology.instances("alertmanager.web")
-    mon = alertmanager.host
-    admitted = [(mon, "prometheus"), (mon, "grafana"), (None, "operator")]
-    refused = [(h.name, "node_exporter") for h in stack_hosts()] + [(h.name, "gateway") for h in hosts_in("telemetry")]
-    for host, component in admitted:
-        assert _get(alertmanager, "/api/v2/silences", _context(ca_file, _files(ca, host, component))) == 200, (host, component)
-    for host, component in refused:
-        result = _get(alertmanager, "/api/v2/silences", _context(ca_file, _files(ca, host, component)))
-        assert str(result).startswith("refused"), f"{host}'s {component} identity reached Alertmanager's API: {result}"
+    mons = [h.name for h in hosts_in("monitoring")]
+    for alertmanager in topology.instances("alertmanager.web"):
+        admitted = [(m, c) for m in mons for c in ("prometheus", "grafana")] + [(None, "operator")]
+        refused = [(h.name, "node_exporter") for h in stack_hosts()] + [(h.name, "gateway") for h in hosts_in("telemetry")]
+        refused += [(m, "alertmanager") for m in mons if m != alertmanager.host]
+        for host, component in admitted:
+            status = _get(alertmanager, "/api/v2/silences", _context(ca_file, _files(ca, host, component)))
+            assert status == 200, (alertmanager.host, host, component, status)
+        for host, component in refused:
+            result = _get(alertmanager, "/api/v2/silences", _context(ca_file, _files(ca, host, component)))
+            assert str(result).startswith("refused"), f"{host}'s {component} identity reached {alertmanager.host}'s Alertmanager API: {result}"
 
 
 def test_prometheus_admits_the_gateway_and_refuses_a_node_exporter(lab):
     topology, ca = lab
     ca_file = operator_tls.operator_files()[0]
-    [prometheus] = topology.instances("prometheus.web")
     tel = hosts_in("telemetry")[0].name
-    assert _get(prometheus, "/-/ready", _context(ca_file, _files(ca, tel, "gateway"))) == 200
-    result = _get(prometheus, "/-/ready", _context(ca_file, _files(ca, tel, "node_exporter")))
-    assert str(result).startswith("refused"), result
+    for prometheus in topology.instances("prometheus.web"):  # each of a pair gets the remote write
+        assert _get(prometheus, "/-/ready", _context(ca_file, _files(ca, tel, "gateway"))) == 200, prometheus.host
+        result = _get(prometheus, "/-/ready", _context(ca_file, _files(ca, tel, "node_exporter")))
+        assert str(result).startswith("refused"), (prometheus.host, result)
 
 
 def test_the_wrong_peers_are_refused_with_the_certificates_they_hold(lab):
@@ -169,8 +173,8 @@ def test_the_wrong_peers_are_refused_with_the_certificates_they_hold(lab):
     remote write. From app1 with its own: no silence (its packets do not even get there). From the intruder,
     with no certificate: nothing."""
     topology, _ = lab
-    [prometheus] = topology.instances("prometheus.web")
-    [alertmanager] = topology.instances("alertmanager.web")
+    prometheus = topology.instances("prometheus.web")[0]  # the first monitoring host's (mon1)
+    alertmanager = topology.instances("alertmanager.web")[0]
     node = TlsPaths("node_exporter")
     mine = (node.ca, node.cert, node.key)
     tel, app = hosts_in("telemetry")[0].name, hosts_in("app")[0].name
@@ -209,7 +213,7 @@ def test_keys_on_the_hosts_are_readable_by_their_service_only_and_the_ca_key_is_
 
 def test_the_expiry_metric_of_every_certificate_reaches_prometheus(lab):
     topology, _ = lab
-    [prometheus] = topology.instances("prometheus.web")
+    prometheus = topology.instances("prometheus.web")[0]  # each Prometheus scrapes every textfile
     url = f"https://{prometheus.address}:{prometheus.port}/api/v1/query"
     from lab.alert_drills import wait_for
 

@@ -32,7 +32,7 @@ DELIVERY_DEADLINE_S = 240  # after the store is back: retries back off to 30 s, 
 def http():
     session = requests.Session()
     session.trust_env = False
-    # Prometheus is https with client certificates: the operator's (the other stores are plain HTTP yet).
+    # Prometheus and Jaeger's query API are https with client certificates: the operator's.
     session.cert, session.verify = operator_tls.operator_kwargs()["cert"], operator_tls.operator_kwargs()["verify"]
     yield session
     session.close()
@@ -46,8 +46,9 @@ def lab(first_converge):
         pytest.skip("these tests read traces back from Jaeger; this inventory chose Tempo")
     return {
         "tel": tel,
-        "query": f"http://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}",
-        "gateway": f"http://{tel.settings.address}:{tel.settings.otel_collector.http_port}",
+        "query": f"https://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}",
+        # OTLP over TLS with a client certificate of the environment CA: the operator's (docs/tls.md).
+        "gateway": f"https://{tel.settings.address}:{tel.settings.otel_collector.http_port}",
         "backend": f"http://{app.settings.address}:{app.settings.backend.port}",
         "prometheus": f"https://{mon.settings.address}:{mon.settings.prometheus.listen_port}",
     }
@@ -140,7 +141,7 @@ def test_nothing_is_lost_while_the_store_is_down(lab, http):
     result = {}
 
     def load():
-        result["sent"] = send_traces(lab["gateway"], service, LOAD_TRACES, LOAD_RATE)
+        result["sent"] = send_traces(lab["gateway"], service, LOAD_TRACES, LOAD_RATE, tls=operator_tls.operator_files())
 
     tel.run_expect([0], "systemctl stop jaeger")
     try:

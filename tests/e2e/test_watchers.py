@@ -69,13 +69,17 @@ def _start(host, unit: str) -> None:
 @pytest.mark.parametrize("unit", ["prometheus", "alertmanager"])
 @pytest.mark.parametrize("how", ["stop", "sigkill"])
 def test_a_dead_prometheus_or_alertmanager_pages_through_the_dead_mans_switch(mon, unit, how):
+    # On every monitoring host: with two, either Prometheus keeps the Watchdog firing and either
+    # Alertmanager calls the switch (one of them dead is paged by the other: tests/e2e/test_ha.py).
+    mons = hosts_in("monitoring")
     try:
-        if how == "stop":
-            mon.testinfra.check_output("systemctl stop %s", unit)
-        else:
-            kills = _kill_until_systemd_gives_up(mon, unit)
-            print(f"{unit}: failed after {kills} SIGKILLs")
-        assert mon.testinfra.run("systemctl is-active %s", unit).stdout.strip() in ("inactive", "failed")
+        for host in mons:
+            if how == "stop":
+                host.testinfra.check_output("systemctl stop %s", unit)
+            else:
+                kills = _kill_until_systemd_gives_up(host, unit)
+                print(f"{unit} on {host.name}: failed after {kills} SIGKILLs")
+            assert host.testinfra.run("systemctl is-active %s", unit).stdout.strip() in ("inactive", "failed")
         dead_at = time.monotonic()
         # The Watchdog stops reaching the switch: Prometheus stopped sending it (Alertmanager lets
         # it resolve after 4 evaluations), or Alertmanager is not there to call.
@@ -85,7 +89,8 @@ def test_a_dead_prometheus_or_alertmanager_pages_through_the_dead_mans_switch(mo
         triggers = [e for e in received("pagerduty", event_action="trigger") if e["dedup_key"].startswith("heartbeat-")]
         assert len(triggers) == 1 and "DOWN" in triggers[0]["event"]["payload"]["summary"]
     finally:
-        _start(mon, unit)
+        for host in mons:
+            _start(host, unit)
     pings = len(received("heartbeat", kind="ping"))
     wait_for("the switch back up", lambda: received("heartbeat", kind="up"), 120, 1)
     _pings_arrive(after=pings)
@@ -164,6 +169,6 @@ def test_a_stopped_log_store_raises_its_alerts_and_loses_no_line(mon):
                 wait_for(f"{uid} on Slack #alerts", lambda: slack_alerts("#alerts", uid), 6 * 60, 5)
         finally:
             tel.testinfra.check_output("systemctl start victorialogs")
-            wait_for("VictoriaLogs answering again", lambda: tel.testinfra.run("curl -fsS -o /dev/null %s", tel.local("victorialogs.http", "/health")).rc == 0, 120, 1)
+            wait_for("VictoriaLogs answering again", lambda: tel.testinfra.run("curl -fsS -o /dev/null %s", tel.local("victorialogs.local", "/health")).rc == 0, 120, 1)
 
     _drill((tel, app), "store-away", store_away)

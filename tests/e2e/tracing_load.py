@@ -52,12 +52,20 @@ def _ids(context) -> tuple[str, str]:
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
-def send_traces(gateway: str, service: str, count: int, rate_per_s: float, spans_per_trace: int = 3) -> Sent:
-    """`count` traces at `rate_per_s` to the gateway's OTLP/HTTP base URL; returns what was acknowledged."""
+def send_traces(gateway: str, service: str, count: int, rate_per_s: float, spans_per_trace: int = 3,
+                tls: tuple[str, str, str] | None = None) -> Sent:
+    """`count` traces at `rate_per_s` to the gateway's OTLP/HTTP base URL; returns what was acknowledged.
+
+    `tls`: (CA, certificate, key) for an https gateway, which requires a client certificate of the
+    environment CA (the lab's tests use the operator's: lab/operator_tls.py)."""
     sent = Sent()
+    files = {"certificate_file": tls[0], "client_certificate_file": tls[1], "client_key_file": tls[2]} if tls else {}
+    # Not the environment's proxy or CA bundle: requests would put REQUESTS_CA_BUNDLE before the CA given here.
+    session = requests.Session()
+    session.trust_env = False
     provider = TracerProvider(resource=Resource.create({"service.name": service, "deployment.environment": "lab"}))
     provider.add_span_processor(
-        BatchSpanProcessor(_CountingExporter(OTLPSpanExporter(endpoint=f"{gateway}/v1/traces", timeout=10), sent), max_queue_size=100000)
+        BatchSpanProcessor(_CountingExporter(OTLPSpanExporter(endpoint=f"{gateway}/v1/traces", timeout=10, session=session, **files), sent), max_queue_size=100000)
     )
     tracer = provider.get_tracer("sentinel-tracing-load")
     start = time.monotonic()

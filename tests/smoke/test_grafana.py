@@ -57,6 +57,21 @@ def test_config_secrets_and_provisioning_are_0640_root_grafana(monitoring_host):
         assert owner_mode == "root:grafana:640", line
 
 
+def test_grafana_serves_https_with_its_certificate_from_the_environment_ca(monitoring_host):
+    """The TLS files with their modes, the certificate chains to the CA, the key matches it, grafana.ini points at them."""
+    tls = "/etc/grafana/tls"
+    assert _mode(monitoring_host, f"{tls}/grafana.key") == ("root", "grafana", 0o640)
+    assert _mode(monitoring_host, f"{tls}/grafana.crt") == ("root", "grafana", 0o644)
+    assert _mode(monitoring_host, f"{tls}/ca.crt") == ("root", "grafana", 0o644)
+    check = (f"openssl verify -CAfile {tls}/ca.crt {tls}/grafana.crt && "
+             f'test "$(openssl pkey -pubout -in {tls}/grafana.key)" = "$(openssl x509 -pubkey -noout -in {tls}/grafana.crt)"')
+    monitoring_host.testinfra.check_output("sh -c %s", check)
+    ini = monitoring_host.testinfra.file(CONFIG).content_string
+    for line in ("protocol = https", f"cert_file = {tls}/grafana.crt", f"cert_key = {tls}/grafana.key",
+                 "min_tls_version = TLS1.2", "cookie_secure = true", "strict_transport_security = true"):
+        assert line in ini, line
+
+
 def test_grafana_ini_reads_the_admin_password_from_its_file(monitoring_host):
     ini = monitoring_host.testinfra.file(CONFIG).content_string
     assert "admin_password = $__file{/etc/grafana/secrets/admin_password}" in ini
@@ -86,7 +101,9 @@ def grafana_host(monitoring_host):
 def _api(host, path: str):
     """GET from Grafana's API on the host as the admin; the password is read there, never here."""
     user = host.settings.grafana.admin_user
-    command = f'curl -fsS -u "{user}:$(cat {ADMIN_PASSWORD_FILE})" ' + shlex.quote(host.local("grafana.http", path))
+    # https only, verified with the environment CA Grafana's certificate chains to.
+    command = (f'curl -fsS --cacert /etc/grafana/tls/ca.crt -u "{user}:$(cat {ADMIN_PASSWORD_FILE})" '
+               + shlex.quote(host.local("grafana.http", path)))
     return json.loads(host.testinfra.check_output("sh -c %s", command))
 
 

@@ -112,6 +112,7 @@ def run_agent(tmp_path):
         config["receivers"]["file_log"]["include"] = rotated_log_files(str(log))
         exporter = config["exporters"]["otlp_http/gateway"]
         exporter.update(endpoint=f"http://127.0.0.1:{capture.server_address[1]}", encoding="json")
+        exporter.pop("tls")  # the capture is plain HTTP; TLS to the gateway: tests/e2e/test_tls_otlp_local.py
         exporter["sending_queue"]["batch"]["min_size"] = 1
         config["extensions"]["health_check"]["endpoint"] = f"127.0.0.1:{free_port()}"
         config["service"]["telemetry"]["metrics"] = {"level": "none"}

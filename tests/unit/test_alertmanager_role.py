@@ -15,8 +15,12 @@ SECRETS = (
     "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL", "SENTINEL_SLACK_ALERTS_WEBHOOK_URL", "SENTINEL_SMTP_PASSWORD", "SENTINEL_PAGERDUTY_ROUTING_KEY",
     "SENTINEL_HEARTBEAT_URL",
 )
-# Preflight of a whole environment also resolves Grafana's admin password (monitoring hosts).
-ENVIRONMENT_SECRETS = (*SECRETS, "SENTINEL_GRAFANA_ADMIN_PASSWORD")
+# Preflight of a whole environment also resolves Grafana's admin password (monitoring hosts)
+# and Loki's and Tempo's own S3 keys (telemetry hosts; the tests set the store's root key).
+ENVIRONMENT_SECRETS = (
+    *SECRETS, "SENTINEL_GRAFANA_ADMIN_PASSWORD", "SENTINEL_S3_LOKI_ACCESS_KEY", "SENTINEL_S3_LOKI_SECRET_KEY",
+    "SENTINEL_S3_TEMPO_ACCESS_KEY", "SENTINEL_S3_TEMPO_SECRET_KEY",
+)
 
 
 def settings_of(environment, **extra):
@@ -166,4 +170,4 @@ def test_prometheus_config_points_at_every_monitoring_alertmanager(tmp_path):
     promtool = extract("prometheus", "promtool", tmp_path)
     result = subprocess.run([promtool, "check", "config", config], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "http://10.0.0.1:3000/d/sentinel-performance" in render_alert_rules(me, ctx)  # dashboards on this host's Grafana
+    assert "https://10.0.0.1:3000/d/sentinel-performance" in render_alert_rules(me, ctx)  # dashboards on this host's Grafana (https only)

@@ -53,6 +53,7 @@ def _run_deploy(monkeypatch, inventory_file: Path) -> tuple:
     roles = [
         ("roles.node_exporter", "node_exporter"), ("roles.object_store", "object_store"), ("roles.prometheus", "prometheus"),
         ("roles.alertmanager", "alertmanager"), ("roles.backend", "backend_env"), ("roles.backend.sentry_release", "sentry_release"),
+        ("roles.backend.tls", "backend_tls"),
         ("roles.lab_backend", "lab_backend"), ("roles.grafana", "grafana"), ("roles.grafana_backup", "grafana_backup"),
         ("roles.grafana_backup", "grafana_backup_first_run"),
         ("roles.jaeger", "jaeger"), ("roles.tempo", "tempo"), ("roles.otel_collector", "otel_collector"),
@@ -91,10 +92,10 @@ def test_deploy_py_hands_each_host_its_validated_settings(monkeypatch):
     mon, tel, app = (environment.group(g)[0] for g in ("monitoring", "telemetry", "app"))
     assert [c[0] for c in by_host[mon.name]] == ["host_firewall", "node_exporter", "prometheus", "alertmanager", "grafana"]
     assert [c[0] for c in by_host[tel.name]] == ["host_firewall", "node_exporter", "object_store", "tempo", "loki", "otel_collector"]
-    assert [c[0] for c in by_host[app.name]] == ["host_firewall", "node_exporter", "otel_collector", "backend_env", "sentry_release"]
+    assert [c[0] for c in by_host[app.name]] == ["host_firewall", "node_exporter", "otel_collector", "backend_tls", "backend_env", "sentry_release"]
     blocks = {"host_firewall": "firewall", "node_exporter": "node_exporter", "prometheus": "prometheus", "alertmanager": "alerting",
               "grafana": "grafana", "object_store": "object_store", "tempo": "traces", "loki": "loki",
-              "otel_collector": "otel_collector", "backend_env": "backend"}
+              "otel_collector": "otel_collector", "backend_env": "backend", "backend_tls": "backend"}
     for host in (mon, tel, app):
         for name, args in by_host[host.name]:
             if name == "sentry_release":
@@ -116,7 +117,7 @@ def test_deploy_py_hands_each_host_its_validated_settings(monkeypatch):
     gateway = collector_wiring(ctx_of[tel.name])
     assert gateway.modes == ("gateway",) and gateway.remote_write_url == f"https://{g.address}:9090/api/v1/write"
     agent = collector_wiring(ctx_of[app.name])
-    assert agent.modes == ("agent",) and agent.gateway_endpoint == f"http://{tel.settings.address}:4318"
+    assert agent.modes == ("agent",) and agent.gateway_endpoint == f"https://{tel.settings.address}:4318"
     assert ctx_of[app.name].urls("gateway.otlp_http") == [f"http://{tel.settings.address}:4318"]
 
 
@@ -134,8 +135,12 @@ def test_an_enabled_grafana_backup_runs_on_the_monitoring_hosts_after_alertmanag
         "remote_url": "git@git.example.org:ops/grafana-backup.git",
         "known_hosts": ["git.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"],
     }
+    # Two Grafanas share one PostgreSQL (preflight refuses sqlite3 on several monitoring hosts).
+    monkeypatch.setenv("SENTINEL_GRAFANA_DB_PASSWORD", "grafana-db-password-0001")
+    grafana = {"database": {"type": "postgres", "host": "db.wiring:5432"}}
     body = f"""
-        monitoring = [("mon1.wiring", {{"ip": "10.9.0.11", "grafana_backup": {backup!r}}}), ("mon2.wiring", {{"ip": "10.9.0.14"}})]
+        monitoring = [("mon1.wiring", {{"ip": "10.9.0.11", "grafana_backup": {backup!r}, "grafana": {grafana!r}}}),
+                      ("mon2.wiring", {{"ip": "10.9.0.14", "grafana": {grafana!r}}})]
         telemetry = [("tel1.wiring", {{"ip": "10.9.0.12"}})]
         app = [("app1.wiring", {{"ip": "10.9.0.13"}})]
         """

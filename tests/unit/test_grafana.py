@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -203,6 +204,109 @@ def test_every_rendered_key_is_in_grafanas_reference(env, evaluator):
         assert provisioning_problems(document, kind) == [], kind
 
 
+POSTGRES = {"grafana": {"database": {"type": "postgres", "host": "db.internal:5432"}}}
+
+
+def pair_rendered(env: str = "prod", extra: dict | None = None, tls: bool = False):
+    """Each monitoring host's (peers, files) in an environment of mon1, mon2, tel1 and app1 (a shared PostgreSQL);
+    `tls`: with each host's Grafana client certificate, as the role renders them."""
+    from roles.grafana.peers import grafana_ha
+    from tests.environments import context_of, environment_of_hosts
+
+    data = {**POSTGRES, **(extra or {})}
+    hosts = (
+        ("mon1", ["monitoring"], _settings("mon1", "monitoring", env, data)),
+        ("mon2", ["monitoring"], _settings("mon2", "monitoring", env, {**data, "ip": "10.9.0.21", "address": "mon2.internal"})),
+        ("tel1", ["telemetry"], _settings("tel1", "telemetry", env)),
+        ("app1", ["app"], _settings("app1", "app", env)),
+    )
+    environment = environment_of_hosts(*hosts)
+    result = {}
+    for name in ("mon1", "mon2"):
+        ctx = context_of(environment, name, SECRETS)
+        client_tls = None
+        if tls:
+            from roles._tls import leaf
+
+            identity = leaf(ctx, "grafana")
+            client_tls = (identity.ca_pem, identity.cert_pem, identity.key_pem)
+        settings, peers = ctx.settings, grafana_peers(ctx, client_tls)
+        files = config_files(settings.grafana, settings.alerting, SECRETS, env, settings.address, peers, settings.ip, ha=grafana_ha(ctx))
+        result[name] = (peers, {f.dest: f for f in files})
+    return environment, result
+
+
+def test_two_grafanas_gossip_with_each_other_and_the_keys_are_in_the_reference():
+    _, pair = pair_rendered()
+    for me, ip, other in (("mon1", "10.9.0.11", "mon2.internal"), ("mon2", "10.9.0.21", "mon1.internal")):
+        sections = _ini(pair[me][1]["/etc/grafana/grafana.ini"].content)
+        assert ini_problems(sections) == []
+        assert sections["database"]["type"] == "postgres"  # one database for both
+        assert sections["unified_alerting"] == {
+            "enabled": "true",
+            "ha_listen_address": f"{ip}:9096",
+            "ha_advertise_address": f"{ip}:9096",
+            "ha_peers": f"{other}:9096",
+            "ha_peer_timeout": "15s",
+            "ha_label": "sentinel-prod-grafana",
+        }
+
+
+def test_one_grafana_has_no_ha_keys():
+    _, _, files = rendered("prod")
+    assert _ini(files["/etc/grafana/grafana.ini"].content)["unified_alerting"] == {"enabled": "true"}
+
+
+def test_grafana_gossip_is_open_to_the_other_grafana_only():
+    from roles.firewall import openings_of
+    from tests.environments import context_of
+
+    environment, _ = pair_rendered()
+    openings = {(o.protocol, o.sources) for o in openings_of(context_of(environment, "mon1")) if o.comment == "grafana.ha"}
+    assert openings == {("tcp", ("10.9.0.21",)), ("udp", ("10.9.0.21",))}
+
+
+def test_a_pair_s_grafana_reads_its_own_prometheus_by_default_and_each_by_name():
+    _, pair = pair_rendered()
+    for me, own in (("mon1", "mon1.internal"), ("mon2", "mon2.internal")):
+        document = yaml.safe_load(pair[me][1]["/etc/grafana/provisioning/datasources/sentinel.yml"].content)
+        assert provisioning_problems(document, "datasources") == []
+        by_uid = {ds["uid"]: ds for ds in document["datasources"]}
+        assert by_uid["prometheus"]["url"] == f"http://{own}:9090" and by_uid["prometheus"]["isDefault"] is True
+        assert by_uid["alertmanager"]["url"] == f"http://{own}:9093"  # the cluster shares silences and alerts
+        assert [(by_uid[u]["name"], by_uid[u]["url"], by_uid[u]["isDefault"]) for u in ("prometheus-1", "prometheus-2")] == [
+            ("Prometheus mon1", "http://mon1.internal:9090", False),
+            ("Prometheus mon2", "http://mon2.internal:9090", False),
+        ]
+    _, _, files = rendered("prod")  # one Prometheus: no named copies
+    assert [ds["uid"] for ds in yaml.safe_load(files["/etc/grafana/provisioning/datasources/sentinel.yml"].content)["datasources"]
+            if ds["uid"].startswith("prometheus")] == ["prometheus"]
+
+
+def test_with_tls_each_prometheus_of_the_pair_is_https_with_grafana_s_certificate():
+    """Both Prometheus serve TLS and admit every host's Grafana: the named copies are https and carry the certificate."""
+    _, pair = pair_rendered(tls=True)
+    for me in ("mon1", "mon2"):
+        peers, files = pair[me]
+        document = yaml.safe_load(files["/etc/grafana/provisioning/datasources/sentinel.yml"].content)
+        assert provisioning_problems(document, "datasources") == []
+        by_uid = {ds["uid"]: ds for ds in document["datasources"]}
+        assert [by_uid[u]["url"] for u in ("prometheus-1", "prometheus-2")] == ["https://mon1.internal:9090", "https://mon2.internal:9090"]
+        # The stores too (issue 22): the trace and log store are https and carry Grafana's certificate.
+        for uid in ("prometheus", "prometheus-1", "prometheus-2", "alertmanager", "traces", "logs"):
+            assert by_uid[uid]["url"].startswith("https://"), uid
+            assert by_uid[uid]["jsonData"]["tlsAuth"] and by_uid[uid]["jsonData"]["tlsAuthWithCACert"], uid
+            assert by_uid[uid]["secureJsonData"]["tlsClientKey"] == peers.client_tls[2], uid
+
+
+def test_several_grafanas_on_sqlite_are_refused():
+    with pytest.raises(SettingsError) as err:
+        check_grafana("mon1", monitoring_settings("prod"), monitoring_hosts=2)
+    assert err.value.key == "host mon1.grafana.database.type" and "postgres" in err.value.fix
+    check_grafana("mon1", monitoring_settings("prod", POSTGRES), monitoring_hosts=2)
+    check_grafana("mon1", monitoring_settings("lab"), monitoring_hosts=2)  # no binary in the lab: nothing shared
+
+
 def test_postgres_keys_are_in_the_reference_too():
     _, _, files = rendered("prod", extra={"grafana": {"database": {"type": "postgres", "host": "db.internal:5432"}}})
     sections = _ini(files["/etc/grafana/grafana.ini"].content)
@@ -244,7 +348,7 @@ def test_grafana_ini_has_the_operators_baseline():
     ini = _ini(files["/etc/grafana/grafana.ini"].content)
     assert ini["security"]["admin_password"] == "$__file{/etc/grafana/secrets/admin_password}"
     assert ini["auth.anonymous"]["enabled"] == "false"
-    assert ini["security"]["cookie_secure"] == "false"  # http root_url
+    assert ini["security"]["cookie_secure"] == "true"  # https only
     assert ini["analytics"]["check_for_updates"] == "false"
     assert ini["plugins"]["preinstall_disabled"] == "true"
     assert ini["unified_alerting"]["enabled"] == "true"
@@ -259,6 +363,51 @@ def test_cookies_are_secure_when_grafana_is_served_over_https():
     ini = _ini(files["/etc/grafana/grafana.ini"].content)
     assert ini["security"]["cookie_secure"] == "true"
     assert ini["server"]["root_url"] == "https://grafana.sentinel.internal/"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_grafana_serves_https_only_with_hsts_and_secure_cookies(env):
+    _, _, files = rendered(env)
+    ini = _ini(files["/etc/grafana/grafana.ini"].content)
+    server, security = ini["server"], ini["security"]
+    assert server["protocol"] == "https"
+    assert (server["cert_file"], server["cert_key"]) == ("/etc/grafana/tls/grafana.crt", "/etc/grafana/tls/grafana.key")
+    assert server["min_tls_version"] == "TLS1.2"
+    assert server["root_url"] == "https://mon1.internal:3000/"  # the default is https too
+    assert security["cookie_secure"] == "true"
+    assert security["strict_transport_security"] == "true"
+    assert int(security["strict_transport_security_max_age_seconds"]) == 365 * 24 * 3600
+    # Internal names: never on the browsers' preload list, nor vouching for names below Grafana's.
+    assert security["strict_transport_security_preload"] == "false"
+    assert security["strict_transport_security_subdomains"] == "false"
+    for key in ("protocol", "cert_file", "cert_key", "min_tls_version"):
+        assert key in REFERENCE["ini"]["server"]
+    for key in ("cookie_secure", "strict_transport_security", "strict_transport_security_max_age_seconds",
+                "strict_transport_security_preload", "strict_transport_security_subdomains"):
+        assert key in REFERENCE["ini"]["security"]
+
+
+def test_a_plain_http_root_url_is_refused():
+    with pytest.raises(Exception) as err:
+        GrafanaSettings(root_url="http://grafana.sentinel.internal/")
+    assert "https://" in str(err.value)
+
+
+def test_grafanas_certificate_and_key_are_files_of_the_environment_ca_with_tight_modes():
+    from roles._tls import leaf
+    from roles.grafana import config_files as files_of
+
+    ctx = context("prod")
+    settings = ctx.settings
+    certificate = leaf(ctx, "grafana")
+    files = {f.dest: f for f in files_of(settings.grafana, settings.alerting, SECRETS, "prod", settings.address,
+                                         grafana_peers(ctx), settings.ip, certificate=certificate)}
+    key = files["/etc/grafana/tls/grafana.key"]
+    assert (key.user, key.group, key.mode) == ("root", "grafana", "0640")
+    assert key.content == certificate.key_pem
+    assert files["/etc/grafana/tls/grafana.crt"].content == certificate.cert_pem
+    assert files["/etc/grafana/tls/ca.crt"].content == certificate.ca_pem
+    assert files["/etc/grafana/tls/ca.crt"].mode == "0644"
 
 
 def test_grafana_evaluator_gets_smtp_with_the_password_from_a_file():
@@ -502,7 +651,7 @@ def test_default_evaluator_is_prometheus():
 
 
 def test_grafana_evaluator_on_two_monitoring_hosts_is_refused():
-    settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": "grafana"}})
+    settings = monitoring_settings("prod", {"alerting": {**_group_alerting("prod"), "evaluator": "grafana"}, **POSTGRES})
     with pytest.raises(SettingsError) as err:
         check_grafana("mon1", settings, monitoring_hosts=2)
     assert err.value.key == "host mon1.alerting.evaluator"
@@ -658,41 +807,108 @@ def _token_module():
     return module
 
 
-def test_backup_token_is_created_once_and_never_printed(tmp_path, monkeypatch, capsys):
-    module = _token_module()
-    calls = []
-
+def _fake_grafana(calls, accounts, tokens):
     def fake_call(base, auth, method, path, body=None):
         calls.append((method, path.split("?")[0], body))
         if path.startswith("/api/serviceaccounts/search"):
-            return {"serviceAccounts": [{"id": 7, "name": "other"}]}
+            return {"serviceAccounts": accounts}
         if path == "/api/serviceaccounts":
             return {"id": 9, "name": body["name"], "role": body["role"]}
-        return {"id": 1, "name": body["name"], "key": "glsa_TOKEN_S3CRET_value"}
+        if method == "GET" and path.endswith("/tokens"):
+            return list(tokens)
+        if method in ("PATCH", "DELETE"):
+            return {"message": "ok"}
+        tokens.append({"id": len(tokens) + 1, "name": body["name"]})
+        return {"id": len(tokens), "name": body["name"], "key": f"glsa_TOKEN_S3CRET_{len(tokens)}"}
 
-    monkeypatch.setattr(module, "call", fake_call)
-    password = tmp_path / "admin_password"
-    password.write_text("pw\n")
-    token = tmp_path / "secrets" / "backup-token"
+    return fake_call
+
+
+def _owner():
     import grp
     import pwd
 
-    owner = f"{pwd.getpwuid(os.getuid()).pw_name}:{grp.getgrgid(os.getgid()).gr_name}"
-    argv = [f"--admin-password-file={password}", f"--token-file={token}", f"--owner={owner}", "--mode=0600"]
+    return f"{pwd.getpwuid(os.getuid()).pw_name}:{grp.getgrgid(os.getgid()).gr_name}"
+
+
+def test_backup_token_is_an_editors_that_expires_created_once_and_never_printed(tmp_path, monkeypatch, capsys):
+    module = _token_module()
+    calls, tokens = [], []
+    monkeypatch.setattr(module, "call", _fake_grafana(calls, [{"id": 7, "name": "other", "role": "Admin"}], tokens))
+    password = tmp_path / "admin_password"
+    password.write_text("pw\n")
+    token = tmp_path / "secrets" / "backup-token"
+    argv = [f"--admin-password-file={password}", f"--token-file={token}", f"--owner={_owner()}", "--mode=0600", "--lifetime-days=90"]
+    before = time.time()
     assert module.main(argv) == 0
-    assert token.read_text() == "glsa_TOKEN_S3CRET_value\n"
+    assert token.read_text() == "glsa_TOKEN_S3CRET_1\n"
     assert oct(token.stat().st_mode & 0o777) == "0o600"
     assert [c[:2] for c in calls] == [
         ("GET", "/api/serviceaccounts/search"),
         ("POST", "/api/serviceaccounts"),
         ("POST", "/api/serviceaccounts/9/tokens"),
+        ("GET", "/api/serviceaccounts/9/tokens"),  # phase two finds nothing else to delete
     ]
-    assert calls[1][2]["role"] == "Admin" and calls[2][2]["secondsToLive"] == 0
+    assert calls[1][2]["role"] == "Editor" and calls[2][2]["secondsToLive"] == 90 * 86400
+    expiry = int(Path(f"{token}.expires").read_text())
+    assert before + 90 * 86400 - 5 <= expiry <= time.time() + 90 * 86400  # never later than Grafana's
     out = capsys.readouterr()
     assert "S3CRET" not in out.out + out.err
     calls.clear()
     assert module.main(argv) == 0  # a second run: the file exists, no API call
     assert calls == []
+
+
+def test_renewal_is_two_phase_and_an_admin_account_becomes_an_editor(tmp_path, monkeypatch, capsys):
+    module = _token_module()
+    calls = []
+    tokens = [{"id": 1, "name": "sentinel-backup-old"}]
+    accounts = [{"id": 4, "name": "sentinel-backup", "role": "Admin"}]  # made by an earlier version
+    monkeypatch.setattr(module, "call", _fake_grafana(calls, accounts, tokens))
+    password = tmp_path / "admin_password"
+    password.write_text("pw\n")
+    token = tmp_path / "token"
+    token.write_text("glsa_OLD_S3CRET\n")
+    argv = [f"--admin-password-file={password}", f"--token-file={token}", f"--owner={_owner()}", "--mode=0600", "--renew"]
+    assert module.main(argv) == 0
+    steps = [c[:2] for c in calls]
+    assert steps == [
+        ("GET", "/api/serviceaccounts/search"),
+        ("PATCH", "/api/serviceaccounts/4"),
+        ("POST", "/api/serviceaccounts/4/tokens"),
+        ("GET", "/api/serviceaccounts/4/tokens"),
+        ("DELETE", "/api/serviceaccounts/4/tokens/1"),
+    ]
+    assert calls[1][2] == {"role": "Editor"}
+    # The new token is in the file before the old one is deleted (both valid in between).
+    assert token.read_text() == "glsa_TOKEN_S3CRET_2\n"
+    assert "S3CRET" not in "".join(capsys.readouterr())
+
+
+@pytest.mark.parametrize(
+    "exists, expiry, action",
+    [
+        (False, None, "create"),
+        (True, "", "renew"),  # a token from before expiries were recorded (Admin, never expiring)
+        (True, "garbage", "renew"),
+        (True, str(1_000_000 + 29 * 86400), "renew"),  # inside the 30-day window
+        (True, str(1_000_000 + 31 * 86400), None),  # far from it: a second converge changes nothing
+    ],
+)
+def test_the_converge_creates_or_renews_the_token_only_when_needed(exists, expiry, action):
+    from roles.grafana.operations import token_action
+
+    assert token_action(exists, expiry, 30 * 86400, now=1_000_000) == action
+
+
+def test_the_token_renewal_window_is_inside_its_lifetime_and_before_the_alert():
+    with pytest.raises(Exception) as err:
+        GrafanaSettings(backup_token_lifetime_days=30, backup_token_renew_within_days=30)
+    assert "backup_token_renew_within_days" in str(err.value)
+    with pytest.raises(Exception):
+        GrafanaSettings(backup_token_renew_within_days=14)  # the alert fires 14 days before: renew earlier
+    with pytest.raises(Exception):
+        GrafanaSettings(backup_token_lifetime_days=0)
 
 
 def test_prometheus_evaluates_nothing_when_grafana_does():
@@ -870,6 +1086,6 @@ def test_the_token_group_and_its_directory_exist_before_the_token_is_written(mon
     assert calls[token][1]["token_file"] == "/etc/grafana-backup/token" and calls[token][1]["mode"] == "0640"
     # The helper sends the admin password to this host's Grafana where it binds (the topology's), never the loopback
     # port another service could hold.
-    assert calls[token][1]["url"] == f"http://{context('prod').bind('grafana.http')}" != "http://127.0.0.1:3000"
+    assert calls[token][1]["url"] == f"https://{context('prod').bind('grafana.http')}" != "https://127.0.0.1:3000"
     # Tempo + Loki: Grafana's own tree only, no VictoriaLogs plugin.
     assert [kw["install_dir"] for name, kw in calls if name == "release_tree"] == ["/opt/grafana/1.0.0"]

@@ -390,3 +390,121 @@ def test_an_unwritable_textfile_dir_is_a_clear_failure(env, capsys):
     env["config_path"].write_text(json.dumps(config))
     assert run(env["config_path"], "backup") == job.EXIT_CONFIG
     assert "cannot write the metric" in capsys.readouterr().err
+
+
+# --- the token: its role, its expiry, Grafana over https ----------------------------------
+
+
+def _use_token(env, token: str, role: str, seconds_to_live: int = 0) -> None:
+    env["client"].control("POST", "/standin/tokens", {"token": token, "role": role, "secondsToLive": seconds_to_live})
+    env["config_path"].parent.joinpath("token").write_text(token + "\n")
+
+
+def test_a_viewer_token_exports_but_cannot_restore_as_grafana_refuses_it(env, capsys):
+    assert run(env["config_path"], "backup") == 0
+    env["client"].control("POST", "/standin/reset", {"keep_datasources": True})
+    before = env["client"].control("GET", "/standin/state")
+    _use_token(env, "glsa_viewer_token", "Viewer")
+    code = run(env["config_path"], "restore")
+    assert code == job.EXIT_GRAFANA
+    err = capsys.readouterr().err
+    assert "403" in err and "additional permissions" in err and "glsa_viewer_token" not in err
+    assert env["client"].control("GET", "/standin/state") == before  # nothing was written
+    refused = [r for r in env["client"].control("GET", "/standin/requests")["requests"] if r.get("refused")]
+    assert refused and all(r["refused"] == 403 and r["method"] != "GET" for r in refused)
+
+
+def test_an_editor_token_the_documented_role_restores_everything(env):
+    assert run(env["config_path"], "backup") == 0
+    api = job.connect(env["config"])
+    original = job.export(api)
+    env["client"].control("POST", "/standin/reset", {"keep_datasources": True})
+    _use_token(env, "glsa_editor_token", "Editor", 3600)
+    assert run(env["config_path"], "restore") == 0
+    assert job.export(job.connect(env["config"])) == original
+
+
+def test_an_expired_token_is_refused_with_401(env, capsys):
+    import time
+
+    _use_token(env, "glsa_short_lived", "Editor", 1)
+    time.sleep(1.1)
+    assert run(env["config_path"], "backup") == job.EXIT_GRAFANA
+    assert "401" in capsys.readouterr().err
+
+
+def _with_expiry(env, expiry: float):
+    expires = env["tmp"] / "token.expires"
+    expires.write_text(f"{int(expiry)}\n")
+    config = json.loads(env["config_path"].read_text())
+    config["token_expiry_file"] = str(expires)
+    env["config_path"].write_text(json.dumps(config))
+
+
+def _token_metric(env) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (env["tmp"] / "textfile" / job.TOKEN_METRIC_FILE_NAME).read_text()
+    return {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_every_run_exports_the_tokens_expiry_even_a_failing_one(env, capsys):
+    import time
+
+    expiry = time.time() + 60 * 86400
+    _with_expiry(env, expiry)
+    assert run(env["config_path"], "backup") == 0
+    assert _token_metric(env) == {"sentinel_grafana_backup_token_expiry_seconds": int(expiry)}
+    assert "expires" not in capsys.readouterr().err  # far from it: no warning
+    # Near its end: the job warns in the journal, and a failing run still exports it.
+    _with_expiry(env, time.time() + 3 * 86400)
+    env["client"].control("POST", "/standin/fault", {"mode": "error"})
+    assert run(env["config_path"], "backup") == job.EXIT_GRAFANA
+    assert _token_metric(env)["sentinel_grafana_backup_token_expiry_seconds"] < time.time() + 4 * 86400
+    assert "token expires in 3.0 days" in capsys.readouterr().err
+
+
+def test_without_a_recorded_expiry_no_token_metric_is_written(env):
+    assert run(env["config_path"], "backup") == 0
+    assert not (env["tmp"] / "textfile" / job.TOKEN_METRIC_FILE_NAME).exists()
+
+
+def _https_standin(tmp_path, ca_name: str):
+    """The stand-in behind TLS with a certificate for 127.0.0.1 from a CA made here."""
+    import ssl
+
+    from lab.receivers.grafana_api import make_server
+    from lab.receivers.recording import start_in_thread
+    from roles._pki import CertificateAuthority
+    from tests.unit.grafana_backup_fixtures import TOKEN
+
+    ca = CertificateAuthority.open(ca_name, tmp_path / ca_name)
+    leaf = ca.issue("mon1", "grafana", (), ("127.0.0.1",))
+    for name, text in (("ca.crt", leaf.ca_pem), ("grafana.crt", leaf.cert_pem), ("grafana.key", leaf.key_pem)):
+        (tmp_path / f"{ca_name}-{name}").write_text(text)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tmp_path / f"{ca_name}-grafana.crt", tmp_path / f"{ca_name}-grafana.key")
+    server = make_server("127.0.0.1", free_port(PORTS), TOKEN)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    start_in_thread(server)
+    return server, tmp_path / f"{ca_name}-ca.crt"
+
+
+def test_the_job_reaches_grafana_over_https_verified_with_the_environment_ca(env, tmp_path, capsys):
+    server, ca_file = _https_standin(tmp_path, "envca")
+    _, other_ca = _https_standin(tmp_path, "otherca")
+    try:
+        config = json.loads(env["config_path"].read_text())
+        config.update(grafana_url=f"https://127.0.0.1:{server.server_address[1]}", ca_file=str(ca_file))
+        env["config_path"].write_text(json.dumps(config))
+        server.state = env["server"].state  # the seeded objects, now behind TLS
+        assert run(env["config_path"], "backup") == 0
+        # A certificate of another CA: refused before the token is sent.
+        config["ca_file"] = str(other_ca)
+        env["config_path"].write_text(json.dumps(config))
+        assert run(env["config_path"], "backup") == job.EXIT_GRAFANA
+        assert "unreachable" in capsys.readouterr().err
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -247,6 +247,42 @@ def test_catalog_alert_reads_the_metric_the_job_writes():
     assert metric + "{" in alert.expr
 
 
+def test_the_token_expiry_alert_reads_the_metric_the_job_writes_beside_the_others():
+    from roles.alerting.catalog import load_catalog
+
+    job = load_job()
+    alert = {a.uid: a for a in load_catalog()}["grafana-backup-token-expiring"]
+    assert job.TOKEN_EXPIRY_METRIC + "{" in alert.expr and "14 * 86400" in alert.expr
+    assert job.token_metric_text(1.0).splitlines()[2] == f"{job.TOKEN_EXPIRY_METRIC} 1"
+    assert job.TOKEN_WARN_SECONDS == 14 * 86400
+
+
+def test_the_job_verifies_grafanas_https_with_the_environment_ca_and_reads_the_tokens_expiry():
+    from roles.grafana_backup import CA_FILE
+
+    settings = prod_settings(PROD)
+    config = json.loads(render_config(settings.grafana_backup, settings.node_exporter.textfile_dir, "https://10.0.0.11:3000"))
+    assert config["ca_file"] == CA_FILE == "/etc/grafana-backup/ca.crt"
+    assert config["token_expiry_file"] == "/etc/grafana-backup/token.expires"
+    assert config["grafana_url"] == "https://10.0.0.11:3000"
+
+
+def test_an_operators_token_needs_its_expiry_and_the_role_writes_it_as_a_unix_time():
+    import datetime as dt
+
+    from roles.grafana_backup import token_expiry_seconds
+
+    with pytest.raises(Exception) as err:
+        GrafanaBackupSettings(**{**PROD, "write_token": True})
+    assert "token_expires" in str(err.value)
+    settings = GrafanaBackupSettings(**{**PROD, "write_token": True, "token_expires": "2027-03-01"})
+    assert token_expiry_seconds(settings.token_expires) == int(dt.datetime(2027, 3, 1, tzinfo=dt.timezone.utc).timestamp())
+    assert lab_settings().grafana_backup.token_expires > dt.date.today()
+    with pytest.raises(Exception) as err:  # an expired operator's token is refused before any connection
+        GrafanaBackupSettings(**{**PROD, "write_token": True, "token_expires": "2020-01-01"})
+    assert "not in the future" in str(err.value) and "rotate" in str(err.value)
+
+
 def test_lab_runs_the_grafana_api_standin_on_the_bridge_with_the_backup_token():
     from lab import daemons
     from lab.paths import BRIDGE_IP, GRAFANA_API_STANDIN_PORT
@@ -314,7 +350,7 @@ def test_the_job_reads_the_token_where_the_grafana_role_writes_it_with_the_jobs_
 @pytest.mark.parametrize(
     "grafana, backup, key",
     [
-        ({}, {**PROD, "write_token": True}, "grafana_backup.write_token"),
+        ({}, {**PROD, "write_token": True, "token_expires": "2027-01-01"}, "grafana_backup.write_token"),
         ({}, {**PROD, "token_file": "/etc/grafana-backup/other-token"}, "grafana_backup.token_file"),
         ({"backup_token_path": "/etc/grafana-backup/token2"}, PROD, "grafana_backup.token_file"),
     ],

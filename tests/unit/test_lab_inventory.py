@@ -19,7 +19,7 @@ def test_inventory_has_role_groups_and_environment_group(lab_inventory):
     groups = {name: sorted(h.name for h in lab_inventory.get_group(name))
               for name in ("monitoring", "telemetry", "app", "lab")}
     assert groups == {
-        "monitoring": ["mon1"],
+        "monitoring": ["mon1", "mon2"],
         "telemetry": ["tel1"],
         "app": ["app1"],
         "lab": sorted(HOSTS),

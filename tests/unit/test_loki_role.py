@@ -95,12 +95,15 @@ def test_schema_storage_and_otlp_labels():
 
 
 def test_credentials_never_reach_the_yaml():
-    secrets = {"SENTINEL_S3_ACCESS_KEY": "AKIA-not-in-yaml", "SENTINEL_S3_SECRET_KEY": "secret-not-in-yaml"}
+    # Loki's own key; the store's root key is not Loki's to read.
+    secrets = {"SENTINEL_S3_LOKI_ACCESS_KEY": "AKIA-not-in-yaml", "SENTINEL_S3_LOKI_SECRET_KEY": "secret-not-in-yaml",
+               "SENTINEL_S3_ACCESS_KEY": "root-key", "SENTINEL_S3_SECRET_KEY": "root-secret"}
     text = render_config(LokiSettings(), RetentionPolicy(), "tel1:7070", "us-east-1")
     assert "not-in-yaml" not in text
     assert "${LOKI_S3_ACCESS_KEY}" in text and "${LOKI_S3_SECRET_KEY}" in text
     env = credentials_env(LokiSettings(), secrets)
     assert env == "LOKI_S3_ACCESS_KEY=AKIA-not-in-yaml\nLOKI_S3_SECRET_KEY=secret-not-in-yaml\n"
+    assert "root" not in env
     spec = service_spec(LokiSettings(), text, env)
     creds = next(c for c in spec.configs if c.dest == CREDENTIALS)
     assert creds.mode == "0640" and spec.env_files == (CREDENTIALS,)

@@ -44,6 +44,36 @@ BACKUP = {
     "known_hosts": ["git.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"],
 }
 
+def _operator_ca(days_left: int = 3650, ca: bool = True, key=None) -> tuple[str, str]:
+    """(certificate, key) PEMs of an operator's CA ending `days_left` days from now (negative: expired)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Operator CA")])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=400)).not_valid_after(now + dt.timedelta(days=days_left))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
+def _ca_secrets(cert_pem: str | None, key_pem: str | None) -> dict:
+    return {"SENTINEL_TLS_CA_CERT": cert_pem, "SENTINEL_TLS_CA_KEY": key_pem}
+
+
+_CA, _OTHER_CA = _operator_ca(), _operator_ca()
+_CA_60_DAYS = _operator_ca(60)
+
 # (id, environment, inventory body, secrets to change (None = unset), key part, fix part)
 INVENTORY_CASES = [
     # --- values that would need escaping on a host ------------------------------------
@@ -183,6 +213,14 @@ INVENTORY_CASES = [
     ("port-sshd-on-prometheus", "prod", inventory_with(data={"firewall": {"ssh_port": 9090, "admin_networks": ["10.20.250.0/24"]}}), {}, "host mon1.hostile", "firewall.ssh_port"),
     # buckets
     ("loki-bucket-dropped-from-the-store", "prod", inventory_with("telemetry", {"object_store": {"buckets": ["tempo"]}}), {}, "loki.bucket", "object_store.buckets"),
+    # S3 keys (issue 22): one key per consumer, each owning only its bucket; the root key only in the store's files
+    ("s3-loki-on-the-root-key", "prod", inventory_with("telemetry", {"loki": {"access_key_secret": "SENTINEL_S3_ACCESS_KEY"}}), {}, "loki.access_key_secret", "its own secret"),
+    ("s3-tempo-on-the-root-secret", "prod", inventory_with("telemetry", {"traces": {"tempo": {"secret_key_secret": "SENTINEL_S3_SECRET_KEY"}}}), {}, "traces.tempo.secret_key_secret", "SENTINEL_S3_TEMPO_SECRET_KEY"),
+    ("s3-tempo-shares-lokis-key", "prod", inventory_with("telemetry", {"traces": {"tempo": {"secret_key_secret": "SENTINEL_S3_LOKI_SECRET_KEY"}}}), {}, "traces.tempo.secret_key_secret", "its own secret"),
+    ("s3-one-bucket-two-consumers", "prod", inventory_with("telemetry", {"traces": {"tempo": {"bucket": "loki"}}}), {}, "traces.tempo.bucket", "its own bucket"),
+    ("s3-consumer-key-unset", "prod", inventory_with(), {"SENTINEL_S3_LOKI_ACCESS_KEY": None}, "loki.access_key_secret", "export SENTINEL_S3_LOKI_ACCESS_KEY"),
+    ("s3-consumer-secret-unset", "prod", inventory_with(), {"SENTINEL_S3_TEMPO_SECRET_KEY": None}, "traces.tempo.secret_key_secret", "export SENTINEL_S3_TEMPO_SECRET_KEY"),
+    ("s3-access-key-not-an-id", "prod", inventory_with(), {"SENTINEL_S3_TEMPO_ACCESS_KEY": "tempo/key?x=1"}, "traces.tempo.access_key_secret", "openssl rand"),
     # Go integer ranges
     ("collector-spike-beyond-limit-range", "prod", inventory_with("telemetry", {"otel_collector": {"memory_spike_limit_mib": 2**40}}), {}, "otel_collector.memory_spike_limit_mib", "1048576"),
     ("loki-streams-beyond-int64", "prod", inventory_with("telemetry", {"loki": {"max_global_streams_per_user": 2**63}}), {}, "loki.max_global_streams_per_user", "1000000"),
@@ -215,6 +253,25 @@ INVENTORY_CASES = [
     ("backup-deploy-key-unset", "prod", inventory_with(data={"grafana_backup": BACKUP}), {"SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY": None}, "grafana_backup.deploy_key_secret", "export SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY"),
     ("backup-deploy-key-not-a-key", "prod", inventory_with(data={"grafana_backup": BACKUP}), {"SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"}, "grafana_backup.deploy_key_secret", "ssh-keygen"),
     ("backup-trust-on-first-use-in-prod", "prod", inventory_with(data={"grafana_backup": {**BACKUP, "known_hosts": [], "trust_on_first_use": True}}), {}, "grafana_backup.trust_on_first_use", "known_hosts"),
+    # --- TLS (issue 22, "Bad input"): the lifetime, the renewal window, TLS off, the operator's CA ------
+    ("tls-lifetime-0", "prod", inventory_with(data={"tls": {"lifetime_days": 0}}), {}, "tls.lifetime_days", "1 or more"),
+    ("tls-lifetime-398", "prod", inventory_with("telemetry", {"tls": {"lifetime_days": 398}}), {}, "host tel1.hostile.tls.lifetime_days", "397 or less"),
+    ("tls-window-as-long-as-the-lifetime", "prod", inventory_with("app", {"tls": {"renew_within_days": 30}}), {}, "tls.renew_within_days", "below tls.lifetime_days"),
+    ("tls-window-longer-than-the-lifetime", "staging", inventory_with(data={"tls": {"lifetime_days": 14, "renew_within_days": 20}}), {}, "tls.renew_within_days", "below tls.lifetime_days"),
+    ("tls-window-0", "dev", inventory_with(data={"tls": {"renew_within_days": 0}}), {}, "tls.renew_within_days", "1 or more"),
+    ("tls-off-in-prod", "prod", inventory_with(data={"tls": {"enabled": False}}), {}, "tls.enabled", "remove tls.enabled"),
+    ("tls-off-in-staging", "staging", inventory_with("telemetry", {"tls": {"enabled": False}}), {}, "tls.enabled", "remove tls.enabled"),
+    ("tls-off-in-dev", "dev", inventory_with("app", {"tls": {"enabled": False}}), {}, "tls.enabled", "remove tls.enabled"),
+    ("tls-extra-name", "prod", inventory_with(data={"tls": {"dns_names": ["grafana.example.org"]}}), {}, "tls.dns_names", "known keys"),
+    ("tls-ca-key-of-another-ca", "prod", inventory_with(), _ca_secrets(_CA[0], _OTHER_CA[1]), "SENTINEL_TLS_CA_KEY", "belongs together"),
+    ("tls-ca-expired", "prod", inventory_with(), _ca_secrets(*_operator_ca(-1)), "SENTINEL_TLS_CA_CERT", "renew the CA"),
+    ("tls-ca-ends-inside-the-default-lifetime", "prod", inventory_with(), _ca_secrets(*_operator_ca(20)), "SENTINEL_TLS_CA_CERT", "renew the CA"),
+    ("tls-ca-ends-inside-a-hosts-lifetime", "prod", inventory_with("app", {"tls": {"lifetime_days": 90}}), _ca_secrets(*_CA_60_DAYS), "SENTINEL_TLS_CA_CERT", "lower tls.lifetime_days"),
+    ("tls-ca-is-a-leaf", "staging", inventory_with(), _ca_secrets(*_operator_ca(ca=False)), "SENTINEL_TLS_CA_CERT", "not a leaf's"),
+    ("tls-ca-half-given", "prod", inventory_with(), _ca_secrets(_CA[0], None), "SENTINEL_TLS_CA_KEY", "set both"),
+    ("tls-ca-key-not-pem", "prod", inventory_with(), _ca_secrets(_CA[0], "hunter2-not-a-pem-key"), "SENTINEL_TLS_CA_KEY", "without a passphrase"),
+    ("tls-ca-cert-not-pem", "dev", inventory_with(), _ca_secrets("TODO paste the CA", _CA[1]), "SENTINEL_TLS_CA_CERT", "BEGIN CERTIFICATE"),
+    ("tls-ca-ed25519", "prod", inventory_with(), _ca_secrets(*_operator_ca(key=__import__("cryptography.hazmat.primitives.asymmetric.ed25519", fromlist=["x"]).Ed25519PrivateKey.generate())), "SENTINEL_TLS_CA_KEY", "RSA key"),
 ]
 
 
@@ -449,6 +506,8 @@ CLI_CASES = [
     ("newline-in-path", {"node_exporter": {"textfile_dir": "/x\nExecStartPre=/bin/id"}}, {}, "node_exporter.textfile_dir"),
     ("slack-not-https", {}, {"SENTINEL_SLACK_CRITICAL_WEBHOOK_URL": "http://hooks.slack.com/services/T1/B1/x"}, "slack_critical.webhook_url_secret"),
     ("empty-secret", {}, {"SENTINEL_S3_ACCESS_KEY": ""}, "object_store.access_key_secret"),
+    ("tls-ca-key-of-another-ca", {}, _ca_secrets(_CA[0], _OTHER_CA[1]), "SENTINEL_TLS_CA_KEY"),
+    ("tls-ca-ends-inside-the-lifetime", {"tls": {"lifetime_days": 90}}, _ca_secrets(*_CA_60_DAYS), "SENTINEL_TLS_CA_CERT"),
 ]
 
 
@@ -499,6 +558,8 @@ DATA_CASES = [
     ("env-ld-preload", '_env={"LD_PRELOAD": "/tmp/x.so"}', "_env"),
     ("host-key-checking-off", "ssh_strict_host_key_checking=off", "ssh_strict_host_key_checking"),
     ("forward-agent", "ssh_forward_agent=true", "ssh_forward_agent"),
+    ("tls-lifetime-400", 'tls={"lifetime_days": 400}', "tls.lifetime_days"),
+    ("tls-off", 'tls={"enabled": false}', "tls.enabled"),
 ]
 
 
@@ -629,10 +690,13 @@ def test_every_problem_of_the_run_is_reported_at_once(tmp_path):
             "alerting.slack_critical.webhook_url_secret", "alerting.slack_warning.webhook_url_secret",
             "grafana.admin_password_secret", "prometheus.scrape_intervall",
         ],
-        "host tel1.hostile": ["loki.bucket", "object_store.access_key_secret", "object_store.secret_key_secret", "otel_collector.data_dir"],
+        "host tel1.hostile": [
+            "loki.access_key_secret", "loki.bucket", "loki.secret_key_secret", "object_store.access_key_secret",
+            "object_store.secret_key_secret", "otel_collector.data_dir", "traces.tempo.access_key_secret", "traces.tempo.secret_key_secret",
+        ],
         "host app1.hostile": ["backend.sentry_url"],
     }, result.stderr
-    assert count == 13 == result.stderr.count("Fix: ")
+    assert count == 17 == result.stderr.count("Fix: ")
     assert "Connecting" not in result.stdout + result.stderr
 
 
@@ -817,6 +881,7 @@ def test_issue_23_has_its_fifty_cases_in_every_class():
 # in clear. None: no setting names a destination (it stays on its host), proven below.
 SECRET_DESTINATIONS = {
     "s3_key": None,  # the object store on the same host, reached on the loopback from the topology
+    "s3_access_key": None,  # the same: a consumer's own key, to the store on its host's loopback
     "slack_webhook": ["slack-webhook-http", "slack-webhook-other-host"],  # the value is the destination
     "pagerduty_key": ["http-pagerduty-in-prod", "pagerduty-url-with-a-password"],  # alerting.pagerduty.url
     "smtp_password": ["smtp-password-without-tls"],  # alerting.email.smarthost, STARTTLS
@@ -846,3 +911,53 @@ def test_every_kind_of_secret_is_held_to_where_it_goes():
     assert {i for cases in SECRET_DESTINATIONS.values() if cases for i in cases} <= ids
     for model in (LokiSettings, TempoSettings, ObjectStoreSettings):  # the S3 credential's endpoint is the topology's
         assert not [f for f in model.model_fields if "endpoint" in f or "url" in f], model
+
+
+# --- TLS: the operator's CA and the toolkit's own, checked before any host is touched -----------------
+
+
+def test_a_good_operators_ca_passes_preflight(good_secrets, monkeypatch, tmp_path):
+    _set_secrets(monkeypatch, _ca_secrets(*_CA_60_DAYS))  # 60 days left: a 30-day certificate fits
+    preflight.preflight(write_inventory(tmp_path, "prod", inventory_with()))
+
+
+def test_a_bad_operators_ca_is_reported_without_key_material(good_secrets, monkeypatch, tmp_path):
+    """The report the operator reads names the secret and the fix; no line of either PEM reaches it."""
+    cert_pem, key_pem = _CA[0], _OTHER_CA[1]
+    _set_secrets(monkeypatch, _ca_secrets(cert_pem, key_pem))
+    with pytest.raises(SettingsError) as err:
+        preflight.preflight(write_inventory(tmp_path, "prod", inventory_with()))
+    text = preflight.report(err.value, hosts=list(HOSTS.values()))
+    assert "SENTINEL_TLS_CA_KEY: the key in SENTINEL_TLS_CA_KEY does not match the certificate in SENTINEL_TLS_CA_CERT." in text
+    assert "Fix: give the pair that belongs together" in text
+    for pem in (cert_pem, key_pem, _CA[1]):
+        for line in pem.splitlines():
+            assert line not in text
+    assert "PRIVATE" not in text
+
+
+def test_a_tls_problem_is_one_of_every_problem_of_the_run(good_secrets, monkeypatch, tmp_path):
+    """The CA's check runs with the others: one run lists the lifetime, TLS off and the CA together."""
+    _set_secrets(monkeypatch, _ca_secrets(*_operator_ca(-1)))
+    body = inventory_with("app", {"tls": {"lifetime_days": 500}}).replace(
+        "('tel1.hostile', {'ip': '10.9.0.12'})", "('tel1.hostile', {'ip': '10.9.0.12', 'tls': {'enabled': False}})"
+    )
+    with pytest.raises(SettingsError) as err:
+        preflight.preflight(write_inventory(tmp_path, "prod", body))
+    keys = {p.key for p in SettingsErrors.of(err.value)}
+    assert {"host app1.hostile.tls.lifetime_days", "host tel1.hostile.tls.enabled", "SENTINEL_TLS_CA_CERT"} <= keys, keys
+
+
+def test_the_toolkits_own_ca_ending_inside_the_lifetime_is_refused(good_secrets, monkeypatch, tmp_path):
+    import datetime as dt
+
+    from roles._pki import CA_LIFETIME, CertificateAuthority
+
+    monkeypatch.setenv("SENTINEL_PKI_DIR", str(tmp_path / "pki"))
+    # Made ten years ago less 20 days: 20 days left, under the 30-day lifetime.
+    CertificateAuthority.open("prod", now=dt.datetime.now(dt.timezone.utc) - CA_LIFETIME + dt.timedelta(days=20))
+    with pytest.raises(SettingsError) as err:
+        preflight.preflight(write_inventory(tmp_path, "prod", inventory_with()))
+    problem = next(p for p in SettingsErrors.of(err.value) if p.key.endswith("prod/ca.crt"))
+    assert "expires" in problem.problem and "SENTINEL_TLS_CA_CERT" in problem.fix
+    assert "PRIVATE" not in str(err.value)

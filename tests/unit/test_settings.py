@@ -141,3 +141,59 @@ def test_secret_files_are_read(monkeypatch, tmp_path):
     monkeypatch.setenv("SENTINEL_SECRETS_DIR", str(tmp_path))
     (tmp_path / "SOME_TOKEN").write_text("s3cret\n")
     assert read_secret("SOME_TOKEN") == "s3cret"
+
+
+# --- tls (roles/_tls_settings.py) ---------------------------------------------------------
+
+
+def test_tls_defaults_are_issue_22s():
+    tls = settings().tls
+    assert (tls.enabled, tls.lifetime_days, tls.renew_within_days) == (True, 30, 10)
+    from roles._pki import LIFETIME, RENEW_BEFORE
+
+    assert (tls.lifetime, tls.renew_before) == (LIFETIME, RENEW_BEFORE)
+
+
+@pytest.mark.parametrize(
+    "tls, key, fix_word",
+    [
+        ({"lifetime_days": 0}, "tls.lifetime_days", "1 or more"),
+        ({"lifetime_days": -5}, "tls.lifetime_days", "1 or more"),
+        ({"lifetime_days": 398}, "tls.lifetime_days", "397 or less"),
+        ({"lifetime_days": 3650}, "tls.lifetime_days", "397 or less"),
+        ({"lifetime_days": "30"}, "tls.lifetime_days", "int"),
+        ({"lifetime_days": 30.5}, "tls.lifetime_days", "int"),
+        ({"renew_within_days": 0}, "tls.renew_within_days", "1 or more"),
+        ({"renew_within_days": 30}, "tls.renew_within_days", "below tls.lifetime_days"),
+        ({"renew_within_days": 45}, "tls.renew_within_days", "below tls.lifetime_days"),
+        ({"lifetime_days": 7, "renew_within_days": 10}, "tls.renew_within_days", "e.g. 2"),
+        ({"lifetime_days": 1, "renew_within_days": 1}, "tls.renew_within_days", "tls.lifetime_days to 2 or more"),
+        ({"lifetime": 30}, "tls.lifetime", "did you mean 'lifetime_days'?"),
+        ({"extra_names": ["grafana.example.org"]}, "tls.extra_names", "known keys"),
+        ({"enabled": "no"}, "tls.enabled", "bool"),
+    ],
+)
+def test_bad_tls_settings_name_key_and_fix(tls, key, fix_word):
+    with pytest.raises(SettingsError) as err:
+        settings({"tls": tls})
+    assert err.value.key == f"host h1.{key}", str(err.value)
+    assert fix_word in err.value.fix, str(err.value)
+
+
+def test_tls_lifetimes_inside_the_bounds_are_accepted():
+    for lifetime, window in ((1 + 1, 1), (7, 2), (90, 30), (397, 396)):
+        tls = settings({"tls": {"lifetime_days": lifetime, "renew_within_days": window}}).tls
+        assert (tls.lifetime.days, tls.renew_before.days) == (lifetime, window)
+
+
+@pytest.mark.parametrize("environment", ["prod", "staging", "dev", "lab"])
+def test_tls_cannot_be_turned_off(environment):
+    """No plain-text mode: refused everywhere; in prod and staging the message says what would leak."""
+    with pytest.raises(SettingsError) as err:
+        settings({"tls": {"enabled": False}}, groups=("monitoring", environment))
+    assert err.value.key == "host h1.tls.enabled"
+    assert "remove tls.enabled" in err.value.fix
+    if environment in ("prod", "staging"):
+        assert "in clear" in err.value.problem
+    else:
+        assert "plain-text mode is not supported" in err.value.problem

@@ -80,7 +80,9 @@ def test_receivers_listen_where_the_topology_says():
     binds = {l.name: l.bind for l in environment.topology.on(tel.name) if l.component == "tempo"}
     config = render_config(env_traces("prod"), "127.0.0.1:7070", binds=binds)
     protocols = config["distributor"]["receivers"]["otlp"]["protocols"]
-    assert protocols == {"grpc": {"endpoint": "127.0.0.1:4417"}, "http": {"endpoint": f"{tel.settings.ip}:4418"}}
+    assert protocols == {"grpc": {"endpoint": "127.0.0.1:4417"}, "http": {"endpoint": f"{tel.settings.ip}:4418", "tls": {
+        "cert_file": "/etc/tempo/tls/tempo.crt", "key_file": "/etc/tempo/tls/tempo.key", "client_ca_file": "/etc/tempo/tls/ca.crt",
+        "min_version": "1.2"}}}
     assert (config["server"]["http_listen_address"], config["server"]["grpc_listen_address"]) == (tel.settings.ip, "127.0.0.1")
     assert not unknown_keys(config)
 
@@ -120,5 +122,8 @@ def test_local_backend_needs_no_credentials():
 def test_credentials_come_from_the_resolved_secrets_in_a_systemd_env_file():
     from roles.tempo import credentials_env
 
-    text = credentials_env(env_traces("prod"), {"SENTINEL_S3_ACCESS_KEY": "key one", "SENTINEL_S3_SECRET_KEY": "s$cret"})
+    secrets = {"SENTINEL_S3_TEMPO_ACCESS_KEY": "key one", "SENTINEL_S3_TEMPO_SECRET_KEY": "s$cret",
+               "SENTINEL_S3_ACCESS_KEY": "root-key", "SENTINEL_S3_SECRET_KEY": "root-secret"}
+    text = credentials_env(env_traces("prod"), secrets)
     assert text == 'TEMPO_S3_ACCESS_KEY="key one"\nTEMPO_S3_SECRET_KEY="s\\$cret"\n'
+    assert "root" not in text  # Tempo's own key, never the store's root key

@@ -129,11 +129,11 @@ def test_grafanas_datasources_carry_its_client_certificate(dev):
     mon = context_of(dev, "mon1.dev")
     identity = leaf(mon, "grafana")
     sources = {s["uid"]: s for s in datasources(grafana_peers(mon, (identity.ca_pem, identity.cert_pem, identity.key_pem)))["datasources"]}
-    for uid in ("prometheus", "alertmanager"):
+    # The stores too (issue 22).
+    for uid in ("prometheus", "alertmanager", "traces", "logs"):
         assert sources[uid]["url"].startswith("https://")
         assert sources[uid]["jsonData"]["tlsAuth"] and sources[uid]["jsonData"]["tlsAuthWithCACert"]
         assert sources[uid]["secureJsonData"]["tlsClientKey"] == identity.key_pem
-    assert "secureJsonData" not in sources["traces"]
     assert "PRIVATE" not in repr(grafana_peers(mon, (identity.ca_pem, identity.cert_pem, identity.key_pem)))
 
 
@@ -181,3 +181,33 @@ def test_the_hosts_checks_refuse_a_key_of_another_certificate_and_a_certificate_
     assert check("/etc/prometheus/tls/prometheus.crt", other.cert_pem) != 0
     assert check("/etc/prometheus/tls/prometheus.key", good.key_pem) == 0
     assert check("/etc/prometheus/tls/prometheus.key", other.key_pem) != 0
+
+
+def test_a_hosts_certificates_live_its_tls_lifetime(tmp_path):
+    """roles/_tls.py `leaf` issues with the host's tls block: the defaults give what they always gave
+    (30 days, kept on the next converge); a host's own lifetime and window are honoured."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    from roles._pki import BACKDATE, LIFETIME
+    from roles._tls import leaf
+
+    body = """
+    monitoring = [("mon7.dev", {"ip": "10.9.0.71"})]
+    telemetry = [("tel7.dev", {"ip": "10.9.0.72", "tls": {"lifetime_days": 7, "renew_within_days": 2}})]
+    app = [("app7.dev", {"ip": "10.9.0.73"})]
+    """
+    env = environment(tmp_path, "dev", body)
+    mon, tel = context_of(env, "mon7.dev"), context_of(env, "tel7.dev")
+
+    def validity(pem: str) -> dt.timedelta:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        return cert.not_valid_after_utc - cert.not_valid_before_utc - BACKDATE
+
+    first = leaf(mon, "prometheus", "prometheus.web")
+    assert validity(first.cert_pem) == LIFETIME == dt.timedelta(days=30)
+    assert leaf(mon, "prometheus", "prometheus.web").cert_pem == first.cert_pem  # the second converge
+    short = leaf(tel, "gateway")
+    assert validity(short.cert_pem) == dt.timedelta(days=7)
+    assert leaf(tel, "gateway").cert_pem == short.cert_pem

@@ -117,7 +117,7 @@ def test_a_changed_store_port_reaches_every_consumer(tmp_path):
     environment = lab(tmp_path, tel1={"victorialogs": {"port": 9500}})
     tel, mon = context_of(environment, "tel1"), context_of(environment, "mon1")
     assert tel.bind("victorialogs.http") == "10.213.0.12:9500"
-    assert collector_wiring(tel).log_endpoint == "http://10.213.0.12:9500/insert/opentelemetry/v1/logs"
+    assert collector_wiring(tel).log_endpoint == "https://10.213.0.12:9500/insert/opentelemetry/v1/logs"
     jobs = {j.name: [t.address for t in j.targets] for j in scrape_jobs(mon.topology, mon.settings)}
     assert jobs["victorialogs"] == ["10.213.0.12:9500"]
     assert 9500 in {o.port for o in environment.topology.openings("tel1")}
@@ -128,7 +128,7 @@ def test_a_changed_grafana_port_reaches_the_alert_links(tmp_path):
     from roles.prometheus import grafana_url
 
     environment = lab(tmp_path, mon1={"grafana": {"install_binary": False, "http_port": 3300}})
-    assert grafana_url(context_of(environment, "mon1")) == "http://10.213.0.11:3300"
+    assert grafana_url(context_of(environment, "mon1")) == "https://10.213.0.11:3300"  # Grafana serves https only
 
 
 # --- bad input, refused before any host is touched ---------------------------------------

@@ -75,8 +75,12 @@ def _by_role(configs: dict[str, dict]) -> tuple[dict, dict]:
 def test_production_environments_send_traces_to_tempo_and_logs_to_loki(env):
     gateway, _ = _by_role(collector_configs(env))
     tel = f"tel1.{env}.sentinel.internal"
-    assert gateway["exporters"]["otlp_http/tempo"]["endpoint"] == f"http://{tel}:4418"
-    assert gateway["exporters"]["otlp_http/loki"]["logs_endpoint"] == f"http://{tel}:3100/otlp/v1/logs"
+    assert gateway["exporters"]["otlp_http/tempo"]["endpoint"] == f"https://{tel}:4418"
+    assert gateway["exporters"]["otlp_http/loki"]["logs_endpoint"] == f"https://{tel}:3100/otlp/v1/logs"
+    # The stores admit the gateway's own certificate (issue 22).
+    for name in ("otlp_http/tempo", "otlp_http/loki"):
+        assert gateway["exporters"][name]["tls"] == {"ca_file": "/etc/otelcol/tls/ca.crt", "cert_file": "/etc/otelcol/tls/otelcol.crt",
+                                                      "key_file": "/etc/otelcol/tls/otelcol.key", "min_version": "1.2"}
     assert gateway["exporters"]["prometheus_remote_write"]["endpoint"] == f"https://mon1.{env}.sentinel.internal:9090/api/v1/write"
     assert gateway["exporters"]["prometheus_remote_write"]["tls"]["cert_file"] == "/etc/otelcol/tls/otelcol.crt"
     assert gateway["service"]["pipelines"]["traces"]["exporters"] == ["otlp_http/tempo", "span_metrics"]
@@ -84,11 +88,13 @@ def test_production_environments_send_traces_to_tempo_and_logs_to_loki(env):
 
 def test_lab_sends_traces_to_jaeger_and_logs_to_victorialogs_with_stream_fields():
     gateway, agent = _by_role(collector_configs("lab"))
-    assert gateway["exporters"]["otlp_http/jaeger"]["endpoint"] == "http://10.213.0.12:4418"
+    assert gateway["exporters"]["otlp_http/jaeger"]["endpoint"] == "https://10.213.0.12:4418"
+    assert gateway["exporters"]["otlp_http/jaeger"]["tls"]["cert_file"] == "/etc/otelcol/tls/otelcol.crt"
     logs = gateway["exporters"]["otlp_http/victorialogs"]
-    assert logs["logs_endpoint"] == "http://10.213.0.12:9428/insert/opentelemetry/v1/logs"
+    assert logs["logs_endpoint"] == "https://10.213.0.12:9428/insert/opentelemetry/v1/logs"
+    assert logs["tls"]["cert_file"] == "/etc/otelcol/tls/otelcol.crt"
     assert logs["headers"] == {"VL-Stream-Fields": "service,env,stream,level"}
-    assert agent["exporters"]["otlp_http/gateway"]["endpoint"] == "http://10.213.0.12:4318"
+    assert agent["exporters"]["otlp_http/gateway"]["endpoint"] == "https://10.213.0.12:4318"
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod", "lab"])
@@ -113,7 +119,7 @@ def test_every_exporter_queues_on_disk_and_nothing_holds_data_in_front_of_the_qu
 def test_gateway_listens_on_4317_and_4318_and_makes_span_metrics_for_prometheus():
     gateway, _ = _by_role(collector_configs("lab"))
     protocols = gateway["receivers"]["otlp"]["protocols"]
-    assert protocols == {"grpc": {"endpoint": "10.213.0.12:4317"}, "http": {"endpoint": "10.213.0.12:4318"}}  # the host's IP
+    assert {name: p["endpoint"] for name, p in protocols.items()} == {"grpc": "10.213.0.12:4317", "http": "10.213.0.12:4318"}  # the host's IP
     assert gateway["extensions"]["health_check"]["endpoint"] == "127.0.0.1:13133"  # local only
     span_metrics = gateway["connectors"]["span_metrics"]
     assert span_metrics["namespace"] == "traces.span.metrics"
@@ -203,12 +209,15 @@ def test_prometheus_scrapes_the_collectors_and_the_chosen_store():
 
 
 def test_backend_exports_otlp_to_the_gateway():
+    from roles._tls import otlp_sdk_env
+    from roles.backend.tls import TLS
+
     app = lab_environment()["app1"]
-    [endpoint] = app.urls("gateway.otlp_http")
-    assert endpoint == "http://10.213.0.12:4318"
-    env = render_env(app.settings, endpoint, "", app.bind_ip("backend.http"))
+    [endpoint] = app.topology.urls("gateway.otlp_http", "app1", scheme="https")
+    assert endpoint == "https://10.213.0.12:4318"
+    env = render_env(app.settings, endpoint, "", app.bind_ip("backend.http"), otlp_sdk_env(TLS))
     assert "HOST=10.213.0.13\n" in env  # the backend binds the host's IP
-    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://10.213.0.12:4318" in env
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=https://10.213.0.12:4318" in env
     assert "OTEL_RESOURCE_ATTRIBUTES=deployment.environment=lab,service.version=0.0.0-lab" in env
 
 

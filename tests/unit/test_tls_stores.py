@@ -1,0 +1,222 @@
+"""The stores behind TLS and client certificates (issue 22), as rendered: VictoriaLogs' front (nginx),
+Jaeger's configtls, the retention job and the erasure command's identity, Loki and Tempo."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.mirror_binaries import MISSING_TOOL
+
+from roles._pki import CertificateAuthority
+from roles._placement import component
+from roles._tls import ERASURE, TlsPaths, common_name, is_tls
+from roles.jaeger import render_config as jaeger_config
+from roles.victorialogs import enforcement_script, flags
+from roles.victorialogs.front import ACCESS, RETENTION, SELF, identities, render_config, service_spec
+from roles.victorialogs.settings import VictoriaLogsSettings
+from tests.environments import context_of, environment
+
+pytestmark = pytest.mark.tls
+
+LAB = """
+monitoring = [("mon1", {"address": "10.213.0.11"}), ("mon2", {"address": "10.213.0.14"})]
+telemetry = [("tel1", {"address": "10.213.0.12"})]
+app = [("app1", {"address": "10.213.0.13"})]
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    env = environment(tmp_path_factory.mktemp("inv"), "lab", LAB)
+    return env, context_of(env, "tel1")
+
+
+def front_config(ctx) -> str:
+    return render_config(ctx.topology, ctx.name, ctx.bind("victorialogs.http"), ctx.bind("victorialogs.local"))
+
+
+def allowed(config: str) -> dict[str, list[str]]:
+    """component -> the path patterns the front's second map admits it to."""
+    found: dict[str, list[str]] = {}
+    for who, pattern in re.findall(r'"~\^([a-z_-]+) ([^"]+)" 1;', config):
+        found.setdefault(who, []).append(pattern)
+    return found
+
+
+def test_victorialogs_listens_on_the_loopback_and_its_front_on_the_host(lab):
+    _, tel = lab
+    assert tel.bind("victorialogs.http") == "10.213.0.12:9428"
+    assert tel.bind("victorialogs.local") == "127.0.0.1:9429"
+    assert flags(VictoriaLogsSettings(), tel.settings.retention, tel.bind("victorialogs.local"))["httpListenAddr"] == "127.0.0.1:9429"
+    assert is_tls("victorialogs.http") and not is_tls("victorialogs.local")
+    assert "victorialogs-front" in component("victorialogs").unit_names(tel.settings)
+
+
+def test_the_front_admits_the_topology_s_identities_by_name(lab):
+    _, tel = lab
+    names = dict(identities(tel.topology, "tel1"))
+    assert names == {
+        "tel1.gateway": "gateway", "mon1.grafana": "grafana", "mon2.grafana": "grafana", "mon1.prometheus": "prometheus",
+        "mon2.prometheus": "prometheus", "operator": "operator", "erasure": ERASURE, "tel1.victorialogs-retention": RETENTION,
+        "tel1.victorialogs": SELF,
+    }
+    config = front_config(tel)
+    for cn, kind in names.items():
+        assert f'"CN={cn}" {kind};' in config
+    # No app host, no agent, no backend.
+    assert "app1" not in config
+
+
+def test_only_the_erasure_command_and_the_retention_job_reach_the_delete_api(lab):
+    _, tel = lab
+    rules = allowed(front_config(tel))
+    deleters = sorted(who for who, patterns in rules.items() if any(p.startswith("/delete") for p in patterns))
+    assert deleters == sorted([ERASURE, RETENTION])
+    writers = sorted(who for who, patterns in rules.items() if any(p.startswith("/insert") for p in patterns))
+    assert writers == sorted(["gateway", ERASURE])  # the erasure command copies its audit entry in (/insert/jsonline only)
+    assert rules[ERASURE] == ["/select/logsql/", "/delete/", r"/insert/jsonline$"]
+    assert rules["grafana"] == ["/select/"] and rules["prometheus"] == ["/metrics$"]
+
+
+def test_the_front_requires_a_client_certificate_of_the_environment_ca_and_tls_1_2(lab):
+    _, tel = lab
+    config = front_config(tel)
+    paths = TlsPaths("victorialogs-front")
+    for line in (f"ssl_client_certificate {paths.ca};", "ssl_verify_client on;", "ssl_protocols TLSv1.2 TLSv1.3;",
+                 "listen 10.213.0.12:9428 ssl;", "server 127.0.0.1:9429;", "return 403;"):
+        assert line in config, line
+    # The path nginx checks is the path VictoriaLogs routes: encoded and dot segments are refused.
+    assert r'if ($request_uri ~ "^[^?]*(%|\.\.|//)")' in config
+
+
+def test_the_front_s_unit_is_hardened_and_its_config_checked_by_nginx(lab):
+    from roles._service import unit_file
+
+    _, tel = lab
+    spec = service_spec(front_config(tel), tel.bind("victorialogs.http"), ())
+    unit = unit_file(spec)
+    assert "User=victorialogs-front" in unit and "ProtectSystem=strict" in unit and "NoNewPrivileges=yes" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit  # a renewed certificate is read on the reload
+    assert spec.configs[-1].validate.startswith("/usr/sbin/runuser -u victorialogs-front -- /usr/sbin/nginx -t")
+    assert spec.ready_url == "https://10.213.0.12:9428/health"
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason=f"{MISSING_TOOL} nginx (the host checks the config before the swap; .ci/run installs it)")
+def test_nginx_accepts_the_rendered_config(lab, tmp_path):
+    _, tel = lab
+    ca = CertificateAuthority.open("lab", tmp_path / "pki")
+    leaf = ca.issue("tel1", SELF, ("tel1",), ("127.0.0.1",))
+    paths = TlsPaths("victorialogs-front", base=str(tmp_path))
+    (tmp_path / "victorialogs-front" / "tls").mkdir(parents=True)
+    for path, text in ((paths.ca, leaf.ca_pem), (paths.cert, leaf.cert_pem), (paths.key, leaf.key_pem)):
+        open(path, "w").write(text)
+    config = render_config(tel.topology, "tel1", "127.0.0.1:19428", "127.0.0.1:19429", paths, str(tmp_path))
+    (tmp_path / "nginx.conf").write_text(config)
+    result = subprocess.run(["nginx", "-t", "-e", "stderr", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_new_client_of_the_store_needs_its_row(lab, monkeypatch):
+    from roles import _topology
+    from roles._topology import Flow
+
+    _, tel = lab
+    monkeypatch.setattr(_topology, "FLOWS", (*_topology.FLOWS, Flow("agent", "victorialogs.http", "a new flow")))
+    with pytest.raises(ValueError, match="ACCESS"):
+        identities(tel.topology, "tel1")
+
+
+def test_the_cn_the_front_matches_is_the_one_the_ca_issues(tmp_path):
+    from cryptography.x509.oid import NameOID
+
+    ca = CertificateAuthority.open("lab", tmp_path)
+    for host, name in (("tel1", "gateway"), (None, ERASURE)):
+        leaf = ca.issue(host, name)
+        from cryptography import x509
+
+        cert = x509.load_pem_x509_certificate(leaf.cert_pem.encode())
+        assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == common_name(host, name)
+
+
+def test_the_retention_job_calls_the_front_with_its_own_identity(lab):
+    _, tel = lab
+    script = enforcement_script(VictoriaLogsSettings(), tel.settings.retention, tel.bind("victorialogs.http"))
+    assert "base=https://10.213.0.12:9428" in script
+    assert "--cert /etc/victorialogs/tls/victorialogs.crt --key /etc/victorialogs/tls/victorialogs.key" in script
+    assert "curl -fsS --data-urlencode" not in script  # no call without the certificate
+    subprocess.run(["sh", "-n"], input=script, text=True, check=True)
+
+
+def test_jaeger_s_otlp_and_query_require_client_certificates_and_the_loopback_stays_plain(lab):
+    env, tel = lab
+    binds = {l.name: l.bind for l in tel.topology.on("tel1") if l.component == "jaeger"}
+    config = jaeger_config(tel.settings.traces, binds, TlsPaths("jaeger"))
+    want = {"cert_file": "/etc/jaeger/tls/jaeger.crt", "key_file": "/etc/jaeger/tls/jaeger.key",
+            "client_ca_file": "/etc/jaeger/tls/ca.crt", "min_version": "1.2"}
+    assert config["receivers"]["otlp"]["protocols"]["http"]["tls"] == want
+    assert config["extensions"]["jaeger_query"]["http"]["tls"] == want
+    assert "tls" not in config["receivers"]["otlp"]["protocols"]["grpc"]  # 127.0.0.1 only
+    assert "tls" not in config["extensions"]["jaeger_query"]["grpc"]
+
+
+def test_the_erasure_command_uses_its_own_identity_over_https(tmp_path, monkeypatch):
+    from roles.retention import erase
+
+    monkeypatch.setenv("SENTINEL_PKI_DIR", str(tmp_path))
+    from roles import _tls
+
+    _tls._ca.cache_clear()
+    store = erase.resolve_store("lab", "victorialogs", "https://10.213.0.12:9428")
+    ca, (cert, key) = store.verify, store.cert
+    assert cert.endswith("/leaves/erasure.crt") and key.endswith("/leaves/erasure.key") and ca.endswith("ca-bundle.crt")
+    plain = erase.resolve_store("lab", "victorialogs", "http://127.0.0.1:9429")
+    assert plain.cert is None
+    _tls._ca.cache_clear()
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_loki_and_tempo_render_tls_with_client_certificates(env):
+    import yaml
+
+    from roles.loki import render_config as loki_config
+    from roles.tempo import render_config as tempo_config
+    from tests.unit.test_loki_role import render as loki_render
+    from tests.unit.test_tempo import env_traces
+
+    loki = loki_render(env)
+    assert loki["server"]["http_tls_config"] == {"cert_file": "/etc/loki/tls/loki.crt", "key_file": "/etc/loki/tls/loki.key",
+                                                 "client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "/etc/loki/tls/ca.crt"}
+    tempo = tempo_config(env_traces(env), "127.0.0.1:7070")
+    assert tempo["server"]["http_tls_config"]["client_auth_type"] == "RequireAndVerifyClientCert"
+    assert tempo["distributor"]["receivers"]["otlp"]["protocols"]["http"]["tls"]["client_ca_file"] == "/etc/tempo/tls/ca.crt"
+    assert loki_config and yaml
+
+
+def test_the_erasure_identity_goes_with_every_request_whatever_requests_ca_bundle_says(monkeypatch):
+    """requests lets REQUESTS_CA_BUNDLE override a session's `verify`: the store gives it with each call."""
+    from roles.retention.erase import VictoriaLogsStore
+
+    seen = {}
+
+    class Session:
+        def request(self, method, url, **kwargs):
+            seen.update(kwargs)
+
+            class Response:
+                status_code, text = 200, ""
+
+                @staticmethod
+                def json():
+                    return []
+
+            return Response()
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    store = VictoriaLogsStore("https://10.213.0.12:9428", session=Session(), verify="/pki/ca-bundle.crt",
+                              cert=("/pki/leaves/erasure.crt", "/pki/leaves/erasure.key"))
+    store.active_tasks()
+    assert seen["verify"] == "/pki/ca-bundle.crt" and seen["cert"] == ("/pki/leaves/erasure.crt", "/pki/leaves/erasure.key")
