@@ -60,7 +60,7 @@ def test_error_rate_pages_slack_and_pagerduty_then_resolves(backend):
         assert triggers[0]["event"]["payload"]["severity"] == "critical"
         message = slack_alerts("#critical-alerts", alert.uid)[0]["message"]["attachments"][0]["text"]
         assert "Runbook: https://" in message and f"docs/runbooks/{alert.uid}.md" in message
-        assert "Value: " in message and "Dashboard: http://" in message
+        assert "Value: " in message and "Dashboard: https://" in message  # Grafana serves https (docs/tls.md)
 
         set_faults(url)  # the traffic goes on, so the error ratio decays
         wait_for("error-rate resolution on Slack", lambda: slack_alerts("#critical-alerts", alert.uid, "RESOLVED"), 10 * 60)

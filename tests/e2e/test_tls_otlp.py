@@ -19,7 +19,6 @@ import subprocess
 import time
 
 import pytest
-import requests
 from cryptography import x509
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
@@ -116,7 +115,7 @@ def lab(first_converge, tmp_path_factory):
     subprocess.run(ssh_argv(app.name, copy), input=json.dumps(files), text=True, check=True, timeout=60)
     on_app = (COLLECTOR_TLS.ca, f"{STRANGER_DIR}/other.crt", f"{STRANGER_DIR}/other.key")
     yield {"topology": topology, "tel": tel, "app": app, "stranger_local": local, "stranger_app": on_app,
-           "query": f"http://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}"}
+           "query": f"https://{tel.settings.address}:{tel.settings.traces.jaeger.query_port}"}
     subprocess.run(ssh_argv(app.name, f"rm -rf {STRANGER_DIR}"), check=False, timeout=60)
 
 
@@ -201,7 +200,7 @@ def test_a_canary_without_a_valid_certificate_never_reaches_jaeger_and_one_with_
         assert status == 200, (place, status, text)
         admitted[trace_id] = place
 
-    session = requests.Session()
+    session = operator_tls.operator_session()  # Jaeger's query API asks for a client certificate too
     session.trust_env = False
 
     @retry(stop=stop_after_delay(STORE_WAIT_S), wait=wait_fixed(3), retry=retry_if_result(lambda missing: bool(missing)),
