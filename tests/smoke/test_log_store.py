@@ -17,6 +17,10 @@ def _store(host):
 
 
 def _url(host, path: str) -> str:
+    # VictoriaLogs itself listens on the loopback; its host listener is the authenticating front, which admits
+    # the host's own identities to none of these paths (roles/victorialogs/front.py): ask the store directly.
+    if _store(host) == "victorialogs":
+        return host.local("victorialogs.local", path)
     return host.local(f"{_store(host)}.http", path)
 
 
