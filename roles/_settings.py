@@ -138,6 +138,13 @@ class Settings(Model):
         for key, url in (("artifact_base_url", self.artifact_base_url), *self.secret_urls()):
             if url and url.startswith("http://"):
                 problems.append(SettingsError(key, f"{url!r} is plain http in {self.environment}", "use https:// (only the lab may use http)"))
+        # The lab's drills cut every rule's `for`; anywhere else alerts keep the catalog's (no flapping pages).
+        if self.alerting.lab_rule_for_at_most is not None:
+            problems.append(SettingsError(
+                "alerting.lab_rule_for_at_most",
+                f"is set in {self.environment}: every alert would fire after {self.alerting.lab_rule_for_at_most} instead of its catalog `for`",
+                "remove alerting.lab_rule_for_at_most (it is for the lab's drills only)",
+            ))
         # Lab hosts get new SSH host keys on every `lab up`; anywhere else the git host's keys are pinned.
         if self.grafana_backup.trust_on_first_use:
             problems.append(SettingsError(

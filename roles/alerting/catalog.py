@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 import promql_parser
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from roles._model import DurationOrZero, LabelName, Model, matching, SettingsError, parse
+from roles._model import DurationOrZero, LabelName, Model, matching, SettingsError, duration_seconds, parse
 from roles._yaml import load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -198,3 +198,16 @@ def parse_catalog(document, source: str = "catalog.yml") -> tuple[Alert, ...]:
 def load_catalog(path: Path = CATALOG_FILE) -> tuple[Alert, ...]:
     """The checked alerts of the catalog file (read with the duplicate-refusing YAML loader)."""
     return parse_catalog(load_yaml(path), path.name)
+
+
+def with_for_at_most(alerts: tuple[Alert, ...], ceiling: str | None) -> tuple[Alert, ...]:
+    """The alerts with every `for` longer than `ceiling` cut to it (unchanged when `ceiling` is None).
+
+    Only the lab sets a ceiling (`alerting.lab_rule_for_at_most`, refused elsewhere by preflight):
+    its drills prove the chain fault -> rule -> Alertmanager -> receiver, while the catalog's
+    own `for` is proven by the promtool fixtures and measured by `make bench-alerting`.
+    """
+    if ceiling is None:
+        return alerts
+    limit = duration_seconds(ceiling)
+    return tuple(a.model_copy(update={"for_": ceiling}) if duration_seconds(a.for_) > limit else a for a in alerts)

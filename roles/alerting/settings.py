@@ -121,6 +121,12 @@ class AlertingSettings(Model):
     cluster_settle_timeout: Timer = Field(
         "1m", description="With several monitoring hosts: how long a starting Alertmanager waits at most for the cluster's state before notifying."
     )
+    lab_rule_for_at_most: Timer | None = Field(
+        None,
+        description="LAB ONLY (preflight refuses it elsewhere): every alert rule's `for` is cut to at most this, so the "
+        "lab's drills fire within seconds. The catalog's own `for` is proven by its promtool fixtures and measured by "
+        "`make bench-alerting`, which converges without it.",
+    )
     retention: Annotated[Duration, AfterValidator(_at_least("1h"))] = Field(
         "120h", description="How long silences and notification state are kept."
     )

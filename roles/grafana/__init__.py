@@ -33,7 +33,7 @@ from roles._service import ServiceSpec, run_service, service_account, service_di
 from roles._service.artifacts import load_versions, resolve
 from roles._service.rollback import GuardedFile, guarded_files
 from roles._service.tree import release_tree
-from roles.alerting.catalog import load_catalog
+from roles.alerting.catalog import load_catalog, with_for_at_most
 from roles.grafana.alerting import render_alerting, secret_names
 from roles.grafana.config import (
     ADMIN_PASSWORD_FILE,
@@ -148,8 +148,9 @@ def config_files(
 
     grafana_alerting = alerting.evaluator == "grafana"
     sections = ini_sections(settings, address, smtp=alerting.email if grafana_alerting else None, http_addr=http_addr, ha=ha)
+    alerts = with_for_at_most(load_catalog(), alerting.lab_rule_for_at_most)
     alerting_files = render_alerting(
-        load_catalog(), alerting, environment, settings.rule_interval, root_url(settings, address).rstrip("/"), enabled=grafana_alerting
+        alerts, alerting, environment, settings.rule_interval, root_url(settings, address).rstrip("/"), enabled=grafana_alerting
     )
     result = [guarded(dest, value) for dest, value in sorted(secret_files(settings, alerting, secrets).items())]
     if certificate is not None:

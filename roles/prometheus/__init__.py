@@ -9,7 +9,7 @@ from pyinfra.api import deploy
 
 from roles._service import ConfigFile, ServiceSpec, release_service
 from roles._service.render import dump_yaml
-from roles.alerting.catalog import load_catalog
+from roles.alerting.catalog import load_catalog, with_for_at_most
 from roles.alerting.rules import HEADER as RULES_HEADER, RULES_FILE, render_rules
 from roles.node_exporter import certificate_expiry
 from roles.retention import prometheus_flags
@@ -154,7 +154,8 @@ def render_alert_rules(settings: Settings, ctx: HostContext) -> str:
     """
     if settings.alerting.evaluator == "grafana":
         return RULES_HEADER + "# alerting.evaluator is grafana: Grafana evaluates the catalog, Prometheus none of it.\ngroups: []\n"
-    return render_rules(load_catalog(), settings.alerting.runbook_base_url, grafana_url(ctx))
+    alerts = with_for_at_most(load_catalog(), settings.alerting.lab_rule_for_at_most)
+    return render_rules(alerts, settings.alerting.runbook_base_url, grafana_url(ctx))
 
 
 def service_spec(settings: Settings, config: str, rules: str | None = None, bind: str = "", tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:

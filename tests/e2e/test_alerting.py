@@ -125,20 +125,8 @@ def _firing_lines(record: dict, uid: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("FIRING") and f"[{uid}]" in line]
 
 
-def test_stopping_the_backend_fires_backend_down(backend):
-    app, url = backend
-    alert = ALERTS["backend-down"]
-    _start_clean(alert.uid)
-    unit = app.settings.backend.unit
-    try:
-        app.testinfra.run(f"systemctl stop {unit}")
-        records = wait_for("backend-down on Slack #critical-alerts", lambda: slack_alerts("#critical-alerts", alert.uid), duration_seconds(alert.for_) + 120)
-        assert f"on {app.name}" in records[0]["message"]["attachments"][0]["text"]
-        wait_for("backend-down on PagerDuty", lambda: pagerduty_events(alert.name, "trigger"), 60)
-    finally:
-        app.testinfra.run(f"systemctl start {unit}")
-        wait_for("backend healthy again", lambda: app.testinfra.run(f"curl -fsS {url}/health").rc == 0, 90)
-    wait_for("backend-down resolution on Slack", lambda: slack_alerts("#critical-alerts", alert.uid, "RESOLVED"), 180)
+# The backend stopped -> backend-down on Slack and PagerDuty: tests/e2e/test_ha.py proves it with
+# the monitoring pair (once each, the host named, resolved when it is back).
 
 
 def test_production_keeps_production_timings():

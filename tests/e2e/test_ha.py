@@ -118,13 +118,16 @@ def _start_backend(app):
 
 
 def test_the_pair_up_a_critical_alert_is_notified_once(pair):
-    """Both Prometheus fire backend-down and send it to both Alertmanagers: one Slack, one PagerDuty."""
+    """The backend stopped: both Prometheus fire backend-down and send it to both Alertmanagers: one
+    Slack message naming the host, one PagerDuty trigger; started again, the resolution reaches Slack.
+    (The one-monitoring-host drill of the same fault was test_alerting's; this one proves it with the pair.)"""
     app = hosts_in("app")[0]
     _start_clean(pair, BACKEND_DOWN.uid)
     try:
         _stop_backend(app)
         deadline = duration_seconds(BACKEND_DOWN.for_) + 180
         _notified_once(BACKEND_DOWN.uid, BACKEND_DOWN.name, deadline, _window(pair[0]))
+        assert f"on {app.name}" in slack_alerts("#critical-alerts", BACKEND_DOWN.uid)[0]["message"]["attachments"][0]["text"]
         # Both copies existed: each Prometheus fires it and reaches every Alertmanager, and each
         # Alertmanager holds it without the replica label (both copies are one alert).
         for mon in pair:
@@ -135,6 +138,7 @@ def test_the_pair_up_a_critical_alert_is_notified_once(pair):
             assert alerts and all("replica" not in a["labels"] for a in alerts), alerts
     finally:
         _start_backend(app)
+    wait_for("backend-down resolution on Slack", lambda: slack_alerts("#critical-alerts", BACKEND_DOWN.uid, "RESOLVED"), 180)
 
 
 def test_one_prometheus_stopped_alerts_are_still_notified_once(pair):

@@ -186,7 +186,11 @@ def test_prometheus_scrapes_a_node_exporter_that_admits_it_and_not_one_that_does
         found = wait_for("both targets scraped once", targets, 60, 1)
         assert found["good"]["health"] == "up", json.dumps(found["good"])
         assert found["good"]["scrapeUrl"].startswith("https://")
-        assert found["strict"]["health"] == "down" and "bad certificate" in found["strict"]["lastError"], found["strict"]["lastError"]
+        # Refused in the handshake: with TLS 1.3 the client's side of it ends before the server has checked
+        # the certificate, so Prometheus sees either the server's alert or the connection it closed.
+        refusal = found["strict"]["lastError"]
+        assert found["strict"]["health"] == "down" and any(
+            sign in refusal for sign in ("bad certificate", "broken pipe", "connection reset by peer")), refusal
     finally:
         for process in processes:
             process.terminate()
