@@ -72,6 +72,18 @@ def in_alertmanager(alertmanager_url: str, uid: str) -> bool:
     return bool(alerts)
 
 
+def in_prometheus(prometheus_url: str, uid: str) -> bool:
+    """Whether Prometheus has the alert with this uid pending or firing (pending is not in Alertmanager yet)."""
+    answer = operator_tls.get(f"{prometheus_url}/api/v1/query", params={"query": f'ALERTS{{uid="{uid}"}}'}, timeout=10)
+    return bool(answer.json()["data"]["result"])
+
+
+def quiet(prometheus_urls: list[str], alertmanager_urls: list[str], uid: str) -> bool:
+    """No Prometheus has the alert pending or firing and no Alertmanager holds it: what a drill then
+    receives was caused by the drill (a fault of an earlier step, or a converge, may still be pending)."""
+    return not any(in_prometheus(url, uid) for url in prometheus_urls) and not any(in_alertmanager(url, uid) for url in alertmanager_urls)
+
+
 def push_alert(alertmanager_url: str, labels: dict[str, str], summary: str, lasts_seconds: float) -> None:
     """Send one alert to Alertmanager's API as Prometheus does; it ends `lasts_seconds` from now (0: resolve it)."""
     now = datetime.now(timezone.utc)

@@ -5,6 +5,7 @@ import pyinfra_cli  # noqa: F401, I001
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,21 @@ def pytest_runtest_makereport(item, call):
         if MISSING_TOOL in reason:
             report.outcome = "failed"
             report.longrepr = f"CI=true and a tool is missing: {reason}"
+
+
+def pytest_unconfigure(config):
+    """A test that leaves a non-daemon thread running (a stand-in server it never shut down: cheroot's
+    workers are not daemons) keeps the interpreter from exiting after the report, and CI would wait
+    for its time limit. Name the threads and end the run as failed instead (os._exit: a normal exit
+    would join them forever). Executor workers are left out: interpreter exit wakes and joins them."""
+    stray = [t for t in threading.enumerate()
+             if t is not threading.main_thread() and t.is_alive() and not t.daemon and not t.name.startswith("ThreadPoolExecutor")]
+    if stray:
+        sys.stdout.flush()
+        sys.stderr.write("\nthreads a test left running would keep pytest from exiting; failing the run instead:\n  "
+                         + "\n  ".join(repr(t) for t in stray) + "\n")
+        sys.stderr.flush()
+        os._exit(3)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from lab.alert_drills import (
-    MEMBER, Load, clear_receivers, in_alertmanager, pagerduty_events, push_alert, received, set_faults, slack_alerts,
+    MEMBER, Load, clear_receivers, pagerduty_events, push_alert, quiet, received, set_faults, slack_alerts,
     wait_for,
 )
 from roles._model import duration_seconds
@@ -36,10 +36,11 @@ def backend(first_converge):
 
 
 def _start_clean(uid: str) -> None:
-    """Wait until no earlier drill's alert is still active, so what arrives is caused here."""
-    mon = hosts_in("monitoring")[0]
-    url = f"https://{mon.settings.address}:{mon.settings.alerting.listen_port}"
-    wait_for(f"no {uid} left from an earlier drill", lambda: not in_alertmanager(url, uid), 10 * 60, 5)
+    """Wait until no earlier drill's alert is pending or active on any monitoring host, so what arrives is caused here."""
+    mons = hosts_in("monitoring")
+    prometheus = [f"https://{m.settings.address}:{m.settings.prometheus.listen_port}" for m in mons]
+    alertmanager = [f"https://{m.settings.address}:{m.settings.alerting.listen_port}" for m in mons]
+    wait_for(f"no {uid} left from an earlier drill", lambda: quiet(prometheus, alertmanager, uid), 10 * 60, 5)
     clear_receivers()
 
 

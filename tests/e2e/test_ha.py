@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from lab import operator_tls
-from lab.alert_drills import clear_receivers, in_alertmanager, pagerduty_events, push_alert, slack_alerts, wait_for
+from lab.alert_drills import clear_receivers, in_alertmanager, pagerduty_events, push_alert, quiet, slack_alerts, wait_for
 from roles._model import duration_seconds
 from roles.alerting.catalog import load_catalog
 from tests import lab_session
@@ -87,8 +87,9 @@ def pair(first_converge):
 
 
 def _start_clean(mons, uid: str) -> None:
-    for mon in mons:
-        wait_for(f"no {uid} left on {mon.name} from an earlier drill", lambda: not in_alertmanager(_alertmanager(mon), uid), 10 * 60, 5)
+    """No earlier drill's (or converge's) alert pending in a Prometheus or held by an Alertmanager."""
+    wait_for(f"no {uid} left from an earlier drill", lambda: quiet([_prometheus(m) for m in mons], [_alertmanager(m) for m in mons], uid),
+             10 * 60, 5)
     clear_receivers()
 
 

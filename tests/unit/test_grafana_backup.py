@@ -493,7 +493,7 @@ def _https_standin(tmp_path, ca_name: str):
 
 def test_the_job_reaches_grafana_over_https_verified_with_the_environment_ca(env, tmp_path, capsys):
     server, ca_file = _https_standin(tmp_path, "envca")
-    _, other_ca = _https_standin(tmp_path, "otherca")
+    other, other_ca = _https_standin(tmp_path, "otherca")
     try:
         config = json.loads(env["config_path"].read_text())
         config.update(grafana_url=f"https://127.0.0.1:{server.server_address[1]}", ca_file=str(ca_file))
@@ -506,5 +506,6 @@ def test_the_job_reaches_grafana_over_https_verified_with_the_environment_ca(env
         assert run(env["config_path"], "backup") == job.EXIT_GRAFANA
         assert "unreachable" in capsys.readouterr().err
     finally:
-        server.shutdown()
-        server.server_close()
+        for standin in (server, other):  # cheroot's workers are not daemons: one left running keeps pytest from exiting
+            standin.shutdown()
+            standin.server_close()
