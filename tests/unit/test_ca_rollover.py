@@ -4,6 +4,7 @@ phase, leaves that follow the current CA, out-of-order steps refused, the old ke
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -242,3 +243,34 @@ def test_the_operators_own_ca_is_not_rolled_here(pki, capsys, monkeypatch):
 def test_a_missing_ca_is_refused(pki, capsys):
     assert ca_rollover.main([ENV, "begin"]) == 2
     assert "holds no CA" in capsys.readouterr().err
+
+
+NODE_CHECK = """
+const fs = require("fs"), tls = require("tls");
+const [bundle, cert, key] = process.argv.slice(1).map((p) => fs.readFileSync(p));
+const server = tls.createServer({ cert, key }, (socket) => socket.end());
+server.listen(0, "127.0.0.1", () => {
+  // What @opentelemetry/otlp-exporter-base does with OTEL_EXPORTER_OTLP_CERTIFICATE: the file's bytes as `ca`.
+  const client = tls.connect({ host: "127.0.0.1", port: server.address().port, ca: bundle }, () => {
+    console.log(client.authorized ? "authorized" : "refused"); client.end(); server.close();
+  });
+  client.on("error", (err) => { console.log("refused " + err.code); server.close(); });
+});
+"""
+
+
+@pytest.mark.skipif(not shutil.which("node"), reason="node is not installed")
+def test_node_trusts_every_certificate_of_the_bundle_file(pki, tmp_path):
+    """The backend's SDK reads the CA file into one buffer: a server of the bundle's second CA is trusted too."""
+    _open(pki)
+    old_server = _open(pki).issue("tel1", "otelcol", (), ("127.0.0.1",))
+    _pki.rollover_begin(pki, ENV)
+    _pki.rollover_promote(pki)
+    files = {"bundle": _open(pki).ca_pem, "cert": old_server.cert_pem, "key": old_server.key_pem}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    argv = ["node", "-e", NODE_CHECK, *(str(tmp_path / n) for n in files)]
+    assert subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip() == "authorized"
+    _pki.rollover_finish(pki, force=True)
+    (tmp_path / "bundle").write_text(_open(pki).ca_pem)
+    assert subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip().startswith("refused")
