@@ -491,7 +491,8 @@ def _check_own_ca_cert(cert_path: Path, lifetime: dt.timedelta, now: dt.datetime
             f"the environment CA {cert_path} expires {cert.not_valid_after_utc:%Y-%m-%d}, before a certificate issued now "
             f"(tls.lifetime_days {lifetime.days}) would",
             "give a new CA as SENTINEL_TLS_CA_CERT and SENTINEL_TLS_CA_KEY (or move the directory aside for a new own CA; "
-            "every host's certificate is then issued again)", str(cert_path))
+            "every host's certificate is then issued again); next time roll it over in time "
+            "(python -m roles.ca_rollover, docs/tls.md \"CA rollover\")", str(cert_path))
 
 
 def _private_dir(path: Path) -> None:
