@@ -87,7 +87,8 @@ def identity_uri(environment: str, host: str | None, component: str) -> str:
 
 @dataclass(frozen=True)
 class Leaf:
-    """A leaf certificate for a host: its PEMs and the CA's, as the role writes them."""
+    """A leaf certificate for a host: its PEMs and the trust bundle (`ca_pem`: the current CA, then a rollover's
+    next or retiring one), as the role writes them. The certificate itself names its issuer."""
 
     name: str
     cert_pem: str
