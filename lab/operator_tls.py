@@ -11,15 +11,21 @@ import functools
 
 import requests
 
-from roles._pki import environment_ca
+from roles._pki import ca_state, environment_ca, pki_dir
 from roles._tls import is_tls
 
 ENVIRONMENT = "lab"
 
 
-@functools.cache
 def operator_files(environment: str = ENVIRONMENT) -> tuple[str, str, str]:
-    """(CA bundle, certificate, key) paths of the operator's identity, issued when due."""
+    """(CA bundle, certificate, key) paths of the operator's identity, issued when due. Opened again when
+    the PKI directory's CAs changed (a rollover step: python -m roles.ca_rollover), so the bundle and the
+    certificate follow each phase within one test session."""
+    return _operator_files(environment, ca_state(pki_dir(environment)))
+
+
+@functools.cache
+def _operator_files(environment: str, state: tuple) -> tuple[str, str, str]:
     ca, cert, key = environment_ca(environment).operator_files()
     return str(ca), str(cert), str(key)
 

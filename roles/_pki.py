@@ -23,6 +23,12 @@ the CA's certificate, nothing else.
 
 The directory is 0700 and every key in it 0600; the operator's client certificate
 ("operator", for amtool, the lab's tests and benches) is issued here too.
+
+- **A rollover** of the toolkit's own CA (`python -m roles.ca_rollover`, docs/tls.md "CA rollover")
+  keeps a second CA beside the current one: `next/ca.{crt,key}` after `begin`, `retiring/ca.crt`
+  (the certificate only: its key is deleted) after `promote`, none after `finish`. `ca_pem` is the
+  trust bundle every host and the operator's files get: the current CA first, then the next or the
+  retiring one. Leaves are always issued by the current CA.
 """
 
 from __future__ import annotations
@@ -81,7 +87,8 @@ def identity_uri(environment: str, host: str | None, component: str) -> str:
 
 @dataclass(frozen=True)
 class Leaf:
-    """A leaf certificate for a host: its PEMs and the CA's, as the role writes them."""
+    """A leaf certificate for a host: its PEMs and the trust bundle (`ca_pem`: the current CA, then a rollover's
+    next or retiring one), as the role writes them. The certificate itself names its issuer."""
 
     name: str
     cert_pem: str
@@ -114,15 +121,24 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 class CertificateAuthority:
     """The environment's CA and the leaves it issued, in one directory on the controller."""
 
-    def __init__(self, directory: Path, environment: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | object):
+    def __init__(self, directory: Path, environment: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | object,
+                 also_trusted: tuple[x509.Certificate, ...] = ()):
         self.directory, self.environment, self.cert, self._key = directory, environment, cert, key
+        self.also_trusted = tuple(also_trusted)  # a rollover's next or retiring CA (certificates only)
 
     def __repr__(self) -> str:
         return f"CertificateAuthority({self.environment!r}, {self.cert.subject.rfc4514_string()!r})"
 
     @property
-    def ca_pem(self) -> str:
+    def cert_pem(self) -> str:
+        """The current CA's certificate alone: the issuer of every leaf issued now."""
         return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    @property
+    def ca_pem(self) -> str:
+        """The trust bundle (PEM): the current CA, then a rollover's next or retiring CA. What hosts and
+        the operator's files trust; the same text for the same phase (a second converge changes nothing)."""
+        return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in (self.cert, *self.also_trusted))
 
     # --- the CA -----------------------------------------------------------------------
 
@@ -141,26 +157,12 @@ class CertificateAuthority:
         with _locked(directory):
             cert_path, key_path = directory / "ca.crt", directory / "ca.key"
             if not key_path.exists():
-                key = ec.generate_private_key(ec.SECP256R1())
-                name = x509.Name([
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Sentinel observability"),
-                    x509.NameAttribute(NameOID.COMMON_NAME, f"Sentinel {environment} CA"),
-                ])
-                cert = (
-                    x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                    .serial_number(x509.random_serial_number())
-                    .not_valid_before(now - BACKDATE).not_valid_after(now + CA_LIFETIME)
-                    .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                    .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-                    .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-                    .sign(key, hashes.SHA256())
-                )
-                _write_private(key_path, _key_pem(key))
-                _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+                _new_ca(directory, _ca_name(environment), now)
             key = serialization.load_pem_private_key(key_path.read_bytes(), None)
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             os.chmod(key_path, 0o600)
-        return cls(directory, environment, cert, key)
+            also = rollover_trust(directory)
+        return cls(directory, environment, cert, key, also)
 
     # --- leaves -----------------------------------------------------------------------
 
@@ -238,6 +240,154 @@ class CertificateAuthority:
         if not http_config.exists() or http_config.read_text() != text:
             _write_private(http_config, text.encode(), 0o600)
         return ca, cert, key
+
+
+def _ca_name(environment: str, generation: str | None = None) -> x509.Name:
+    """The CA's subject; a rollover's next CA carries when it was made, so that no two CAs of the
+    environment share a subject (every TLS stack then picks the issuer by name, not by trial)."""
+    cn = f"Sentinel {environment} CA" + (f" {generation}" if generation else "")
+    return x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Sentinel observability"),
+        x509.NameAttribute(NameOID.COMMON_NAME, cn),
+    ])
+
+
+def _new_ca(directory: Path, name: x509.Name, now: dt.datetime) -> x509.Certificate:
+    """A self-signed CA (EC P-256, CA_LIFETIME) in `directory` (ca.crt 0644, ca.key 0600). Call it locked."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE).not_valid_after(now + CA_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_private(directory / "ca.key", _key_pem(key))
+    _write_private(directory / "ca.crt", cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return cert
+
+
+# --- a rollover of the toolkit's own CA (python -m roles.ca_rollover) ----------------------------------
+
+NEXT, RETIRING = "next", "retiring"
+STEADY, BEGUN, PROMOTED = "steady", "begun", "promoted"  # the phases, as `rollover_phase` names them
+
+
+def rollover_phase(directory: Path) -> str:
+    """STEADY (one CA), BEGUN (a next CA beside the current) or PROMOTED (the retiring CA's certificate
+    beside the new current). PkiError when both are there: a promote was interrupted."""
+    has_next, has_retiring = (directory / NEXT / "ca.crt").exists(), (directory / RETIRING / "ca.crt").exists()
+    if has_next and has_retiring:
+        raise PkiError(f"a CA rollover's promote was interrupted in {directory} (both {NEXT}/ and {RETIRING}/ are there)",
+                       f"run `python -m roles.ca_rollover {directory.name} promote` again to complete it", str(directory))
+    return BEGUN if has_next else PROMOTED if has_retiring else STEADY
+
+
+def ca_state(directory: Path) -> tuple:
+    """What a rollover step (or a new CA) changes: the current, next and retiring CA files' inode and mtime.
+    A key for caches of an opened CA in long-lived processes (a test session), so none outlives a step."""
+    state = []
+    for path in (directory / "ca.crt", directory / NEXT / "ca.crt", directory / RETIRING / "ca.crt"):
+        try:
+            st = path.stat()
+            state.append((st.st_ino, st.st_mtime_ns))
+        except FileNotFoundError:
+            state.append(None)
+    return tuple(state)
+
+
+def rollover_trust(directory: Path) -> tuple[x509.Certificate, ...]:
+    """The certificates trusted beside the current CA: the next one (BEGUN) or the retiring one (PROMOTED)."""
+    phase = rollover_phase(directory)
+    if phase == STEADY:
+        return ()
+    path = directory / (NEXT if phase == BEGUN else RETIRING) / "ca.crt"
+    try:
+        return (x509.load_pem_x509_certificate(path.read_bytes()),)
+    except ValueError:
+        raise PkiError(f"{path} is not a PEM certificate", "restore the PKI directory from its backup (docs/tls.md)",
+                       str(path)) from None
+
+
+def _rollover_refusal(directory: Path, step: str, phase: str) -> PkiError:
+    env = directory.name
+    cli = f"python -m roles.ca_rollover {env}"
+    fixes = {
+        STEADY: f"no rollover is under way: start one with `{cli} begin`",
+        BEGUN: f"a rollover has begun (a next CA is in {NEXT}/): converge every host, then `{cli} promote`",
+        PROMOTED: f"the new CA is current and the old one retiring: converge every host, then `{cli} finish`",
+    }
+    return PkiError(f"`{step}` does not follow the phase {phase!r} of {directory}", fixes[phase], str(directory))
+
+
+def rollover_begin(directory: Path, environment: str, now: dt.datetime | None = None) -> x509.Certificate:
+    """Make the next CA in `next/` (the current one keeps issuing); the hosts trust both after a converge."""
+    now = now or _now()
+    if not (directory / "ca.key").exists():
+        raise PkiError(f"{directory} holds no CA of the toolkit's own",
+                       "converge once first (it makes the CA); there is nothing to roll over yet", str(directory))
+    with _locked(directory):
+        phase = rollover_phase(directory)
+        if phase != STEADY:
+            raise _rollover_refusal(directory, "begin", phase)
+        staging = directory / NEXT
+        _private_dir(staging)
+        return _new_ca(staging, _ca_name(environment, now.strftime("%Y-%m-%dT%H%M%SZ")), now)
+
+
+def rollover_promote(directory: Path) -> None:
+    """The next CA becomes the current one; the current one's certificate goes to `retiring/` (still trusted)
+    and its key is deleted. Completes an interrupted promote when run again."""
+    with _locked(directory):
+        nxt, retiring = directory / NEXT, directory / RETIRING
+        has_next, has_retiring = (nxt / "ca.crt").exists(), (retiring / "ca.crt").exists()
+        if not has_next:
+            raise _rollover_refusal(directory, "promote", PROMOTED if has_retiring else STEADY)
+        if not has_retiring:  # not yet begun: the current certificate is the one to retire
+            _private_dir(retiring)
+            _write_private(retiring / "ca.crt", (directory / "ca.crt").read_bytes(), 0o644)
+        if (nxt / "ca.key").exists():  # replacing ca.key unlinks the old key: it signs nothing again
+            os.replace(nxt / "ca.key", directory / "ca.key")
+        os.replace(nxt / "ca.crt", directory / "ca.crt")
+        for leftover in nxt.iterdir():
+            leftover.unlink()
+        nxt.rmdir()
+
+
+def stale_leaves(directory: Path) -> list[str]:
+    """The leaves on file not issued by the current CA (hosts, or controller identities, not converged or
+    used since promote)."""
+    current = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+    stale = []
+    for path in sorted((directory / "leaves").glob("*.crt")):
+        try:
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+        except ValueError:
+            continue
+        if not _signed_by(cert, current):
+            stale.append(path.stem)
+    return stale
+
+
+def rollover_finish(directory: Path, force: bool = False) -> None:
+    """Stop trusting the retiring CA. Refused while a leaf on file is still the retiring CA's, unless `force`."""
+    with _locked(directory):
+        phase = rollover_phase(directory)
+        if phase != PROMOTED:
+            raise _rollover_refusal(directory, "finish", phase)
+        stale = stale_leaves(directory)
+        if stale and not force:
+            shown = ", ".join(stale[:10]) + (f" and {len(stale) - 10} more" if len(stale) > 10 else "")
+            raise PkiError(f"{len(stale)} certificate(s) on file are still the retiring CA's: {shown}",
+                           "converge every host (and run the tools that use a controller identity, e.g. the erasure "
+                           "command) so they are issued again by the new CA; or pass --force for certificates of hosts "
+                           "that are gone", str(directory))
+        retiring = directory / RETIRING
+        for path in retiring.iterdir():
+            path.unlink()
+        retiring.rmdir()
 
 
 def _names(uri: str, dns: tuple[str, ...], ips: tuple[str, ...]) -> list[x509.GeneralName]:
@@ -320,10 +470,18 @@ def _public(public_key) -> bytes:
 def check_own_ca(environment: str, lifetime: dt.timedelta = LIFETIME, now: dt.datetime | None = None) -> None:
     """The toolkit's own CA, when the PKI directory has one: PkiError when it ends before a leaf issued
     now would. Reads the certificate only; makes nothing."""
-    cert_path = pki_dir(environment) / "ca.crt"
-    if not cert_path.is_file():
-        return
+    directory = pki_dir(environment)
     now = now or _now()
+    # During a rollover the next CA must outlive a leaf too (it issues every leaf after promote).
+    paths = [directory / "ca.crt"]
+    if directory.is_dir() and rollover_phase(directory) == BEGUN:
+        paths.append(directory / NEXT / "ca.crt")
+    for cert_path in paths:
+        if cert_path.is_file():
+            _check_own_ca_cert(cert_path, lifetime, now)
+
+
+def _check_own_ca_cert(cert_path: Path, lifetime: dt.timedelta, now: dt.datetime) -> None:
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     except ValueError:
@@ -334,7 +492,8 @@ def check_own_ca(environment: str, lifetime: dt.timedelta = LIFETIME, now: dt.da
             f"the environment CA {cert_path} expires {cert.not_valid_after_utc:%Y-%m-%d}, before a certificate issued now "
             f"(tls.lifetime_days {lifetime.days}) would",
             "give a new CA as SENTINEL_TLS_CA_CERT and SENTINEL_TLS_CA_KEY (or move the directory aside for a new own CA; "
-            "every host's certificate is then issued again)", str(cert_path))
+            "every host's certificate is then issued again); next time roll it over in time "
+            "(python -m roles.ca_rollover, docs/tls.md \"CA rollover\")", str(cert_path))
 
 
 def _private_dir(path: Path) -> None:

@@ -25,7 +25,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from roles._pki import LIFETIME, OPERATOR, CertificateAuthority, Leaf, environment_ca, identity_uri
+from roles._pki import LIFETIME, OPERATOR, CertificateAuthority, Leaf, ca_state, environment_ca, identity_uri, pki_dir
 from roles._service import ConfigFile
 from roles._service.render import dump_yaml
 
@@ -110,9 +110,18 @@ class TlsPaths:
         return ("--cacert", self.ca, "--cert", self.cert, "--key", self.key)
 
 
-@functools.cache
 def _ca(environment: str, lifetime_days: int) -> CertificateAuthority:
+    """The run's CA, opened once per state of the PKI directory (a CA rollover step opens it again: a
+    long-lived process never issues from a CA that is no longer current)."""
+    return _ca_for(environment, lifetime_days, ca_state(pki_dir(environment)))
+
+
+@functools.cache
+def _ca_for(environment: str, lifetime_days: int, state: tuple) -> CertificateAuthority:
     return environment_ca(environment, dt.timedelta(days=lifetime_days))
+
+
+_ca.cache_clear = _ca_for.cache_clear  # the tests' handle, as before
 
 
 def ca_pem(ctx: "HostContext") -> str:
