@@ -7,8 +7,9 @@ Spans go to the collector gateway over TLS with the host's backend certificate f
 environment CA: roles/backend/tls.py writes it (the key 0600 root:root, handed to the
 backend by systemd as a credential through a drop-in for its unit) and hands this role the
 variables the OpenTelemetry SDK reads (OTEL_EXPORTER_OTLP_CERTIFICATE,
-..._CLIENT_CERTIFICATE, and ..._CLIENT_KEY naming the credential's copy in /run/credentials). That module is apart because roles._secrets
-imports roles.backend.sentry, and the CA (roles._pki) reads the secrets.
+..._CLIENT_CERTIFICATE, and ..._CLIENT_KEY naming the credential's copy in
+/run/credentials). That module is apart because roles._secrets imports
+roles.backend.sentry, and the CA (roles._pki) reads the secrets.
 """
 
 from __future__ import annotations
