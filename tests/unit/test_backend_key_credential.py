@@ -218,3 +218,39 @@ def test_an_operators_own_endpoint_gets_no_dropin_and_a_stale_one_is_removed(mon
     (_, removed), (_, reload) = calls
     assert removed["path"] == role.dropin_path("sentinel-backend.service") and removed["present"] is False
     assert reload["_if"]() is False  # nothing to remove: nothing to reload
+
+
+def test_the_lab_units_systemd_loads_the_dropin_beside_its_hardening():
+    """The lab's own unit (roles/lab_backend, hardened) with the drop-in: systemd-analyze verify is silent
+    about both, and systemd itself (`systemd --test`) lists the drop-in as part of the unit."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from roles._service import unit_file
+    from roles.lab_backend import NODE, service_spec
+
+    systemd = "/lib/systemd/systemd"
+    if not shutil.which("systemd-analyze") or not os.path.exists(systemd) or not os.path.exists(NODE):
+        pytest.skip(f"needs systemd-analyze, {systemd} and {NODE}; run: apt-get install systemd nodejs")
+    app = lab_environment()["app1"]
+    # Not pytest's tmp_path (0700): systemd --test runs as nobody and must read the units.
+    root = Path(tempfile.mkdtemp(prefix="backend-credential-"))
+    try:
+        unit = root / "sentinel-backend.service"
+        unit.write_text(unit_file(service_spec(app.settings), True))
+        dropin = root / "sentinel-backend.service.d" / role.DROPIN
+        dropin.parent.mkdir()
+        dropin.write_text(role.render_dropin(app.settings.backend.unit))
+        for path in (root, *root.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+        assert verify.returncode == 0 and str(root) not in verify.stderr, verify.stderr
+        drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+        dump = subprocess.run([*drop, "env", "-i", f"SYSTEMD_UNIT_PATH={root}:", systemd, "--test", "--system",
+                               "--unit=sentinel-backend.service"], capture_output=True, text=True, cwd=root, timeout=120)
+        assert dump.returncode == 0, dump.stderr[-3000:]
+        assert f"DropIn Path: {dropin}" in dump.stdout
+        assert not [line for line in dump.stderr.splitlines() if str(root) in line]
+    finally:
+        shutil.rmtree(root)
