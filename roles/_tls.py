@@ -191,13 +191,16 @@ def client_tls_config(paths: TlsPaths, server_name: str | None = None) -> dict:
     return config
 
 
-def otlp_sdk_env(paths: TlsPaths) -> dict[str, str]:
+def otlp_sdk_env(paths: TlsPaths, key: str | None = None) -> dict[str, str]:
     """What an OpenTelemetry SDK reads for OTLP over TLS with a client certificate (the spec's
-    OTEL_EXPORTER_OTLP_* variables; @opentelemetry/otlp-exporter-base reads all three in Node)."""
+    OTEL_EXPORTER_OTLP_* variables; @opentelemetry/otlp-exporter-base reads all three in Node).
+
+    `key`: where the process finds its key when not at `paths.key` (the backend's: the copy systemd
+    hands it under /run/credentials, roles/backend/tls.py)."""
     return {
         "OTEL_EXPORTER_OTLP_CERTIFICATE": paths.ca,
         "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": paths.cert,
-        "OTEL_EXPORTER_OTLP_CLIENT_KEY": paths.key,
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY": key or paths.key,
     }
 
 

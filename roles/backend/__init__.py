@@ -4,10 +4,12 @@ The backend ships through its own pipeline; the toolkit owns the env file its
 systemd unit loads: OpenTelemetry export and sampling, Sentry, per environment.
 
 Spans go to the collector gateway over TLS with the host's backend certificate from the
-environment CA: roles/backend/tls.py writes it (the key 0640 root:sentinel) and hands this
-role the variables the OpenTelemetry SDK reads (OTEL_EXPORTER_OTLP_CERTIFICATE,
-..._CLIENT_CERTIFICATE, ..._CLIENT_KEY). That module is apart because roles._secrets
-imports roles.backend.sentry, and the CA (roles._pki) reads the secrets.
+environment CA: roles/backend/tls.py writes it (the key 0600 root:root, handed to the
+backend by systemd as a credential through a drop-in for its unit) and hands this role the
+variables the OpenTelemetry SDK reads (OTEL_EXPORTER_OTLP_CERTIFICATE,
+..._CLIENT_CERTIFICATE, and ..._CLIENT_KEY naming the credential's copy in
+/run/credentials). That module is apart because roles._secrets imports
+roles.backend.sentry, and the CA (roles._pki) reads the secrets.
 """
 
 from __future__ import annotations
@@ -131,7 +133,8 @@ def backend_env(backend: BackendSettings, ctx: HostContext, tls: BackendTls | No
     )
     changes = [env_file, *(tls.changes if tls else ())]
     # A backend that is not installed (or not running) is left alone. The SDK reads its certificate
-    # files at start: a renewed certificate is picked up by this restart.
+    # files at start, and systemd copies the key into /run/credentials at start: a renewed certificate,
+    # or a new credential drop-in (`tls.changes` holds it), is picked up by this restart.
     server.shell(
         name="backend: restart for the new environment or certificate",
         commands=[restart_command(backend.unit)],

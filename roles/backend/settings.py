@@ -49,7 +49,7 @@ class BackendSettings(Model):
     """
 
     env_file: EnvFilePath = Field("/etc/sentinel/backend.env", description="The env file the backend's unit loads (under /etc/sentinel*/).")
-    unit: UnitName = Field("sentinel-backend.service", description="The backend's systemd unit, restarted when the env file changes.")
+    unit: UnitName = Field("sentinel-backend.service", description="The backend's systemd unit, restarted when the env file changes; with the gateway's TLS it gets a drop-in loading the OTLP client key as a credential (docs/tls.md).")
     service_name: ReleasePart = Field("sentinel-backend", description="OTel service.name and the Sentry release's name.")
     version: ReleasePart = Field("0.0.0", description="The deployed backend version (Sentry release <service_name>@<version>).")
     port: Port = Field(3000, description="The backend's HTTP port (health and /metrics).")

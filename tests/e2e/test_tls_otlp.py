@@ -215,16 +215,27 @@ def test_a_canary_without_a_valid_certificate_never_reaches_jaeger_and_one_with_
 
 
 def test_sender_keys_are_readable_by_their_service_only(lab):
-    checks = [(lab["tel"], COLLECTOR_TLS.key, "otelcol"), (lab["app"], COLLECTOR_TLS.key, "otelcol"),
-              (lab["app"], "/etc/sentinel/tls/sentinel.key", "sentinel")]
-    for host, path, group in checks:
+    from roles.backend.tls import CREDENTIAL, credential_path, dropin_path
+
+    app = lab["app"]
+    unit = app.settings.backend.unit
+    checks = [(lab["tel"], COLLECTOR_TLS.key, "root", "otelcol", 0o640), (app, COLLECTOR_TLS.key, "root", "otelcol", 0o640),
+              # The backend's key is root's alone: the collector agent is in the sentinel group (issue 22).
+              (app, "/etc/sentinel/tls/sentinel.key", "root", "root", 0o600)]
+    for host, path, user, group, mode in checks:
         key = host.testinfra.file(path)
-        assert (key.user, key.group, key.mode) == ("root", group, 0o640), (host.name, path)
-    env = lab["app"].testinfra.file(lab["app"].settings.backend.env_file).content_string
+        assert (key.user, key.group, key.mode) == (user, group, mode), (host.name, path)
+    env = app.testinfra.file(app.settings.backend.env_file).content_string
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=https://" in env
     for variable, path in (("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/sentinel/tls/ca.crt"),
                            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/sentinel/tls/sentinel.crt"),
-                           ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/sentinel/tls/sentinel.key")):
+                           ("OTEL_EXPORTER_OTLP_CLIENT_KEY", credential_path(unit))):
         assert f"{variable}={path}\n" in env
-    # The backend's user reads its key (the SDK opens it at start).
-    lab["app"].testinfra.run_expect([0], "runuser -u sentinel -- test -r /etc/sentinel/tls/sentinel.key")
+    # systemd hands the backend its key: the drop-in is loaded, and the running unit's copy is
+    # readable by the backend's user (the SDK opens it at start), by neither user on disk.
+    assert f"LoadCredential={CREDENTIAL}:/etc/sentinel/tls/sentinel.key" in app.testinfra.file(dropin_path(unit)).content_string
+    assert f"LoadCredential={CREDENTIAL}:/etc/sentinel/tls/sentinel.key" in app.testinfra.check_output(f"systemctl cat -- {unit}")
+    app.testinfra.run_expect([0], f"runuser -u sentinel -- test -r {credential_path(unit)}")
+    for user in ("sentinel", "otelcol"):
+        app.testinfra.run_expect([1], f"runuser -u {user} -- test -r /etc/sentinel/tls/sentinel.key")
+    app.testinfra.run_expect([1], f"runuser -u otelcol -- test -r {credential_path(unit)}")

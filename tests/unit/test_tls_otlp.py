@@ -93,15 +93,17 @@ def test_the_collectors_key_is_0640_and_checked_against_its_certificate_before_t
 
 
 def test_the_backends_env_file_names_its_certificate_as_the_sdk_reads_it():
-    from roles.backend.tls import TLS as BACKEND_TLS
+    from roles.backend.tls import TLS as BACKEND_TLS, credential_path
     from roles._tls import otlp_sdk_env
 
     app = lab_environment()["app1"]
     endpoints = gateway_endpoints(app)
     assert endpoints == ["https://10.213.0.12:4318"] and uses_gateway_tls(app.settings, endpoints)
-    values = env_values(app.settings, endpoints[0], "", tls_env=otlp_sdk_env(BACKEND_TLS))
+    values = env_values(app.settings, endpoints[0], "", tls_env=otlp_sdk_env(BACKEND_TLS, key=credential_path(app.settings.backend.unit)))
     assert values["OTEL_EXPORTER_OTLP_ENDPOINT"] == "https://10.213.0.12:4318"
-    assert [values[v] for v in SDK_VARIABLES] == ["/etc/sentinel/tls/ca.crt", "/etc/sentinel/tls/sentinel.crt", "/etc/sentinel/tls/sentinel.key"]
+    # The key as systemd hands it to the backend (a credential): on disk it is root's alone (test_backend_key_credential.py).
+    assert [values[v] for v in SDK_VARIABLES] == ["/etc/sentinel/tls/ca.crt", "/etc/sentinel/tls/sentinel.crt",
+                                                  "/run/credentials/sentinel-backend.service/otlp-client.key"]
 
 
 def test_an_operators_own_endpoint_gets_no_certificate_of_ours():
