@@ -87,9 +87,13 @@ def pair(first_converge):
 
 
 def _start_clean(mons, uid: str) -> None:
-    """No earlier drill's (or converge's) alert pending in a Prometheus or held by an Alertmanager."""
+    """No earlier drill's (or converge's) alert pending in a Prometheus or held by an Alertmanager, and every
+    peer's turn for it passed: a peer that flushed the group just before the resolution still sends its
+    FIRING once its turn comes (when the first peer's resolved notification is already in the log, the
+    firing one differs from it), and that belongs to the earlier drill, not to the count of this one."""
     wait_for(f"no {uid} left from an earlier drill", lambda: quiet([_prometheus(m) for m in mons], [_alertmanager(m) for m in mons], uid),
              10 * 60, 5)
+    time.sleep(_window(mons[0]))
     clear_receivers()
 
 
