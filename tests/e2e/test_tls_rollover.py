@@ -1,7 +1,7 @@
 """A rollover of the lab's CA under load (python -m roles.ca_rollover, docs/tls.md "CA rollover").
 
-begin -> converge -> promote -> converge -> finish -> converge, each converge under the crash drills'
-bounded load (tests/e2e/test_crash.py `_drill`: JSON lines appended on the app host, spans sent to the
+begin -> converge -> promote -> converge -> finish -> converge, the promote's converge (where every leaf
+changes hands) under the crash drills' bounded load (tests/e2e/test_crash.py `_drill`: JSON lines appended on the app host, spans sent to the
 gateway, then stored counted against sent). After promote every listener the controller reaches serves
 a certificate of the new CA and the old CA's operator certificate still gets in; after finish it is
 refused; a last converge changes nothing. It changes the lab's CA for the rest of the session (every
@@ -61,6 +61,13 @@ def _converge_under_load(stack, step: str) -> None:  # noqa: F811
     assert result.returncode == 0, result.output[-3000:]
 
 
+def _converge(stack, step: str) -> None:  # noqa: F811
+    """The step, then a converge (the bundle grows or shrinks: restarts that the crash drills prove lose nothing)."""
+    _rollover(step)
+    result = lab_session.converge()
+    assert result.returncode == 0, result.output[-3000:]
+
+
 def _served_issuer(listener) -> x509.Certificate:
     ca_file, cert, key = operator_tls.operator_files()
     context = _context(ca_file, (cert, key))
@@ -79,8 +86,8 @@ def test_a_ca_rollover_under_load_keeps_everything_flowing_and_refuses_the_old_c
     _, cert, key = operator_tls.operator_files()
     old = (str(shutil.copy(cert, tmp_path / "old-operator.crt")), str(shutil.copy(key, tmp_path / "old-operator.key")))
 
-    _converge_under_load(stack, "begin")
-    _converge_under_load(stack, "promote")
+    _converge(stack, "begin")
+    _converge_under_load(stack, "promote")  # the step where every leaf changes hands
     new_ca = x509.load_pem_x509_certificate((pki_dir(ENVIRONMENT) / "ca.crt").read_bytes())
     for listener in (l for name in SERVED for l in topology.instances(name)):
         served = _served_issuer(listener)
@@ -90,7 +97,7 @@ def test_a_ca_rollover_under_load_keeps_everything_flowing_and_refuses_the_old_c
     for listener in alertmanagers:  # the overlap: the old CA's certificate still gets in
         assert _get(listener, _path(listener), _context(ca_file, old)) == 200, listener.host
 
-    _converge_under_load(stack, "finish")
+    _converge(stack, "finish")
     ca_file = operator_tls.operator_files()[0]
     for listener in alertmanagers:
         result = _get(listener, _path(listener), _context(ca_file, old))
