@@ -185,6 +185,14 @@ def run_service(spec: ServiceSpec, hardening: bool, code_changes: list, config_c
     def needs_reload() -> bool:
         return not started.did_change() and not needs_restart() and any(op.did_change() for op in config_changes)
 
+    # A restart the deploy asks for is not a crash: flush the unit's start counter first, so that
+    # deliberate restarts (a CA rollover restarts most services once a converge, three converges in
+    # a few minutes) never add up to StartLimitBurst, which stays the crash-loop guard alone.
+    server.shell(
+        name=f"{name}: start counter cleared for a deliberate restart",
+        commands=[f"systemctl reset-failed -- {quoting.sh_quote(name + '.service')}"],
+        _if=lambda: needs_restart() or (spec.reload != "sighup" and needs_reload()),
+    )
     restarted = systemd.service(
         name=f"{name}: restart for new code or unit",
         service=f"{name}.service",

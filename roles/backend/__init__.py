@@ -98,7 +98,8 @@ def restart_command(unit: str) -> str:
     """Shell: restart `unit` if it exists; the unit name is one quoted word, never an option."""
     quoting.refuse_control(unit, "backend.unit")
     u = quoting.sh_quote(unit)
-    return f"if systemctl cat -- {u} >/dev/null 2>&1; then systemctl try-restart -- {u}; fi"
+    # reset-failed first: a deliberate restart must not count towards the unit's crash-loop start limit.
+    return f"if systemctl cat -- {u} >/dev/null 2>&1; then systemctl reset-failed -- {u}; systemctl try-restart -- {u}; fi"
 
 
 def config_dir() -> None:

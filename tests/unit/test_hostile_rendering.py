@@ -646,7 +646,7 @@ def test_backend_restart_names_exactly_the_unit(tmp_path, label):
         assert has_control(unit), err
         return
     assert run_sh(script, tmp_path).returncode == 0
-    assert calls(tmp_path) == [["systemctl", "cat", "--", unit], ["systemctl", "try-restart", "--", unit]]
+    assert calls(tmp_path) == [["systemctl", "cat", "--", unit], ["systemctl", "reset-failed", "--", unit], ["systemctl", "try-restart", "--", unit]]
     assert not list(tmp_path.rglob("PWNED"))
 
 
