@@ -86,13 +86,14 @@ def pair(first_converge):
     return mons
 
 
-def _start_clean(mons, uid: str) -> None:
+def _start_clean(mons, *uids: str) -> None:
     """No earlier drill's (or converge's) alert pending in a Prometheus or held by an Alertmanager, and every
     peer's turn for it passed: a peer that flushed the group just before the resolution still sends its
     FIRING once its turn comes (when the first peer's resolved notification is already in the log, the
     firing one differs from it), and that belongs to the earlier drill, not to the count of this one."""
-    wait_for(f"no {uid} left from an earlier drill", lambda: quiet([_prometheus(m) for m in mons], [_alertmanager(m) for m in mons], uid),
-             10 * 60, 5)
+    for uid in uids:
+        wait_for(f"no {uid} left from an earlier drill", lambda: quiet([_prometheus(m) for m in mons], [_alertmanager(m) for m in mons], uid),
+                 10 * 60, 5)
     time.sleep(_window(mons[0]))
     clear_receivers()
 
@@ -149,8 +150,7 @@ def test_the_pair_up_a_critical_alert_is_notified_once(pair):
 def test_one_prometheus_stopped_alerts_are_still_notified_once(pair):
     """mon1's Prometheus stopped: mon2's alone fires backend-down (once), and pages PrometheusDown for mon1 (once)."""
     app, stopped, other = hosts_in("app")[0], pair[0], pair[1]
-    _start_clean(pair, BACKEND_DOWN.uid)
-    _start_clean(pair, PROMETHEUS_DOWN.uid)
+    _start_clean(pair, BACKEND_DOWN.uid, PROMETHEUS_DOWN.uid)
     try:
         stopped.testinfra.check_output("systemctl stop prometheus")
         _stop_backend(app)
