@@ -21,6 +21,7 @@ from roles._service.operations import validate_script
 from roles._service.quoting import QuotingError, parse_env_file, sh_quote
 from roles.backend import render_env
 from tests.unit.test_tracing import lab_environment
+from tests.unit.op_recorder import Recorder
 
 pytestmark = [pytest.mark.tls, pytest.mark.tracing]
 
@@ -125,35 +126,13 @@ def test_the_check_passes_hostile_paths_as_single_words():
 # --- the role's operations, recorded instead of run -----------------------------------------------
 
 
-class _Op:
-    def __init__(self, name: str, changed: bool):
-        self.name, self.changed = name, changed
-
-    def did_change(self) -> bool:
-        return self.changed
-
-
-class _Recorder:
-    """Stands in for a pyinfra operations module: records each call; ops named in `changed` report a change."""
-
-    def __init__(self, calls: list, prefix: str, changed: set):
-        self.calls, self.prefix, self.changed = calls, prefix, changed
-
-    def __getattr__(self, name):
-        return lambda **kwargs: self(f"{self.prefix}.{name}", **kwargs)
-
-    def __call__(self, operation, /, **kwargs):
-        self.calls.append((operation, kwargs))
-        return _Op(kwargs["name"], kwargs["name"] in self.changed)
-
-
 def _record(monkeypatch, changed: set) -> list:
     calls: list = []
     for module in (role, backend_role):
         for name in ("files", "systemd", "server"):
             if hasattr(module, name):
-                monkeypatch.setattr(module, name, _Recorder(calls, name, changed))
-        recorder = _Recorder(calls, "", changed)
+                monkeypatch.setattr(module, name, Recorder(calls, name, changed))
+        recorder = Recorder(calls, "", changed)
         monkeypatch.setattr(module, "validated_file", lambda recorder=recorder, **kwargs: recorder("validated_file", **kwargs))
     monkeypatch.setattr(roles.node_exporter, "certificate_expiry", lambda *a, **k: calls.append(("certificate_expiry", {})))
     monkeypatch.setattr(backend_role, "host", type("H", (), {"name": "app1"}))

@@ -14,6 +14,7 @@ import roles.firewall as role
 from roles._service.operations import validate_script
 from roles.firewall import RULESET, UNIT, Opening, render_ruleset, unit_file
 from tests.mirror_binaries import MISSING_TOOL
+from tests.unit.op_recorder import Recorder
 
 NFT = "/usr/sbin/nft"
 ADMIN = ("192.0.2.0/24", "2001:db8:ad::/48")
@@ -229,33 +230,11 @@ def test_systemd_accepts_the_unit(tmp_path):
 # --- the role's operations, recorded instead of run ---------------------------------
 
 
-class _Op:
-    def __init__(self, changed: bool):
-        self.changed = changed
-
-    def did_change(self) -> bool:
-        return self.changed
-
-
-class _Recorder:
-    """Stands in for a pyinfra operations module: records each call; ops named in `changed` report a change."""
-
-    def __init__(self, calls: list, prefix: str, changed: set):
-        self.calls, self.prefix, self.changed = calls, prefix, changed
-
-    def __getattr__(self, name):
-        return lambda **kwargs: self(f"{self.prefix}.{name}", **kwargs)
-
-    def __call__(self, operation, /, **kwargs):
-        self.calls.append((operation, kwargs))
-        return _Op(kwargs["name"] in self.changed)
-
-
 def _run_role(monkeypatch, changed: set = frozenset(), openings=OPENINGS, admin=ADMIN) -> list[tuple[str, dict]]:
     calls: list[tuple[str, dict]] = []
     for module in ("apt", "files", "systemd"):
-        monkeypatch.setattr(role, module, _Recorder(calls, module, changed))
-    recorder = _Recorder(calls, "", changed)
+        monkeypatch.setattr(role, module, Recorder(calls, module, changed))
+    recorder = Recorder(calls, "", changed)
     monkeypatch.setattr(role, "validated_file", lambda **kwargs: recorder("validated_file", **kwargs))
     role.firewall._inner(openings, admin)
     return calls
