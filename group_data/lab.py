@@ -14,6 +14,8 @@ prometheus = {
 # AGPL and never run here); the collector pipeline in front is the same as prod's.
 traces = {"store": "jaeger", "retention": "72h"}
 logs = {"store": "victorialogs"}
+# The stores run once, on tel1; tel1 and tel2 both run a collector gateway (the pool).
+stores = {"mode": "single", "host": "tel1"}
 
 backend = {
     "version": "0.0.0-lab",

@@ -1,7 +1,7 @@
 # The dev environment. Hosts may share roles: a small install can put every
 # group on two hosts. `ip` is the host's own address: services bind it and the
-# firewalls of its peers name it (addresses here are names). One telemetry host
-# until the telemetry pair lands (preflight refuses a second one).
+# firewalls of its peers name it (addresses here are names). One telemetry host;
+# a second one adds a gateway to the pool (docs/architecture.md), with stores.host naming the stores' host.
 from roles.preflight import check_inventory
 
 monitoring = [

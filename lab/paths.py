@@ -63,6 +63,9 @@ HOSTS = {
     # The second monitoring host: the Alertmanager cluster and the Prometheus pair (docs/alerting.md "Two monitoring hosts").
     "mon2": LabHost("10.213.0.14", ["monitoring"], "trixie"),
     "tel1": LabHost("10.213.0.12", ["telemetry"], "bookworm"),
+    # The second telemetry host: a second collector gateway in the pool the agents balance over
+    # (docs/architecture.md "The gateway pool"); the stores stay on tel1 (group_data/lab.py `stores`).
+    "tel2": LabHost("10.213.0.15", ["telemetry"], "trixie"),
     "app1": LabHost("10.213.0.13", ["app"], "trixie"),
 }
 

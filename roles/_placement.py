@@ -42,6 +42,8 @@ class ListenerSpec:
     scope: Scope
     purpose: str
     protocols: tuple[str, ...] = ("tcp",)
+    # A name every instance answers to, beside its host's (a pool's: the gateways'); their certificates carry it.
+    pool_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,13 @@ class Component:
     # The systemd units it installs or runs from, without ".service"; unset = its artifact's unit
     # (the building block names the unit after the release). node_exporter watches all of them.
     units: Callable[["Settings"], tuple[str, ...]] | None = None
+    # A store: on the one telemetry host `stores.host` names (all of them when unset: preflight
+    # allows that with a single telemetry host only, roles/_topology.py).
+    store: bool = False
 
     def runs(self, host: "EnvHost") -> bool:
+        if self.store and host.settings.stores.host not in (None, host.name):
+            return False
         return any(g in host.groups for g in self.groups) and self.when(host.settings)
 
     def unit_names(self, settings: "Settings") -> tuple[str, ...]:
@@ -168,9 +175,13 @@ def _collector(s: "Settings"):
 def _gateway(s: "Settings"):
     c = s.otel_collector
     return (
-        ListenerSpec("gateway.otlp_grpc", c.grpc_port, "host", "OTLP/gRPC from backends"),
-        ListenerSpec("gateway.otlp_http", c.http_port, "host", "OTLP/HTTP from backends and agents"),
+        ListenerSpec("gateway.otlp_grpc", c.grpc_port, "host", "OTLP/gRPC from the agents (balanced over the pool)", pool_name=c.gateway_pool_name),
+        ListenerSpec("gateway.otlp_http", c.http_port, "host", "OTLP/HTTP (operators' tools; no flow of the stack)", pool_name=c.gateway_pool_name),
     )
+
+
+def _agent(s: "Settings"):
+    return (ListenerSpec("agent.otlp_http", s.otel_collector.agent_http_port, "local", "OTLP/HTTP from the backend on this host (mTLS)"),)
 
 
 def _backend(s: "Settings"):
@@ -297,16 +308,16 @@ COMPONENTS: tuple[Component, ...] = (
     Component("sshd", ALL, _ssh),
     Component("firewall", ALL, when=lambda s: s.firewall.enabled, condition="firewall.enabled", units=lambda s: ("sentinel-firewall",)),
     Component("node_exporter", ALL, _node_exporter, artifact="node_exporter"),
-    Component("object_store", ("telemetry",), _object_store, secrets=_object_store_secrets, artifact="versitygw"),
-    Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger", condition="traces.store: jaeger", artifact="jaeger"),
+    Component("object_store", ("telemetry",), _object_store, secrets=_object_store_secrets, artifact="versitygw", store=True),
+    Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger", condition="traces.store: jaeger", artifact="jaeger", store=True),
     Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo", secrets=_s3("traces.tempo", "Tempo's S3 credential"),
-              artifact="tempo"),
+              artifact="tempo", store=True),
     Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs", condition="logs.store: victorialogs", artifact="victorialogs",
-              units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front")),
-    Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki", secrets=_s3("loki", "Loki's S3 credential"), artifact="loki"),
+              units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front"), store=True),
+    Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki", secrets=_s3("loki", "Loki's S3 credential"), artifact="loki", store=True),
     Component("otelcol", ("telemetry", "app"), _collector, artifact="otelcol"),
     Component("gateway", ("telemetry",), _gateway),
-    Component("agent", ("app",)),
+    Component("agent", ("app",), _agent),
     Component("prometheus", ("monitoring",), _prometheus, artifact="prometheus"),
     Component("alertmanager", ("monitoring",), _alertmanager, secrets=_alerting_secrets, artifact="alertmanager"),
     # Before Grafana: the backup job's user and /etc/grafana-backup exist when the Grafana

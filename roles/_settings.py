@@ -30,6 +30,7 @@ from roles.object_store.settings import ObjectStoreSettings
 from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
 from roles.prometheus.settings import PrometheusSettings
 from roles.retention.settings import RetentionPolicy
+from roles._stores_settings import StoresSettings
 from roles._tls_settings import TlsSettings
 from roles.victorialogs.settings import VictoriaLogsSettings
 
@@ -65,7 +66,8 @@ class Settings(Model):
     systemd_hardening: Bool = Field(True, description="Apply systemd sandboxing directives to every service.")
     prometheus: PrometheusSettings = Field(PrometheusSettings(), description="Prometheus (monitoring hosts).")
     node_exporter: NodeExporterSettings = Field(NodeExporterSettings(), description="node_exporter (every host).")
-    object_store: ObjectStoreSettings = Field(ObjectStoreSettings(), description="The S3 store (telemetry hosts).")
+    stores: StoresSettings = Field(StoresSettings(), description="Where the stores run: one named telemetry host (every telemetry host, a gateway).")
+    object_store: ObjectStoreSettings = Field(ObjectStoreSettings(), description="The S3 store (the stores' host).")
     backend: BackendSettings = Field(BackendSettings(), description="The backend's environment (app hosts).")
     alerting: AlertingSettings = Field(AlertingSettings(), description="Alert delivery (monitoring hosts).")
     retention: RetentionPolicy = Field(RetentionPolicy(), description="How long logs and metrics are kept.")

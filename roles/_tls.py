@@ -69,6 +69,8 @@ EXPIRY_METRIC = "sentinel_tls_certificate_not_after_seconds"
 OTLP_TLS_LISTENERS = {
     "gateway.otlp_grpc": "gateway",
     "gateway.otlp_http": "gateway",
+    # The agent's receiver for the backend on its host (127.0.0.1): the same rules, the agent's certificate.
+    "agent.otlp_http": "agent",
 }
 CONFIGTLS_MIN_VERSION = "1.2"  # configtls's spelling of TLS12
 
@@ -131,9 +133,11 @@ def ca_pem(ctx: "HostContext") -> str:
 
 def server_names(topology: "Topology", host: str, listener: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(DNS names, IPs) a listener's certificate carries: the host's name and address as the topology
-    has them, its IP, and the loopback where the host checks itself."""
+    has them, its pool's name, its IP, and the loopback where the host checks itself (and its local clients)."""
     l = topology.listener(host, listener)
     dns, ips = {l.host}, {l.ip, "127.0.0.1"}
+    if l.spec.pool_name:  # the pool's clients connect by its name (the gateways')
+        dns.add(l.spec.pool_name)
     if _is_ip(l.address):
         ips.add(l.address)
     else:

@@ -110,9 +110,9 @@ FLOWS: tuple[Flow, ...] = (
     Flow("gateway", "victorialogs.http", "export logs", required=_store("logs", "victorialogs")),
     Flow("gateway", "loki.http", "export logs", required=_store("logs", "loki")),
     Flow("gateway", "prometheus.web", "remote-write span metrics", required=lambda s: True),
-    Flow("agent", "gateway.otlp_http", "ship the backend's log lines", required=lambda s: True),
-    Flow("backend", "gateway.otlp_http", "export spans (OTLP/HTTP)", required=lambda s: not s.backend.otlp_endpoint),
-    Flow("backend", "gateway.otlp_grpc", "export spans (OTLP/gRPC)"),
+    # The backend exports to its host's agent (agent.otlp_http, on the loopback); each agent balances the
+    # backend's spans and its log lines over every gateway of the pool (docs/architecture.md "The gateway pool").
+    Flow("agent", "gateway.otlp_grpc", "ship the backend's spans and log lines (balanced over the pool)", required=lambda s: True),
     Flow("grafana", "prometheus.web", "datasource"),
     Flow("grafana", "alertmanager.web", "datasource"),
     Flow("grafana", "jaeger.query", "datasource"),
@@ -179,7 +179,7 @@ class Topology:
                 listeners += [self._listener(h, peers.component, spec) for h in members for spec in peers.listeners(h.settings)]
         self.listeners = tuple(listeners)
         valid = [h for h in environment.hosts if h.name not in unchecked]
-        problems = _check_hosts(valid) + self._check_ports([h.name for h in valid]) + self._check_single_telemetry()
+        problems = _check_hosts(valid) + self._check_ports([h.name for h in valid]) + self._check_stores_host([h.name for h in valid])
         if not unchecked:
             problems += self._check_required_flows() + self._check_allow() + self._check_destinations()
         SettingsErrors.raise_if_any(problems)
@@ -224,6 +224,13 @@ class Topology:
     def urls(self, name: str, from_host: str, path: str = "", scheme: str = "http") -> list[str]:
         """Every instance of `name`, as URLs for a client on `from_host`."""
         return [f"{scheme}://{l.reach(from_host)}{path}" for l in self.instances(name)]
+
+    def pool(self, name: str) -> tuple[str, list[str]] | None:
+        """(pool name, every instance's IP) of a pooled listener (the gateways'), None when `name` has no pool."""
+        found = self.instances(name)
+        if not found or not found[0].spec.pool_name:
+            return None
+        return found[0].spec.pool_name, [l.ip for l in found]
 
     def addresses(self, name: str) -> list[tuple[str, str]]:
         """(host, host:port) of every instance of `name`, for clients that list them all (scrape targets)."""
@@ -370,17 +377,35 @@ class Topology:
                 ))
         return problems
 
-    def _check_single_telemetry(self) -> list[SettingsError]:
+    def _check_stores_host(self, hosts: list[str]) -> list[SettingsError]:
+        """The stores run once: on the telemetry host every host's `stores.host` names (roles/_stores_settings.py).
+        `hosts`: those whose settings validated (a defaulted host's choice is not its own)."""
         telemetry = sorted(h for h in self.hosts if "telemetry" in self.hosts[h].groups)
-        if len(telemetry) <= 1:
-            return []
-        return [SettingsError(
-                "inventory telemetry",
-                f"{len(telemetry)} hosts ({', '.join(telemetry)}): the trace and log stores run once and the gateways have "
-                f"no pool yet, so {', '.join(telemetry[1:])} would run services that receive nothing",
-                "keep one telemetry host; a pair of telemetry hosts comes with the high-availability work (docs/architecture.md)",
+        chosen = {self.hosts[h].settings.stores.host for h in hosts} or {None}
+        if len(chosen) > 1:
+            return [SettingsError(
+                "stores.host",
+                f"differs between hosts ({', '.join(sorted(str(c) for c in chosen))}): the gateways would export to one "
+                "host while the stores run on another",
+                "set stores.host once, in group_data/all.py or the environment's group data",
             )]
-
+        (host,) = chosen
+        if host is None:
+            if len(telemetry) <= 1:
+                return []
+            return [SettingsError(
+                "stores.host",
+                f"is unset and the inventory has {len(telemetry)} telemetry hosts ({', '.join(telemetry)}): the stores run "
+                "on one of them, every one runs a gateway",
+                f'name the stores\' host in group data, e.g. stores = {{"mode": "single", "host": "{telemetry[0]}"}}',
+            )]
+        if host not in telemetry:
+            return [SettingsError(
+                "stores.host",
+                f"{host!r} is not a telemetry host of this inventory ({', '.join(telemetry) or 'none'})",
+                "name one of the inventory's telemetry hosts",
+            )]
+        return []
 
 def flow_table() -> list[tuple[str, str, int, str, str, str]]:
     """(listener, protocols, default port, bind, clients, purpose) of every listener of the placement table."""

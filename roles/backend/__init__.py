@@ -3,8 +3,8 @@
 The backend ships through its own pipeline; the toolkit owns the env file its
 systemd unit loads: OpenTelemetry export and sampling, Sentry, per environment.
 
-Spans go to the collector gateway over TLS with the host's backend certificate from the
-environment CA: roles/backend/tls.py writes it (the key 0600 root:root, handed to the
+Spans go to the host's collector agent (127.0.0.1, which balances them over the gateway pool with
+its disk queue) over TLS with the host's backend certificate from the environment CA: roles/backend/tls.py writes it (the key 0600 root:root, handed to the
 backend by systemd as a credential through a drop-in for its unit) and hands this role the
 variables the OpenTelemetry SDK reads (OTEL_EXPORTER_OTLP_CERTIFICATE,
 ..._CLIENT_CERTIFICATE, and ..._CLIENT_KEY naming the credential's copy in
@@ -34,21 +34,24 @@ if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
 GROUP = "sentinel"
 
 
-def gateway_endpoints(ctx: HostContext) -> list[str]:
-    """The collector gateways' OTLP/HTTP base URLs: https, the gateway requires a client certificate (docs/tls.md)."""
-    return ctx.topology.urls("gateway.otlp_http", ctx.name, scheme="https")
+def agent_endpoints(ctx: HostContext) -> list[str]:
+    """The OTLP/HTTP base URL of this host's collector agent (127.0.0.1, https: it requires a client
+    certificate, docs/tls.md); the agent hands the spans on to the gateway pool with its disk queue."""
+    if not any(l.name == "agent.otlp_http" for l in ctx.topology.on(ctx.name)):
+        return []
+    return [ctx.topology.url("agent.otlp_http", ctx.name, scheme="https")]
 
 
-def uses_gateway_tls(settings: Settings, endpoints: list[str]) -> bool:
-    """The backend exports to the topology's gateway (TLS, the environment CA), not to an endpoint of the operator's."""
+def uses_agent_tls(settings: Settings, endpoints: list[str]) -> bool:
+    """The backend exports to the topology's agent (TLS, the environment CA), not to an endpoint of the operator's."""
     return not settings.backend.otlp_endpoint and bool(endpoints)
 
 
-def otlp_endpoint(settings: Settings, gateway_endpoints: list[str]) -> str:
-    """The configured endpoint, or the first collector gateway's OTLP/HTTP base URL (telemetry hosts by name)."""
+def otlp_endpoint(settings: Settings, agent_endpoints: list[str]) -> str:
+    """The configured endpoint, or the host's collector agent."""
     if settings.backend.otlp_endpoint:
         return settings.backend.otlp_endpoint
-    return gateway_endpoints[0] if gateway_endpoints else "http://127.0.0.1:4318"
+    return agent_endpoints[0] if agent_endpoints else "http://127.0.0.1:4319"
 
 
 def env_values(settings: Settings, endpoint: str, sentry_dsn: str, bind_host: str = "",
@@ -56,7 +59,7 @@ def env_values(settings: Settings, endpoint: str, sentry_dsn: str, bind_host: st
     """The variables of the env file, in file order; `sentry_dsn` is "" when Sentry is off.
 
     `bind_host` is the address backend.http binds (the topology's: the host's IP), as HOST.
-    `tls_env`: the SDK's OTLP TLS variables (roles/backend/tls.py), when the endpoint is the gateway.
+    `tls_env`: the SDK's OTLP TLS variables (roles/backend/tls.py), when the endpoint is the host's agent.
     """
     backend = settings.backend
     values = {"HOST": bind_host} if bind_host else {}
@@ -65,7 +68,7 @@ def env_values(settings: Settings, endpoint: str, sentry_dsn: str, bind_host: st
         "OTEL_SERVICE_NAME": backend.service_name,
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        # The gateway requires a client certificate of the environment CA (docs/tls.md).
+        # The agent requires a client certificate of the environment CA (docs/tls.md).
         **dict(tls_env or {}),
         # Traces only over OTLP (docs/contract.md §1): metrics are scraped from /metrics and
         # logs tailed from the log file, so the Node SDK's default OTLP metrics and logs
@@ -115,11 +118,11 @@ def backend_env(backend: BackendSettings, ctx: HostContext, tls: BackendTls | No
 
     + backend: the `backend` block
     + ctx: the host context: the environment, the run's secrets (the Sentry DSN, when set),
-      the gateway's OTLP/HTTP endpoint and the backend's bind from the topology
-    + tls: the backend's certificate towards the gateway (roles/backend/tls.py `backend_tls`)
+      the agent's OTLP/HTTP endpoint and the backend's bind from the topology
+    + tls: the backend's certificate towards the agent (roles/backend/tls.py `backend_tls`)
     """
     settings, secrets = ctx.settings, ctx.secrets
-    endpoints = gateway_endpoints(ctx)
+    endpoints = agent_endpoints(ctx)
     dsn = secrets.get(backend.sentry_dsn_secret, "")
     if not dsn:
         logger.warning(f"{host.name}: {backend.sentry_dsn_secret} is not set, so Sentry is off for the backend")

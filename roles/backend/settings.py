@@ -55,7 +55,7 @@ class BackendSettings(Model):
     port: Port = Field(3000, description="The backend's HTTP port (health and /metrics).")
     metrics_path: AbsPath = Field("/metrics", description="Path Prometheus scrapes on the backend.")
     otlp_endpoint: OtlpBaseUrl | None = Field(
-        None, description="OTLP HTTP base URL (the SDK appends /v1/traces); unset = port 4318 on the first telemetry host."
+        None, description="OTLP HTTP base URL (the SDK appends /v1/traces); unset = the host's collector agent, https://127.0.0.1:4319."
     )
     trace_sampler: Sampler = Field("parentbased_traceidratio", description="OTEL_TRACES_SAMPLER.")
     trace_sample_ratio: Fraction = Field(1.0, description="OTEL_TRACES_SAMPLER_ARG, 0 to 1.")

@@ -1,4 +1,4 @@
-"""The backend's client certificate towards the collector gateway (OTLP over TLS, docs/tls.md).
+"""The backend's client certificate towards the host's collector agent (OTLP over TLS, docs/tls.md).
 
 On the `app` hosts, from the environment CA (roles/_pki.py, roles/_tls.py): the identity
 spiffe://sentinel/<environment>/<host>/backend, under /etc/sentinel/tls/: ca.crt and
@@ -18,7 +18,7 @@ change reloads systemd. `backend_env` (roles/backend) names the CA, the certific
 copy in the env file as the OpenTelemetry SDK reads them, and restarts the backend when they or
 the drop-in change.
 
-Only when the backend exports to the topology's gateway: an endpoint of the operator's
+Only when the backend exports to the host's agent: an endpoint of the operator's
 (backend.otlp_endpoint) has its own trust, and gets no certificate of ours; a drop-in left from
 an earlier converge is removed then (its source key would no longer be renewed, and a missing
 source stops the unit from starting).
@@ -39,7 +39,7 @@ from pyinfra.operations import files, systemd
 from roles._service import quoting
 from roles._service.operations import validated_file
 from roles._tls import TlsPaths, leaf, otlp_sdk_env, tls_files
-from roles.backend import GROUP, config_dir, gateway_endpoints, uses_gateway_tls
+from roles.backend import GROUP, agent_endpoints, config_dir, uses_agent_tls
 
 if TYPE_CHECKING:
     from roles._context import HostContext
@@ -135,12 +135,12 @@ def dropin_check(key: str = TLS.key) -> str:
 
 def backend_tls(backend: BackendSettings, ctx: HostContext) -> BackendTls | None:
     """
-    Write the backend's certificate, its key and the CA; None when the backend does not export to the gateway.
+    Write the backend's certificate, its key and the CA; None when the backend does not export to the host's agent.
 
     + backend: the `backend` block
-    + ctx: the host context (the environment's CA, the topology's gateway)
+    + ctx: the host context (the environment's CA, the topology's agent)
     """
-    if not uses_gateway_tls(ctx.settings, gateway_endpoints(ctx)):
+    if not uses_agent_tls(ctx.settings, agent_endpoints(ctx)):
         remove_dropin(backend.unit)
         return None
     certificate = leaf(ctx, COMPONENT)
@@ -178,7 +178,7 @@ def credential_dropin(unit: str):
 
 
 def remove_dropin(unit: str) -> None:
-    """No drop-in when the backend does not export to the gateway: it would load a key no longer renewed,
+    """No drop-in when the backend does not export to the host's agent: it would load a key no longer renewed,
     and a missing source stops the unit. Nothing happens when there is none (the usual case)."""
     removed = files.file(name="backend: no credential drop-in", path=dropin_path(unit), present=False)
     systemd.daemon_reload(name="backend: daemon-reload without the drop-in", _if=removed.did_change)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Iterable, Literal
 
 import yaml
 from pyinfra.api import deploy
-from pyinfra.operations import server
+from pyinfra.operations import files, server
 
 from roles._godur import go_duration
 from roles._net import split_host_port
@@ -179,6 +179,7 @@ def render_config(
     binds: Mapping[str, str] | None = None,
     remote_write_tls: bool = False,
     otlp_tls: bool = False,
+    gateway_label: str = "",
 ) -> dict:
     """
     The collector's config as a dict.
@@ -190,17 +191,23 @@ def render_config(
     + trace_endpoint: the trace store's OTLP/HTTP base URL (gateway)
     + log_endpoint: the log store's OTLP/HTTP logs URL (gateway)
     + remote_write_url: Prometheus's /api/v1/write (gateway); a tuple for every Prometheus
-    + gateway_endpoint: the gateway's OTLP/HTTP base URL (agent only)
+    + gateway_endpoint: the gateways' OTLP/gRPC target, ``dns:///<pool name>:<port>`` (agent only): the
+      exporter balances over every address the name resolves to (round_robin), and a request a gateway
+      fails is retried on another
     + service_name: the backend's service.name (agent: for lines without a `service` field)
-    + binds: listener -> ip:port from the topology (otelcol.health, otelcol.metrics, gateway.otlp_*);
+    + binds: listener -> ip:port from the topology (otelcol.health, otelcol.metrics, gateway.otlp_*, agent.otlp_http);
       the loopback when not given (unit tests)
     + remote_write_tls: remote-write over TLS with the gateway's own certificate (roles/_tls.py)
-    + otlp_tls: OTLP over TLS: the gateway's receivers serve its certificate and require a client
-      certificate of the environment CA; the agent's exporter to the gateway carries its own
+    + otlp_tls: OTLP over TLS: the gateway's receivers (and the agent's, for the backend) serve the host's
+      certificate and require a client certificate of the environment CA; the agent's exporter to the
+      gateways carries its own
+    + gateway_label: the gateway's name on its span metrics (`gateway`): with a pool, each gateway
+      remote-writes its own series, and queries sum them
     """
     binds = dict(binds or {})
     for name, port in (("otelcol.health", settings.health_port), ("otelcol.metrics", settings.metrics_port),
-                       ("gateway.otlp_grpc", settings.grpc_port), ("gateway.otlp_http", settings.http_port)):
+                       ("gateway.otlp_grpc", settings.grpc_port), ("gateway.otlp_http", settings.http_port),
+                       ("agent.otlp_http", settings.agent_http_port)):
         binds.setdefault(name, f"127.0.0.1:{port}")
     modes = set(modes)
     if not modes or modes - {"gateway", "agent"}:
@@ -273,7 +280,9 @@ def render_config(
             name = "prometheus_remote_write" if i == 0 else f"prometheus_remote_write/{i + 1}"
             exporters[name] = {
                 "endpoint": url,
-                "external_labels": {"environment": environment},
+                # Each gateway's own series (a pool writes one per gateway, summed by the queries): without
+                # the label two gateways would write one series, and Prometheus would refuse half the samples.
+                "external_labels": {"environment": environment, **({"gateway": gateway_label} if gateway_label else {})},
                 "resource_to_telemetry_conversion": {"enabled": True},
                 "retry_on_failure": _retry(settings),
             }
@@ -287,25 +296,36 @@ def render_config(
 
     if "agent" in modes:
         receivers["file_log"] = _agent_receiver(settings)
+        # The backend's spans, from its host only (127.0.0.1), over TLS with the backend's certificate.
+        receivers["otlp/local"] = {"protocols": {"http": {"endpoint": binds["agent.otlp_http"]}}}
+        if otlp_tls:
+            receivers["otlp/local"]["protocols"]["http"]["tls"] = configtls_server(TLS)
         processors["resource/semconv"] = _semconv_resource(environment, service_name)
         if gateway:
-            # One collector on the host: the file's lines join the gateway's logs pipeline.
+            # One collector on the host: the file's lines and the backend's spans join the gateway's pipelines.
             pipelines["logs"]["receivers"].append("file_log")
             pipelines["logs"]["processors"] = ["memory_limiter", "resource/semconv"]
+            pipelines["traces"]["receivers"].append("otlp/local")
         else:
             if not gateway_endpoint:
                 raise ValueError("the agent needs gateway_endpoint")
-            exporters["otlp_http/gateway"] = {
+            exporters["otlp/gateways"] = {
                 "endpoint": gateway_endpoint,
+                # Every address of the pool's name, each request to the next ready one; a gateway that
+                # goes away leaves the rotation, and what it failed is retried on another.
+                "balancer_name": "round_robin",
+                # A gateway whose host vanished (no RST) is found dead within 15 s, not at the OS's TCP timeout.
+                "keepalive": {"time": "10s", "timeout": "5s", "permit_without_stream": True},
                 "sending_queue": _queue(settings),
                 "retry_on_failure": _retry(settings),
             }
             if otlp_tls:
-                exporters["otlp_http/gateway"]["tls"] = configtls_client(TLS)
+                exporters["otlp/gateways"]["tls"] = configtls_client(TLS)
+            pipelines["traces"] = {"receivers": ["otlp/local"], "processors": list(chain), "exporters": ["otlp/gateways"]}
             pipelines["logs"] = {
                 "receivers": ["file_log"],
                 "processors": ["memory_limiter", "resource/semconv"],
-                "exporters": ["otlp_http/gateway"],
+                "exporters": ["otlp/gateways"],
             }
 
     config: dict = {"extensions": extensions, "receivers": receivers, "processors": processors}
@@ -364,10 +384,13 @@ class CollectorWiring:
     binds: tuple[tuple[str, str], ...] = ()
     remote_write_tls: bool = False
     otlp_tls: bool = False
+    gateway_label: str = ""
+    # The pool's name and every gateway's IP, for the agent host's /etc/hosts (agent only).
+    gateway_pool: tuple[str, tuple[str, ...]] | None = None
 
     def render_args(self) -> dict:
         """The keyword arguments of `render_config` after its settings."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "gateway_pool"}
 
 
 def render_wired(settings: CollectorSettings, wiring: CollectorWiring) -> dict:
@@ -408,6 +431,8 @@ def otel_collector(settings: CollectorSettings, ctx: HostContext):
             home=settings.data_dir,
             create_home=False,
         )
+    if wiring.gateway_pool:
+        gateway_pool_hosts(*wiring.gateway_pool)
     release_service(spec, artifact_base_url, hardening)
     if certificate and ctx.name in ctx.topology.runs.get("node_exporter", ()):
         from roles.node_exporter import certificate_expiry
@@ -424,13 +449,37 @@ def otel_collector(settings: CollectorSettings, ctx: HostContext):
         )
 
 
+def hosts_block(pool_name: str, ips: Iterable[str]) -> str:
+    """/etc/hosts lines giving the pool's name every gateway's address (the gRPC resolver returns them all)."""
+    return "\n".join(f"{ip} {pool_name}" for ip in ips)
+
+
+def gateway_pool_hosts(pool_name: str, ips: Iterable[str]) -> None:
+    """
+    The gateways' pool name in /etc/hosts, one line per gateway, in a block of its own.
+
+    + pool_name: otel_collector.gateway_pool_name
+    + ips: every telemetry host's IP (the topology's gateway.otlp_grpc instances)
+
+    Written before the collector starts (its resolver reads the file when it connects, and again
+    after a gateway is lost); a gateway added to or removed from the inventory changes the block.
+    """
+    files.block(
+        name=f"{NAME}: {pool_name} names every gateway (/etc/hosts)",
+        path="/etc/hosts",
+        content=hosts_block(pool_name, ips),
+        marker="# {mark} Sentinel collector gateway pool (managed by the toolkit)",
+    )
+
+
 def collector_certificate(ctx: HostContext, wiring: CollectorWiring):
     """The collector's leaf: the gateway's names its OTLP listeners (one host, one certificate for both), and it
     is the gateway's identity for remote write; an agent-only host's is the agent's identity, a client only."""
     if "gateway" in wiring.modes and (wiring.otlp_tls or wiring.remote_write_tls):
         return leaf(ctx, "gateway", "gateway.otlp_http" if wiring.otlp_tls else None)
     if wiring.otlp_tls:
-        return leaf(ctx, "agent")
+        # Its server names are the loopback's (the backend's receiver); its identity is the agent's.
+        return leaf(ctx, "agent", "agent.otlp_http")
     return None
 
 
@@ -452,7 +501,7 @@ def collector_wiring(ctx: HostContext) -> CollectorWiring:
     modes = tuple(mode for mode, group in (("gateway", "telemetry"), ("agent", "app")) if group in ctx.groups)
     if not modes:
         raise ValueError("a collector runs on telemetry (gateway) or app (agent) hosts only")
-    binds = tuple((l.name, l.bind) for l in ctx.topology.on(ctx.name) if l.component in ("otelcol", "gateway"))
+    binds = tuple((l.name, l.bind) for l in ctx.topology.on(ctx.name) if l.component in ("otelcol", "gateway", "agent"))
     args: dict = {"modes": modes, "environment": me.environment, "service_name": me.backend.service_name, "binds": binds,
                   "otlp_tls": True}
     if "gateway" in modes:
@@ -464,7 +513,11 @@ def collector_wiring(ctx: HostContext) -> CollectorWiring:
             log_endpoint=log_store_endpoint(me.logs, ctx.topology, ctx.name),
             remote_write_url=remote_write[0] if len(remote_write) == 1 else tuple(remote_write),
             remote_write_tls=True,
+            gateway_label=ctx.name,
         )
     if modes == ("agent",):
-        args["gateway_endpoint"] = ctx.topology.url("gateway.otlp_http", ctx.name, scheme="https")
+        pool_name, ips = ctx.topology.pool("gateway.otlp_grpc")
+        port = ctx.topology.instances("gateway.otlp_grpc")[0].port
+        args["gateway_endpoint"] = f"dns:///{pool_name}:{port}"
+        args["gateway_pool"] = (pool_name, tuple(ips))
     return CollectorWiring(**args)

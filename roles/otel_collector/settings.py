@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from roles._model import LogFile, ServiceDir, matching, Duration, HttpUrl, Model, Name, Port, duration_seconds
+from roles._model import Hostname, LogFile, ServiceDir, matching, Duration, HttpUrl, Model, Name, Port, duration_seconds
 from roles.jaeger.settings import JaegerSettings
 from roles.tempo.settings import TempoSettings
 
@@ -110,8 +110,14 @@ class LogsSettings(Model):
 class CollectorSettings(Model):
     """The OpenTelemetry Collector: the gateway on `telemetry` hosts, the agent on `app` hosts."""
 
-    grpc_port: Port = Field(4317, description="Gateway OTLP/gRPC.")
-    http_port: Port = Field(4318, description="Gateway OTLP/HTTP (the backend's OTEL_EXPORTER_OTLP_ENDPOINT).")
+    grpc_port: Port = Field(4317, description="Gateway OTLP/gRPC (the agents export here, balanced over every gateway).")
+    http_port: Port = Field(4318, description="Gateway OTLP/HTTP.")
+    agent_http_port: Port = Field(4319, description="Agent OTLP/HTTP on 127.0.0.1 (the backend's OTEL_EXPORTER_OTLP_ENDPOINT).")
+    gateway_pool_name: Hostname = Field(
+        "otel-gateways.sentinel.internal",
+        description="The name the agents reach every gateway by: the toolkit writes it into the agents' /etc/hosts "
+        "with every telemetry host's IP, and every gateway's certificate carries it.",
+    )
     # Not 8888 (the collector's default): Jaeger's own metrics hold it on the telemetry host.
     metrics_port: Port = Field(8889, description="The collector's own Prometheus metrics (accepted, refused, queue size, send failures).")
     health_port: Port = Field(13133, description="health_check extension, the readiness check.")
@@ -137,6 +143,7 @@ class CollectorSettings(Model):
                 f"memory_spike_limit_mib {self.memory_spike_limit_mib} is not below memory_limit_mib {self.memory_limit_mib}. "
                 "Fix: use about a quarter of the limit"
             )
-        if len({self.grpc_port, self.http_port, self.metrics_port, self.health_port}) < 4:
-            raise ValueError("two of the collector's ports are the same. Fix: give grpc_port, http_port, metrics_port and health_port distinct ports")
+        if len({self.grpc_port, self.http_port, self.agent_http_port, self.metrics_port, self.health_port}) < 5:
+            raise ValueError("two of the collector's ports are the same. "
+                             "Fix: give grpc_port, http_port, agent_http_port, metrics_port and health_port distinct ports")
         return self
