@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Iterable, Literal
 
 import yaml
 from pyinfra.api import deploy
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
 from roles._godur import go_duration
 from roles._net import split_host_port
-from roles._service import ConfigFile, ServiceSpec, release_service
+from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles._tls import TlsPaths, configtls_client, configtls_server, is_tls, leaf, tls_files
 from roles.otel_collector.settings import CollectorSettings, LogsSettings, TracesSettings
 
@@ -456,19 +456,29 @@ def hosts_block(pool_name: str, ips: Iterable[str]) -> str:
 
 def gateway_pool_hosts(pool_name: str, ips: Iterable[str]) -> None:
     """
-    The gateways' pool name in /etc/hosts, one line per gateway, in a block of its own.
+    The gateways' pool name in /etc/hosts, one line per gateway.
 
-    + pool_name: otel_collector.gateway_pool_name
+    + pool_name: otel_collector.gateway_pool_name (a host name, checked by the settings)
     + ips: every telemetry host's IP (the topology's gateway.otlp_grpc instances)
 
     Written before the collector starts (its resolver reads the file when it connects, and again
-    after a gateway is lost); a gateway added to or removed from the inventory changes the block.
+    after a gateway is lost); a gateway added to or removed from the inventory rewrites the lines.
+    The lines are read first (a fact) and rewritten only when they differ: idempotent.
     """
-    files.block(
+    from pyinfra import host
+    from pyinfra.facts.files import FindInFile
+
+    wanted = hosts_block(pool_name, ips).splitlines()
+    # The lines naming the pool (the name as a whole word after an address), wherever they are.
+    name = pool_name.replace(".", "\\.")
+    pattern = rf"^[0-9a-fA-F.:]+[[:space:]]+{name}$"
+    current = host.get_fact(FindInFile, path="/etc/hosts", pattern=pattern, extended_regex=True) or []
+    if [line.strip() for line in current] == wanted:
+        return
+    lines = " ".join(quoting.sh_quote(line) for line in wanted)
+    server.shell(
         name=f"{NAME}: {pool_name} names every gateway (/etc/hosts)",
-        path="/etc/hosts",
-        content=hosts_block(pool_name, ips),
-        marker="# {mark} Sentinel collector gateway pool (managed by the toolkit)",
+        commands=[f"sed -i -E {quoting.sh_quote('/' + pattern + '/d')} /etc/hosts", f"printf '%s\\n' {lines} >> /etc/hosts"],
     )
 
 

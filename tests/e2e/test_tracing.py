@@ -107,32 +107,40 @@ def test_prometheus_scrapes_the_collectors_and_jaeger(lab, http):
     assert ("jaeger", lab["tel"].name) in up
 
 
-def test_no_otlp_request_to_the_gateway_gets_an_error(lab, http):
-    """Every OTLP request the gateway has served since it started (the Node SDK's spans, the agent's
-    log lines) was answered 2xx: no 404 for a signal path it does not serve (OTLP metrics or logs
-    from the SDK, an endpoint ending in /v1/traces), no refusal. The gateway's own HTTP server
-    metrics (telemetry level `detailed`) count requests by status code and route; a request to a
-    path the receiver does not serve has a status and no route."""
+def test_no_otlp_request_to_the_agent_or_the_gateways_gets_an_error(lab, http):
+    """Every OTLP request served since the collectors started was answered without an error: the
+    backend's (the Node SDK's spans, OTLP/HTTP to its host's agent: no 404 for a signal path the agent
+    does not serve, such as SDK metrics or logs) and the agents' (spans and log lines, OTLP/gRPC to the
+    gateway pool). The collectors' own server metrics (telemetry level `detailed`) count HTTP requests
+    by status code and route, gRPC calls by method and status; a request to a path the receiver does
+    not serve has a status and no route."""
     for _ in range(5):
         http.get(f"{lab['backend']}/api/events", headers={"X-User-Id": "u-staff", "X-User-Role": "staff"}, timeout=10)
-    port = lab["tel"].settings.otel_collector.http_port
+    port = lab["tel"].settings.otel_collector.agent_http_port
     # Prometheus 3 scrapes the collector with UTF-8 names, so the series keep OpenTelemetry's dotted ones.
     status, route = "http.response.status_code", "http.route"
-    query = (f'sum by ("{status}", "{route}") '
-             f'({{__name__="http.server.request.duration_count", job="otelcol", "server.port"="{port}"}})')
+    http_query = (f'sum by ("{status}", "{route}") '
+                  f'({{__name__="http.server.request.duration_count", job="otelcol", "server.port"="{port}"}})')
+    code, method = "rpc.response.status_code", "rpc.method"
+    grpc_query = f'sum by ("{code}", "{method}") ({{__name__="rpc.server.call.duration_count", job="otelcol"}})'
 
-    def by_status() -> dict[tuple[str, str], float]:
+    def counts(query: str, labels: tuple[str, str]) -> dict[tuple[str, str], float]:
         result = http.get(f"{lab['prometheus']}/api/v1/query", params={"query": query}, timeout=10).json()["data"]["result"]
-        return {(r["metric"].get(status, ""), r["metric"].get(route, "")): float(r["value"][1]) for r in result}
+        return {tuple(r["metric"].get(label, "") for label in labels): float(r["value"][1]) for r in result}
 
-    # The check can fail: both senders' requests are counted, so a missing pipeline would show.
-    served = lambda: by_status().get(("200", "/v1/traces"), 0) > 0 and by_status().get(("200", "/v1/logs"), 0) > 0
-    assert until(served, 90, 5.0), f"the gateway's request counts lack the backend's spans or the agent's logs: {by_status()}"
-    errors = {key: count for key, count in by_status().items() if not key[0].startswith("2") and count > 0}
-    assert not errors, f"OTLP requests the gateway answered with an error (status, route): {errors}"
+    by_status = lambda: counts(http_query, (status, route))
+    by_code = lambda: counts(grpc_query, (code, method))
+    traces, logs = "opentelemetry.proto.collector.trace.v1.TraceService/Export", "opentelemetry.proto.collector.logs.v1.LogsService/Export"
+    # The check can fail: each sender's requests are counted, so a missing pipeline would show.
+    served = lambda: (by_status().get(("200", "/v1/traces"), 0) > 0
+                      and by_code().get(("OK", traces), 0) > 0 and by_code().get(("OK", logs), 0) > 0)
+    assert until(served, 90, 5.0), f"the request counts lack the backend's spans or the agent's spans or logs: {by_status()} {by_code()}"
+    errors = {key: n for key, n in by_status().items() if not key[0].startswith("2") and n > 0}
+    errors |= {key: n for key, n in by_code().items() if key[0] != "OK" and n > 0}
+    assert not errors, f"OTLP requests answered with an error (status, route or method): {errors}"
     refused = 'sum(otelcol_receiver_refused_spans{job="otelcol"}) + sum(otelcol_receiver_refused_log_records{job="otelcol"})'
     result = http.get(f"{lab['prometheus']}/api/v1/query", params={"query": refused}, timeout=10).json()["data"]["result"]
-    assert result and float(result[0]["value"][1]) == 0, f"the gateway refused spans or log records: {result}"
+    assert result and float(result[0]["value"][1]) == 0, f"a collector refused spans or log records: {result}"
 
 
 def test_nothing_is_lost_while_the_store_is_down(lab, http):
