@@ -11,6 +11,11 @@ from tests.stack import hosts_in, stack_hosts
 GROUP_FIXTURES = {"monitoring_host": "monitoring", "telemetry_host": "telemetry", "app_host": "app"}
 
 
+def _stores_hosts():
+    """The telemetry host that runs the stores (stores.host; every telemetry host when unset, one then)."""
+    return [h for h in hosts_in("telemetry") if h.settings.stores.host in (None, h.name)]
+
+
 def _available():
     if lab_session.INVENTORY.endswith("lab.py"):
         return lab_session.lab_missing_reason()
@@ -23,6 +28,9 @@ def pytest_generate_tests(metafunc):
         if fixture in metafunc.fixturenames:
             hosts = [] if reason else hosts_in(group)
             metafunc.parametrize(fixture, hosts or [None], ids=[h.name for h in hosts] or ["no-host"], indirect=True)
+    if "stores_host" in metafunc.fixturenames:
+        hosts = [] if reason else _stores_hosts()
+        metafunc.parametrize("stores_host", hosts or [None], ids=[h.name for h in hosts] or ["no-host"], indirect=True)
     if "any_host" in metafunc.fixturenames:
         hosts = [] if reason else list(stack_hosts())
         metafunc.parametrize("any_host", hosts or [None], ids=[h.name for h in hosts] or ["no-host"], indirect=True)
@@ -45,6 +53,11 @@ def monitoring_host(request):
 
 @pytest.fixture
 def telemetry_host(request):
+    return _host(request)
+
+
+@pytest.fixture
+def stores_host(request):
     return _host(request)
 
 

@@ -24,54 +24,54 @@ def _url(host, path: str) -> str:
     return host.local(f"{_store(host)}.http", path)
 
 
-def test_unit_active_and_enabled(telemetry_host):
-    service = telemetry_host.testinfra.service(_store(telemetry_host))
+def test_unit_active_and_enabled(stores_host):
+    service = stores_host.testinfra.service(_store(stores_host))
     assert service.is_running
     assert service.is_enabled
 
 
-def test_port_listening(telemetry_host):
-    assert telemetry_host.listening(f"{_store(telemetry_host)}.http")
+def test_port_listening(stores_host):
+    assert stores_host.listening(f"{_store(stores_host)}.http")
 
 
-def test_health(telemetry_host):
-    path = "/health" if _store(telemetry_host) == "victorialogs" else "/ready"
-    out = telemetry_host.curl(_url(telemetry_host, path))
+def test_health(stores_host):
+    path = "/health" if _store(stores_host) == "victorialogs" else "/ready"
+    out = stores_host.curl(_url(stores_host, path))
     assert out.strip() in ("OK", "ready")
 
 
-def test_metrics_for_prometheus(telemetry_host):
-    metrics = telemetry_host.curl(_url(telemetry_host, "/metrics"))
-    assert ("vl_rows_ingested_total" if _store(telemetry_host) == "victorialogs" else "loki_build_info") in metrics
+def test_metrics_for_prometheus(stores_host):
+    metrics = stores_host.curl(_url(stores_host, "/metrics"))
+    assert ("vl_rows_ingested_total" if _store(stores_host) == "victorialogs" else "loki_build_info") in metrics
 
 
-def test_config_is_private(telemetry_host):
-    store = _store(telemetry_host)
+def test_config_is_private(stores_host):
+    store = _store(stores_host)
     for path in ([FLAGS_FILE] if store == "victorialogs" else ["/etc/loki/loki.yml", "/etc/loki/s3.env"]):
-        f = telemetry_host.testinfra.file(path)
+        f = stores_host.testinfra.file(path)
         assert (f.user, f.group, f.mode) == ("root", store, 0o640), path
 
 
-def test_victorialogs_runs_with_the_policys_longest_retention_and_its_enforcement_timer(telemetry_host):
-    if _store(telemetry_host) != "victorialogs":
+def test_victorialogs_runs_with_the_policys_longest_retention_and_its_enforcement_timer(stores_host):
+    if _store(stores_host) != "victorialogs":
         pytest.skip("Loki applies the policy in its compactor: see test_loki_retention_is_the_policy")
-    flags = telemetry_host.curl(_url(telemetry_host, "/flags"))
-    assert f'-retentionPeriod="{longest_period(telemetry_host.settings.retention)}"' in flags
+    flags = stores_host.curl(_url(stores_host, "/flags"))
+    assert f'-retentionPeriod="{longest_period(stores_host.settings.retention)}"' in flags
     assert '-delete.enable="true"' in flags
-    timer = telemetry_host.testinfra.service(f"{ENFORCE_UNIT}.timer")
+    timer = stores_host.testinfra.service(f"{ENFORCE_UNIT}.timer")
     assert timer.is_running and timer.is_enabled
 
 
-def test_loki_retention_is_the_policy(telemetry_host):
-    if _store(telemetry_host) != "loki":
+def test_loki_retention_is_the_policy(stores_host):
+    if _store(stores_host) != "loki":
         pytest.skip("VictoriaLogs: see test_victorialogs_runs_with_the_policys_longest_retention_and_its_enforcement_timer")
     import yaml
 
     from roles._model import duration_seconds
 
     # Loki prints durations its own way (720h may read back as 30d): compare seconds.
-    running = yaml.safe_load(telemetry_host.curl(_url(telemetry_host, "/config")))
-    policy = telemetry_host.settings.retention
+    running = yaml.safe_load(stores_host.curl(_url(stores_host, "/config")))
+    policy = stores_host.settings.retention
     assert running["compactor"]["retention_enabled"] is True
     assert duration_seconds(running["limits_config"]["retention_period"]) == duration_seconds(policy.default_period)
     rules = {r["selector"]: duration_seconds(r["period"]) for r in running["limits_config"]["retention_stream"]}

@@ -65,7 +65,7 @@ def test_the_parser_renames_winstons_fields_to_the_contracts_before_parsing_them
 
 
 class _OtlpJsonLogs(BaseHTTPRequestHandler):
-    """Takes OTLP/HTTP JSON log exports, as the gateway would, and keeps their records."""
+    """Takes OTLP/HTTP JSON log exports, in place of the gateways, and keeps their records."""
 
     records: list[dict] = []
 
@@ -110,10 +110,19 @@ def run_agent(tmp_path):
         (tmp_path / "file_storage").mkdir(exist_ok=True)
         # The role's patterns, for this directory.
         config["receivers"]["file_log"]["include"] = rotated_log_files(str(log))
-        exporter = config["exporters"]["otlp_http/gateway"]
-        exporter.update(endpoint=f"http://127.0.0.1:{capture.server_address[1]}", encoding="json")
-        exporter.pop("tls")  # the capture is plain HTTP; TLS to the gateway: tests/e2e/test_tls_otlp_local.py
-        exporter["sending_queue"]["batch"]["min_size"] = 1
+        # The capture takes OTLP/HTTP JSON in place of the gateway pool's gRPC, with the role's queue and
+        # retries, in both pipelines; plain, as the receiver for the backend (TLS: tests/e2e/test_tls_otlp_local.py).
+        gateways = config["exporters"].pop("otlp/gateways")
+        config["exporters"]["otlp_http/capture"] = {
+            "endpoint": f"http://127.0.0.1:{capture.server_address[1]}", "encoding": "json",
+            "sending_queue": {**gateways["sending_queue"], "batch": {**gateways["sending_queue"]["batch"], "min_size": 1}},
+            "retry_on_failure": gateways["retry_on_failure"],
+        }
+        for pipeline in config["service"]["pipelines"].values():
+            pipeline["exporters"] = ["otlp_http/capture" if e == "otlp/gateways" else e for e in pipeline["exporters"]]
+        local = config["receivers"]["otlp/local"]["protocols"]["http"]
+        local.pop("tls")
+        local["endpoint"] = f"127.0.0.1:{free_port()}"
         config["extensions"]["health_check"]["endpoint"] = f"127.0.0.1:{free_port()}"
         config["service"]["telemetry"]["metrics"] = {"level": "none"}
         path = tmp_path / "agent.yaml"

@@ -153,8 +153,9 @@ def test_prometheus_config_points_at_every_monitoring_alertmanager(tmp_path):
     from roles.alertmanager import monitoring_peers
     from tests.environments import context_of, environment_of_hosts
 
-    # Monitoring hosts only: the lab's allow rules for the telemetry and app listeners would open nothing.
-    alone = {**lab, "firewall": {"admin_networks": ["10.213.0.1/32"]}}
+    # Monitoring hosts only: the lab's allow rules for the telemetry and app listeners would open nothing,
+    # and its stores.host (tel1) names no host here.
+    alone = {**lab, "firewall": {"admin_networks": ["10.213.0.1/32"]}, "stores": {"mode": "single"}}
     hosts = [(n, ["monitoring"], build(n, ["monitoring", "lab"], {**alone, "address": a})) for n, a in (("mon1", "10.0.0.1"), ("mon2", "10.0.0.2"))]
     environment = environment_of_hosts(*hosts)
     topology, me, ctx = environment.topology, hosts[0][2], context_of(environment, "mon1")

@@ -64,7 +64,7 @@ def test_a_key_path_systemd_cannot_carry_is_refused():
 def test_the_env_file_names_systemds_copy_of_the_key():
     app = lab_environment()["app1"]
     env = role.otlp_sdk_env(role.TLS, key=role.credential_path(app.settings.backend.unit))
-    text = render_env(app.settings, "https://10.213.0.12:4318", "", app.bind_ip("backend.http"), env)
+    text = render_env(app.settings, "https://127.0.0.1:4319", "", app.bind_ip("backend.http"), env)
     values = parse_env_file(text)
     assert values["OTEL_EXPORTER_OTLP_CLIENT_KEY"] == "/run/credentials/sentinel-backend.service/otlp-client.key"
     assert values["OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"] == "/etc/sentinel/tls/sentinel.crt"

@@ -116,9 +116,14 @@ def test_deploy_py_hands_each_host_its_validated_settings(monkeypatch):
     assert ctx_of[tel.name].topology.reach("object_store.s3", tel.name) == "127.0.0.1:7070"
     gateway = collector_wiring(ctx_of[tel.name])
     assert gateway.modes == ("gateway",) and gateway.remote_write_url == f"https://{g.address}:9090/api/v1/write"
+    assert gateway.gateway_label == tel.name
     agent = collector_wiring(ctx_of[app.name])
-    assert agent.modes == ("agent",) and agent.gateway_endpoint == f"https://{tel.settings.address}:4318"
-    assert ctx_of[app.name].urls("gateway.otlp_http") == [f"http://{tel.settings.address}:4318"]
+    # The agent balances over the gateway pool by its name, which its /etc/hosts gives every gateway's IP.
+    pool = app.settings.otel_collector.gateway_pool_name
+    assert agent.modes == ("agent",) and agent.gateway_endpoint == f"dns:///{pool}:4317"
+    assert agent.gateway_pool == (pool, (tel.settings.ip,))
+    # The backend sends to its own host's agent.
+    assert ctx_of[app.name].urls("agent.otlp_http") == ["http://127.0.0.1:4319"]
 
 
 def test_an_enabled_grafana_backup_runs_on_the_monitoring_hosts_after_alertmanager(monkeypatch, tmp_path):

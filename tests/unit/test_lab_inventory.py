@@ -20,7 +20,7 @@ def test_inventory_has_role_groups_and_environment_group(lab_inventory):
               for name in ("monitoring", "telemetry", "app", "lab")}
     assert groups == {
         "monitoring": ["mon1", "mon2"],
-        "telemetry": ["tel1"],
+        "telemetry": ["tel1", "tel2"],
         "app": ["app1"],
         "lab": sorted(HOSTS),
     }

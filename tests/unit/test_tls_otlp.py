@@ -1,5 +1,5 @@
-"""OTLP over TLS to the collector gateway, as rendered: the gateway's receivers, the agents' exporter,
-the backend's env file, and the certificates behind them (roles/_tls.py, roles/otel_collector,
+"""OTLP over TLS to the collector gateways and the agents, as rendered: the gateway's receivers, the agents'
+exporter to the gateway pool and their receiver for the backend, the backend's env file, and the certificates behind them (roles/_tls.py, roles/otel_collector,
 roles/backend). The live checks are tests/e2e/test_tls_otlp.py (the lab) and test_tls_otlp_local.py."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from cryptography import x509
 
 from roles._pki import identity_uri
 from roles._tls import OTLP_TLS_LISTENERS, is_tls
-from roles.backend import env_values, gateway_endpoints, uses_gateway_tls
+from roles.backend import agent_endpoints, env_values, uses_agent_tls
 from roles.otel_collector import TLS, collector_certificate, collector_wiring, render_wired, service_spec, config_text
 from tests.environments import context_of, environment, three_hosts
 from tests.unit.test_tracing import collector_configs, lab_environment
@@ -39,18 +39,29 @@ def test_every_gateway_receiver_serves_tls_1_2_and_requires_a_client_certificate
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod", "lab"])
-def test_every_agent_sends_to_the_gateway_over_https_with_its_own_certificate(env):
-    agents = [c for c in collector_configs(env).values() if "otlp_http/gateway" in c["exporters"]]
+def test_every_agent_sends_to_the_gateway_pool_over_tls_with_its_own_certificate(env):
+    agents = [c for c in collector_configs(env).values() if "file_log" in c["receivers"]]
     assert agents
     for config in agents:
-        exporter = config["exporters"]["otlp_http/gateway"]
-        assert exporter["endpoint"].startswith("https://") and exporter["endpoint"].endswith(":4318")
+        exporter = config["exporters"]["otlp/gateways"]
+        # gRPC over TLS to the pool's name (the gateways' certificates carry it); no plaintext scheme.
+        assert exporter["endpoint"] == "dns:///otel-gateways.sentinel.internal:4317"
         assert exporter["tls"] == {"ca_file": TLS.ca, "cert_file": TLS.cert, "key_file": TLS.key, "min_version": "1.2"}
         assert "insecure" not in exporter["tls"] and "insecure_skip_verify" not in exporter["tls"]
 
 
-def test_the_gateway_listeners_are_tls_listeners():
-    assert set(OTLP_TLS_LISTENERS) == {"gateway.otlp_grpc", "gateway.otlp_http"}
+@pytest.mark.parametrize("env", ["dev", "staging", "prod", "lab"])
+def test_every_agent_serves_the_backend_tls_1_2_on_the_loopback_and_requires_a_client_certificate(env):
+    agents = [c for c in collector_configs(env).values() if "file_log" in c["receivers"]]
+    assert agents
+    for config in agents:
+        local = config["receivers"]["otlp/local"]["protocols"]["http"]
+        assert local["endpoint"] == "127.0.0.1:4319"
+        assert local["tls"] == {"cert_file": TLS.cert, "key_file": TLS.key, "client_ca_file": TLS.ca, "min_version": "1.2"}, env
+
+
+def test_the_gateway_and_agent_listeners_are_tls_listeners():
+    assert set(OTLP_TLS_LISTENERS) == {"gateway.otlp_grpc", "gateway.otlp_http", "agent.otlp_http"}
     assert all(is_tls(name) for name in OTLP_TLS_LISTENERS)
     assert not is_tls("otelcol.health") and not is_tls("otelcol.metrics")
 
@@ -62,14 +73,32 @@ def _names(leaf):
         set(san.get_values_for_type(x509.UniformResourceIdentifier))
 
 
-def test_the_gateways_certificate_names_its_host_and_the_agents_is_a_client_identity(dev):
+def test_the_gateways_certificate_names_its_host_and_the_pool_and_the_agents_names_the_loopback(dev):
     tel, app = context_of(dev, "tel1.dev"), context_of(dev, "app1.dev")
     dns, ips, uris = _names(collector_certificate(tel, collector_wiring(tel)))
     listener = dev.topology.listener("tel1.dev", "gateway.otlp_http")
-    assert listener.address in dns and {listener.ip, "127.0.0.1"} <= ips
+    pool = tel.settings.otel_collector.gateway_pool_name
+    # The agents connect by the pool's name (dns:///<pool>:4317); an operator's tool by the host's.
+    assert dns == {listener.address, pool} and pool == "otel-gateways.sentinel.internal"
+    assert {listener.ip, "127.0.0.1"} <= ips
     assert uris == {identity_uri("dev", "tel1.dev", "gateway")}  # also its remote-write identity towards Prometheus
+    # The agent's: a server for the backend on the loopback (agent.otlp_http), and the agent's identity
+    # towards the gateways; no pool name (only gateways answer to it).
     dns, ips, uris = _names(collector_certificate(app, collector_wiring(app)))
-    assert (dns, ips, uris) == (set(), set(), {identity_uri("dev", "app1.dev", "agent")})
+    local = dev.topology.listener("app1.dev", "agent.otlp_http")
+    assert local.bind == "127.0.0.1:4319"
+    assert (dns, ips, uris) == ({"app1.dev"}, {"10.9.0.13", "127.0.0.1"}, {identity_uri("dev", "app1.dev", "agent")})
+
+
+def test_a_changed_pool_name_reaches_the_gateways_certificate_and_the_agents_exporter(tmp_path):
+    pool = "collectors.example.internal"
+    body = three_hosts("dev").replace('{"ip": "10.9.0.12"}', f'{{"ip": "10.9.0.12", "otel_collector": {{"gateway_pool_name": {pool!r}}}}}')
+    changed = environment(tmp_path, "dev", body)
+    tel, app = context_of(changed, "tel1.dev"), context_of(changed, "app1.dev")
+    dns, _, _ = _names(collector_certificate(tel, collector_wiring(tel)))
+    assert pool in dns and "otel-gateways.sentinel.internal" not in dns
+    wiring = collector_wiring(app)
+    assert wiring.gateway_endpoint == f"dns:///{pool}:4317" and wiring.gateway_pool == (pool, ("10.9.0.12",))
 
 
 def test_the_collectors_key_is_0640_and_checked_against_its_certificate_before_the_swap(dev):
@@ -97,10 +126,10 @@ def test_the_backends_env_file_names_its_certificate_as_the_sdk_reads_it():
     from roles._tls import otlp_sdk_env
 
     app = lab_environment()["app1"]
-    endpoints = gateway_endpoints(app)
-    assert endpoints == ["https://10.213.0.12:4318"] and uses_gateway_tls(app.settings, endpoints)
+    endpoints = agent_endpoints(app)
+    assert endpoints == ["https://127.0.0.1:4319"] and uses_agent_tls(app.settings, endpoints)  # its host's agent
     values = env_values(app.settings, endpoints[0], "", tls_env=otlp_sdk_env(BACKEND_TLS, key=credential_path(app.settings.backend.unit)))
-    assert values["OTEL_EXPORTER_OTLP_ENDPOINT"] == "https://10.213.0.12:4318"
+    assert values["OTEL_EXPORTER_OTLP_ENDPOINT"] == "https://127.0.0.1:4319"
     # The key as systemd hands it to the backend (a credential): on disk it is root's alone (test_backend_key_credential.py).
     assert [values[v] for v in SDK_VARIABLES] == ["/etc/sentinel/tls/ca.crt", "/etc/sentinel/tls/sentinel.crt",
                                                   "/run/credentials/sentinel-backend.service/otlp-client.key"]
@@ -111,5 +140,5 @@ def test_an_operators_own_endpoint_gets_no_certificate_of_ours():
 
     settings = host_settings("app1", ["app", "lab"], {"artifact_base_url": "http://10.213.0.1:8080",
                                                       "backend": {"otlp_endpoint": "https://otlp.example.org"}})
-    assert not uses_gateway_tls(settings, ["https://10.213.0.12:4318"])
+    assert not uses_agent_tls(settings, ["https://127.0.0.1:4319"])
     assert not set(SDK_VARIABLES) & set(env_values(settings, "https://otlp.example.org", ""))

@@ -8,7 +8,7 @@ import pytest
 
 from roles import docs
 from roles._environment import REPO, load_environment
-from roles._model import SettingsError
+from roles._model import SettingsError, SettingsErrors
 from roles._topology import FLOWS, Topology
 from roles.firewall import FirewallLockout, openings_of, refuse_lockout
 from tests.environments import context_of, environment as environment_of
@@ -61,12 +61,40 @@ def test_no_listener_of_ours_binds_every_address(env):
         assert listener.bind_ip in (host_ip, "127.0.0.1"), listener
 
 
+# What `ss -ltnup` showed on each lab host (sshd aside: it binds every address, and is not the
+# toolkit's to configure), as ip:port and protocols; the lab's hosts are lab/paths.py's.
+SEEN_LISTENING = {
+    "mon1": ["10.213.0.11:9090", "10.213.0.11:9093", "10.213.0.11:9094 tcp udp", "10.213.0.11:9100"],  # Grafana: files only in the lab
+    "mon2": ["10.213.0.14:9090", "10.213.0.14:9093", "10.213.0.14:9094 tcp udp", "10.213.0.14:9100"],
+    "tel1": [  # the stores (group_data/lab.py stores.host) and a gateway
+        "10.213.0.12:16686", "10.213.0.12:4317", "10.213.0.12:4318", "10.213.0.12:4418", "10.213.0.12:8888",
+        "10.213.0.12:8889", "10.213.0.12:9100", "10.213.0.12:9428", "127.0.0.1:13133", "127.0.0.1:13134",
+        "127.0.0.1:16685", "127.0.0.1:4417", "127.0.0.1:7070", "127.0.0.1:9429",
+    ],
+    "tel2": ["10.213.0.15:4317", "10.213.0.15:4318", "10.213.0.15:8889", "10.213.0.15:9100", "127.0.0.1:13133"],  # a gateway only
+    "app1": ["10.213.0.13:3000", "10.213.0.13:8889", "10.213.0.13:9100", "127.0.0.1:13133", "127.0.0.1:4319"],  # 4319: the agent, for the backend
+}
+
+
+def lab_hosts_body() -> str:
+    """The lab's own hosts (lab/paths.py), with their addresses."""
+    from lab.paths import HOSTS
+
+    groups: dict[str, list] = {}
+    for name, host in HOSTS.items():
+        for group in host.groups:
+            groups.setdefault(group, []).append((name, {"address": host.address}))
+    return "".join(f"{group} = {entries!r}\n" for group, entries in groups.items())
+
+
 def test_the_lab_binds_exactly_what_the_hosts_were_seen_listening_on(tmp_path):
-    topology = lab(tmp_path).topology
-    binds = {host: sorted(l.bind for l in topology.on(host) if l.name != "ssh") for host in ("mon1", "tel1", "app1")}
-    assert binds["mon1"] == ["10.213.0.11:9090", "10.213.0.11:9093", "10.213.0.11:9100"]  # Grafana: files only in the lab
-    assert binds["app1"] == ["10.213.0.13:3000", "10.213.0.13:8889", "10.213.0.13:9100", "127.0.0.1:13133"]
-    assert "127.0.0.1:7070" in binds["tel1"] and "10.213.0.12:9428" in binds["tel1"]
+    topology = lab(tmp_path, body=lab_hosts_body()).topology
+
+    def seen(listener) -> str:
+        return listener.bind + ("" if listener.spec.protocols == ("tcp",) else " " + " ".join(listener.spec.protocols))
+
+    binds = {host: sorted(seen(l) for l in topology.on(host) if l.name != "ssh") for host in topology.hosts}
+    assert binds == {host: sorted(seen) for host, seen in SEEN_LISTENING.items()}
 
 
 def test_every_flow_names_a_listener_and_a_client_of_the_placement_table():
@@ -89,8 +117,11 @@ def test_openings_follow_the_flows_and_never_name_the_intruder(tmp_path):
     environment = lab(tmp_path)
     topology = environment.topology
     tel = {o.listener: o.sources for o in topology.openings("tel1")}
-    # The agent and the backend on app1 reach the gateway; Prometheus scrapes from mon1; the controller is allowed by group data.
-    assert tel["gateway.otlp_http"] == ("10.213.0.1/32", "10.213.0.13")
+    # The agent on app1 reaches the gateway over OTLP/gRPC; Prometheus scrapes from mon1; the controller is allowed by group data.
+    assert tel["gateway.otlp_grpc"] == ("10.213.0.1/32", "10.213.0.13")
+    assert tel["gateway.otlp_http"] == ("10.213.0.1/32",)  # no flow of the stack: the operators' tools only
+    # The backend sends to its host's agent on the loopback: nothing opened for it.
+    assert "agent.otlp_http" not in {o.listener for o in topology.openings("app1")}
     assert tel["victorialogs.http"] == ("10.213.0.1/32", "10.213.0.11")  # Prometheus (and Grafana) on mon1
     assert "object_store.s3" not in tel and "jaeger.health" not in tel  # local listeners open nothing
     mon = {o.listener: o.sources for o in topology.openings("mon1")}
@@ -142,8 +173,12 @@ def test_a_port_used_twice_on_one_host_is_refused(tmp_path):
 
 
 def test_a_flow_to_a_component_that_runs_nowhere_is_refused(tmp_path):
-    err = refused(tmp_path, 'monitoring = [("mon1", {"address": "10.213.0.11"})]\napp = [("app1", {"address": "10.213.0.13"})]\n')
-    assert err.key == "host app1" and "gateway.otlp_http" in err.problem and "telemetry" in err.fix
+    # No telemetry host, and so no stores' host (the lab's group data names tel1).
+    no_stores = {"stores": {"mode": "single"}}
+    body = (f'monitoring = [("mon1", {{"address": "10.213.0.11", **{no_stores!r}}})]\n'
+            f'app = [("app1", {{"address": "10.213.0.13", **{no_stores!r}}})]\n')
+    err = refused(tmp_path, body)
+    assert err.key == "host app1" and "gateway.otlp_grpc" in err.problem and "telemetry" in err.fix
 
 
 def test_an_allowed_source_for_a_listener_that_runs_nowhere_is_refused(tmp_path):
@@ -194,14 +229,77 @@ def test_a_name_without_an_ip_is_refused(tmp_path):
     assert err.key == "host app1.ip" and '"ip"' in err.fix
 
 
-def test_a_second_telemetry_host_is_refused_rather_than_left_idle(tmp_path):
-    body = LAB_BODY.replace(
-        'telemetry = [("tel1", {"address": "10.213.0.12"})]',
-        'telemetry = [("tel1", {"address": "10.213.0.12"}), ("tel2", {"address": "10.213.0.14"})]',
-    )
-    err = refused(tmp_path, body)
-    assert err.key == "inventory telemetry" and "tel2" in err.problem and "receive nothing" in err.problem
-    assert "one telemetry host" in err.fix
+TWO_TELEMETRY = LAB_BODY.replace(
+    'telemetry = [("tel1", {"address": "10.213.0.12"})]',
+    'telemetry = [("tel1", {"address": "10.213.0.12"}), ("tel2", {"address": "10.213.0.15"})]',
+)
+
+
+def with_stores(body: str, **stores_by_host) -> str:
+    """`body` with host data `stores` on the named hosts (host data wins over group data)."""
+    for name, stores in stores_by_host.items():
+        body = body.replace(f'("{name}", {{', f'("{name}", {{"stores": {stores!r}, ', 1)
+    return body
+
+
+UNSET = {"mode": "single"}  # stores.host left out (the lab's group data names tel1)
+
+
+def test_two_telemetry_hosts_without_the_stores_host_are_refused(tmp_path):
+    err = refused(tmp_path, with_stores(TWO_TELEMETRY, mon1=UNSET, tel1=UNSET, tel2=UNSET, app1=UNSET))
+    assert [e.key for e in SettingsErrors.of(err)] == ["stores.host"]
+    assert "unset" in err.problem and "tel1, tel2" in err.problem
+    assert '"host": "tel1"' in err.fix
+
+
+def test_one_telemetry_host_needs_no_stores_host(tmp_path):
+    environment = environment_of(tmp_path, "lab", with_stores(LAB_BODY, mon1=UNSET, tel1=UNSET, app1=UNSET))
+    assert environment.topology.runs["jaeger"] == ("tel1",) and environment.topology.runs["gateway"] == ("tel1",)
+
+
+@pytest.mark.parametrize("named", ["app1", "mon1", "tel3"])
+def test_a_stores_host_that_is_not_a_telemetry_host_is_refused(tmp_path, named):
+    stores = {"mode": "single", "host": named}
+    err = refused(tmp_path, with_stores(TWO_TELEMETRY, mon1=stores, tel1=stores, tel2=stores, app1=stores))
+    # First (the stores then run nowhere, so the gateways' flows to them are refused after it).
+    assert err.key == "stores.host"
+    assert repr(named) in err.problem and "not a telemetry host" in err.problem and "tel1, tel2" in err.problem
+    assert "telemetry hosts" in err.fix
+
+
+def test_differing_stores_hosts_are_refused(tmp_path):
+    err = refused(tmp_path, with_stores(TWO_TELEMETRY, tel2={"mode": "single", "host": "tel2"}))
+    assert [e.key for e in SettingsErrors.of(err)] == ["stores.host"]
+    assert "differs" in err.problem and "tel1" in err.problem and "tel2" in err.problem
+    assert "once" in err.fix
+
+
+def test_the_stores_run_on_the_stores_host_only_and_every_telemetry_host_runs_a_gateway(tmp_path):
+    """The lab's group data: stores.host is tel1; tel2 runs a gateway that exports to tel1's stores."""
+    from roles.otel_collector import collector_wiring
+
+    environment = lab(tmp_path, body=TWO_TELEMETRY)
+    topology = environment.topology
+    for store in ("jaeger", "victorialogs", "object_store"):
+        assert topology.runs[store] == ("tel1",), store
+    assert topology.runs["gateway"] == ("tel1", "tel2") and topology.runs["otelcol"] == ("tel1", "tel2", "app1")
+    assert not {l.component for l in topology.on("tel2")} & {"jaeger", "victorialogs", "object_store"}
+    for name in ("tel1", "tel2"):  # both gateways export to tel1's stores and label their span metrics
+        wiring = collector_wiring(context_of(environment, name))
+        assert wiring.trace_endpoint == "https://10.213.0.12:4418"
+        assert wiring.log_endpoint.startswith("https://10.213.0.12:9428/")
+        assert wiring.gateway_label == name
+    # tel2's gateway reaches tel1's stores through tel1's firewall.
+    tel1 = {o.listener: o.sources for o in topology.openings("tel1")}
+    assert "10.213.0.15" in tel1["jaeger.otlp_http"] and "10.213.0.15" in tel1["victorialogs.http"]
+    # The agent balances over both gateways: the pool's name, every gateway's IP.
+    pool = environment.host("app1").settings.otel_collector.gateway_pool_name
+    assert topology.pool("gateway.otlp_grpc") == (pool, ["10.213.0.12", "10.213.0.15"])
+    assert topology.pool("victorialogs.http") is None
+    agent = collector_wiring(context_of(environment, "app1"))
+    assert agent.gateway_endpoint == f"dns:///{pool}:4317" and agent.gateway_pool == (pool, ("10.213.0.12", "10.213.0.15"))
+    for name in ("tel1", "tel2"):
+        assert {o.listener: o.sources for o in topology.openings(name)}["gateway.otlp_grpc"] == ("10.213.0.1/32", "10.213.0.13")
 
 
 def test_two_monitoring_hosts_both_take_part(tmp_path):
@@ -273,6 +371,12 @@ def test_an_ipv6_host_binds_and_is_reached_in_brackets(tmp_path):
     assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == "[fd00::12]:4318"
     assert config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]["host"] == "fd00::12"
     assert context_of(environment, "app1").urls("gateway.otlp_http") == ["http://[fd00::12]:4318"]
+    # The agent's /etc/hosts line for the pool takes the address bare.
+    from roles.otel_collector import hosts_block
+
+    pool = collector_wiring(context_of(environment, "app1")).gateway_pool
+    assert pool == ("otel-gateways.sentinel.internal", ("fd00::12",))
+    assert hosts_block(*pool) == "fd00::12 otel-gateways.sentinel.internal"
     binds = {"tempo.http": "[fd00::12]:3200", "tempo.grpc": "127.0.0.1:9097", "tempo.otlp_http": "[fd00::12]:4418", "tempo.otlp_grpc": "127.0.0.1:4417"}
     server = render_tempo(tel.settings.traces, "127.0.0.1:7070", binds=binds)["server"]
     assert (server["http_listen_address"], server["http_listen_port"]) == ("fd00::12", 3200)

@@ -94,7 +94,8 @@ def test_lab_sends_traces_to_jaeger_and_logs_to_victorialogs_with_stream_fields(
     assert logs["logs_endpoint"] == "https://10.213.0.12:9428/insert/opentelemetry/v1/logs"
     assert logs["tls"]["cert_file"] == "/etc/otelcol/tls/otelcol.crt"
     assert logs["headers"] == {"VL-Stream-Fields": "service,env,stream,level"}
-    assert agent["exporters"]["otlp_http/gateway"]["endpoint"] == "https://10.213.0.12:4318"
+    # The agent ships to the gateway pool by its name (tests below); the gateways, to the stores.
+    assert agent["exporters"]["otlp/gateways"]["endpoint"] == "dns:///otel-gateways.sentinel.internal:4317"
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod", "lab"])
@@ -105,7 +106,7 @@ def test_every_exporter_queues_on_disk_and_nothing_holds_data_in_front_of_the_qu
         assert config["extensions"]["file_storage"]["fsync"] is True
         assert "batch" not in config["processors"]
         for name, exporter in config["exporters"].items():
-            if name.startswith("otlp_http/"):
+            if name.startswith(("otlp_http/", "otlp/")):  # the stores' and the gateway pool's
                 queue = exporter["sending_queue"]
                 assert (queue["enabled"], queue["storage"], queue["queue_size"], queue["sizer"]) == (True, "file_storage", 10000, "requests"), name
                 assert queue["batch"] == {"sizer": "items", "flush_timeout": "1s", "min_size": 2048}, name
@@ -125,7 +126,61 @@ def test_gateway_listens_on_4317_and_4318_and_makes_span_metrics_for_prometheus(
     assert span_metrics["namespace"] == "traces.span.metrics"
     assert {"name": "http.route"} in span_metrics["dimensions"]
     assert gateway["service"]["pipelines"]["metrics/span_metrics"]["receivers"] == ["span_metrics"]
-    assert gateway["exporters"]["prometheus_remote_write"]["external_labels"] == {"environment": "lab"}
+    # Each gateway of the pool writes its own series (tests below).
+    assert gateway["exporters"]["prometheus_remote_write"]["external_labels"] == {"environment": "lab", "gateway": "tel1"}
+
+
+TWO_GATEWAYS = LAB_BODY.replace(
+    'telemetry = [("tel1", {"address": "10.213.0.12"})]',
+    'telemetry = [("tel1", {"address": "10.213.0.12"}), ("tel2", {"address": "10.213.0.15"})]',
+)
+POOL = "otel-gateways.sentinel.internal"  # otel_collector.gateway_pool_name's default
+
+
+def test_the_agent_balances_spans_and_log_lines_over_the_gateway_pool():
+    """One OTLP/gRPC exporter to the pool's name: every address it resolves to (each gateway's, from
+    /etc/hosts), round robin, over TLS with the agent's own certificate, queued on disk."""
+    contexts = lab_environment(TWO_GATEWAYS)
+    app = contexts["app1"]
+    agent = render_wired(app.settings.otel_collector, collector_wiring(app))
+    exporter = agent["exporters"]["otlp/gateways"]
+    assert exporter["endpoint"] == f"dns:///{POOL}:4317" and exporter["balancer_name"] == "round_robin"
+    assert exporter["tls"] == {"ca_file": "/etc/otelcol/tls/ca.crt", "cert_file": "/etc/otelcol/tls/otelcol.crt",
+                               "key_file": "/etc/otelcol/tls/otelcol.key", "min_version": "1.2"}
+    assert exporter["sending_queue"]["storage"] == "file_storage"
+    assert [name for name in agent["exporters"] if name.startswith("otlp")] == ["otlp/gateways"]  # no exporter to a single gateway
+    pipelines = agent["service"]["pipelines"]
+    assert pipelines["traces"]["receivers"] == ["otlp/local"] and pipelines["traces"]["exporters"] == ["otlp/gateways"]
+    assert pipelines["logs"]["receivers"] == ["file_log"] and pipelines["logs"]["exporters"] == ["otlp/gateways"]
+    # The pool's name gives every gateway's IP in the agent host's /etc/hosts.
+    assert collector_wiring(app).gateway_pool == (POOL, ("10.213.0.12", "10.213.0.15"))
+
+
+def test_the_agent_takes_the_backends_spans_on_the_loopback_over_tls():
+    app = lab_environment()["app1"]
+    agent = render_wired(app.settings.otel_collector, collector_wiring(app))
+    assert set(agent["receivers"]["otlp/local"]["protocols"]) == {"http"}  # the backend's SDK speaks http/protobuf
+    local = agent["receivers"]["otlp/local"]["protocols"]["http"]
+    assert local["endpoint"] == "127.0.0.1:4319"
+    assert local["tls"] == {"cert_file": "/etc/otelcol/tls/otelcol.crt", "key_file": "/etc/otelcol/tls/otelcol.key",
+                            "client_ca_file": "/etc/otelcol/tls/ca.crt", "min_version": "1.2"}
+    assert "otlp" not in agent["receivers"]  # no listener on the host's IP
+
+
+def test_each_gateway_of_the_pool_labels_its_span_metrics_with_its_name():
+    """Two gateways writing one series would have Prometheus refuse half their samples."""
+    contexts = lab_environment(TWO_GATEWAYS)
+    labels = {}
+    for name in ("tel1", "tel2"):
+        config = render_wired(contexts[name].settings.otel_collector, collector_wiring(contexts[name]))
+        labels[name] = config["exporters"]["prometheus_remote_write"]["external_labels"]
+    assert labels == {"tel1": {"environment": "lab", "gateway": "tel1"}, "tel2": {"environment": "lab", "gateway": "tel2"}}
+    # Without a label (a gateway rendered alone), no `gateway` label: the wiring's name is what sets it.
+    from dataclasses import replace
+
+    unlabelled = replace(collector_wiring(contexts["tel1"]), gateway_label="")
+    config = render_wired(contexts["tel1"].settings.otel_collector, unlabelled)
+    assert config["exporters"]["prometheus_remote_write"]["external_labels"] == {"environment": "lab"}
 
 
 def test_agent_tails_the_backend_log_keeping_offsets_and_trace_context():
@@ -153,7 +208,8 @@ def test_a_host_in_both_groups_runs_one_collector_with_the_file_in_the_gateways_
     tel = lab_environment(both)["tel1"]
     config = render_wired(tel.settings.otel_collector, collector_wiring(tel))
     assert config["service"]["pipelines"]["logs"]["receivers"] == ["otlp", "file_log"]
-    assert "otlp_http/gateway" not in config["exporters"]
+    assert config["service"]["pipelines"]["traces"]["receivers"] == ["otlp", "otlp/local"]  # the backend's spans
+    assert "otlp/gateways" not in config["exporters"]
 
 
 def test_collector_unit_validates_the_config_with_the_binary_before_the_swap():
@@ -208,34 +264,38 @@ def test_prometheus_scrapes_the_collectors_and_the_chosen_store():
     assert prod_jobs["loki"] == ["tel1.prod.sentinel.internal:3100"] and "victorialogs" not in prod_jobs
 
 
-def test_backend_exports_otlp_to_the_gateway():
+def test_backend_exports_otlp_to_its_hosts_agent():
     from roles._tls import otlp_sdk_env
+    from roles.backend import agent_endpoints
     from roles.backend.tls import TLS
 
     app = lab_environment()["app1"]
-    [endpoint] = app.topology.urls("gateway.otlp_http", "app1", scheme="https")
-    assert endpoint == "https://10.213.0.12:4318"
+    [endpoint] = agent_endpoints(app)
+    assert endpoint == "https://127.0.0.1:4319"  # the agent hands the spans on to the gateway pool
     env = render_env(app.settings, endpoint, "", app.bind_ip("backend.http"), otlp_sdk_env(TLS))
     assert "HOST=10.213.0.13\n" in env  # the backend binds the host's IP
-    assert "OTEL_EXPORTER_OTLP_ENDPOINT=https://10.213.0.12:4318" in env
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=https://127.0.0.1:4319" in env
     assert "OTEL_RESOURCE_ATTRIBUTES=deployment.environment=lab,service.version=0.0.0-lab" in env
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod", "lab"])
-def test_the_env_file_exports_over_otlp_only_what_the_gateway_takes_from_the_backend(env):
-    """Traces go to the gateway's OTLP pipeline; the SDK's default metrics and logs exporters are off.
+def test_the_env_file_exports_over_otlp_only_what_the_agent_takes_from_the_backend(env):
+    """Traces go to the agent's OTLP pipeline; the SDK's default metrics and logs exporters are off.
 
-    The gateway has no OTLP metrics pipeline (a Node SDK left at its default gets 404 on
-    /v1/metrics), and the backend's logs reach it through the file the agent tails, so
-    an OTLP copy would be a duplicate of every line."""
+    The agent's receiver for the backend feeds its traces pipeline only (a Node SDK left at its
+    default would get 404 on /v1/metrics or /v1/logs), and the backend's logs reach it through the
+    file it tails, so an OTLP copy would be a duplicate of every line."""
+    from roles.backend import agent_endpoints
+
     app_name, app = next((name, c) for name, c in environment(env).items() if "app" in c.groups)
     configs = collector_configs(env)
-    gateway, _ = _by_role(configs)
-    [endpoint] = app.urls("gateway.otlp_http")
+    _, agent = _by_role(configs)
+    [endpoint] = agent_endpoints(app)
+    assert endpoint == f"https://127.0.0.1:{app.settings.otel_collector.agent_http_port}"
     values = dict(line.split("=", 1) for line in render_env(app.settings, endpoint, "").splitlines() if "=" in line and not line.startswith("#"))
-    otlp_in = {name.split("/")[0] for name, p in gateway["service"]["pipelines"].items() if "otlp" in p["receivers"]}
-    assert "traces" in otlp_in and "OTEL_TRACES_EXPORTER" not in values  # the SDK's default: OTLP
-    assert "metrics" not in otlp_in and values["OTEL_METRICS_EXPORTER"] == "none"
+    otlp_in = {name.split("/")[0] for name, p in agent["service"]["pipelines"].items() if "otlp/local" in p["receivers"]}
+    assert otlp_in == {"traces"} and "OTEL_TRACES_EXPORTER" not in values  # the SDK's default: OTLP
+    assert values["OTEL_METRICS_EXPORTER"] == "none"
     assert values["OTEL_LOGS_EXPORTER"] == "none" and "file_log" in configs[app_name]["receivers"]
 
 
@@ -342,3 +402,50 @@ def test_prometheus_config_with_the_pipeline_jobs_passes_promtool(tmp_path):
     path.write_text(config)
     result = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the pool's name in the agent host's /etc/hosts ----------------------------------------
+
+
+def _pool_hosts_ops(monkeypatch, current: list[str] | None) -> tuple[list, dict]:
+    """gateway_pool_hosts with /etc/hosts's pool lines as `current` (the fact); (operations, the fact's arguments)."""
+    import pyinfra
+
+    import roles.otel_collector as role
+    from tests.unit.op_recorder import Recorder
+
+    calls: list = []
+    asked: dict = {}
+
+    def get_fact(fact, **kwargs):
+        asked.update(kwargs, fact=fact.__name__)
+        return current
+
+    monkeypatch.setattr(role, "server", Recorder(calls, "server", set()))
+    monkeypatch.setattr(pyinfra, "host", type("H", (), {"get_fact": staticmethod(get_fact)})())
+    role.gateway_pool_hosts(POOL, ("10.213.0.12", "10.213.0.15"))
+    return calls, asked
+
+
+def test_the_pool_lines_are_left_alone_when_etc_hosts_has_them(monkeypatch):
+    calls, asked = _pool_hosts_ops(monkeypatch, [f"10.213.0.12 {POOL}", f"10.213.0.15 {POOL}"])
+    assert calls == [] and asked["fact"] == "FindInFile" and asked["path"] == "/etc/hosts" and asked["extended_regex"] is True
+
+
+@pytest.mark.parametrize("current", [[], None, [f"10.213.0.12 {POOL}"], [f"10.213.0.99 {POOL}", f"10.213.0.12 {POOL}"]],
+                         ids=["none", "no-file", "a-gateway-missing", "a-gateway-gone"])
+def test_the_pool_lines_are_rewritten_and_nothing_else_in_etc_hosts(monkeypatch, tmp_path, current):
+    """The operation's commands, run on a copy: the stale pool lines go, every gateway's comes, the rest stays;
+    the fact's pattern then finds exactly the wanted lines (the next run changes nothing)."""
+    calls, asked = _pool_hosts_ops(monkeypatch, current)
+    [(operation, kwargs)] = calls
+    assert operation == "server.shell"
+    etc_hosts = tmp_path / "hosts"
+    others = ["127.0.0.1 localhost", f"10.0.0.7 not-{POOL}", f"10.0.0.8 {POOL}.example.org", f"# 10.0.0.9 {POOL}"]
+    etc_hosts.write_text("\n".join([others[0], *(current or []), *others[1:]]) + "\n")
+    for command in kwargs["commands"]:
+        subprocess.run(["sh", "-c", command.replace("/etc/hosts", str(etc_hosts))], check=True)
+    lines = etc_hosts.read_text().splitlines()
+    assert lines == [*others, f"10.213.0.12 {POOL}", f"10.213.0.15 {POOL}"]
+    found = subprocess.run(["grep", "-E", "-e", asked["pattern"], str(etc_hosts)], capture_output=True, text=True).stdout.splitlines()
+    assert found == [f"10.213.0.12 {POOL}", f"10.213.0.15 {POOL}"]
