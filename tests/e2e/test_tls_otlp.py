@@ -1,7 +1,9 @@
-"""OTLP over TLS to the lab's collector gateway (tel1), with a client certificate of the environment CA.
+"""OTLP over TLS to the lab's collector gateways (tel1, tel2) and app1's agent, with a client certificate of the environment CA.
 
 From the intruder (in no flow: the firewall drops it whatever it holds, even a valid certificate), from
-app1 (a flow's source: it reaches the port, so the TLS layer decides) and from the controller (the lab's
+app1 (its agent's flow to the gateways' OTLP/gRPC: it reaches that port, so the TLS layer decides; the
+OTLP/HTTP port is no flow of app1's, and its firewall drops it; the backend's way in, the agent's receiver
+on app1's loopback) and from the controller (the lab's
 tests, with the operator's certificate): plain HTTP fails, TLS without a client certificate is refused,
 a certificate of another CA is refused, and a canary span sent any of those ways never reaches Jaeger,
 while one sent with a certificate of the CA does. The gateway has no per-identity list (configtls has
@@ -17,6 +19,7 @@ import socket
 import ssl
 import subprocess
 import time
+from dataclasses import dataclass
 
 import pytest
 from cryptography import x509
@@ -120,7 +123,30 @@ def lab(first_converge, tmp_path_factory):
 
 
 def _listeners(lab):
-    return [l for name in OTLP_TLS_LISTENERS for l in lab["topology"].instances(name)]
+    """The gateways' OTLP listeners (the agent's is on the loopback of its host: `_agent_receiver`)."""
+    return [l for name in OTLP_TLS_LISTENERS for l in lab["topology"].instances(name) if l.spec.scope != "local"]
+
+
+def _from_app(lab):
+    """The gateway listeners app1 has a flow to (the agent's OTLP/gRPC to the pool); the others its firewall drops."""
+    clients = lambda l: {host for host, _ in lab["topology"].clients(l.name)}
+    reached = [l for l in _listeners(lab) if lab["app"].name in clients(l)]
+    assert reached, "app1 has no flow to any gateway"
+    return reached, [l for l in _listeners(lab) if lab["app"].name not in clients(l)]
+
+
+@dataclass(frozen=True)
+class _Loopback:
+    """The agent's OTLP/HTTP receiver as the backend reaches it: 127.0.0.1 on its own host."""
+
+    name: str
+    address: str
+    port: int
+
+
+def _agent_receiver(lab) -> _Loopback:
+    listener = lab["topology"].listener(lab["app"].name, "agent.otlp_http")
+    return _Loopback(listener.name, "127.0.0.1", listener.port)
 
 
 def _refused(status) -> bool:
@@ -138,7 +164,11 @@ def test_the_intruder_gets_nothing_even_with_a_valid_certificate(lab):
 
 def test_from_app1_plain_http_no_certificate_and_another_ca_are_refused(lab):
     ca = COLLECTOR_TLS.ca  # app1's copy of the environment CA, next to its agent's certificate
-    for listener in _listeners(lab):
+    reached, dropped = _from_app(lab)
+    for listener in dropped:  # no flow from app1 (the backend sends to its agent): the firewall drops even the agent's identity
+        status, text = send_from(lab["app"].name, listener, (ca, COLLECTOR_TLS.cert, COLLECTOR_TLS.key), canary(secrets.token_hex(16)))
+        assert status is None and "timed out" in text, (listener.host, listener.name, status, text)
+    for listener in [*reached, _agent_receiver(lab)]:
         status, text = send_from(lab["app"].name, listener, None, canary(secrets.token_hex(16)))
         assert _refused(status), (listener.name, "plain", status, text)
         if listener.name == "gateway.otlp_http":
@@ -151,10 +181,14 @@ def test_from_app1_plain_http_no_certificate_and_another_ca_are_refused(lab):
         assert status is None and "UNKNOWN_CA" in text, (listener.name, "another CA", text)
 
 
-def test_from_app1_the_agents_certificate_is_admitted_on_both_ports(lab):
-    for listener in _listeners(lab):
+def test_from_app1_the_agents_certificate_is_admitted_by_every_gateway_and_the_backends_by_the_agent(lab):
+    from roles.backend.tls import TLS as BACKEND_TLS
+
+    for listener in _from_app(lab)[0]:
         status, text = send_from(lab["app"].name, listener, (COLLECTOR_TLS.ca, COLLECTOR_TLS.cert, COLLECTOR_TLS.key), canary(secrets.token_hex(16)))
-        assert status == 200, (listener.name, status, text)
+        assert status == 200, (listener.host, listener.name, status, text)
+    status, text = send_from(lab["app"].name, _agent_receiver(lab), (BACKEND_TLS.ca, BACKEND_TLS.cert, BACKEND_TLS.key), canary(secrets.token_hex(16)))
+    assert status == 200, ("agent.otlp_http", status, text)
 
 
 def test_the_gateway_serves_tls_1_2_or_later_with_its_certificate_from_the_ca(lab):
@@ -190,15 +224,20 @@ def test_a_canary_without_a_valid_certificate_never_reaches_jaeger_and_one_with_
         (app, None), (app, (COLLECTOR_TLS.ca, None, None)), (app, lab["stranger_app"]),
         ("controller", None), ("controller", (operator[0], None, None)), ("controller", lab["stranger_local"]),
     ]
-    for place, tls in attempts:
+    agent = _agent_receiver(lab)
+    # The backend's way in, from app1 itself: the agent's receiver, which hands what it takes to the gateway pool.
+    attempts += [(app, None, agent), (app, (COLLECTOR_TLS.ca, None, None), agent), (app, lab["stranger_app"], agent)]
+    for place, tls, *target in attempts:
         trace_id = secrets.token_hex(16)
-        status, text = send_from(place, http_listener, tls, canary(trace_id))
+        status, text = send_from(place, target[0] if target else http_listener, tls, canary(trace_id))
         assert status != 200, (place, tls, status, text)
         refused[trace_id] = (place, tls)
     admitted = {}
-    for place, tls in ((app, (COLLECTOR_TLS.ca, COLLECTOR_TLS.cert, COLLECTOR_TLS.key)), ("controller", operator)):
+    from roles.backend.tls import TLS as BACKEND_TLS
+
+    for place, tls, target in ((app, (BACKEND_TLS.ca, BACKEND_TLS.cert, BACKEND_TLS.key), agent), ("controller", operator, http_listener)):
         trace_id = secrets.token_hex(16)
-        status, text = send_from(place, http_listener, tls, canary(trace_id))
+        status, text = send_from(place, target, tls, canary(trace_id))
         assert status == 200, (place, status, text)
         admitted[trace_id] = place
 
