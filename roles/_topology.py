@@ -179,7 +179,7 @@ class Topology:
                 listeners += [self._listener(h, peers.component, spec) for h in members for spec in peers.listeners(h.settings)]
         self.listeners = tuple(listeners)
         valid = [h for h in environment.hosts if h.name not in unchecked]
-        problems = _check_hosts(valid) + self._check_ports([h.name for h in valid]) + self._check_stores_host([h.name for h in valid])
+        problems = _check_hosts(valid) + self._check_ports([h.name for h in valid]) + self._check_stores_host([h.name for h in valid]) + self._check_pools()
         if not unchecked:
             problems += self._check_required_flows() + self._check_allow() + self._check_destinations()
         SettingsErrors.raise_if_any(problems)
@@ -374,6 +374,22 @@ class Topology:
                     f"points at {target}, but Grafana runs at {', '.join(sorted(l.reach(name) if l.host == name else host_port(l.address, l.port) for l in grafanas))} "
                     "in this inventory: the job would send its token elsewhere every night",
                     "remove grafana_backup.grafana_url (the topology's Grafana is used), or point it at that Grafana",
+                ))
+        return problems
+
+    def _check_pools(self) -> list[SettingsError]:
+        """Every instance of a pooled listener answers to the same name on the same port: the agents reach
+        all of them as one (`dns:///<name>:<port>`), and a gateway named otherwise would fail their TLS check."""
+        problems = []
+        for name in sorted({l.name for l in self.listeners if l.spec.pool_name}):
+            found = self.instances(name)
+            shapes = {(l.spec.pool_name, l.port) for l in found}
+            if len(shapes) > 1:
+                problems.append(SettingsError(
+                    f"{_setting_hint(name)} / otel_collector.gateway_pool_name",
+                    f"{name} differs between hosts ({', '.join(f'{l.host}: {l.spec.pool_name}:{l.port}' for l in found)}): "
+                    "the agents reach every gateway by one name and port",
+                    "set the pool's name and ports once, in the telemetry group's data",
                 ))
         return problems
 

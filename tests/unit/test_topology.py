@@ -274,6 +274,16 @@ def test_differing_stores_hosts_are_refused(tmp_path):
     assert "once" in err.fix
 
 
+@pytest.mark.parametrize("collector", [{"gateway_pool_name": "gw.elsewhere.internal"}, {"grpc_port": 14317}])
+def test_gateways_that_answer_to_another_pool_name_or_port_are_refused(tmp_path, collector):
+    """The agents reach every gateway as dns:///<pool name>:<port>: a gateway named or bound otherwise would fail their TLS
+    check or never be reached."""
+    body = TWO_TELEMETRY.replace('("tel2", {', f'("tel2", {{"otel_collector": {collector!r}, ', 1)
+    err = refused(tmp_path, body)
+    assert "gateway_pool_name" in err.key and "differs between hosts" in err.problem and "tel2" in err.problem
+    assert "once" in err.fix
+
+
 def test_the_stores_run_on_the_stores_host_only_and_every_telemetry_host_runs_a_gateway(tmp_path):
     """The lab's group data: stores.host is tel1; tel2 runs a gateway that exports to tel1's stores."""
     from roles.otel_collector import collector_wiring
