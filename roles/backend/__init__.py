@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
     from roles.backend.tls import BackendTls
 
 GROUP = "sentinel"
+ENV_FILE_MODE = "0600"  # root:root: systemd reads it as root (EnvironmentFile=); nothing else may
 
 
 def agent_endpoints(ctx: HostContext) -> list[str]:
@@ -131,9 +132,11 @@ def backend_env(backend: BackendSettings, ctx: HostContext, tls: BackendTls | No
         name="backend: env file",
         dest=backend.env_file,
         content=render_env(settings, otlp_endpoint(settings, endpoints), dsn, ctx.bind_ip("backend.http"), tls.env if tls else None),
+        # Root's alone: systemd reads it for the unit's EnvironmentFile= before the process starts (docs/contract.md
+        # section 1), and the collector agent, in the backend's group for its log directory, must not read the DSN.
         user="root",
-        group=GROUP,
-        mode="0640",
+        group="root",
+        mode=ENV_FILE_MODE,
     )
     changes = [env_file, *(tls.changes if tls else ())]
     # A backend that is not installed (or not running) is left alone. The SDK reads its certificate

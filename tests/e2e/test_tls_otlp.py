@@ -262,7 +262,9 @@ def test_sender_keys_are_readable_by_their_service_only(lab):
     unit = app.settings.backend.unit
     checks = [(lab["tel"], COLLECTOR_TLS.key, "root", "otelcol", 0o640), (app, COLLECTOR_TLS.key, "root", "otelcol", 0o640),
               # The backend's key is root's alone: the collector agent is in the sentinel group (issue 22).
-              (app, "/etc/sentinel/tls/sentinel.key", "root", "root", 0o600)]
+              (app, "/etc/sentinel/tls/sentinel.key", "root", "root", 0o600),
+              # The env file holds the Sentry DSN: systemd reads it as root (EnvironmentFile=), nothing else may.
+              (app, app.settings.backend.env_file, "root", "root", 0o600)]
     for host, path, user, group, mode in checks:
         key = host.testinfra.file(path)
         assert (key.user, key.group, key.mode) == (user, group, mode), (host.name, path)
@@ -277,6 +279,9 @@ def test_sender_keys_are_readable_by_their_service_only(lab):
     assert f"LoadCredential={CREDENTIAL}:/etc/sentinel/tls/sentinel.key" in app.testinfra.file(dropin_path(unit)).content_string
     assert f"LoadCredential={CREDENTIAL}:/etc/sentinel/tls/sentinel.key" in app.testinfra.check_output(f"systemctl cat -- {unit}")
     app.testinfra.run_expect([0], f"runuser -u sentinel -- test -r {credential_path(unit)}")
+    # The collector agent is in the backend's group (its log directory) and still reads neither the key nor the DSN.
+    for path in ("/etc/sentinel/tls/sentinel.key", app.settings.backend.env_file):
+        app.testinfra.run_expect([1], f"runuser -u otelcol -- test -r {path}")
     for user in ("sentinel", "otelcol"):
         app.testinfra.run_expect([1], f"runuser -u {user} -- test -r /etc/sentinel/tls/sentinel.key")
     app.testinfra.run_expect([1], f"runuser -u otelcol -- test -r {credential_path(unit)}")

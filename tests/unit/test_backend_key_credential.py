@@ -184,6 +184,17 @@ def test_nothing_changed_restarts_nothing(monkeypatch):
     assert not next(kw for op, kw in calls if op == "server.shell")["_if"]()
 
 
+def test_the_env_file_with_the_sentry_dsn_is_roots_alone(monkeypatch):
+    """systemd reads it as root for EnvironmentFile= (docs/contract.md section 1); the collector agent, in the
+    backend's group for the log directory, must not read the DSN, so no group may."""
+    app = lab_environment()["app1"]
+    calls = _record(monkeypatch, changed=set())
+    backend_role.backend_env._inner(app.settings.backend, app, role.backend_tls(app.settings.backend, app))
+    env = next(kw for op, kw in calls if op == "validated_file" and kw["dest"] == app.settings.backend.env_file)
+    assert (env["user"], env["group"], env["mode"]) == ("root", "root", "0600")
+    assert "SENTRY_DSN=" in env["content"]
+
+
 def test_an_operators_own_endpoint_gets_no_dropin_and_a_stale_one_is_removed(monkeypatch):
     from roles._environment import host_settings
 
