@@ -14,8 +14,10 @@ controller with the operator's certificate:
   monitoring host as a peer, so that it holds the notification log again before its
   partner restarts (an Alertmanager that restarts alone learns what was sent from the other).
 
-The other components run on one host each, or their senders queue on disk while they restart
-(docs/tracing.md), and the deploy already waits for every unit to be ready before it ends.
+The collector gateways are a pool: while one restarts, the agents send to the others (and what
+it failed is retried from their disk queues). The other components run on one host each, or their
+senders queue on disk while they restart (docs/tracing.md), and the deploy already waits for every
+unit to be ready before it ends.
 A host that does not come back within `--wait` stops the roll: the hosts after it keep the old
 release and config, and the pair keeps its other member.
 """
