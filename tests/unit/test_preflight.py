@@ -902,6 +902,10 @@ SECRET_DESTINATIONS = {
     "grafana_token": ["backup-token-over-http-in-prod", "backup-token-to-another-grafana", "backup-token-to-the-right-host-wrong-port"],
     "ssh_private_key": ["backup-pushes-past-the-topologys-sshd", "backup-known-hosts-for-another-host"],  # remote_url, pinned keys
     "heartbeat_url": ["heartbeat-url-over-http", "heartbeat-url-with-a-password"],  # the value is the destination
+    # Grafana's public certificate and key: files on the Grafana host only (/etc/grafana/tls), sent to no one; the
+    # certificate is what Grafana shows browsers, the key never leaves the host (test_grafana_public_certificate.py)
+    "pem_certificate_chain": None,
+    "pem_private_key": None,
 }
 
 
