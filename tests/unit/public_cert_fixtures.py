@@ -58,8 +58,12 @@ def _ca(cn: str, key, issuer: x509.Name | None = None, issuer_key=None) -> x509.
 
 
 def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
+    """IPs become IP entries, other names DNS entries; "dns:<name>" is a DNS entry whatever it spells."""
     entries: list[x509.GeneralName] = []
     for name in names:
+        if name.startswith("dns:"):
+            entries.append(x509.DNSName(name[4:]))
+            continue
         try:
             entries.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
