@@ -102,3 +102,36 @@ def other_key() -> str:
 def secret_lines(pair: PublicPair) -> list[str]:
     """Every line of the two secrets' values that must never reach a message (the BEGIN/END markers are not values)."""
     return [line for pem in (pair.chain_pem, pair.key_pem) for line in pem.splitlines() if not line.startswith("-----")]
+
+
+def serve_https(pair: PublicPair, directory, body: bytes = b'{"database": "ok"}'):
+    """A local https server on 127.0.0.1 serving `pair`'s chain (server certificate and intermediate) and
+    answering every GET and POST with `body`: Grafana's certificate as a client sees it. Shut it down after."""
+    import http.server
+    import ssl
+    import threading
+    from pathlib import Path
+
+    directory = Path(directory)
+    (directory / "chain.pem").write_text(pair.chain_pem)
+    (directory / "key.pem").write_text(pair.key_pem)
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "chain.pem", directory / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

@@ -108,3 +108,277 @@ def test_a_client_certificate_is_not_a_server_certificate():
     )
     problem = _refusal(cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem(key))
     assert "serverAuth" in problem.problem
+
+
+# --- what the role renders and puts on the host -------------------------------------------------------
+
+PUBLIC_NAMES = {"public_certificate_secret": "SENTINEL_GRAFANA_PUBLIC_CERT", "public_key_secret": "SENTINEL_GRAFANA_PUBLIC_KEY"}
+ROOT_URL = "https://grafana.example.test/"
+PAIR = chain(("grafana.example.test",))
+
+
+def _public(extra: dict | None = None) -> dict:
+    """mon1's host data with the public certificate named and root_url on its name."""
+    return {"grafana": {**PUBLIC_NAMES, "root_url": ROOT_URL}, **(extra or {})}
+
+
+def _secrets(public: bool = True):
+    from roles._secrets import Secrets
+    from tests.unit.test_grafana import SECRET_VALUES
+
+    pair = {"SENTINEL_GRAFANA_PUBLIC_CERT": PAIR.chain_pem, "SENTINEL_GRAFANA_PUBLIC_KEY": PAIR.key_pem} if public else {}
+    return Secrets({**SECRET_VALUES, **pair})
+
+
+def _files(public: bool) -> dict:
+    """mon1's guarded files in prod, the leaf included, as the role computes them."""
+    from roles._tls import leaf
+    from roles.grafana import config_files
+    from roles.grafana.peers import grafana_peers
+    from tests.unit.test_grafana import context
+
+    ctx = context("prod", _public() if public else None)
+    settings = ctx.settings
+    files = config_files(settings.grafana, settings.alerting, _secrets(public), "prod", settings.address, grafana_peers(ctx),
+                         settings.ip, certificate=leaf(ctx, "grafana"))
+    return {f.dest: f for f in files}
+
+
+@pytest.mark.parametrize("public, served", [
+    (True, ("/etc/grafana/tls/public.crt", "/etc/grafana/tls/public.key")),
+    (False, ("/etc/grafana/tls/grafana.crt", "/etc/grafana/tls/grafana.key")),
+])
+def test_grafana_ini_serves_the_public_pair_only_when_it_is_set(public, served):
+    from tests.unit.test_grafana import _ini, ini_problems
+
+    ini = _ini(_files(public)["/etc/grafana/grafana.ini"].content)
+    assert (ini["server"]["cert_file"], ini["server"]["cert_key"]) == served
+    # The rest of https is the same either way: protocol, TLS 1.2, HSTS, secure cookies; every key in Grafana 12.4's reference.
+    assert (ini["server"]["protocol"], ini["server"]["min_tls_version"]) == ("https", "TLS1.2")
+    assert ini["security"]["strict_transport_security"] == ini["security"]["cookie_secure"] == "true"
+    assert ini_problems(ini) == []
+    assert "BEGIN" not in _files(public)["/etc/grafana/grafana.ini"].content
+
+
+def test_the_public_pair_is_two_files_beside_the_leaf_with_tight_modes():
+    with_pair, without = _files(True), _files(False)
+    assert set(with_pair) - set(without) == {"/etc/grafana/tls/public.crt", "/etc/grafana/tls/public.key"}
+    assert set(without) <= set(with_pair)  # the leaf's ca.crt, grafana.crt and grafana.key stay either way
+    cert, key = with_pair["/etc/grafana/tls/public.crt"], with_pair["/etc/grafana/tls/public.key"]
+    assert (cert.user, cert.group, cert.mode) == ("root", "grafana", "0644")
+    assert (key.user, key.group, key.mode) == ("root", "grafana", "0640")
+    assert cert.content == PAIR.chain_pem and key.content == PAIR.key_pem
+    assert cert.validate and key.validate  # checked with openssl on the host before the swap (run below)
+    # The key is in its file only: nowhere else the role writes, grafana.ini and the provisioning included.
+    # (A PKCS#8 EC key's last line may spell the public point, which the certificate holds too: not private.)
+    private_lines = [line for line in PAIR.key_pem.splitlines() if not line.startswith("-----") and line not in PAIR.chain_pem]
+    assert private_lines
+    for dest, f in with_pair.items():
+        if dest != "/etc/grafana/tls/public.key":
+            assert "PRIVATE KEY" not in f.content or dest.endswith("grafana.key"), dest
+            assert not [line for line in private_lines if line in f.content], dest
+
+
+def test_a_public_pair_preflight_did_not_resolve_is_refused_by_the_role():
+    from roles._model import SettingsError
+    from roles._secrets import Secrets
+    from roles.grafana import public_pair
+    from roles.grafana.settings import GrafanaSettings
+
+    settings = GrafanaSettings(**PUBLIC_NAMES)
+    with pytest.raises(SettingsError) as err:
+        public_pair(settings, Secrets({"SENTINEL_GRAFANA_PUBLIC_KEY": PAIR.key_pem}))
+    assert err.value.key == "grafana.public_certificate_secret" and "check_inventory" in err.value.fix
+    assert public_pair(GrafanaSettings(), Secrets({})) is None
+
+
+# --- the role's operations, recorded --------------------------------------------------------------
+
+
+def _role_calls(monkeypatch, public: bool, env: str = "prod") -> list[tuple[str, dict]]:
+    """The Grafana role's body for mon1, every pyinfra operation recorded instead of run (test_grafana.py's harness)."""
+    import roles.grafana as role
+    from roles._service.artifacts import Artifact
+    from tests.environments import context_of
+    from tests.unit.test_grafana import _Op, _Recorder, context
+
+    calls: list[tuple[str, dict]] = []
+    for name in ("files", "server"):
+        monkeypatch.setattr(role, name, _Recorder(calls, name))
+    for name in ("guarded_files", "release_tree", "backup_token", "service_account", "service_dirs", "run_service"):
+        monkeypatch.setattr(role, name, lambda *args, _name=name, **kwargs: calls.append((_name, kwargs)) or _Op())
+    monkeypatch.setattr(role, "resolve", lambda name, base, arch: Artifact(name, "1.0.0", f"{base}/{name}.tar.gz", "0" * 64, name, ("x",)))
+    monkeypatch.setattr(role, "host", type("H", (), {"get_fact": lambda self, fact, **kw: "x86_64"})())
+    base = context(env, _public() if public else None)
+    ctx = type(base)(base.name, base.groups, base.settings, base.topology, _secrets(public))
+    role.grafana._inner(ctx.settings.grafana, ctx)
+    return calls
+
+
+def _call(calls, name: str) -> dict:
+    return next(kwargs for called, kwargs in calls if called == name)
+
+
+def test_the_datasources_keep_the_environment_ca_leaf_as_their_client_certificate(monkeypatch):
+    import yaml
+
+    for public in (True, False):
+        files = {f.dest: f for f in _call(_role_calls(monkeypatch, public), "guarded_files")["files"]}
+        leaf_cert, leaf_key = files["/etc/grafana/tls/grafana.crt"].content, files["/etc/grafana/tls/grafana.key"].content
+        document = yaml.safe_load(files["/etc/grafana/provisioning/datasources/sentinel.yml"].content)
+        by_uid = {ds["uid"]: ds for ds in document["datasources"]}
+        for uid in ("prometheus", "alertmanager", "traces", "logs"):
+            secure = by_uid[uid]["secureJsonData"]
+            assert (secure["tlsClientCert"], secure["tlsClientKey"]) == (leaf_cert, leaf_key), (public, uid)
+            assert secure["tlsCACert"] == files["/etc/grafana/tls/ca.crt"].content
+            assert PAIR.chain_pem not in str(by_uid[uid]) and PAIR.key_pem not in str(by_uid[uid])
+
+
+def test_grafanas_own_checks_verify_the_public_name_while_connecting_to_the_bind(monkeypatch):
+    """The guarded swap's health check and the token helper reach grafana.http's bind (10.9.0.11) and verify the
+    certificate for root_url's host with the system's trust store: the public certificate need not name the IP."""
+    calls = _role_calls(monkeypatch, public=True)
+    guarded, token = _call(calls, "guarded_files"), _call(calls, "backup_token")
+    assert guarded["ready_url"] == "https://grafana.example.test:3000/api/health"
+    assert guarded["curl_args"] == ("--resolve", "grafana.example.test:3000:10.9.0.11")  # no --cacert: the system's roots
+    assert (token["url"], token["connect_to"], token["ca_file"]) == ("https://grafana.example.test:3000", "10.9.0.11", "")
+    # The unit's own readiness check (run_service) is the same as the swap's.
+    from roles.grafana import service_spec
+    from tests.unit.test_grafana import context
+
+    spec = service_spec(context("prod", _public()).settings.grafana, "10.9.0.11", "mon1.internal")
+    assert (spec.ready_url, spec.ready_curl_args) == (guarded["ready_url"], guarded["curl_args"])
+
+
+def test_without_it_grafanas_own_checks_verify_the_environment_ca_at_the_bind_as_before(monkeypatch):
+    calls = _role_calls(monkeypatch, public=False)
+    guarded, token = _call(calls, "guarded_files"), _call(calls, "backup_token")
+    assert guarded["ready_url"] == "https://10.9.0.11:3000/api/health"
+    assert guarded["curl_args"] == ("--cacert", "/etc/grafana/tls/ca.crt")
+    assert (token["url"], token["connect_to"], token["ca_file"]) == ("https://10.9.0.11:3000", "", "/etc/grafana/tls/ca.crt")
+
+
+def test_turning_the_option_off_removes_the_pair_after_the_swap_and_on_keeps_it(monkeypatch):
+    removed = "/etc/grafana/tls/public.key", "/etc/grafana/tls/public.crt"
+    for env in ("prod", "lab"):
+        calls = _role_calls(monkeypatch, public=False, env=env)
+        names = [name for name, _ in calls]
+        drops = [i for i, (name, kw) in enumerate(calls) if name == "files.file" and kw.get("present") is False]
+        assert [calls[i][1]["path"] for i in drops] == list(removed), env
+        assert all(i > names.index("guarded_files") for i in drops)  # a rollback to the previous grafana.ini still finds them
+    calls = _role_calls(monkeypatch, public=True)
+    assert not [kw for name, kw in calls if name == "files.file" and kw.get("path") in removed]
+
+
+def test_no_line_of_the_key_in_what_pyinfra_may_print_about_the_swap(monkeypatch):
+    from roles._service import rollback
+    from tests.unit.test_hostile_rendering import FakeHost, command_texts
+
+    monkeypatch.setattr(rollback, "host", FakeHost())
+    files = tuple(_files(True).values())
+    texts = command_texts(rollback.guarded_files._inner(files, "grafana.service", "https://grafana.example.test:3000/api/health", 90,
+                                                        curl_args=("--resolve", "grafana.example.test:3000:10.9.0.11")))
+    key_lines = [line for line in PAIR.key_pem.splitlines() if not line.startswith("-----")]
+    assert texts and not [line for text in texts for line in key_lines if line in text]
+    assert any("openssl pkey -pubout" in text for text in texts)  # the host-side check is in the script
+
+
+# --- the host-side check, run for real with openssl in a scratch directory ----------------------------------
+
+
+def _swap(tmp_path, staged: dict[str, str], live: dict[str, str] | None = None):
+    """Stage `staged` (name -> content) over `live` ones in a scratch /etc/grafana/tls, run the check and swap
+    script as the role sends it (no unit: the files are only put in place, as in the lab)."""
+    import subprocess
+
+    from roles._service.rollback import check_script, swap_script
+    from roles.grafana import public_tls_files
+
+    tls = tmp_path / "tls"
+    tls.mkdir(exist_ok=True)
+    for name, content in (live or {}).items():
+        (tls / name).write_text(content)
+    chain_pem, key_pem = staged.get("public.crt", ""), staged.get("public.key", "")
+    wanted = [f for f in public_tls_files(chain_pem, key_pem, str(tls / "public.crt"), str(tls / "public.key"))
+              if f.dest.rsplit("/", 1)[1] in staged]
+    for f in wanted:
+        (tmp_path / "tls" / (f.dest.rsplit("/", 1)[1] + ".staged")).write_text(f.content)
+    script = "set -eu\n" + "\n".join(check_script(wanted) + swap_script([f.dest for f in wanted], "grafana.service",
+                                                                           "https://grafana.example.test:3000/api/health", 1,
+                                                                           unit_dir=str(tmp_path / "no-units")))
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True), tls
+
+
+def test_a_matching_pair_is_swapped_in(tmp_path):
+    result, tls = _swap(tmp_path, {"public.crt": PAIR.chain_pem, "public.key": PAIR.key_pem})
+    assert result.returncode == 0, result.stderr
+    assert (tls / "public.crt").read_text() == PAIR.chain_pem and (tls / "public.key").read_text() == PAIR.key_pem
+    assert not list(tls.glob("*.staged"))
+
+
+def test_a_key_of_another_certificate_is_refused_on_the_host_and_nothing_is_swapped(tmp_path):
+    old = chain()
+    live = {"public.crt": old.chain_pem, "public.key": old.key_pem}
+    result, tls = _swap(tmp_path, {"public.crt": PAIR.chain_pem, "public.key": other_key()}, live)
+    assert result.returncode == 1
+    assert "refused" in result.stderr and "nothing was swapped in" in result.stderr
+    assert (tls / "public.crt").read_text() == old.chain_pem and (tls / "public.key").read_text() == old.key_pem
+    assert not list(tls.glob("*.staged"))  # both staged copies removed
+    assert not [line for line in secret_lines(PAIR) + secret_lines(old) if line in result.stderr + result.stdout]
+
+
+def test_a_renewed_certificate_alone_is_checked_against_the_live_key(tmp_path):
+    """A renewal that keeps the key changes the chain only: its check reads the live key."""
+    from cryptography.hazmat.primitives import serialization
+
+    current = chain()
+    key = serialization.load_pem_private_key(current.key_pem.encode(), None)
+    renewed = chain(server_key=key)
+    result, tls = _swap(tmp_path, {"public.crt": renewed.chain_pem}, {"public.crt": current.chain_pem, "public.key": current.key_pem})
+    assert result.returncode == 0, result.stderr
+    assert (tls / "public.crt").read_text() == renewed.chain_pem
+    # The same, with a chain for another key: refused, the live chain stays.
+    result, tls = _swap(tmp_path, {"public.crt": PAIR.chain_pem})
+    assert result.returncode == 1 and (tls / "public.crt").read_text() == renewed.chain_pem
+
+
+def test_a_chain_that_is_not_pem_is_refused_on_the_host(tmp_path):
+    result, tls = _swap(tmp_path, {"public.crt": "not a certificate\n", "public.key": PAIR.key_pem})
+    assert result.returncode == 1 and not (tls / "public.crt").exists() and not (tls / "public.key").exists()
+
+
+# --- Grafana's clients: the token helper, the backup job, Prometheus ---------------------------------------
+
+
+@pytest.fixture
+def public_grafana(tmp_path):
+    """A local https server with a public-style chain for grafana.example.test only (not for 127.0.0.1), and the
+    root it chains to (the system's trust store stands in as a CA file)."""
+    from tests.unit.public_cert_fixtures import serve_https
+
+    server = serve_https(PAIR, tmp_path)
+    root = tmp_path / "root.pem"
+    root.write_text(PAIR.root_pem)
+    yield server.server_address[1], str(root)
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_token_helper_connects_to_the_bind_and_verifies_the_public_name(public_grafana):
+    import ssl
+
+    from tests.unit.test_grafana import _token_module
+
+    port, root = public_grafana
+    module = _token_module()
+    context = ssl.create_default_context(cafile=root)
+    module._OPENER = module.connect_to_opener("127.0.0.1", context)
+    assert module.call(f"https://grafana.example.test:{port}", "x", "GET", "/api/health") == {"database": "ok"}
+    # By the address alone the certificate does not match: refused before any credential is sent.
+    module._OPENER, module._CONTEXT = None, context
+    with pytest.raises(module.GrafanaError, match="CERTIFICATE_VERIFY_FAILED|match"):
+        module.call(f"https://127.0.0.1:{port}", "x", "GET", "/api/health")
+    # Another name at the same address: refused too.
+    module._OPENER = module.connect_to_opener("127.0.0.1", context)
+    with pytest.raises(module.GrafanaError):
+        module.call(f"https://dashboards.example.test:{port}", "x", "GET", "/api/health")
