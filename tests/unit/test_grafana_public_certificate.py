@@ -382,3 +382,46 @@ def test_the_token_helper_connects_to_the_bind_and_verifies_the_public_name(publ
     module._OPENER = module.connect_to_opener("127.0.0.1", context)
     with pytest.raises(module.GrafanaError):
         module.call(f"https://dashboards.example.test:{port}", "x", "GET", "/api/health")
+
+
+def test_the_backup_job_verifies_grafana_with_the_system_store_and_the_public_name():
+    from roles.grafana_backup import CA_FILE, job_config
+    from tests.unit.test_grafana import monitoring_settings
+
+    settings = monitoring_settings("prod", {"grafana_backup": {"enabled": True, "remote_url": "git@git.example.test:ops/b.git",
+                                                               "known_hosts": ["git.example.test ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"]}})
+    public = job_config(settings.grafana_backup, "/t", "https://mon1.internal:3000", "grafana.example.test")
+    assert (public["ca_file"], public["tls_server_name"]) == ("", "grafana.example.test")  # "": the system's trust store
+    assert public["grafana_url"] == "https://mon1.internal:3000"  # still the topology's address: the token goes nowhere else
+    ca = job_config(settings.grafana_backup, "/t", "https://mon1.internal:3000")
+    assert (ca["ca_file"], ca["tls_server_name"]) == (CA_FILE, "")
+
+
+def _backup_role_config(monkeypatch, public: bool) -> dict:
+    """The config.json the grafana_backup role writes for mon1 in prod, its operations recorded."""
+    import json
+
+    import roles.grafana_backup as role
+    from tests.unit.test_grafana import _Recorder, context
+
+    calls: list = []
+    for name in ("apt", "server", "files"):
+        monkeypatch.setattr(role, name, _Recorder(calls, name))
+    monkeypatch.setattr(role, "validated_file", lambda **kwargs: calls.append(("validated_file", kwargs)))
+    monkeypatch.setattr(role, "host", type("H", (), {"get_fact": lambda self, fact, **kw: True})())
+    backup = {"grafana_backup": {"enabled": True, "remote_url": "git@git.example.test:ops/b.git",
+                                 "known_hosts": ["git.example.test ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"]}}
+    ctx = context("prod", _public(backup) if public else backup)
+    ctx = type(ctx)(ctx.name, ctx.groups, ctx.settings, ctx.topology, {"SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY": "k"})
+    role.grafana_backup._inner(ctx.settings.grafana_backup, ctx)
+    written = next(kw for name, kw in calls if name == "validated_file" and kw["dest"] == role.CONFIG)
+    return json.loads(written["content"])
+
+
+def test_the_backup_role_makes_the_trust_choice_follow_the_setting(monkeypatch):
+    from roles.grafana_backup import CA_FILE
+
+    public, ca = _backup_role_config(monkeypatch, True), _backup_role_config(monkeypatch, False)
+    assert (public["ca_file"], public["tls_server_name"]) == ("", "grafana.example.test")
+    assert (ca["ca_file"], ca["tls_server_name"]) == (CA_FILE, "")
+    assert public["grafana_url"] == ca["grafana_url"] == "https://mon1.internal:3000"
