@@ -425,3 +425,23 @@ def test_the_backup_role_makes_the_trust_choice_follow_the_setting(monkeypatch):
     assert (public["ca_file"], public["tls_server_name"]) == ("", "grafana.example.test")
     assert (ca["ca_file"], ca["tls_server_name"]) == (CA_FILE, "")
     assert public["grafana_url"] == ca["grafana_url"] == "https://mon1.internal:3000"
+
+
+def _prometheus_grafana_job(public: bool) -> dict:
+    from roles.prometheus import config, scrape_jobs
+    from tests.unit.test_grafana import context
+
+    ctx = context("prod", _public() if public else None)
+    data = config(ctx.settings, scrape_jobs(ctx.topology, ctx.settings))
+    return {job["job_name"]: job for job in data["scrape_configs"]}
+
+
+def test_prometheus_scrapes_grafana_by_the_public_name_with_the_system_roots():
+    jobs = _prometheus_grafana_job(True)
+    tls = jobs["grafana"]["tls_config"]
+    assert tls["server_name"] == "grafana.example.test" and "ca_file" not in tls
+    assert jobs["grafana"]["static_configs"][0]["targets"] == ["mon1.internal:3000"]  # still the topology's address
+    # Every other job keeps the environment CA, with no server name.
+    assert "server_name" not in jobs["prometheus"]["tls_config"] and jobs["prometheus"]["tls_config"]["ca_file"]
+    without = _prometheus_grafana_job(False)["grafana"]["tls_config"]
+    assert "server_name" not in without and without["ca_file"] == "/etc/prometheus/tls/ca.crt"
