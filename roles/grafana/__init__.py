@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Arch
-from pyinfra.operations import files, server
+from pyinfra.operations import apt, files, server
 
 from roles._model import SettingsError, duration_seconds
 from roles._net import host_port, split_host_port
@@ -307,6 +307,11 @@ def grafana(settings: GrafanaSettings, ctx: HostContext):
     service_account(spec)
     service_dirs(spec)
     _dashboards()
+    if settings.public_certificate:
+        # Its clients on this host (the health check, the token helper, the backup job, Prometheus) verify the
+        # public CA with the system's trust store; a minimal Debian may lack it, and the swap would roll back.
+        apt.packages(name="grafana: the system's trust store (for the public certificate's clients)", packages=["ca-certificates"],
+                     update=True, cache_time=24 * 3600)
     configs = tuple(config_files(settings, alerting, secrets, environment, address, peers, http_addr, ha=grafana_ha(ctx),
                                  certificate=identity))
     timeout = int(duration_seconds(settings.health_timeout))

@@ -203,7 +203,7 @@ def _role_calls(monkeypatch, public: bool, env: str = "prod") -> list[tuple[str,
     from tests.unit.test_grafana import _Op, _Recorder, context
 
     calls: list[tuple[str, dict]] = []
-    for name in ("files", "server"):
+    for name in ("apt", "files", "server"):
         monkeypatch.setattr(role, name, _Recorder(calls, name))
     for name in ("guarded_files", "release_tree", "backup_token", "service_account", "service_dirs", "run_service"):
         monkeypatch.setattr(role, name, lambda *args, _name=name, **kwargs: calls.append((_name, kwargs)) or _Op())
@@ -248,6 +248,14 @@ def test_grafanas_own_checks_verify_the_public_name_while_connecting_to_the_bind
 
     spec = service_spec(context("prod", _public()).settings.grafana, "10.9.0.11", "mon1.internal")
     assert (spec.ready_url, spec.ready_curl_args) == (guarded["ready_url"], guarded["curl_args"])
+
+
+def test_the_system_trust_store_is_installed_before_the_swap_only_with_the_public_certificate(monkeypatch):
+    calls = _role_calls(monkeypatch, public=True)
+    names = [name for name, _ in calls]
+    assert _call(calls, "apt.packages")["packages"] == ["ca-certificates"]
+    assert names.index("apt.packages") < names.index("guarded_files")  # the health check after the swap needs it
+    assert "apt.packages" not in [name for name, _ in _role_calls(monkeypatch, public=False)]
 
 
 def test_without_it_grafanas_own_checks_verify_the_environment_ca_at_the_bind_as_before(monkeypatch):
