@@ -30,7 +30,7 @@ from pyinfra.facts.server import Arch
 from pyinfra.operations import apt, files, server
 
 from roles._model import SettingsError, duration_seconds
-from roles._net import host_port, split_host_port
+from roles._net import host_port
 from roles._service import ServiceSpec, run_service, service_account, service_dirs
 from roles._service.artifacts import load_versions, resolve
 from roles._service.quoting import sh_quote
@@ -70,43 +70,39 @@ VICTORIALOGS_PLUGIN = "victoriametrics-logs-datasource"
 TOKEN_SCRIPT_SOURCE = Path(__file__).resolve().parents[2] / "files" / "grafana" / "backup_token.py"
 TOKEN_SCRIPT = "/usr/local/lib/sentinel/grafana-backup-token"
 _DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
-# Checks on the host verify Grafana's https with the environment CA (while Grafana serves its leaf).
-READY_CURL_ARGS = ("--cacert", CA_FILE)
-
-
 @dataclass(frozen=True)
 class LocalAccess:
-    """How a check or a helper on Grafana's own host reaches it: always at grafana.http's bind, and
-    verifying the certificate Grafana serves."""
+    """How a check or a helper on Grafana's own host reaches it: always at grafana.http's bind, verifying
+    the certificate Grafana serves for `host`."""
 
-    url: str  # https://<host>:<port>, the host being the name the certificate is verified for
+    host: str  # the name (or address) the certificate is verified for: the URL's host
+    port: int
     connect_to: str  # the address actually connected to (grafana.http's bind)
     ca_file: str  # the CA the certificate chains to; "" = the host's system trust store (a public CA)
+
+    @property
+    def url(self) -> str:
+        return f"https://{host_port(self.host, self.port)}"
 
     @property
     def curl_args(self) -> tuple[str, ...]:
         """curl's options: the environment CA's file, or the bind for the public name (curl --resolve)."""
         if self.ca_file:
             return ("--cacert", self.ca_file)
-        host, port = split_host_port(self.url.removeprefix("https://"))
         address = f"[{self.connect_to}]" if ":" in self.connect_to else self.connect_to
-        return ("--resolve", f"{host_port(host, port)}:{address}")
+        return ("--resolve", f"{host_port(self.host, self.port)}:{address}")
 
 
 def local_access(settings: GrafanaSettings, address: str, http_addr: str = "127.0.0.1") -> LocalAccess:
     """Grafana from its own host (https: it serves nothing else); `http_addr` is the address grafana.http binds.
 
-    The environment CA's leaf names that address, so it is the URL's host. The operator's public certificate
-    names root_url's host only: the URL then carries that name (the one verified, with the system's trust
-    store) while the connection still goes to the bind, never through DNS or a load balancer."""
+    The environment CA's leaf names that address, so it is the URL's host, verified with the CA. The
+    operator's public certificate names root_url's host only: the URL then carries that name (verified with
+    the system's trust store) while the connection still goes to the bind, never through DNS or a load balancer."""
     name = public_name(settings, address)
     if name is None:
-        return LocalAccess(f"https://{host_port(http_addr, settings.http_port)}", http_addr, CA_FILE)
-    return LocalAccess(f"https://{host_port(name, settings.http_port)}", http_addr, "")
-
-
-def ready_url(settings: GrafanaSettings, http_addr: str = "127.0.0.1", address: str = "127.0.0.1") -> str:
-    return f"{local_access(settings, address, http_addr).url}/api/health"
+        return LocalAccess(http_addr, settings.http_port, http_addr, CA_FILE)
+    return LocalAccess(name, settings.http_port, http_addr, "")
 
 
 def server_path() -> str:
@@ -297,9 +293,10 @@ def grafana(settings: GrafanaSettings, ctx: HostContext):
     alerting, environment, address, http_addr = ctx.settings.alerting, ctx.environment, ctx.address, ctx.settings.ip
     from roles._tls import leaf
 
-    # One leaf: the certificate Grafana serves https with (the names of its grafana.http listener) and
-    # its datasources' client certificate (Prometheus, Alertmanager). Where nothing listens (the lab,
-    # no binary) it carries the identity only; grafana.ini still points at it.
+    # One leaf: the certificate Grafana serves https with (the names of its grafana.http listener) unless
+    # the operator's public pair is set, and always its datasources' client certificate (Prometheus,
+    # Alertmanager, the stores). Where nothing listens (the lab, no binary) it carries the identity only;
+    # grafana.ini still points at it.
     identity = leaf(ctx, "grafana", "grafana.http" if ctx.has("grafana.http") else None)
     peers = grafana_peers(ctx, (identity.ca_pem, identity.cert_pem, identity.key_pem))
     spec = service_spec(settings, http_addr, address)

@@ -250,6 +250,14 @@ def test_grafanas_own_checks_verify_the_public_name_while_connecting_to_the_bind
     assert (spec.ready_url, spec.ready_curl_args) == (guarded["ready_url"], guarded["curl_args"])
 
 
+def test_curl_reaches_an_ipv6_bind_for_the_public_name():
+    from roles.grafana import LocalAccess
+
+    access = LocalAccess("grafana.example.test", 3000, "fd00::11", "")
+    assert access.curl_args == ("--resolve", "grafana.example.test:3000:[fd00::11]")
+    assert LocalAccess("fd00::11", 3000, "fd00::11", "/ca.crt").url == "https://[fd00::11]:3000"
+
+
 def test_the_system_trust_store_is_installed_before_the_swap_only_with_the_public_certificate(monkeypatch):
     calls = _role_calls(monkeypatch, public=True)
     names = [name for name, _ in calls]
