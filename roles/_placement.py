@@ -280,6 +280,11 @@ def _grafana_secrets(s: "Settings"):
     if grafana.database.is_postgres:
         found.append(SecretUse("grafana.database.password_secret", grafana.database.password_secret, "db_password", True,
                                "Grafana's PostgreSQL password"))
+    if grafana.public_certificate:  # the settings hold both names or neither
+        found.append(SecretUse("grafana.public_certificate_secret", grafana.public_certificate_secret, "pem_certificate_chain", True,
+                               "Grafana's public certificate chain"))
+        found.append(SecretUse("grafana.public_key_secret", grafana.public_key_secret, "pem_private_key", True,
+                               "the key of Grafana's public certificate"))
     return tuple(found)
 
 

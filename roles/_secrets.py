@@ -28,11 +28,11 @@ if TYPE_CHECKING:
 
 Kind = Literal[
     "s3_key", "s3_access_key", "slack_webhook", "pagerduty_key", "smtp_password", "sentry_dsn", "sentry_token", "grafana_admin_password",
-    "db_password", "grafana_token", "ssh_private_key", "heartbeat_url",
+    "db_password", "grafana_token", "ssh_private_key", "heartbeat_url", "pem_certificate_chain", "pem_private_key",
 ]
-# The only kind whose value spans lines: an OpenSSH private key file. Its lines are
-# checked by _ssh_private_key; every other kind stays refused on a newline.
-MULTI_LINE_KINDS: frozenset[Kind] = frozenset({"ssh_private_key"})
+# The kinds whose value spans lines: an OpenSSH private key file, and PEM files (a certificate chain,
+# a private key). Their lines are checked by their kind's check; every other kind stays refused on a newline.
+MULTI_LINE_KINDS: frozenset[Kind] = frozenset({"ssh_private_key", "pem_certificate_chain", "pem_private_key"})
 
 
 @dataclass(frozen=True)
@@ -243,6 +243,45 @@ def _ssh_private_key(value: str, environment: str) -> SecretProblem | None:
     return None
 
 
+def _pem_certificate_chain(value: str, environment: str) -> SecretProblem | None:
+    """PEM certificates, the server's own first: each block parses as X.509 and no private key rides along.
+    What the certificates say (names, dates, the key that matches) is checked where they are used."""
+    from cryptography import x509
+
+    fix = "paste the certificate file and its intermediates, PEM (-----BEGIN CERTIFICATE-----), the server's own first"
+    if "PRIVATE KEY-----" in value:
+        # A full-chain file with the key appended would put the key in a 0644 file.
+        return SecretProblem("holds a private key beside the certificates", "keep the key in its own secret and give only the certificates here")
+    if "-----BEGIN CERTIFICATE-----" not in value:
+        return SecretProblem("is not a PEM certificate chain (no -----BEGIN CERTIFICATE----- line)", fix)
+    try:
+        x509.load_pem_x509_certificates(value.encode())
+    except ValueError:
+        return SecretProblem("is not a PEM certificate chain (a certificate in it does not parse as X.509)", fix)
+    return None
+
+
+def _pem_private_key(value: str, environment: str) -> SecretProblem | None:
+    """One unencrypted PEM private key of a type TLS servers use (RSA, EC, Ed25519)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if "-----BEGIN CERTIFICATE-----" in value:
+        return SecretProblem("holds a certificate beside the key", "keep the certificates in their own secret and give only the key here")
+    try:
+        key = serialization.load_pem_private_key(value.encode(), None)
+    except TypeError:  # cryptography's "password was not given but private key is encrypted"
+        return SecretProblem("is protected by a passphrase, which a service cannot type at start",
+                             "store a copy without it (`openssl pkey -in <key> -out <copy>`, then give the copy)")
+    except (ValueError, UnsupportedAlgorithm):
+        return SecretProblem("is not a PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC PRIVATE KEY)",
+                             "paste the whole key file the certificate was issued for, BEGIN and END lines included")
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
+        return SecretProblem("is a key of a type TLS servers do not use (only RSA, EC and Ed25519)", "give the key of an RSA or EC certificate")
+    return None
+
+
 CHECKS: dict[Kind, Callable[[str, str], SecretProblem | None]] = {
     "s3_key": _printable,
     "s3_access_key": _s3_access_key,
@@ -256,6 +295,8 @@ CHECKS: dict[Kind, Callable[[str, str], SecretProblem | None]] = {
     "grafana_token": _grafana_token,
     "ssh_private_key": _ssh_private_key,
     "heartbeat_url": _heartbeat_url,
+    "pem_certificate_chain": _pem_certificate_chain,
+    "pem_private_key": _pem_private_key,
 }
 
 

@@ -30,7 +30,7 @@ from roles._secrets import Secrets, resolve_secrets
 from roles._settings import ROLE_GROUPS, Settings
 from roles._topology import Topology
 from roles.alerting.preflight import check_catalog
-from roles.grafana.preflight import check_grafana
+from roles.grafana.preflight import check_grafana, check_one_public_name, check_public_certificate
 from roles.retention.contract import check_policy_labels
 
 # Inventory file -> what preflight validated for it, so the deploy reuses it.
@@ -77,6 +77,10 @@ def check_environment(environment: Environment, unchecked: Mapping[str, Collecti
             _collect(problems, check_catalog, alerting.runbook_base_url, alerting.grafana_url or "http://grafana:3000")
             catalog_checked = True
         _collect(problems, check_grafana, host.name, host.settings, len(monitoring))
+        if secrets is not None:  # the certificate against root_url: its secrets resolved (else reported above)
+            _collect(problems, check_public_certificate, host.name, host.settings, secrets)
+    if not any("grafana" in unchecked.get(host.name, ()) for host in monitoring):
+        _collect(problems, check_one_public_name, [host for host in monitoring if host.settings.grafana.install_binary])
     SettingsErrors.raise_if_any(_unique(problems))
     assert isinstance(secrets, Secrets)
     return secrets

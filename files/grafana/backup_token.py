@@ -10,6 +10,11 @@ expiry (<token file>.expires, a Unix time) is missing or inside the renewal wind
         --token-file /etc/grafana-backup/token --owner root:grafana-backup --mode 0640 \
         --lifetime-days 90 [--renew]
 
+With Grafana's public certificate (a public CA's, for its public name only) the role passes
+`--url https://<public name>:3000 --connect-to 10.0.0.11` and no --ca-file: the certificate is
+verified for the public name with the system's trust store, the connection still goes to the
+address Grafana binds (as curl --resolve does), never through DNS or a load balancer.
+
 Uses only the standard library and Grafana's service account API, with Basic auth as
 the admin user: GET /api/serviceaccounts/search, POST /api/serviceaccounts,
 PATCH /api/serviceaccounts/<id> (the role), POST and GET /api/serviceaccounts/<id>/tokens,
@@ -33,9 +38,11 @@ from __future__ import annotations
 import argparse
 import base64
 import grp
+import http.client
 import json
 import os
 import pwd
+import socket
 import ssl
 import sys
 import tempfile
@@ -46,11 +53,29 @@ import urllib.request
 
 ACCOUNT = "sentinel-backup"
 ROLE = "Editor"
-_CONTEXT: ssl.SSLContext | None = None  # verifies Grafana's https with --ca-file
+_CONTEXT: ssl.SSLContext | None = None  # verifies Grafana's https with --ca-file (None: the system's trust store)
+_OPENER: urllib.request.OpenerDirector | None = None  # with --connect-to: connects there, verifies the URL's host
 
 
 class GrafanaError(RuntimeError):
     pass
+
+
+def connect_to_opener(address: str, context: ssl.SSLContext | None) -> urllib.request.OpenerDirector:
+    """An opener whose https connections go to `address` (at the URL's port) while TLS checks the certificate
+    for the URL's host and sends it as SNI: the URL names the certificate, `address` says where it is."""
+
+    class Connection(http.client.HTTPSConnection):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            # http.client's one hook for where the socket goes; the TLS layer above it still uses self.host.
+            self._create_connection = lambda where, *rest, **kw: socket.create_connection((address, where[1]), *rest, **kw)
+
+    class Handler(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(Connection, req, context=context or ssl.create_default_context())
+
+    return urllib.request.build_opener(Handler())
 
 
 def call(base: str, auth: str, method: str, path: str, body: dict | None = None):
@@ -61,7 +86,8 @@ def call(base: str, auth: str, method: str, path: str, body: dict | None = None)
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=30, context=_CONTEXT) as response:
+        opened = _OPENER.open(request, timeout=30) if _OPENER else urllib.request.urlopen(request, timeout=30, context=_CONTEXT)
+        with opened as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as err:
         # The response body of these endpoints never holds the token on error.
@@ -135,13 +161,16 @@ def main(argv=None) -> int:
     parser.add_argument("--token-file", required=True)
     parser.add_argument("--owner", default="root:grafana-backup")
     parser.add_argument("--mode", default="0640")
-    parser.add_argument("--ca-file", help="the CA Grafana's https certificate chains to")
+    parser.add_argument("--ca-file", help="the CA Grafana's https certificate chains to (default: the system's trust store)")
+    parser.add_argument("--connect-to", help="the address to connect to; the certificate is verified for --url's host")
     parser.add_argument("--lifetime-days", type=int, default=90, help="the token's secondsToLive, in days")
     parser.add_argument("--renew", action="store_true", help="replace an existing token (the role decides when)")
     args = parser.parse_args(argv)
-    global _CONTEXT
+    global _CONTEXT, _OPENER
     if args.ca_file:
         _CONTEXT = ssl.create_default_context(cafile=args.ca_file)
+    if args.connect_to:
+        _OPENER = connect_to_opener(args.connect_to, _CONTEXT)
     if not args.renew and os.path.exists(args.token_file) and os.path.getsize(args.token_file) > 0:
         print(f"{args.token_file} exists; nothing to do")
         return 0

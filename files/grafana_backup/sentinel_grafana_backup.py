@@ -84,8 +84,12 @@ class Config:
     git_author_name: str = "Sentinel Grafana backup"
     git_author_email: str = "grafana-backup@localhost"
     timeout_seconds: float = 30.0
-    # The environment CA that Grafana's https certificate chains to ("" = the system store).
+    # The environment CA that Grafana's https certificate chains to ("" = the system store: Grafana's
+    # public certificate, from a public CA).
     ca_file: str = ""
+    # The name Grafana's certificate is verified for when it is not grafana_url's host (the public
+    # certificate's name, while the job connects to the address Grafana binds); "" = grafana_url's host.
+    tls_server_name: str = ""
     # The token's expiry (a Unix time, written beside the token by whoever made it: the Grafana
     # role's helper, or the backup role from grafana_backup.token_expires); "" = not known.
     token_expiry_file: str = ""
@@ -193,7 +197,23 @@ def connect(config: Config):
     api = GrafanaApi.from_url(config.grafana_url, credential=token, timeout=config.timeout_seconds)
     if config.ca_file:
         api.client.verify = config.ca_file  # Grafana's certificate chains to the environment CA
+    if config.tls_server_name:
+        api.client.s.mount("https://", server_name_adapter(config.tls_server_name))
     return api
+
+
+def server_name_adapter(name: str):
+    """A niquests adapter whose TLS sends `name` as SNI and verifies the certificate for it, whatever host the
+    URL connects to (urllib3's server_hostname and assert_hostname: curl --resolve, seen from the URL's side)."""
+    from niquests.adapters import HTTPAdapter
+
+    class ServerName(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            kwargs["server_hostname"] = name
+            kwargs["assert_hostname"] = name
+            super().init_poolmanager(*args, **kwargs)
+
+    return ServerName()
 
 
 def _folders(api) -> list[dict]:

@@ -8,6 +8,11 @@ files back (or removes files that did not exist), restarts again and fails the
 deploy, so a bad config never stays live. Before the unit exists (first
 install) the files are only put in place; the first start's readiness check
 then fails the deploy on a bad config.
+
+A file that can be checked without the service (a certificate and its key, with
+openssl) carries its own `validate`: every staged file's check runs before any
+file is swapped in, and one refusal removes the staged files and leaves the live
+ones, and the running service, untouched.
 """
 
 from __future__ import annotations
@@ -31,6 +36,32 @@ class GuardedFile:
     user: str = "root"
     group: str = "root"
     mode: str = "0640"
+    # A shell check of the staged copy, `{path}` its quoted path, written in code (never from settings);
+    # run on the host before any file of the batch is swapped in.
+    validate: str | None = None
+
+
+def check_script(staged: list[GuardedFile]) -> list[str]:
+    """Shell lines: run each staged file's `validate`; on the first refusal remove every staged file of the
+    batch and fail, so nothing is swapped in and nothing restarts."""
+    q = sh_quote
+    for guarded in staged:
+        refuse_control(guarded.dest, "guarded file")
+    drop = " ".join(q(g.dest + ".staged") for g in staged)
+    lines = []
+    for guarded in staged:
+        if not guarded.validate:
+            continue
+        check = guarded.validate.replace("{path}", q(guarded.dest + ".staged"))
+        lines += [
+            f"if ! out=$({{ {check}; }} 2>&1); then",  # the whole check's output, for the message
+            f"  rm -f {drop}",
+            f"  printf 'refused %s: its check failed; nothing was swapped in, the live files and the service are unchanged\\n%s\\n' "
+            f"{q(guarded.dest)} \"$out\" >&2",
+            "  exit 1",
+            "fi",
+        ]
+    return lines
 
 
 def swap_script(
@@ -84,7 +115,8 @@ def guarded_files(files: tuple[GuardedFile, ...], unit: str, ready_url: str, tim
     """
     Replace a service's config files together and keep them only if the service comes up on them.
 
-    + files: the desired files (content rendered on the controller; never printed)
+    + files: the desired files (content rendered on the controller; never printed); a file's
+      `validate` checks its staged copy before any file is swapped in
     + unit: the systemd unit, e.g. ``grafana.service``
     + ready_url: polled with curl after the restart
     + timeout_seconds: how long the service gets to answer
@@ -111,4 +143,5 @@ def guarded_files(files: tuple[GuardedFile, ...], unit: str, ready_url: str, tim
         yield FileUploadCommand(StringIO(guarded.content), staged, remote_temp_filename=host.get_temp_filename(staged))
         yield StringCommand("chown", QuoteString(f"{guarded.user}:{guarded.group}"), QuoteString(staged))
         yield StringCommand("chmod", QuoteString(guarded.mode), QuoteString(staged))
-    yield _script(swap_script([g.dest for g in changed], unit, ready_url, timeout_seconds, curl_args=tuple(curl_args)))
+    yield _script(check_script(changed) + swap_script([g.dest for g in changed], unit, ready_url, timeout_seconds,
+                                                      curl_args=tuple(curl_args)))

@@ -19,6 +19,7 @@ unit, no plugin, no service account.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,11 +27,13 @@ from typing import TYPE_CHECKING
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Arch
-from pyinfra.operations import files, server
+from pyinfra.operations import apt, files, server
 
 from roles._model import SettingsError, duration_seconds
+from roles._net import host_port
 from roles._service import ServiceSpec, run_service, service_account, service_dirs
 from roles._service.artifacts import load_versions, resolve
+from roles._service.quoting import sh_quote
 from roles._service.rollback import GuardedFile, guarded_files
 from roles._service.tree import release_tree
 from roles.alerting.catalog import load_catalog, with_for_at_most
@@ -41,6 +44,8 @@ from roles.grafana.config import (
     CERT_FILE,
     CONFIG,
     KEY_FILE,
+    PUBLIC_CERT_FILE,
+    PUBLIC_KEY_FILE,
     DASHBOARDS_DIR,
     DATA_DIR,
     DB_PASSWORD_FILE,
@@ -49,6 +54,7 @@ from roles.grafana.config import (
     PROVISIONING_DIR,
     SECRETS_DIR,
     ini_sections,
+    public_name,
     render_ini,
     root_url,
 )
@@ -64,17 +70,39 @@ VICTORIALOGS_PLUGIN = "victoriametrics-logs-datasource"
 TOKEN_SCRIPT_SOURCE = Path(__file__).resolve().parents[2] / "files" / "grafana" / "backup_token.py"
 TOKEN_SCRIPT = "/usr/local/lib/sentinel/grafana-backup-token"
 _DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
-# Checks on the host verify Grafana's https with the environment CA.
-READY_CURL_ARGS = ("--cacert", CA_FILE)
+@dataclass(frozen=True)
+class LocalAccess:
+    """How a check or a helper on Grafana's own host reaches it: always at grafana.http's bind, verifying
+    the certificate Grafana serves for `host`."""
+
+    host: str  # the name (or address) the certificate is verified for: the URL's host
+    port: int
+    connect_to: str  # the address actually connected to (grafana.http's bind)
+    ca_file: str  # the CA the certificate chains to; "" = the host's system trust store (a public CA)
+
+    @property
+    def url(self) -> str:
+        return f"https://{host_port(self.host, self.port)}"
+
+    @property
+    def curl_args(self) -> tuple[str, ...]:
+        """curl's options: the environment CA's file, or the bind for the public name (curl --resolve)."""
+        if self.ca_file:
+            return ("--cacert", self.ca_file)
+        address = f"[{self.connect_to}]" if ":" in self.connect_to else self.connect_to
+        return ("--resolve", f"{host_port(self.host, self.port)}:{address}")
 
 
-def local_url(settings: GrafanaSettings, http_addr: str = "127.0.0.1") -> str:
-    """Grafana's URL from its own host (https: it serves nothing else); `http_addr` is the address grafana.http binds."""
-    return f"https://{http_addr}:{settings.http_port}"
+def local_access(settings: GrafanaSettings, address: str, http_addr: str = "127.0.0.1") -> LocalAccess:
+    """Grafana from its own host (https: it serves nothing else); `http_addr` is the address grafana.http binds.
 
-
-def ready_url(settings: GrafanaSettings, http_addr: str = "127.0.0.1") -> str:
-    return f"{local_url(settings, http_addr)}/api/health"
+    The environment CA's leaf names that address, so it is the URL's host, verified with the CA. The
+    operator's public certificate names root_url's host only: the URL then carries that name (verified with
+    the system's trust store) while the connection still goes to the bind, never through DNS or a load balancer."""
+    name = public_name(settings, address)
+    if name is None:
+        return LocalAccess(http_addr, settings.http_port, http_addr, CA_FILE)
+    return LocalAccess(name, settings.http_port, http_addr, "")
 
 
 def server_path() -> str:
@@ -83,8 +111,9 @@ def server_path() -> str:
     return (entry.get("archive_names") or {}).get("grafana", "grafana")
 
 
-def service_spec(settings: GrafanaSettings, http_addr: str = "127.0.0.1") -> ServiceSpec:
+def service_spec(settings: GrafanaSettings, http_addr: str = "127.0.0.1", address: str = "127.0.0.1") -> ServiceSpec:
     """The Grafana service: runs from its home directory, /opt/grafana/current (the whole release tree)."""
+    access = local_access(settings, address, http_addr)
     return ServiceSpec(
         name="grafana",
         description="Grafana",
@@ -101,8 +130,8 @@ def service_spec(settings: GrafanaSettings, http_addr: str = "127.0.0.1") -> Ser
         data_dirs=(DATA_DIR, LOGS_DIR, PLUGINS_DIR),
         working_directory="/opt/grafana/current",
         reload="restart",
-        ready_url=ready_url(settings, http_addr),
-        ready_curl_args=READY_CURL_ARGS,
+        ready_url=f"{access.url}/api/health",
+        ready_curl_args=access.curl_args,
     )
 
 
@@ -136,12 +165,46 @@ def tls_files(certificate) -> list[GuardedFile]:
     ]
 
 
+def _same_key_as(other: str) -> str:
+    """A check that the staged file ({path}) holds the key pair's other half of `other`, as it will be live
+    after the swap: its staged copy when one was uploaded in the same batch, else the live file."""
+    q = sh_quote
+    side = "openssl pkey -pubout -in" if other.endswith(".key") else "openssl x509 -pubkey -noout -in"
+    mine = "openssl x509 -pubkey -noout -in {path}" if other.endswith(".key") else "openssl pkey -pubout -in {path}"
+    return (f'{{ o={q(other + ".staged")}; [ -e "$o" ] || o={q(other)}; '
+            f'test "$({mine})" = "$({side} "$o")"; }}')
+
+
+def public_tls_files(chain_pem: str, key_pem: str, cert_file: str = PUBLIC_CERT_FILE, key_file: str = PUBLIC_KEY_FILE) -> list[GuardedFile]:
+    """The operator's public chain (0644) and its key (0640 root:grafana), each checked with openssl on the
+    host before any file is swapped in: the chain's first certificate parses and its key is the key's (what
+    preflight checked, again where Grafana reads them). `cert_file`, `key_file`: other paths for tests."""
+    return [
+        GuardedFile(cert_file, chain_pem.rstrip("\n") + "\n", user="root", group="grafana", mode="0644",
+                    validate="openssl x509 -noout -in {path} && " + _same_key_as(key_file)),
+        GuardedFile(key_file, key_pem.rstrip("\n") + "\n", user="root", group="grafana", mode="0640",
+                    validate=_same_key_as(cert_file)),
+    ]
+
+
+def public_pair(settings: GrafanaSettings, secrets: Mapping[str, str]) -> tuple[str, str] | None:
+    """(chain, key) PEMs of the operator's public certificate from the resolved secrets; None when not set."""
+    if not settings.public_certificate:
+        return None
+    names = (settings.public_certificate_secret, settings.public_key_secret)
+    for name, key in zip(names, ("grafana.public_certificate_secret", "grafana.public_key_secret")):
+        if name not in secrets:
+            raise SettingsError(key, f"the secret {name} was not resolved", "run the deploy through an inventory file that ends with check_inventory(globals())")
+    return secrets[names[0]], secrets[names[1]]
+
+
 def config_files(
     settings: GrafanaSettings, alerting: AlertingSettings, secrets: Mapping[str, str], environment: str, address: str, peers: Peers,
     http_addr: str = "127.0.0.1", ha: dict[str, str] | None = None, certificate=None,
 ) -> list[GuardedFile]:
-    """grafana.ini, its secrets, its TLS files (`certificate`: the host's grafana leaf) and the provisioning
-    files, as the host gets them (0640 root:grafana; the CA and certificate 0644)."""
+    """grafana.ini, its secrets, its TLS files (`certificate`: the host's grafana leaf; the operator's public
+    pair from `secrets` when the settings name it) and the provisioning files, as the host gets them
+    (0640 root:grafana; the CA and certificates 0644)."""
 
     def guarded(dest: str, content: str) -> GuardedFile:
         return GuardedFile(dest, content, user="root", group="grafana", mode="0640")
@@ -154,7 +217,10 @@ def config_files(
     )
     result = [guarded(dest, value) for dest, value in sorted(secret_files(settings, alerting, secrets).items())]
     if certificate is not None:
-        result += tls_files(certificate)
+        result += tls_files(certificate)  # the leaf: served unless the operator's pair is, the datasources' identity always
+    public = public_pair(settings, secrets)
+    if public is not None:
+        result += public_tls_files(*public)
     result.append(guarded(f"{PROVISIONING_DIR}/datasources/sentinel.yml", render_datasources(peers)))
     result.append(guarded(f"{PROVISIONING_DIR}/dashboards/sentinel.yml", render_dashboard_providers(dashboard_sources())))
     result += [guarded(f"{PROVISIONING_DIR}/alerting/{name}", content) for name, content in alerting_files.items()]
@@ -178,12 +244,13 @@ def _dashboards() -> None:
         )
 
 
-def _backup_token(settings: GrafanaSettings, grafana_url: str) -> None:
+def _backup_token(settings: GrafanaSettings, access: LocalAccess) -> None:
     """The backup job's token, once. Its group (grafana-backup, the backup job's) is created if missing,
     so the token can be written before the backup role has run; the backup role's own group step is then a no-op.
 
-    `grafana_url`: this host's Grafana where the topology binds it (https, verified with the environment CA);
-    the helper sends the admin password there. The token is renewed by a converge inside its renewal window.
+    `access`: this host's Grafana where the topology binds it (https, verified with the environment CA, or
+    for the public certificate's name with the system's trust store); the helper sends the admin password
+    there. The token is renewed by a converge inside its renewal window.
     """
     user, group = settings.backup_token_owner.split(":")
     server.group(name=f"grafana: group {group} of the backup token", group=group, system=True)
@@ -195,13 +262,14 @@ def _backup_token(settings: GrafanaSettings, grafana_url: str) -> None:
     backup_token(
         name="grafana: backup service account token (Editor; created, or renewed near its expiry; never printed)",
         script=TOKEN_SCRIPT,
-        url=grafana_url,
+        url=access.url,
+        connect_to="" if access.ca_file else access.connect_to,
         admin_user=settings.admin_user,
         admin_password_file=ADMIN_PASSWORD_FILE,
         token_file=settings.backup_token_path,
         owner=settings.backup_token_owner,
         mode=settings.backup_token_mode,
-        ca_file=CA_FILE,
+        ca_file=access.ca_file,
         lifetime_days=settings.backup_token_lifetime_days,
         renew_within_days=settings.backup_token_renew_within_days,
     )
@@ -225,24 +293,32 @@ def grafana(settings: GrafanaSettings, ctx: HostContext):
     alerting, environment, address, http_addr = ctx.settings.alerting, ctx.environment, ctx.address, ctx.settings.ip
     from roles._tls import leaf
 
-    # One leaf: the certificate Grafana serves https with (the names of its grafana.http listener) and
-    # its datasources' client certificate (Prometheus, Alertmanager). Where nothing listens (the lab,
-    # no binary) it carries the identity only; grafana.ini still points at it.
+    # One leaf: the certificate Grafana serves https with (the names of its grafana.http listener) unless
+    # the operator's public pair is set, and always its datasources' client certificate (Prometheus,
+    # Alertmanager, the stores). Where nothing listens (the lab, no binary) it carries the identity only;
+    # grafana.ini still points at it.
     identity = leaf(ctx, "grafana", "grafana.http" if ctx.has("grafana.http") else None)
     peers = grafana_peers(ctx, (identity.ca_pem, identity.cert_pem, identity.key_pem))
-    spec = service_spec(settings, http_addr)
+    spec = service_spec(settings, http_addr, address)
+    access = local_access(settings, address, http_addr)
     service_account(spec)
     service_dirs(spec)
     _dashboards()
+    if settings.public_certificate:
+        # Its clients on this host (the health check, the token helper, the backup job, Prometheus) verify the
+        # public CA with the system's trust store; a minimal Debian may lack it, and the swap would roll back.
+        apt.packages(name="grafana: the system's trust store (for the public certificate's clients)", packages=["ca-certificates"],
+                     update=True, cache_time=24 * 3600)
     configs = tuple(config_files(settings, alerting, secrets, environment, address, peers, http_addr, ha=grafana_ha(ctx),
                                  certificate=identity))
     timeout = int(duration_seconds(settings.health_timeout))
-    guarded = dict(files=configs, unit="grafana.service", ready_url=ready_url(settings, http_addr), timeout_seconds=timeout,
-                   curl_args=READY_CURL_ARGS)
+    guarded = dict(files=configs, unit="grafana.service", ready_url=f"{access.url}/api/health", timeout_seconds=timeout,
+                   curl_args=access.curl_args)
 
     if not settings.install_binary:
         # The lab: no unit exists, so guarded_files only puts the files in place. No token either.
         guarded_files(name="grafana: config and provisioning files", **guarded)
+        _no_stale_public_pair(settings)
         return
 
     arch = _DEBIAN_ARCH.get(host.get_fact(Arch), "amd64")
@@ -258,5 +334,15 @@ def grafana(settings: GrafanaSettings, ctx: HostContext):
             release_tree(name=f"grafana: plugin {VICTORIALOGS_PLUGIN} {plugin.version}", artifact=plugin, install_dir=f"{PLUGINS_DIR}/{VICTORIALOGS_PLUGIN}")
         )
     guarded_files(name="grafana: config and provisioning files (rolled back if Grafana does not come up)", **guarded)
+    _no_stale_public_pair(settings)
     run_service(spec, hardening, code_changes=code_changes, config_changes=[])
-    _backup_token(settings, f"https://{ctx.bind('grafana.http')}")
+    _backup_token(settings, access)
+
+
+def _no_stale_public_pair(settings: GrafanaSettings) -> None:
+    """Without the public certificate, its files go once grafana.ini no longer names them (after the guarded
+    swap: a rollback still finds them), so no unused private key stays on the host."""
+    if settings.public_certificate:
+        return
+    for path in (PUBLIC_KEY_FILE, PUBLIC_CERT_FILE):
+        files.file(name=f"grafana: no {path} (no public certificate is set)", path=path, present=False)

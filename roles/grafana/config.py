@@ -8,6 +8,8 @@ reference test checks key by key against files/grafana/config-reference-<v>.yml;
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from roles._service.quoting import refuse_control
 from roles.grafana.settings import GrafanaSettings
 
@@ -27,6 +29,10 @@ TLS_DIR = "/etc/grafana/tls"
 CA_FILE = f"{TLS_DIR}/ca.crt"
 CERT_FILE = f"{TLS_DIR}/grafana.crt"
 KEY_FILE = f"{TLS_DIR}/grafana.key"
+# With grafana.public_certificate_secret: the operator's public chain and its key, served instead of the
+# leaf above (which stays the datasources' client certificate).
+PUBLIC_CERT_FILE = f"{TLS_DIR}/public.crt"
+PUBLIC_KEY_FILE = f"{TLS_DIR}/public.key"
 # HSTS: browsers that once reached Grafana over https refuse plain http for a year (the usual
 # max-age). No `preload`: the preload list is for public registrable domains and is
 # irreversible for months; Grafana's names are the environment's internal ones. No
@@ -47,6 +53,23 @@ def file_ref(path: str) -> str:
 def root_url(settings: GrafanaSettings, address: str) -> str:
     """Where users reach Grafana: https always (the setting is refused otherwise)."""
     return settings.root_url or f"https://{address}:{settings.http_port}/"
+
+
+def root_host(settings: GrafanaSettings, address: str) -> str:
+    """The host name (or IP) of `root_url`: what the operator's public certificate must cover."""
+    return urlsplit(root_url(settings, address)).hostname or address
+
+
+def public_name(settings: GrafanaSettings, address: str) -> str | None:
+    """The name Grafana's clients verify its certificate for when it serves the operator's public one
+    (`root_host`, which preflight checked the certificate covers), whatever address they connect to;
+    None while it serves the environment CA's leaf (clients then verify the address they use)."""
+    return root_host(settings, address) if settings.public_certificate else None
+
+
+def served_files(settings: GrafanaSettings) -> tuple[str, str]:
+    """(certificate, key) files grafana.ini names: the operator's public pair when given, else the leaf."""
+    return (PUBLIC_CERT_FILE, PUBLIC_KEY_FILE) if settings.public_certificate else (CERT_FILE, KEY_FILE)
 
 
 def ha_section(environment: str, bind: str, peers: list[str], peer_timeout: str) -> dict[str, str]:
@@ -78,6 +101,7 @@ def ini_sections(settings: GrafanaSettings, address: str, smtp=None, http_addr: 
     + ha: `ha_section` where several Grafanas run, else None (one Grafana: no gossip)
     """
     url = root_url(settings, address)
+    cert_file, cert_key = served_files(settings)
     database = settings.database
     if database.is_postgres:
         db = {
@@ -93,14 +117,15 @@ def ini_sections(settings: GrafanaSettings, address: str, smtp=None, http_addr: 
     sections: dict[str, dict[str, str]] = {
         "paths": {"data": DATA_DIR, "logs": LOGS_DIR, "plugins": PLUGINS_DIR, "provisioning": PROVISIONING_DIR},
         "server": {
-            # https only, with the host's certificate from the environment CA (roles/_tls.py);
-            # Grafana reads the files at start, so a renewed certificate restarts it (guarded).
+            # https only, with the host's certificate from the environment CA (roles/_tls.py), or the
+            # operator's public one (`served_files`); Grafana reads the files at start, so a renewed
+            # certificate restarts it (guarded).
             "protocol": "https",
             "http_addr": http_addr,  # grafana.http from the topology: the host's IP
             "http_port": str(settings.http_port),
             "root_url": url,
-            "cert_file": CERT_FILE,
-            "cert_key": KEY_FILE,
+            "cert_file": cert_file,
+            "cert_key": cert_key,
             "min_tls_version": "TLS1.2",
         },
         "database": db,

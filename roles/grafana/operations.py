@@ -26,7 +26,7 @@ def token_action(token_exists: bool, expiry_text: str | None, renew_within_secon
 
 @operation()
 def backup_token(script: str, url: str, admin_user: str, admin_password_file: str, token_file: str, owner: str, mode: str,
-                 ca_file: str = "", lifetime_days: int = 90, renew_within_days: int = 30):
+                 ca_file: str = "", lifetime_days: int = 90, renew_within_days: int = 30, connect_to: str = ""):
     """
     Create the backup job's service account token, or renew it near its expiry, on the host; never print it.
 
@@ -37,7 +37,9 @@ def backup_token(script: str, url: str, admin_user: str, admin_password_file: st
     + token_file: where the token is written; its expiry (a Unix time) goes to <token_file>.expires
     + owner: user:group of the token file
     + mode: octal mode of the token file
-    + ca_file: the CA Grafana's https certificate chains to
+    + ca_file: the CA Grafana's https certificate chains to; "" = the host's system trust store (a public CA)
+    + connect_to: the address to connect to when `url` names the certificate's host instead (Grafana's public
+      certificate: its name verified, the connection still to grafana.http's bind); "" = the URL's host
     + lifetime_days: the token's secondsToLive, in days
     + renew_within_days: a new token is made once the current one has fewer days left
 
@@ -63,6 +65,8 @@ def backup_token(script: str, url: str, admin_user: str, admin_password_file: st
     ]
     if ca_file:
         args.append(f"--ca-file={ca_file}")
+    if connect_to:
+        args.append(f"--connect-to={connect_to}")
     if action == "renew":
         args.append("--renew")
     for arg in args:

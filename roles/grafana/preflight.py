@@ -2,20 +2,25 @@
 
 Its secrets are resolved with every other secret (roles/_secrets.py `needs`);
 naming both evaluators is refused by the settings model (roles/alerting/evaluator.py).
-Here: what needs the environment or the repository's files.
+Here: what needs the environment, the repository's files, or resolved secrets read
+together with the settings (the operator's public certificate against root_url).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from roles._model import SettingsError
 from roles.alerting.catalog import load_catalog
 from roles.grafana.alerting import RULE_UID_MAX
+from roles.grafana.config import public_name, root_host
+from roles.grafana.public_certificate import PublicCertificateProblem, check_pair
 from roles.grafana.peers import stores
 from roles.grafana.provisioning import DASHBOARDS_SOURCE, KNOWN_UIDS, Peers, dashboard_sources, unknown_datasource_uids
 
 if TYPE_CHECKING:
+    from roles._environment import EnvHost
     from roles._settings import Settings
 
 
@@ -73,3 +78,44 @@ def check_grafana(name: str, settings: Settings, monitoring_hosts: int) -> None:
                     "shorten the uid (and rename its runbook and fixture), or keep alerting.evaluator prometheus",
                 )
     check_dashboards(name, settings)
+
+
+def check_public_certificate(name: str, settings: Settings, secrets: Mapping[str, str], now=None) -> None:
+    """The operator's public certificate, when grafana names one: the key is the chain's first certificate's,
+    every certificate is valid now, and the first one covers the host users reach Grafana at (root_url's, else
+    the host's address). The secrets' shapes were checked when they were resolved; a secret that did not
+    resolve was reported there, and is not checked again here. No message holds a line of either value."""
+    grafana = settings.grafana
+    if not grafana.public_certificate:
+        return
+    chain, key = secrets.get(grafana.public_certificate_secret), secrets.get(grafana.public_key_secret)
+    if chain is None or key is None:
+        return
+    where = "the host of grafana.root_url" if grafana.root_url else "the host's address: grafana.root_url is unset"
+    try:
+        check_pair(chain, key, root_host(grafana, settings.address), where, now)
+    except PublicCertificateProblem as err:
+        setting = "public_certificate_secret" if err.which == "certificate" else "public_key_secret"
+        secret = getattr(grafana, setting)
+        raise SettingsError(f"host {name}.grafana.{setting}", f"the secret {secret} {err.problem}", err.fix) from None
+
+
+def check_one_public_name(grafanas: Sequence[EnvHost]) -> None:
+    """Every Grafana of the environment is verified by the same name, or each by its own address.
+
+    Prometheus scrapes every monitoring host's Grafana in one job with one `tls_config`: the environment
+    CA and each target's address, or the system's trust store and one server name (the public
+    certificate's). A mix, or two public names, cannot be one job (roles/prometheus `scrape_jobs`).
+    `grafanas`: the hosts whose Grafana runs (grafana.install_binary)."""
+    names = {host.name: public_name(host.settings.grafana, host.settings.address) for host in grafanas}
+    if len(set(names.values())) <= 1:
+        return
+    shown = ", ".join(f"{host} {name or 'the environment CA'}" for host, name in sorted(names.items()))
+    first = sorted(names)[0]
+    raise SettingsError(
+        f"host {first}.grafana.public_certificate_secret",
+        f"the monitoring hosts' Grafanas would be verified by different names ({shown}): Prometheus scrapes them "
+        "all with one TLS setting",
+        "give every monitoring host the same grafana.public_certificate_secret, public_key_secret and root_url "
+        "(group data; e.g. the name of the load balancer in front of them), or none of them",
+    )

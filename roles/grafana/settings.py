@@ -55,7 +55,9 @@ class GrafanaSettings(Model):
         description="False ONLY in the lab, where Grafana (AGPL) may not run: user, directories, grafana.ini and "
         "provisioning files with their modes, but no binary, no unit, no plugin, no token. Refused elsewhere.",
     )
-    http_port: Port = Field(3000, description="Grafana's https port (it serves TLS only, with the environment CA's certificate).")
+    http_port: Port = Field(
+        3000, description="Grafana's https port (it serves TLS only, with the environment CA's certificate or the operator's public one)."
+    )
     root_url: HttpUrl | None = Field(
         None, description="The URL users reach Grafana at: https:// only (Grafana serves https, with secure cookies and HSTS). "
         "Unset = https://<host address>:<http_port>/."
@@ -70,6 +72,36 @@ class GrafanaSettings(Model):
                 "be sent to a scheme it does not answer. Fix: write it as https://..."
             )
         return value
+    public_certificate_secret: SecretName | None = Field(
+        None,
+        description="Secret holding the operator's public certificate chain for Grafana's https (PEM, the server's own "
+        "certificate first, then its intermediates), for browsers that do not trust the environment CA. Set with "
+        "public_key_secret, or neither (Grafana then serves the environment CA's certificate). Its names must cover the "
+        "host of root_url. Rendering-checked only: docs/tls.md \"Grafana\".",
+    )
+    public_key_secret: SecretName | None = Field(
+        None, description="Secret holding the private key of public_certificate_secret's first certificate (PEM, no passphrase)."
+    )
+
+    @model_validator(mode="after")
+    def _public_pair_both_or_neither(self):
+        # One without the other would leave Grafana serving a certificate whose key it does not have.
+        if bool(self.public_certificate_secret) != bool(self.public_key_secret):
+            given, missing = (("public_certificate_secret", "public_key_secret") if self.public_certificate_secret
+                              else ("public_key_secret", "public_certificate_secret"))
+            raise SettingsError(
+                missing,
+                f"{given} is set but {missing} is not: Grafana needs the certificate and its key together",
+                "name both secrets (e.g. SENTINEL_GRAFANA_PUBLIC_CERT and SENTINEL_GRAFANA_PUBLIC_KEY), or neither to "
+                "serve the environment CA's certificate",
+            )
+        return self
+
+    @property
+    def public_certificate(self) -> bool:
+        """Whether Grafana serves the operator's public certificate instead of the environment CA's."""
+        return self.public_certificate_secret is not None
+
     ha_port: Port = Field(
         9096, description="With several monitoring hosts running Grafana: its unified alerting gossip port (ha_peers); not 9094, Alertmanager's."
     )

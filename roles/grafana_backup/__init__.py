@@ -72,7 +72,7 @@ def known_hosts_file(settings: GrafanaBackupSettings) -> str:
     return TOFU_KNOWN_HOSTS if settings.trust_on_first_use else PINNED_KNOWN_HOSTS
 
 
-CA_FILE = f"{CONFIG_DIR}/ca.crt"  # the environment CA: Grafana's https certificate chains to it
+CA_FILE = f"{CONFIG_DIR}/ca.crt"  # the environment CA: Grafana's https certificate chains to it (unless public)
 
 
 def token_expiry_seconds(expires) -> int:
@@ -82,8 +82,13 @@ def token_expiry_seconds(expires) -> int:
     return int(dt.datetime(expires.year, expires.month, expires.day, tzinfo=dt.timezone.utc).timestamp())
 
 
-def job_config(settings: GrafanaBackupSettings, textfile_dir: str, grafana_url: str = "") -> dict:
-    """The job's config.json as a dict (the job's `Config` fields); `grafana_url` when the setting is unset."""
+def job_config(settings: GrafanaBackupSettings, textfile_dir: str, grafana_url: str = "", public_name: str | None = None) -> dict:
+    """The job's config.json as a dict (the job's `Config` fields); `grafana_url` when the setting is unset.
+
+    `public_name`: the name Grafana's public certificate is verified for (roles/grafana/config.py), None
+    while Grafana serves the environment CA's certificate. With it the job trusts the system's store (a
+    public CA issued it) and checks that name, while it still connects to grafana_url (the topology's
+    address, which the public certificate need not name)."""
     return {
         "grafana_url": settings.grafana_url or grafana_url,
         "token_file": settings.token_file,
@@ -97,13 +102,14 @@ def job_config(settings: GrafanaBackupSettings, textfile_dir: str, grafana_url: 
         "git_author_name": settings.git_author_name,
         "git_author_email": settings.git_author_email,
         "timeout_seconds": settings.timeout_seconds,
-        "ca_file": CA_FILE,
+        "ca_file": "" if public_name else CA_FILE,  # "": the system's trust store
+        "tls_server_name": public_name or "",
         "token_expiry_file": settings.token_expiry_file,
     }
 
 
-def render_config(settings: GrafanaBackupSettings, textfile_dir: str, grafana_url: str = "") -> str:
-    return json.dumps(job_config(settings, textfile_dir, grafana_url), indent=2) + "\n"
+def render_config(settings: GrafanaBackupSettings, textfile_dir: str, grafana_url: str = "", public_name: str | None = None) -> str:
+    return json.dumps(job_config(settings, textfile_dir, grafana_url, public_name), indent=2) + "\n"
 
 
 def job_command(subcommand: str = "backup") -> str:
@@ -173,9 +179,12 @@ def grafana_backup(settings: GrafanaBackupSettings, ctx: HostContext):
     secrets, artifact_base_url = ctx.secrets, ctx.artifact_base_url
     textfile_dir = ctx.settings.node_exporter.textfile_dir
     from roles._tls import ca_pem
+    from roles.grafana.config import public_name
 
-    # Grafana serves https only, with the environment CA's certificate.
+    # Grafana serves https only, with the environment CA's certificate or the operator's public one. Every
+    # Grafana of the environment is verified by one name (preflight), so this host's settings give it.
     grafana_url = "" if settings.grafana_url else ctx.topology.url("grafana.http", ctx.name, scheme="https")
+    public = public_name(ctx.settings.grafana, ctx.address)
     apt.packages(name="grafana backup: git, ssh client, venv", packages=["git", "openssh-client", "python3-venv"],
                  update=True, cache_time=24 * 3600)
     server.group(name="grafana backup: system group", group=USER, system=True)
@@ -213,7 +222,7 @@ def grafana_backup(settings: GrafanaBackupSettings, ctx: HostContext):
     validated_file(
         name="grafana backup: config",
         dest=CONFIG,
-        content=render_config(settings, textfile_dir, grafana_url),
+        content=render_config(settings, textfile_dir, grafana_url, public),
         validate=f"{PYTHON} -c 'import json, sys; json.load(open(sys.argv[1]))' {{path}}",
         user="root",
         group=USER,

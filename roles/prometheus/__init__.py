@@ -38,6 +38,9 @@ class ScrapeJob:
     targets: tuple[Target, ...]
     metrics_path: str = "/metrics"
     tls: bool = False  # https with Prometheus's client certificate (roles/_tls.py TLS_LISTENERS)
+    # The name the targets' certificate is verified for, with the system's trust store instead of the
+    # environment CA: Grafana's public certificate (names root_url's host, not the target's address).
+    public_name: str | None = None
 
 
 # job name -> the listener it scrapes: every instance of it in the topology.
@@ -58,12 +61,16 @@ SCRAPED = (
 
 def scrape_jobs(topology: Topology, me: Settings) -> list[ScrapeJob]:
     """The scrape jobs for the whole environment: every listener of SCRAPED, on every host that has it."""
+    from roles.grafana.config import public_name
+
     jobs = []
     for job, listener in SCRAPED:
         targets = tuple(Target(host, address) for host, address in topology.addresses(listener))
         if targets or job in ("prometheus", "alertmanager", "node"):
             path = me.backend.metrics_path if job == "sentinel-backend" else "/metrics"
-            jobs.append(ScrapeJob(job, targets, path, is_tls(listener)))
+            # Every Grafana is verified by one name, or none (preflight): this monitoring host's settings say which.
+            name = public_name(me.grafana, me.address) if job == "grafana" else None
+            jobs.append(ScrapeJob(job, targets, path, is_tls(listener), name))
     return jobs
 
 
@@ -123,7 +130,9 @@ def config(settings: Settings, jobs: list[ScrapeJob], alertmanager_targets: list
             scrape_config["metrics_path"] = job.metrics_path
         if job.tls:
             scrape_config["scheme"] = "https"
-            scrape_config["tls_config"] = client_tls_config(tls)
+            scrape_config["tls_config"] = client_tls_config(tls, job.public_name)
+            if job.public_name:  # a public CA's certificate: the system's roots verify it, not the environment CA
+                del scrape_config["tls_config"]["ca_file"]
         scrape_config["static_configs"] = [
             {"targets": [target.address], "labels": {"host": target.host, "environment": environment}} for target in job.targets
         ]

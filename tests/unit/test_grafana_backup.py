@@ -471,24 +471,30 @@ def test_without_a_recorded_expiry_no_token_metric_is_written(env):
 
 def _https_standin(tmp_path, ca_name: str):
     """The stand-in behind TLS with a certificate for 127.0.0.1 from a CA made here."""
-    import ssl
-
-    from lab.receivers.grafana_api import make_server
-    from lab.receivers.recording import start_in_thread
     from roles._pki import CertificateAuthority
-    from tests.unit.grafana_backup_fixtures import TOKEN
 
     ca = CertificateAuthority.open(ca_name, tmp_path / ca_name)
     leaf = ca.issue("mon1", "grafana", (), ("127.0.0.1",))
     for name, text in (("ca.crt", leaf.ca_pem), ("grafana.crt", leaf.cert_pem), ("grafana.key", leaf.key_pem)):
         (tmp_path / f"{ca_name}-{name}").write_text(text)
+    return _tls_standin(tmp_path / f"{ca_name}-grafana.crt", tmp_path / f"{ca_name}-grafana.key"), tmp_path / f"{ca_name}-ca.crt"
+
+
+def _tls_standin(cert_file, key_file):
+    """The stand-in behind TLS, serving `cert_file` (a chain may follow the certificate) with `key_file`."""
+    import ssl
+
+    from lab.receivers.grafana_api import make_server
+    from lab.receivers.recording import start_in_thread
+    from tests.unit.grafana_backup_fixtures import TOKEN
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(tmp_path / f"{ca_name}-grafana.crt", tmp_path / f"{ca_name}-grafana.key")
+    context.load_cert_chain(cert_file, key_file)
     server = make_server("127.0.0.1", free_port(PORTS), TOKEN)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     start_in_thread(server)
-    return server, tmp_path / f"{ca_name}-ca.crt"
+    return server
 
 
 def test_the_job_reaches_grafana_over_https_verified_with_the_environment_ca(env, tmp_path, capsys):
@@ -509,3 +515,32 @@ def test_the_job_reaches_grafana_over_https_verified_with_the_environment_ca(env
         for standin in (server, other):  # cheroot's workers are not daemons: one left running keeps pytest from exiting
             standin.shutdown()
             standin.server_close()
+
+
+def test_the_job_verifies_grafanas_public_certificate_for_its_name_while_connecting_to_its_url(env, tmp_path, capsys):
+    """Grafana's public certificate names root_url's host, not the address the job connects to (the topology's):
+    the job sends that name (tls_server_name) and checks the certificate for it. A public CA's root is in the
+    host's trust store (ca_file ""); here a throwaway root stands in for it as a CA file."""
+    from tests.unit.public_cert_fixtures import chain
+
+    pair = chain(("grafana.example.test",))
+    (tmp_path / "public.crt").write_text(pair.chain_pem)
+    (tmp_path / "public.key").write_text(pair.key_pem)
+    (tmp_path / "root.pem").write_text(pair.root_pem)
+    server = _tls_standin(tmp_path / "public.crt", tmp_path / "public.key")
+    try:
+        server.state = env["server"].state  # the seeded objects, now behind the public certificate
+        config = json.loads(env["config_path"].read_text())
+        config.update(grafana_url=f"https://127.0.0.1:{server.server_address[1]}", ca_file=str(tmp_path / "root.pem"),
+                      tls_server_name="grafana.example.test")
+        env["config_path"].write_text(json.dumps(config))
+        assert run(env["config_path"], "backup") == 0
+        # Without the name, the address is checked against the certificate: refused before the token is sent.
+        for name in ("", "dashboards.example.test"):
+            config["tls_server_name"] = name
+            env["config_path"].write_text(json.dumps(config))
+            assert run(env["config_path"], "backup") == job.EXIT_GRAFANA, name
+            assert "unreachable" in capsys.readouterr().err
+    finally:
+        server.shutdown()
+        server.server_close()

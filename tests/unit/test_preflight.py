@@ -23,6 +23,7 @@ from roles._model import SettingsError, SettingsErrors
 from roles._versions import load_versions_file
 from roles.alerting.catalog import CATALOG_FILE, load_catalog
 from tests.environments import offline, GOOD_SECRETS, write_inventory
+from tests.unit.public_cert_fixtures import chain as public_chain, other_key
 
 HOSTS = {"monitoring": "mon1.hostile", "telemetry": "tel1.hostile", "app": "app1.hostile"}
 
@@ -73,6 +74,19 @@ def _ca_secrets(cert_pem: str | None, key_pem: str | None) -> dict:
 
 _CA, _OTHER_CA = _operator_ca(), _operator_ca()
 _CA_60_DAYS = _operator_ca(60)
+
+# Grafana's public certificate (grafana.public_certificate_secret / public_key_secret): throwaway chains made here.
+_PUBLIC_SECRET_NAMES = {"public_certificate_secret": "SENTINEL_GRAFANA_PUBLIC_CERT", "public_key_secret": "SENTINEL_GRAFANA_PUBLIC_KEY"}
+_PUBLIC = public_chain(("grafana.example.test",))
+
+
+def _public_grafana(root_url: str | None = "https://grafana.example.test/", **extra) -> dict:
+    """mon1's host data naming the two secrets, with `root_url` (None: unset, the host's address)."""
+    return {"grafana": {**_PUBLIC_SECRET_NAMES, **({"root_url": root_url} if root_url else {}), **extra}}
+
+
+def _public_secrets(chain_pem: str | None, key_pem: str | None) -> dict:
+    return {"SENTINEL_GRAFANA_PUBLIC_CERT": chain_pem, "SENTINEL_GRAFANA_PUBLIC_KEY": key_pem}
 
 # (id, environment, inventory body, secrets to change (None = unset), key part, fix part)
 INVENTORY_CASES = [
@@ -272,6 +286,25 @@ INVENTORY_CASES = [
     ("tls-ca-key-not-pem", "prod", inventory_with(), _ca_secrets(_CA[0], "hunter2-not-a-pem-key"), "SENTINEL_TLS_CA_KEY", "without a passphrase"),
     ("tls-ca-cert-not-pem", "dev", inventory_with(), _ca_secrets("TODO paste the CA", _CA[1]), "SENTINEL_TLS_CA_CERT", "BEGIN CERTIFICATE"),
     ("tls-ca-ed25519", "prod", inventory_with(), _ca_secrets(*_operator_ca(key=__import__("cryptography.hazmat.primitives.asymmetric.ed25519", fromlist=["x"]).Ed25519PrivateKey.generate())), "SENTINEL_TLS_CA_KEY", "RSA key"),
+    # --- Grafana's public certificate (issue 22): both secrets or neither, a pair that serves root_url's host now ---
+    ("grafana-public-cert-without-its-key", "prod", inventory_with(data={"grafana": {"public_certificate_secret": "SENTINEL_GRAFANA_PUBLIC_CERT"}}), {}, "grafana.public_key_secret", "name both secrets"),
+    ("grafana-public-key-without-its-cert", "staging", inventory_with(data={"grafana": {"public_key_secret": "SENTINEL_GRAFANA_PUBLIC_KEY"}}), {}, "grafana.public_certificate_secret", "or neither"),
+    ("grafana-public-cert-named-but-unset", "prod", inventory_with(data=_public_grafana()), _public_secrets(None, _PUBLIC.key_pem), "grafana.public_certificate_secret", "export SENTINEL_GRAFANA_PUBLIC_CERT"),
+    ("grafana-public-one-secret-for-both", "prod", inventory_with(data=_public_grafana(public_key_secret="SENTINEL_GRAFANA_PUBLIC_CERT")), _public_secrets(_PUBLIC.chain_pem, None), "grafana.public_key_secret", "its own secret"),
+    ("grafana-public-cert-not-pem", "prod", inventory_with(data=_public_grafana()), _public_secrets("TODO paste the chain", _PUBLIC.key_pem), "grafana.public_certificate_secret", "BEGIN CERTIFICATE"),
+    ("grafana-public-chain-holds-the-key", "prod", inventory_with(data=_public_grafana()), _public_secrets(_PUBLIC.chain_pem + _PUBLIC.key_pem, _PUBLIC.key_pem), "grafana.public_certificate_secret", "key in its own secret"),
+    ("grafana-public-key-of-another-cert", "prod", inventory_with(data=_public_grafana()), _public_secrets(_PUBLIC.chain_pem, other_key()), "grafana.public_key_secret", "the key the certificate was issued for"),
+    ("grafana-public-chain-in-reverse", "prod", inventory_with(data=_public_grafana()), _public_secrets("".join(reversed(["-----BEGIN CERTIFICATE-----" + b for b in _PUBLIC.chain_pem.split("-----BEGIN CERTIFICATE-----")[1:]])), _PUBLIC.key_pem), "grafana.public_key_secret", "server's own certificate first"),
+    ("grafana-public-cert-expired", "prod", inventory_with(data=_public_grafana()), _public_secrets(*(lambda p: (p.chain_pem, p.key_pem))(public_chain(starts_in_days=-100, ends_in_days=-1))), "grafana.public_certificate_secret", "renew the certificate"),
+    ("grafana-public-cert-not-yet-valid", "prod", inventory_with(data=_public_grafana()), _public_secrets(*(lambda p: (p.chain_pem, p.key_pem))(public_chain(starts_in_days=2))), "grafana.public_certificate_secret", "controller's clock"),
+    ("grafana-public-cert-for-another-name", "prod", inventory_with(data=_public_grafana("https://dashboards.example.test/")), _public_secrets(_PUBLIC.chain_pem, _PUBLIC.key_pem), "grafana.public_certificate_secret", "give a certificate for dashboards.example.test"),
+    ("grafana-public-cert-root-url-unset", "prod", inventory_with(data=_public_grafana(None)), _public_secrets(_PUBLIC.chain_pem, _PUBLIC.key_pem), "grafana.public_certificate_secret", "give a certificate for mon1.hostile"),
+    ("grafana-public-wildcard-one-label-only", "prod", inventory_with(data=_public_grafana("https://a.grafana.example.test/")), _public_secrets(*(lambda p: (p.chain_pem, p.key_pem))(public_chain(("*.example.test",)))), "grafana.public_certificate_secret", "a.grafana.example.test"),
+    ("grafana-public-cert-without-names", "prod", inventory_with(data=_public_grafana()), _public_secrets(*(lambda p: (p.chain_pem, p.key_pem))(public_chain(()))), "grafana.public_certificate_secret", "set grafana.root_url"),
+    ("grafana-public-cert-two-names-for-two-grafanas", "prod", inventory_with(extra=textwrap.dedent(f"""
+        monitoring = [("mon1.hostile", {{"ip": "10.9.0.11", "grafana": {{**{_public_grafana()["grafana"]!r}, "database": {{"type": "postgres", "host": "db.example.test:5432"}}}}}}),
+                      ("mon2.hostile", {{"ip": "10.9.0.14", "grafana": {{**{_public_grafana("https://grafana2.example.test/")["grafana"]!r}, "database": {{"type": "postgres", "host": "db.example.test:5432"}}}}}})]
+    """)), _public_secrets(*(lambda p: (p.chain_pem, p.key_pem))(public_chain(("grafana.example.test", "grafana2.example.test")))), "grafana.public_certificate_secret", "same grafana.public_certificate_secret"),
 ]
 
 
@@ -902,6 +935,10 @@ SECRET_DESTINATIONS = {
     "grafana_token": ["backup-token-over-http-in-prod", "backup-token-to-another-grafana", "backup-token-to-the-right-host-wrong-port"],
     "ssh_private_key": ["backup-pushes-past-the-topologys-sshd", "backup-known-hosts-for-another-host"],  # remote_url, pinned keys
     "heartbeat_url": ["heartbeat-url-over-http", "heartbeat-url-with-a-password"],  # the value is the destination
+    # Grafana's public certificate and key: files on the Grafana host only (/etc/grafana/tls), sent to no one; the
+    # certificate is what Grafana shows browsers, the key never leaves the host (test_grafana_public_certificate.py)
+    "pem_certificate_chain": None,
+    "pem_private_key": None,
 }
 
 
@@ -970,3 +1007,47 @@ def test_the_toolkits_own_ca_ending_inside_the_lifetime_is_refused(good_secrets,
     problem = next(p for p in SettingsErrors.of(err.value) if p.key.endswith("prod/ca.crt"))
     assert "expires" in problem.problem and "SENTINEL_TLS_CA_CERT" in problem.fix
     assert "PRIVATE" not in str(err.value)
+
+
+# --- Grafana's public certificate: a good pair passes, a refusal never prints the pair --------------------
+
+
+@pytest.mark.parametrize("names, root_url", [
+    (("grafana.example.test",), "https://grafana.example.test/"),
+    (("*.example.test",), "https://grafana.example.test:3000/"),  # a wildcard covers one label
+    (("mon1.hostile",), None),  # root_url unset: the host's address
+])
+def test_a_good_public_certificate_passes_preflight(good_secrets, monkeypatch, tmp_path, names, root_url):
+    pair = public_chain(names)
+    _set_secrets(monkeypatch, _public_secrets(pair.chain_pem, pair.key_pem))
+    preflight.preflight(write_inventory(tmp_path, "prod", inventory_with(data=_public_grafana(root_url))))
+
+
+def test_two_grafanas_behind_one_name_pass_with_one_public_certificate(good_secrets, monkeypatch, tmp_path):
+    _set_secrets(monkeypatch, {**_public_secrets(_PUBLIC.chain_pem, _PUBLIC.key_pem), "SENTINEL_GRAFANA_DB_PASSWORD": "db-password-0001"})
+    grafana = {**_public_grafana()["grafana"], "database": {"type": "postgres", "host": "db.example.test:5432"}}
+    body = inventory_with(extra=f'monitoring = [("mon1.hostile", {{"ip": "10.9.0.11", "grafana": {grafana!r}}}), '
+                                f'("mon2.hostile", {{"ip": "10.9.0.14", "grafana": {grafana!r}}})]\n')
+    preflight.preflight(write_inventory(tmp_path, "prod", body))
+
+
+def test_a_bad_public_certificate_is_reported_without_a_line_of_the_pair(good_secrets, monkeypatch, tmp_path):
+    """Every refusal of the pair, as the operator reads it: the key, the secret's name and the fix, no line of either PEM."""
+    from tests.unit.public_cert_fixtures import secret_lines
+
+    expired = public_chain(starts_in_days=-100, ends_in_days=-1)
+    cases = [
+        (_PUBLIC.chain_pem, other_key(), "is not the key of the chain's first certificate"),
+        (expired.chain_pem, expired.key_pem, "expired on"),
+        (_PUBLIC.chain_pem + _PUBLIC.key_pem, _PUBLIC.key_pem, "holds a private key"),
+    ]
+    for chain_pem, key_pem, words in cases:
+        _set_secrets(monkeypatch, _public_secrets(chain_pem, key_pem))
+        monkeypatch.setattr(preflight, "_validated", {})
+        with pytest.raises(SettingsError) as err:
+            preflight.preflight(write_inventory(tmp_path, "prod", inventory_with(data=_public_grafana())))
+        text = preflight.report(err.value, hosts=list(HOSTS.values()))
+        assert words in text and "SENTINEL_GRAFANA_PUBLIC_" in text, text
+        for line in {*secret_lines(_PUBLIC), *secret_lines(expired)}:
+            assert line not in text
+        assert "PRIVATE" not in text
