@@ -17,11 +17,14 @@ EXPECTED_KEYS = {
 
 
 def test_env_file_mode_and_owner(app_host):
+    """Root's alone: systemd reads it for the unit's EnvironmentFile= (docs/contract.md section 1); it holds the Sentry DSN."""
+    from roles.backend import ENV_FILE_MODE
+
     env = app_host.testinfra.file(app_host.settings.backend.env_file)
     assert env.exists
-    assert env.mode == 0o640
+    assert env.mode == int(ENV_FILE_MODE, 8) == 0o600
     assert env.user == "root"
-    assert env.group == "sentinel"
+    assert env.group == "root"
 
 
 def test_env_file_keys(app_host):
