@@ -76,9 +76,13 @@ class Component:
     # A store: on the one telemetry host `stores.host` names (all of them when unset: preflight
     # allows that with a single telemetry host only, roles/_topology.py).
     store: bool = False
+    # A store that scales out: with `stores.mode: scalable` it runs on every host of its groups.
+    scales: bool = False
 
     def runs(self, host: "EnvHost") -> bool:
-        if self.store and host.settings.stores.host not in (None, host.name):
+        stores = host.settings.stores
+        scaled_out = self.scales and stores.mode == "scalable"
+        if self.store and not scaled_out and stores.host not in (None, host.name):
             return False
         return any(g in host.groups for g in self.groups) and self.when(host.settings)
 

@@ -5,8 +5,11 @@
 `single`: the trace store, the log store and the S3 store run on one named telemetry host;
 every telemetry host runs a collector gateway (the pool the agents balance over, docs/architecture.md
 "The gateway pool"), and the gateways export to that host. With one telemetry host `host` may be
-left out (that host). The scalable modes (the VictoriaLogs cluster, Loki's and Tempo's
-microservices on S3) are not built yet: the setting takes `single` only, and says so.
+left out (that host).
+
+`scalable`: the stores that scale out run on EVERY telemetry host (placement rows with
+`scales=True`: the VictoriaLogs cluster, Loki's simple scalable mode, Tempo's scalable single
+binary, both on S3); those that do not (the lab's S3 store, Jaeger) still run once, on `host`.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from roles._model import Model
 class StoresSettings(Model):
     """Where the trace, log and S3 stores run (telemetry hosts)."""
 
-    mode: Literal["single"] = Field(
+    mode: Literal["single", "scalable"] = Field(
         "single",
-        description="single: the stores run once, on `host` (the scalable modes are not built yet).",
+        description="single: every store runs once, on `host`. scalable: the stores that scale out (the VictoriaLogs "
+        "cluster, Loki, Tempo) run on every telemetry host; the others (the S3 store, Jaeger) on `host`.",
     )
     host: str | None = Field(
         None,
-        description="The telemetry host (inventory name) that runs the stores; required with more than one telemetry host.",
+        description="The telemetry host (inventory name) that runs the stores (in scalable mode: those that do not scale out); "
+        "required with more than one telemetry host.",
     )

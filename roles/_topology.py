@@ -397,6 +397,13 @@ class Topology:
         """The stores run once: on the telemetry host every host's `stores.host` names (roles/_stores_settings.py).
         `hosts`: those whose settings validated (a defaulted host's choice is not its own)."""
         telemetry = sorted(h for h in self.hosts if "telemetry" in self.hosts[h].groups)
+        modes = {self.hosts[h].settings.stores.mode for h in hosts}
+        if len(modes) > 1:
+            return [SettingsError(
+                "stores.mode",
+                f"differs between hosts ({', '.join(sorted(modes))}): a store would run scaled out on some hosts and once on another",
+                "set stores.mode once, in group_data/all.py or the environment's group data",
+            )]
         chosen = {self.hosts[h].settings.stores.host for h in hosts} or {None}
         if len(chosen) > 1:
             return [SettingsError(

@@ -390,3 +390,18 @@ def test_an_ipv6_host_binds_and_is_reached_in_brackets(tmp_path):
     binds = {"tempo.http": "[fd00::12]:3200", "tempo.grpc": "127.0.0.1:9097", "tempo.otlp_http": "[fd00::12]:4418", "tempo.otlp_grpc": "127.0.0.1:4417"}
     server = render_tempo(tel.settings.traces, "127.0.0.1:7070", binds=binds)["server"]
     assert (server["http_listen_address"], server["http_listen_port"]) == ("fd00::12", 3200)
+
+
+def test_differing_stores_modes_are_refused(tmp_path):
+    err = refused(tmp_path, with_stores(TWO_TELEMETRY, tel2={"mode": "scalable", "host": "tel1"}))
+    assert [e.key for e in SettingsErrors.of(err)] == ["stores.mode"]
+    assert "differs" in err.problem and "scalable" in err.problem and "single" in err.problem
+    assert "once" in err.fix
+
+
+def test_in_scalable_mode_a_store_that_does_not_scale_out_still_runs_on_the_stores_host_only(tmp_path):
+    """Jaeger and the S3 store have no scaled-out mode: `stores.host` keeps them in one place."""
+    scalable = {"mode": "scalable", "host": "tel1"}
+    environment = environment_of(tmp_path, "lab", with_stores(TWO_TELEMETRY, mon1=scalable, tel1=scalable, tel2=scalable, app1=scalable))
+    for store in ("jaeger", "object_store"):
+        assert environment.topology.runs[store] == ("tel1",), store
