@@ -40,6 +40,10 @@ while the alert fired in the last 16 minutes); --only narrows it.
 
 from __future__ import annotations
 
+# pyinfra's CLI patches the standard library for gevent on import (the group data below is read
+# with its loader): imported first, as in tests/conftest.py, or ssl breaks for every request after it.
+import pyinfra_cli  # noqa: F401, I001
+
 import argparse
 import json
 import signal
@@ -131,7 +135,7 @@ SCENARIOS = [
 def quiet(uid: str) -> bool:
     """Whether Prometheus has had no pending or firing `uid` for QUIET_MINUTES (no ALERTS series)."""
     query = f'count_over_time(ALERTS{{uid="{uid}"}}[{QUIET_MINUTES}m])'
-    return not requests.get(f"{PROMETHEUS}/api/v1/query", params={"query": query}, timeout=10).json()["data"]["result"]
+    return not operator_tls.get(f"{PROMETHEUS}/api/v1/query", params={"query": query}, timeout=10).json()["data"]["result"]
 
 
 class Measurement(NamedTuple):

@@ -156,23 +156,35 @@ def secret_files(settings: GrafanaSettings, alerting: AlertingSettings, secrets:
     return result
 
 
-def tls_files(certificate) -> list[GuardedFile]:
-    """The CA, Grafana's certificate (0644) and key (0640 root:grafana), from the environment CA's leaf."""
+def tls_files(certificate, ca_file: str = CA_FILE, cert_file: str = CERT_FILE, key_file: str = KEY_FILE) -> list[GuardedFile]:
+    """The CA, Grafana's certificate (0644) and key (0640 root:grafana), from the environment CA's leaf, each
+    checked with openssl on the host before any file is swapped in (as roles/_tls.tls_files checks every other
+    component's): the CA parses, the certificate chains to it and its key is the key's. The paths: for tests."""
     return [
-        GuardedFile(CA_FILE, certificate.ca_pem, user="root", group="grafana", mode="0644"),
-        GuardedFile(CERT_FILE, certificate.cert_pem, user="root", group="grafana", mode="0644"),
-        GuardedFile(KEY_FILE, certificate.key_pem, user="root", group="grafana", mode="0640"),
+        GuardedFile(ca_file, certificate.ca_pem, user="root", group="grafana", mode="0644", validate="openssl x509 -noout -in {path}"),
+        GuardedFile(cert_file, certificate.cert_pem, user="root", group="grafana", mode="0644",
+                    validate=_chains_to(ca_file) + " && " + _same_key_as(key_file)),
+        GuardedFile(key_file, certificate.key_pem, user="root", group="grafana", mode="0640", validate=_same_key_as(cert_file)),
     ]
+
+
+def _live_after_swap(path: str) -> str:
+    """Shell: set $o to `path` as it will be live after the swap (its staged copy when one was uploaded in the same batch)."""
+    q = sh_quote
+    return f'o={q(path + ".staged")}; [ -e "$o" ] || o={q(path)}'
+
+
+def _chains_to(ca_file: str) -> str:
+    """A check that the staged certificate ({path}) verifies against `ca_file` as it will be live after the swap."""
+    return f'{{ {_live_after_swap(ca_file)}; openssl verify -CAfile "$o" {{path}} >/dev/null; }}'
 
 
 def _same_key_as(other: str) -> str:
     """A check that the staged file ({path}) holds the key pair's other half of `other`, as it will be live
     after the swap: its staged copy when one was uploaded in the same batch, else the live file."""
-    q = sh_quote
     side = "openssl pkey -pubout -in" if other.endswith(".key") else "openssl x509 -pubkey -noout -in"
     mine = "openssl x509 -pubkey -noout -in {path}" if other.endswith(".key") else "openssl pkey -pubout -in {path}"
-    return (f'{{ o={q(other + ".staged")}; [ -e "$o" ] || o={q(other)}; '
-            f'test "$({mine})" = "$({side} "$o")"; }}')
+    return f'{{ {_live_after_swap(other)}; test "$({mine})" = "$({side} "$o")"; }}'
 
 
 def public_tls_files(chain_pem: str, key_pem: str, cert_file: str = PUBLIC_CERT_FILE, key_file: str = PUBLIC_KEY_FILE) -> list[GuardedFile]:

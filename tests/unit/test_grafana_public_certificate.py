@@ -461,3 +461,64 @@ def test_prometheus_scrapes_grafana_by_the_public_name_with_the_system_roots():
     assert "server_name" not in jobs["prometheus"]["tls_config"] and jobs["prometheus"]["tls_config"]["ca_file"]
     without = _prometheus_grafana_job(False)["grafana"]["tls_config"]
     assert "server_name" not in without and without["ca_file"] == "/etc/prometheus/tls/ca.crt"
+
+
+# --- the environment CA's leaf, checked on the host the same way -----------------------------------------------
+
+
+def _swap_leaf(tmp_path, leaf, live=None, only=None):
+    """Stage the environment-CA files of `leaf` (those named in `only`, default all) over `live` ones in a scratch
+    directory and run the check and swap script as the role sends it."""
+    import subprocess
+
+    from roles._service.rollback import check_script, swap_script
+    from roles.grafana import tls_files
+
+    tls = tmp_path / "tls"
+    tls.mkdir(exist_ok=True)
+    for name, content in (live or {}).items():
+        (tls / name).write_text(content)
+    wanted = [f for f in tls_files(leaf, str(tls / "ca.crt"), str(tls / "grafana.crt"), str(tls / "grafana.key"))
+              if only is None or f.dest.rsplit("/", 1)[1] in only]
+    for f in wanted:
+        (tls / (f.dest.rsplit("/", 1)[1] + ".staged")).write_text(f.content)
+    script = "set -eu\n" + "\n".join(check_script(wanted) + swap_script([f.dest for f in wanted], "grafana.service",
+                                                                           "https://127.0.0.1:3000/api/health", 1,
+                                                                           unit_dir=str(tmp_path / "no-units")))
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True), tls
+
+
+def _environment_leaf(tmp_path, name: str):
+    from roles._pki import CertificateAuthority
+
+    return CertificateAuthority.open("test", directory=tmp_path / name).issue("mon1", "grafana", ips=("10.9.0.11",))
+
+
+def test_the_environment_leaf_is_checked_with_openssl_and_swapped_in(tmp_path):
+    leaf = _environment_leaf(tmp_path, "ca")
+    result, tls = _swap_leaf(tmp_path, leaf)
+    assert result.returncode == 0, result.stderr
+    assert (tls / "grafana.crt").read_text() == leaf.cert_pem and not list(tls.glob("*.staged"))
+
+
+def test_a_leaf_of_another_ca_or_with_another_key_is_refused_on_the_host_and_nothing_is_swapped(tmp_path):
+    import dataclasses
+
+    live_leaf = _environment_leaf(tmp_path, "ca")
+    live = {"ca.crt": live_leaf.ca_pem, "grafana.crt": live_leaf.cert_pem, "grafana.key": live_leaf.key_pem}
+    stranger = _environment_leaf(tmp_path, "other-ca")
+    # A renewed certificate alone, from a CA the live bundle does not hold: refused.
+    result, tls = _swap_leaf(tmp_path, stranger, live, only={"grafana.crt"})
+    assert result.returncode == 1 and "refused" in result.stderr
+    assert "issuer certificate" in result.stderr  # openssl verify's own reason: the chain check refused it
+    assert (tls / "grafana.crt").read_text() == live_leaf.cert_pem and not list(tls.glob("*.staged"))
+    # The right CA and certificate, with a key that is not the certificate's: refused, no key line in the message.
+    mixed = dataclasses.replace(live_leaf, key_pem=stranger.key_pem)
+    result, tls = _swap_leaf(tmp_path, mixed, live, only={"grafana.key"})
+    assert result.returncode == 1 and (tls / "grafana.key").read_text() == live_leaf.key_pem
+    key_lines = [line for line in stranger.key_pem.splitlines() if not line.startswith("-----")]
+    assert not [line for line in key_lines if line in result.stderr + result.stdout]
+    # A CA file that is not PEM: refused before the certificate is checked against it.
+    garbage = dataclasses.replace(live_leaf, ca_pem="not a certificate\n")
+    result, tls = _swap_leaf(tmp_path, garbage, live)
+    assert result.returncode == 1 and (tls / "ca.crt").read_text() == live_leaf.ca_pem
