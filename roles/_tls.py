@@ -221,12 +221,15 @@ def tls_files(service: str, certificate: Leaf) -> tuple[ConfigFile, ...]:
     )
 
 
-def expiry_textfile(service: str, certificate: Leaf) -> str:
-    """node_exporter textfile: the certificate's notAfter, for the cert-expiry alert."""
+def expiry_textfile(service: str, certificate: Leaf, renewed_by_operator: bool = False) -> str:
+    """node_exporter textfile: the certificate's notAfter, for the cert-expiry alerts. `renewed_by_operator`: a
+    certificate no converge renews (the operator's public one for Grafana), labelled `renewed_by="operator"`:
+    PublicCertificateExpiresSoon warns about it weeks ahead, CertificateExpiresSoon leaves it alone."""
+    operator = ',renewed_by="operator"' if renewed_by_operator else ""
     return (
-        f"# HELP {EXPIRY_METRIC} notAfter of a TLS certificate the toolkit issued, as a Unix time.\n"
+        f"# HELP {EXPIRY_METRIC} notAfter of a TLS certificate the toolkit installed, as a Unix time.\n"
         f"# TYPE {EXPIRY_METRIC} gauge\n"
-        f'{EXPIRY_METRIC}{{service="{service}",certificate="{certificate.name}"}} {int(certificate.not_after.timestamp())}\n'
+        f'{EXPIRY_METRIC}{{service="{service}",certificate="{certificate.name}"{operator}}} {int(certificate.not_after.timestamp())}\n'
     )
 
 

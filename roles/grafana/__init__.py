@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from pyinfra import host
@@ -61,6 +62,7 @@ from roles.grafana.config import (
 from roles.grafana.operations import backup_token
 from roles.grafana.provisioning import Peers, dashboard_sources, render_dashboard_providers, render_datasources
 from roles.grafana.settings import GrafanaSettings
+from roles.node_exporter import certificate_expiry
 
 if TYPE_CHECKING:  # the role gets its settings, secrets and peers as arguments
     from roles._context import HostContext
@@ -310,6 +312,8 @@ def grafana(settings: GrafanaSettings, ctx: HostContext):
     # Alertmanager, the stores). Where nothing listens (the lab, no binary) it carries the identity only;
     # grafana.ini still points at it.
     identity = leaf(ctx, "grafana", "grafana.http" if ctx.has("grafana.http") else None)
+    certificate_expiry(textfile_dir=ctx.settings.node_exporter.textfile_dir, service="grafana", certificate=identity)
+    public_certificate_expiry(ctx.settings.node_exporter.textfile_dir, public_pair(settings, secrets))
     peers = grafana_peers(ctx, (identity.ca_pem, identity.cert_pem, identity.key_pem))
     spec = service_spec(settings, http_addr, address)
     access = local_access(settings, address, http_addr)
@@ -349,6 +353,25 @@ def grafana(settings: GrafanaSettings, ctx: HostContext):
     _no_stale_public_pair(settings)
     run_service(spec, hardening, code_changes=code_changes, config_changes=[])
     _backup_token(settings, access)
+
+
+PUBLIC_EXPIRY_TEXTFILE = "tls_grafana_public.prom"
+
+
+def public_certificate_expiry(textfile_dir: str, pair: tuple[str, str] | None) -> None:
+    """The operator's public certificate's notAfter (the chain's first), labelled renewed_by="operator" for
+    PublicCertificateExpiresSoon: no converge renews it, so the operators hear of it weeks ahead. Without the
+    pair the textfile goes, or a stale figure would raise the alert for a certificate no longer served."""
+    from roles.grafana.public_certificate import load_pair
+
+    if pair is None:
+        files.file(name="grafana: no public certificate expiry metric (no public certificate is set)",
+                   path=f"{textfile_dir}/{PUBLIC_EXPIRY_TEXTFILE}", present=False)
+        return
+    served = load_pair(*pair)[0][0]
+    certificate = SimpleNamespace(name="public", not_after=served.not_valid_after_utc)
+    certificate_expiry(textfile_dir=textfile_dir, service="grafana", certificate=certificate, renewed_by_operator=True,
+                       file_name=PUBLIC_EXPIRY_TEXTFILE)
 
 
 def _no_stale_public_pair(settings: GrafanaSettings) -> None:

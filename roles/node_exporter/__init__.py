@@ -92,10 +92,11 @@ def node_exporter(settings: NodeExporterSettings, ctx: HostContext):
     certificate_expiry(settings.textfile_dir, "node_exporter", certificate)
 
 
-def certificate_expiry(textfile_dir: str, service: str, certificate) -> None:
-    """The certificate's notAfter for node_exporter's textfile collector (CertificateExpiresSoon)."""
-    validated_file(name=f"{service}: certificate expiry metric", dest=f"{textfile_dir}/tls_{service}.prom",
-                   content=expiry_textfile(service, certificate), user="root", group=TEXTFILE_GROUP, mode="0644")
+def certificate_expiry(textfile_dir: str, service: str, certificate, renewed_by_operator: bool = False, file_name: str = "") -> None:
+    """The certificate's notAfter for node_exporter's textfile collector (CertificateExpiresSoon; with
+    `renewed_by_operator`, PublicCertificateExpiresSoon). `file_name`: the textfile's, default tls_<service>.prom."""
+    validated_file(name=f"{service}: certificate expiry metric", dest=f"{textfile_dir}/{file_name or f'tls_{service}.prom'}",
+                   content=expiry_textfile(service, certificate, renewed_by_operator), user="root", group=TEXTFILE_GROUP, mode="0644")
 
 def textfile_dir(path: str) -> None:
     """node_exporter reads it; members of TEXTFILE_GROUP write it (their files must be world-readable, 0644)."""

@@ -1059,7 +1059,7 @@ def _run_role(monkeypatch, env: str, extra: dict | None = None) -> list[tuple[st
     calls: list[tuple[str, dict]] = []
     for name in ("files", "server"):
         monkeypatch.setattr(role, name, _Recorder(calls, name))
-    for name in ("guarded_files", "release_tree", "backup_token", "service_account", "service_dirs", "run_service"):
+    for name in ("guarded_files", "release_tree", "backup_token", "service_account", "service_dirs", "run_service", "certificate_expiry"):
         monkeypatch.setattr(role, name, lambda *args, _name=name, **kwargs: calls.append((_name, kwargs)) or _Op())
     monkeypatch.setattr(role, "resolve", lambda name, base, arch: Artifact(name, "1.0.0", f"{base}/{name}.tar.gz", "0" * 64, name, ("x",)))
     monkeypatch.setattr(role, "host", type("H", (), {"get_fact": lambda self, fact, **kw: "x86_64"})())

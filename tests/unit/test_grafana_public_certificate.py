@@ -205,7 +205,7 @@ def _role_calls(monkeypatch, public: bool, env: str = "prod") -> list[tuple[str,
     calls: list[tuple[str, dict]] = []
     for name in ("apt", "files", "server"):
         monkeypatch.setattr(role, name, _Recorder(calls, name))
-    for name in ("guarded_files", "release_tree", "backup_token", "service_account", "service_dirs", "run_service"):
+    for name in ("guarded_files", "release_tree", "backup_token", "service_account", "service_dirs", "run_service", "certificate_expiry"):
         monkeypatch.setattr(role, name, lambda *args, _name=name, **kwargs: calls.append((_name, kwargs)) or _Op())
     monkeypatch.setattr(role, "resolve", lambda name, base, arch: Artifact(name, "1.0.0", f"{base}/{name}.tar.gz", "0" * 64, name, ("x",)))
     monkeypatch.setattr(role, "host", type("H", (), {"get_fact": lambda self, fact, **kw: "x86_64"})())
@@ -279,11 +279,33 @@ def test_turning_the_option_off_removes_the_pair_after_the_swap_and_on_keeps_it(
     for env in ("prod", "lab"):
         calls = _role_calls(monkeypatch, public=False, env=env)
         names = [name for name, _ in calls]
-        drops = [i for i, (name, kw) in enumerate(calls) if name == "files.file" and kw.get("present") is False]
+        drops = [i for i, (name, kw) in enumerate(calls) if name == "files.file" and kw.get("present") is False
+                 and kw["path"].startswith("/etc/grafana/tls/")]
         assert [calls[i][1]["path"] for i in drops] == list(removed), env
         assert all(i > names.index("guarded_files") for i in drops)  # a rollback to the previous grafana.ini still finds them
     calls = _role_calls(monkeypatch, public=True)
     assert not [kw for name, kw in calls if name == "files.file" and kw.get("path") in removed]
+
+
+def test_the_public_certificates_end_is_exported_for_its_alert_and_gone_without_it(monkeypatch):
+    """PublicCertificateExpiresSoon reads the served chain's first notAfter, labelled renewed_by="operator"; the
+    environment leaf's stays CertificateExpiresSoon's. Without the pair the textfile goes (a stale one would alert)."""
+    from cryptography import x509
+
+    from roles._tls import expiry_textfile
+
+    calls = _role_calls(monkeypatch, public=True)
+    expiries = [kw for name, kw in calls if name == "certificate_expiry"]
+    public = next(kw for kw in expiries if kw.get("renewed_by_operator"))
+    served = x509.load_pem_x509_certificates(PAIR.chain_pem.encode())[0]
+    assert public["file_name"] == "tls_grafana_public.prom"
+    text = expiry_textfile("grafana", public["certificate"], renewed_by_operator=True)
+    assert f'certificate="public",renewed_by="operator"}} {int(served.not_valid_after_utc.timestamp())}' in text
+    assert [kw for kw in expiries if not kw.get("renewed_by_operator")], "the environment leaf's expiry is exported too"
+    calls = _role_calls(monkeypatch, public=False)
+    assert not [kw for name, kw in calls if name == "certificate_expiry" and kw.get("renewed_by_operator")]
+    assert [kw for name, kw in calls if name == "files.file" and kw.get("present") is False
+            and kw["path"].endswith("/tls_grafana_public.prom")]
 
 
 def test_no_line_of_the_key_in_what_pyinfra_may_print_about_the_swap(monkeypatch):
