@@ -133,7 +133,7 @@ class AlertingSettings(Model):
     runbook_base_url: HttpUrl = Field(
         "https://git.sentinel.internal/sentinel/observability/-/blob/main", description="Base of the runbook links in notifications."
     )
-    grafana_url: HttpUrl | None = Field(None, description="Base of dashboard links; unset = https://<first monitoring host>:3000.")
+    grafana_url: HttpUrl | None = Field(None, description="Base of dashboard links; unset = grafana.root_url, else https://<the monitoring host>:3000.")
     slack_critical: SlackReceiver = Field(
         SlackReceiver(channel="#critical-alerts", webhook_url_secret="SENTINEL_SLACK_CRITICAL_WEBHOOK_URL"),
         description="Where critical alerts go on Slack.",

@@ -148,11 +148,14 @@ def render_config(settings: Settings, jobs: list[ScrapeJob], alertmanager_target
 
 
 def grafana_url(ctx: HostContext) -> str:
-    """Where dashboard links point: the setting, else this host's Grafana (grafana.http_port, even where no binary runs)."""
+    """Where dashboard links point: the setting, else Grafana's own `root_url` (the public name its operator
+    certificate covers, when set), else this host's Grafana (grafana.http_port, even where no binary runs)."""
+    from roles.grafana.config import root_url
+
     me = ctx.settings
     if me.alerting.grafana_url:
-        return me.alerting.grafana_url
-    return f"https://{me.address}:{me.grafana.http_port}"  # Grafana serves https only
+        return str(me.alerting.grafana_url)
+    return root_url(me.grafana, me.address).rstrip("/")  # https only: Grafana serves nothing else
 
 
 def render_alert_rules(settings: Settings, ctx: HostContext) -> str:

@@ -162,6 +162,17 @@ def test_a_changed_grafana_port_reaches_the_alert_links(tmp_path):
     assert grafana_url(context_of(environment, "mon1")) == "https://10.213.0.11:3300"  # Grafana serves https only
 
 
+def test_the_alert_links_follow_grafanas_public_root_url_unless_set_themselves(tmp_path):
+    from roles.prometheus import grafana_url
+
+    public = {"grafana": {"install_binary": False, "root_url": "https://grafana.example.test/"}}
+    (tmp_path / "own").mkdir()
+    environment = lab(tmp_path, mon1=public)
+    assert grafana_url(context_of(environment, "mon1")) == "https://grafana.example.test"
+    environment = lab(tmp_path / "own", mon1={**public, "alerting": {"grafana_url": "https://dash.example.test/"}})
+    assert grafana_url(context_of(environment, "mon1")).rstrip("/") == "https://dash.example.test"
+
+
 # --- bad input, refused before any host is touched ---------------------------------------
 
 
