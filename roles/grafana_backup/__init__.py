@@ -239,13 +239,17 @@ def grafana_backup(settings: GrafanaBackupSettings, ctx: HostContext):
         group=USER,
         mode="0640",
     )
-    validated_file(
-        name="grafana backup: the environment CA (Grafana's https)",
-        dest=CA_FILE,
-        content=ca_pem(ctx),
-        validate="openssl x509 -noout -in {path}",
-        mode="0644",
-    )
+    if public:
+        # The job verifies Grafana's public certificate with the system's trust store: no CA file to keep current.
+        files.file(name="grafana backup: no environment CA file (Grafana serves the public certificate)", path=CA_FILE, present=False)
+    else:
+        validated_file(
+            name="grafana backup: the environment CA (Grafana's https)",
+            dest=CA_FILE,
+            content=ca_pem(ctx),
+            validate="openssl x509 -noout -in {path}",
+            mode="0644",
+        )
     if settings.write_token:
         # Only where no Grafana role writes the token (the lab's stand-in), with its expiry as the operator gave it.
         validated_file(
