@@ -58,6 +58,9 @@ BACKDATE = dt.timedelta(minutes=5)
 
 CA_CERT_SECRET = "SENTINEL_TLS_CA_CERT"
 CA_KEY_SECRET = "SENTINEL_TLS_CA_KEY"
+# A rollover of the operator's CA: certificates trusted beside it during the overlap (docs/tls.md
+# "CA rollover": the next CA before the switch, the previous one after it). Certificates only.
+ALSO_TRUSTED_SECRET = "SENTINEL_TLS_ALSO_TRUSTED_CA"
 OPERATOR = "operator"
 
 
@@ -145,15 +148,17 @@ class CertificateAuthority:
     @classmethod
     def open(cls, environment: str, directory: Path | None = None, operator_cert: str | None = None,
              operator_key: str | None = None, now: dt.datetime | None = None,
-             lifetime: dt.timedelta = LIFETIME) -> "CertificateAuthority":
+             lifetime: dt.timedelta = LIFETIME, also_trusted: str | None = None) -> "CertificateAuthority":
         """The operator's CA when given (PEMs), else the directory's own, made on first use.
-        `lifetime`: the longest a leaf it issues lives (the operator's CA must outlive one issued now)."""
+        `lifetime`: the longest a leaf it issues lives (the operator's CA must outlive one issued now).
+        `also_trusted`: CA certificates trusted beside the current one (ALSO_TRUSTED_SECRET: an operator's CA
+        rollover, or the switch between the toolkit's own CA and an operator's)."""
         directory = directory or pki_dir(environment)
         now = now or _now()
         _private_dir(directory)
         if operator_cert or operator_key:
             cert, key = check_operator_ca(operator_cert, operator_key, lifetime, now)
-            return cls(directory, environment, cert, key)
+            return cls(directory, environment, cert, key, check_also_trusted(also_trusted, cert, now))
         with _locked(directory):
             cert_path, key_path = directory / "ca.crt", directory / "ca.key"
             if not key_path.exists():
@@ -161,7 +166,8 @@ class CertificateAuthority:
             key = serialization.load_pem_private_key(key_path.read_bytes(), None)
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             os.chmod(key_path, 0o600)
-            also = rollover_trust(directory)
+            # Its own rollover's next or retiring CA; and an operator's CA while the environment switches to it.
+            also = rollover_trust(directory) + check_also_trusted(also_trusted, cert, now)
         return cls(directory, environment, cert, key, also)
 
     # --- leaves -----------------------------------------------------------------------
@@ -463,6 +469,67 @@ def check_operator_ca(cert_pem: str | None, key_pem: str | None, lifetime: dt.ti
     return cert, key
 
 
+def check_also_trusted(pem: str | None, current: x509.Certificate, now: dt.datetime | None = None) -> tuple[x509.Certificate, ...]:
+    """The CA certificates of ALSO_TRUSTED_SECRET, trusted beside the operator's current CA during its rollover,
+    or PkiError naming the secret and the fix. Refused: not PEM certificates; one that is not a CA; one that has
+    expired (nothing it signed is accepted any more: drop it); the current CA itself; another CA with the
+    current one's subject (OpenSSL-based peers look an issuer up by subject and could try the wrong one)."""
+    if not pem:
+        return ()
+    now = now or _now()
+    try:
+        certs = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        raise PkiError(f"{ALSO_TRUSTED_SECRET} is not PEM certificates",
+                       "give the CA certificates to trust beside the current one (-----BEGIN CERTIFICATE-----), no key",
+                       ALSO_TRUSTED_SECRET) from None
+    for cert in certs:
+        subject = cert.subject.rfc4514_string()
+        try:
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        if not is_ca:
+            raise PkiError(f"{ALSO_TRUSTED_SECRET} holds {subject!r}, which is not a CA (no basicConstraints CA:TRUE)",
+                           "give only CA certificates: the next CA before the switch, the previous one after it", ALSO_TRUSTED_SECRET)
+        if cert.not_valid_after_utc <= now:
+            raise PkiError(f"the CA {subject!r} in {ALSO_TRUSTED_SECRET} expired on {cert.not_valid_after_utc:%Y-%m-%d}",
+                           "remove it from the secret: nothing it signed is accepted any more", ALSO_TRUSTED_SECRET)
+        if _public(cert.public_key()) == _public(current.public_key()):
+            raise PkiError(f"{ALSO_TRUSTED_SECRET} holds the current CA ({CA_CERT_SECRET}) itself",
+                           "give the other CA of the rollover: the next one before the switch, the previous one after it",
+                           ALSO_TRUSTED_SECRET)
+        if cert.subject == current.subject:
+            raise PkiError(f"the CA in {ALSO_TRUSTED_SECRET} has the current CA's subject {subject!r}",
+                           "give the new CA a subject of its own (for example with the year in its CN): peers look an "
+                           "issuer up by subject", ALSO_TRUSTED_SECRET)
+    return tuple(certs)
+
+
+def check_operator_overlap(directory: Path, current: x509.Certificate, also: tuple[x509.Certificate, ...]) -> None:
+    """Refuse ending an operator CA's overlap too early: with nothing trusted beside the current CA, every
+    leaf on file must be the current CA's. One that is not belongs to a host no converge reached since the
+    switch (or to the CA before it): its peers would refuse it after this converge."""
+    if also or not (directory / "leaves").is_dir():
+        return
+    stale = [path.stem for path in sorted((directory / "leaves").glob("*.crt")) if not _leaf_signed_by(path, current)]
+    if stale:
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        raise PkiError(
+            f"certificates on file in {directory / 'leaves'} are not the current CA's ({shown}), and {ALSO_TRUSTED_SECRET} "
+            "trusts no other CA: after this converge their hosts' peers would refuse them",
+            f"keep the previous CA in {ALSO_TRUSTED_SECRET} until one converge of every host after the switch "
+            "(docs/tls.md \"CA rollover\": the operator's CA); for a host that is gone, remove its leaves/<host>.* files",
+            ALSO_TRUSTED_SECRET)
+
+
+def _leaf_signed_by(path: Path, ca: x509.Certificate) -> bool:
+    try:
+        return _signed_by(x509.load_pem_x509_certificate(path.read_bytes()), ca)
+    except ValueError:
+        return True  # not a certificate: not a leaf of any CA to worry about
+
+
 def _public(public_key) -> bytes:
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -525,8 +592,20 @@ def operator_ca_secrets() -> tuple[str | None, str | None]:
     return values[0], values[1]
 
 
+def operator_also_trusted() -> str | None:
+    """ALSO_TRUSTED_SECRET's PEM, None when unset."""
+    from roles._secrets import SecretProblem, read_secret
+
+    try:
+        return read_secret(ALSO_TRUSTED_SECRET, multi_line=True)
+    except SecretProblem as err:
+        raise PkiError(err.problem, err.fix, ALSO_TRUSTED_SECRET) from None
+
+
 def environment_ca(environment: str, lifetime: dt.timedelta = LIFETIME) -> CertificateAuthority:
-    """The run's CA: the operator's from the secrets when set, else the PKI directory's own.
-    `lifetime`: the longest-lived leaf it will issue (the hosts' tls.lifetime_days)."""
+    """The run's CA: the operator's from the secrets when set (with the CAs trusted beside it during its
+    rollover), else the PKI directory's own. `lifetime`: the longest-lived leaf it will issue (the hosts'
+    tls.lifetime_days)."""
     cert, key = operator_ca_secrets()
-    return CertificateAuthority.open(environment, operator_cert=cert, operator_key=key, lifetime=lifetime)
+    also = operator_also_trusted()
+    return CertificateAuthority.open(environment, operator_cert=cert, operator_key=key, lifetime=lifetime, also_trusted=also)

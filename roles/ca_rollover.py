@@ -17,7 +17,8 @@ follows carries it to the hosts. Between steps every live leaf's issuer is in ev
 
 Each step also refreshes the controller's identities (the operator's `ca-bundle.crt`, certificate and
 http config; the erasure identity when it exists). The operator's own CA (SENTINEL_TLS_CA_CERT/_KEY)
-is not rolled here (docs/tls.md "CA rollover"). Nothing printed holds key material.
+is rolled with the secrets instead (SENTINEL_TLS_ALSO_TRUSTED_CA, docs/tls.md "CA rollover"). Nothing printed holds
+key material.
 """
 
 from __future__ import annotations
@@ -85,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         if cert or key:
             raise PkiError(f"the environment {args.environment!r} uses the operator's CA ({_pki.CA_CERT_SECRET}), "
                            "which this command does not roll over",
-                           f"give the new CA through {_pki.CA_CERT_SECRET} and {_pki.CA_KEY_SECRET} (docs/tls.md "
-                           "\"CA rollover\": the operator's CA)", _pki.CA_CERT_SECRET)
+                           f"roll it with the secrets: the new CA in {_pki.ALSO_TRUSTED_SECRET} first, then the new pair "
+                           f"in {_pki.CA_CERT_SECRET}/{_pki.CA_KEY_SECRET} with the old CA in {_pki.ALSO_TRUSTED_SECRET}, "
+                           "then that unset, a converge of every host after each (docs/tls.md \"CA rollover\": the "
+                           "operator's CA)", _pki.CA_CERT_SECRET)
         if not (directory / "ca.crt").exists():
             raise PkiError(f"{directory} holds no CA", "converge once first (it makes the CA), or set SENTINEL_PKI_DIR "
                            "to the directory that holds it", str(directory))

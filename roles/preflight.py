@@ -92,6 +92,8 @@ def check_tls(environment: Environment, unchecked: Mapping[str, Collection[str]]
     a certificate issued now with the longest tls.lifetime_days of the environment; the toolkit's own, when
     the PKI directory has one, must outlive it too. The refusal names the secret and the fix, never key
     material. The `tls` block's own rules (lifetime, renewal window, enabled) are the settings' (roles/_tls_settings.py)."""
+    from cryptography import x509
+
     from roles import _pki
 
     unchecked = unchecked or {}
@@ -101,10 +103,16 @@ def check_tls(environment: Environment, unchecked: Mapping[str, Collection[str]]
     )
     try:
         cert, key = _pki.operator_ca_secrets()
+        also = _pki.operator_also_trusted()
         if cert or key:
-            _pki.check_operator_ca(cert, key, lifetime)
+            current, _ = _pki.check_operator_ca(cert, key, lifetime)
+            trusted = _pki.check_also_trusted(also, current)
+            _pki.check_operator_overlap(_pki.pki_dir(environment.name), current, trusted)
         else:
             _pki.check_own_ca(environment.name, lifetime)
+            own = _pki.pki_dir(environment.name) / "ca.crt"
+            if also and own.exists():  # the switch to an operator's CA, its first step (docs/tls.md "CA rollover")
+                _pki.check_also_trusted(also, x509.load_pem_x509_certificate(own.read_bytes()))
     except _pki.PkiError as err:
         raise SettingsError(err.key, err.problem, err.fix) from None
 
