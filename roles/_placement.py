@@ -226,6 +226,8 @@ class S3Account:
     bucket: str
     access_key_secret: str
     secret_key_secret: str
+    # During a two-phase rotation: the secret holding the previous key id, still accepted on the bucket.
+    previous_access_key_secret: str = ""
 
 
 def s3_accounts(settings: "Settings") -> tuple[S3Account, ...]:
@@ -239,7 +241,8 @@ def s3_accounts(settings: "Settings") -> tuple[S3Account, ...]:
     found = []
     for name, key, block in (("loki", "loki", settings.loki), ("tempo", "traces.tempo", settings.traces.tempo)):
         if block.bucket in buckets:
-            found.append(S3Account(name, key, block.bucket, block.access_key_secret, block.secret_key_secret))
+            found.append(S3Account(name, key, block.bucket, block.access_key_secret, block.secret_key_secret,
+                                   block.previous_access_key_secret))
     return tuple(found)
 
 
@@ -256,6 +259,9 @@ def _object_store_secrets(s: "Settings"):
         found += [
             SecretUse(f"{account.key}.access_key_secret", account.access_key_secret, "s3_access_key", True, f"{what} access key"),
             SecretUse(f"{account.key}.secret_key_secret", account.secret_key_secret, "s3_key", True, f"{what} secret key"),
+            # Optional: set only between the two phases of a rotation.
+            SecretUse(f"{account.key}.previous_access_key_secret", account.previous_access_key_secret, "s3_access_key", False,
+                      f"{what} previous access key id (a rotation's first phase)"),
         ]
     return tuple(found)
 

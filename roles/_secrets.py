@@ -49,6 +49,8 @@ SECRETS: dict[str, Secret] = {
     "SENTINEL_S3_LOKI_SECRET_KEY": Secret("s3_key", "Loki's own S3 secret key (telemetry hosts)"),
     "SENTINEL_S3_TEMPO_ACCESS_KEY": Secret("s3_access_key", "Tempo's own S3 access key: an account owning only the tempo bucket (telemetry hosts)"),
     "SENTINEL_S3_TEMPO_SECRET_KEY": Secret("s3_key", "Tempo's own S3 secret key (telemetry hosts)"),
+    "SENTINEL_S3_LOKI_PREVIOUS_ACCESS_KEY": Secret("s3_access_key", "Loki's previous S3 access key id, only between the two phases of a rotation (telemetry hosts)"),
+    "SENTINEL_S3_TEMPO_PREVIOUS_ACCESS_KEY": Secret("s3_access_key", "Tempo's previous S3 access key id, only between the two phases of a rotation (telemetry hosts)"),
     "SENTRY_DSN": Secret("sentry_dsn", "the backend's Sentry DSN; unset = Sentry off (app hosts)"),
     "SENTRY_AUTH_TOKEN": Secret("sentry_token", "sentry-cli token for releases and source maps (app hosts)"),
     "SENTINEL_SLACK_CRITICAL_WEBHOOK_URL": Secret("slack_webhook", "Slack webhook of #critical-alerts (monitoring hosts)"),

@@ -220,7 +220,7 @@ class Settings(Model):
                     "give each consumer its own bucket (and list it in object_store.buckets)",
                 ))
             owners.setdefault(account.bucket, account.key)
-            for field in ("access_key_secret", "secret_key_secret"):
+            for field in ("access_key_secret", "secret_key_secret", "previous_access_key_secret"):
                 name, key = getattr(account, field), f"{account.key}.{field}"
                 if name in taken:
                     whose = "the store's root key" if taken[name].startswith("object_store.") else "another consumer's key"

@@ -79,6 +79,13 @@ def check_environment(environment: Environment, unchecked: Mapping[str, Collecti
         _collect(problems, check_grafana, host.name, host.settings, len(monitoring))
         if secrets is not None:  # the certificate against root_url: its secrets resolved (else reported above)
             _collect(problems, check_public_certificate, host.name, host.settings, secrets)
+    if secrets is not None:
+        from roles._placement import component
+        from roles.object_store import check_rotations
+
+        for host in environment.hosts:  # a rotation's previous S3 key ids, against the keys they overlap with
+            if component("object_store").runs(host) and not {"object_store", "loki", "traces"} & set(unchecked.get(host.name, ())):
+                _collect(problems, check_rotations, host.name, host.settings, secrets)
     if not any("grafana" in unchecked.get(host.name, ()) for host in monitoring):
         _collect(problems, check_one_public_name, [host for host in monitoring if host.settings.grafana.install_binary])
     SettingsErrors.raise_if_any(_unique(problems))

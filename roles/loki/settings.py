@@ -51,6 +51,11 @@ class LokiSettings(Model):
         "SENTINEL_S3_LOKI_ACCESS_KEY", description="Secret holding Loki's own S3 access key (its account owns only its bucket; never the store's root key)."
     )
     secret_key_secret: SecretName = Field("SENTINEL_S3_LOKI_SECRET_KEY", description="Secret holding Loki's own S3 secret key.")
+    previous_access_key_secret: SecretName = Field(
+        "SENTINEL_S3_LOKI_PREVIOUS_ACCESS_KEY",
+        description="Secret holding Loki's PREVIOUS access key id during a two-phase rotation: set, the store still accepts that "
+        "key on the bucket beside the new one; unset (the second phase), it deletes that account (docs/tls.md \"S3 keys\").",
+    )
     # First day of the one schema period (tsdb, v13, 24h index); must be in the past.
     schema_from: PastDay = Field("2024-01-01", description='First day of the one schema period (tsdb, v13, 24h index); must be in the past.')
     # Ingestion limits, per tenant (there is one: auth is off). The backend writes

@@ -13,6 +13,7 @@ API at converge (ACCOUNTS_SCRIPT), with every key read by curl from root-only fi
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import urllib.parse
@@ -150,9 +151,53 @@ def _url_config(url: str) -> str:
     return f'url = "{url}"\n'
 
 
+# An account's files for the overlap of a two-phase rotation (account_files): absent outside one.
+OVERLAP_FILES = ("previous", "policy.json")
+
+
+def check_rotations(host_name: str, settings: Settings, secrets: Mapping[str, str]) -> None:
+    """Preflight, on the resolved secrets: a consumer's previous key id (a rotation's first phase) must be
+    another key id than its new one (versitygw keeps one secret per key id: a new secret for the same id
+    cannot overlap), and no other consumer's or the store's root key id."""
+    from roles._model import SettingsError, SettingsErrors
+    from roles._placement import s3_accounts
+
+    store = settings.object_store
+    ids = {secrets.get(store.access_key_secret): "the store's root key"}
+    for account in s3_accounts(settings):
+        ids.setdefault(secrets.get(account.access_key_secret), f"{account.key}'s current key")
+    problems = []
+    for account in s3_accounts(settings):
+        previous = secrets.get(account.previous_access_key_secret)
+        if not previous:
+            continue
+        key = f"host {host_name}.{account.key}.previous_access_key_secret"
+        if previous == secrets.get(account.access_key_secret):
+            problems.append(SettingsError(
+                key, f"{account.previous_access_key_secret} holds {account.key}'s current access key id: a two-phase rotation "
+                "needs a new key id (the store keeps one secret per key id, so a new secret alone cannot overlap)",
+                f"give {account.access_key_secret} a new key id (e.g. openssl rand -hex 10) with its new secret, or unset "
+                f"{account.previous_access_key_secret} to rotate the secret alone in one step"))
+        elif previous in ids:
+            problems.append(SettingsError(
+                key, f"{account.previous_access_key_secret} holds {ids[previous]} id, not a key {account.key} used before",
+                f"put {account.key}'s previous access key id there, or unset it"))
+    SettingsErrors.raise_if_any(problems)
+
+
+def bucket_policy(bucket: str, previous: str) -> str:
+    """The bucket policy of a rotation's overlap: the previous key id keeps every right on its consumer's bucket
+    (and nothing elsewhere) while the new account owns it. One line, as versitygw returns it on GET ?policy."""
+    arn = f"arn:aws:s3:::{bucket}"
+    statement = {"Effect": "Allow", "Principal": {"AWS": [previous]}, "Action": ["s3:*"], "Resource": [arn, f"{arn}/*"]}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, separators=(",", ":"))
+
+
 def account_files(account: Account, secrets: Mapping[str, str], port: int) -> dict[str, str]:
     """The root-only files of one account, by file name under ACCOUNTS_DIR: the admin requests' bodies and
-    URLs, and the exact fragments the admin API's listings hold when the account is as wanted."""
+    URLs, and the exact fragments the admin API's listings hold when the account is as wanted. During a
+    two-phase rotation (the previous key id in its secret) also the previous key id and the bucket policy
+    that keeps it working (OVERLAP_FILES)."""
     access, secret = secrets[account.access_key_secret], secrets[account.secret_key_secret]
     quoting.refuse_control(access, f"{account.key}.access_key_secret")
     quoting.refuse_control(secret, f"{account.key}.secret_key_secret")
@@ -160,6 +205,12 @@ def account_files(account: Account, secrets: Mapping[str, str], port: int) -> di
         raise quoting.QuotingError(f"{account.key}.access_key_secret: not an S3 access key id (letters, digits, . _ ~ -)")
     base, bucket, xml_secret = f"http://127.0.0.1:{int(port)}", urllib.parse.quote(account.bucket, safe=""), go_xml_escape(secret)
     user = f"<Access>{access}</Access><Secret>{xml_secret}</Secret><Role>{ROLE}</Role>"
+    previous = secrets.get(account.previous_access_key_secret) if account.previous_access_key_secret else None
+    overlap = {}
+    if previous:
+        if not re.fullmatch(r"[A-Za-z0-9._~-]{3,128}", previous):
+            raise quoting.QuotingError(f"{account.key}.previous_access_key_secret: not an S3 access key id (letters, digits, . _ ~ -)")
+        overlap = {f"{account.name}.previous": previous + "\n", f"{account.name}.policy.json": bucket_policy(account.bucket, previous) + "\n"}
     return {
         f"{account.name}.create.xml": f"<Account>{user}</Account>",
         f"{account.name}.update.xml": f"<MutableProps><Secret>{xml_secret}</Secret><Role>{ROLE}</Role></MutableProps>",
@@ -169,6 +220,9 @@ def account_files(account: Account, secrets: Mapping[str, str], port: int) -> di
         f"{account.name}.user": user + "\n",
         f"{account.name}.owner": f"<Name>{go_xml_escape(account.bucket)}</Name><Owner>{access}</Owner>\n",
         f"{account.name}.access": access + "\n",
+        # GET, PUT and DELETE ?policy (the `=`: curl's SigV4 signs the query as S3 canonicalises it).
+        f"{account.name}.policy.url": _url_config(f"{base}/{bucket}?policy="),
+        **overlap,
     }
 
 
@@ -178,6 +232,8 @@ def accounts_script(accounts: tuple[Account, ...], port: int, region: str) -> st
     `check` prints "in sync", or what differs (account names, never a key). `sync` creates each
     account (or updates its secret and role when its key id exists), gives it its bucket, and
     deletes every other account of the internal IAM (a key rotated away, one made by hand).
+    A two-phase rotation's overlap (`<account>.previous` present): the previous account is kept and a
+    bucket policy lets it keep every right on the bucket; outside one, the bucket has no policy.
     """
     if not re.fullmatch(r"[a-z0-9-]+", region):
         raise quoting.QuotingError("object_store.region: not a region name such as us-east-1 (lowercase letters, digits, -)")
@@ -197,6 +253,20 @@ admin() {{  # a PATCH to the admin API, signed with the root key
   curl -fsS -K {CURL_CONFIG} --aws-sigv4 aws:amz:{region}:s3 -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -X PATCH "$@"
 }}
 
+s3() {{  # an S3 request (a bucket's policy), signed with the root key
+  curl -fsS -K {CURL_CONFIG} --aws-sigv4 aws:amz:{region}:s3 -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$@"
+}}
+
+policy() {{  # the bucket policy of account $1 as the store holds it; empty when it has none
+  s3 -K "$dir/$1.policy.url" 2>/dev/null || true
+}}
+
+previous_count() {{
+  n=0
+  for a in $accounts; do [ -e "$dir/$a.previous" ] && n=$((n + 1)); done
+  echo $n
+}}
+
 check() {{
   users=$(admin "$base/list-users" 2>/dev/null) || {{ echo "no admin API (internal IAM off, or the store is down)"; return 0; }}
   buckets=$(admin "$base/list-buckets" 2>/dev/null) || {{ echo "no bucket listing"; return 0; }}
@@ -204,9 +274,15 @@ check() {{
   for a in $accounts; do
     printf '%s' "$users" | grep -qF -f "$dir/$a.user" || drift="$drift $a:account"
     printf '%s' "$buckets" | grep -qF -f "$dir/$a.owner" || drift="$drift $a:bucket-owner"
+    if [ -e "$dir/$a.previous" ]; then
+      printf '%s' "$users" | grep -qF "<Access>$(cat "$dir/$a.previous")</Access>" || drift="$drift $a:previous-account"
+      [ "$(policy "$a")" = "$(cat "$dir/$a.policy.json")" ] || drift="$drift $a:overlap-policy"
+    else
+      [ -z "$(policy "$a")" ] || drift="$drift $a:policy-left"
+    fi
   done
   count=$(printf '%s' "$users" | grep -o '<Access>' | wc -l)
-  [ "$count" -eq {len(accounts)} ] || drift="$drift other-accounts:$count"
+  [ "$count" -eq $(({len(accounts)} + $(previous_count))) ] || drift="$drift other-accounts:$count"
   echo "${{drift:-in sync}}"
 }}
 
@@ -215,11 +291,24 @@ sync() {{
     admin --data-binary "@$dir/$a.create.xml" "$base/create-user" >/dev/null 2>&1 ||
       admin --data-binary "@$dir/$a.update.xml" -K "$dir/$a.update.url" >/dev/null
     admin -K "$dir/$a.owner.url" >/dev/null
+    if [ -e "$dir/$a.previous" ]; then
+      # The overlap: the previous account must still exist (the store checks a policy's principals).
+      admin "$base/list-users" | grep -qF "<Access>$(cat "$dir/$a.previous")</Access>" || {{
+        echo "$a: its previous key id is not an account of the store (rotated away already?): unset its previous-key secret" >&2
+        exit 1
+      }}
+      s3 -X PUT --data-binary "@$dir/$a.policy.json" -K "$dir/$a.policy.url" >/dev/null
+    elif [ -n "$(policy "$a")" ]; then
+      s3 -X DELETE -K "$dir/$a.policy.url" >/dev/null
+    fi
   done
-  # Every other account goes: a consumer's old key id, an account made by hand.
+  # Every other account goes: a consumer's old key id once its overlap ended, an account made by hand.
   admin "$base/list-users" | grep -o '<Access>[^<]*</Access>' | sed 's/<[^>]*>//g' | while read -r key; do
     wanted=no
-    for a in $accounts; do [ "$key" = "$(cat "$dir/$a.access")" ] && wanted=yes; done
+    for a in $accounts; do
+      [ "$key" = "$(cat "$dir/$a.access")" ] && wanted=yes
+      [ -e "$dir/$a.previous" ] && [ "$key" = "$(cat "$dir/$a.previous")" ] && wanted=yes
+    done
     [ "$wanted" = yes ] && continue
     case $key in
       *[!A-Za-z0-9._~-]*) echo "an account the toolkit did not make has a key id it cannot put in a URL: delete it with versitygw admin delete-user" >&2; exit 1 ;;
@@ -281,7 +370,8 @@ def _accounts(store: ObjectStoreSettings, settings: Settings, secrets: Mapping[s
     files.directory(name="versitygw: accounts directory", path=ACCOUNTS_DIR, user="root", group="root", mode="0700")
     changed = []
     for account in accounts:
-        for file_name, content in account_files(account, secrets, store.listen_port).items():
+        wanted = account_files(account, secrets, store.listen_port)
+        for file_name, content in wanted.items():
             changed.append(validated_file(
                 name=f"versitygw: {account.name} account ({file_name.split('.', 1)[1]})",
                 dest=f"{ACCOUNTS_DIR}/{file_name}",
@@ -290,6 +380,10 @@ def _accounts(store: ObjectStoreSettings, settings: Settings, secrets: Mapping[s
                 group="root",
                 mode="0600",
             ))
+        for suffix in OVERLAP_FILES:  # a rotation's overlap has ended: its files go, and the sync deletes the old account
+            if f"{account.name}.{suffix}" not in wanted:
+                changed.append(files.file(name=f"versitygw: {account.name} account (no {suffix}: no rotation under way)",
+                                          path=f"{ACCOUNTS_DIR}/{account.name}.{suffix}", present=False))
     changed.append(validated_file(
         name="versitygw: accounts script",
         dest=ACCOUNTS_SCRIPT,

@@ -28,3 +28,8 @@ class TempoSettings(Model):
         "SENTINEL_S3_TEMPO_ACCESS_KEY", description="Secret holding Tempo's own S3 access key (its account owns only its bucket; never the store's root key)."
     )
     secret_key_secret: SecretName = Field("SENTINEL_S3_TEMPO_SECRET_KEY", description="Secret holding Tempo's own S3 secret key.")
+    previous_access_key_secret: SecretName = Field(
+        "SENTINEL_S3_TEMPO_PREVIOUS_ACCESS_KEY",
+        description="Secret holding Tempo's PREVIOUS access key id during a two-phase rotation: set, the store still accepts that "
+        "key on the bucket beside the new one; unset (the second phase), it deletes that account (docs/tls.md \"S3 keys\").",
+    )

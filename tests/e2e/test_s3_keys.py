@@ -49,6 +49,11 @@ class Answer:
 def _request(tel, method: str, path: str, who: str, body: bytes = b"") -> Answer:
     """`method path` signed with `who`'s key ("root", "loki", "tempo"), sent from the host to the store."""
     access, secret = (lab_secrets.read(name) for name in (ROOT if who == "root" else KEYS[who]))
+    return _signed(tel, method, path, access, secret, body)
+
+
+def _signed(tel, method: str, path: str, access: str, secret: str, body: bytes = b"") -> Answer:
+    """`method path` signed with the key pair (access, secret), sent from the host to the store."""
     store = tel.settings.object_store
     url = tel.local("object_store.s3", path)
     headers = sign(method, url, access, secret, store.region, payload=body)
@@ -172,3 +177,42 @@ def test_a_rotated_secret_key_replaces_the_old_one(tel):
         back = lab_session.converge("--limit", tel.name)
         assert back.returncode == 0, back.output[-3000:]
     assert _request(tel, "GET", "/loki", "loki").status == 200
+
+
+PREVIOUS = {"loki": "SENTINEL_S3_LOKI_PREVIOUS_ACCESS_KEY"}
+
+
+def test_a_new_key_id_rotates_in_two_phases_with_both_keys_accepted_in_between(tel):
+    """Phase 1 (new pair, previous key id set): both keys read and write Loki's bucket, neither touches Tempo's, and a
+    second converge changes nothing. Phase 2 (previous unset): the old key is refused, the new one reads what the old
+    one wrote. Then the lab's own keys again."""
+    old = tuple(lab_secrets.read(name) for name in KEYS["loki"])
+    new = ("rot" + uuid.uuid4().hex[:16], "rotated-" + uuid.uuid4().hex)
+    before, during = f"/loki/rotation-before-{uuid.uuid4().hex}", f"/loki/rotation-during-{uuid.uuid4().hex}"
+    assert _signed(tel, "PUT", before, *old, body=b"written with the old key").status == 200
+    first_phase = {KEYS["loki"][0]: new[0], KEYS["loki"][1]: new[1], PREVIOUS["loki"]: old[0]}
+    try:
+        run = lab_session.converge("-vvv", "--limit", tel.name, env=first_phase)
+        assert run.returncode == 0, run.output[-3000:]
+        for value in (*new, *old):  # nothing secret in pyinfra's output at -vvv, key ids included
+            assert value not in run.output
+        for pair in (old, new):  # both accepted on the bucket, for every right the consumer needs
+            assert _signed(tel, "GET", before, *pair).status == 200
+            assert _signed(tel, "PUT", during, *pair, body=b"written during the overlap").status == 200
+            assert _signed(tel, "GET", "/loki?list-type=2", *pair).status == 200
+            assert _signed(tel, "GET", "/tempo?list-type=2", *pair).status == 403  # and nothing beyond it
+        assert tel.testinfra.check_output(f"{ACCOUNTS_SCRIPT} check") == "in sync"
+        again = lab_session.converge("--limit", tel.name, env=first_phase)
+        assert again.returncode == 0 and again.changed.get(tel.name) == 0, again.output[-5000:]
+
+        run = lab_session.converge("--limit", tel.name, env={KEYS["loki"][0]: new[0], KEYS["loki"][1]: new[1]})
+        assert run.returncode == 0, run.output[-3000:]
+        assert _signed(tel, "GET", "/loki?list-type=2", *old).status == 403  # the old key id is gone
+        assert _signed(tel, "GET", before, *new).status == 200  # what the old key wrote stays readable
+        assert _signed(tel, "GET", during, *new).status == 200
+        assert tel.testinfra.check_output(f"{ACCOUNTS_SCRIPT} check") == "in sync"
+    finally:
+        back = lab_session.converge("--limit", tel.name)
+        assert back.returncode == 0, back.output[-3000:]
+    assert _request(tel, "GET", before, "loki").status == 200
+    assert _request(tel, "DELETE", before, "loki").status == 204 and _request(tel, "DELETE", during, "loki").status == 204

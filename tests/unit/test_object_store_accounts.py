@@ -45,8 +45,10 @@ def test_every_bucket_of_a_consumer_gets_its_own_account():
 
 def test_the_store_reads_the_consumers_keys_and_the_consumers_only_their_own():
     settings = _settings()
-    store = {use.name for use in component("object_store").secrets(settings)}
-    assert store == set(SECRETS)
+    store = {use.name: use.required for use in component("object_store").secrets(settings)}
+    assert {name for name, required in store.items() if required} == set(SECRETS)
+    # A rotation's previous key ids: read when set, never required.
+    assert {name for name, required in store.items() if not required} == {"SENTINEL_S3_LOKI_PREVIOUS_ACCESS_KEY", "SENTINEL_S3_TEMPO_PREVIOUS_ACCESS_KEY"}
     loki = {use.name: use.kind for use in component("loki").secrets(settings)}
     tempo = {use.name: use.kind for use in component("tempo").secrets(settings)}
     assert loki == {"SENTINEL_S3_LOKI_ACCESS_KEY": "s3_access_key", "SENTINEL_S3_LOKI_SECRET_KEY": "s3_key"}
@@ -87,6 +89,7 @@ def test_account_files_are_the_admin_requests_with_the_key_escaped_as_go_writes_
         "loki.user": user + "\n",
         "loki.owner": "<Name>loki</Name><Owner>lokikey0001</Owner>\n",
         "loki.access": "lokikey0001\n",
+        "loki.policy.url": 'url = "http://127.0.0.1:7070/loki?policy="\n',
     }
     # No file of the account holds the root key.
     assert not [name for name, text in files.items() if "rootkey0001" in text or "root-secret-0001" in text]
@@ -104,7 +107,7 @@ def test_the_accounts_script_holds_no_key_and_parses():
     script = object_store.accounts_script(accounts(settings), 7070, "us-east-1")
     for value in SECRETS.values():
         assert value not in script
-    assert 'accounts="loki tempo"' in script and "-eq 2 ]" in script and "--role" not in script
+    assert 'accounts="loki tempo"' in script and "$((2 + $(previous_count)))" in script and "--role" not in script
     subprocess.run(["sh", "-n"], input=script, text=True, check=True)
     with pytest.raises(object_store.quoting.QuotingError):
         object_store.accounts_script(accounts(settings), 7070, "us-east-1; reboot")
@@ -126,3 +129,49 @@ def test_go_xml_escape_refuses_what_xml_cannot_carry():
 def test_account_is_a_plain_record():
     account = Account("loki", "loki", "loki", "A", "S")
     assert dataclasses.replace(account, bucket="x").bucket == "x"
+
+
+# --- a two-phase rotation: the previous key id keeps its bucket until the second phase -----------------------
+
+
+def test_during_a_rotation_the_previous_key_keeps_every_right_on_its_bucket_and_nothing_else():
+    import json
+
+    account = accounts(_settings())[0]
+    files = object_store.account_files(account, {**SECRETS, "SENTINEL_S3_LOKI_PREVIOUS_ACCESS_KEY": "lokikey0000"}, 7070)
+    assert files["loki.previous"] == "lokikey0000\n"
+    policy = json.loads(files["loki.policy.json"])
+    [statement] = policy["Statement"]
+    assert statement == {"Effect": "Allow", "Principal": {"AWS": ["lokikey0000"]}, "Action": ["s3:*"],
+                         "Resource": ["arn:aws:s3:::loki", "arn:aws:s3:::loki/*"]}
+    assert files["loki.policy.json"].count("\n") == 1  # one line, as the store returns it on GET ?policy
+    # Outside a rotation: neither file, so the role removes them and the sync deletes the old account.
+    plain = object_store.account_files(account, SECRETS, 7070)
+    assert not {f"loki.{suffix}" for suffix in object_store.OVERLAP_FILES} & set(plain)
+
+
+@pytest.mark.parametrize("previous", ["a/b", "k?x=1", "ab"])
+def test_a_previous_key_id_that_cannot_name_an_account_is_refused(previous):
+    account = accounts(_settings())[0]
+    with pytest.raises(object_store.quoting.QuotingError, match="previous_access_key_secret"):
+        object_store.account_files(account, {**SECRETS, "SENTINEL_S3_LOKI_PREVIOUS_ACCESS_KEY": previous}, 7070)
+
+
+def test_the_script_keeps_the_previous_account_only_while_its_file_is_there():
+    script = object_store.accounts_script(accounts(_settings()), 7070, "us-east-1")
+    # The sync's keep-list reads the previous key id from its file; the check counts it among the accounts.
+    assert '[ -e "$dir/$a.previous" ] && [ "$key" = "$(cat "$dir/$a.previous")" ] && wanted=yes' in script
+    assert 's3 -X PUT --data-binary "@$dir/$a.policy.json"' in script and 's3 -X DELETE -K "$dir/$a.policy.url"' in script
+    assert "policy-left" in script and "overlap-policy" in script
+
+
+def test_preflight_accepts_a_previous_key_id_of_its_own_and_refuses_the_current_one():
+    from roles._model import SettingsError
+
+    settings = _settings()
+    object_store.check_rotations("tel1", settings, {**SECRETS, "SENTINEL_S3_LOKI_PREVIOUS_ACCESS_KEY": "lokikey0000"})
+    object_store.check_rotations("tel1", settings, SECRETS)  # no rotation under way
+    with pytest.raises(SettingsError) as err:
+        object_store.check_rotations("tel1", settings, {**SECRETS, "SENTINEL_S3_LOKI_PREVIOUS_ACCESS_KEY": "lokikey0001"})
+    assert err.value.key == "host tel1.loki.previous_access_key_secret" and "a new key id" in err.value.fix
+    assert "lokikey0001" not in str(err.value)

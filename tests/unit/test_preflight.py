@@ -235,6 +235,13 @@ INVENTORY_CASES = [
     ("s3-consumer-key-unset", "prod", inventory_with(), {"SENTINEL_S3_LOKI_ACCESS_KEY": None}, "loki.access_key_secret", "export SENTINEL_S3_LOKI_ACCESS_KEY"),
     ("s3-consumer-secret-unset", "prod", inventory_with(), {"SENTINEL_S3_TEMPO_SECRET_KEY": None}, "traces.tempo.secret_key_secret", "export SENTINEL_S3_TEMPO_SECRET_KEY"),
     ("s3-access-key-not-an-id", "prod", inventory_with(), {"SENTINEL_S3_TEMPO_ACCESS_KEY": "tempo/key?x=1"}, "traces.tempo.access_key_secret", "openssl rand"),
+    # A two-phase rotation's previous key id: another id than the new one, and not another account's.
+    ("s3-previous-is-the-current-key", "prod", inventory_with(), {"SENTINEL_S3_LOKI_PREVIOUS_ACCESS_KEY": GOOD_SECRETS["SENTINEL_S3_LOKI_ACCESS_KEY"]},
+     "loki.previous_access_key_secret", "a new key id"),
+    ("s3-previous-is-tempos-key", "prod", inventory_with(), {"SENTINEL_S3_LOKI_PREVIOUS_ACCESS_KEY": GOOD_SECRETS["SENTINEL_S3_TEMPO_ACCESS_KEY"]},
+     "loki.previous_access_key_secret", "previous access key id there"),
+    ("s3-previous-not-an-id", "prod", inventory_with(), {"SENTINEL_S3_TEMPO_PREVIOUS_ACCESS_KEY": "tempo/old?x=1"},
+     "traces.tempo.previous_access_key_secret", "openssl rand"),
     # Go integer ranges
     ("collector-spike-beyond-limit-range", "prod", inventory_with("telemetry", {"otel_collector": {"memory_spike_limit_mib": 2**40}}), {}, "otel_collector.memory_spike_limit_mib", "1048576"),
     ("loki-streams-beyond-int64", "prod", inventory_with("telemetry", {"loki": {"max_global_streams_per_user": 2**63}}), {}, "loki.max_global_streams_per_user", "1000000"),
