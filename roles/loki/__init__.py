@@ -181,18 +181,19 @@ def _scale_out(config: dict, ring: Ring, tls: TlsPaths | None) -> None:
         config["server"]["grpc_tls_config"] = dskit_server_tls(tls)
     config["common"]["replication_factor"] = ring.replication_factor
     config["common"]["ring"] = {"instance_addr": ring.ip, "kvstore": {"store": "memberlist"}}
-    client = {"grpc_client_config": grpc_client_tls(tls)} if tls else {}
-    extra: dict = {
-        "memberlist": memberlist(ring, tls),
-        # The query frontends and the queriers find every host's scheduler in its ring (on memberlist): a query
-        # entering one host's read path is split and run by the queriers of every host.
-        "query_scheduler": {"use_scheduler_ring": True, **client},
-        **({"frontend": dict(client), "frontend_worker": dict(client), "ingester_client": dict(client),
-            "ruler": {"ruler_client": grpc_client_tls(tls)}} if tls else {}),
-    }
-    if tls:
-        config["storage_config"]["tsdb_shipper"]["index_gateway_client"] = dict(client)
-    config.update(extra)
+    def client() -> dict:  # a new dict each time: no block shares another's
+        return {"grpc_client_config": grpc_client_tls(tls)} if tls else {}
+
+    config["memberlist"] = memberlist(ring, tls)
+    # The query frontends and the queriers find every host's scheduler in its ring (on memberlist): a query
+    # entering one host's read path is split and run by the queriers of every host.
+    config["query_scheduler"] = {"use_scheduler_ring": True, **client()}
+    if tls:  # every gRPC client of the three targets, against the peers' TLS gRPC servers
+        config["frontend"] = client()
+        config["frontend_worker"] = client()
+        config["ingester_client"] = client()
+        config["ruler"] = {"ruler_client": grpc_client_tls(tls)}
+        config["storage_config"]["tsdb_shipper"]["index_gateway_client"] = client()
 
 
 def credentials_env(settings: LokiSettings, secrets: Mapping[str, str]) -> str:

@@ -131,16 +131,20 @@ def _scale_out(config: dict, ring: Ring, tls: TlsPaths | None, grpc_port: int) -
     config = {"target": SCALABLE_TARGET, **config}
     if tls:
         config["server"]["grpc_tls_config"] = dskit_server_tls(tls)
-    memberlist_ring = {"kvstore": {"store": "memberlist"}}
-    config["distributor"]["ring"] = {**memberlist_ring, "instance_addr": ring.ip}
-    config["ingester"] = {"lifecycler": {"ring": {**memberlist_ring, "replication_factor": ring.replication_factor}, "address": ring.ip}}
-    config["compactor"]["ring"] = {**memberlist_ring, "instance_addr": ring.ip}
-    client = {"grpc_client_config": grpc_client_tls(tls)} if tls else {}
-    if client:
-        config["ingester_client"] = dict(client)
+    def kvstore() -> dict:  # a new dict each time: yaml.safe_dump would write one shared twice as an alias
+        return {"kvstore": {"store": "memberlist"}}
+
+    def client() -> dict:
+        return {"grpc_client_config": grpc_client_tls(tls)} if tls else {}
+
+    config["distributor"]["ring"] = {**kvstore(), "instance_addr": ring.ip}
+    config["ingester"] = {"lifecycler": {"ring": {**kvstore(), "replication_factor": ring.replication_factor}, "address": ring.ip}}
+    config["compactor"]["ring"] = {**kvstore(), "instance_addr": ring.ip}
+    if tls:
+        config["ingester_client"] = client()
     # Each host's queriers work for the query frontend of their own process (its gRPC is on the host's IP now,
     # not the loopback); the frontend reaches every host's ingesters through the ring.
-    config["querier"] = {"frontend_worker": {"frontend_address": host_port(ring.ip, grpc_port), **client}}
+    config["querier"] = {"frontend_worker": {"frontend_address": host_port(ring.ip, grpc_port), **client()}}
     config["memberlist"] = memberlist(ring, tls)
     return config
 
