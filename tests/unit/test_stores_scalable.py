@@ -295,3 +295,14 @@ def test_a_single_telemetry_host_in_scalable_mode_is_a_ring_of_one(tmp_path):
     one = environment_of(tmp_path, "prod", prod_body(SCALABLE, telemetry=1))
     config = loki_of(one, "tel1")
     assert config["common"]["replication_factor"] == 1 and config["memberlist"]["join_members"] == [f"{TEL1}:7946"]
+
+
+def test_the_erasure_command_sends_its_delete_request_to_the_stores_hosts_loki(scalable, monkeypatch):
+    """With Loki on every telemetry host, the erase command picks stores.host's (the delete requests live in the
+    shared bucket, so any host's compactor could take them; one fixed choice keeps the audit trail simple)."""
+    from roles.retention import erase
+
+    monkeypatch.setattr(erase, "_inventory", lambda env: scalable)
+    monkeypatch.setattr(erase, "erasure_identity", lambda env: ("ca.crt", ("erasure.crt", "erasure.key")))
+    store = erase.resolve_store("prod", None, None)
+    assert store.kind == "loki" and store.base_url == f"https://{TEL1}:3100"
