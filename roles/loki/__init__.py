@@ -7,6 +7,11 @@ policy. The config is a typed model dumped to YAML, checked on the host with
 against Loki's configuration reference (files/loki/config-reference-<version>.yml).
 The S3 credentials never enter the YAML: it reads ${LOKI_S3_*} from a 0640
 EnvironmentFile (`-config.expand-env=true`).
+
+With `stores.mode: scalable` (roles/_stores_settings.py) every telemetry host runs Loki's simple scalable
+deployment: the read, write and backend targets in one process, one ring on memberlist over every telemetry
+host, the shared `loki` bucket, gRPC and memberlist between the hosts over TLS (`render_config`'s `ring`).
+Rendered and checked against the 3.7.8 reference only, like the rest of this role.
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ LokiSize = Annotated[str, AfterValidator(_size)]
 
 
 class LokiSettings(Model):
-    """Loki single binary (`-target=all`) on the `telemetry` hosts, chunks in the object store.
+    """Loki on the `telemetry` hosts, chunks in the object store: the single binary (`-target=all`) on
+    `stores.host`, or with `stores.mode: scalable` the read, write and backend targets on every telemetry host.
 
     The retention periods are not here: they come from the retention policy
     (`retention` in group data). The S3 credentials are named secrets, read on the

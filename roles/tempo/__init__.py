@@ -14,6 +14,8 @@ building block runs `tempo -config.verify` on the staged file before the swap.
 - `compactor.compaction.block_retention` = `traces.retention` (default 336h).
 - The metrics generator stays OFF: the collector gateway's span_metrics connector
   makes the span metrics, so there is one source of them whichever store is chosen.
+- `stores.mode: scalable`: the scalable single binary (`target: scalable-single-binary`, Tempo 2.x only: Tempo 3
+  removed it) on every telemetry host, one ring on memberlist, the shared `tempo` bucket (`render_config`'s `ring`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from roles._model import ServiceDir, Model, Name, Port, SecretName
 
 
 class TempoSettings(Model):
-    """Tempo 2.x single binary on the `telemetry` hosts.
+    """Tempo 2.x on the `telemetry` hosts: the single binary on `stores.host`, or with `stores.mode: scalable`
+    the scalable single binary on every telemetry host (blocks then in S3: preflight refuses `backend: local`).
 
     Its OTLP receivers listen on `traces.listen_address` with
     `traces.otlp_grpc_port` / `traces.otlp_http_port`; blocks are kept
