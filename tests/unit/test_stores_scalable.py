@@ -306,3 +306,48 @@ def test_the_erasure_command_sends_its_delete_request_to_the_stores_hosts_loki(s
     monkeypatch.setattr(erase, "erasure_identity", lambda env: ("ca.crt", ("erasure.crt", "erasure.key")))
     store = erase.resolve_store("prod", None, None)
     assert store.kind == "loki" and store.base_url == f"https://{TEL1}:3100"
+
+
+@pytest.mark.parametrize("role", ["loki", "tempo"])
+def test_the_roles_deploy_function_renders_the_ring_and_the_tls_files(scalable, monkeypatch, role):
+    """The role as deploy.py calls it (the operations recorded, never run): tel2's service carries the scalable config,
+    its certificate files, and is checked by the store's own verifier before the swap."""
+    import importlib
+
+    module = importlib.import_module(f"roles.{role}")
+    specs = []
+    monkeypatch.setattr(module, "release_service", lambda spec=None, *args, **kwargs: specs.append(spec or args[0]))
+    ctx = context_of(scalable, "tel2", GOOD_SECRETS)
+    block = ctx.settings.loki if role == "loki" else ctx.settings.traces
+    getattr(getattr(module, role), "_inner", getattr(module, role))(block, ctx)
+    (spec,) = specs
+    config = yaml.safe_load(next(c.content for c in spec.configs if c.dest == module.CONFIG))
+    assert config["target"] == module.SCALABLE_TARGET
+    assert config["memberlist"]["advertise_addr"] == TEL2
+    assert {c.dest for c in spec.configs} >= {f"/etc/{role}/tls/ca.crt", f"/etc/{role}/tls/{role}.crt", f"/etc/{role}/tls/{role}.key"}
+    assert "-config.expand-env=true" in spec.exec_start
+    assert next(c.validate for c in spec.configs if c.dest == module.CONFIG)
+
+
+def test_the_object_store_role_binds_and_calls_the_host_ip_in_scalable_mode(scalable, monkeypatch):
+    """versitygw's role as deploy.py calls it on stores.host (operations recorded): the unit binds tel1's IP, and the
+    buckets and accounts are made through that address, not the loopback the store no longer listens on."""
+    from types import SimpleNamespace
+
+    from roles import object_store
+    from tests.unit.op_recorder import RecordedOp
+
+    calls = []
+    monkeypatch.setattr(object_store, "release_service", lambda spec, *args, **kwargs: calls.append(("release", spec)))
+    monkeypatch.setattr(object_store, "validated_file", lambda **kw: calls.append(("file", kw)) or RecordedOp(kw["name"], False))
+    monkeypatch.setattr(object_store, "bucket", lambda **kw: calls.append(("bucket", kw)))
+    monkeypatch.setattr(object_store, "files", SimpleNamespace(directory=lambda **kw: None))
+    monkeypatch.setattr(object_store, "server", SimpleNamespace(shell=lambda **kw: calls.append(("shell", kw))))
+    monkeypatch.setattr(object_store, "host", SimpleNamespace(get_fact=lambda *a, **kw: "in sync"))
+    ctx = context_of(scalable, "tel1", GOOD_SECRETS)
+    object_store.object_store._inner(ctx.settings.object_store, ctx)
+    (spec,) = [c[1] for c in calls if c[0] == "release"]
+    assert f"--port={TEL1}:7070" in spec.exec_start
+    assert {c[1]["address"] for c in calls if c[0] == "bucket"} == {TEL1}
+    script = next(c[1]["content"] for c in calls if c[0] == "file" and c[1]["name"] == "versitygw: accounts script")
+    assert f"base=http://{TEL1}:7070" in script
