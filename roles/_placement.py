@@ -130,7 +130,7 @@ def _scalable(s: "Settings") -> bool:
 def _object_store(s: "Settings"):
     if _scalable(s):  # Loki and Tempo on every telemetry host share its buckets (plain HTTP, SigV4-signed: docs/architecture.md)
         return (ListenerSpec("object_store.s3", s.object_store.listen_port, "host", "S3 API for the stores (scalable: every telemetry host's Loki and Tempo)"),)
-    return (ListenerSpec("object_store.s3", s.object_store.listen_port, "local", "S3 API for the stores on this host"),)
+    return (ListenerSpec("object_store.s3", s.object_store.listen_port, "local", "S3 API for the stores on this host (scalable: on the host's IP, for every telemetry host's Loki and Tempo)"),)
 
 
 def _jaeger(s: "Settings"):
@@ -154,7 +154,7 @@ def _tempo(s: "Settings"):
         ListenerSpec("tempo.http", tempo.http_port, "host", "query API (Grafana), /ready, /metrics"),
         *((ListenerSpec("tempo.grpc", tempo.grpc_port, "host", "Tempo's internal gRPC, between the telemetry hosts (scalable)"),
            ListenerSpec("tempo.memberlist", tempo.memberlist_port, "host", "Tempo's ring gossip between the telemetry hosts (scalable only)"))
-          if _scalable(s) else (ListenerSpec("tempo.grpc", tempo.grpc_port, "local", "Tempo's internal gRPC"),)),
+          if _scalable(s) else (ListenerSpec("tempo.grpc", tempo.grpc_port, "local", "Tempo's internal gRPC (scalable: on the host's IP, between the telemetry hosts)"),)),
     )
 
 
@@ -174,7 +174,7 @@ def _loki(s: "Settings"):
         ListenerSpec("loki.http", s.loki.http_port, "host", "OTLP logs in, queries, deletes, /metrics"),
         *((ListenerSpec("loki.grpc", s.loki.grpc_port, "host", "Loki's internal gRPC between the telemetry hosts (scalable, mTLS)"),
            ListenerSpec("loki.memberlist", s.loki.memberlist_port, "host", "Loki's ring gossip between the telemetry hosts (scalable only, TLS)"))
-          if _scalable(s) else (ListenerSpec("loki.grpc", s.loki.grpc_port, "local", "Loki talking to itself"),)),
+          if _scalable(s) else (ListenerSpec("loki.grpc", s.loki.grpc_port, "local", "Loki talking to itself (scalable: on the host's IP, between the telemetry hosts, mTLS)"),)),
     )
 
 
