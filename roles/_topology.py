@@ -417,6 +417,13 @@ class Topology:
             return []
         problems = []
         telemetry = sorted(h for h in self.hosts if "telemetry" in self.hosts[h].groups)
+        factors = {h.settings.stores.replication_factor for h in scaled}
+        if len(factors) > 1:
+            return [SettingsError(
+                "stores.replication_factor",
+                f"differs between hosts ({', '.join(sorted(str(f) for f in factors))}): one ring would be told two numbers of copies",
+                "set it once, in group_data/all.py or the environment's group data",
+            )]
         wanted = scaled[0].settings.stores.replication_factor
         if wanted is not None and wanted > len(telemetry):
             problems.append(SettingsError(

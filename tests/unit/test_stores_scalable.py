@@ -351,3 +351,30 @@ def test_the_object_store_role_binds_and_calls_the_host_ip_in_scalable_mode(scal
     assert {c[1]["address"] for c in calls if c[0] == "bucket"} == {TEL1}
     script = next(c[1]["content"] for c in calls if c[0] == "file" and c[1]["name"] == "versitygw: accounts script")
     assert f"base=http://{TEL1}:7070" in script
+
+
+def test_a_scalable_prod_passes_the_whole_preflight_and_a_bad_factor_stops_it(monkeypatch, tmp_path):
+    """preflight.preflight, as the pyinfra CLI runs it before connecting (secrets, versions, topology)."""
+    from roles import preflight
+    from tests.environments import write_inventory
+
+    monkeypatch.setenv("SENTINEL_SECRETS_DIR", str(tmp_path / "secrets"))
+    (tmp_path / "secrets").mkdir()
+    for name, value in GOOD_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(preflight, "_validated", {})
+    (tmp_path / "good").mkdir()
+    (tmp_path / "bad").mkdir()
+    preflight.preflight(write_inventory(tmp_path / "good", "prod", prod_body(SCALABLE)))
+    monkeypatch.setattr(preflight, "_validated", {})
+    with pytest.raises(SettingsError) as caught:
+        preflight.preflight(write_inventory(tmp_path / "bad", "prod", prod_body({**SCALABLE, "replication_factor": 3})))
+    assert "stores.replication_factor" in {e.key for e in SettingsErrors.of(caught.value)}
+
+
+def test_hosts_that_disagree_on_the_replication_factor_are_refused(tmp_path):
+    body = prod_body(SCALABLE).replace('("tel2", {"address": "10.20.0.15", "stores": _stores', '("tel2", {"address": "10.20.0.15", "stores": {**_stores, "replication_factor": 1}')
+    with pytest.raises(SettingsError) as caught:
+        environment_of(tmp_path, "prod", body).topology
+    err = SettingsErrors.of(caught.value)[0]
+    assert err.key == "stores.replication_factor" and "differs" in err.problem and "once" in err.fix
