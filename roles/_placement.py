@@ -123,8 +123,14 @@ def _grafana_ha(s: "Settings"):
     return (ListenerSpec("grafana.ha", s.grafana.ha_port, "host", "gossip between Grafanas (unified alerting HA)", ("tcp", "udp")),)
 
 
+def _scalable(s: "Settings") -> bool:
+    return s.stores.mode == "scalable"
+
+
 def _object_store(s: "Settings"):
-    return (ListenerSpec("object_store.s3", s.object_store.listen_port, "local", "S3 API for the stores on this host"),)
+    if _scalable(s):  # Loki and Tempo on every telemetry host share its buckets (plain HTTP, SigV4-signed: docs/architecture.md)
+        return (ListenerSpec("object_store.s3", s.object_store.listen_port, "host", "S3 API for the stores (scalable: every telemetry host's Loki and Tempo)"),)
+    return (ListenerSpec("object_store.s3", s.object_store.listen_port, "local", "S3 API for the stores on this host (scalable: on the host's IP, for every telemetry host's Loki and Tempo)"),)
 
 
 def _jaeger(s: "Settings"):
@@ -146,7 +152,9 @@ def _tempo(s: "Settings"):
         ListenerSpec("tempo.otlp_http", t.otlp_http_port, "host", "OTLP/HTTP spans from the gateway"),
         ListenerSpec("tempo.otlp_grpc", t.otlp_grpc_port, "local", "OTLP/gRPC receiver (unused by the flows)"),
         ListenerSpec("tempo.http", tempo.http_port, "host", "query API (Grafana), /ready, /metrics"),
-        ListenerSpec("tempo.grpc", tempo.grpc_port, "local", "Tempo's internal gRPC"),
+        *((ListenerSpec("tempo.grpc", tempo.grpc_port, "host", "Tempo's internal gRPC, between the telemetry hosts (scalable)"),
+           ListenerSpec("tempo.memberlist", tempo.memberlist_port, "host", "Tempo's ring gossip between the telemetry hosts (scalable only)"))
+          if _scalable(s) else (ListenerSpec("tempo.grpc", tempo.grpc_port, "local", "Tempo's internal gRPC (scalable: on the host's IP, between the telemetry hosts)"),)),
     )
 
 
@@ -164,7 +172,9 @@ def _victorialogs(s: "Settings"):
 def _loki(s: "Settings"):
     return (
         ListenerSpec("loki.http", s.loki.http_port, "host", "OTLP logs in, queries, deletes, /metrics"),
-        ListenerSpec("loki.grpc", s.loki.grpc_port, "local", "Loki talking to itself"),
+        *((ListenerSpec("loki.grpc", s.loki.grpc_port, "host", "Loki's internal gRPC between the telemetry hosts (scalable, mTLS)"),
+           ListenerSpec("loki.memberlist", s.loki.memberlist_port, "host", "Loki's ring gossip between the telemetry hosts (scalable only, TLS)"))
+          if _scalable(s) else (ListenerSpec("loki.grpc", s.loki.grpc_port, "local", "Loki talking to itself (scalable: on the host's IP, between the telemetry hosts, mTLS)"),)),
     )
 
 
@@ -325,11 +335,12 @@ COMPONENTS: tuple[Component, ...] = (
     Component("node_exporter", ALL, _node_exporter, artifact="node_exporter"),
     Component("object_store", ("telemetry",), _object_store, secrets=_object_store_secrets, artifact="versitygw", store=True, condition="on stores.host"),
     Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger", condition="traces.store: jaeger, on stores.host", artifact="jaeger", store=True),
-    Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo, on stores.host", secrets=_s3("traces.tempo", "Tempo's S3 credential"),
-              artifact="tempo", store=True),
+    Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo, on stores.host (scalable: every telemetry host)",
+              secrets=_s3("traces.tempo", "Tempo's S3 credential"), artifact="tempo", store=True, scales=True),
     Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs", condition="logs.store: victorialogs, on stores.host", artifact="victorialogs",
               units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front"), store=True),
-    Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki, on stores.host", secrets=_s3("loki", "Loki's S3 credential"), artifact="loki", store=True),
+    Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki, on stores.host (scalable: every telemetry host)",
+              secrets=_s3("loki", "Loki's S3 credential"), artifact="loki", store=True, scales=True),
     Component("otelcol", ("telemetry", "app"), _collector, artifact="otelcol"),
     Component("gateway", ("telemetry",), _gateway),
     Component("agent", ("app",), _agent),

@@ -14,11 +14,14 @@ binary, both on S3); those that do not (the lab's S3 store, Jaeger) still run on
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from roles._model import Model
+
+# Loki's and Tempo's ring keeps this many copies of what a host's ingester holds (scalable mode).
+DEFAULT_MAX_REPLICATION = 3
 
 
 class StoresSettings(Model):
@@ -34,3 +37,12 @@ class StoresSettings(Model):
         description="The telemetry host (inventory name) that runs the stores (in scalable mode: those that do not scale out); "
         "required with more than one telemetry host.",
     )
+    replication_factor: Annotated[int, Field(ge=1, le=5)] | None = Field(
+        None,
+        description="scalable: how many telemetry hosts' ingesters hold each stream (Loki) and each trace (Tempo) before "
+        "it reaches the bucket; unset: the telemetry host count, at most 3. Preflight refuses more than the telemetry hosts.",
+    )
+
+    def replication(self, hosts: int) -> int:
+        """The replication factor for `hosts` telemetry hosts: the setting, else min(hosts, 3)."""
+        return self.replication_factor or max(1, min(hosts, DEFAULT_MAX_REPLICATION))

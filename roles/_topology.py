@@ -123,6 +123,11 @@ FLOWS: tuple[Flow, ...] = (
     Flow("grafana_backup", "grafana.http", "export dashboards"),
     Flow("tempo", "object_store.s3", "blocks"),
     Flow("loki", "object_store.s3", "chunks"),
+    # stores.mode scalable (roles/_placement.py `scales`): the telemetry hosts' Lokis and Tempos are one ring each.
+    Flow("loki", "loki.grpc", "Loki to Loki: pushes to the ingesters, queries, the query scheduler (scalable, mTLS)"),
+    Flow("loki", "loki.memberlist", "Loki's ring gossip (scalable, TLS)"),
+    Flow("tempo", "tempo.grpc", "Tempo to Tempo: pushes to the ingesters, queries (scalable)"),
+    Flow("tempo", "tempo.memberlist", "Tempo's ring gossip (scalable)"),
 )
 
 
@@ -181,7 +186,7 @@ class Topology:
         valid = [h for h in environment.hosts if h.name not in unchecked]
         problems = _check_hosts(valid) + self._check_ports([h.name for h in valid]) + self._check_stores_host([h.name for h in valid]) + self._check_pools()
         if not unchecked:
-            problems += self._check_required_flows() + self._check_allow() + self._check_destinations()
+            problems += self._check_required_flows() + self._check_allow() + self._check_destinations() + self._check_scalable()
         SettingsErrors.raise_if_any(problems)
 
     @staticmethod
@@ -217,6 +222,17 @@ class Topology:
         if len(others) != 1:
             raise LookupError(f"{from_host}: {len(others)} hosts have {name}; ask for all of them (urls)")
         return others[0].reach(from_host)
+
+    def primary(self, name: str, from_host: str) -> str:
+        """host:port of `name` for a client that takes one address (Grafana's datasource): its own host's, else the one
+        on `stores.host` when a scaled-out store runs on every telemetry host, else the only one."""
+        found = self.instances(name)
+        if len(found) > 1 and not any(l.host == from_host for l in found):
+            chosen = self.hosts[from_host].settings.stores.host
+            for l in found:
+                if l.host == chosen:
+                    return l.reach(from_host)
+        return self.reach(name, from_host)
 
     def url(self, name: str, from_host: str, path: str = "", scheme: str = "http") -> str:
         return f"{scheme}://{self.reach(name, from_host)}{path}"
@@ -393,6 +409,39 @@ class Topology:
                 ))
         return problems
 
+    def _check_scalable(self) -> list[SettingsError]:
+        """stores.mode scalable: Loki's and Tempo's rings make sense only on a bucket every host shares, and with no more
+        copies than there are hosts to hold them."""
+        scaled = [h for h in self.hosts.values() if h.settings.stores.mode == "scalable"]
+        if not scaled:
+            return []
+        problems = []
+        telemetry = sorted(h for h in self.hosts if "telemetry" in self.hosts[h].groups)
+        factors = {h.settings.stores.replication_factor for h in scaled}
+        if len(factors) > 1:
+            return [SettingsError(
+                "stores.replication_factor",
+                f"differs between hosts ({', '.join(sorted(str(f) for f in factors))}): one ring would be told two numbers of copies",
+                "set it once, in group_data/all.py or the environment's group data",
+            )]
+        wanted = scaled[0].settings.stores.replication_factor
+        if wanted is not None and wanted > len(telemetry):
+            problems.append(SettingsError(
+                "stores.replication_factor",
+                f"is {wanted}, but the inventory has {len(telemetry)} telemetry host(s) ({', '.join(telemetry) or 'none'}): "
+                "the ring cannot place that many copies, and Loki's and Tempo's writes would wait for ingesters that do not exist",
+                f"set it to at most {len(telemetry)}, or leave it out (the host count, at most 3)",
+            ))
+        tempos = [h for h in self.runs["tempo"] if self.hosts[h].settings.traces.tempo.backend != "s3"]
+        if tempos and len(self.runs["tempo"]) > 1:
+            problems.append(SettingsError(
+                "traces.tempo.backend",
+                f"is local on {', '.join(tempos)} with stores.mode scalable: each Tempo would keep its blocks on its own disk, "
+                "and a query on one host would not find the traces the others flushed",
+                'set traces.tempo.backend to "s3" (the object store\'s `tempo` bucket), or stores.mode to "single"',
+            ))
+        return problems
+
     def _check_stores_host(self, hosts: list[str]) -> list[SettingsError]:
         """The stores run once: on the telemetry host every host's `stores.host` names (roles/_stores_settings.py).
         `hosts`: those whose settings validated (a defaulted host's choice is not its own)."""
@@ -446,22 +495,28 @@ def flow_table() -> list[tuple[str, str, int, str, str, str]]:
 
 
 def _specs_of(component) -> tuple[ListenerSpec, ...]:
-    """A component's listeners with the default settings (the docs' table, the names `allow` may use)."""
+    """A component's listeners with the default settings (the docs' table, the names `allow` may use), then those
+    only `stores.mode: scalable` adds (its memberlist ports)."""
     specs = component.listeners(_default_settings())
+    names = {spec.name for spec in specs}
+    specs += tuple(spec for spec in component.listeners(_default_settings(scalable=True)) if spec.name not in names)
     for peers in PEER_LISTENERS:
         if peers.component == component.name:
             specs += peers.listeners(_default_settings())
     return specs
 
 
-def _default_settings():
+def _default_settings(scalable: bool = False):
     from types import SimpleNamespace
 
     from pydantic import BaseModel
 
     from roles._settings import Settings
 
-    return SimpleNamespace(**{k: f.default for k, f in Settings.model_fields.items() if isinstance(f.default, BaseModel)})
+    defaults = {k: f.default for k, f in Settings.model_fields.items() if isinstance(f.default, BaseModel)}
+    if scalable:
+        defaults["stores"] = defaults["stores"].model_copy(update={"mode": "scalable"})
+    return SimpleNamespace(**defaults)
 
 
 def _all_spec_names() -> set[str]:
@@ -477,7 +532,7 @@ _HINTS = {
     "jaeger": "traces.otlp_*_port / traces.jaeger.*_port",
     "tempo": "traces.otlp_*_port / traces.tempo.*_port",
     "victorialogs": "victorialogs.port / victorialogs.local_port",
-    "loki": "loki.http_port / loki.grpc_port",
+    "loki": "loki.http_port / loki.grpc_port / loki.memberlist_port",
     "otelcol": "otel_collector.metrics_port / health_port",
     "gateway": "otel_collector.grpc_port / http_port",
     "backend": "backend.port",

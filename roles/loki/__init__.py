@@ -7,6 +7,11 @@ policy. The config is a typed model dumped to YAML, checked on the host with
 against Loki's configuration reference (files/loki/config-reference-<version>.yml).
 The S3 credentials never enter the YAML: it reads ${LOKI_S3_*} from a 0640
 EnvironmentFile (`-config.expand-env=true`).
+
+With `stores.mode: scalable` (roles/_stores_settings.py) every telemetry host runs Loki's simple scalable
+deployment: the read, write and backend targets in one process, one ring on memberlist over every telemetry
+host, the shared `loki` bucket, gRPC and memberlist between the hosts over TLS (`render_config`'s `ring`).
+Rendered and checked against the 3.7.8 reference only, like the rest of this role.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pyinfra.api import deploy
 from roles._model import duration_seconds
 from roles._model import SettingsError
 from roles._net import split_host_port
+from roles._ring import Ring, grpc_client_tls, memberlist, ring_of
 from roles._tls import TlsPaths, dskit_server_tls, leaf, tls_files
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles._service.render import dump_yaml
@@ -44,9 +50,17 @@ def loki_duration(value: str) -> str:
     return f"{-(-seconds // 3600)}h"
 
 
+# stores.mode scalable: Loki's simple scalable deployment, its three targets in ONE process per telemetry host
+# (`target` is "a comma-separated list of components to run", Loki 3.7.8's configuration reference). Not three
+# units: the building block (roles/_service) installs a release as one unit named after it (its user, /etc and
+# /opt); on two or three telemetry hosts the three would share the host's CPU and memory anyway. Every host runs
+# the same read, write and backend paths, in one ring (docs/architecture.md "Scalable stores").
+SCALABLE_TARGET = "read,write,backend"
+
+
 def render_config(
     settings: LokiSettings, policy: RetentionPolicy, s3_endpoint: str, s3_region: str, http_bind: str = "", grpc_bind: str = "",
-    tls: TlsPaths | None = TLS,
+    tls: TlsPaths | None = TLS, ring: Ring | None = None,
 ) -> str:
     """Loki's YAML for `settings` and the retention `policy`; `s3_endpoint` is the object store's host:port.
 
@@ -54,6 +68,11 @@ def render_config(
     store's certificate files: loki.http (OTLP push from the gateway, queries, deletes, /metrics) is
     then TLS with client certificates from the environment CA (issue 22; rendered and checked against
     the reference only, Loki is never run here). gRPC is Loki talking to itself on the loopback: plain.
+
+    `ring` (stores.mode scalable): the simple scalable deployment on every telemetry host: the read, write and
+    backend targets, the ring on memberlist over every host's Loki, `ring.replication_factor` copies in the
+    ingesters, the query frontends and queriers finding the schedulers through their ring; gRPC on the host's
+    IP with client certificates required, and every gRPC client and memberlist on TLS with the host's certificate.
     """
     http_bind = http_bind or f"127.0.0.1:{settings.http_port}"
     grpc_bind = grpc_bind or f"127.0.0.1:{settings.grpc_port}"
@@ -143,6 +162,8 @@ def render_config(
         },
         "analytics": {"reporting_enabled": False},
     }
+    if ring:
+        _scale_out(config, ring, tls)
     text = dump_yaml(config, header="Managed by the Sentinel observability toolkit (roles/loki); local edits are overwritten.")
     # -config.expand-env rewrites every "$" before parsing: only our two references may hold one.
     stripped = text.replace("${" + ACCESS_KEY_VAR + "}", "").replace("${" + SECRET_KEY_VAR + "}", "")
@@ -153,6 +174,31 @@ def render_config(
             "drop the '$' (selectors are anchored already: write \"app\" not \"app$\")",
         )
     return text
+
+
+def _scale_out(config: dict, ring: Ring, tls: TlsPaths | None) -> None:
+    """The single-binary `config` made a member of the scalable ring (see render_config). Every key is checked
+    against files/loki/config-reference-3.7.8.yml (tests/unit/test_loki_scalable.py)."""
+    config["target"] = SCALABLE_TARGET
+    if tls:
+        # The other hosts' Lokis call this gRPC server (pushes to its ingester, queries, the scheduler): client
+        # certificates of the environment CA required, as on loki.http.
+        config["server"]["grpc_tls_config"] = dskit_server_tls(tls)
+    config["common"]["replication_factor"] = ring.replication_factor
+    config["common"]["ring"] = {"instance_addr": ring.ip, "kvstore": {"store": "memberlist"}}
+    def client() -> dict:  # a new dict each time: no block shares another's
+        return {"grpc_client_config": grpc_client_tls(tls)} if tls else {}
+
+    config["memberlist"] = memberlist(ring, tls)
+    # The query frontends and the queriers find every host's scheduler in its ring (on memberlist): a query
+    # entering one host's read path is split and run by the queriers of every host.
+    config["query_scheduler"] = {"use_scheduler_ring": True, **client()}
+    if tls:  # every gRPC client of the three targets, against the peers' TLS gRPC servers
+        config["frontend"] = client()
+        config["frontend_worker"] = client()
+        config["ingester_client"] = client()
+        config["ruler"] = {"ruler_client": grpc_client_tls(tls)}
+        config["storage_config"]["tsdb_shipper"]["index_gateway_client"] = client()
 
 
 def credentials_env(settings: LokiSettings, secrets: Mapping[str, str]) -> str:
@@ -198,6 +244,7 @@ def loki(settings: LokiSettings, ctx: HostContext):
     """
     http_bind, grpc_bind = ctx.bind("loki.http"), ctx.bind("loki.grpc")
     s3_endpoint = ctx.topology.reach("object_store.s3", ctx.name)
-    config = render_config(settings, ctx.settings.retention, s3_endpoint, ctx.settings.object_store.region, http_bind, grpc_bind)
+    config = render_config(settings, ctx.settings.retention, s3_endpoint, ctx.settings.object_store.region, http_bind, grpc_bind,
+                           ring=ring_of(ctx, NAME))
     spec = service_spec(settings, config, credentials_env(settings, ctx.secrets), http_bind, tls_files(NAME, leaf(ctx, NAME, "loki.http")))
     release_service(spec=spec, artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)

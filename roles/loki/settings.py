@@ -33,7 +33,8 @@ LokiSize = Annotated[str, AfterValidator(_size)]
 
 
 class LokiSettings(Model):
-    """Loki single binary (`-target=all`) on the `telemetry` hosts, chunks in the object store.
+    """Loki on the `telemetry` hosts, chunks in the object store: the single binary (`-target=all`) on
+    `stores.host`, or with `stores.mode: scalable` the read, write and backend targets on every telemetry host.
 
     The retention periods are not here: they come from the retention policy
     (`retention` in group data). The S3 credentials are named secrets, read on the
@@ -42,7 +43,8 @@ class LokiSettings(Model):
     """
 
     http_port: Port = Field(3100, description='HTTP API: push, OTLP (/otlp), queries, deletes, /ready, /metrics.')
-    grpc_port: Port = Field(9095, description='gRPC, only Loki talking to itself in monolithic mode (bound to 127.0.0.1).')
+    grpc_port: Port = Field(9095, description='gRPC: Loki talking to itself (127.0.0.1); with stores.mode scalable, the Loki processes of the telemetry hosts to each other (the host IP, mTLS).')
+    memberlist_port: Port = Field(7946, description='stores.mode scalable only: memberlist gossip (the ring) between the telemetry hosts\' Loki processes (the host IP, TLS).')
     data_dir: ServiceDir = Field("/var/lib/loki", description='WAL, TSDB index and compactor state (the hot tier).')
     bucket: Name = Field("loki", description='S3 bucket of the chunks (object_store.buckets must hold it).')
     # The toolkit's object store (versitygw) speaks plain HTTP on the internal network.

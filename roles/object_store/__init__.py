@@ -25,6 +25,7 @@ from pyinfra.api import FactBase, QuoteString, StringCommand, deploy, operation
 from pyinfra.facts.files import Directory
 from pyinfra.operations import files, server
 
+from roles._net import host_port, split_host_port
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles._service.operations import validated_file
 
@@ -73,7 +74,8 @@ def curl_config(access_key: str, secret_key: str) -> str:
 
 
 def service_spec(settings: Settings, secrets: Mapping[str, str], bind: str = "127.0.0.1:7070") -> ServiceSpec:
-    """versitygw; `bind` is object_store.s3 from the topology (the loopback: only the stores on this host use it)."""
+    """versitygw; `bind` is object_store.s3 from the topology (the loopback: only the stores on this host use it;
+    the host's IP with stores.mode scalable, where every telemetry host's Loki and Tempo use it)."""
     store = settings.object_store
     return ServiceSpec(
         name="versitygw",
@@ -119,7 +121,7 @@ def s3_request(method: str, url: str, region: str, config: str = CURL_CONFIG) ->
 
 
 @operation()
-def bucket(bucket_name: str, data_dir: str, port: int, region: str):
+def bucket(bucket_name: str, data_dir: str, port: int, region: str, address: str = "127.0.0.1"):
     """
     Ensure an S3 bucket exists, created through the store's own API.
 
@@ -127,12 +129,13 @@ def bucket(bucket_name: str, data_dir: str, port: int, region: str):
     + data_dir: the posix backend's root; a bucket is a directory there
     + port: the store's S3 port on localhost
     + region: the store's region, for request signing
+    + address: the IP the store binds (the loopback; the host's IP with stores.mode scalable)
     """
     if host.get_fact(Directory, path=f"{data_dir}/{bucket_name}"):
         return
     # curl reads the credentials from its root-only config on the host, so they
     # are never on a command line or in pyinfra's output, and no shell parses them.
-    url = f"http://127.0.0.1:{int(port)}/{urllib.parse.quote(bucket_name, safe='')}"
+    url = f"http://{host_port(address, int(port))}/{urllib.parse.quote(bucket_name, safe='')}"
     yield StringCommand(*[QuoteString(arg) for arg in s3_request("PUT", url, region)])
 
 
@@ -193,7 +196,7 @@ def bucket_policy(bucket: str, previous: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, separators=(",", ":"))
 
 
-def account_files(account: Account, secrets: Mapping[str, str], port: int) -> dict[str, str]:
+def account_files(account: Account, secrets: Mapping[str, str], port: int, address: str = "127.0.0.1") -> dict[str, str]:
     """The root-only files of one account, by file name under ACCOUNTS_DIR: the admin requests' bodies and
     URLs, and the exact fragments the admin API's listings hold when the account is as wanted. During a
     two-phase rotation (the previous key id in its secret) also the previous key id and the bucket policy
@@ -203,7 +206,7 @@ def account_files(account: Account, secrets: Mapping[str, str], port: int) -> di
     quoting.refuse_control(secret, f"{account.key}.secret_key_secret")
     if not re.fullmatch(r"[A-Za-z0-9._~-]{3,128}", access):
         raise quoting.QuotingError(f"{account.key}.access_key_secret: not an S3 access key id (letters, digits, . _ ~ -)")
-    base, bucket, xml_secret = f"http://127.0.0.1:{int(port)}", urllib.parse.quote(account.bucket, safe=""), go_xml_escape(secret)
+    base, bucket, xml_secret = f"http://{host_port(address, int(port))}", urllib.parse.quote(account.bucket, safe=""), go_xml_escape(secret)
     user = f"<Access>{access}</Access><Secret>{xml_secret}</Secret><Role>{ROLE}</Role>"
     previous = secrets.get(account.previous_access_key_secret) if account.previous_access_key_secret else None
     overlap = {}
@@ -226,7 +229,7 @@ def account_files(account: Account, secrets: Mapping[str, str], port: int) -> di
     }
 
 
-def accounts_script(accounts: tuple[Account, ...], port: int, region: str) -> str:
+def accounts_script(accounts: tuple[Account, ...], port: int, region: str, address: str = "127.0.0.1") -> str:
     """The host's account sync, `check` or `sync`: plain sh and curl, no key in it nor on a command line.
 
     `check` prints "in sync", or what differs (account names, never a key). `sync` creates each
@@ -246,7 +249,7 @@ def accounts_script(accounts: tuple[Account, ...], port: int, region: str) -> st
 set -eu
 umask 077
 dir={ACCOUNTS_DIR}
-base=http://127.0.0.1:{int(port)}
+base=http://{host_port(address, int(port))}
 accounts="{names}"
 
 admin() {{  # a PATCH to the admin API, signed with the root key
@@ -347,7 +350,9 @@ def object_store(settings: ObjectStoreSettings, ctx: HostContext):
     """
     store, secrets = settings, ctx.secrets
     settings = ctx.settings
-    release_service(service_spec(settings, secrets, ctx.bind("object_store.s3")), ctx.artifact_base_url, ctx.hardening)
+    bind = ctx.bind("object_store.s3")
+    address = split_host_port(bind)[0]  # the role's own requests go where the store listens
+    release_service(service_spec(settings, secrets, bind), ctx.artifact_base_url, ctx.hardening)
     validated_file(
         name="versitygw: credentials for the role's S3 requests",
         dest=CURL_CONFIG,
@@ -357,11 +362,11 @@ def object_store(settings: ObjectStoreSettings, ctx: HostContext):
         mode="0600",
     )
     for name in store.buckets:
-        bucket(name=f"versitygw: bucket {name}", bucket_name=name, data_dir=store.data_dir, port=store.listen_port, region=store.region)
-    _accounts(store, settings, secrets)
+        bucket(name=f"versitygw: bucket {name}", bucket_name=name, data_dir=store.data_dir, port=store.listen_port, region=store.region, address=address)
+    _accounts(store, settings, secrets, address)
 
 
-def _accounts(store: ObjectStoreSettings, settings: Settings, secrets: Mapping[str, str]) -> None:
+def _accounts(store: ObjectStoreSettings, settings: Settings, secrets: Mapping[str, str], address: str = "127.0.0.1") -> None:
     """One account per consumer (roles/_placement.py `s3_accounts`), synced when the host's check or the files say so."""
     from roles._placement import s3_accounts
 
@@ -370,7 +375,7 @@ def _accounts(store: ObjectStoreSettings, settings: Settings, secrets: Mapping[s
     files.directory(name="versitygw: accounts directory", path=ACCOUNTS_DIR, user="root", group="root", mode="0700")
     changed = []
     for account in accounts:
-        wanted = account_files(account, secrets, store.listen_port)
+        wanted = account_files(account, secrets, store.listen_port, address)
         for file_name, content in wanted.items():
             changed.append(validated_file(
                 name=f"versitygw: {account.name} account ({file_name.split('.', 1)[1]})",
@@ -387,7 +392,7 @@ def _accounts(store: ObjectStoreSettings, settings: Settings, secrets: Mapping[s
     changed.append(validated_file(
         name="versitygw: accounts script",
         dest=ACCOUNTS_SCRIPT,
-        content=accounts_script(accounts, store.listen_port, store.region),
+        content=accounts_script(accounts, store.listen_port, store.region, address),
         validate="sh -n {path}",
         user="root",
         group="root",

@@ -14,6 +14,8 @@ building block runs `tempo -config.verify` on the staged file before the swap.
 - `compactor.compaction.block_retention` = `traces.retention` (default 336h).
 - The metrics generator stays OFF: the collector gateway's span_metrics connector
   makes the span metrics, so there is one source of them whichever store is chosen.
+- `stores.mode: scalable`: the scalable single binary (`target: scalable-single-binary`, Tempo 2.x only: Tempo 3
+  removed it) on every telemetry host, one ring on memberlist, the shared `tempo` bucket (`render_config`'s `ring`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import yaml
 from pyinfra.api import deploy
 
 from roles._godur import go_duration
-from roles._net import split_host_port
+from roles._net import host_port, split_host_port
+from roles._ring import Ring, grpc_client_tls, memberlist, ring_of
 from roles._tls import TlsPaths, configtls_server, dskit_server_tls, leaf, tls_files
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 
@@ -49,9 +52,15 @@ def loopback_binds(traces: TracesSettings) -> dict[str, str]:
             ("tempo.otlp_http", traces.otlp_http_port), ("tempo.otlp_grpc", traces.otlp_grpc_port))}
 
 
+# stores.mode scalable: Tempo 2.10's scalable single binary ("scalable monolithic"): every component in one process
+# per telemetry host, the processes one ring (Tempo's docs, "Plan your deployment": `-target` scalable-single-binary;
+# Tempo 3 removed it).
+SCALABLE_TARGET = "scalable-single-binary"
+
+
 def render_config(
     traces: TracesSettings, s3_endpoint: str = "", s3_region: str = "us-east-1", *, binds: Mapping[str, str] | None = None,
-    tls: TlsPaths | None = TLS,
+    tls: TlsPaths | None = TLS, ring: Ring | None = None,
 ) -> dict:
     """
     Tempo's config as a dict.
@@ -63,6 +72,10 @@ def render_config(
     + tls: the store's certificate files: tempo.http (queries, /metrics) and the OTLP/HTTP receiver (the
       gateway) are then TLS with client certificates from the environment CA (issue 22; rendered and
       checked against the reference only, Tempo is never run here). tempo.grpc is loopback only: plain.
+    + ring: stores.mode scalable (roles/_ring.py): the scalable single binary on every telemetry host, the
+      distributor, ingester and compactor rings on memberlist over every host's Tempo, `replication_factor` copies
+      in the ingesters, each querier working for its own host's query frontend; tempo.grpc on the host's IP with
+      client certificates required, every gRPC client and memberlist on TLS with the host's certificate.
     """
     tempo = traces.tempo
     binds = binds or loopback_binds(traces)
@@ -84,7 +97,7 @@ def render_config(
         }
     else:
         trace_storage["local"] = {"path": f"{tempo.data_dir}/blocks"}
-    return {
+    config = {
         "server": {
             "http_listen_address": http_host,
             "http_listen_port": int(http_port),
@@ -109,6 +122,33 @@ def render_config(
         # off; span metrics come from the collector gateway (one source for every store).
         "usage_report": {"reporting_enabled": False},
     }
+    if ring:
+        config = _scale_out(config, ring, tls, grpc_port)
+    return config
+
+
+def _scale_out(config: dict, ring: Ring, tls: TlsPaths | None, grpc_port: int) -> dict:
+    """The single-binary `config` made a member of the scalable ring (see render_config). Every key is checked
+    against files/tempo/config-reference-2.10.8.txt (tests/unit/test_stores_scalable.py)."""
+    config = {"target": SCALABLE_TARGET, **config}
+    if tls:
+        config["server"]["grpc_tls_config"] = dskit_server_tls(tls)
+    def kvstore() -> dict:  # a new dict each time: yaml.safe_dump would write one shared twice as an alias
+        return {"kvstore": {"store": "memberlist"}}
+
+    def client() -> dict:
+        return {"grpc_client_config": grpc_client_tls(tls)} if tls else {}
+
+    config["distributor"]["ring"] = {**kvstore(), "instance_addr": ring.ip}
+    config["ingester"] = {"lifecycler": {"ring": {**kvstore(), "replication_factor": ring.replication_factor}, "address": ring.ip}}
+    config["compactor"]["ring"] = {**kvstore(), "instance_addr": ring.ip}
+    if tls:
+        config["ingester_client"] = client()
+    # Each host's queriers work for the query frontend of their own process (its gRPC is on the host's IP now,
+    # not the loopback); the frontend reaches every host's ingesters through the ring.
+    config["querier"] = {"frontend_worker": {"frontend_address": host_port(ring.ip, grpc_port), **client()}}
+    config["memberlist"] = memberlist(ring, tls)
+    return config
 
 
 def config_text(config: dict) -> str:
@@ -165,7 +205,7 @@ def tempo(traces: TracesSettings, ctx: HostContext):
     s3 = traces.tempo.backend == "s3"
     binds = {l.name: l.bind for l in ctx.topology.on(ctx.name) if l.component == NAME}
     s3_endpoint = ctx.topology.reach("object_store.s3", ctx.name) if s3 else ""
-    config = render_config(traces, s3_endpoint, ctx.settings.object_store.region, binds=binds, tls=TLS)
+    config = render_config(traces, s3_endpoint, ctx.settings.object_store.region, binds=binds, tls=TLS, ring=ring_of(ctx, NAME))
     credentials = credentials_env(traces, ctx.secrets) if s3 else None
     tls = tls_files(NAME, leaf(ctx, NAME, "tempo.http"))
     release_service(service_spec(traces, config_text(config), credentials, binds["tempo.http"], tls), ctx.artifact_base_url, ctx.hardening)

@@ -10,7 +10,8 @@ from roles._model import ServiceDir, Model, Name, Port, SecretName
 
 
 class TempoSettings(Model):
-    """Tempo 2.x single binary on the `telemetry` hosts.
+    """Tempo 2.x on the `telemetry` hosts: the single binary on `stores.host`, or with `stores.mode: scalable`
+    the scalable single binary on every telemetry host (blocks then in S3: preflight refuses `backend: local`).
 
     Its OTLP receivers listen on `traces.listen_address` with
     `traces.otlp_grpc_port` / `traces.otlp_http_port`; blocks are kept
@@ -20,7 +21,9 @@ class TempoSettings(Model):
 
     http_port: Port = Field(3200, description="HTTP API, /ready and /metrics.")
     # Not 9095 (Tempo's default): Loki's gRPC port on the same telemetry host.
-    grpc_port: Port = Field(9097, description="Tempo's internal gRPC server.")
+    grpc_port: Port = Field(9097, description="Tempo's internal gRPC server (127.0.0.1; with stores.mode scalable, between the telemetry hosts' Tempos, on the host IP).")
+    # Not 7946 (memberlist's default): Loki's gossip port on the same telemetry host.
+    memberlist_port: Port = Field(7947, description="stores.mode scalable only: memberlist gossip (the ring) between the telemetry hosts' Tempos (the host IP).")
     backend: Literal["local", "s3"] = Field("s3", description="Where blocks go: local disk, or the object_store role's S3 bucket.")
     bucket: Name = Field("tempo", description="S3 bucket (object_store.buckets must hold it).")
     data_dir: ServiceDir = Field("/var/lib/tempo", description="WAL (and local blocks) directory.")

@@ -979,7 +979,28 @@ def test_every_kind_of_secret_is_held_to_where_it_goes():
 
 
 def test_a_good_operators_ca_passes_preflight(good_secrets, monkeypatch, tmp_path):
+    # A controller that never issued for prod: leaves of another CA on file would be an overlap to keep
+    # (SENTINEL_TLS_ALSO_TRUSTED_CA, the next test).
+    monkeypatch.setenv("SENTINEL_PKI_DIR", str(tmp_path / "pki"))
     _set_secrets(monkeypatch, _ca_secrets(*_CA_60_DAYS))  # 60 days left: a 30-day certificate fits
+    preflight.preflight(write_inventory(tmp_path, "prod", inventory_with()))
+
+
+def test_switching_to_an_operators_ca_keeps_the_toolkits_trusted_until_every_leaf_moved(good_secrets, monkeypatch, tmp_path):
+    """Leaves of the toolkit's own CA on file (hosts converged before): the operator's CA alone is refused, with the
+    fix; with the toolkit's CA as the extra trust (the switch's promote phase) it passes."""
+    from roles._pki import CertificateAuthority
+
+    monkeypatch.setenv("SENTINEL_PKI_DIR", str(tmp_path / "pki"))
+    own = CertificateAuthority.open("prod")
+    own.issue("tel1", "gateway")
+    _set_secrets(monkeypatch, _ca_secrets(*_CA_60_DAYS))
+    with pytest.raises(SettingsError) as err:
+        preflight.preflight(write_inventory(tmp_path, "prod", inventory_with()))
+    assert any(p.key == "SENTINEL_TLS_ALSO_TRUSTED_CA" and "tel1.gateway" in p.problem and "keep the previous CA" in p.fix
+               for p in SettingsErrors.of(err.value))
+    monkeypatch.setenv("SENTINEL_TLS_ALSO_TRUSTED_CA", own.cert_pem)
+    monkeypatch.setattr(preflight, "_validated", {})
     preflight.preflight(write_inventory(tmp_path, "prod", inventory_with()))
 
 
