@@ -27,6 +27,7 @@ from roles._net import split_host_port
 from roles._ring import Ring, grpc_client_tls, memberlist, ring_of
 from roles._tls import TlsPaths, dskit_server_tls, leaf, tls_files
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
+from roles.node_exporter import certificate_expiry
 from roles._service.render import dump_yaml
 from roles.loki.settings import LokiSettings
 from roles.retention import RetentionPolicy
@@ -246,5 +247,7 @@ def loki(settings: LokiSettings, ctx: HostContext):
     s3_endpoint = ctx.topology.reach("object_store.s3", ctx.name)
     config = render_config(settings, ctx.settings.retention, s3_endpoint, ctx.settings.object_store.region, http_bind, grpc_bind,
                            ring=ring_of(ctx, NAME))
-    spec = service_spec(settings, config, credentials_env(settings, ctx.secrets), http_bind, tls_files(NAME, leaf(ctx, NAME, "loki.http")))
+    certificate = leaf(ctx, NAME, "loki.http")
+    spec = service_spec(settings, config, credentials_env(settings, ctx.secrets), http_bind, tls_files(NAME, certificate))
     release_service(spec=spec, artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)
+    certificate_expiry(ctx.settings.node_exporter.textfile_dir, NAME, certificate)  # CertificateExpiresSoon

@@ -31,6 +31,7 @@ from roles._net import host_port, split_host_port
 from roles._ring import Ring, grpc_client_tls, memberlist, ring_of
 from roles._tls import TlsPaths, configtls_server, dskit_server_tls, leaf, tls_files
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
+from roles.node_exporter import certificate_expiry
 
 if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hold TempoSettings
     from roles._context import HostContext
@@ -207,5 +208,7 @@ def tempo(traces: TracesSettings, ctx: HostContext):
     s3_endpoint = ctx.topology.reach("object_store.s3", ctx.name) if s3 else ""
     config = render_config(traces, s3_endpoint, ctx.settings.object_store.region, binds=binds, tls=TLS, ring=ring_of(ctx, NAME))
     credentials = credentials_env(traces, ctx.secrets) if s3 else None
-    tls = tls_files(NAME, leaf(ctx, NAME, "tempo.http"))
+    certificate = leaf(ctx, NAME, "tempo.http")
+    tls = tls_files(NAME, certificate)
     release_service(service_spec(traces, config_text(config), credentials, binds["tempo.http"], tls), ctx.artifact_base_url, ctx.hardening)
+    certificate_expiry(ctx.settings.node_exporter.textfile_dir, NAME, certificate)  # CertificateExpiresSoon

@@ -317,6 +317,8 @@ def test_the_roles_deploy_function_renders_the_ring_and_the_tls_files(scalable, 
     module = importlib.import_module(f"roles.{role}")
     specs = []
     monkeypatch.setattr(module, "release_service", lambda spec=None, *args, **kwargs: specs.append(spec or args[0]))
+    expiries = []
+    monkeypatch.setattr(module, "certificate_expiry", lambda *args: expiries.append(args))
     ctx = context_of(scalable, "tel2", GOOD_SECRETS)
     block = ctx.settings.loki if role == "loki" else ctx.settings.traces
     getattr(getattr(module, role), "_inner", getattr(module, role))(block, ctx)
@@ -327,6 +329,9 @@ def test_the_roles_deploy_function_renders_the_ring_and_the_tls_files(scalable, 
     assert {c.dest for c in spec.configs} >= {f"/etc/{role}/tls/ca.crt", f"/etc/{role}/tls/{role}.crt", f"/etc/{role}/tls/{role}.key"}
     assert "-config.expand-env=true" in spec.exec_start
     assert next(c.validate for c in spec.configs if c.dest == module.CONFIG)
+    # Its certificate's end is exported for CertificateExpiresSoon, the one it serves.
+    [(textfile_dir, service, certificate)] = expiries
+    assert service == role and certificate.cert_pem == next(c.content for c in spec.configs if c.dest == f"/etc/{role}/tls/{role}.crt")
 
 
 def test_the_object_store_role_binds_and_calls_the_host_ip_in_scalable_mode(scalable, monkeypatch):
