@@ -188,11 +188,13 @@ def check_rotations(host_name: str, settings: Settings, secrets: Mapping[str, st
     SettingsErrors.raise_if_any(problems)
 
 
-def bucket_policy(bucket: str, previous: str) -> str:
+def bucket_policy(bucket: str, current: str, previous: str) -> str:
     """The bucket policy of a rotation's overlap: the previous key id keeps every right on its consumer's bucket
-    (and nothing elsewhere) while the new account owns it. One line, as versitygw returns it on GET ?policy."""
+    (and nothing elsewhere) while the new account owns it. The current key id is named too: with a policy on a
+    bucket, versitygw 1.8.0 admits only the policy's principals, its owner included (seen on the lab: the new
+    owner got 403 until named). One line, as versitygw returns it on GET ?policy."""
     arn = f"arn:aws:s3:::{bucket}"
-    statement = {"Effect": "Allow", "Principal": {"AWS": [previous]}, "Action": ["s3:*"], "Resource": [arn, f"{arn}/*"]}
+    statement = {"Effect": "Allow", "Principal": {"AWS": [current, previous]}, "Action": ["s3:*"], "Resource": [arn, f"{arn}/*"]}
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, separators=(",", ":"))
 
 
@@ -213,7 +215,7 @@ def account_files(account: Account, secrets: Mapping[str, str], port: int, addre
     if previous:
         if not re.fullmatch(r"[A-Za-z0-9._~-]{3,128}", previous):
             raise quoting.QuotingError(f"{account.key}.previous_access_key_secret: not an S3 access key id (letters, digits, . _ ~ -)")
-        overlap = {f"{account.name}.previous": previous + "\n", f"{account.name}.policy.json": bucket_policy(account.bucket, previous) + "\n"}
+        overlap = {f"{account.name}.previous": previous + "\n", f"{account.name}.policy.json": bucket_policy(account.bucket, access, previous) + "\n"}
     return {
         f"{account.name}.create.xml": f"<Account>{user}</Account>",
         f"{account.name}.update.xml": f"<MutableProps><Secret>{xml_secret}</Secret><Role>{ROLE}</Role></MutableProps>",

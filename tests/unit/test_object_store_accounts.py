@@ -142,7 +142,8 @@ def test_during_a_rotation_the_previous_key_keeps_every_right_on_its_bucket_and_
     assert files["loki.previous"] == "lokikey0000\n"
     policy = json.loads(files["loki.policy.json"])
     [statement] = policy["Statement"]
-    assert statement == {"Effect": "Allow", "Principal": {"AWS": ["lokikey0000"]}, "Action": ["s3:*"],
+    # Both key ids: with a policy on the bucket the store admits its principals only, the owner included.
+    assert statement == {"Effect": "Allow", "Principal": {"AWS": ["lokikey0001", "lokikey0000"]}, "Action": ["s3:*"],
                          "Resource": ["arn:aws:s3:::loki", "arn:aws:s3:::loki/*"]}
     assert files["loki.policy.json"].count("\n") == 1  # one line, as the store returns it on GET ?policy
     # Outside a rotation: neither file, so the role removes them and the sync deletes the old account.
