@@ -161,6 +161,11 @@ def _victorialogs(s: "Settings"):
     )
 
 
+def _victorialogs_access(s: "Settings"):
+    # stores.mode scalable: the cluster's access tier (vlinsert and vlselect in one process) behind the front.
+    return (ListenerSpec("victorialogs.access", s.victorialogs.access_port, "local", "VictoriaLogs' access tier (scalable mode), behind its front"),)
+
+
 def _loki(s: "Settings"):
     return (
         ListenerSpec("loki.http", s.loki.http_port, "host", "OTLP logs in, queries, deletes, /metrics"),
@@ -321,8 +326,16 @@ COMPONENTS: tuple[Component, ...] = (
     Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger", condition="traces.store: jaeger, on stores.host", artifact="jaeger", store=True),
     Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo, on stores.host", secrets=_s3("traces.tempo", "Tempo's S3 credential"),
               artifact="tempo", store=True),
-    Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs", condition="logs.store: victorialogs, on stores.host", artifact="victorialogs",
-              units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front"), store=True),
+    # A storage node (and its front) on stores.host, or on every telemetry host with stores.mode scalable.
+    Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs",
+              condition="logs.store: victorialogs, on stores.host (scalable: every telemetry host)", artifact="victorialogs",
+              units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front"), store=True, scales=True),
+    # The cluster's access tier beside every storage node (scalable mode only): installed by the victorialogs role
+    # from the same release; its identity is the client of the storage nodes' /internal/* (roles/_topology.py).
+    Component("victorialogs_access", ("telemetry",), _victorialogs_access,
+              when=lambda s: s.logs.store == "victorialogs" and s.stores.mode == "scalable",
+              condition="logs.store: victorialogs, stores.mode: scalable (every telemetry host)",
+              units=lambda s: ("victorialogs-access",), store=True, scales=True),
     Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki, on stores.host", secrets=_s3("loki", "Loki's S3 credential"), artifact="loki", store=True),
     Component("otelcol", ("telemetry", "app"), _collector, artifact="otelcol"),
     Component("gateway", ("telemetry",), _gateway),

@@ -57,10 +57,14 @@ def _bind(settings: VictoriaLogsSettings, bind: str) -> str:
     return bind or f"127.0.0.1:{settings.local_port}"
 
 
-def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> dict[str, str]:
+def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "", scalable: bool = False) -> dict[str, str]:
     """Every flag VictoriaLogs runs with, by name without the leading "-"; `bind` is victorialogs.local from the topology
-    (127.0.0.1: the front, roles/victorialogs/front.py, is the only way in from elsewhere)."""
-    return {
+    (127.0.0.1: the front, roles/victorialogs/front.py, is the only way in from elsewhere).
+
+    `scalable` (stores.mode scalable): a storage node of the cluster. The access tiers
+    (roles/victorialogs/access.py) take /delete/* and run it on every node through /internal/delete/*, which
+    the pinned release serves only with -internaldelete.enable (app/vlselect/main.go)."""
+    node = {
         "httpListenAddr": _bind(settings, bind),
         "storageDataPath": settings.storage_path,
         # The longest class: nothing the policy keeps is dropped by the store itself.
@@ -74,20 +78,30 @@ def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "
         "inmemoryDataFlushInterval": FLUSH_INTERVAL,
         "loggerFormat": "json",
     }
+    if scalable:  # the public /delete/* is the access tier's; the node deletes what the access tiers ask
+        del node["delete.enable"]
+        node["internaldelete.enable"] = "true"
+    return node
 
 
 # Flag values the check below can pass through `env` unquoted (see check_flags_command).
-_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._/:+@-]+")
+# A comma separates the values of a list flag (-storageNode=a,b): still one word.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._/:+@,-]+")
 
 
-def flags_env(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> str:
+def flags_env(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "", scalable: bool = False) -> str:
     """The EnvironmentFile holding the flags as VL_<flag> (dots as underscores), for systemd."""
+    return env_file_of(flags(settings, policy, bind, scalable), "victorialogs flags")
+
+
+def env_file_of(flag_values: dict[str, str], what: str) -> str:
+    """Flags as VL_<flag> (dots as underscores) in an EnvironmentFile; every value plain (see check_flags_command)."""
     values = {}
-    for name, value in flags(settings, policy, bind).items():
+    for name, value in flag_values.items():
         if not _PLAIN_VALUE.fullmatch(value):
             raise QuotingError(f"victorialogs flag -{name}: the value needs quoting, which the flag check cannot read")
         values[f"{ENV_PREFIX}{name.replace('.', '_')}"] = value
-    return quoting.env_file(values, "victorialogs flags", header="Managed by the Sentinel observability toolkit: VictoriaLogs flags (-envflag.enable).")
+    return quoting.env_file(values, what, header="Managed by the Sentinel observability toolkit: VictoriaLogs flags (-envflag.enable).")
 
 
 def check_flags_command() -> str:
@@ -101,12 +115,12 @@ def check_flags_command() -> str:
     return f"env -i $(grep -v '^#' {{path}}) {{bin}}/{BINARY} -envflag.enable -envflag.prefix={ENV_PREFIX} -version"
 
 
-def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> ServiceSpec:
+def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "", scalable: bool = False) -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
         description="VictoriaLogs log store",
         exec_start=(f"{{bin}}/{BINARY}", "-envflag.enable", f"-envflag.prefix={ENV_PREFIX}"),
-        configs=(ConfigFile(FLAGS_FILE, flags_env(settings, policy, bind), validate=check_flags_command(), mode="0640"),),
+        configs=(ConfigFile(FLAGS_FILE, flags_env(settings, policy, bind, scalable), validate=check_flags_command(), mode="0640"),),
         env_files=(FLAGS_FILE,),
         data_dirs=("/var/lib/victorialogs", settings.storage_path),
         ready_url=f"http://{_bind(settings, bind)}/health",
@@ -197,14 +211,29 @@ WantedBy=timers.target
 @deploy("VictoriaLogs")
 def victorialogs(settings: VictoriaLogsSettings, ctx: HostContext):
     """
-    Install VictoriaLogs and its daily retention enforcement job.
+    Install VictoriaLogs and its daily retention enforcement job; with stores.mode scalable, this host's storage
+    node of the cluster and its access tier (roles/victorialogs/access.py), the job on stores.host only.
 
     + settings: the store's settings (`victorialogs` in group data)
     + ctx: the host context: the retention policy (`retention`), the bind from the topology
     """
+    from roles.node_exporter import certificate_expiry
+    from roles.victorialogs.access import NAME as ACCESS_NAME, access_tier, runs_here
+
     retention, bind = ctx.settings.retention, ctx.bind("victorialogs.local")
-    release_service(spec=service_spec(settings, retention, bind), artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)
+    scalable = runs_here(ctx)
+    siblings, access_certificate = (), None
+    if scalable:
+        access, access_certificate = access_tier(settings, ctx)
+        siblings = (access,)
+    release_service(spec=service_spec(settings, retention, bind, scalable), artifact_base_url=ctx.artifact_base_url,
+                    hardening=ctx.hardening, siblings=siblings)
+    if access_certificate is not None:
+        certificate_expiry(ctx.settings.node_exporter.textfile_dir, ACCESS_NAME, access_certificate)
     victorialogs_front(ctx, leaf(ctx, SELF, "victorialogs.http"))
+    # The retention job runs once: on stores.host (the access tier there deletes on every node).
+    if ctx.settings.stores.host not in (None, ctx.name):
+        return
     # The retention job's identity: read by the job (User=victorialogs); a renewal restarts nothing.
     files.directory(name="victorialogs: the retention job's TLS dir", path=JOB_TLS.dir, user="root", group=NAME, mode="0750")
     for file in tls_files(NAME, leaf(ctx, RETENTION)):
