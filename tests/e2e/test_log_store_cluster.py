@@ -1,0 +1,147 @@
+"""The log store cluster (issue 26, stores.mode scalable): one storage node stopped under a bounded load.
+
+The lab runs a VictoriaLogs storage node and an access tier on tel1 and tel2 (group_data/lab.py `stores`,
+docs/architecture.md "The log store cluster"); each host's gateway writes through its own front to its
+access tier, which spreads the streams over both nodes. The drill, on app1 as the backend would load it:
+3,000 contract-shaped lines (four levels, so four streams) appended to the backend's log at a fixed rate;
+a few seconds in, tel2's storage node is stopped (`systemctl stop victorialogs`) and stays down. Measured
+while it is down, through tel1's front (stores.host's: Grafana's and the erasure command's):
+
+- ingestion goes on: every line written after the stop is stored (on tel1's node), none twice;
+- a query as Grafana sends it fails (HTTP 502: `-search.allowPartialResponse` is off), and one that asks for a
+  partial response (`allow_partial_response=1`) answers from tel1's node alone, with no mark that it is partial;
+- tel2's node's data is not there: the lines it held before the stop are missing from that partial answer.
+
+Then the node is started again: every line is stored exactly once, and the lines missing during the outage are
+exactly those tel2's node held (none written after the stop).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+
+from lab import operator_tls
+from lab.hosts import ssh_argv
+from tests.e2e.test_logs import wait_for
+from tests.stack import hosts_in
+
+pytestmark = [pytest.mark.lab, pytest.mark.ha, pytest.mark.retention]
+
+LINES, RATE = 3000, 150  # bounded: 20 s of appends
+STOP_AFTER_S = 5
+DELIVERY_DEADLINE_S = 180
+LEVELS = ("info", "warn", "error", "debug")  # contract levels (docs/contract.md section 4): one stream each
+
+# Appends LINES contract-shaped JSON lines to the backend's log, as it would; the level cycles (a stream each).
+WRITER = """
+import datetime, json, sys, time
+run, lines, rate, path, levels = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5].split(",")
+with open(path, "a", buffering=1) as log:
+    for seq in range(lines):
+        ts = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        log.write(json.dumps({"ts": ts, "level": levels[seq % len(levels)], "msg": "store cluster drill", "service": "sentinel-backend",
+                              "env": "lab", "stream": "app", "testRun": run, "seq": seq}, separators=(",", ":")) + "\\n")
+        time.sleep(1 / rate)
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(first_converge):
+    assert first_converge.returncode == 0, first_converge.output[-3000:]
+    telemetry = hosts_in("telemetry")
+    nodes = [h for h in telemetry if h.has("victorialogs.access")]
+    if len(nodes) < 2:
+        pytest.skip("the log store is not scaled out (stores.mode single): no cluster to drill")
+    stores = next(h for h in nodes if h.settings.stores.host == h.name)
+    stopped = next(h for h in nodes if h.name != stores.name)
+    return stores, stopped, hosts_in("app")[0]
+
+
+def _front(host) -> str:
+    listener = host.topology.listener(host.name, "victorialogs.http")
+    return f"https://{listener.address}:{listener.port}"
+
+
+def _select(store: str, logsql: str, partial: bool = False, limit: int = 2 * LINES) -> requests.Response:
+    """A query as Grafana sends it (the operator's certificate: the front admits it to /select/), optionally asking
+    for a partial response."""
+    params = {"allow_partial_response": "1"} if partial else {}
+    return requests.post(f"{store}/select/logsql/query", params=params, data={"query": logsql, "limit": str(limit)},
+                         timeout=60, **operator_tls.operator_kwargs())
+
+
+def _seqs(response: requests.Response) -> list[int]:
+    response.raise_for_status()
+    return [int(json.loads(line)["seq"]) for line in response.text.splitlines() if line.strip()]
+
+
+def _writer(app, run: str) -> subprocess.Popen:
+    path = app.settings.otel_collector.log_file
+    command = f"python3 -c {shlex.quote(WRITER)} {run} {LINES} {RATE} {shlex.quote(path)} {','.join(LEVELS)}"
+    return subprocess.Popen(ssh_argv(app.name, command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _node_active(host) -> bool:
+    return host.testinfra.run("systemctl is-active victorialogs").stdout.strip() == "active"
+
+
+def test_one_storage_node_stopped_under_load_ingestion_goes_on_and_its_data_comes_back(cluster):
+    stores, stopped, app = cluster
+    store, run = _front(stores), f"vlc-{uuid.uuid4().hex[:10]}"
+    logsql = f'testRun:="{run}" | fields seq'
+    began = time.monotonic()
+    writer = _writer(app, run)
+    try:
+        time.sleep(STOP_AFTER_S)
+        stopped.testinfra.check_output("systemctl stop victorialogs")
+        # No line written after this point can have reached the stopped node: the writer appends at most RATE a
+        # second from its start (later than `began`), and a line reaches a node only after it is written.
+        last_before_stop = math.ceil((time.monotonic() - began) * RATE)
+        stopped_at = time.monotonic()
+        assert writer.wait(timeout=120) == 0, writer.stderr.read()
+
+        # While the node is down: every line written after the stop is stored on the other node, none twice.
+        after_stop = set(range(last_before_stop + 1, LINES))
+        wait_for("every line written after the stop", lambda: after_stop <= set(_seqs(_select(store, logsql, partial=True))),
+                 DELIVERY_DEADLINE_S, 3)
+        time.sleep(5)  # a late duplicate would show now
+        partial = _seqs(_select(store, logsql, partial=True))
+        t0 = time.monotonic()
+        whole = _select(store, logsql)
+        whole_s = time.monotonic() - t0
+        assert not _node_active(stopped), f"{stopped.name}'s storage node came back during the count"
+        down_for = time.monotonic() - stopped_at
+    finally:
+        stopped.testinfra.run("systemctl start victorialogs")
+        if writer.poll() is None:
+            writer.kill()
+
+    # Back: every line once; what was missing during the outage is what the stopped node held.
+    units_ready = wait_for(f"{stopped.name}'s node answering", lambda: _node_active(stopped) and _select(store, f'testRun:="{run}" | limit 1').ok, 60, 2)
+    assert units_ready
+    wait_for(f"{LINES} lines back", lambda: len(set(_seqs(_select(store, logsql)))) >= LINES, 60, 3)
+    final = _seqs(_select(store, logsql))
+    held_by_stopped = set(final) - set(partial)
+
+    print(f"{stopped.name}'s storage node stopped {STOP_AFTER_S} s in (after line ~{last_before_stop}), down {down_for:.0f} s; "
+          f"during the outage: partial query {len(partial)} lines ({len(partial) - len(set(partial))} twice), "
+          f"whole query HTTP {whole.status_code} in {whole_s:.2f} s ({whole.text.strip()[:160]!r}); "
+          f"after: {len(final)} lines stored ({len(final) - len(set(final))} twice), {len(held_by_stopped)} of them "
+          f"held by {stopped.name}'s node (invisible during the outage, highest seq {max(held_by_stopped, default=-1)})")
+    # During the outage.
+    assert after_stop <= set(partial), f"{len(after_stop - set(partial))} lines written after the stop were not stored"
+    assert len(partial) == len(set(partial)), f"{len(partial) - len(set(partial))} lines stored twice during the outage"
+    assert whole.status_code == 502, f"a whole query during the outage answered {whole.status_code}, not 502 (documented)"
+    # After.
+    assert sorted(set(final)) == list(range(LINES)), f"lines: sent {LINES}, stored {len(set(final))} distinct"
+    assert len(final) == len(set(final)), f"{len(final) - len(set(final))} lines stored twice"
+    assert held_by_stopped and max(held_by_stopped) <= last_before_stop, (
+        f"the lines missing during the outage should be the stopped node's, all written before the stop: {sorted(held_by_stopped)[:20]}")
