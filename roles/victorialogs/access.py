@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from roles._service import ConfigFile, ServiceSpec
 from roles._tls import TlsPaths, leaf, tls_files
+from roles.victorialogs.flagfile import BINARY, ENV_PREFIX, check_flags_command, env_file_of
 from roles.victorialogs.front import ACCESS_TIER, ACCESS_UPSTREAM, LISTENER
 
 if TYPE_CHECKING:
@@ -68,8 +69,6 @@ def access_flags(settings: "VictoriaLogsSettings", bind: str, nodes: list[str], 
 
 
 def access_spec(settings: "VictoriaLogsSettings", bind: str, nodes: list[str], certificate: "Leaf | None" = None) -> ServiceSpec:
-    from roles.victorialogs import BINARY, ENV_PREFIX, check_flags_command, env_file_of
-
     tls = tls_files(NAME, certificate) if certificate else ()
     return ServiceSpec(
         name=NAME,
