@@ -145,3 +145,19 @@ def test_one_storage_node_stopped_under_load_ingestion_goes_on_and_its_data_come
     assert len(final) == len(set(final)), f"{len(final) - len(set(final))} lines stored twice"
     assert held_by_stopped and max(held_by_stopped) <= last_before_stop, (
         f"the lines missing during the outage should be the stopped node's, all written before the stop: {sorted(held_by_stopped)[:20]}")
+
+
+def test_a_node_s_cluster_api_answers_the_access_tiers_only(cluster):
+    """/internal/* of a storage node, through its front: the access tiers' identities get in, the gateway's, the
+    operator's (beyond its force flush) and Grafana's are refused (docs/tls.md "The stores")."""
+    from tests.e2e.test_logs import identity
+
+    stores, stopped, _ = cluster
+    front = _front(stopped)
+    ask = {"data": b"", "timeout": 30}
+    for host, component, expected in ((stores.name, "victorialogs_access", True), (stopped.name, "victorialogs_access", True),
+                                      (stores.name, "gateway", False), ("mon1", "grafana", False), (None, "operator", False)):
+        status = requests.post(f"{front}/internal/select/field_names?version=v1", **ask, **identity(host, component)).status_code
+        assert (status != 403) == expected, f"{host}.{component} on {stopped.name}'s /internal/select/: {status}"
+    status = requests.post(f"{front}/internal/insert?version=v1", **ask, **identity(stores.name, "gateway")).status_code
+    assert status == 403, f"the gateway's certificate wrote to a node's /internal/insert: {status}"
