@@ -9,7 +9,7 @@ while it is down, through tel1's front (stores.host's: Grafana's and the erasure
 
 - ingestion goes on: every line written after the stop is stored (on tel1's node), none twice;
 - a query as Grafana sends it never gets a complete answer (`-search.allowPartialResponse` is off): a count fails
-  with HTTP 502, a query for rows answers 200 with the rows of tel1's node and is then cut; one that asks for a
+  with HTTP 502, a query for rows is cut (200 and a broken body, or the connection closed); one that asks for a
   partial response (`allow_partial_response=1`) answers from tel1's node alone, with no mark that it is partial;
 - tel2's node's data is not there: the lines it held before the stop are missing from that partial answer.
 
