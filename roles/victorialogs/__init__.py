@@ -206,9 +206,12 @@ def victorialogs(settings: VictoriaLogsSettings, ctx: HostContext):
         return
     # The retention job's identity: read by the job (User=victorialogs); a renewal restarts nothing.
     files.directory(name="victorialogs: the retention job's TLS dir", path=JOB_TLS.dir, user="root", group=NAME, mode="0750")
-    for file in tls_files(NAME, leaf(ctx, RETENTION)):
+    job_certificate = leaf(ctx, RETENTION)
+    for file in tls_files(NAME, job_certificate):
         validated_file(name=f"victorialogs: retention job TLS {file.dest}", dest=file.dest, content=file.content,
                        validate=file.validate, user="root", group=NAME, mode=file.mode)
+    # Its end too: an expired job certificate would stop retention silently until the job's own alert.
+    certificate_expiry(ctx.settings.node_exporter.textfile_dir, RETENTION, job_certificate)
     validated_file(
         name="victorialogs: retention enforcement script",
         dest=ENFORCE_SCRIPT,
