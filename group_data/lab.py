@@ -14,10 +14,8 @@ prometheus = {
 # AGPL and never run here); the collector pipeline in front is the same as prod's.
 traces = {"store": "jaeger", "retention": "72h"}
 logs = {"store": "victorialogs"}
-# The log store scales out: a VictoriaLogs storage node and access tier on every telemetry host (tel1, tel2),
-# each host's gateway writing through its own front (docs/architecture.md "The log store cluster"). The stores
-# that do not scale (Jaeger, the S3 store) and the retention job run once, on tel1. Both run a gateway (the pool).
-stores = {"mode": "scalable", "host": "tel1"}
+# The stores run once, on tel1; tel1 and tel2 both run a collector gateway (the pool).
+stores = {"mode": "single", "host": "tel1"}
 
 backend = {
     "version": "0.0.0-lab",

@@ -127,15 +127,8 @@ def _scalable(s: "Settings") -> bool:
     return s.stores.mode == "scalable"
 
 
-def _s3_shared(s: "Settings") -> bool:
-    """Whether stores on other hosts use the S3 store: Loki or Tempo (on S3) scaled out to every telemetry host.
-    The lab's scaled-out store, VictoriaLogs, keeps its data on local disk: its S3 store stays on the loopback."""
-    consumers = s.logs.store == "loki" or (s.traces.store == "tempo" and s.traces.tempo.backend == "s3")
-    return _scalable(s) and consumers
-
-
 def _object_store(s: "Settings"):
-    if _s3_shared(s):  # Loki and Tempo on every telemetry host share its buckets (plain HTTP, SigV4-signed: docs/architecture.md)
+    if _scalable(s):  # Loki and Tempo on every telemetry host share its buckets (plain HTTP, SigV4-signed: docs/architecture.md)
         return (ListenerSpec("object_store.s3", s.object_store.listen_port, "host", "S3 API for the stores (scalable: every telemetry host's Loki and Tempo)"),)
     return (ListenerSpec("object_store.s3", s.object_store.listen_port, "local", "S3 API for the stores on this host (scalable: on the host's IP, for every telemetry host's Loki and Tempo)"),)
 
@@ -174,11 +167,6 @@ def _victorialogs(s: "Settings"):
         # VictoriaLogs itself, behind the front: it cannot require or check a client certificate.
         ListenerSpec("victorialogs.local", v.local_port, "local", "VictoriaLogs itself, behind its front"),
     )
-
-
-def _victorialogs_access(s: "Settings"):
-    # stores.mode scalable: the cluster's access tier (vlinsert and vlselect in one process) behind the front.
-    return (ListenerSpec("victorialogs.access", s.victorialogs.access_port, "local", "VictoriaLogs' access tier (scalable mode), behind its front"),)
 
 
 def _loki(s: "Settings"):
@@ -349,16 +337,8 @@ COMPONENTS: tuple[Component, ...] = (
     Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger", condition="traces.store: jaeger, on stores.host", artifact="jaeger", store=True),
     Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo, on stores.host (scalable: every telemetry host)",
               secrets=_s3("traces.tempo", "Tempo's S3 credential"), artifact="tempo", store=True, scales=True),
-    # A storage node (and its front) on stores.host, or on every telemetry host with stores.mode scalable.
-    Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs",
-              condition="logs.store: victorialogs, on stores.host (scalable: every telemetry host)", artifact="victorialogs",
-              units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front"), store=True, scales=True),
-    # The cluster's access tier beside every storage node (scalable mode only): installed by the victorialogs role
-    # from the same release; its identity is the client of the storage nodes' /internal/* (roles/_topology.py).
-    Component("victorialogs_access", ("telemetry",), _victorialogs_access,
-              when=lambda s: s.logs.store == "victorialogs" and s.stores.mode == "scalable",
-              condition="logs.store: victorialogs, stores.mode: scalable (every telemetry host)",
-              units=lambda s: ("victorialogs-access",), store=True, scales=True),
+    Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs", condition="logs.store: victorialogs, on stores.host", artifact="victorialogs",
+              units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front"), store=True),
     Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki, on stores.host (scalable: every telemetry host)",
               secrets=_s3("loki", "Loki's S3 credential"), artifact="loki", store=True, scales=True),
     Component("otelcol", ("telemetry", "app"), _collector, artifact="otelcol"),

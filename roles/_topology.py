@@ -109,9 +109,6 @@ FLOWS: tuple[Flow, ...] = (
     Flow("gateway", "tempo.otlp_http", "export spans", required=_store("traces", "tempo")),
     Flow("gateway", "victorialogs.http", "export logs", required=_store("logs", "victorialogs")),
     Flow("gateway", "loki.http", "export logs", required=_store("logs", "loki")),
-    # stores.mode scalable: each access tier writes to, queries and deletes on every storage node through its front
-    # (/internal/*, admitted to this identity only: roles/victorialogs/front.py).
-    Flow("victorialogs_access", "victorialogs.http", "the cluster's inserts, queries and deletes on each storage node (/internal/*)"),
     Flow("gateway", "prometheus.web", "remote-write span metrics", required=lambda s: True),
     # The backend exports to its host's agent (agent.otlp_http, on the loopback); each agent balances the
     # backend's spans and its log lines over every gateway of the pool (docs/architecture.md "The gateway pool").
@@ -217,24 +214,25 @@ class Topology:
         return self.listener(host, name).bind
 
     def reach(self, name: str, from_host: str) -> str:
-        """host:port of the one `name` a client on `from_host` uses: its own host's, else the only one, else
-        (a store scaled out, stores.mode scalable) the one on stores.host (`store_instance`)."""
+        """host:port of the one `name` a client on `from_host` uses: its own host's, else the only one."""
         mine = [l for l in self.instances(name) if l.host == from_host]
         if mine:
             return mine[0].reach(from_host)
-        return self.store_instance(name, from_host).reach(from_host)
-
-    def store_instance(self, name: str, from_host: str = "") -> Listener:
-        """The one `name` of the environment, or, when a store runs on several hosts (stores.mode scalable), the one
-        on stores.host: every instance of a scaled-out store answers for all of it (the VictoriaLogs cluster's fronts)."""
         others = self.instances(name)
         if len(others) != 1:
-            chosen = {h.settings.stores.host for h in self.hosts.values()}
-            on_host = [l for l in others if l.host in chosen and _scales(l.component)]
-            if len(chosen) == 1 and len(on_host) == 1:
-                return on_host[0]
-            raise LookupError(f"{from_host or 'the controller'}: {len(others)} hosts have {name}; ask for all of them (urls)")
-        return others[0]
+            raise LookupError(f"{from_host}: {len(others)} hosts have {name}; ask for all of them (urls)")
+        return others[0].reach(from_host)
+
+    def primary(self, name: str, from_host: str) -> str:
+        """host:port of `name` for a client that takes one address (Grafana's datasource): its own host's, else the one
+        on `stores.host` when a scaled-out store runs on every telemetry host, else the only one."""
+        found = self.instances(name)
+        if len(found) > 1 and not any(l.host == from_host for l in found):
+            chosen = self.hosts[from_host].settings.stores.host
+            for l in found:
+                if l.host == chosen:
+                    return l.reach(from_host)
+        return self.reach(name, from_host)
 
     def url(self, name: str, from_host: str, path: str = "", scheme: str = "http") -> str:
         return f"{scheme}://{self.reach(name, from_host)}{path}"
@@ -481,10 +479,6 @@ class Topology:
             )]
         return []
 
-def _scales(name: str) -> bool:
-    return any(c.name == name and c.store and c.scales for c in COMPONENTS)
-
-
 def flow_table() -> list[tuple[str, str, int, str, str, str]]:
     """(listener, protocols, default port, bind, clients, purpose) of every listener of the placement table."""
     rows = []
@@ -537,7 +531,7 @@ _HINTS = {
     "object_store": "object_store.listen_port",
     "jaeger": "traces.otlp_*_port / traces.jaeger.*_port",
     "tempo": "traces.otlp_*_port / traces.tempo.*_port",
-    "victorialogs": "victorialogs.port / victorialogs.local_port / victorialogs.access_port",
+    "victorialogs": "victorialogs.port / victorialogs.local_port",
     "loki": "loki.http_port / loki.grpc_port / loki.memberlist_port",
     "otelcol": "otel_collector.metrics_port / health_port",
     "gateway": "otel_collector.grpc_port / http_port",

@@ -79,17 +79,10 @@ class ServiceSpec:
     # A JIT compiler (Node's V8) maps memory writable and executable: MemoryDenyWriteExecute
     # would kill it at start. Every other hardening directive still applies.
     jit: bool = False
-    # The release it runs from (files/versions.yml, /opt/<release>) when it is not its own: a second process of
-    # another spec's binary (VictoriaLogs' access tier), installed by that spec's `release_service(..., siblings=)`.
-    release: str | None = None
 
     @property
     def account(self) -> str:
         return self.user or self.name
-
-    @property
-    def release_name(self) -> str:
-        return self.release or self.name
 
 
 def _syscall(name: str, where: str) -> str:
@@ -106,7 +99,7 @@ def unit_file(spec: ServiceSpec, hardening: bool = True) -> str:
     cannot carry (a newline, a relative executable) raises `QuotingError`.
     """
     where = f"{spec.name}.service"
-    exec_start = [arg.replace("{bin}", f"/opt/{spec.release_name}/current") for arg in spec.exec_start]
+    exec_start = [arg.replace("{bin}", f"/opt/{spec.name}/current") for arg in spec.exec_start]
     return render(
         "_service/service.unit.j2",
         description=quoting.systemd_text(spec.description, f"{where} Description"),
@@ -222,20 +215,15 @@ def run_service(spec: ServiceSpec, hardening: bool, code_changes: list, config_c
 
 
 @deploy("Release service")
-def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool = True, siblings: tuple[ServiceSpec, ...] = ()):
+def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool = True):
     """
     Install and run a release binary as a systemd service.
 
     + spec: the component's `ServiceSpec`
     + artifact_base_url: where release archives are downloaded from (upstream or the lab mirror)
     + hardening: apply the systemd sandboxing directives
-    + siblings: more units run from the same release (`release` = spec.name): each its own user, directories,
-      configs (validated with the new binary) and unit; the release is installed once, and a new one restarts them all
     """
     name = spec.name
-    for sibling in siblings:
-        if sibling.release != name:
-            raise ValueError(f"{sibling.name}: a sibling of {name} runs from its release (release={name!r})")
     artifact = resolve(name, artifact_base_url, debian_arch())
     version_dir = f"/opt/{name}/{artifact.version}"
 
@@ -246,18 +234,9 @@ def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool =
         apt.packages(name=f"{name}: unzip for the .zip release archive", packages=["unzip"])
     archive = release_archive(name=f"{name}: release {artifact.version}", artifact=artifact, install_dir=version_dir)
     current = files.link(name=f"{name}: current version", path=f"/opt/{name}/current", target=version_dir)
-    run_service(spec, hardening, code_changes=[archive, current], config_changes=_configs(spec, version_dir))
-    for sibling in siblings:
-        service_account(sibling)
-        service_dirs(sibling)
-        run_service(sibling, hardening, code_changes=[archive, current], config_changes=_configs(sibling, version_dir))
-
-
-def _configs(spec: ServiceSpec, version_dir: str) -> list:
-    """The spec's config files, each validated on the host (with the new version's binaries as {bin}) before the swap."""
-    return [
+    configs = [
         validated_file(
-            name=f"{spec.name}: config {config.dest}",
+            name=f"{name}: config {config.dest}",
             dest=config.dest,
             content=config.content,
             validate=config.validate.replace("{bin}", quoting.sh_quote(version_dir)) if config.validate else None,
@@ -267,3 +246,4 @@ def _configs(spec: ServiceSpec, version_dir: str) -> list:
         )
         for config in spec.configs
     ]
+    run_service(spec, hardening, code_changes=[archive, current], config_changes=configs)

@@ -44,10 +44,10 @@ def grafana_peers(ctx: HostContext, client_tls: tuple[str, str, str] | None = No
         traces=traces,
         # The stores are https with client certificates too (issue 22, roles/_tls.py STORE_TLS_LISTENERS).
         # With stores.mode scalable every telemetry host runs Loki and Tempo; a datasource takes one URL: the read
-        # path of stores.host's (`Topology.reach`), which queries the whole ring (docs/architecture.md "Scalable stores").
-        traces_url=f"{_scheme(query[traces], client_tls)}://{ctx.topology.reach(query[traces], ctx.name)}",
+        # path of stores.host's (`Topology.primary`), which queries the whole ring (docs/architecture.md "Scalable stores").
+        traces_url=f"{_scheme(query[traces], client_tls)}://{ctx.topology.primary(query[traces], ctx.name)}",
         logs=logs,
-        logs_url=f"{_scheme(query[logs], client_tls)}://{ctx.topology.reach(query[logs], ctx.name)}",
+        logs_url=f"{_scheme(query[logs], client_tls)}://{ctx.topology.primary(query[logs], ctx.name)}",
         scrape_interval=me.prometheus.scrape_interval,
         prometheus_replicas=_replicas(ctx, scheme) if len(ctx.topology.instances("prometheus.web")) > 1 else (),
         client_tls=client_tls,

@@ -410,11 +410,14 @@ def resolve_store(env: str, store_kind: str | None, url: str | None):
     if url is None:
         environment = _inventory(env)
         kind = store_kind or environment.group("telemetry")[0].settings.logs.store
-        # The store's address and port from the topology, as the deploy bound them; a store scaled out
-        # (stores.mode scalable) is asked on stores.host, whose access tier deletes on every node.
-        if not environment.topology.instances(f"{kind}.http"):
+        # The store's address and port from the topology, as the deploy bound them.
+        # stores.mode scalable runs the store on every telemetry host: the one on stores.host takes the request
+        # (Loki's delete requests are kept in the shared bucket, docs/retention.md).
+        found = environment.topology.instances(f"{kind}.http")
+        chosen = environment.group("telemetry")[0].settings.stores.host
+        listener = next((l for l in found if l.host == chosen), found[0] if len(found) == 1 else None)
+        if listener is None:
             raise Refused(f"no {kind} runs in inventory/{env}.py", "pass --store with the store the environment runs, or --url")
-        listener = environment.topology.store_instance(f"{kind}.http")
         scheme = "https" if is_tls(listener.name) else "http"
         url = f"{scheme}://{host_port(listener.address, listener.port)}"
     else:

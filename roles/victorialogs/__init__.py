@@ -18,18 +18,19 @@ erasure command's identity and to the retention job's (`victorialogs-retention` 
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import TYPE_CHECKING
 
 from pyinfra.api import deploy
 from pyinfra.operations import files, systemd
 
-from roles._service import ConfigFile, ServiceSpec, release_service
+from roles._service import ConfigFile, ServiceSpec, quoting, release_service
+from roles._service.quoting import QuotingError
 from roles._service.operations import validated_file
 from roles._tls import TlsPaths, leaf, tls_files
 from roles.retention import RetentionPolicy
 from roles.retention.logsql import enforcement_deletes, longest_period
-from roles.victorialogs.flagfile import BINARY, ENV_PREFIX, check_flags_command, env_file_of  # noqa: F401 (re-exported)
 from roles.victorialogs.front import RETENTION, SELF, victorialogs_front
 from roles.victorialogs.settings import VictoriaLogsSettings
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from roles._context import HostContext
 
 NAME = "victorialogs"
+BINARY = "victoria-logs-prod"
 FLAGS_FILE = f"/etc/{NAME}/flags.env"
 ENFORCE_SCRIPT = f"/etc/{NAME}/enforce-retention.sh"
 ENFORCE_UNIT = f"{NAME}-retention"
@@ -45,6 +47,8 @@ ENFORCE_UNIT = f"{NAME}-retention"
 # (5s by default; 1s is its minimum). The gateway cannot resend what was acknowledged
 # (docs/tracing.md "Crash safety": measured).
 FLUSH_INTERVAL = "1s"
+# Flag values come from the environment as VL_<flag>, dots as underscores.
+ENV_PREFIX = "VL_"
 # The retention job's client certificate (identity victorialogs-retention on this host), for the front.
 JOB_TLS = TlsPaths(NAME)
 
@@ -53,14 +57,10 @@ def _bind(settings: VictoriaLogsSettings, bind: str) -> str:
     return bind or f"127.0.0.1:{settings.local_port}"
 
 
-def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "", scalable: bool = False) -> dict[str, str]:
+def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> dict[str, str]:
     """Every flag VictoriaLogs runs with, by name without the leading "-"; `bind` is victorialogs.local from the topology
-    (127.0.0.1: the front, roles/victorialogs/front.py, is the only way in from elsewhere).
-
-    `scalable` (stores.mode scalable): a storage node of the cluster. The access tiers
-    (roles/victorialogs/access.py) take /delete/* and run it on every node through /internal/delete/*, which
-    the pinned release serves only with -internaldelete.enable (app/vlselect/main.go)."""
-    node = {
+    (127.0.0.1: the front, roles/victorialogs/front.py, is the only way in from elsewhere)."""
+    return {
         "httpListenAddr": _bind(settings, bind),
         "storageDataPath": settings.storage_path,
         # The longest class: nothing the policy keeps is dropped by the store itself.
@@ -74,23 +74,39 @@ def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "
         "inmemoryDataFlushInterval": FLUSH_INTERVAL,
         "loggerFormat": "json",
     }
-    if scalable:  # the public /delete/* is the access tier's; the node deletes what the access tiers ask
-        del node["delete.enable"]
-        node["internaldelete.enable"] = "true"
-    return node
 
 
-def flags_env(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "", scalable: bool = False) -> str:
+# Flag values the check below can pass through `env` unquoted (see check_flags_command).
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._/:+@-]+")
+
+
+def flags_env(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> str:
     """The EnvironmentFile holding the flags as VL_<flag> (dots as underscores), for systemd."""
-    return env_file_of(flags(settings, policy, bind, scalable), "victorialogs flags")
+    values = {}
+    for name, value in flags(settings, policy, bind).items():
+        if not _PLAIN_VALUE.fullmatch(value):
+            raise QuotingError(f"victorialogs flag -{name}: the value needs quoting, which the flag check cannot read")
+        values[f"{ENV_PREFIX}{name.replace('.', '_')}"] = value
+    return quoting.env_file(values, "victorialogs flags", header="Managed by the Sentinel observability toolkit: VictoriaLogs flags (-envflag.enable).")
 
 
-def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "", scalable: bool = False) -> ServiceSpec:
+def check_flags_command() -> str:
+    """Shell command checking a staged flags file with the new binary ({bin}, {path} as in ConfigFile).
+
+    The file's lines go to `env -i` as words (no shell sources it); every value is
+    plain (flags_env refuses any other), so a line is exactly one NAME=value word.
+    The binary parses every VL_* value as its flag, exits 1 on a bad one, and exits
+    0 at -version before it touches any data.
+    """
+    return f"env -i $(grep -v '^#' {{path}}) {{bin}}/{BINARY} -envflag.enable -envflag.prefix={ENV_PREFIX} -version"
+
+
+def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
         description="VictoriaLogs log store",
         exec_start=(f"{{bin}}/{BINARY}", "-envflag.enable", f"-envflag.prefix={ENV_PREFIX}"),
-        configs=(ConfigFile(FLAGS_FILE, flags_env(settings, policy, bind, scalable), validate=check_flags_command(), mode="0640"),),
+        configs=(ConfigFile(FLAGS_FILE, flags_env(settings, policy, bind), validate=check_flags_command(), mode="0640"),),
         env_files=(FLAGS_FILE,),
         data_dirs=("/var/lib/victorialogs", settings.storage_path),
         ready_url=f"http://{_bind(settings, bind)}/health",
@@ -181,29 +197,14 @@ WantedBy=timers.target
 @deploy("VictoriaLogs")
 def victorialogs(settings: VictoriaLogsSettings, ctx: HostContext):
     """
-    Install VictoriaLogs and its daily retention enforcement job; with stores.mode scalable, this host's storage
-    node of the cluster and its access tier (roles/victorialogs/access.py), the job on stores.host only.
+    Install VictoriaLogs and its daily retention enforcement job.
 
     + settings: the store's settings (`victorialogs` in group data)
     + ctx: the host context: the retention policy (`retention`), the bind from the topology
     """
-    from roles.node_exporter import certificate_expiry
-    from roles.victorialogs.access import NAME as ACCESS_NAME, access_tier, runs_here
-
     retention, bind = ctx.settings.retention, ctx.bind("victorialogs.local")
-    scalable = runs_here(ctx)
-    siblings, access_certificate = (), None
-    if scalable:
-        access, access_certificate = access_tier(settings, ctx)
-        siblings = (access,)
-    release_service(spec=service_spec(settings, retention, bind, scalable), artifact_base_url=ctx.artifact_base_url,
-                    hardening=ctx.hardening, siblings=siblings)
-    if access_certificate is not None:
-        certificate_expiry(ctx.settings.node_exporter.textfile_dir, ACCESS_NAME, access_certificate)
+    release_service(spec=service_spec(settings, retention, bind), artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)
     victorialogs_front(ctx, leaf(ctx, SELF, "victorialogs.http"))
-    # The retention job runs once: on stores.host (the access tier there deletes on every node).
-    if ctx.settings.stores.host not in (None, ctx.name):
-        return
     # The retention job's identity: read by the job (User=victorialogs); a renewal restarts nothing.
     files.directory(name="victorialogs: the retention job's TLS dir", path=JOB_TLS.dir, user="root", group=NAME, mode="0750")
     job_certificate = leaf(ctx, RETENTION)

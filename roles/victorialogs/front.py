@@ -54,10 +54,6 @@ TLS = TlsPaths(NAME)
 SELF = "victorialogs"
 # The retention job on the store's host (roles/victorialogs: victorialogs-retention.service).
 RETENTION = "victorialogs-retention"
-# The cluster's access tier (stores.mode scalable: roles/victorialogs/access.py), a client of every storage node's front.
-ACCESS_TIER = "victorialogs_access"
-# Its listener on this host, where the front sends the public paths in scalable mode.
-ACCESS_UPSTREAM = "victorialogs.access"
 
 # What each identity may call, by component: a prefix ends in "/", anything else is one exact path.
 # Which hosts hold each identity comes from the topology (`identities`); a client of a new flow to
@@ -72,9 +68,6 @@ ACCESS: dict[str, tuple[str, ...]] = {
     # The retention job: counts and deletes each shorter class's expired lines.
     RETENTION: ("/select/logsql/", "/delete/"),
     SELF: ("/health",),  # the front's readiness check on the host
-    # stores.mode scalable: every host's access tier writes, queries and deletes on this storage node, and passes
-    # the operator's force flush on (roles/_topology.py's flow victorialogs_access -> victorialogs.http).
-    ACCESS_TIER: ("/internal/insert", "/internal/select/", "/internal/delete/", "/internal/force_flush"),
 }
 CONTROLLER_IDENTITIES = (OPERATOR, ERASURE)  # issued on the controller (no host in their name)
 # Client bodies: VictoriaLogs' own request limit is 64 MiB.
@@ -106,22 +99,15 @@ def _pattern(path: str) -> str:
     return escaped if path.endswith("/") else f"{escaped}$"
 
 
-def render_config(topology: "Topology", host: str, bind: str, upstream: str, tls: TlsPaths = TLS, data_dir: str = DATA_DIR,
-                  access: str = "") -> str:
-    """nginx.conf of the front on `host`: listen on `bind` (victorialogs.http), pass to `upstream` (victorialogs.local).
-
-    `access` (stores.mode scalable: victorialogs.access, this host's access tier): /insert/, /select/ and /delete/ go
-    there (it fans out to every storage node); /internal/* from the access tiers, /health, /metrics and /flags go to
-    this host's storage node (`upstream`). The admissions are the same in both modes. Without `access` (single
-    mode) the config is the single node's, unchanged."""
+def render_config(topology: "Topology", host: str, bind: str, upstream: str, tls: TlsPaths = TLS, data_dir: str = DATA_DIR) -> str:
+    """nginx.conf of the front on `host`: listen on `bind` (victorialogs.http), pass to `upstream` (victorialogs.local)."""
     clients = identities(topology, host)
     who = "\n".join(f'        "CN={cn}" {component};' for cn, component in clients)
     kinds = sorted({component for _, component in clients})
     rules = "\n".join(f'        "~^{component} {_pattern(path)}" 1;' for component in kinds for path in ACCESS[component])
-    for value in (bind, upstream, tls.cert, tls.key, tls.ca, data_dir, *([access] if access else [])):
+    for value in (bind, upstream, tls.cert, tls.key, tls.ca, data_dir):
         if not re.fullmatch(r"[A-Za-z0-9_./:\[\]-]+", value):
             raise QuotingError(f"{NAME}: {value!r} cannot be written in nginx's config")
-    route, upstreams, target, internal = _cluster(access)
     return f"""# Managed by the Sentinel observability toolkit; local edits are overwritten.
 # VictoriaLogs' authenticating front (roles/victorialogs/front.py): TLS, client certificates from
 # the environment CA, and each identity admitted to its own paths. Checked with `nginx -t`.
@@ -158,14 +144,14 @@ http {{
         default 0;
         "~^0 " 1;
         "~^1 /delete/" 1;
-    }}{route}
+    }}
     log_format front '$remote_addr "$ssl_client_s_dn" "$request" $status $body_bytes_sent';
     access_log syslog:server=unix:/run/systemd/journal/dev-log,tag=victorialogs_front,nohostname front if=$vl_log;
 
     upstream victorialogs {{
         server {upstream};
         keepalive 8;
-    }}{upstreams}
+    }}
 
     server {{
         listen {bind} ssl;
@@ -179,64 +165,25 @@ http {{
         ssl_session_tickets off;
 
         location / {{
-{_location_body(target)}
-        }}{internal}
-    }}
-}}
-"""
-
-
-def _location_body(target: str) -> str:
-    return f"""            # The path checked above is the path VictoriaLogs routes: no encoded or dot segments.
+            # The path checked above is the path VictoriaLogs routes: no encoded or dot segments.
             if ($request_uri ~ "^[^?]*(%|\\.\\.|//)") {{
                 return 400;
             }}
             if ($vl_allowed = 0) {{
                 return 403;
             }}
-            proxy_pass http://{target};
+            proxy_pass http://victorialogs;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Authorization "";
             proxy_request_buffering off;
             proxy_buffering off;
             proxy_read_timeout {QUERY_TIMEOUT_S}s;
-            proxy_send_timeout {QUERY_TIMEOUT_S}s;"""
-
-
-def _cluster(access: str) -> tuple[str, str, str, str]:
-    """(the routing map, the access tier's upstream, proxy_pass's target, the /internal/ location) of scalable mode;
-    in single mode nothing but the storage node as the target."""
-    if not access:
-        return "", "", "victorialogs", ""
-    route = f"""
-    # Where it goes (stores.mode scalable): the access tier fans the public paths out to every storage node; the
-    # access tiers' /internal/* (this storage node's cluster API), /health, /metrics and /flags stay on this node.
-    map "$vl_client $uri" $vl_upstream {{
-        default victorialogs_access;
-        "~^{ACCESS_TIER} /internal/" victorialogs;
-        "~^[^ ]* /(health|metrics|flags)$" victorialogs;
-    }}"""
-    upstreams = f"""
-
-    upstream victorialogs_access {{
-        server {access};
-        keepalive 8;
-    }}"""
-    internal = f"""
-
-        # A storage node that is down answers nothing (the connection is closed), as a host that is down: the
-        # access tier then counts it unavailable (re-routes inserts; partial responses when a query asks for them)
-        # rather than misconfigured.
-        location /internal/ {{
-{_location_body("$vl_upstream")}
-            error_page 502 504 = @node_down;
+            proxy_send_timeout {QUERY_TIMEOUT_S}s;
         }}
-
-        location @node_down {{
-            return 444;
-        }}"""
-    return route, upstreams, "$vl_upstream", internal
+    }}
+}}
+"""
 
 
 def validate_command() -> str:
@@ -271,9 +218,7 @@ def victorialogs_front(ctx: "HostContext", certificate=None):
 
     certificate = certificate or leaf(ctx, SELF, LISTENER)
     bind, upstream = ctx.bind(LISTENER), ctx.bind(UPSTREAM)
-    # stores.mode scalable: this host's access tier takes the public paths (roles/victorialogs/access.py).
-    access = ctx.bind(ACCESS_UPSTREAM) if any(l.name == ACCESS_UPSTREAM for l in ctx.topology.on(ctx.name)) else ""
-    spec = service_spec(render_config(ctx.topology, ctx.name, bind, upstream, access=access), bind, tls_files(NAME, certificate))
+    spec = service_spec(render_config(ctx.topology, ctx.name, bind, upstream), bind, tls_files(NAME, certificate))
     # Debian's own unit would serve the package's default site on port 80: masked before the package comes.
     mask = files.link(name=f"{NAME}: Debian's nginx.service masked", path="/etc/systemd/system/nginx.service", target="/dev/null")
     systemd.daemon_reload(name=f"{NAME}: daemon-reload for the mask", _if=mask.did_change)

@@ -27,11 +27,6 @@ class VictoriaLogsSettings(Model):
         9429,
         description="VictoriaLogs itself, on 127.0.0.1 behind its authenticating front (which holds `port` on the host's IP).",
     )
-    access_port: Port = Field(
-        9430,
-        description="With stores.mode scalable: the access tier (a second VictoriaLogs process, -storageNode= every telemetry host's front) "
-        "on 127.0.0.1, behind this host's front, which sends it the inserts, queries and deletes.",
-    )
     storage_path: ServiceDir = Field("/var/lib/victorialogs/data", description="Where the store keeps its data.")
     max_disk_usage_percent: Annotated[int, Field(ge=1, le=100)] = Field(
         90, description="Stop accepting new logs when the disk is this full, rather than fill it (1..100)."

@@ -161,25 +161,14 @@ def test_a_stopped_log_store_raises_its_alerts_and_loses_no_line(mon):
     from tests.e2e.test_crash import _drill  # the crash drills' bounded writer and sent = stored count
 
     tel, app = hosts_in("telemetry")[0], hosts_in("app")[0]
-    # The whole store: with stores.mode scalable (the VictoriaLogs cluster) one node down is no outage (ingestion goes
-    # to the others: tests/e2e/test_log_store_cluster.py), and an access tier with every node down acknowledges and
-    # holds lines in memory; so the access tiers stop first (they flush to the nodes, still up), then the nodes.
-    nodes = [h for h in hosts_in("telemetry") if h.has("victorialogs.local")]
-    access = [h for h in nodes if h.has("victorialogs.access")]
 
     def store_away(tel, app):
-        for host in access:
-            host.testinfra.check_output("systemctl stop victorialogs-access")
-        for host in nodes:
-            host.testinfra.check_output("systemctl stop victorialogs")
+        tel.testinfra.check_output("systemctl stop victorialogs")
         try:
             for uid in ("victorialogs-down", "log-ingestion-delayed"):
                 wait_for(f"{uid} on Slack #alerts", lambda: slack_alerts("#alerts", uid), 6 * 60, 5)
         finally:
-            for host in nodes:
-                host.testinfra.check_output("systemctl start victorialogs")
-                wait_for("VictoriaLogs answering again", lambda: host.testinfra.run("curl -fsS -o /dev/null %s", host.local("victorialogs.local", "/health")).rc == 0, 120, 1)
-            for host in access:
-                host.testinfra.check_output("systemctl start victorialogs-access")
+            tel.testinfra.check_output("systemctl start victorialogs")
+            wait_for("VictoriaLogs answering again", lambda: tel.testinfra.run("curl -fsS -o /dev/null %s", tel.local("victorialogs.local", "/health")).rc == 0, 120, 1)
 
     _drill((tel, app), "store-away", store_away)

@@ -16,16 +16,6 @@ def _stores_hosts():
     return [h for h in hosts_in("telemetry") if h.settings.stores.host in (None, h.name)]
 
 
-def _log_store_hosts():
-    """Every host that runs the chosen log store: stores.host, or every telemetry host when it scales out (the
-    VictoriaLogs cluster, stores.mode scalable), as the placement table says."""
-    hosts = hosts_in("telemetry")
-    if not hosts:
-        return []
-    runs = hosts[0].topology.runs.get(hosts[0].settings.logs.store, ())
-    return [h for h in hosts if h.name in runs]
-
-
 def _available():
     if lab_session.INVENTORY.endswith("lab.py"):
         return lab_session.lab_missing_reason()
@@ -41,9 +31,6 @@ def pytest_generate_tests(metafunc):
     if "stores_host" in metafunc.fixturenames:
         hosts = [] if reason else _stores_hosts()
         metafunc.parametrize("stores_host", hosts or [None], ids=[h.name for h in hosts] or ["no-host"], indirect=True)
-    if "log_store_host" in metafunc.fixturenames:
-        hosts = [] if reason else _log_store_hosts()
-        metafunc.parametrize("log_store_host", hosts or [None], ids=[h.name for h in hosts] or ["no-host"], indirect=True)
     if "any_host" in metafunc.fixturenames:
         hosts = [] if reason else list(stack_hosts())
         metafunc.parametrize("any_host", hosts or [None], ids=[h.name for h in hosts] or ["no-host"], indirect=True)
@@ -71,11 +58,6 @@ def telemetry_host(request):
 
 @pytest.fixture
 def stores_host(request):
-    return _host(request)
-
-
-@pytest.fixture
-def log_store_host(request):
     return _host(request)
 
 

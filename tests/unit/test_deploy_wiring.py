@@ -21,9 +21,8 @@ def test_every_role_is_called_with_its_block_and_the_host_context():
         assert block in Settings.model_fields, block
         inner = getattr(role, "_inner", role)
         inspect.signature(inner).bind("settings block", "ctx")  # TypeError on a mismatch
-    # Components without a role of their own: sshd (not ours), the collector's two halves (otelcol), VictoriaLogs'
-    # access tier (the victorialogs role runs it beside its storage node in scalable mode).
-    assert {c.name for c in COMPONENTS} - set(module["ROLES"]) == {"sshd", "gateway", "agent", "victorialogs_access"}
+    # Components without a role of their own: sshd (not ours), the collector's two halves (otelcol).
+    assert {c.name for c in COMPONENTS} - set(module["ROLES"]) == {"sshd", "gateway", "agent"}
 
 
 def _deploy_module() -> dict:

@@ -27,8 +27,6 @@ monitoring = [("mon1", {"address": "10.213.0.11"}), ("mon2", {"address": "10.213
 telemetry = [("tel1", {"address": "10.213.0.12"})]
 app = [("app1", {"address": "10.213.0.13"})]
 """
-# The single node (main's lab): the cluster's own front is tests/unit/test_victorialogs_cluster.py's.
-LAB = LAB.replace('{"address"', '{"stores": {"mode": "single", "host": "tel1"}, "address"')
 
 
 @pytest.fixture(scope="module")

@@ -66,14 +66,12 @@ def test_no_listener_of_ours_binds_every_address(env):
 SEEN_LISTENING = {
     "mon1": ["10.213.0.11:9090", "10.213.0.11:9093", "10.213.0.11:9094 tcp udp", "10.213.0.11:9100"],  # Grafana: files only in the lab
     "mon2": ["10.213.0.14:9090", "10.213.0.14:9093", "10.213.0.14:9094 tcp udp", "10.213.0.14:9100"],
-    "tel1": [  # the stores (group_data/lab.py stores.host), a log store node and access tier, and a gateway
+    "tel1": [  # the stores (group_data/lab.py stores.host) and a gateway
         "10.213.0.12:16686", "10.213.0.12:4317", "10.213.0.12:4318", "10.213.0.12:4418", "10.213.0.12:8888",
         "10.213.0.12:8889", "10.213.0.12:9100", "10.213.0.12:9428", "127.0.0.1:13133", "127.0.0.1:13134",
-        "127.0.0.1:16685", "127.0.0.1:4417", "127.0.0.1:7070", "127.0.0.1:9429", "127.0.0.1:9430",
+        "127.0.0.1:16685", "127.0.0.1:4417", "127.0.0.1:7070", "127.0.0.1:9429",
     ],
-    # a gateway, and the log store cluster's node (9429) and access tier (9430) behind their front (9428)
-    "tel2": ["10.213.0.15:4317", "10.213.0.15:4318", "10.213.0.15:8889", "10.213.0.15:9100", "10.213.0.15:9428", "127.0.0.1:13133",
-             "127.0.0.1:9429", "127.0.0.1:9430"],
+    "tel2": ["10.213.0.15:4317", "10.213.0.15:4318", "10.213.0.15:8889", "10.213.0.15:9100", "127.0.0.1:13133"],  # a gateway only
     "app1": ["10.213.0.13:3000", "10.213.0.13:8889", "10.213.0.13:9100", "127.0.0.1:13133", "127.0.0.1:4319"],  # 4319: the agent, for the backend
 }
 
@@ -281,7 +279,7 @@ def test_a_stores_host_that_is_not_a_telemetry_host_is_refused(tmp_path, named):
 
 
 def test_differing_stores_hosts_are_refused(tmp_path):
-    err = refused(tmp_path, with_stores(TWO_TELEMETRY, tel2={"mode": "scalable", "host": "tel2"}))
+    err = refused(tmp_path, with_stores(TWO_TELEMETRY, tel2={"mode": "single", "host": "tel2"}))
     assert [e.key for e in SettingsErrors.of(err)] == ["stores.host"]
     assert "differs" in err.problem and "tel1" in err.problem and "tel2" in err.problem
     assert "once" in err.fix
@@ -298,11 +296,10 @@ def test_gateways_that_answer_to_another_pool_name_or_port_are_refused(tmp_path,
 
 
 def test_the_stores_run_on_the_stores_host_only_and_every_telemetry_host_runs_a_gateway(tmp_path):
-    """Single mode (stores.host tel1): tel2 runs a gateway that exports to tel1's stores."""
+    """The lab's group data: stores.host is tel1; tel2 runs a gateway that exports to tel1's stores."""
     from roles.otel_collector import collector_wiring
 
-    single = {"mode": "single", "host": "tel1"}
-    environment = lab(tmp_path, body=with_stores(TWO_TELEMETRY, mon1=single, tel1=single, tel2=single, app1=single))
+    environment = lab(tmp_path, body=TWO_TELEMETRY)
     topology = environment.topology
     for store in ("jaeger", "victorialogs", "object_store"):
         assert topology.runs[store] == ("tel1",), store
@@ -407,28 +404,10 @@ def test_an_ipv6_host_binds_and_is_reached_in_brackets(tmp_path):
 
 
 def test_differing_stores_modes_are_refused(tmp_path):
-    err = refused(tmp_path, with_stores(TWO_TELEMETRY, tel2={"mode": "single", "host": "tel1"}))
+    err = refused(tmp_path, with_stores(TWO_TELEMETRY, tel2={"mode": "scalable", "host": "tel1"}))
     assert [e.key for e in SettingsErrors.of(err)] == ["stores.mode"]
     assert "differs" in err.problem and "scalable" in err.problem and "single" in err.problem
     assert "once" in err.fix
-
-
-def test_the_lab_s_log_store_scales_out_and_each_gateway_writes_through_its_own_front(tmp_path):
-    """The lab's group data (stores.mode scalable, host tel1): a VictoriaLogs node and access tier on tel1 and tel2."""
-    from roles.otel_collector import collector_wiring
-
-    environment = lab(tmp_path, body=TWO_TELEMETRY)
-    topology = environment.topology
-    assert topology.runs["victorialogs"] == topology.runs["victorialogs_access"] == ("tel1", "tel2")
-    for store in ("jaeger", "object_store"):
-        assert topology.runs[store] == ("tel1",), store
-    for name, ip in (("tel1", "10.213.0.12"), ("tel2", "10.213.0.15")):
-        wiring = collector_wiring(context_of(environment, name))
-        assert wiring.trace_endpoint == "https://10.213.0.12:4418"
-        assert wiring.log_endpoint.startswith(f"https://{ip}:9428/")
-    tel1 = {o.listener: o.sources for o in topology.openings("tel1")}
-    tel2 = {o.listener: o.sources for o in topology.openings("tel2")}
-    assert "10.213.0.15" in tel1["victorialogs.http"] and "10.213.0.12" in tel2["victorialogs.http"]
 
 
 def test_in_scalable_mode_a_store_that_does_not_scale_out_still_runs_on_the_stores_host_only(tmp_path):
