@@ -29,6 +29,7 @@ from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles._service.quoting import QuotingError
 from roles._service.operations import validated_file
 from roles._tls import TlsPaths, leaf, tls_files
+from roles.node_exporter import certificate_expiry
 from roles.retention import RetentionPolicy
 from roles.retention.logsql import enforcement_deletes, longest_period
 from roles.victorialogs.front import RETENTION, SELF, victorialogs_front
