@@ -136,12 +136,18 @@ def _object_store(s: "Settings"):
 def _jaeger(s: "Settings"):
     t, j = s.traces, s.traces.jaeger
     return (
-        ListenerSpec("jaeger.otlp_http", t.otlp_http_port, "host", "OTLP/HTTP spans from the gateway"),
+        # Served by the authenticating front (nginx, roles/jaeger/front.py): TLS, a client certificate
+        # from the environment CA, and each identity admitted to its own paths only.
+        ListenerSpec("jaeger.otlp_http", t.otlp_http_port, "host", "Jaeger's front (mTLS): OTLP/HTTP spans from the gateway"),
+        ListenerSpec("jaeger.query", j.query_port, "host", "Jaeger's front (mTLS): HTTP query API (Grafana, operators)"),
+        ListenerSpec("jaeger.metrics", j.metrics_port, "host", "Jaeger's front (mTLS): Jaeger's own /metrics"),
+        # Jaeger itself, behind the front: configtls cannot tell one certificate of the CA from another.
+        ListenerSpec("jaeger.otlp_http_local", j.local_otlp_http_port, "local", "Jaeger's OTLP/HTTP receiver, behind its front"),
+        ListenerSpec("jaeger.query_local", j.local_query_port, "local", "Jaeger's HTTP query API, behind its front"),
+        ListenerSpec("jaeger.metrics_local", j.local_metrics_port, "local", "Jaeger's own /metrics, behind its front"),
         # Nothing sends OTLP/gRPC to the store: kept on the loopback only.
         ListenerSpec("jaeger.otlp_grpc", t.otlp_grpc_port, "local", "OTLP/gRPC receiver (unused by the flows)"),
-        ListenerSpec("jaeger.query", j.query_port, "host", "HTTP query API (Grafana, operators)"),
         ListenerSpec("jaeger.query_grpc", j.query_grpc_port, "local", "gRPC query API (unused by the flows)"),
-        ListenerSpec("jaeger.metrics", j.metrics_port, "host", "Jaeger's own /metrics"),
         ListenerSpec("jaeger.health", j.health_port, "local", "readiness check"),
     )
 
@@ -334,7 +340,8 @@ COMPONENTS: tuple[Component, ...] = (
     Component("firewall", ALL, when=lambda s: s.firewall.enabled, condition="firewall.enabled", units=lambda s: ("sentinel-firewall",)),
     Component("node_exporter", ALL, _node_exporter, artifact="node_exporter"),
     Component("object_store", ("telemetry",), _object_store, secrets=_object_store_secrets, artifact="versitygw", store=True, condition="on stores.host"),
-    Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger", condition="traces.store: jaeger, on stores.host", artifact="jaeger", store=True),
+    Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger", condition="traces.store: jaeger, on stores.host", artifact="jaeger",
+              units=lambda s: ("jaeger", "jaeger-front"), store=True),
     Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo, on stores.host (scalable: every telemetry host)",
               secrets=_s3("traces.tempo", "Tempo's S3 credential"), artifact="tempo", store=True, scales=True),
     Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs", condition="logs.store: victorialogs, on stores.host", artifact="victorialogs",

@@ -40,13 +40,14 @@ TLS_LISTENERS = {
     "node_exporter.metrics": "node_exporter",
 }
 # The stores' listeners served over TLS with client certificates (issue 22), and the component whose
-# certificate they serve. Not exporter-toolkit: VictoriaLogs is served by its authenticating front
-# (nginx, roles/victorialogs/front.py), which admits each identity to its own paths; Jaeger by configtls
-# (the environment CA, no name check: docs/tls.md "The stores"); Loki and Tempo by dskit (rendered only).
+# certificate they serve. Not exporter-toolkit: VictoriaLogs and Jaeger are served by their authenticating
+# fronts (nginx, roles/_front.py), which admit each identity to its own paths; Loki and Tempo by dskit
+# (rendered only).
 STORE_TLS_LISTENERS = {
     "victorialogs.http": "victorialogs",
     "jaeger.otlp_http": "jaeger",
     "jaeger.query": "jaeger",
+    "jaeger.metrics": "jaeger",
     "loki.http": "loki",
     "tempo.http": "tempo",
     "tempo.otlp_http": "tempo",

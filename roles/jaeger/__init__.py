@@ -3,15 +3,15 @@
 Jaeger v2 is an OpenTelemetry Collector distribution: its config is a collector
 config whose `jaeger_storage` extension holds Badger on local disk (span TTL =
 `traces.retention`) and whose `jaeger_query` extension serves the UI and the
-query API. It receives OTLP from the collector gateway on 4417/4418 (the gateway
-holds 4317/4318 on the same host). The config is checked with `jaeger validate`
-on the host before it replaces the live one.
+query API. The config is checked with `jaeger validate` on the host before it
+replaces the live one.
 
-TLS (issue 22): the OTLP/HTTP receiver (the gateway's spans) and the query API (Grafana, the
-operators) serve the store's certificate from the environment CA and require a client
-certificate from it (configtls `client_ca_file`). configtls cannot check the client's name:
-which identities reach them is the firewall's (the topology's flows) — docs/tls.md "The stores".
-The loopback-only listeners (OTLP/gRPC, gRPC query, health) stay plain.
+TLS and identities (issue 22): every Jaeger listener is on 127.0.0.1, plain. Its authenticating
+front (roles/jaeger/front.py: nginx, roles/_front.py) holds the host listeners: the gateway's
+spans (OTLP/HTTP on 4418: the gateway holds 4318 on the same host), the query API (Grafana, the
+operators) and Jaeger's own /metrics (Prometheus), each with TLS, a client certificate of the
+environment CA, and each identity admitted to its own paths — configtls would admit any
+certificate of the CA.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING
 
 import yaml
 from pyinfra.api import deploy
+from pyinfra.operations import files
 
 from roles._godur import go_duration
 from roles._net import split_host_port
 from roles._service import ConfigFile, ServiceSpec, release_service
-from roles._tls import TlsPaths, configtls_server, leaf, tls_files
+from roles.jaeger.front import jaeger_front
 
 if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hold JaegerSettings
     from roles._context import HostContext
@@ -34,23 +35,26 @@ if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hol
 NAME = "jaeger"
 CONFIG = "/etc/jaeger/config.yaml"
 STORE = "badger_main"
-TLS = TlsPaths(NAME)
+# Where Jaeger's own certificate was before its front took its host listeners: removed on converge.
+FORMER_TLS_DIR = "/etc/jaeger/tls"
+FORMER_EXPIRY_TEXTFILE = "tls_jaeger.prom"
 
 
 def loopback_binds(traces: TracesSettings) -> dict[str, str]:
-    """Every Jaeger listener on the loopback: the binds when no topology is given (unit tests)."""
+    """Jaeger's own listeners (behind its front) on the loopback: the binds when no topology is given (unit tests)."""
     j = traces.jaeger
-    ports = {"jaeger.otlp_http": traces.otlp_http_port, "jaeger.otlp_grpc": traces.otlp_grpc_port, "jaeger.query": j.query_port,
-             "jaeger.query_grpc": j.query_grpc_port, "jaeger.metrics": j.metrics_port, "jaeger.health": j.health_port}
+    ports = {"jaeger.otlp_http_local": j.local_otlp_http_port, "jaeger.otlp_grpc": traces.otlp_grpc_port,
+             "jaeger.query_local": j.local_query_port, "jaeger.query_grpc": j.query_grpc_port,
+             "jaeger.metrics_local": j.local_metrics_port, "jaeger.health": j.health_port}
     return {name: f"127.0.0.1:{port}" for name, port in ports.items()}
 
 
-def render_config(traces: TracesSettings, binds: Mapping[str, str] | None = None, tls: TlsPaths | None = None) -> dict:
-    """Jaeger's config as a dict, from the `traces` settings and the topology's binds (listener -> ip:port);
-    `tls`: the store's certificate files, for the OTLP/HTTP receiver and the query API (None: plain)."""
+def render_config(traces: TracesSettings, binds: Mapping[str, str] | None = None) -> dict:
+    """Jaeger's config as a dict, from the `traces` settings and the topology's binds (listener -> ip:port):
+    its own listeners, all on the loopback behind its front (plain)."""
     jaeger = traces.jaeger
     binds = binds or loopback_binds(traces)
-    metrics_host, metrics_port = split_host_port(binds["jaeger.metrics"])
+    metrics_host, metrics_port = split_host_port(binds["jaeger.metrics_local"])
     return {
         "service": {
             "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],
@@ -77,7 +81,7 @@ def render_config(traces: TracesSettings, binds: Mapping[str, str] | None = None
             },
             "jaeger_query": {
                 "storage": {"traces": STORE},
-                "http": {"endpoint": binds["jaeger.query"], **({"tls": configtls_server(tls)} if tls else {})},
+                "http": {"endpoint": binds["jaeger.query_local"]},
                 "grpc": {"endpoint": binds["jaeger.query_grpc"]},
             },
             "jaeger_storage": {
@@ -100,7 +104,7 @@ def render_config(traces: TracesSettings, binds: Mapping[str, str] | None = None
             "otlp": {
                 "protocols": {
                     "grpc": {"endpoint": binds["jaeger.otlp_grpc"]},
-                    "http": {"endpoint": binds["jaeger.otlp_http"], **({"tls": configtls_server(tls)} if tls else {})},
+                    "http": {"endpoint": binds["jaeger.otlp_http_local"]},
                 }
             }
         },
@@ -112,16 +116,14 @@ def config_text(config: dict) -> str:
     return "# Managed by the Sentinel observability toolkit; local edits are overwritten.\n" + yaml.safe_dump(config, sort_keys=False)
 
 
-def service_spec(traces: TracesSettings, config: str, health_bind: str = "", tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
-    """`tls`: the certificate files (roles/_tls.py), written before the config that names them."""
+def service_spec(traces: TracesSettings, config: str, health_bind: str = "") -> ServiceSpec:
     jaeger = traces.jaeger
     health_bind = health_bind or loopback_binds(traces)["jaeger.health"]
     return ServiceSpec(
         name=NAME,
         description="Jaeger v2 trace store",
         exec_start=("{bin}/jaeger", f"--config={CONFIG}"),
-        configs=(*tls, ConfigFile(CONFIG, config, validate="{bin}/jaeger validate --config={path}")),
-        config_dirs=(TLS.dir,) if tls else (),
+        configs=(ConfigFile(CONFIG, config, validate="{bin}/jaeger validate --config={path}"),),
         data_dirs=(jaeger.data_dir, f"{jaeger.data_dir}/keys", f"{jaeger.data_dir}/values"),
         ready_url=f"http://{health_bind}/status",
     )
@@ -130,16 +132,17 @@ def service_spec(traces: TracesSettings, config: str, health_bind: str = "", tls
 @deploy("Jaeger")
 def jaeger(traces: TracesSettings, ctx: HostContext):
     """
-    Install Jaeger v2 with Badger storage and the query UI/API.
+    Install Jaeger v2 with Badger storage and the query UI/API, on the loopback behind its front.
 
     + traces: `traces` settings (store jaeger; ports, retention, traces.jaeger)
     + ctx: the host context: the binds of the jaeger.* listeners from the topology
     """
-    from roles.node_exporter import certificate_expiry
-
     binds = {l.name: l.bind for l in ctx.topology.on(ctx.name) if l.component == NAME}
-    # One certificate for both TLS listeners (the same host and names).
-    certificate = leaf(ctx, NAME, "jaeger.query")
-    spec = service_spec(traces, config_text(render_config(traces, binds, TLS)), binds["jaeger.health"], tls_files(NAME, certificate))
+    spec = service_spec(traces, config_text(render_config(traces, binds)), binds["jaeger.health"])
     release_service(spec, ctx.artifact_base_url, ctx.hardening)
-    certificate_expiry(ctx.settings.node_exporter.textfile_dir, NAME, certificate)
+    jaeger_front(ctx)
+    # Jaeger served TLS itself before its front: its old key and expiry metric would outlive it (the metric
+    # would page CertificateExpiresSoon for a certificate no one serves).
+    files.directory(name="jaeger: its former TLS files removed (the front serves TLS)", path=FORMER_TLS_DIR, present=False)
+    files.file(name="jaeger: its former certificate expiry metric removed", present=False,
+               path=f"{ctx.settings.node_exporter.textfile_dir}/{FORMER_EXPIRY_TEXTFILE}")

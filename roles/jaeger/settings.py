@@ -21,4 +21,8 @@ class JaegerSettings(Model):
     metrics_port: Port = Field(8888, description="Jaeger's own Prometheus metrics (/metrics).")
     # Not 13133: the collector gateway's health_check holds it on the same host.
     health_port: Port = Field(13134, description="healthcheckv2 extension (/status), the readiness check.")
+    # Jaeger itself behind its authenticating front (roles/jaeger/front.py), which holds the ports above on the host's IP.
+    local_otlp_http_port: Port = Field(14418, description="Jaeger's OTLP/HTTP receiver on 127.0.0.1, behind its front (which holds `traces.otlp_http_port`).")
+    local_query_port: Port = Field(16687, description="Jaeger's HTTP query API on 127.0.0.1, behind its front (which holds `query_port`).")
+    local_metrics_port: Port = Field(18888, description="Jaeger's own /metrics on 127.0.0.1, behind its front (which holds `metrics_port`).")
     data_dir: ServiceDir = Field("/var/lib/jaeger", description="Badger's key and value directories live under it.")

@@ -1,10 +1,9 @@
-"""The stores behind TLS and client identities on the lab (issue 22): VictoriaLogs' front and Jaeger.
+"""The stores behind TLS and client identities on the lab (issue 22): the fronts of VictoriaLogs and Jaeger.
 
 From the controller, which holds every certificate the environment CA issued, each identity is tried
 against the store's paths; from tel1 (a host that may reach the store) with the gateway's certificate it
-holds, the delete API refuses; from app1 and from the intruder nothing gets through. The front refuses at
-the HTTP layer (400 without or with a bad certificate, 403 for the wrong identity, no data either way);
-Jaeger's configtls refuses at the handshake. The erasure end to end (with its own identity) is in
+holds, the delete API refuses; from app1 and from the intruder nothing gets through. The fronts refuse at
+the HTTP layer (400 without or with a bad certificate, 403 for the wrong identity, no data either way). The erasure end to end (with its own identity) is in
 tests/e2e/test_logs.py.
 """
 
@@ -196,39 +195,98 @@ def test_on_the_store_s_host_the_gateway_s_certificate_cannot_delete(lab):
     assert status == 200, (status, answer)
 
 
-def test_jaeger_requires_a_client_certificate_of_the_environment_ca(lab, tmp_path):
-    """The query API from the controller (group_data/lab.py lets it in); the OTLP receiver, which only its own
-    host may reach, from tel1: without a certificate refused, with the gateway's admitted."""
+def test_jaeger_s_front_refuses_plain_http_tls_1_1_no_certificate_and_another_ca(lab, tmp_path):
     topology, ca = lab
     operator = _files(ca, None, "operator")
     stranger = CertificateAuthority.open(ENVIRONMENT, tmp_path / "other-ca").operator_files()
-    for listener in topology.instances("jaeger.query"):
-        assert str(_call(listener, "GET", "/api/services", _context())[0]).startswith("refused"), listener.name
-        assert str(_call(listener, "GET", "/api/services", _context((str(stranger[1]), str(stranger[2]))))[0]).startswith("refused")
-        assert "PROTOCOL_VERSION" in str(_call(listener, "GET", "/api/services", _context(operator, tls11=True))[0]).upper()
-        connection = http.client.HTTPConnection(listener.address, listener.port, timeout=10)
-        try:
-            connection.request("GET", "/api/services")
-            assert connection.getresponse().status == 400  # Go: "Client sent an HTTP request to an HTTPS server."
-        finally:
-            connection.close()
-        assert _call(listener, "GET", "/api/services", _context(operator))[0] == 200
-    gateway = TlsPaths("otelcol")
-    for listener in topology.instances("jaeger.otlp_http"):
-        url = f"https://{listener.address}:{listener.port}/v1/traces"
-        status, answer = request_from(listener.host, "POST", url, "{}", tls=(gateway.ca, None, None))
-        assert status is None, f"OTLP without a client certificate: {status} {answer[:200]}"
-        status, answer = request_from(listener.host, "POST", url, "{}", tls=(gateway.ca, gateway.cert, gateway.key))
-        assert status is not None and status < 500, f"OTLP with the gateway's certificate: {status} {answer[:200]}"
+    for name, path in (("jaeger.query", "/api/services"), ("jaeger.metrics", "/metrics")):  # the controller reaches these
+        for listener in topology.instances(name):
+            status, body = _call(listener, "GET", path, _context())
+            assert status == 400 and "No required SSL certificate" in body, (listener.name, status, body)
+            status, body = _call(listener, "GET", path, _context((str(stranger[1]), str(stranger[2]))))
+            assert _refused((status, body)) and status != 200, (listener.name, status, body)
+            assert "PROTOCOL_VERSION" in str(_call(listener, "GET", path, _context(operator, tls11=True))[0]).upper()
+            connection = http.client.HTTPConnection(listener.address, listener.port, timeout=10)
+            try:
+                connection.request("GET", path)
+                assert connection.getresponse().status == 400  # nginx: "The plain HTTP request was sent to HTTPS port"
+            finally:
+                connection.close()
+            assert _call(listener, "GET", path, _context(operator))[0] == 200, listener.name
+            with _context(operator).wrap_socket(socket.create_connection((listener.address, listener.port), timeout=10),
+                                                server_hostname=listener.address) as tls:
+                assert tls.getpeercert()["subject"] == ((("commonName", f"{listener.host}.jaeger"),),)
+
+
+def test_jaeger_s_front_admits_each_identity_to_its_own_listener(lab):
+    """From the controller: Grafana reads, Prometheus scrapes, the gateway's identity does neither."""
+    topology, ca = lab
+    query, metrics = topology.instances("jaeger.query")[0], topology.instances("jaeger.metrics")[0]
+    tel = hosts_in("telemetry")[0].name
+    cases = [
+        (query, "mon1", "grafana", "/api/services", 200),
+        (query, "mon2", "grafana", "/api/traces/0123456789abcdef0123456789abcdef", 404),  # admitted: Jaeger answers
+        (query, "mon1", "prometheus", "/api/services", 403),
+        (query, tel, "gateway", "/api/services", 403),
+        (query, "mon1", "grafana", "/", 403),  # the UI is the operator's
+        (metrics, "mon1", "prometheus", "/metrics", 200),
+        (metrics, "mon1", "grafana", "/metrics", 403),
+        (metrics, tel, "gateway", "/metrics", 403),
+    ]
+    for listener, host, component, path, expected in cases:
+        status, answer = _call(listener, "GET", path, _context(_files(ca, host, component)))
+        assert status == expected, f"{host}.{component} {listener.name} {path}: {status} {answer}"
+
+
+def test_only_the_gateway_s_identity_writes_spans_and_a_refused_canary_is_never_stored(lab):
+    """From each telemetry host (the firewall lets them reach the OTLP port: the gateways run there), with the
+    certificates each holds: the gateway's writes; node_exporter's, on the same host, is refused, and its
+    canary is not in Jaeger afterwards while the gateway's is."""
+    from tests.e2e.test_tls_otlp import canary
+    from tests.e2e.tracing_load import jaeger_trace, until
+    import requests
+    import secrets
+
+    topology, _ = lab
+    otlp = topology.instances("jaeger.otlp_http")[0]
+    url = f"https://{otlp.address}:{otlp.port}/v1/traces"
+    gateway, node = TlsPaths("otelcol"), TlsPaths("node_exporter")
+    refused, admitted = [], []
+    for host in hosts_in("telemetry"):
+        trace_id = secrets.token_hex(16)
+        status, answer = request_from(host.name, "POST", url, canary(trace_id), tls=(node.ca, node.cert, node.key))
+        assert status == 403, f"{host.name}'s node_exporter identity wrote spans: {status} {answer[:200]}"
+        refused.append(trace_id)
+        status, answer = request_from(host.name, "POST", url, "{}", tls=(gateway.ca, None, None))
+        assert status == 400 and "No required SSL certificate" in answer, f"no certificate: {status} {answer[:200]}"
+        trace_id = secrets.token_hex(16)
+        status, answer = request_from(host.name, "POST", url, canary(trace_id), tls=(gateway.ca, gateway.cert, gateway.key))
+        assert status == 200, f"{host.name}'s gateway identity: {status} {answer[:200]}"
+        admitted.append(trace_id)
+    ca_file, cert, key = operator_tls.operator_files()
+    http = requests.Session()
+    http.verify, http.cert = ca_file, (cert, key)
+    query = topology.instances("jaeger.query")[0]
+    base = f"https://{query.address}:{query.port}"
+    for trace_id in admitted:
+        assert until(lambda: jaeger_trace(http, base, trace_id), 30), f"the gateway's canary {trace_id} is not in Jaeger"
+    for trace_id in refused:  # looked for after the admitted ones arrived: the refused ones had as long
+        assert jaeger_trace(http, base, trace_id) is None, f"a refused canary {trace_id} reached Jaeger"
 
 
 def test_the_stores_keys_are_readable_by_their_service_only(lab):
     tel = hosts_in("telemetry")[0]
-    for paths, group in ((TlsPaths("victorialogs-front"), "victorialogs-front"), (TlsPaths("jaeger"), "jaeger"),
+    for paths, group in ((TlsPaths("victorialogs-front"), "victorialogs-front"), (TlsPaths("jaeger-front"), "jaeger-front"),
                          (JOB_TLS, "victorialogs")):
         key = tel.testinfra.file(paths.key)
         assert (key.user, key.group, key.mode) == ("root", group, 0o640), paths.key
         assert tel.testinfra.file(paths.cert).mode == 0o644
+    # Jaeger's own former TLS files are gone (its front serves TLS), and Jaeger listens on the loopback only.
+    assert not tel.testinfra.file("/etc/jaeger/tls").exists
+    listening = tel.testinfra.check_output("ss -Hltn")
+    topology = tel.topology
+    for name in ("jaeger.otlp_http_local", "jaeger.query_local", "jaeger.metrics_local"):
+        assert f"127.0.0.1:{topology.listener(tel.name, name).port}" in listening, name
     # Debian's own nginx never serves its default site.
     assert tel.testinfra.file("/etc/systemd/system/nginx.service").linked_to == "/dev/null"
     assert not tel.testinfra.socket("tcp://0.0.0.0:80").is_listening

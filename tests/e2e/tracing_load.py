@@ -88,7 +88,7 @@ def jaeger_trace(http: requests.Session, query: str, trace_id: str) -> dict | No
         response = http.get(f"{query}/api/traces/{trace_id}", timeout=10)
     except requests.ConnectionError:
         return None  # just restarted: Badger opens before the query port listens
-    if response.status_code == 404:
+    if response.status_code in (404, 502, 503, 504):  # not stored, or Jaeger behind its front restarting
         return None
     response.raise_for_status()
     data = response.json().get("data") or []

@@ -2,6 +2,8 @@
 
 import pytest
 
+from roles._tls import TlsPaths
+
 pytestmark = [pytest.mark.lab, pytest.mark.tracing]
 
 
@@ -30,15 +32,16 @@ def test_ready(stores_host):
     traces = stores_host.settings.traces
     if traces.store == "jaeger":
         stores_host.curl(stores_host.local("jaeger.health", "/status"))
-        # The query API answers (an empty service list is fine on a fresh store).
-        assert '"data"' in stores_host.curl(stores_host.local("jaeger.query", "/api/services"))
+        # The query API answers (an empty service list is fine on a fresh store): Jaeger itself on the loopback;
+        # its front admits the host's own identities (node_exporter's) to none of its paths (roles/jaeger/front.py).
+        assert '"data"' in stores_host.curl(stores_host.local("jaeger.query_local", "/api/services"))
     else:
         assert stores_host.curl(stores_host.local("tempo.http", "/ready")).strip() == "ready"
 
 
 def test_metrics_for_prometheus(stores_host):
     traces = stores_host.settings.traces
-    listener = "jaeger.metrics" if traces.store == "jaeger" else "tempo.http"
+    listener = "jaeger.metrics_local" if traces.store == "jaeger" else "tempo.http"
     assert "# TYPE" in stores_host.curl(stores_host.local(listener, "/metrics"))
 
 
@@ -48,3 +51,15 @@ def test_tempo_credentials_are_private(stores_host):
     creds = stores_host.testinfra.file("/etc/tempo/s3.env")
     assert (creds.user, creds.group, creds.mode) == ("root", "tempo", 0o640)
     assert "TEMPO_S3" not in stores_host.testinfra.file("/etc/tempo/config.yaml").content_string.replace("${TEMPO_S3", "")
+
+
+def test_jaeger_s_front_serves_its_listeners_and_refuses_an_identity_with_no_row(stores_host):
+    if _store(stores_host) != "jaeger":
+        pytest.skip("Tempo serves its own listeners (dskit TLS)")
+    assert stores_host.testinfra.service("jaeger-front").is_running
+    node = TlsPaths("node_exporter")  # an identity this host holds that has no row on Jaeger's front
+    for listener, path in (("jaeger.query", "/api/services"), ("jaeger.metrics", "/metrics"), ("jaeger.otlp_http", "/v1/traces")):
+        assert stores_host.listening(listener), listener
+        status = stores_host.testinfra.check_output("curl -s -o /dev/null -w '%%{http_code}' --cacert %s --cert %s --key %s %s",
+                                                    node.ca, node.cert, node.key, stores_host.local(listener, path))
+        assert status == "403", (listener, status)

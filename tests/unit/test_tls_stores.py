@@ -1,8 +1,9 @@
-"""The stores behind TLS and client certificates (issue 22), as rendered: VictoriaLogs' front (nginx),
-Jaeger's configtls, the retention job and the erasure command's identity, Loki and Tempo."""
+"""The stores behind TLS and client certificates (issue 22), as rendered: the authenticating fronts (nginx) of
+VictoriaLogs and Jaeger, the retention job and the erasure command's identity, Loki and Tempo."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -16,7 +17,9 @@ from roles._placement import component
 from roles._tls import ERASURE, TlsPaths, common_name, is_tls
 from roles.jaeger import render_config as jaeger_config
 from roles.victorialogs import enforcement_script, flags
-from roles.victorialogs.front import ACCESS, RETENTION, SELF, identities, render_config, service_spec
+from roles.victorialogs.front import ACCESS, FRONT, RETENTION, SELF, identities, render_config, service_spec
+from roles._front import render_config as front_render
+from roles.jaeger.front import FRONT as JAEGER_FRONT
 from roles.victorialogs.settings import VictoriaLogsSettings
 from tests.environments import context_of, environment
 
@@ -114,7 +117,9 @@ def test_nginx_accepts_the_rendered_config(lab, tmp_path):
     (tmp_path / "victorialogs-front" / "tls").mkdir(parents=True)
     for path, text in ((paths.ca, leaf.ca_pem), (paths.cert, leaf.cert_pem), (paths.key, leaf.key_pem)):
         open(path, "w").write(text)
-    config = render_config(tel.topology, "tel1", "127.0.0.1:19428", "127.0.0.1:19429", paths, str(tmp_path))
+    front = dataclasses.replace(FRONT, etc=str(tmp_path), var_lib=str(tmp_path))
+    assert front.tls == paths
+    config = render_config(tel.topology, "tel1", "127.0.0.1:19428", "127.0.0.1:19429", front)
     (tmp_path / "nginx.conf").write_text(config)
     result = subprocess.run(["nginx", "-t", "-e", "stderr", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -151,16 +156,79 @@ def test_the_retention_job_calls_the_front_with_its_own_identity(lab):
     subprocess.run(["sh", "-n"], input=script, text=True, check=True)
 
 
-def test_jaeger_s_otlp_and_query_require_client_certificates_and_the_loopback_stays_plain(lab):
-    env, tel = lab
+def test_jaeger_itself_listens_on_the_loopback_only_plain_and_its_front_holds_the_host_listeners(lab):
+    _, tel = lab
     binds = {l.name: l.bind for l in tel.topology.on("tel1") if l.component == "jaeger"}
-    config = jaeger_config(tel.settings.traces, binds, TlsPaths("jaeger"))
-    want = {"cert_file": "/etc/jaeger/tls/jaeger.crt", "key_file": "/etc/jaeger/tls/jaeger.key",
-            "client_ca_file": "/etc/jaeger/tls/ca.crt", "min_version": "1.2"}
-    assert config["receivers"]["otlp"]["protocols"]["http"]["tls"] == want
-    assert config["extensions"]["jaeger_query"]["http"]["tls"] == want
-    assert "tls" not in config["receivers"]["otlp"]["protocols"]["grpc"]  # 127.0.0.1 only
-    assert "tls" not in config["extensions"]["jaeger_query"]["grpc"]
+    config = jaeger_config(tel.settings.traces, binds)
+    assert "tls" not in str(config)  # the front serves TLS; Jaeger's own listeners are the loopback's
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == "127.0.0.1:14418"
+    assert config["extensions"]["jaeger_query"]["http"]["endpoint"] == "127.0.0.1:16687"
+    for route in JAEGER_FRONT.routes:
+        assert binds[route.listener].startswith("10.213.0.12:") and binds[route.upstream].startswith("127.0.0.1:")
+        assert is_tls(route.listener) and not is_tls(route.upstream)
+    assert component("jaeger").unit_names(tel.settings) == ("jaeger", "jaeger-front")
+
+
+def jaeger_front_config(ctx) -> str:
+    binds = {name: ctx.bind(name) for route in JAEGER_FRONT.routes for name in (route.listener, route.upstream)}
+    return front_render(JAEGER_FRONT, ctx.topology, ctx.name, binds)
+
+
+def test_jaeger_s_front_admits_each_identity_to_its_own_listener_and_paths(lab):
+    _, tel = lab
+    by_listener = {route.listener: dict(JAEGER_FRONT.identities(tel.topology, "tel1", route.listener)) for route in JAEGER_FRONT.routes}
+    assert by_listener == {
+        "jaeger.otlp_http": {"tel1.gateway": "gateway"},  # the only writer
+        "jaeger.query": {"mon1.grafana": "grafana", "mon2.grafana": "grafana", "operator": "operator", "tel1.jaeger": "jaeger"},
+        "jaeger.metrics": {"mon1.prometheus": "prometheus", "mon2.prometheus": "prometheus", "operator": "operator"},
+    }
+    config = jaeger_front_config(tel)
+    servers = config.split("    server {")[1:]
+    assert len(servers) == 3
+    # Each server checks its own map; each map admits its own rows only.
+    maps = dict(re.findall(r'map "\$front_client \$uri" \$(front_allowed_\d) \{(.*?)\n    \}', config, re.S))
+    assert set(maps) == {"front_allowed_0", "front_allowed_1", "front_allowed_2"}
+    assert "gateway" not in maps["front_allowed_0"] and "grafana" not in maps["front_allowed_1"]
+    assert re.findall(r'"~\^(\S+) ', maps["front_allowed_1"]) == ["gateway"]
+    assert re.findall(r'"~\^(\S+) ', maps["front_allowed_2"]) == ["operator", "prometheus"]
+    for index, server in enumerate(servers):
+        assert f"if ($front_allowed_{index} = 0)" in server and f"proxy_pass http://store_{index};" in server
+        assert "ssl_verify_client on;" in server and "ssl_protocols TLSv1.2 TLSv1.3;" in server
+    assert "listen 10.213.0.12:4418 ssl;" in config and "server 127.0.0.1:14418;" in config
+    assert "app1" not in config and "erasure" not in config
+
+
+def test_a_new_client_of_jaeger_needs_its_row(lab, monkeypatch):
+    from roles import _topology
+    from roles._topology import Flow
+
+    _, tel = lab
+    monkeypatch.setattr(_topology, "FLOWS", (*_topology.FLOWS, Flow("agent", "jaeger.otlp_http", "a new flow")))
+    with pytest.raises(ValueError, match="jaeger.otlp_http.*roles/jaeger/front.py ROUTES"):
+        JAEGER_FRONT.identities(tel.topology, "tel1")
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason=f"{MISSING_TOOL} nginx (the host checks the config before the swap; .ci/run installs it)")
+def test_nginx_accepts_jaeger_s_front(lab, tmp_path):
+    _, tel = lab
+    front = dataclasses.replace(JAEGER_FRONT, etc=str(tmp_path), var_lib=str(tmp_path))
+    ca = CertificateAuthority.open("lab", tmp_path / "pki")
+    leaf = ca.issue("tel1", "jaeger", ("tel1",), ("127.0.0.1",))
+    (tmp_path / "jaeger-front" / "tls").mkdir(parents=True)
+    for path, text in ((front.tls.ca, leaf.ca_pem), (front.tls.cert, leaf.cert_pem), (front.tls.key, leaf.key_pem)):
+        open(path, "w").write(text)
+    binds = {name: f"127.0.0.1:{19000 + i}" for i, name in enumerate(n for r in front.routes for n in (r.listener, r.upstream))}
+    (tmp_path / "nginx.conf").write_text(front_render(front, tel.topology, "tel1", binds))
+    result = subprocess.run(["nginx", "-t", "-e", "stderr", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_jaeger_scrape_goes_through_the_front_with_prometheus_s_identity(lab):
+    from roles.prometheus import scrape_jobs
+
+    _, tel = lab
+    jaeger = next(job for job in scrape_jobs(tel.topology, tel.settings) if job.name == "jaeger")
+    assert jaeger.tls and [t.address for t in jaeger.targets] == ["10.213.0.12:8888"]
 
 
 def test_the_erasure_command_uses_its_own_identity_over_https(tmp_path, monkeypatch):

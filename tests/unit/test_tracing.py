@@ -234,11 +234,14 @@ def test_jaeger_keeps_spans_for_the_traces_retention_and_receives_otlp_beside_th
     assert config["service"]["pipelines"]["traces"] == {"receivers": ["otlp"], "exporters": ["jaeger_storage_exporter"]}
     assert "processors" not in config
     assert badger["directories"] == {"keys": "/var/lib/jaeger/keys", "values": "/var/lib/jaeger/values"}
-    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == "10.213.0.12:4418"
+    # Every listener of Jaeger's own on the loopback: its front holds 4418, 16686 and 8888 on the host's IP.
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == "127.0.0.1:14418"
     assert config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == "127.0.0.1:4417"  # no flow uses it
-    assert config["extensions"]["jaeger_query"]["http"]["endpoint"] == "10.213.0.12:16686"
+    assert config["extensions"]["jaeger_query"]["http"]["endpoint"] == "127.0.0.1:16687"
     assert config["extensions"]["jaeger_query"]["grpc"]["endpoint"] == "127.0.0.1:16685"
-    assert config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]["port"] == 8888
+    prometheus = config["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
+    assert (prometheus["host"], prometheus["port"]) == ("127.0.0.1", 18888)
+    assert tel.bind("jaeger.otlp_http") == "10.213.0.12:4418" and tel.bind("jaeger.query") == "10.213.0.12:16686"
     spec = jaeger_spec(traces, "config", binds["jaeger.health"])
     assert spec.configs[0].validate == "{bin}/jaeger validate --config={path}"
     assert spec.ready_url == "http://127.0.0.1:13134/status"
