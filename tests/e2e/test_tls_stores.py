@@ -243,9 +243,9 @@ def test_only_the_gateway_s_identity_writes_spans_and_a_refused_canary_is_never_
     certificates each holds: the gateway's writes; node_exporter's, on the same host, is refused, and its
     canary is not in Jaeger afterwards while the gateway's is."""
     from tests.e2e.test_tls_otlp import canary
-    from tests.e2e.tracing_load import jaeger_trace, until
-    import requests
     import secrets
+
+    from tests.e2e.tracing_load import jaeger_trace, until
 
     topology, _ = lab
     otlp = topology.instances("jaeger.otlp_http")[0]
@@ -263,9 +263,8 @@ def test_only_the_gateway_s_identity_writes_spans_and_a_refused_canary_is_never_
         status, answer = request_from(host.name, "POST", url, canary(trace_id), tls=(gateway.ca, gateway.cert, gateway.key))
         assert status == 200, f"{host.name}'s gateway identity: {status} {answer[:200]}"
         admitted.append(trace_id)
-    ca_file, cert, key = operator_tls.operator_files()
-    http = requests.Session()
-    http.verify, http.cert = ca_file, (cert, key)
+    http = operator_tls.operator_session()
+    http.trust_env = False  # else REQUESTS_CA_BUNDLE would replace the environment CA given here
     query = topology.instances("jaeger.query")[0]
     base = f"https://{query.address}:{query.port}"
     for trace_id in admitted:
