@@ -39,7 +39,8 @@ def test_target_down_covers_exactly_the_jobs_without_their_own_alert():
 
 
 def _service_spec_names() -> set[str]:
-    """The `name=` of every ServiceSpec(...) call in the roles, literal or a module constant."""
+    """The `name=` of every ServiceSpec(...) and Front(...) call in the roles, literal or a module constant. The
+    building blocks' own calls (roles/_front.py: `name=front.name`) are their callers' names, found at the callers."""
     names = set()
     for path in ROLES.rglob("*.py"):
         tree = ast.parse(path.read_text())
@@ -49,8 +50,10 @@ def _service_spec_names() -> set[str]:
             for target in node.targets if isinstance(target, ast.Name)
         }
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ServiceSpec":
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("ServiceSpec", "Front"):
                 value = next(k.value for k in node.keywords if k.arg == "name")
+                if isinstance(value, ast.Attribute) and path.name == "_front.py":
+                    continue
                 names.add(value.value if isinstance(value, ast.Constant) else constants[value.id])
     return names
 
@@ -63,7 +66,8 @@ def test_node_exporter_watches_every_unit_the_stack_installs(environment):
     settings = settings_of(environment)
     include = re.compile(watched_units(settings))
     services = _service_spec_names()
-    assert {"prometheus", "alertmanager", "node_exporter", "otelcol", "jaeger", "victorialogs", "grafana"} <= services
+    assert {"prometheus", "alertmanager", "node_exporter", "otelcol", "jaeger", "victorialogs", "grafana", "jaeger-front",
+            "victorialogs-front"} <= services
     units = {f"{name}.service" for name in services} | {FIREWALL_UNIT, f"{ENFORCE_UNIT}.service", settings.backend.unit, "cron.service"}
     assert {unit for unit in units if not include.fullmatch(unit)} == set()
     # and nothing else of the host: node_exporter's unit-include is anchored, as this fullmatch
