@@ -177,7 +177,9 @@ def _victorialogs(s: "Settings"):
 
 def _loki(s: "Settings"):
     return (
-        ListenerSpec("loki.http", s.loki.http_port, "host", "OTLP logs in, queries, deletes, /metrics"),
+        # Served by the authenticating front (nginx, roles/loki/front.py): the delete API to the erasure identity only.
+        ListenerSpec("loki.http", s.loki.http_port, "host", "Loki's front (mTLS): OTLP logs in, queries, deletes, /metrics"),
+        ListenerSpec("loki.local", s.loki.local_http_port, "local", "Loki's own HTTP API, behind its front"),
         *((ListenerSpec("loki.grpc", s.loki.grpc_port, "host", "Loki's internal gRPC between the telemetry hosts (scalable, mTLS)"),
            ListenerSpec("loki.memberlist", s.loki.memberlist_port, "host", "Loki's ring gossip between the telemetry hosts (scalable only, TLS)"))
           if _scalable(s) else (ListenerSpec("loki.grpc", s.loki.grpc_port, "local", "Loki talking to itself (scalable: on the host's IP, between the telemetry hosts, mTLS)"),)),
@@ -347,7 +349,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs", condition="logs.store: victorialogs, on stores.host", artifact="victorialogs",
               units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front"), store=True),
     Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki, on stores.host (scalable: every telemetry host)",
-              secrets=_s3("loki", "Loki's S3 credential"), artifact="loki", store=True, scales=True),
+              secrets=_s3("loki", "Loki's S3 credential"), artifact="loki", units=lambda s: ("loki", "loki-front"), store=True, scales=True),
     Component("otelcol", ("telemetry", "app"), _collector, artifact="otelcol"),
     Component("gateway", ("telemetry",), _gateway),
     Component("agent", ("app",), _agent),

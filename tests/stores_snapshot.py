@@ -7,6 +7,11 @@ Only APIs 649bb63 already had are called, the way each role's deploy function ca
 
     git archive f6ccfe4 | tar -x -C /tmp/base
     PYTHONPATH=/tmp/base python tests/stores_snapshot.py /tmp/base > tests/unit/golden/single_mode.json
+
+Then regenerated once on purpose, from the tree itself (`python tests/stores_snapshot.py .`), when Loki's
+authenticating front took loki.http (roles/loki/front.py): the only differences from the f6ccfe4 golden are the
+new `loki.local` listener (127.0.0.1:3101) and, in loki.yml, the HTTP server on it without `http_tls_config`
+(the front serves TLS). Loki's HTTP bind is now `loki.local`, which f6ccfe4 does not have.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ def snapshot(environment) -> dict:
         if "loki" in names:
             entry["loki.yml"] = loki.render_config(
                 me.loki, me.retention, topology.reach("object_store.s3", host.name), me.object_store.region,
-                ctx.bind("loki.http"), ctx.bind("loki.grpc"))
+                ctx.bind("loki.local"), ctx.bind("loki.grpc"))
         if "tempo" in names:
             binds = {l.name: l.bind for l in topology.on(host.name) if l.component == "tempo"}
             s3 = me.traces.tempo.backend == "s3"
