@@ -21,6 +21,7 @@ from roles.victorialogs.front import ACCESS, FRONT, RETENTION, SELF, identities,
 from roles._front import render_config as front_render
 from roles.jaeger.front import FRONT as JAEGER_FRONT
 from roles.loki.front import FRONT as LOKI_FRONT
+from roles.tempo.front import FRONT as TEMPO_FRONT
 from roles.victorialogs.settings import VictoriaLogsSettings
 from tests.environments import context_of, environment
 
@@ -248,7 +249,7 @@ def test_the_erasure_command_uses_its_own_identity_over_https(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
-def test_loki_is_behind_its_front_and_tempo_renders_tls_with_client_certificates(env):
+def test_loki_and_tempo_listen_on_the_loopback_behind_their_fronts(env):
     from roles.tempo import render_config as tempo_config
     from tests.unit.test_loki_role import render as loki_render
     from tests.unit.test_tempo import env_traces
@@ -256,8 +257,8 @@ def test_loki_is_behind_its_front_and_tempo_renders_tls_with_client_certificates
     loki = loki_render(env)
     assert "http_tls_config" not in loki["server"] and loki["server"]["http_listen_address"] == "127.0.0.1"
     tempo = tempo_config(env_traces(env), "127.0.0.1:7070")
-    assert tempo["server"]["http_tls_config"]["client_auth_type"] == "RequireAndVerifyClientCert"
-    assert tempo["distributor"]["receivers"]["otlp"]["protocols"]["http"]["tls"]["client_ca_file"] == "/etc/tempo/tls/ca.crt"
+    assert "http_tls_config" not in tempo["server"] and tempo["server"]["http_listen_address"] == "127.0.0.1"
+    assert tempo["distributor"]["receivers"]["otlp"]["protocols"]["http"] == {"endpoint": "127.0.0.1:14418"}
 
 
 @pytest.fixture(scope="module")
@@ -311,15 +312,28 @@ def test_loki_s_front_holds_loki_http_and_loki_its_loopback(prod_tel):
     assert set(names.values()) == {"gateway", "grafana", "prometheus", "operator", ERASURE, "loki"}
 
 
+def test_tempo_s_front_gives_the_gateway_the_writes_and_grafana_the_reads(prod_tel):
+    binds = {name: prod_tel.bind(name) for route in TEMPO_FRONT.routes for name in (route.listener, route.upstream)}
+    assert binds["tempo.http_local"] == "127.0.0.1:3201" and binds["tempo.otlp_http_local"] == "127.0.0.1:14418"
+    by_listener = {route.listener: {c for _, c in TEMPO_FRONT.identities(prod_tel.topology, prod_tel.name, route.listener)}
+                   for route in TEMPO_FRONT.routes}
+    assert by_listener == {"tempo.http": {"grafana", "prometheus", "operator", "tempo"}, "tempo.otlp_http": {"gateway"}}
+    config = front_render(TEMPO_FRONT, prod_tel.topology, prod_tel.name, binds)
+    assert f"listen {prod_tel.settings.ip}:4418 ssl;" in config and "server 127.0.0.1:14418;" in config
+    assert component("tempo").unit_names(prod_tel.settings) == ("tempo", "tempo-front")
+
+
 @pytest.mark.skipif(not shutil.which("nginx"), reason=f"{MISSING_TOOL} nginx (the host checks the config before the swap; .ci/run installs it)")
-def test_nginx_accepts_loki_s_front(prod_tel, tmp_path):
-    front = dataclasses.replace(LOKI_FRONT, etc=str(tmp_path), var_lib=str(tmp_path))
+@pytest.mark.parametrize("which", ["loki", "tempo"])
+def test_nginx_accepts_the_fronts_rendered_for_prod(prod_tel, tmp_path, which):
+    front = dataclasses.replace({"loki": LOKI_FRONT, "tempo": TEMPO_FRONT}[which], etc=str(tmp_path), var_lib=str(tmp_path))
     ca = CertificateAuthority.open("prod", tmp_path / "pki")
-    leaf = ca.issue("tel1", "loki", ("tel1",), ("127.0.0.1",))
-    (tmp_path / "loki-front" / "tls").mkdir(parents=True)
+    leaf = ca.issue("tel1", which, ("tel1",), ("127.0.0.1",))
+    (tmp_path / front.name / "tls").mkdir(parents=True)
     for path, text in ((front.tls.ca, leaf.ca_pem), (front.tls.cert, leaf.cert_pem), (front.tls.key, leaf.key_pem)):
         open(path, "w").write(text)
-    config = front_render(front, prod_tel.topology, prod_tel.name, {"loki.http": "127.0.0.1:19100", "loki.local": "127.0.0.1:19101"})
+    binds = {name: f"127.0.0.1:{19100 + i}" for i, name in enumerate(n for r in front.routes for n in (r.listener, r.upstream))}
+    config = front_render(front, prod_tel.topology, prod_tel.name, binds)
     (tmp_path / "nginx.conf").write_text(config)
     result = subprocess.run(["nginx", "-t", "-e", "stderr", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
