@@ -40,9 +40,8 @@ TLS_LISTENERS = {
     "node_exporter.metrics": "node_exporter",
 }
 # The stores' listeners served over TLS with client certificates (issue 22), and the component whose
-# certificate they serve. Not exporter-toolkit: VictoriaLogs and Jaeger are served by their authenticating
-# fronts (nginx, roles/_front.py), which admit each identity to its own paths; Loki and Tempo by dskit
-# (rendered only).
+# certificate they serve. Not exporter-toolkit: every store is served by its authenticating front (nginx,
+# roles/_front.py), which admits each identity to its own paths (Loki's and Tempo's rendered only).
 STORE_TLS_LISTENERS = {
     "victorialogs.http": "victorialogs",
     "jaeger.otlp_http": "jaeger",
