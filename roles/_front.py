@@ -40,7 +40,7 @@ from roles._pki import OPERATOR
 from roles._service import ConfigFile, ServiceSpec, run_service, service_account, service_dirs
 from roles._service.operations import validated_file
 from roles._service.quoting import QuotingError
-from roles._tls import ERASURE, Leaf, TlsPaths, common_name, tls_files
+from roles._tls import ERASURE, Leaf, TlsPaths, common_name, leaf, tls_files
 
 if TYPE_CHECKING:
     from roles._context import HostContext
@@ -268,16 +268,18 @@ def service_spec(front: Front, config: str, ready_bind: str, tls: tuple[ConfigFi
 
 
 @deploy("Authenticating front")
-def authenticating_front(ctx: "HostContext", front: Front, certificate: Leaf):
+def authenticating_front(ctx: "HostContext", front: Front, certificate: Leaf | None = None):
     """
     nginx from Debian as a store's authenticating front (see the module's docstring).
 
     + ctx: the host context: the binds of the front's listeners and upstreams, the clients from the topology
     + front: which store, which listeners, who may call what
-    + certificate: the store's leaf on this host (it names every route's listener)
+    + certificate: the store's leaf on this host; issued here when not given (the component's identity, the
+      first route's names: every route is on the same host and address)
     """
     from roles.node_exporter import certificate_expiry
 
+    certificate = certificate or leaf(ctx, front.component, front.routes[0].listener)
     binds = {name: ctx.bind(name) for route in front.routes for name in (route.listener, route.upstream)}
     config = render_config(front, ctx.topology, ctx.name, binds)
     spec = service_spec(front, config, binds[front.routes[0].listener], tls_files(front.name, certificate))

@@ -33,7 +33,8 @@ from roles._tls import TlsPaths, dskit_server_tls, leaf, tls_files
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles.node_exporter import certificate_expiry
 from roles._service.render import dump_yaml
-from roles.loki.front import loki_front
+from roles._front import authenticating_front
+from roles.loki.front import FRONT
 from roles.loki.settings import LokiSettings
 from roles.retention import RetentionPolicy
 from roles.retention.contract import stream_labels
@@ -260,4 +261,4 @@ def loki(settings: LokiSettings, ctx: HostContext):
     release_service(spec=spec, artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)
     if certificate:
         certificate_expiry(ctx.settings.node_exporter.textfile_dir, NAME, certificate)  # CertificateExpiresSoon
-    loki_front(ctx)
+    authenticating_front(ctx, FRONT)

@@ -12,12 +12,9 @@ The front holds `loki.http` (the host's IP) and passes to Loki's own HTTP server
 
 from __future__ import annotations
 
-from pyinfra.api import deploy
-
-from roles import _front
 from roles._front import Front, FrontRoute
 from roles._pki import OPERATOR
-from roles._tls import ERASURE, leaf
+from roles._tls import ERASURE
 
 NAME = "loki-front"
 SELF = "loki"  # the store's identity: the front's certificate, its readiness check
@@ -46,18 +43,7 @@ FRONT = Front(
     ready_path="/ready",
     owner="roles/loki/front.py ACCESS",
     journaled=(DELETE,),
-    # Never the tighter limit (a 413 is final for the gateway's exporter): Loki's own
-    # server.grpc_server_max_recv_msg_size / distributor limits apply behind it.
+    # Never the tighter limit (a 413 is final for the gateway's exporter): Loki's own limits apply behind it.
     max_body="64m",
     timeout_s=300,
 )
-
-
-@deploy("Loki front")
-def loki_front(ctx):
-    """
-    Loki's authenticating front (roles/_front.py) with its rows.
-
-    + ctx: the host context: the binds of loki.http and loki.local, the clients from the topology
-    """
-    _front.authenticating_front(ctx, FRONT, leaf(ctx, SELF, LISTENER))

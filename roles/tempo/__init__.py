@@ -32,7 +32,8 @@ from roles._godur import go_duration
 from roles._net import host_port, split_host_port
 from roles._ring import Ring, grpc_client_tls, memberlist, ring_of
 from roles._tls import TlsPaths, dskit_server_tls, leaf, tls_files
-from roles.tempo.front import tempo_front
+from roles._front import authenticating_front
+from roles.tempo.front import FRONT
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles.node_exporter import certificate_expiry
 
@@ -220,4 +221,4 @@ def tempo(traces: TracesSettings, ctx: HostContext):
     release_service(service_spec(traces, config_text(config), credentials, binds["tempo.http_local"], tls), ctx.artifact_base_url, ctx.hardening)
     if certificate:
         certificate_expiry(ctx.settings.node_exporter.textfile_dir, NAME, certificate)  # CertificateExpiresSoon
-    tempo_front(ctx)
+    authenticating_front(ctx, FRONT)

@@ -12,12 +12,8 @@ Tempo: gRPC streaming over the HTTP port (`stream_over_http_enabled`) is not set
 
 from __future__ import annotations
 
-from pyinfra.api import deploy
-
-from roles import _front
 from roles._front import Front, FrontRoute
 from roles._pki import OPERATOR
-from roles._tls import leaf
 
 NAME = "tempo-front"
 SELF = "tempo"  # the store's identity: the front's certificate, its readiness check
@@ -47,13 +43,3 @@ FRONT = Front(
     max_body="64m",
     timeout_s=300,
 )
-
-
-@deploy("Tempo front")
-def tempo_front(ctx):
-    """
-    Tempo's authenticating front (roles/_front.py) with its rows.
-
-    + ctx: the host context: the binds of Tempo's listeners, the clients from the topology
-    """
-    _front.authenticating_front(ctx, FRONT, leaf(ctx, SELF, "tempo.http"))
