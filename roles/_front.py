@@ -40,7 +40,7 @@ from roles._pki import OPERATOR
 from roles._service import ConfigFile, ServiceSpec, run_service, service_account, service_dirs
 from roles._service.operations import validated_file
 from roles._service.quoting import QuotingError
-from roles._tls import ERASURE, Leaf, TlsPaths, common_name, tls_files
+from roles._tls import ERASURE, Leaf, TlsPaths, common_name, leaf, tls_files
 
 if TYPE_CHECKING:
     from roles._context import HostContext
@@ -59,11 +59,14 @@ class FrontRoute:
     + listener: the topology's listener the front binds (the host's IP), e.g. jaeger.query
     + upstream: the store's own listener on 127.0.0.1 it passes to, e.g. jaeger.query_local
     + access: component -> the paths it may call here: a prefix ends in "/", anything else is one exact path
+    + reserved: prefixes that a wider prefix of a row does not reach: only the rows naming one (exactly) call it
+      (Loki's /loki/api/v1/delete under Grafana's /loki/api/v1/)
     """
 
     listener: str
     upstream: str
     access: Mapping[str, tuple[str, ...]]
+    reserved: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,11 +133,11 @@ class Front:
         return sorted(found)
 
 
-def _pattern(name: str, path: str) -> str:
+def _pattern(name: str, path: str, prefix: bool = False) -> str:
     if not _PATH.fullmatch(path):
         raise QuotingError(f"{name}: path {path!r} cannot be written in nginx's config")
     escaped = re.escape(path)
-    return escaped if path.endswith("/") else f"{escaped}$"
+    return escaped if prefix or path.endswith("/") else f"{escaped}$"
 
 
 def _checked(name: str, *values: str) -> None:
@@ -191,8 +194,11 @@ def render_config(front: Front, topology: "Topology", host: str, binds: Mapping[
     maps, servers = [], []
     for index, route in enumerate(front.routes):
         kinds = sorted({component for _, component in front.identities(topology, host, route.listener)})
-        rules = "\n".join(f'        "~^{component} {_pattern(front.name, path)}" 1;' for component in kinds for path in route.access[component])
-        journaled = "".join(f'\n        "~^1 {_pattern(front.name, prefix)}" 1;' for prefix in front.journaled)
+        # nginx tries a map's regular expressions in order: the reserved refusals come before the rows.
+        refusals = [f'        "~^{component} {_pattern(front.name, reserved, prefix=True)}" 0;'
+                    for component in kinds for reserved in route.reserved if reserved not in route.access[component]]
+        rules = "\n".join([*refusals, *(f'        "~^{component} {_pattern(front.name, path)}" 1;' for component in kinds for path in route.access[component])])
+        journaled = "".join(f'\n        "~^1 {_pattern(front.name, prefix, prefix=True)}" 1;' for prefix in front.journaled)
         maps.append(f"""    # What each identity may call on {route.listener}.
     map "$front_client $uri" $front_allowed_{index} {{
         default 0;
@@ -262,16 +268,18 @@ def service_spec(front: Front, config: str, ready_bind: str, tls: tuple[ConfigFi
 
 
 @deploy("Authenticating front")
-def authenticating_front(ctx: "HostContext", front: Front, certificate: Leaf):
+def authenticating_front(ctx: "HostContext", front: Front, certificate: Leaf | None = None):
     """
     nginx from Debian as a store's authenticating front (see the module's docstring).
 
     + ctx: the host context: the binds of the front's listeners and upstreams, the clients from the topology
     + front: which store, which listeners, who may call what
-    + certificate: the store's leaf on this host (it names every route's listener)
+    + certificate: the store's leaf on this host; issued here when not given (the component's identity, the
+      first route's names: every route is on the same host and address)
     """
     from roles.node_exporter import certificate_expiry
 
+    certificate = certificate or leaf(ctx, front.component, front.routes[0].listener)
     binds = {name: ctx.bind(name) for route in front.routes for name in (route.listener, route.upstream)}
     config = render_config(front, ctx.topology, ctx.name, binds)
     spec = service_spec(front, config, binds[front.routes[0].listener], tls_files(front.name, certificate))

@@ -155,9 +155,12 @@ def _jaeger(s: "Settings"):
 def _tempo(s: "Settings"):
     t, tempo = s.traces, s.traces.tempo
     return (
-        ListenerSpec("tempo.otlp_http", t.otlp_http_port, "host", "OTLP/HTTP spans from the gateway"),
+        # Served by the authenticating front (nginx, roles/tempo/front.py): each identity to its own paths.
+        ListenerSpec("tempo.otlp_http", t.otlp_http_port, "host", "Tempo's front (mTLS): OTLP/HTTP spans from the gateway"),
+        ListenerSpec("tempo.otlp_http_local", tempo.local_otlp_http_port, "local", "Tempo's OTLP/HTTP receiver, behind its front"),
         ListenerSpec("tempo.otlp_grpc", t.otlp_grpc_port, "local", "OTLP/gRPC receiver (unused by the flows)"),
-        ListenerSpec("tempo.http", tempo.http_port, "host", "query API (Grafana), /ready, /metrics"),
+        ListenerSpec("tempo.http", tempo.http_port, "host", "Tempo's front (mTLS): query API (Grafana), /ready, /metrics"),
+        ListenerSpec("tempo.http_local", tempo.local_http_port, "local", "Tempo's own HTTP API, behind its front"),
         *((ListenerSpec("tempo.grpc", tempo.grpc_port, "host", "Tempo's internal gRPC, between the telemetry hosts (scalable)"),
            ListenerSpec("tempo.memberlist", tempo.memberlist_port, "host", "Tempo's ring gossip between the telemetry hosts (scalable only)"))
           if _scalable(s) else (ListenerSpec("tempo.grpc", tempo.grpc_port, "local", "Tempo's internal gRPC (scalable: on the host's IP, between the telemetry hosts)"),)),
@@ -177,7 +180,9 @@ def _victorialogs(s: "Settings"):
 
 def _loki(s: "Settings"):
     return (
-        ListenerSpec("loki.http", s.loki.http_port, "host", "OTLP logs in, queries, deletes, /metrics"),
+        # Served by the authenticating front (nginx, roles/loki/front.py): the delete API to the erasure identity only.
+        ListenerSpec("loki.http", s.loki.http_port, "host", "Loki's front (mTLS): OTLP logs in, queries, deletes, /metrics"),
+        ListenerSpec("loki.local", s.loki.local_http_port, "local", "Loki's own HTTP API, behind its front"),
         *((ListenerSpec("loki.grpc", s.loki.grpc_port, "host", "Loki's internal gRPC between the telemetry hosts (scalable, mTLS)"),
            ListenerSpec("loki.memberlist", s.loki.memberlist_port, "host", "Loki's ring gossip between the telemetry hosts (scalable only, TLS)"))
           if _scalable(s) else (ListenerSpec("loki.grpc", s.loki.grpc_port, "local", "Loki talking to itself (scalable: on the host's IP, between the telemetry hosts, mTLS)"),)),
@@ -343,11 +348,11 @@ COMPONENTS: tuple[Component, ...] = (
     Component("jaeger", ("telemetry",), _jaeger, when=lambda s: s.traces.store == "jaeger", condition="traces.store: jaeger, on stores.host", artifact="jaeger",
               units=lambda s: ("jaeger", "jaeger-front"), store=True),
     Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo, on stores.host (scalable: every telemetry host)",
-              secrets=_s3("traces.tempo", "Tempo's S3 credential"), artifact="tempo", store=True, scales=True),
+              secrets=_s3("traces.tempo", "Tempo's S3 credential"), artifact="tempo", units=lambda s: ("tempo", "tempo-front"), store=True, scales=True),
     Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs", condition="logs.store: victorialogs, on stores.host", artifact="victorialogs",
               units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front"), store=True),
     Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki, on stores.host (scalable: every telemetry host)",
-              secrets=_s3("loki", "Loki's S3 credential"), artifact="loki", store=True, scales=True),
+              secrets=_s3("loki", "Loki's S3 credential"), artifact="loki", units=lambda s: ("loki", "loki-front"), store=True, scales=True),
     Component("otelcol", ("telemetry", "app"), _collector, artifact="otelcol"),
     Component("gateway", ("telemetry",), _gateway),
     Component("agent", ("app",), _agent),

@@ -40,9 +40,8 @@ TLS_LISTENERS = {
     "node_exporter.metrics": "node_exporter",
 }
 # The stores' listeners served over TLS with client certificates (issue 22), and the component whose
-# certificate they serve. Not exporter-toolkit: VictoriaLogs and Jaeger are served by their authenticating
-# fronts (nginx, roles/_front.py), which admit each identity to its own paths; Loki and Tempo by dskit
-# (rendered only).
+# certificate they serve. Not exporter-toolkit: every store is served by its authenticating front (nginx,
+# roles/_front.py), which admits each identity to its own paths (Loki's and Tempo's rendered only).
 STORE_TLS_LISTENERS = {
     "victorialogs.http": "victorialogs",
     "jaeger.otlp_http": "jaeger",
@@ -258,8 +257,8 @@ def controller_identity(environment: str, component: str) -> tuple[str, str, str
 
 
 def configtls_server(paths: TlsPaths) -> dict:
-    """An OpenTelemetry collector `tls` block (configtls ServerConfig: Jaeger's OTLP receiver and query
-    server): the service's certificate, client certificates required from the environment CA."""
+    """An OpenTelemetry collector `tls` block (configtls ServerConfig: the collector's OTLP receivers): the
+    service's certificate, client certificates required from the environment CA."""
     return {"cert_file": paths.cert, "key_file": paths.key, "client_ca_file": paths.ca, "min_version": CONFIGTLS_MIN_VERSION}
 
 
@@ -269,7 +268,7 @@ def configtls_client(paths: TlsPaths) -> dict:
 
 
 def dskit_server_tls(paths: TlsPaths) -> dict:
-    """Loki's and Tempo's `server.http_tls_config` / `grpc_tls_config` (dskit): client certificates
-    required and checked against the environment CA."""
+    """Loki's and Tempo's `server.grpc_tls_config` (dskit, scaled out): client certificates required and
+    checked against the environment CA."""
     return {"cert_file": paths.cert, "key_file": paths.key, "client_auth_type": "RequireAndVerifyClientCert",
             "client_ca_file": paths.ca}

@@ -7,6 +7,12 @@ Only APIs 649bb63 already had are called, the way each role's deploy function ca
 
     git archive f6ccfe4 | tar -x -C /tmp/base
     PYTHONPATH=/tmp/base python tests/stores_snapshot.py /tmp/base > tests/unit/golden/single_mode.json
+
+Then regenerated once on purpose, from the tree itself (`python tests/stores_snapshot.py .`), when the
+authenticating fronts took Loki's and Tempo's host listeners (roles/loki/front.py, roles/tempo/front.py): the
+only differences from the f6ccfe4 golden are the new local listeners (`loki.local` 127.0.0.1:3101,
+`tempo.http_local` 3201, `tempo.otlp_http_local` 14418) and, in loki.yml and tempo.yaml, the HTTP servers and
+Tempo's OTLP/HTTP receiver on them without TLS (the fronts serve it). Those binds do not exist at f6ccfe4.
 """
 
 from __future__ import annotations
@@ -63,7 +69,7 @@ def snapshot(environment) -> dict:
         if "loki" in names:
             entry["loki.yml"] = loki.render_config(
                 me.loki, me.retention, topology.reach("object_store.s3", host.name), me.object_store.region,
-                ctx.bind("loki.http"), ctx.bind("loki.grpc"))
+                ctx.bind("loki.local"), ctx.bind("loki.grpc"))
         if "tempo" in names:
             binds = {l.name: l.bind for l in topology.on(host.name) if l.component == "tempo"}
             s3 = me.traces.tempo.backend == "s3"

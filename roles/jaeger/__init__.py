@@ -26,7 +26,8 @@ from pyinfra.operations import files
 from roles._godur import go_duration
 from roles._net import split_host_port
 from roles._service import ConfigFile, ServiceSpec, release_service
-from roles.jaeger.front import jaeger_front
+from roles._front import authenticating_front
+from roles.jaeger.front import FRONT
 
 if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hold JaegerSettings
     from roles._context import HostContext
@@ -140,7 +141,7 @@ def jaeger(traces: TracesSettings, ctx: HostContext):
     binds = {l.name: l.bind for l in ctx.topology.on(ctx.name) if l.component == NAME}
     spec = service_spec(traces, config_text(render_config(traces, binds)), binds["jaeger.health"])
     release_service(spec, ctx.artifact_base_url, ctx.hardening)
-    jaeger_front(ctx)
+    authenticating_front(ctx, FRONT)
     # Jaeger served TLS itself before its front: its old key and expiry metric would outlive it (the metric
     # would page CertificateExpiresSoon for a certificate no one serves).
     files.directory(name="jaeger: its former TLS files removed (the front serves TLS)", path=FORMER_TLS_DIR, present=False)

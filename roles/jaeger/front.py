@@ -12,12 +12,8 @@ Refusals go to the journal (syslog tag `jaeger_front`) with the client's subject
 
 from __future__ import annotations
 
-from pyinfra.api import deploy
-
-from roles import _front
 from roles._front import Front, FrontRoute
 from roles._pki import OPERATOR
-from roles._tls import leaf
 
 NAME = "jaeger-front"
 SELF = "jaeger"  # the store's identity: the front's certificate, its readiness check
@@ -51,14 +47,3 @@ FRONT = Front(
     max_body="64m",
     timeout_s=300,
 )
-
-
-@deploy("Jaeger front")
-def jaeger_front(ctx):
-    """
-    Jaeger's authenticating front (roles/_front.py) with its rows.
-
-    + ctx: the host context: the binds of Jaeger's listeners, the clients from the topology
-    """
-    # One certificate for every route: the query listener's names are the host's, as are the others'.
-    _front.authenticating_front(ctx, FRONT, leaf(ctx, SELF, "jaeger.query"))

@@ -12,6 +12,10 @@ With `stores.mode: scalable` (roles/_stores_settings.py) every telemetry host ru
 deployment: the read, write and backend targets in one process, one ring on memberlist over every telemetry
 host, the shared `loki` bucket, gRPC and memberlist between the hosts over TLS (`render_config`'s `ring`).
 Rendered and checked against the 3.7.8 reference only, like the rest of this role.
+
+Loki's HTTP server listens on 127.0.0.1 (`loki.local`), plain: its authenticating front (roles/loki/front.py:
+nginx, roles/_front.py) holds `loki.http` on the host's IP with TLS and client certificates, and admits each
+identity to its own paths: the delete API to the erasure command alone (issue 22).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from roles._tls import TlsPaths, dskit_server_tls, leaf, tls_files
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles.node_exporter import certificate_expiry
 from roles._service.render import dump_yaml
+from roles._front import authenticating_front
+from roles.loki.front import FRONT
 from roles.loki.settings import LokiSettings
 from roles.retention import RetentionPolicy
 from roles.retention.contract import stream_labels
@@ -65,17 +71,18 @@ def render_config(
 ) -> str:
     """Loki's YAML for `settings` and the retention `policy`; `s3_endpoint` is the object store's host:port.
 
-    `http_bind` and `grpc_bind` are loki.http and loki.grpc from the topology (ip:port). `tls`: the
-    store's certificate files: loki.http (OTLP push from the gateway, queries, deletes, /metrics) is
-    then TLS with client certificates from the environment CA (issue 22; rendered and checked against
-    the reference only, Loki is never run here). gRPC is Loki talking to itself on the loopback: plain.
+    `http_bind` and `grpc_bind` are loki.local and loki.grpc from the topology (ip:port): the HTTP server is
+    on the loopback, plain, behind the front (roles/loki/front.py), which serves TLS and checks identities.
+    gRPC is Loki talking to itself on the loopback: plain. `tls`: the host's certificate files, for gRPC
+    and memberlist between the hosts when scaled out (issue 22; rendered and checked against the
+    reference only, Loki is never run here).
 
     `ring` (stores.mode scalable): the simple scalable deployment on every telemetry host: the read, write and
     backend targets, the ring on memberlist over every host's Loki, `ring.replication_factor` copies in the
     ingesters, the query frontends and queriers finding the schedulers through their ring; gRPC on the host's
     IP with client certificates required, and every gRPC client and memberlist on TLS with the host's certificate.
     """
-    http_bind = http_bind or f"127.0.0.1:{settings.http_port}"
+    http_bind = http_bind or f"127.0.0.1:{settings.local_http_port}"
     grpc_bind = grpc_bind or f"127.0.0.1:{settings.grpc_port}"
     data = settings.data_dir
     longest = max([policy.default_period, *(r.period for r in policy.streams)], key=duration_seconds)
@@ -91,7 +98,6 @@ def render_config(
             "grpc_listen_port": split_host_port(grpc_bind)[1],
             "log_format": "json",
             "log_level": "info",
-            **({"tls_min_version": "VersionTLS12", "http_tls_config": dskit_server_tls(tls)} if tls else {}),
         },
         "common": {
             # WAL, TSDB index and compactor state live under here (hot tier, docs/retention.md).
@@ -183,7 +189,8 @@ def _scale_out(config: dict, ring: Ring, tls: TlsPaths | None) -> None:
     config["target"] = SCALABLE_TARGET
     if tls:
         # The other hosts' Lokis call this gRPC server (pushes to its ingester, queries, the scheduler): client
-        # certificates of the environment CA required, as on loki.http.
+        # certificates of the environment CA required, as on loki.http's front.
+        config["server"]["tls_min_version"] = "VersionTLS12"
         config["server"]["grpc_tls_config"] = dskit_server_tls(tls)
     config["common"]["replication_factor"] = ring.replication_factor
     config["common"]["ring"] = {"instance_addr": ring.ip, "kvstore": {"store": "memberlist"}}
@@ -215,7 +222,7 @@ def verify_command() -> str:
 
 def service_spec(settings: LokiSettings, config: str, credentials: str, http_bind: str = "", tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
     """`tls`: the certificate files (roles/_tls.py), before the config that names them."""
-    http_bind = http_bind or f"127.0.0.1:{settings.http_port}"
+    http_bind = http_bind or f"127.0.0.1:{settings.local_http_port}"
     return ServiceSpec(
         name=NAME,
         description="Loki log store",
@@ -229,8 +236,7 @@ def service_spec(settings: LokiSettings, config: str, credentials: str, http_bin
         env_files=(CREDENTIALS,),
         data_dirs=(settings.data_dir,),
         # /ready lags by ingester.lifecycler.min_ready_duration (15s); the building block polls it.
-        ready_url=f"{'https' if tls else 'http'}://{http_bind}/ready",
-        ready_curl_args=TLS.curl_args() if tls else (),
+        ready_url=f"http://{http_bind}/ready",
     )
 
 
@@ -243,11 +249,16 @@ def loki(settings: LokiSettings, ctx: HostContext):
     + ctx: the host context: the retention policy (`retention`), the binds and the object
       store's endpoint from the topology, its region, the run's secrets (the S3 credentials)
     """
-    http_bind, grpc_bind = ctx.bind("loki.http"), ctx.bind("loki.grpc")
+    http_bind, grpc_bind = ctx.bind("loki.local"), ctx.bind("loki.grpc")
     s3_endpoint = ctx.topology.reach("object_store.s3", ctx.name)
+    ring = ring_of(ctx, NAME)
     config = render_config(settings, ctx.settings.retention, s3_endpoint, ctx.settings.object_store.region, http_bind, grpc_bind,
-                           ring=ring_of(ctx, NAME))
-    certificate = leaf(ctx, NAME, "loki.http")
-    spec = service_spec(settings, config, credentials_env(settings, ctx.secrets), http_bind, tls_files(NAME, certificate))
+                           ring=ring)
+    # Loki's own certificate is for gRPC and memberlist between the hosts: scaled out only (the front serves loki.http).
+    certificate = leaf(ctx, NAME, "loki.http") if ring else None  # the front's leaf: the same host, names and identity
+    tls = tls_files(NAME, certificate) if certificate else ()
+    spec = service_spec(settings, config, credentials_env(settings, ctx.secrets), http_bind, tls)
     release_service(spec=spec, artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)
-    certificate_expiry(ctx.settings.node_exporter.textfile_dir, NAME, certificate)  # CertificateExpiresSoon
+    if certificate:
+        certificate_expiry(ctx.settings.node_exporter.textfile_dir, NAME, certificate)  # CertificateExpiresSoon
+    authenticating_front(ctx, FRONT)

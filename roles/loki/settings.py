@@ -42,7 +42,8 @@ class LokiSettings(Model):
     only ${LOKI_S3_ACCESS_KEY} / ${LOKI_S3_SECRET_KEY} (`-config.expand-env=true`).
     """
 
-    http_port: Port = Field(3100, description='HTTP API: push, OTLP (/otlp), queries, deletes, /ready, /metrics.')
+    http_port: Port = Field(3100, description="HTTP API through Loki's authenticating front (mTLS, each identity to its own paths): OTLP (/otlp), queries, deletes, /ready, /metrics.")
+    local_http_port: Port = Field(3101, description="Loki's own HTTP API on 127.0.0.1, behind its front (which holds `http_port` on the host's IP).")
     grpc_port: Port = Field(9095, description='gRPC: Loki talking to itself (127.0.0.1); with stores.mode scalable, the Loki processes of the telemetry hosts to each other (the host IP, mTLS).')
     memberlist_port: Port = Field(7946, description='stores.mode scalable only: memberlist gossip (the ring) between the telemetry hosts\' Loki processes (the host IP, TLS).')
     data_dir: ServiceDir = Field("/var/lib/loki", description='WAL, TSDB index and compactor state (the hot tier).')

@@ -5,9 +5,11 @@ proven by rendering and by a check of every key it writes against Tempo's own
 configuration reference for the pinned version (files/tempo/). On a real host the
 building block runs `tempo -config.verify` on the staged file before the swap.
 
-- Every listener binds what the topology says (roles/_topology.py): the OTLP/HTTP
-  receiver and the HTTP API on the host's IP, gRPC on the loopback; ports 4417/4418
-  for OTLP: the collector gateway holds 4317/4318 on the same host.
+- Every listener binds what the topology says (roles/_topology.py): Tempo's own on the
+  loopback, plain; its authenticating front (roles/tempo/front.py: nginx, roles/_front.py)
+  holds the OTLP/HTTP receiver (4418: the collector gateway holds 4318 on the same host)
+  and the HTTP API on the host's IP with TLS and client certificates, each identity to its
+  own paths (the gateway writes, Grafana and the operators read, Prometheus scrapes).
 - Blocks in the object_store role's S3 bucket `tempo` (or local disk), credentials
   expanded from an EnvironmentFile (0640 root:tempo) with -config.expand-env=true,
   never written into the YAML.
@@ -29,7 +31,9 @@ from pyinfra.api import deploy
 from roles._godur import go_duration
 from roles._net import host_port, split_host_port
 from roles._ring import Ring, grpc_client_tls, memberlist, ring_of
-from roles._tls import TlsPaths, configtls_server, dskit_server_tls, leaf, tls_files
+from roles._tls import TlsPaths, dskit_server_tls, leaf, tls_files
+from roles._front import authenticating_front
+from roles.tempo.front import FRONT
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
 from roles.node_exporter import certificate_expiry
 
@@ -47,10 +51,10 @@ SECRET_KEY_VAR = "TEMPO_S3_SECRET_KEY"
 
 
 def loopback_binds(traces: TracesSettings) -> dict[str, str]:
-    """Every Tempo listener on the loopback: the binds when no topology is given (unit tests)."""
+    """Tempo's own listeners (behind its front) on the loopback: the binds when no topology is given (unit tests)."""
     t = traces.tempo
-    return {name: f"127.0.0.1:{port}" for name, port in (("tempo.http", t.http_port), ("tempo.grpc", t.grpc_port),
-            ("tempo.otlp_http", traces.otlp_http_port), ("tempo.otlp_grpc", traces.otlp_grpc_port))}
+    return {name: f"127.0.0.1:{port}" for name, port in (("tempo.http_local", t.local_http_port), ("tempo.grpc", t.grpc_port),
+            ("tempo.otlp_http_local", t.local_otlp_http_port), ("tempo.otlp_grpc", traces.otlp_grpc_port))}
 
 
 # stores.mode scalable: Tempo 2.10's scalable single binary ("scalable monolithic"): every component in one process
@@ -67,12 +71,14 @@ def render_config(
     Tempo's config as a dict.
 
     + traces: `traces` settings (store tempo; ports, retention, traces.tempo)
-    + binds: listener -> ip:port from the topology (tempo.http, tempo.grpc, tempo.otlp_*)
+    + binds: listener -> ip:port from the topology (tempo.http_local, tempo.grpc, tempo.otlp_http_local, tempo.otlp_grpc):
+      the HTTP API and the OTLP/HTTP receiver on the loopback, plain, behind the front (roles/tempo/front.py), which
+      serves TLS and checks identities
     + s3_endpoint: host:port of the object store (backend s3)
     + s3_region: the object store's region (backend s3)
-    + tls: the store's certificate files: tempo.http (queries, /metrics) and the OTLP/HTTP receiver (the
-      gateway) are then TLS with client certificates from the environment CA (issue 22; rendered and
-      checked against the reference only, Tempo is never run here). tempo.grpc is loopback only: plain.
+    + tls: the host's certificate files, for gRPC and memberlist between the hosts when scaled out (issue 22;
+      rendered and checked against the reference only, Tempo is never run here). tempo.grpc is otherwise loopback
+      only: plain.
     + ring: stores.mode scalable (roles/_ring.py): the scalable single binary on every telemetry host, the
       distributor, ingester and compactor rings on memberlist over every host's Tempo, `replication_factor` copies
       in the ingesters, each querier working for its own host's query frontend; tempo.grpc on the host's IP with
@@ -80,7 +86,7 @@ def render_config(
     """
     tempo = traces.tempo
     binds = binds or loopback_binds(traces)
-    http_host, http_port = split_host_port(binds["tempo.http"])
+    http_host, http_port = split_host_port(binds["tempo.http_local"])
     grpc_host, grpc_port = split_host_port(binds["tempo.grpc"])
     trace_storage: dict = {"backend": tempo.backend, "wal": {"path": f"{tempo.data_dir}/wal"}}
     if tempo.backend == "s3":
@@ -105,14 +111,13 @@ def render_config(
             "grpc_listen_address": grpc_host,
             "grpc_listen_port": int(grpc_port),
             "log_level": "info",
-            **({"tls_min_version": "VersionTLS12", "http_tls_config": dskit_server_tls(tls)} if tls else {}),
         },
         "distributor": {
             "receivers": {
                 "otlp": {
                     "protocols": {
                         "grpc": {"endpoint": binds["tempo.otlp_grpc"]},
-                        "http": {"endpoint": binds["tempo.otlp_http"], **({"tls": configtls_server(tls)} if tls else {})},
+                        "http": {"endpoint": binds["tempo.otlp_http_local"]},
                     }
                 }
             }
@@ -133,6 +138,7 @@ def _scale_out(config: dict, ring: Ring, tls: TlsPaths | None, grpc_port: int) -
     against files/tempo/config-reference-2.10.8.txt (tests/unit/test_stores_scalable.py)."""
     config = {"target": SCALABLE_TARGET, **config}
     if tls:
+        config["server"]["tls_min_version"] = "VersionTLS12"
         config["server"]["grpc_tls_config"] = dskit_server_tls(tls)
     def kvstore() -> dict:  # a new dict each time: yaml.safe_dump would write one shared twice as an alias
         return {"kvstore": {"store": "memberlist"}}
@@ -170,9 +176,10 @@ def _verify(env_file: str | None = None) -> str:
 
 def service_spec(traces: TracesSettings, config: str, credentials: str | None, http_bind: str = "",
                  tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
-    """Tempo's service; `credentials` is the env file's content (backend s3) or None; `tls` the certificate files."""
+    """Tempo's service; `credentials` is the env file's content (backend s3) or None; `http_bind` tempo.http_local;
+    `tls` the certificate files (scaled out: gRPC and memberlist)."""
     tempo = traces.tempo
-    http_bind = http_bind or loopback_binds(traces)["tempo.http"]
+    http_bind = http_bind or loopback_binds(traces)["tempo.http_local"]
     configs = [*tls]
     env_files: tuple[str, ...] = ()
     if credentials is not None:
@@ -187,8 +194,7 @@ def service_spec(traces: TracesSettings, config: str, credentials: str | None, h
         configs=tuple(configs),
         env_files=env_files,
         data_dirs=(tempo.data_dir,),
-        ready_url=f"{'https' if tls else 'http'}://{http_bind}/ready",
-        ready_curl_args=TLS.curl_args() if tls else (),
+        ready_url=f"http://{http_bind}/ready",
         config_dirs=(TLS.dir,) if tls else (),
         working_directory=tempo.data_dir,
     )
@@ -206,9 +212,13 @@ def tempo(traces: TracesSettings, ctx: HostContext):
     s3 = traces.tempo.backend == "s3"
     binds = {l.name: l.bind for l in ctx.topology.on(ctx.name) if l.component == NAME}
     s3_endpoint = ctx.topology.reach("object_store.s3", ctx.name) if s3 else ""
-    config = render_config(traces, s3_endpoint, ctx.settings.object_store.region, binds=binds, tls=TLS, ring=ring_of(ctx, NAME))
+    ring = ring_of(ctx, NAME)
+    config = render_config(traces, s3_endpoint, ctx.settings.object_store.region, binds=binds, tls=TLS, ring=ring)
     credentials = credentials_env(traces, ctx.secrets) if s3 else None
-    certificate = leaf(ctx, NAME, "tempo.http")
-    tls = tls_files(NAME, certificate)
-    release_service(service_spec(traces, config_text(config), credentials, binds["tempo.http"], tls), ctx.artifact_base_url, ctx.hardening)
-    certificate_expiry(ctx.settings.node_exporter.textfile_dir, NAME, certificate)  # CertificateExpiresSoon
+    # Tempo's own certificate is for gRPC and memberlist between the hosts: scaled out only (the front serves the rest).
+    certificate = leaf(ctx, NAME, "tempo.http") if ring else None  # the front's leaf: the same host, names and identity
+    tls = tls_files(NAME, certificate) if certificate else ()
+    release_service(service_spec(traces, config_text(config), credentials, binds["tempo.http_local"], tls), ctx.artifact_base_url, ctx.hardening)
+    if certificate:
+        certificate_expiry(ctx.settings.node_exporter.textfile_dir, NAME, certificate)  # CertificateExpiresSoon
+    authenticating_front(ctx, FRONT)

@@ -19,7 +19,10 @@ class TempoSettings(Model):
     makes the span metrics, whichever store is chosen (docs/tracing.md).
     """
 
-    http_port: Port = Field(3200, description="HTTP API, /ready and /metrics.")
+    http_port: Port = Field(3200, description="HTTP API, /ready and /metrics, through Tempo's authenticating front (mTLS, each identity to its own paths).")
+    # Tempo itself behind its front (roles/tempo/front.py), which holds http_port and traces.otlp_http_port on the host's IP.
+    local_http_port: Port = Field(3201, description="Tempo's own HTTP API on 127.0.0.1, behind its front (which holds `http_port`).")
+    local_otlp_http_port: Port = Field(14418, description="Tempo's OTLP/HTTP receiver on 127.0.0.1, behind its front (which holds `traces.otlp_http_port`).")
     # Not 9095 (Tempo's default): Loki's gRPC port on the same telemetry host.
     grpc_port: Port = Field(9097, description="Tempo's internal gRPC server (127.0.0.1; with stores.mode scalable, between the telemetry hosts' Tempos, on the host IP).")
     # Not 7946 (memberlist's default): Loki's gossip port on the same telemetry host.

@@ -32,7 +32,8 @@ from roles._tls import TlsPaths, leaf, tls_files
 from roles.node_exporter import certificate_expiry
 from roles.retention import RetentionPolicy
 from roles.retention.logsql import enforcement_deletes, longest_period
-from roles.victorialogs.front import RETENTION, SELF, victorialogs_front
+from roles._front import authenticating_front
+from roles.victorialogs.front import FRONT, RETENTION
 from roles.victorialogs.settings import VictoriaLogsSettings
 
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ def victorialogs(settings: VictoriaLogsSettings, ctx: HostContext):
     """
     retention, bind = ctx.settings.retention, ctx.bind("victorialogs.local")
     release_service(spec=service_spec(settings, retention, bind), artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)
-    victorialogs_front(ctx, leaf(ctx, SELF, "victorialogs.http"))
+    authenticating_front(ctx, FRONT)
     # The retention job's identity: read by the job (User=victorialogs); a renewal restarts nothing.
     files.directory(name="victorialogs: the retention job's TLS dir", path=JOB_TLS.dir, user="root", group=NAME, mode="0750")
     job_certificate = leaf(ctx, RETENTION)

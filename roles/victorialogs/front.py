@@ -15,15 +15,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyinfra.api import deploy
-
 from roles import _front
 from roles._front import Front, FrontRoute
 from roles._pki import OPERATOR
-from roles._tls import ERASURE, Leaf, leaf
+from roles._tls import ERASURE
 
 if TYPE_CHECKING:
-    from roles._context import HostContext
     from roles._topology import Topology
 
 NAME = "victorialogs-front"
@@ -76,14 +73,3 @@ def render_config(topology: "Topology", host: str, bind: str, upstream: str, fro
 
 def service_spec(config: str, bind: str, tls=()):
     return _front.service_spec(FRONT, config, bind, tls)
-
-
-@deploy("VictoriaLogs front")
-def victorialogs_front(ctx: "HostContext", certificate: Leaf | None = None):
-    """
-    The store's authenticating front (roles/_front.py) with VictoriaLogs' rows.
-
-    + ctx: the host context: the binds of victorialogs.http and victorialogs.local, the clients from the topology
-    + certificate: the store's leaf (issued here when not given)
-    """
-    _front.authenticating_front(ctx, FRONT, certificate or leaf(ctx, SELF, LISTENER))

@@ -89,7 +89,9 @@ def test_schema_storage_and_otlp_labels():
     assert period == {"from": "2024-01-01", "store": "tsdb", "object_store": "aws", "schema": "v13", "index": {"prefix": "index_", "period": "24h"}}
     aws = config["storage_config"]["aws"]
     assert aws["bucketnames"] == "loki" and aws["endpoint"] == "tel1.internal:7070" and aws["s3forcepathstyle"] is True
-    assert config["auth_enabled"] is False and config["server"]["http_listen_port"] == 3100
+    # Loki's own HTTP server on the loopback, plain: its front holds 3100 on the host (roles/loki/front.py).
+    assert config["auth_enabled"] is False and config["server"]["http_listen_port"] == 3101
+    assert config["server"]["http_listen_address"] == "127.0.0.1" and "http_tls_config" not in config["server"]
     [labels] = config["limits_config"]["otlp_config"]["resource_attributes"]["attributes_config"]
     assert labels == {"action": "index_label", "attributes": ["service", "env", "stream", "level"]}
 
@@ -114,7 +116,7 @@ def test_the_config_is_verified_by_loki_before_the_swap():
     spec = service_spec(LokiSettings(), "x", "y")
     config = next(c for c in spec.configs if c.dest == "/etc/loki/loki.yml")
     assert config.validate == verify_command() == "{bin}/loki -config.file={path} -config.expand-env=true -verify-config"
-    assert spec.ready_url == "http://127.0.0.1:3100/ready"
+    assert spec.ready_url == "http://127.0.0.1:3101/ready"
 
 
 def test_a_dollar_in_a_selector_is_refused_before_expand_env_mangles_it():

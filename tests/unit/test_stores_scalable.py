@@ -319,6 +319,8 @@ def test_the_roles_deploy_function_renders_the_ring_and_the_tls_files(scalable, 
     monkeypatch.setattr(module, "release_service", lambda spec=None, *args, **kwargs: specs.append(spec or args[0]))
     expiries = []
     monkeypatch.setattr(module, "certificate_expiry", lambda *args: expiries.append(args))
+    # Its front's operations (roles/_front.py) are checked in tests/unit/test_tls_stores.py.
+    monkeypatch.setattr(module, "authenticating_front", lambda ctx, front: None)
     ctx = context_of(scalable, "tel2", GOOD_SECRETS)
     block = ctx.settings.loki if role == "loki" else ctx.settings.traces
     getattr(getattr(module, role), "_inner", getattr(module, role))(block, ctx)

@@ -72,7 +72,7 @@ def test_a_typo_is_caught_by_the_reference():
 
 
 def test_receivers_listen_where_the_topology_says():
-    """prod's inventory: OTLP/HTTP and the API on the host's IP (the gateway and Grafana reach them), gRPC on the loopback."""
+    """prod's inventory: Tempo's OTLP/HTTP, API and gRPC on the loopback; its front holds the first two on the host's IP."""
     from roles._environment import REPO, load_environment
 
     environment = load_environment(REPO / "inventory" / "prod.py")
@@ -80,10 +80,10 @@ def test_receivers_listen_where_the_topology_says():
     binds = {l.name: l.bind for l in environment.topology.on(tel.name) if l.component == "tempo"}
     config = render_config(env_traces("prod"), "127.0.0.1:7070", binds=binds)
     protocols = config["distributor"]["receivers"]["otlp"]["protocols"]
-    assert protocols == {"grpc": {"endpoint": "127.0.0.1:4417"}, "http": {"endpoint": f"{tel.settings.ip}:4418", "tls": {
-        "cert_file": "/etc/tempo/tls/tempo.crt", "key_file": "/etc/tempo/tls/tempo.key", "client_ca_file": "/etc/tempo/tls/ca.crt",
-        "min_version": "1.2"}}}
-    assert (config["server"]["http_listen_address"], config["server"]["grpc_listen_address"]) == (tel.settings.ip, "127.0.0.1")
+    assert protocols == {"grpc": {"endpoint": "127.0.0.1:4417"}, "http": {"endpoint": "127.0.0.1:14418"}}
+    assert (config["server"]["http_listen_address"], config["server"]["grpc_listen_address"]) == ("127.0.0.1", "127.0.0.1")
+    assert environment.topology.bind(tel.name, "tempo.otlp_http") == f"{tel.settings.ip}:4418"
+    assert environment.topology.bind(tel.name, "tempo.http") == f"{tel.settings.ip}:3200"
     assert not unknown_keys(config)
 
 
@@ -109,7 +109,7 @@ def test_s3_credentials_come_from_the_environment_file_never_the_yaml():
     unit = unit_file(spec)
     assert f"EnvironmentFile={CREDENTIALS}" in unit and "-config.expand-env=true" in unit
     assert "ProtectSystem=strict" in unit and "ReadWritePaths=/var/lib/tempo" in unit
-    assert spec.ready_url == "http://127.0.0.1:3200/ready"
+    assert spec.ready_url == "http://127.0.0.1:3201/ready"
 
 
 def test_local_backend_needs_no_credentials():

@@ -20,6 +20,8 @@ from roles.victorialogs import enforcement_script, flags
 from roles.victorialogs.front import ACCESS, FRONT, RETENTION, SELF, identities, render_config, service_spec
 from roles._front import render_config as front_render
 from roles.jaeger.front import FRONT as JAEGER_FRONT
+from roles.loki.front import FRONT as LOKI_FRONT
+from roles.tempo.front import FRONT as TEMPO_FRONT
 from roles.victorialogs.settings import VictoriaLogsSettings
 from tests.environments import context_of, environment
 
@@ -247,21 +249,94 @@ def test_the_erasure_command_uses_its_own_identity_over_https(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
-def test_loki_and_tempo_render_tls_with_client_certificates(env):
-    import yaml
-
-    from roles.loki import render_config as loki_config
+def test_loki_and_tempo_listen_on_the_loopback_behind_their_fronts(env):
     from roles.tempo import render_config as tempo_config
     from tests.unit.test_loki_role import render as loki_render
     from tests.unit.test_tempo import env_traces
 
     loki = loki_render(env)
-    assert loki["server"]["http_tls_config"] == {"cert_file": "/etc/loki/tls/loki.crt", "key_file": "/etc/loki/tls/loki.key",
-                                                 "client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "/etc/loki/tls/ca.crt"}
+    assert "http_tls_config" not in loki["server"] and loki["server"]["http_listen_address"] == "127.0.0.1"
     tempo = tempo_config(env_traces(env), "127.0.0.1:7070")
-    assert tempo["server"]["http_tls_config"]["client_auth_type"] == "RequireAndVerifyClientCert"
-    assert tempo["distributor"]["receivers"]["otlp"]["protocols"]["http"]["tls"]["client_ca_file"] == "/etc/tempo/tls/ca.crt"
-    assert loki_config and yaml
+    assert "http_tls_config" not in tempo["server"] and tempo["server"]["http_listen_address"] == "127.0.0.1"
+    assert tempo["distributor"]["receivers"]["otlp"]["protocols"]["http"] == {"endpoint": "127.0.0.1:14418"}
+
+
+@pytest.fixture(scope="module")
+def prod_tel():
+    from pathlib import Path
+
+    from roles._environment import load_environment
+
+    env = load_environment(Path(__file__).resolve().parents[2] / "inventory" / "prod.py")
+    host = next(h.name for h in env.hosts if "telemetry" in h.groups)
+    return context_of(env, host)
+
+
+def loki_front_config(ctx) -> str:
+    return front_render(LOKI_FRONT, ctx.topology, ctx.name, {"loki.http": ctx.bind("loki.http"), "loki.local": ctx.bind("loki.local")})
+
+
+def _admitted(config: str, who: str, path: str) -> bool:
+    """What nginx's map decides for `who` on `path`: its regular expressions in order, the first match wins."""
+    body = re.search(r'map "\$front_client \$uri" \$front_allowed_0 \{(.*?)\n    \}', config, re.S).group(1)
+    for pattern, value in re.findall(r'"~(\^[^"]+)" ([01]);', body):
+        if re.search(pattern, f"{who} {path}"):
+            return value == "1"
+    return False
+
+
+def test_loki_s_delete_api_answers_the_erasure_identity_alone(prod_tel):
+    config = loki_front_config(prod_tel)
+    for who in ("gateway", "grafana", "prometheus", "operator", "loki"):
+        for path in ("/loki/api/v1/delete", "/loki/api/v1/delete/extra", "/loki/api/admin/delete", "/loki/api/admin/cancel_delete_request"):
+            assert not _admitted(config, who, path), (who, path)
+    assert _admitted(config, ERASURE, "/loki/api/v1/delete")
+    # Each identity's own paths.
+    assert _admitted(config, "grafana", "/loki/api/v1/query_range") and _admitted(config, "grafana", "/loki/api/v1/label/service/values")
+    assert not _admitted(config, "grafana", "/otlp/v1/logs") and not _admitted(config, "grafana", "/metrics")
+    assert _admitted(config, "gateway", "/otlp/v1/logs") and not _admitted(config, "gateway", "/loki/api/v1/query")
+    assert _admitted(config, "prometheus", "/metrics") and not _admitted(config, "prometheus", "/loki/api/v1/query")
+    assert _admitted(config, ERASURE, "/loki/api/v1/push") and not _admitted(config, ERASURE, "/otlp/v1/logs")
+    assert _admitted(config, "loki", "/ready") and not _admitted(config, "loki", "/loki/api/v1/query")
+    # Every delete admitted goes to the journal, with who asked.
+    assert '"~^1 /loki/api/v1/delete" 1;' in config
+
+
+def test_loki_s_front_holds_loki_http_and_loki_its_loopback(prod_tel):
+    host = prod_tel.settings.ip
+    config = loki_front_config(prod_tel)
+    assert f"listen {host}:3100 ssl;" in config and "server 127.0.0.1:3101;" in config
+    assert prod_tel.bind("loki.local") == "127.0.0.1:3101" and is_tls("loki.http") and not is_tls("loki.local")
+    assert component("loki").unit_names(prod_tel.settings) == ("loki", "loki-front")
+    names = dict(LOKI_FRONT.identities(prod_tel.topology, prod_tel.name))
+    assert set(names.values()) == {"gateway", "grafana", "prometheus", "operator", ERASURE, "loki"}
+
+
+def test_tempo_s_front_gives_the_gateway_the_writes_and_grafana_the_reads(prod_tel):
+    binds = {name: prod_tel.bind(name) for route in TEMPO_FRONT.routes for name in (route.listener, route.upstream)}
+    assert binds["tempo.http_local"] == "127.0.0.1:3201" and binds["tempo.otlp_http_local"] == "127.0.0.1:14418"
+    by_listener = {route.listener: {c for _, c in TEMPO_FRONT.identities(prod_tel.topology, prod_tel.name, route.listener)}
+                   for route in TEMPO_FRONT.routes}
+    assert by_listener == {"tempo.http": {"grafana", "prometheus", "operator", "tempo"}, "tempo.otlp_http": {"gateway"}}
+    config = front_render(TEMPO_FRONT, prod_tel.topology, prod_tel.name, binds)
+    assert f"listen {prod_tel.settings.ip}:4418 ssl;" in config and "server 127.0.0.1:14418;" in config
+    assert component("tempo").unit_names(prod_tel.settings) == ("tempo", "tempo-front")
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason=f"{MISSING_TOOL} nginx (the host checks the config before the swap; .ci/run installs it)")
+@pytest.mark.parametrize("which", ["loki", "tempo"])
+def test_nginx_accepts_the_fronts_rendered_for_prod(prod_tel, tmp_path, which):
+    front = dataclasses.replace({"loki": LOKI_FRONT, "tempo": TEMPO_FRONT}[which], etc=str(tmp_path), var_lib=str(tmp_path))
+    ca = CertificateAuthority.open("prod", tmp_path / "pki")
+    leaf = ca.issue("tel1", which, ("tel1",), ("127.0.0.1",))
+    (tmp_path / front.name / "tls").mkdir(parents=True)
+    for path, text in ((front.tls.ca, leaf.ca_pem), (front.tls.cert, leaf.cert_pem), (front.tls.key, leaf.key_pem)):
+        open(path, "w").write(text)
+    binds = {name: f"127.0.0.1:{19100 + i}" for i, name in enumerate(n for r in front.routes for n in (r.listener, r.upstream))}
+    config = front_render(front, prod_tel.topology, prod_tel.name, binds)
+    (tmp_path / "nginx.conf").write_text(config)
+    result = subprocess.run(["nginx", "-t", "-e", "stderr", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_the_erasure_identity_goes_with_every_request_whatever_requests_ca_bundle_says(monkeypatch):

@@ -399,9 +399,17 @@ def test_an_ipv6_host_binds_and_is_reached_in_brackets(tmp_path):
     pool = collector_wiring(context_of(environment, "app1")).gateway_pool
     assert pool == ("otel-gateways.sentinel.internal", ("fd00::12",))
     assert hosts_block(*pool) == "fd00::12 otel-gateways.sentinel.internal"
-    binds = {"tempo.http": "[fd00::12]:3200", "tempo.grpc": "127.0.0.1:9097", "tempo.otlp_http": "[fd00::12]:4418", "tempo.otlp_grpc": "127.0.0.1:4417"}
+    # A key that takes the address alone (Tempo's, given an IPv6 bind for the test: it binds the loopback behind its front).
+    binds = {"tempo.http_local": "[fd00::12]:3201", "tempo.grpc": "127.0.0.1:9097", "tempo.otlp_http_local": "[fd00::12]:14418",
+             "tempo.otlp_grpc": "127.0.0.1:4417"}
     server = render_tempo(tel.settings.traces, "127.0.0.1:7070", binds=binds)["server"]
-    assert (server["http_listen_address"], server["http_listen_port"]) == ("fd00::12", 3200)
+    assert (server["http_listen_address"], server["http_listen_port"]) == ("fd00::12", 3201)
+    # nginx's listen takes the brackets (a store's front on the host's IP).
+    from roles._front import render_config as render_front
+    from roles.jaeger.front import FRONT
+
+    front_binds = {name: tel.bind(name) for route in FRONT.routes for name in (route.listener, route.upstream)}
+    assert "listen [fd00::12]:16686 ssl;" in render_front(FRONT, tel.topology, "tel1", front_binds)
 
 
 def test_differing_stores_modes_are_refused(tmp_path):
