@@ -61,12 +61,15 @@ class FrontRoute:
     + access: component -> the paths it may call here: a prefix ends in "/", anything else is one exact path
     + reserved: prefixes that a wider prefix of a row does not reach: only the rows naming one (exactly) call it
       (Loki's /loki/api/v1/delete under Grafana's /loki/api/v1/)
+    + websocket: pass a WebSocket upgrade through (Loki's /loki/api/v1/tail, Grafana's live tailing); nginx
+      drops the hop-by-hop Upgrade and Connection headers otherwise
     """
 
     listener: str
     upstream: str
     access: Mapping[str, tuple[str, ...]]
     reserved: tuple[str, ...] = ()
+    websocket: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,9 @@ def _checked(name: str, *values: str) -> None:
 
 
 def _server(front: Front, index: int, route: FrontRoute, bind: str, upstream: str) -> str:
+    # Keep-alive to the store (an empty Connection header), or the client's upgrade when it asks for one.
+    connection = ('proxy_set_header Upgrade $http_upgrade;\n            proxy_set_header Connection $front_upgrade;'
+                  if route.websocket else 'proxy_set_header Connection "";')
     return f"""
     # {route.listener} -> {route.upstream}
     upstream store_{index} {{
@@ -176,7 +182,7 @@ def _server(front: Front, index: int, route: FrontRoute, bind: str, upstream: st
             }}
             proxy_pass http://store_{index};
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            {connection}
             proxy_set_header Authorization "";
             proxy_request_buffering off;
             proxy_buffering off;
@@ -214,6 +220,12 @@ def render_config(front: Front, topology: "Topology", host: str, binds: Mapping[
         servers.append(_server(front, index, route, bind, upstream))
     _checked(front.name, front.tls.cert, front.tls.key, front.tls.ca, front.data_dir, front.max_body)
     data_dir = front.data_dir
+    upgrade = """    # A WebSocket upgrade passes through; any other request keeps its keep-alive connection to the store.
+    map $http_upgrade $front_upgrade {
+        default upgrade;
+        "" "";
+    }
+""" if any(route.websocket for route in front.routes) else ""
     return f"""# Managed by the Sentinel observability toolkit; local edits are overwritten.
 # {front.name}: the authenticating front of {front.component} (roles/_front.py; its rows: {front.owner}).
 # TLS, client certificates from the environment CA, each identity admitted to its own paths. Checked with `nginx -t`.
@@ -242,7 +254,7 @@ http {{
     }}
 {chr(10).join(maps)}
     log_format front '$remote_addr "$ssl_client_s_dn" "$request" $status $body_bytes_sent';
-{"".join(servers)}}}
+{upgrade}{"".join(servers)}}}
 """
 
 

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 
 import yaml
 from pyinfra.api import deploy
-from pyinfra.operations import files
 
 from roles._godur import go_duration
 from roles._net import split_host_port
 from roles._service import ConfigFile, ServiceSpec, release_service
+from roles.node_exporter import no_certificate
 from roles._front import authenticating_front
 from roles.jaeger.front import FRONT
 
@@ -36,9 +36,6 @@ if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hol
 NAME = "jaeger"
 CONFIG = "/etc/jaeger/config.yaml"
 STORE = "badger_main"
-# Where Jaeger's own certificate was before its front took its host listeners: removed on converge.
-FORMER_TLS_DIR = "/etc/jaeger/tls"
-FORMER_EXPIRY_TEXTFILE = "tls_jaeger.prom"
 
 
 def loopback_binds(traces: TracesSettings) -> dict[str, str]:
@@ -142,8 +139,5 @@ def jaeger(traces: TracesSettings, ctx: HostContext):
     spec = service_spec(traces, config_text(render_config(traces, binds)), binds["jaeger.health"])
     release_service(spec, ctx.artifact_base_url, ctx.hardening)
     authenticating_front(ctx, FRONT)
-    # Jaeger served TLS itself before its front: its old key and expiry metric would outlive it (the metric
-    # would page CertificateExpiresSoon for a certificate no one serves).
-    files.directory(name="jaeger: its former TLS files removed (the front serves TLS)", path=FORMER_TLS_DIR, present=False)
-    files.file(name="jaeger: its former certificate expiry metric removed", present=False,
-               path=f"{ctx.settings.node_exporter.textfile_dir}/{FORMER_EXPIRY_TEXTFILE}")
+    # Jaeger served TLS itself before its front: its old key and expiry metric go.
+    no_certificate(ctx.settings.node_exporter.textfile_dir, NAME, "its front serves TLS")

@@ -31,7 +31,7 @@ from roles._net import split_host_port
 from roles._ring import Ring, grpc_client_tls, memberlist, ring_of
 from roles._tls import TlsPaths, dskit_server_tls, leaf, tls_files
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
-from roles.node_exporter import certificate_expiry
+from roles.node_exporter import certificate_expiry, no_certificate
 from roles._service.render import dump_yaml
 from roles._front import authenticating_front
 from roles.loki.front import FRONT
@@ -261,4 +261,6 @@ def loki(settings: LokiSettings, ctx: HostContext):
     release_service(spec=spec, artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)
     if certificate:
         certificate_expiry(ctx.settings.node_exporter.textfile_dir, NAME, certificate)  # CertificateExpiresSoon
+    else:  # Loki served loki.http itself before its front: its old key and expiry metric go
+        no_certificate(ctx.settings.node_exporter.textfile_dir, NAME, "single mode: its front serves TLS")
     authenticating_front(ctx, FRONT)

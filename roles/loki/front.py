@@ -39,7 +39,8 @@ ACCESS: dict[str, tuple[str, ...]] = {
 FRONT = Front(
     name=NAME,
     component=SELF,
-    routes=(FrontRoute(LISTENER, UPSTREAM, ACCESS, reserved=(DELETE, ADMIN)),),
+    # websocket: Grafana's live tailing (/loki/api/v1/tail) is a WebSocket.
+    routes=(FrontRoute(LISTENER, UPSTREAM, ACCESS, reserved=(DELETE, ADMIN), websocket=True),),
     ready_path="/ready",
     owner="roles/loki/front.py ACCESS",
     journaled=(DELETE,),

@@ -92,12 +92,26 @@ def node_exporter(settings: NodeExporterSettings, ctx: HostContext):
     certificate_expiry(settings.textfile_dir, "node_exporter", certificate)
 
 
+def expiry_textfile_path(textfile_dir: str, service: str) -> str:
+    return f"{textfile_dir}/tls_{service}.prom"
+
+
 def certificate_expiry(textfile_dir: str, service: str, certificate, renewed_by_operator: bool = False, file_name: str = "") -> None:
     """The certificate's notAfter for node_exporter's textfile collector (CertificateExpiresSoon; with
     `renewed_by_operator`, PublicCertificateExpiresSoon). `file_name`: the textfile's, default tls_<service>.prom."""
-    validated_file(name=f"{service}: certificate expiry metric", dest=f"{textfile_dir}/{file_name or f'tls_{service}.prom'}",
+    validated_file(name=f"{service}: certificate expiry metric",
+                   dest=f"{textfile_dir}/{file_name}" if file_name else expiry_textfile_path(textfile_dir, service),
                    content=expiry_textfile(service, certificate, renewed_by_operator), user="root", group=TEXTFILE_GROUP, mode="0644")
 
 def textfile_dir(path: str) -> None:
     """node_exporter reads it; members of TEXTFILE_GROUP write it (their files must be world-readable, 0644)."""
     files.directory(name="node_exporter: textfile dir", path=path, user="node_exporter", group=TEXTFILE_GROUP, mode="0770")
+
+
+def no_certificate(textfile_dir: str, service: str, why: str) -> None:
+    """`service` serves no certificate of its own (its front does, or it was never given one here): its TLS
+    directory and its expiry metric are removed where an earlier release left them. A metric left behind
+    would page CertificateExpiresSoon for a certificate no one renews any more. `why`: for the operations' names."""
+    files.directory(name=f"{service}: no TLS files of its own ({why})", path=TlsPaths(service).dir, present=False)
+    files.file(name=f"{service}: no certificate expiry metric of its own ({why})", path=expiry_textfile_path(textfile_dir, service),
+               present=False)

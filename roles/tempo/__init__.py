@@ -35,7 +35,7 @@ from roles._tls import TlsPaths, dskit_server_tls, leaf, tls_files
 from roles._front import authenticating_front
 from roles.tempo.front import FRONT
 from roles._service import ConfigFile, ServiceSpec, quoting, release_service
-from roles.node_exporter import certificate_expiry
+from roles.node_exporter import certificate_expiry, no_certificate
 
 if TYPE_CHECKING:  # a runtime import would be circular: the traces settings hold TempoSettings
     from roles._context import HostContext
@@ -221,4 +221,6 @@ def tempo(traces: TracesSettings, ctx: HostContext):
     release_service(service_spec(traces, config_text(config), credentials, binds["tempo.http_local"], tls), ctx.artifact_base_url, ctx.hardening)
     if certificate:
         certificate_expiry(ctx.settings.node_exporter.textfile_dir, NAME, certificate)  # CertificateExpiresSoon
+    else:  # Tempo served its listeners itself before its front: its old key and expiry metric go
+        no_certificate(ctx.settings.node_exporter.textfile_dir, NAME, "single mode: its front serves TLS")
     authenticating_front(ctx, FRONT)

@@ -282,6 +282,8 @@ def test_the_stores_keys_are_readable_by_their_service_only(lab):
         assert tel.testinfra.file(paths.cert).mode == 0o644
     # Jaeger's own former TLS files are gone (its front serves TLS), and Jaeger listens on the loopback only.
     assert not tel.testinfra.file("/etc/jaeger/tls").exists
+    assert not tel.testinfra.file(f"{tel.settings.node_exporter.textfile_dir}/tls_jaeger.prom").exists  # its front's instead
+    assert tel.testinfra.file(f"{tel.settings.node_exporter.textfile_dir}/tls_jaeger-front.prom").exists
     listening = tel.testinfra.check_output("ss -Hltn")
     topology = tel.topology
     for name in ("jaeger.otlp_http_local", "jaeger.query_local", "jaeger.metrics_local"):

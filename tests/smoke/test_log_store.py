@@ -17,11 +17,10 @@ def _store(host):
 
 
 def _url(host, path: str) -> str:
-    # VictoriaLogs itself listens on the loopback; its host listener is the authenticating front, which admits
-    # the host's own identities to none of these paths (roles/victorialogs/front.py): ask the store directly.
-    if _store(host) == "victorialogs":
-        return host.local("victorialogs.local", path)
-    return host.local(f"{_store(host)}.http", path)
+    # The store itself listens on the loopback; its host listener is its authenticating front, which admits
+    # the host's own identities to none of these paths (roles/victorialogs/front.py, roles/loki/front.py):
+    # ask the store directly.
+    return host.local(f"{_store(host)}.local", path)
 
 
 def test_unit_active_and_enabled(stores_host):
@@ -31,7 +30,9 @@ def test_unit_active_and_enabled(stores_host):
 
 
 def test_port_listening(stores_host):
-    assert stores_host.listening(f"{_store(stores_host)}.http")
+    assert stores_host.listening(f"{_store(stores_host)}.http")  # its front
+    assert stores_host.listening(f"{_store(stores_host)}.local")
+    assert stores_host.testinfra.service(f"{_store(stores_host)}-front").is_running
 
 
 def test_health(stores_host):
@@ -77,3 +78,15 @@ def test_loki_retention_is_the_policy(stores_host):
     rules = {r["selector"]: duration_seconds(r["period"]) for r in running["limits_config"]["retention_stream"]}
     assert len(rules) == len(policy.streams)
     assert sorted(rules.values()) == sorted(duration_seconds(r.period) for r in policy.streams)
+
+
+def test_the_front_refuses_the_delete_api_to_an_identity_of_this_host(stores_host):
+    """Only the erasure command (and VictoriaLogs' own retention job) delete: node_exporter's identity, which this
+    host holds, is refused by the front (roles/victorialogs/front.py, roles/loki/front.py)."""
+    from roles._tls import TlsPaths
+
+    node = TlsPaths("node_exporter")
+    path = "/delete/active_tasks" if _store(stores_host) == "victorialogs" else "/loki/api/v1/delete"
+    status = stores_host.testinfra.check_output("curl -s -o /dev/null -w '%%{http_code}' --cacert %s --cert %s --key %s %s",
+                                                node.ca, node.cert, node.key, stores_host.local(f"{_store(stores_host)}.http", path))
+    assert status == "403", status

@@ -36,12 +36,12 @@ def test_ready(stores_host):
         # its front admits the host's own identities (node_exporter's) to none of its paths (roles/jaeger/front.py).
         assert '"data"' in stores_host.curl(stores_host.local("jaeger.query_local", "/api/services"))
     else:
-        assert stores_host.curl(stores_host.local("tempo.http", "/ready")).strip() == "ready"
+        assert stores_host.curl(stores_host.local("tempo.http_local", "/ready")).strip() == "ready"  # behind its front
 
 
 def test_metrics_for_prometheus(stores_host):
     traces = stores_host.settings.traces
-    listener = "jaeger.metrics_local" if traces.store == "jaeger" else "tempo.http"
+    listener = "jaeger.metrics_local" if traces.store == "jaeger" else "tempo.http_local"
     assert "# TYPE" in stores_host.curl(stores_host.local(listener, "/metrics"))
 
 
@@ -53,12 +53,13 @@ def test_tempo_credentials_are_private(stores_host):
     assert "TEMPO_S3" not in stores_host.testinfra.file("/etc/tempo/config.yaml").content_string.replace("${TEMPO_S3", "")
 
 
-def test_jaeger_s_front_serves_its_listeners_and_refuses_an_identity_with_no_row(stores_host):
-    if _store(stores_host) != "jaeger":
-        pytest.skip("Tempo serves its own listeners (dskit TLS)")
-    assert stores_host.testinfra.service("jaeger-front").is_running
-    node = TlsPaths("node_exporter")  # an identity this host holds that has no row on Jaeger's front
-    for listener, path in (("jaeger.query", "/api/services"), ("jaeger.metrics", "/metrics"), ("jaeger.otlp_http", "/v1/traces")):
+def test_the_store_s_front_serves_its_listeners_and_refuses_an_identity_with_no_row(stores_host):
+    store = _store(stores_host)
+    assert stores_host.testinfra.service(f"{store}-front").is_running
+    node = TlsPaths("node_exporter")  # an identity this host holds that has no row on the store's front
+    paths = {"jaeger": (("jaeger.query", "/api/services"), ("jaeger.metrics", "/metrics"), ("jaeger.otlp_http", "/v1/traces")),
+             "tempo": (("tempo.http", "/api/echo"), ("tempo.http", "/metrics"), ("tempo.otlp_http", "/v1/traces"))}[store]
+    for listener, path in paths:
         assert stores_host.listening(listener), listener
         status = stores_host.testinfra.check_output("curl -s -o /dev/null -w '%%{http_code}' --cacert %s --cert %s --key %s %s",
                                                     node.ca, node.cert, node.key, stores_host.local(listener, path))

@@ -336,6 +336,26 @@ def test_the_roles_deploy_function_renders_the_ring_and_the_tls_files(scalable, 
     assert service == role and certificate.cert_pem == next(c.content for c in spec.configs if c.dest == f"/etc/{role}/tls/{role}.crt")
 
 
+@pytest.mark.parametrize("role", ["loki", "tempo"])
+def test_in_single_mode_the_store_keeps_no_certificate_of_its_own_and_removes_an_old_one(tmp_path, monkeypatch, role):
+    """Its front serves TLS: the store gets no TLS files, and the ones an earlier release left (with their expiry
+    metric, which would page CertificateExpiresSoon for a certificate no one renews) are removed."""
+    import importlib
+
+    module = importlib.import_module(f"roles.{role}")
+    specs, removed, expiries = [], [], []
+    monkeypatch.setattr(module, "release_service", lambda spec=None, *args, **kwargs: specs.append(spec or args[0]))
+    monkeypatch.setattr(module, "certificate_expiry", lambda *args: expiries.append(args))
+    monkeypatch.setattr(module, "no_certificate", lambda textfile_dir, service, why: removed.append(service))
+    monkeypatch.setattr(module, "authenticating_front", lambda ctx, front: None)
+    single = environment_of(tmp_path, "prod", prod_body({"mode": "single", "host": "tel1"}))
+    ctx = context_of(single, "tel1", GOOD_SECRETS)
+    getattr(getattr(module, role), "_inner", getattr(module, role))(ctx.settings.loki if role == "loki" else ctx.settings.traces, ctx)
+    (spec,) = specs
+    assert not any("/tls/" in c.dest for c in spec.configs) and not spec.config_dirs
+    assert removed == [role] and expiries == []
+
+
 def test_the_object_store_role_binds_and_calls_the_host_ip_in_scalable_mode(scalable, monkeypatch):
     """versitygw's role as deploy.py calls it on stores.host (operations recorded): the unit binds tel1's IP, and the
     buckets and accounts are made through that address, not the loopback the store no longer listens on."""

@@ -302,6 +302,16 @@ def test_loki_s_delete_api_answers_the_erasure_identity_alone(prod_tel):
     assert '"~^1 /loki/api/v1/delete" 1;' in config
 
 
+def test_loki_s_front_passes_grafana_s_live_tail_websocket_and_the_others_keep_alive(prod_tel):
+    config = loki_front_config(prod_tel)
+    assert "proxy_set_header Upgrade $http_upgrade;" in config and "proxy_set_header Connection $front_upgrade;" in config
+    assert re.search(r'map \$http_upgrade \$front_upgrade \{\s*default upgrade;\s*"" "";', config)
+    assert _admitted(config, "grafana", "/loki/api/v1/tail")
+    # The lab's fronts need no upgrade: their configs keep the plain keep-alive header.
+    assert 'proxy_set_header Connection "";' in front_render(JAEGER_FRONT, prod_tel.topology, prod_tel.name,
+                                                           {n: "127.0.0.1:1" for r in JAEGER_FRONT.routes for n in (r.listener, r.upstream)})
+
+
 def test_loki_s_front_holds_loki_http_and_loki_its_loopback(prod_tel):
     host = prod_tel.settings.ip
     config = loki_front_config(prod_tel)
