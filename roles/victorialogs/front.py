@@ -56,9 +56,6 @@ FRONT = Front(
     max_body="64m",  # VictoriaLogs' own request limit
     timeout_s=300,
 )
-CONFIG = FRONT.config
-DATA_DIR = FRONT.data_dir
-TLS = FRONT.tls
 
 
 def identities(topology: "Topology", host: str) -> list[tuple[str, str]]:
