@@ -6,7 +6,8 @@ runs under the crash drills' bounded load (tests/e2e/test_crash.py `_drill`: JSO
 host go through its agent, which sends with the agent's token; spans from the controller to a gateway with the
 operator's), then stored is counted against sent. No collector restarts for a token (the same main PID on
 each host from the first converge to the last): each follows its token file. After finish the old operator
-token gets 401 from every gateway and the new one 200; a last converge changes nothing.
+token gets 401 from every gateway and the new one 200; a last converge changes nothing. The begin's
+converge runs at -vvv and prints no token.
 """
 
 from __future__ import annotations
@@ -72,7 +73,12 @@ def test_a_token_rotation_under_load_loses_nothing_restarts_no_collector_and_ref
     before = _main_pids(collectors)
 
     _step("begin")
-    _converge()
+    # -vvv prints every command: the converge that writes the new token files must print no token.
+    shown = lab_session.converge("-vvv", *COLLECTORS_ONLY)
+    assert shown.returncode == 0, shown.output[-3000:]
+    written = [line.split()[0] for line in tokens.accepted(ENVIRONMENT, tokens.senders(tel.topology)).splitlines()]
+    assert len(written) == 2 * len(tokens.senders(tel.topology)), "begin made no next token"
+    assert not [t for t in written if t in shown.output], "an OTLP token is in pyinfra's output at -vvv"
     converged = {}
 
     def during(tel, app):
