@@ -266,6 +266,12 @@ def _helper() -> None:
     files.put(name="grafana: API helper", src=str(TOKEN_SCRIPT_SOURCE), dest=TOKEN_SCRIPT, user="root", group="root", mode="0755")
 
 
+def _as_admin(settings: GrafanaSettings, access: LocalAccess) -> dict:
+    """How the helper reaches this host's Grafana as its admin: the same for each of its steps."""
+    return {"script": TOKEN_SCRIPT, "url": access.url, "connect_to": "" if access.ca_file else access.connect_to,
+            "admin_user": settings.admin_user, "ca_file": access.ca_file}
+
+
 def _admin_password(settings: GrafanaSettings, access: LocalAccess, secrets: Mapping[str, str]) -> None:
     """The secrets' admin password made Grafana's, before the token step logs in with it (docs/grafana.md
     "Rotating the admin password"). A rotation's previous password is on the host (root's alone) only while
@@ -278,15 +284,11 @@ def _admin_password(settings: GrafanaSettings, access: LocalAccess, secrets: Map
         files.file(name="grafana: no previous admin password on file", path=ADMIN_PREVIOUS_PASSWORD_FILE, present=False)
     admin_password(
         name="grafana: the admin password on file is Grafana's (applied through its API when it changed; never printed)",
-        script=TOKEN_SCRIPT,
-        url=access.url,
-        connect_to="" if access.ca_file else access.connect_to,
-        admin_user=settings.admin_user,
+        **_as_admin(settings, access),
         password=secrets[settings.admin_password_secret],
         password_file=ADMIN_PASSWORD_FILE,
         stamp_file=ADMIN_PASSWORD_STAMP,
         previous_file=ADMIN_PREVIOUS_PASSWORD_FILE if previous else "",
-        ca_file=access.ca_file,
     )
 
 
@@ -305,15 +307,11 @@ def _backup_token(settings: GrafanaSettings, access: LocalAccess) -> None:
     )
     backup_token(
         name="grafana: backup service account token (Editor; created, or renewed near its expiry; never printed)",
-        script=TOKEN_SCRIPT,
-        url=access.url,
-        connect_to="" if access.ca_file else access.connect_to,
-        admin_user=settings.admin_user,
+        **_as_admin(settings, access),
         admin_password_file=ADMIN_PASSWORD_FILE,
         token_file=settings.backup_token_path,
         owner=settings.backup_token_owner,
         mode=settings.backup_token_mode,
-        ca_file=access.ca_file,
         lifetime_days=settings.backup_token_lifetime_days,
         renew_within_days=settings.backup_token_renew_within_days,
     )

@@ -6,7 +6,8 @@ runs under the crash drills' bounded load (tests/e2e/test_crash.py `_drill`: JSO
 host go through its agent, which sends with the agent's token; spans from the controller to a gateway with the
 operator's), then stored is counted against sent. No collector restarts for a token (the same main PID on
 each host from the first converge to the last): each follows its token file. After finish the old operator
-token gets 401 from every gateway and the new one 200; a last converge changes nothing. The begin's
+token gets 401 from every gateway and the new one 200, and a last short drill (the agent's new token alone
+accepted) stores every line and span; a last converge changes nothing. The begin's
 converge runs at -vvv and prints no token.
 """
 
@@ -99,6 +100,17 @@ def test_a_token_rotation_under_load_loses_nothing_restarts_no_collector_and_ref
     for listener in gateways:
         assert _post(listener, old) == 401, f"{listener.host} still takes the old token after finish"
         assert _post(listener, new) == 200, listener.host
+    # The agent now sends its new token alone (the old one is off every gateway's list): its lines still arrive,
+    # and spans with the operator's new token.
+    monkeypatch.setattr(test_crash, "LINES", 600)
+    monkeypatch.setattr(test_crash, "RATE", 60)
+    monkeypatch.setattr(test_crash, "TRACE_RATE", 20.0)
+    monkeypatch.setattr(test_crash, "TRACES", 200)
+    _drill(stack, "token-finished", lambda tel, app: None, spans=True)
+    agent = tokens.token(ENVIRONMENT, f"{app.name}.agent")
+    from roles.otel_collector import OWN_TOKEN
+
+    assert app.testinfra.file(OWN_TOKEN).content_string == agent + "\n"
     assert _main_pids(collectors) == before, "a collector restarted for a token (it should follow its file)"
 
     again = lab_session.converge(*COLLECTORS_ONLY)
