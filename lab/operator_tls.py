@@ -1,4 +1,5 @@
-"""The operator's client certificate for the lab's TLS listeners (Prometheus, Alertmanager, node_exporter).
+"""The operator's client certificate for the lab's TLS listeners (Prometheus, Alertmanager, node_exporter),
+and the operator's bearer token for the collector gateways' OTLP listeners (roles/_otlp_tokens.py).
 
 The tests, drills and benches reach those APIs from the controller as an operator does: with the
 "operator" identity the environment CA (roles/_pki.py) issues on the controller, and the CA to check
@@ -11,7 +12,8 @@ import functools
 
 import requests
 
-from roles._pki import ca_state, environment_ca, pki_dir
+from roles import _otlp_tokens
+from roles._pki import OPERATOR, ca_state, environment_ca, pki_dir
 from roles._tls import is_tls
 
 ENVIRONMENT = "lab"
@@ -40,6 +42,11 @@ def operator_session(environment: str = ENVIRONMENT) -> requests.Session:
     session = requests.Session()
     session.cert, session.verify = operator_kwargs(environment)["cert"], operator_kwargs(environment)["verify"]
     return session
+
+
+def otlp_headers(environment: str = ENVIRONMENT) -> dict[str, str]:
+    """The operator's OTLP token as the gateway asks for it (read each time: a rotation's `promote` switches it)."""
+    return {"Authorization": f"Bearer {_otlp_tokens.token(environment, OPERATOR)}"}
 
 
 def get(url: str, **kwargs) -> requests.Response:

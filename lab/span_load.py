@@ -109,6 +109,7 @@ def send(gateway: str, service: str, rate_per_s: float, seconds: float, per_requ
         from lab import operator_tls
 
         http.cert, http.verify = operator_tls.operator_kwargs()["cert"], operator_tls.operator_kwargs()["verify"]
+        http.headers.update(operator_tls.otlp_headers())  # and a sender's bearer token (roles/_otlp_tokens.py)
     url = f"{gateway}/v1/traces"
     headers = {"Content-Type": "application/x-protobuf"}
     traces_per_s = rate_per_s / SPANS_PER_TRACE

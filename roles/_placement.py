@@ -307,7 +307,9 @@ def _alerting_secrets(s: "Settings"):
 
 def _grafana_secrets(s: "Settings"):
     grafana = s.grafana
-    found = [SecretUse("grafana.admin_password_secret", grafana.admin_password_secret, "grafana_admin_password", True, "Grafana's admin password")]
+    found = [SecretUse("grafana.admin_password_secret", grafana.admin_password_secret, "grafana_admin_password", True, "Grafana's admin password"),
+             SecretUse("grafana.admin_previous_password_secret", grafana.admin_previous_password_secret, "grafana_admin_password", False,
+                       "the admin password Grafana has (a rotation's one converge)")]
     if grafana.database.is_postgres:
         found.append(SecretUse("grafana.database.password_secret", grafana.database.password_secret, "db_password", True,
                                "Grafana's PostgreSQL password"))

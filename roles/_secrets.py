@@ -59,6 +59,9 @@ SECRETS: dict[str, Secret] = {
     "SENTINEL_PAGERDUTY_ROUTING_KEY": Secret("pagerduty_key", "PagerDuty Events API v2 routing key (monitoring hosts)"),
     "SENTINEL_SMTP_PASSWORD": Secret("smtp_password", "SMTP password of alerting.email.auth_username (monitoring hosts)"),
     "SENTINEL_GRAFANA_ADMIN_PASSWORD": Secret("grafana_admin_password", "Grafana's admin password (monitoring hosts)"),
+    "SENTINEL_GRAFANA_ADMIN_PREVIOUS_PASSWORD": Secret(
+        "grafana_admin_password", "the admin password Grafana has, only for the converge that applies a new one (monitoring hosts)"
+    ),
     "SENTINEL_GRAFANA_DB_PASSWORD": Secret("db_password", "Grafana's PostgreSQL password, only with grafana.database.type postgres (monitoring hosts)"),
     "SENTINEL_GRAFANA_BACKUP_DEPLOY_KEY": Secret(
         "ssh_private_key", "the Grafana backup's git deploy key, an OpenSSH private key file (monitoring hosts, backup enabled)"

@@ -63,9 +63,9 @@ EXPIRY_METRIC = "sentinel_tls_certificate_not_after_seconds"
 
 # The collector gateway's OTLP listeners (configtls in the otlp receiver): TLS 1.2 at least with the
 # gateway's certificate, and a client certificate of the environment CA required (`client_ca_file`).
-# configtls has no list of allowed identities: any certificate of the CA gets in, so the firewall
-# (the topology's flows) confines who reaches these ports and the CA issues only to topology members
-# (docs/tls.md "The collector gateway").
+# configtls has no list of allowed identities: any certificate of the CA passes the handshake, so the
+# gateway's receivers also ask each sender for its own bearer token (roles/_otlp_tokens.py), and the
+# firewall (the topology's flows) confines who reaches these ports (docs/tls.md "The collector gateway").
 OTLP_TLS_LISTENERS = {
     "gateway.otlp_grpc": "gateway",
     "gateway.otlp_http": "gateway",

@@ -30,7 +30,7 @@ from roles._secrets import Secrets, resolve_secrets
 from roles._settings import ROLE_GROUPS, Settings
 from roles._topology import Topology
 from roles.alerting.preflight import check_catalog
-from roles.grafana.preflight import check_grafana, check_one_public_name, check_public_certificate
+from roles.grafana.preflight import check_admin_password_rotation, check_grafana, check_one_public_name, check_public_certificate
 from roles.retention.contract import check_policy_labels
 
 # Inventory file -> what preflight validated for it, so the deploy reuses it.
@@ -79,6 +79,7 @@ def check_environment(environment: Environment, unchecked: Mapping[str, Collecti
         _collect(problems, check_grafana, host.name, host.settings, len(monitoring))
         if secrets is not None:  # the certificate against root_url: its secrets resolved (else reported above)
             _collect(problems, check_public_certificate, host.name, host.settings, secrets)
+            _collect(problems, check_admin_password_rotation, host.name, host.settings, secrets)
     if secrets is not None:
         from roles._placement import component
         from roles.object_store import check_rotations

@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """Create, or renew, the backup job's Grafana service-account token; never print the token.
 
+With --apply-admin-password instead: make the password in --admin-password-file Grafana's admin
+password (see `apply_admin_password`); never print a password.
+
 Installed by roles/grafana as /usr/local/lib/sentinel/grafana-backup-token and run
 by the role after Grafana is ready, when the token file is missing, or when its
 expiry (<token file>.expires, a Unix time) is missing or inside the renewal window:
@@ -31,6 +34,19 @@ Every token expires (secondsToLive). Renewal is two-phase: the new token is crea
 the account's other tokens deleted. A run of the job that read the old file before the
 swap may fail once; cron's next run reads the new one.
 Exit codes: 0 token present, created or renewed, 1 any failure (message on stderr, no token in it).
+
+The admin password. Grafana applies grafana.ini's `admin_password` only when it creates the admin
+user, and holds one password per user, so a new password in the secrets would never be applied and
+"old and new both accepted" cannot exist. The converge therefore applies it itself, before anything
+else uses it (the token step):
+
+    grafana-backup-token --apply-admin-password --url ... --admin-password-file .../admin_password \
+        --stamp-file .../admin_password.applied [--previous-password-file .../admin_password.previous]
+
+GET /api/user with the new password; if Grafana refuses it (401), PUT /api/user/password as the admin
+with the previous one (oldPassword, newPassword), then the new one must work. Either way the stamp
+file gets an scrypt hash of the new password (salted), so the role can tell without a request whether
+the password on file is the one applied (`stamp_matches`). Exit codes as above.
 """
 
 from __future__ import annotations
@@ -38,6 +54,8 @@ from __future__ import annotations
 import argparse
 import base64
 import grp
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -58,7 +76,9 @@ _OPENER: urllib.request.OpenerDirector | None = None  # with --connect-to: conne
 
 
 class GrafanaError(RuntimeError):
-    pass
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 def connect_to_opener(address: str, context: ssl.SSLContext | None) -> urllib.request.OpenerDirector:
@@ -91,7 +111,7 @@ def call(base: str, auth: str, method: str, path: str, body: dict | None = None)
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as err:
         # The response body of these endpoints never holds the token on error.
-        raise GrafanaError(f"{method} {path}: HTTP {err.code} {err.read()[:200].decode(errors='replace')}") from None
+        raise GrafanaError(f"{method} {path}: HTTP {err.code} {err.read()[:200].decode(errors='replace')}", err.code) from None
     except urllib.error.URLError as err:
         raise GrafanaError(f"{method} {path}: {err.reason}") from None
 
@@ -153,12 +173,74 @@ def write_secret(path: str, value: str, uid: int, gid: int, mode: int) -> None:
             os.unlink(tmp)
 
 
+# scrypt's cost for the stamp (RFC 7914; Python's hashlib.scrypt): 16 MiB and some 50 ms a check.
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def stamp(password: str, salt: bytes | None = None) -> str:
+    """The stamp of an applied admin password: scrypt$<salt hex>$<hash hex> (never the password)."""
+    salt = salt or os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def stamp_matches(text: str | None, password: str) -> bool:
+    """Whether `text` (a stamp file's content) is the stamp of `password`."""
+    try:
+        kind, salt, digest = (text or "").strip().split("$")
+        expected = stamp(password, bytes.fromhex(salt)).split("$")[2]
+    except ValueError:
+        return False
+    return kind == "scrypt" and hmac.compare_digest(expected, digest)
+
+
+def _basic(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def admin_password_works(base: str, user: str, password: str) -> bool:
+    """GET /api/user as the admin: True on 200, False on 401; anything else is an error."""
+    try:
+        call(base, _basic(user, password), "GET", "/api/user")
+        return True
+    except GrafanaError as err:
+        if err.status == 401:
+            return False
+        raise
+
+
+def apply_admin_password(base: str, user: str, password: str, previous: str | None) -> str:
+    """Make `password` the admin's: nothing when Grafana takes it, else changed from `previous`. What was done."""
+    if admin_password_works(base, user, password):
+        return "Grafana already has the admin password on file"
+    if previous is None:
+        raise GrafanaError("Grafana refuses the admin password on file (it applies grafana.ini's admin_password only "
+                           "when it creates the admin). Fix: give the password Grafana has as "
+                           "SENTINEL_GRAFANA_ADMIN_PREVIOUS_PASSWORD for one converge")
+    if not admin_password_works(base, user, previous):
+        raise GrafanaError("Grafana refuses both the admin password on file and the previous one. Fix: set "
+                           "SENTINEL_GRAFANA_ADMIN_PREVIOUS_PASSWORD to the password Grafana has (or reset it on the host: "
+                           "grafana cli admin reset-admin-password --password-from-stdin)")
+    call(base, _basic(user, previous), "PUT", "/api/user/password", {"oldPassword": previous, "newPassword": password})
+    if not admin_password_works(base, user, password):
+        raise GrafanaError("Grafana accepted the change but refuses the new admin password")
+    return "changed Grafana's admin password; the previous one no longer works (unset SENTINEL_GRAFANA_ADMIN_PREVIOUS_PASSWORD)"
+
+
+def _read(path: str) -> str:
+    with open(path) as handle:
+        return handle.read().strip()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:3000")
     parser.add_argument("--admin-user", default="admin")
     parser.add_argument("--admin-password-file", required=True)
-    parser.add_argument("--token-file", required=True)
+    parser.add_argument("--token-file")
+    parser.add_argument("--apply-admin-password", action="store_true", help="make --admin-password-file Grafana's admin password")
+    parser.add_argument("--previous-password-file", help="the admin password Grafana has before a rotation")
+    parser.add_argument("--stamp-file", help="where the applied password's scrypt stamp goes (root's, 0600)")
     parser.add_argument("--owner", default="root:grafana-backup")
     parser.add_argument("--mode", default="0640")
     parser.add_argument("--ca-file", help="the CA Grafana's https certificate chains to (default: the system's trust store)")
@@ -171,6 +253,21 @@ def main(argv=None) -> int:
         _CONTEXT = ssl.create_default_context(cafile=args.ca_file)
     if args.connect_to:
         _OPENER = connect_to_opener(args.connect_to, _CONTEXT)
+    if args.apply_admin_password:
+        if not args.stamp_file:
+            parser.error("--apply-admin-password needs --stamp-file")
+        try:
+            password = _read(args.admin_password_file)
+            previous = _read(args.previous_password_file) if args.previous_password_file else None
+            done = apply_admin_password(args.url, args.admin_user, password, previous)
+            write_secret(args.stamp_file, stamp(password), os.getuid(), os.getgid(), 0o600)
+        except (OSError, GrafanaError) as err:
+            print(f"grafana-backup-token: {err}", file=sys.stderr)
+            return 1
+        print(done)
+        return 0
+    if not args.token_file:
+        parser.error("--token-file is required")
     if not args.renew and os.path.exists(args.token_file) and os.path.getsize(args.token_file) > 0:
         print(f"{args.token_file} exists; nothing to do")
         return 0

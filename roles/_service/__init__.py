@@ -42,12 +42,16 @@ class ConfigFile:
     `validate` is a shell command written in code; `{bin}` (the new version's
     directory) and `{path}` (the staged file) are substituted as quoted shell
     words, so write them bare, never inside quotes.
+
+    `followed`: the service watches this file and takes a new content by itself (the collector's
+    bearer-token files), so a change neither reloads nor restarts it.
     """
 
     dest: str
     content: str
     validate: str | None = None
     mode: str = "0640"
+    followed: bool = False
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,7 @@ def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool =
     archive = release_archive(name=f"{name}: release {artifact.version}", artifact=artifact, install_dir=version_dir)
     current = files.link(name=f"{name}: current version", path=f"/opt/{name}/current", target=version_dir)
     configs = [
-        validated_file(
+        (config, validated_file(
             name=f"{name}: config {config.dest}",
             dest=config.dest,
             content=config.content,
@@ -243,7 +247,7 @@ def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool =
             user="root",
             group=spec.account,
             mode=config.mode,
-        )
+        ))
         for config in spec.configs
     ]
-    run_service(spec, hardening, code_changes=[archive, current], config_changes=configs)
+    run_service(spec, hardening, code_changes=[archive, current], config_changes=[op for config, op in configs if not config.followed])

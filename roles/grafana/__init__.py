@@ -41,6 +41,8 @@ from roles.alerting.catalog import load_catalog, with_for_at_most
 from roles.grafana.alerting import render_alerting, secret_names
 from roles.grafana.config import (
     ADMIN_PASSWORD_FILE,
+    ADMIN_PASSWORD_STAMP,
+    ADMIN_PREVIOUS_PASSWORD_FILE,
     CA_FILE,
     CERT_FILE,
     CONFIG,
@@ -59,7 +61,7 @@ from roles.grafana.config import (
     render_ini,
     root_url,
 )
-from roles.grafana.operations import backup_token
+from roles.grafana.operations import admin_password, backup_token
 from roles.grafana.provisioning import Peers, dashboard_sources, render_dashboard_providers, render_datasources
 from roles.grafana.settings import GrafanaSettings
 from roles.node_exporter import certificate_expiry
@@ -258,6 +260,38 @@ def _dashboards() -> None:
         )
 
 
+def _helper() -> None:
+    """The helper that talks to Grafana's API as the admin (files/grafana/backup_token.py)."""
+    files.directory(name="grafana: helper dir", path=str(Path(TOKEN_SCRIPT).parent), user="root", group="root", mode="0755")
+    files.put(name="grafana: API helper", src=str(TOKEN_SCRIPT_SOURCE), dest=TOKEN_SCRIPT, user="root", group="root", mode="0755")
+
+
+def _as_admin(settings: GrafanaSettings, access: LocalAccess) -> dict:
+    """How the helper reaches this host's Grafana as its admin: the same for each of its steps."""
+    return {"script": TOKEN_SCRIPT, "url": access.url, "connect_to": "" if access.ca_file else access.connect_to,
+            "admin_user": settings.admin_user, "ca_file": access.ca_file}
+
+
+def _admin_password(settings: GrafanaSettings, access: LocalAccess, secrets: Mapping[str, str]) -> None:
+    """The secrets' admin password made Grafana's, before the token step logs in with it (docs/grafana.md
+    "Rotating the admin password"). A rotation's previous password is on the host (root's alone) only while
+    its secret is set."""
+    previous = secrets.get(settings.admin_previous_password_secret)
+    if previous:
+        files.put(name="grafana: the admin password Grafana has (a rotation's previous one)", src=StringIO(previous + "\n"),
+                  dest=ADMIN_PREVIOUS_PASSWORD_FILE, user="root", group="root", mode="0600")
+    else:
+        files.file(name="grafana: no previous admin password on file", path=ADMIN_PREVIOUS_PASSWORD_FILE, present=False)
+    admin_password(
+        name="grafana: the admin password on file is Grafana's (applied through its API when it changed; never printed)",
+        **_as_admin(settings, access),
+        password=secrets[settings.admin_password_secret],
+        password_file=ADMIN_PASSWORD_FILE,
+        stamp_file=ADMIN_PASSWORD_STAMP,
+        previous_file=ADMIN_PREVIOUS_PASSWORD_FILE if previous else "",
+    )
+
+
 def _backup_token(settings: GrafanaSettings, access: LocalAccess) -> None:
     """The backup job's token, once. Its group (grafana-backup, the backup job's) is created if missing,
     so the token can be written before the backup role has run; the backup role's own group step is then a no-op.
@@ -271,19 +305,13 @@ def _backup_token(settings: GrafanaSettings, access: LocalAccess) -> None:
     files.directory(
         name="grafana: backup token dir", path=str(Path(settings.backup_token_path).parent), user="root", group=group, mode="0750"
     )
-    files.directory(name="grafana: helper dir", path=str(Path(TOKEN_SCRIPT).parent), user="root", group="root", mode="0755")
-    files.put(name="grafana: backup token helper", src=str(TOKEN_SCRIPT_SOURCE), dest=TOKEN_SCRIPT, user="root", group="root", mode="0755")
     backup_token(
         name="grafana: backup service account token (Editor; created, or renewed near its expiry; never printed)",
-        script=TOKEN_SCRIPT,
-        url=access.url,
-        connect_to="" if access.ca_file else access.connect_to,
-        admin_user=settings.admin_user,
+        **_as_admin(settings, access),
         admin_password_file=ADMIN_PASSWORD_FILE,
         token_file=settings.backup_token_path,
         owner=settings.backup_token_owner,
         mode=settings.backup_token_mode,
-        ca_file=access.ca_file,
         lifetime_days=settings.backup_token_lifetime_days,
         renew_within_days=settings.backup_token_renew_within_days,
     )
@@ -352,6 +380,8 @@ def grafana(settings: GrafanaSettings, ctx: HostContext):
     guarded_files(name="grafana: config and provisioning files (rolled back if Grafana does not come up)", **guarded)
     _no_stale_public_pair(settings)
     run_service(spec, hardening, code_changes=code_changes, config_changes=[])
+    _helper()
+    _admin_password(settings, access, secrets)
     _backup_token(settings, access)
 
 

@@ -21,6 +21,10 @@ PLUGINS_DIR = "/var/lib/grafana/plugins"
 PROVISIONING_DIR = "/etc/grafana/provisioning"
 DASHBOARDS_DIR = "/var/lib/grafana/dashboards"
 ADMIN_PASSWORD_FILE = f"{SECRETS_DIR}/admin_password"
+# A rotation's previous admin password (root's alone, only while the secret is set) and the scrypt stamp of the
+# password last applied through Grafana's API (files/grafana/backup_token.py --apply-admin-password).
+ADMIN_PREVIOUS_PASSWORD_FILE = f"{SECRETS_DIR}/admin_password.previous"
+ADMIN_PASSWORD_STAMP = f"{SECRETS_DIR}/admin_password.applied"
 DB_PASSWORD_FILE = f"{SECRETS_DIR}/db_password"
 SMTP_PASSWORD_FILE = f"{SECRETS_DIR}/smtp-password"  # AlertingSettings.secrets() names it so
 # Grafana serves https with the environment CA's certificate for the host's `grafana` component

@@ -72,3 +72,56 @@ def backup_token(script: str, url: str, admin_user: str, admin_password_file: st
     for arg in args:
         refuse_control(arg, "grafana backup token helper argument")
     yield StringCommand(sh_join(args))
+
+
+def _helper_module():
+    """files/grafana/backup_token.py, the helper the hosts run: its stamp format is the one checked here."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "files" / "grafana" / "backup_token.py"
+    spec = importlib.util.spec_from_file_location("sentinel_grafana_helper", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def password_applied(stamp_text: str | None, password: str) -> bool:
+    """Whether the host's stamp file says `password` is the admin password Grafana has."""
+    return _helper_module().stamp_matches(stamp_text, password)
+
+
+@operation()
+def admin_password(script: str, url: str, admin_user: str, password: str, password_file: str, stamp_file: str,
+                   previous_file: str = "", ca_file: str = "", connect_to: str = ""):
+    """
+    Make the secret's admin password Grafana's, through its API, before anything uses it; never print it.
+
+    + script: the installed files/grafana/backup_token.py
+    + url: Grafana's local URL (https)
+    + admin_user: Grafana's admin user
+    + password: the admin password from the secrets (compared on the controller with the host's stamp; never sent
+      in a command: the helper reads `password_file`)
+    + password_file: the host's file holding it
+    + stamp_file: the helper's scrypt stamp of the password it last applied (root's, 0600)
+    + previous_file: the host's file holding the password Grafana had, during a rotation ("" = none given)
+    + ca_file, connect_to: as for `backup_token`
+
+    Grafana holds one password per user and applies grafana.ini's only when it creates the admin, so a new
+    secret must be applied through `PUT /api/user/password` with the previous one. Nothing happens while the
+    stamp says the secret's password is applied: a second converge changes nothing.
+    """
+    stamp = host.get_fact(Command, command=f"cat {sh_quote(stamp_file)} 2>/dev/null || true")
+    if password_applied(stamp, password):
+        return
+    args = [script, "--apply-admin-password", f"--url={url}", f"--admin-user={admin_user}",
+            f"--admin-password-file={password_file}", f"--stamp-file={stamp_file}"]
+    if previous_file:
+        args.append(f"--previous-password-file={previous_file}")
+    if ca_file:
+        args.append(f"--ca-file={ca_file}")
+    if connect_to:
+        args.append(f"--connect-to={connect_to}")
+    for arg in args:
+        refuse_control(arg, "grafana admin password helper argument")
+    yield StringCommand(sh_join(args))

@@ -100,6 +100,20 @@ def check_public_certificate(name: str, settings: Settings, secrets: Mapping[str
         raise SettingsError(f"host {name}.grafana.{setting}", f"the secret {secret} {err.problem}", err.fix) from None
 
 
+def check_admin_password_rotation(name: str, settings: Settings, secrets: Mapping[str, str]) -> None:
+    """A rotation's previous admin password is another password than the new one (the same value would make the
+    converge change nothing while the operator believes the password rotated). No message holds either value."""
+    grafana = settings.grafana
+    previous = secrets.get(grafana.admin_previous_password_secret)
+    if previous and previous == secrets.get(grafana.admin_password_secret):
+        raise SettingsError(
+            f"host {name}.grafana.admin_previous_password_secret",
+            f"{grafana.admin_previous_password_secret} holds the same password as {grafana.admin_password_secret}",
+            f"set {grafana.admin_password_secret} to the new password and {grafana.admin_previous_password_secret} to the one "
+            "Grafana has; or unset the previous one when no rotation is under way",
+        )
+
+
 def check_one_public_name(grafanas: Sequence[EnvHost]) -> None:
     """Every Grafana of the environment is verified by the same name, or each by its own address.
 

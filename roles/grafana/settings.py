@@ -107,6 +107,11 @@ class GrafanaSettings(Model):
     )
     admin_user: Name = Field("admin", description="Grafana's admin user.")
     admin_password_secret: SecretName = Field("SENTINEL_GRAFANA_ADMIN_PASSWORD", description="Secret holding the admin password.")
+    admin_previous_password_secret: SecretName = Field(
+        "SENTINEL_GRAFANA_ADMIN_PREVIOUS_PASSWORD",
+        description="Secret holding the admin password Grafana has, set only for the converge that applies a new "
+                    "admin_password_secret (docs/grafana.md \"Rotating the admin password\"); unset otherwise.",
+    )
     database: DatabaseSettings = Field(DatabaseSettings(), description="Grafana's own database.")
     rule_interval: Duration = Field(
         "30s", description="How often Grafana evaluates the catalog's rules (alerting.evaluator grafana): a multiple of 10s."

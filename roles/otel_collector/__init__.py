@@ -1,7 +1,8 @@
 """The OpenTelemetry Collector: a gateway on the `telemetry` hosts, an agent on the `app` hosts.
 
-Gateway: OTLP in (gRPC 4317, HTTP 4318) from the backend and the agents, over TLS with a client
-certificate of the environment CA required (roles/_tls.py, docs/tls.md);
+Gateway: OTLP in (gRPC 4317, HTTP 4318) from the agents and the operators' tools, over TLS with a client
+certificate of the environment CA required (roles/_tls.py, docs/tls.md) and a bearer token of the sender's
+own (roles/_otlp_tokens.py);
 memory_limiter, then each exporter's disk queue (which batches); traces to the chosen store (Tempo or Jaeger) and to the
 span_metrics connector, whose metrics are remote-written to Prometheus (the same
 series whichever store is chosen); logs to the chosen log store (Loki or
@@ -44,6 +45,15 @@ CONFIG = f"/etc/{NAME}/config.yaml"
 # The collector's certificate: the gateway's (its OTLP listeners, remote write into Prometheus) or the agent's
 # (its identity towards the gateway).
 TLS = TlsPaths(NAME)
+# The bearer tokens (roles/_otlp_tokens.py): the gateway's list of every sender's, the agent's own. The
+# collector follows both files (bearertokenauth re-reads a file when it changes): a new token needs no restart.
+TOKENS_DIR = f"/etc/{NAME}/tokens"
+ACCEPTED_TOKENS = f"{TOKENS_DIR}/accepted"
+OWN_TOKEN = f"{TOKENS_DIR}/gateway.token"
+GATEWAY_AUTH = "bearertokenauth/senders"
+AGENT_AUTH = "bearertokenauth/gateway"
+# A token file's lines: a token (roles/_otlp_tokens.py: 43 URL-safe characters), then words the extension ignores.
+TOKEN_FILE_CHECK = "test -s {path} && ! grep -qvE '^[A-Za-z0-9_-]{43}( [A-Za-z0-9._ -]*)?$' {path}"
 Mode = Literal["gateway", "agent"]
 
 # Span metrics dimensions beyond the connector's own (service.name, span.name,
@@ -179,6 +189,7 @@ def render_config(
     binds: Mapping[str, str] | None = None,
     remote_write_tls: bool = False,
     otlp_tls: bool = False,
+    otlp_tokens: bool = False,
     gateway_label: str = "",
 ) -> dict:
     """
@@ -201,6 +212,8 @@ def render_config(
     + otlp_tls: OTLP over TLS: the gateway's receivers (and the agent's, for the backend) serve the host's
       certificate and require a client certificate of the environment CA; the agent's exporter to the
       gateways carries its own
+    + otlp_tokens: the gateway's receivers also ask for a bearer token of ACCEPTED_TOKENS, and the agent's
+      exporter sends its OWN_TOKEN (needs otlp_tls: a token never crosses the network in clear)
     + gateway_label: the gateway's name on its span metrics (`gateway`): with a pool, each gateway
       remote-writes its own series, and queries sum them
     """
@@ -213,6 +226,8 @@ def render_config(
     if not modes or modes - {"gateway", "agent"}:
         raise ValueError(f"modes must be gateway and/or agent, got {sorted(modes)}")
     gateway = "gateway" in modes
+    if otlp_tokens and not otlp_tls:
+        raise ValueError("otlp_tokens needs otlp_tls: a bearer token never goes over plain text")
     metrics_host, metrics_port = split_host_port(binds["otelcol.metrics"])
     extensions: dict = {
         "health_check": {"endpoint": binds["otelcol.health"]},
@@ -251,6 +266,11 @@ def render_config(
             # Every sender shows a certificate of the environment CA (no allowed-names list in configtls: docs/tls.md).
             for protocol in receivers["otlp"]["protocols"].values():
                 protocol["tls"] = configtls_server(TLS)
+        if otlp_tokens:
+            # And each sender shows its own token: a certificate of the CA alone is refused.
+            extensions[GATEWAY_AUTH] = {"filename": ACCEPTED_TOKENS}
+            for protocol in receivers["otlp"]["protocols"].values():
+                protocol["auth"] = {"authenticator": GATEWAY_AUTH}
         connectors["span_metrics"] = {
             # traces_span_metrics_calls_total, traces_span_metrics_duration_milliseconds_*
             "namespace": "traces.span.metrics",
@@ -321,6 +341,9 @@ def render_config(
             }
             if otlp_tls:
                 exporters["otlp/gateways"]["tls"] = configtls_client(TLS)
+            if otlp_tokens:
+                extensions[AGENT_AUTH] = {"filename": OWN_TOKEN}
+                exporters["otlp/gateways"]["auth"] = {"authenticator": AGENT_AUTH}
             pipelines["traces"] = {"receivers": ["otlp/local"], "processors": list(chain), "exporters": ["otlp/gateways"]}
             pipelines["logs"] = {
                 "receivers": ["file_log"],
@@ -333,7 +356,7 @@ def render_config(
         config["connectors"] = connectors
     config["exporters"] = exporters
     config["service"] = {
-        "extensions": ["health_check", "file_storage"],
+        "extensions": list(extensions),
         "pipelines": pipelines,
         "telemetry": {
             "logs": {"level": "info"},
@@ -350,9 +373,10 @@ def config_text(config: dict) -> str:
     return "# Managed by the Sentinel observability toolkit; local edits are overwritten.\n" + yaml.safe_dump(config, sort_keys=False)
 
 
-def service_spec(settings: CollectorSettings, config: str, health_bind: str = "", tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
+def service_spec(settings: CollectorSettings, config: str, health_bind: str = "", tls: tuple[ConfigFile, ...] = (),
+                 tokens: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
     """The collector's service; `config` is the rendered YAML, `health_bind` otelcol.health from the topology,
-    `tls` the gateway's client certificate files (roles/_tls.py)."""
+    `tls` the gateway's client certificate files (roles/_tls.py), `tokens` its bearer-token file (`token_files`)."""
     health_bind = health_bind or f"127.0.0.1:{settings.health_port}"
     return ServiceSpec(
         name=NAME,
@@ -361,8 +385,8 @@ def service_spec(settings: CollectorSettings, config: str, health_bind: str = ""
         # saved only once the lines are in the disk queue (without the gate the last poll's
         # lines, read and checkpointed, could die in memory with a SIGKILL: 30 of 3,000 on the lab).
         exec_start=(f"{{bin}}/{BINARY}", f"--config={CONFIG}", "--feature-gates=stanza.synchronousLogEmitter"),
-        configs=(*tls, ConfigFile(CONFIG, config, validate=f"{{bin}}/{BINARY} validate --config={{path}}")),
-        config_dirs=(TLS.dir,) if tls else (),
+        configs=(*tls, *tokens, ConfigFile(CONFIG, config, validate=f"{{bin}}/{BINARY} validate --config={{path}}")),
+        config_dirs=((TLS.dir,) if tls else ()) + ((TOKENS_DIR,) if tokens else ()),
         data_dirs=(settings.data_dir, f"{settings.data_dir}/file_storage"),
         ready_url=f"http://{health_bind}/",
     )
@@ -384,6 +408,7 @@ class CollectorWiring:
     binds: tuple[tuple[str, str], ...] = ()
     remote_write_tls: bool = False
     otlp_tls: bool = False
+    otlp_tokens: bool = False
     gateway_label: str = ""
     # The pool's name and every gateway's IP, for the agent host's /etc/hosts (agent only).
     gateway_pool: tuple[str, tuple[str, ...]] | None = None
@@ -413,7 +438,8 @@ def otel_collector(settings: CollectorSettings, ctx: HostContext):
     modes = wiring.modes
     certificate = collector_certificate(ctx, wiring)
     tls = tls_files(NAME, certificate) if certificate else ()
-    spec = service_spec(settings, config_text(render_wired(settings, wiring)), ctx.bind("otelcol.health"), tls)
+    tokens = token_files(ctx, wiring) if wiring.otlp_tokens else ()
+    spec = service_spec(settings, config_text(render_wired(settings, wiring)), ctx.bind("otelcol.health"), tls, tokens)
     artifact_base_url, hardening = ctx.artifact_base_url, ctx.hardening
     if "agent" in modes:
         # The backend's log directory is 0750 root-or-sentinel:sentinel: the collector reads it as a group member.
@@ -493,6 +519,20 @@ def collector_certificate(ctx: HostContext, wiring: CollectorWiring):
     return None
 
 
+def token_files(ctx: HostContext, wiring: CollectorWiring) -> tuple[ConfigFile, ...]:
+    """The bearer-token file of the host's collector (roles/_otlp_tokens.py): a gateway's holds every sender's
+    accepted tokens, an agent's its own; 0640 root:otelcol, checked for its shape, followed without a restart."""
+    from roles import _otlp_tokens
+    from roles._tls import common_name
+
+    env = ctx.settings.environment
+    if "gateway" in wiring.modes:
+        content = _otlp_tokens.accepted(env, _otlp_tokens.senders(ctx.topology))
+        return (ConfigFile(ACCEPTED_TOKENS, content, validate=TOKEN_FILE_CHECK, followed=True),)
+    content = _otlp_tokens.token(env, common_name(ctx.name, "agent")) + "\n"
+    return (ConfigFile(OWN_TOKEN, content, validate=TOKEN_FILE_CHECK, followed=True),)
+
+
 # --- wiring: what each host's collector needs from the rest of the environment -------------
 
 
@@ -513,7 +553,7 @@ def collector_wiring(ctx: HostContext) -> CollectorWiring:
         raise ValueError("a collector runs on telemetry (gateway) or app (agent) hosts only")
     binds = tuple((l.name, l.bind) for l in ctx.topology.on(ctx.name) if l.component in ("otelcol", "gateway", "agent"))
     args: dict = {"modes": modes, "environment": me.environment, "service_name": me.backend.service_name, "binds": binds,
-                  "otlp_tls": True}
+                  "otlp_tls": True, "otlp_tokens": True}
     if "gateway" in modes:
         remote_write = ctx.topology.urls("prometheus.web", ctx.name, "/api/v1/write", scheme="https")
         args.update(

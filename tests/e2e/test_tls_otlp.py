@@ -6,8 +6,10 @@ OTLP/HTTP port is no flow of app1's, and its firewall drops it; the backend's wa
 on app1's loopback) and from the controller (the lab's
 tests, with the operator's certificate): plain HTTP fails, TLS without a client certificate is refused,
 a certificate of another CA is refused, and a canary span sent any of those ways never reaches Jaeger,
-while one sent with a certificate of the CA does. The gateway has no per-identity list (configtls has
-none): any certificate of the CA is admitted, which docs/tls.md says and why.
+while one sent with a certificate of the CA and a sender's bearer token does. configtls has no
+per-identity list (any certificate of the CA passes the handshake), so the gateway also asks each sender
+for its own token (roles/_otlp_tokens.py): a certificate of the CA without one, or with a made-up one,
+is refused over HTTP (401) and gRPC (UNAUTHENTICATED), and its canary is never stored.
 """
 
 from __future__ import annotations
@@ -44,12 +46,12 @@ STORE_WAIT_S = 90
 
 
 # Runs where the request is sent from (a lab host over SSH, the intruder's namespace, the controller):
-# [address, port, protocol ("http" | "grpc"), tls ([ca, cert, key] or null for plain), body] on stdin;
+# [address, port, protocol ("http" | "grpc"), tls ([ca, cert, key] or null for plain), body, token or null] on stdin;
 # prints [status or null, text]. TLS 1.2 at most: a refused client certificate is then an alert inside
 # the handshake, not an EOF racing the request.
 _SEND = r"""
 import http.client, json, socket, ssl, sys
-address, port, protocol, tls, body = json.load(sys.stdin)
+address, port, protocol, tls, body, token = json.load(sys.stdin)
 def context():
     c = ssl.create_default_context(cafile=tls[0])
     c.maximum_version = ssl.TLSVersion.TLSv1_2
@@ -72,7 +74,8 @@ try:
             c = http.client.HTTPSConnection(address, port, context=context(), timeout=5)
         else:
             c = http.client.HTTPConnection(address, port, timeout=5)
-        c.request("POST", "/v1/traces", body=body.encode(), headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json", **({"Authorization": "Bearer " + token} if token else {})}
+        c.request("POST", "/v1/traces", body=body.encode(), headers=headers)
         r = c.getresponse()
         print(json.dumps([r.status, r.read(300).decode(errors="replace")]))
 except Exception as err:
@@ -80,14 +83,40 @@ except Exception as err:
 """
 
 
-def send_from(place: str, listener, tls: tuple | None, body: str = "") -> tuple[int | None, str]:
+def send_from(place: str, listener, tls: tuple | None, body: str = "", token: str | None = None) -> tuple[int | None, str]:
     protocol = "grpc" if listener.name == "gateway.otlp_grpc" else "http"
-    request = json.dumps([listener.address, listener.port, protocol, list(tls) if tls else None, body])
+    request = json.dumps([listener.address, listener.port, protocol, list(tls) if tls else None, body, token])
     result = subprocess.run(_argv(place, _SEND), input=request, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise RuntimeError(f"send from {place} failed: {result.stderr.strip()[-500:]}")
     status, text = json.loads(result.stdout)
     return status, text
+
+
+MADE_UP_TOKEN = "A" * 43  # the shape of a real token (roles/_otlp_tokens.py), known to no gateway
+
+
+def grpc_export(listener, tls: tuple[str, str, str], token: str | None, trace_id: str) -> str:
+    """One OTLP/gRPC Export of a canary span from the controller, as the agents' exporter sends it: the
+    status code's name ("OK", "UNAUTHENTICATED", ...)."""
+    import grpc
+    from google.protobuf.json_format import Parse
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+
+    ca, cert, key = (open(path, "rb").read() for path in tls)
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+    request = Parse(canary(trace_id), ExportTraceServiceRequest())
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    # OTLP/JSON writes ids in hex; protobuf's JSON mapping reads bytes as base64: set them as bytes.
+    span.trace_id, span.span_id = bytes.fromhex(trace_id), secrets.token_bytes(8)
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    with grpc.secure_channel(f"{listener.address}:{listener.port}", credentials) as channel:
+        try:
+            TraceServiceStub(channel).Export(request, metadata=metadata, timeout=20)
+        except grpc.RpcError as error:
+            return error.code().name
+    return "OK"
 
 
 def canary(trace_id: str) -> str:
@@ -214,7 +243,7 @@ def test_the_gateway_serves_tls_1_2_or_later_with_its_certificate_from_the_ca(la
                 pass
 
 
-def test_a_canary_without_a_valid_certificate_never_reaches_jaeger_and_one_with_does(lab):
+def test_a_canary_without_a_valid_certificate_and_token_never_reaches_jaeger_and_one_with_both_does(lab):
     http_listener = lab["topology"].instances("gateway.otlp_http")[0]
     app = lab["app"].name
     operator = operator_tls.operator_files()
@@ -223,23 +252,38 @@ def test_a_canary_without_a_valid_certificate_never_reaches_jaeger_and_one_with_
         (INTRUDER, None), (INTRUDER, operator), (INTRUDER, lab["stranger_local"]),
         (app, None), (app, (COLLECTOR_TLS.ca, None, None)), (app, lab["stranger_app"]),
         ("controller", None), ("controller", (operator[0], None, None)), ("controller", lab["stranger_local"]),
+        # The right certificate without the sender's token, or with a made-up one.
+        ("controller", operator, http_listener, None), ("controller", operator, http_listener, MADE_UP_TOKEN),
     ]
     agent = _agent_receiver(lab)
     # The backend's way in, from app1 itself: the agent's receiver, which hands what it takes to the gateway pool.
     attempts += [(app, None, agent), (app, (COLLECTOR_TLS.ca, None, None), agent), (app, lab["stranger_app"], agent)]
     for place, tls, *target in attempts:
         trace_id = secrets.token_hex(16)
-        status, text = send_from(place, target[0] if target else http_listener, tls, canary(trace_id))
+        status, text = send_from(place, target[0] if target else http_listener, tls, canary(trace_id), *target[1:])
         assert status != 200, (place, tls, status, text)
+        if target[1:]:
+            assert status == 401, (place, "the operator's certificate without its token", status, text)
         refused[trace_id] = (place, tls)
+    for token in (None, MADE_UP_TOKEN):  # the same over OTLP/gRPC, as the agents send
+        for listener in lab["topology"].instances("gateway.otlp_grpc"):
+            trace_id = secrets.token_hex(16)
+            assert grpc_export(listener, operator, token, trace_id) == "UNAUTHENTICATED", (listener.host, token and "made up")
+            refused[trace_id] = ("controller", "gRPC", listener.host, token and "made up")
     admitted = {}
     from roles.backend.tls import TLS as BACKEND_TLS
 
-    for place, tls, target in ((app, (BACKEND_TLS.ca, BACKEND_TLS.cert, BACKEND_TLS.key), agent), ("controller", operator, http_listener)):
+    operator_token = operator_tls.otlp_headers()["Authorization"].split(" ", 1)[1]
+    for place, tls, target, token in ((app, (BACKEND_TLS.ca, BACKEND_TLS.cert, BACKEND_TLS.key), agent, None),
+                                      ("controller", operator, http_listener, operator_token)):
         trace_id = secrets.token_hex(16)
-        status, text = send_from(place, target, tls, canary(trace_id))
+        status, text = send_from(place, target, tls, canary(trace_id), token)
         assert status == 200, (place, status, text)
         admitted[trace_id] = place
+    for listener in lab["topology"].instances("gateway.otlp_grpc"):
+        trace_id = secrets.token_hex(16)
+        assert grpc_export(listener, operator, operator_token, trace_id) == "OK", listener.host
+        admitted[trace_id] = ("controller", "gRPC", listener.host)
 
     session = operator_tls.operator_session()  # Jaeger's query API asks for a client certificate too
     session.trust_env = False
@@ -252,7 +296,7 @@ def test_a_canary_without_a_valid_certificate_never_reaches_jaeger_and_one_with_
     assert missing_admitted() == [], f"admitted canaries not in Jaeger after {STORE_WAIT_S} s"
     # They were sent before the admitted ones, through the same gateway: had any been taken, it would be stored by now.
     leaked = {t: refused[t] for t in refused if jaeger_trace(session, lab["query"], t)}
-    assert not leaked, f"canaries sent without a valid certificate reached Jaeger: {leaked}"
+    assert not leaked, f"canaries sent without a valid certificate or token reached Jaeger: {leaked}"
 
 
 def test_sender_keys_are_readable_by_their_service_only(lab):

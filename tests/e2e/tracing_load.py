@@ -18,6 +18,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from lab import operator_tls
+
 
 @dataclass
 class Sent:
@@ -57,15 +59,17 @@ def send_traces(gateway: str, service: str, count: int, rate_per_s: float, spans
     """`count` traces at `rate_per_s` to the gateway's OTLP/HTTP base URL; returns what was acknowledged.
 
     `tls`: (CA, certificate, key) for an https gateway, which requires a client certificate of the
-    environment CA (the lab's tests use the operator's: lab/operator_tls.py)."""
+    environment CA (the lab's tests use the operator's: lab/operator_tls.py), and the operator's OTLP token."""
     sent = Sent()
+    # The gateway also asks each sender for its bearer token (roles/_otlp_tokens.py): the operator's.
+    headers = operator_tls.otlp_headers() if tls else None
     files = {"certificate_file": tls[0], "client_certificate_file": tls[1], "client_key_file": tls[2]} if tls else {}
     # Not the environment's proxy or CA bundle: requests would put REQUESTS_CA_BUNDLE before the CA given here.
     session = requests.Session()
     session.trust_env = False
     provider = TracerProvider(resource=Resource.create({"service.name": service, "deployment.environment": "lab"}))
     provider.add_span_processor(
-        BatchSpanProcessor(_CountingExporter(OTLPSpanExporter(endpoint=f"{gateway}/v1/traces", timeout=10, session=session, **files), sent), max_queue_size=100000)
+        BatchSpanProcessor(_CountingExporter(OTLPSpanExporter(endpoint=f"{gateway}/v1/traces", timeout=10, session=session, headers=headers, **files), sent), max_queue_size=100000)
     )
     tracer = provider.get_tracer("sentinel-tracing-load")
     start = time.monotonic()

@@ -36,6 +36,28 @@ def test_gateway_listens_for_otlp(telemetry_host):
         assert telemetry_host.listening(listener), listener
 
 
+def test_the_gateway_asks_for_a_token_beside_the_certificate(telemetry_host):
+    """A certificate of the environment CA is not enough (roles/_otlp_tokens.py): the gateway's own
+    certificate, sent from its host without a token and then with a made-up one, gets 401."""
+    from roles.otel_collector import TLS
+
+    listener = telemetry_host.topology.listener(telemetry_host.name, "gateway.otlp_http")
+    url = f"https://{listener.address}:{listener.port}/v1/traces"
+    base = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", *TLS.curl_args(), "-H", "Content-Type: application/json",
+            "--data", '{"resourceSpans":[]}']
+    for extra in ([], ["-H", "Authorization: Bearer " + "x" * 43]):
+        status = telemetry_host.testinfra.check_output(" ".join(["%s"] * (len(base) + len(extra) + 1)), *base, *extra, url)
+        assert status == "401", (extra[-1:] and "a made-up token", status)
+
+
+def test_the_token_files_are_readable_by_the_collector_only(collector_host):
+    from roles.otel_collector import ACCEPTED_TOKENS, OWN_TOKEN
+
+    path = ACCEPTED_TOKENS if "telemetry" in collector_host.groups else OWN_TOKEN
+    token = collector_host.testinfra.file(path)
+    assert (token.user, token.group, token.mode) == ("root", "otelcol", 0o640), path
+
+
 def test_config_and_queue_belong_to_the_service(collector_host):
     config = collector_host.testinfra.file("/etc/otelcol/config.yaml")
     assert (config.user, config.group, config.mode) == ("root", "otelcol", 0o640)

@@ -1059,7 +1059,8 @@ def _run_role(monkeypatch, env: str, extra: dict | None = None) -> list[tuple[st
     calls: list[tuple[str, dict]] = []
     for name in ("files", "server"):
         monkeypatch.setattr(role, name, _Recorder(calls, name))
-    for name in ("guarded_files", "release_tree", "backup_token", "service_account", "service_dirs", "run_service", "certificate_expiry"):
+    for name in ("guarded_files", "release_tree", "backup_token", "admin_password", "service_account", "service_dirs", "run_service",
+                 "certificate_expiry"):
         monkeypatch.setattr(role, name, lambda *args, _name=name, **kwargs: calls.append((_name, kwargs)) or _Op())
     monkeypatch.setattr(role, "resolve", lambda name, base, arch: Artifact(name, "1.0.0", f"{base}/{name}.tar.gz", "0" * 64, name, ("x",)))
     monkeypatch.setattr(role, "host", type("H", (), {"get_fact": lambda self, fact, **kw: "x86_64"})())
@@ -1071,7 +1072,34 @@ def _run_role(monkeypatch, env: str, extra: dict | None = None) -> list[tuple[st
 def test_the_lab_gets_the_files_but_no_binary_no_unit_and_no_token(monkeypatch):
     calls = [name for name, _ in _run_role(monkeypatch, "lab")]
     assert "guarded_files" in calls and "service_account" in calls
-    assert not {"release_tree", "run_service", "backup_token", "server.group"} & set(calls)
+    assert not {"release_tree", "run_service", "backup_token", "admin_password", "server.group"} & set(calls)
+
+
+def test_the_admin_password_is_applied_once_grafana_runs_and_before_the_token_step_logs_in(monkeypatch):
+    from roles.grafana.config import ADMIN_PASSWORD_FILE, ADMIN_PASSWORD_STAMP, ADMIN_PREVIOUS_PASSWORD_FILE
+
+    calls = _run_role(monkeypatch, "prod")
+    names = [name for name, _ in calls]
+    applied = names.index("admin_password")
+    assert names.index("run_service") < applied < names.index("backup_token")
+    kwargs = calls[applied][1]
+    assert (kwargs["password_file"], kwargs["stamp_file"], kwargs["previous_file"]) == (ADMIN_PASSWORD_FILE, ADMIN_PASSWORD_STAMP, "")
+    assert kwargs["url"] == calls[names.index("backup_token")][1]["url"]
+    # No rotation under way: no previous password on the host (one left from the last rotation is removed).
+    removed = [kw for name, kw in calls if name == "files.file" and kw["path"] == ADMIN_PREVIOUS_PASSWORD_FILE]
+    assert removed and removed[0]["present"] is False
+
+
+def test_a_rotations_previous_password_is_roots_alone_on_the_host(monkeypatch):
+    from roles.grafana.config import ADMIN_PREVIOUS_PASSWORD_FILE
+
+    rotating = {**SECRET_VALUES, "SENTINEL_GRAFANA_ADMIN_PREVIOUS_PASSWORD": "the-password-grafana-has-0000"}
+    monkeypatch.setitem(globals(), "SECRETS", Secrets(rotating))  # context() reads the module's SECRETS
+    calls = _run_role(monkeypatch, "prod")
+    put = next(kw for name, kw in calls if name == "files.put" and kw["dest"] == ADMIN_PREVIOUS_PASSWORD_FILE)
+    assert (put["user"], put["group"], put["mode"]) == ("root", "root", "0600")
+    assert put["src"].getvalue() == "the-password-grafana-has-0000\n"
+    assert next(kw for name, kw in calls if name == "admin_password")["previous_file"] == ADMIN_PREVIOUS_PASSWORD_FILE
 
 
 def test_the_token_group_and_its_directory_exist_before_the_token_is_written(monkeypatch):

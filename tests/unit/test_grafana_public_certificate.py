@@ -205,7 +205,7 @@ def _role_calls(monkeypatch, public: bool, env: str = "prod") -> list[tuple[str,
     calls: list[tuple[str, dict]] = []
     for name in ("apt", "files", "server"):
         monkeypatch.setattr(role, name, _Recorder(calls, name))
-    for name in ("guarded_files", "release_tree", "backup_token", "service_account", "service_dirs", "run_service", "certificate_expiry"):
+    for name in ("guarded_files", "release_tree", "backup_token", "admin_password", "service_account", "service_dirs", "run_service", "certificate_expiry"):
         monkeypatch.setattr(role, name, lambda *args, _name=name, **kwargs: calls.append((_name, kwargs)) or _Op())
     monkeypatch.setattr(role, "resolve", lambda name, base, arch: Artifact(name, "1.0.0", f"{base}/{name}.tar.gz", "0" * 64, name, ("x",)))
     monkeypatch.setattr(role, "host", type("H", (), {"get_fact": lambda self, fact, **kw: "x86_64"})())

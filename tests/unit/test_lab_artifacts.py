@@ -246,7 +246,7 @@ def test_collector_manifest_has_every_component_the_roles_configure():
     assert names["exporters"] == {"otlpexporter", "otlphttpexporter", "prometheusremotewriteexporter",
                                   "debugexporter"}
     assert names["connectors"] == {"spanmetricsconnector"}
-    assert names["extensions"] == {"healthcheckextension", "filestorage"}
+    assert names["extensions"] == {"healthcheckextension", "filestorage", "bearertokenauthextension"}
     assert {"envprovider", "fileprovider"} <= names["providers"]
 
 
