@@ -1,7 +1,7 @@
 """The collector gateway's OTLP receivers as the role renders them, on the controller's loopback: the pinned
 otelcol-contrib serves the rendered receiver `tls` (the gateway's certificate, a client certificate of the CA
-required), its traces go to a store double, and each kind of sender is tried. No lab needed; the lab's own
-checks are test_tls_otlp.py."""
+required) and `auth` (a sender's bearer token, roles/_otlp_tokens.py), its traces go to a store double, and each
+kind of sender is tried. No lab needed; the lab's own checks are test_tls_otlp.py."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from roles._pki import CertificateAuthority
-from roles.otel_collector import config_text
+from roles.otel_collector import GATEWAY_AUTH, config_text
 from tests.tls_files import tls_on_disk
 from tests.tracing_binaries import binary
 from tests.unit.test_tracing import collector_configs
@@ -52,16 +52,26 @@ class _Store(BaseHTTPRequestHandler):
         pass
 
 
+TOKEN = "T" * 43  # the accepted sender's token (the shape of roles/_otlp_tokens.py's)
+
+
 def _gateway_config(root: Path, grpc: int, http_port: int, store: int) -> dict:
-    """The lab gateway's rendered otlp receiver (TLS paths and binds moved here) feeding a store double."""
+    """The lab gateway's rendered otlp receiver and its token authenticator (paths and binds moved here) feeding a
+    store double."""
     rendered = next(c for c in collector_configs("lab").values() if "otlp" in c["receivers"])
-    receiver = yaml.safe_load(yaml.safe_dump(rendered["receivers"]["otlp"]).replace("/etc/otelcol", str(root / "etc" / "otelcol")))
+    moved = lambda part: yaml.safe_load(yaml.safe_dump(part).replace("/etc/otelcol", str(root / "etc" / "otelcol")))
+    receiver = moved(rendered["receivers"]["otlp"])
+    authenticator = moved(rendered["extensions"][GATEWAY_AUTH])
+    Path(authenticator["filename"]).parent.mkdir(parents=True, exist_ok=True)
+    Path(authenticator["filename"]).write_text(f"{TOKEN} app1.agent\n")
     receiver["protocols"]["grpc"]["endpoint"] = f"127.0.0.1:{grpc}"
     receiver["protocols"]["http"]["endpoint"] = f"127.0.0.1:{http_port}"
     return {
+        "extensions": {GATEWAY_AUTH: authenticator},
         "receivers": {"otlp": receiver},
         "exporters": {"otlp_http/store": {"endpoint": f"http://127.0.0.1:{store}", "retry_on_failure": {"enabled": False}}},
         "service": {
+            "extensions": [GATEWAY_AUTH],
             "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["otlp_http/store"]}},
             "telemetry": {"metrics": {"level": "none"}},
         },
@@ -123,14 +133,15 @@ def canary(trace_id: str, service: str = "otlp-tls-canary") -> bytes:
     }]}).encode()
 
 
-def _post(port: int, context: ssl.SSLContext | None, body: bytes) -> int | str:
+def _post(port: int, context: ssl.SSLContext | None, body: bytes, token: str | None = None) -> int | str:
     """The status, or "refused: <why>"."""
     if context is None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     else:
         connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
     try:
-        connection.request("POST", "/v1/traces", body=body, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+        connection.request("POST", "/v1/traces", body=body, headers=headers)
         return connection.getresponse().status
     except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as err:
         return f"refused: {err}"
@@ -190,9 +201,14 @@ def test_a_canary_without_a_valid_certificate_never_reaches_the_store_and_one_wi
     stranger = CertificateAuthority.open("test", gateway["root"] / "stranger")
     refused = {secrets.token_hex(16): ctx for ctx in (None, _context(paths.ca), _context(paths.ca, _identity(stranger, "app1", "agent")))}
     for trace_id, context in refused.items():
-        assert _post(gateway["http"], context, canary(trace_id)) != 200
+        assert _post(gateway["http"], context, canary(trace_id), TOKEN) != 200
+    # The right certificate without the sender's token, or with another: 401.
+    for token in (None, "U" * 43):
+        trace_id = secrets.token_hex(16)
+        assert _post(gateway["http"], _context(paths.ca, _identity(ca, "app1", "agent")), canary(trace_id), token) == 401
+        refused[trace_id] = token
     good = secrets.token_hex(16)
-    assert _post(gateway["http"], _context(paths.ca, _identity(ca, "app1", "backend")), canary(good)) == 200
+    assert _post(gateway["http"], _context(paths.ca, _identity(ca, "app1", "backend")), canary(good), TOKEN) == 200
     assert "ok" == _handshake(gateway["grpc"], _context(paths.ca, _identity(ca, "app1", "backend")))
     deadline = time.monotonic() + 20
     while not _stored(gateway, good) and time.monotonic() < deadline:
