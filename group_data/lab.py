@@ -15,7 +15,7 @@ prometheus = {
 traces = {"store": "jaeger", "retention": "72h"}
 logs = {"store": "victorialogs"}
 # The stores run once, on tel1; tel1 and tel2 both run a collector gateway (the pool).
-stores = {"mode": "single", "host": "tel1"}
+stores = {"mode": "scalable", "host": "tel1"}
 
 backend = {
     "version": "0.0.0-lab",
@@ -88,7 +88,7 @@ firewall = {
         {"listener": name, "sources": _CONTROLLER, "reason": "the lab's tests, from the controller"}
         for name in (
             "node_exporter.metrics", "prometheus.web", "alertmanager.web", "jaeger.query", "jaeger.metrics",
-            "victorialogs.http", "otelcol.metrics", "gateway.otlp_http", "gateway.otlp_grpc", "backend.http",
+            "victorialogs.http", "victorialogs.storage", "otelcol.metrics", "gateway.otlp_http", "gateway.otlp_grpc", "backend.http",
         )
     ],
 }

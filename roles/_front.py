@@ -63,6 +63,9 @@ class FrontRoute:
       (Loki's /loki/api/v1/delete under Grafana's /loki/api/v1/)
     + websocket: pass a WebSocket upgrade through (Loki's /loki/api/v1/tail, Grafana's live tailing); nginx
       drops the hop-by-hop Upgrade and Connection headers otherwise
+    + down_closes: when the store does not answer, close the connection instead of answering 502, so the
+      client sees the store as unreachable, as it would without a front (VictoriaLogs' access tier tells an
+      unreachable storage node from one that answers with an error, and answers partial queries only for the first)
     """
 
     listener: str
@@ -70,6 +73,7 @@ class FrontRoute:
     access: Mapping[str, tuple[str, ...]]
     reserved: tuple[str, ...] = ()
     websocket: bool = False
+    down_closes: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,15 @@ def _server(front: Front, index: int, route: FrontRoute, bind: str, upstream: st
     # Keep-alive to the store (an empty Connection header), or the client's upgrade when it asks for one.
     connection = ('proxy_set_header Upgrade $http_upgrade;\n            proxy_set_header Connection $front_upgrade;'
                   if route.websocket else 'proxy_set_header Connection "";')
+    # nginx's own 502 and 504 (the store refused or timed out; the store's own answers pass as they are) become
+    # a closed connection (444: no response at all).
+    down = """
+            error_page 502 504 = @store_down;""" if route.down_closes else ""
+    down_location = """
+
+        location @store_down {
+            return 444;
+        }""" if route.down_closes else ""
     return f"""
     # {route.listener} -> {route.upstream}
     upstream store_{index} {{
@@ -187,8 +200,8 @@ def _server(front: Front, index: int, route: FrontRoute, bind: str, upstream: st
             proxy_request_buffering off;
             proxy_buffering off;
             proxy_read_timeout {front.timeout_s}s;
-            proxy_send_timeout {front.timeout_s}s;
-        }}
+            proxy_send_timeout {front.timeout_s}s;{down}
+        }}{down_location}
     }}
 """
 

@@ -174,7 +174,13 @@ def _victorialogs(s: "Settings"):
         # certificate from the environment CA, and each identity admitted to its own paths only.
         ListenerSpec("victorialogs.http", v.port, "host", "the store's front (mTLS): OTLP logs in, queries, deletes, /metrics"),
         # VictoriaLogs itself, behind the front: it cannot require or check a client certificate.
-        ListenerSpec("victorialogs.local", v.local_port, "local", "VictoriaLogs itself, behind its front"),
+        ListenerSpec("victorialogs.local", v.local_port, "local", "VictoriaLogs itself, behind its front (scalable: the storage node)"),
+        # stores.mode scalable: a cluster of every telemetry host (roles/victorialogs/cluster.py). The front's
+        # victorialogs.http passes to the host's access tier, which spreads writes over every storage node
+        # and asks every one of them for a query; the storage node is reached through the front's second listener.
+        *((ListenerSpec("victorialogs.storage", v.storage_port, "host", "the storage node's front (mTLS): the access tiers' /internal/*, /metrics"),
+           ListenerSpec("victorialogs.access_local", v.access_local_port, "local", "the access tier (vlinsert, vlselect), behind the front"))
+          if _scalable(s) else ()),
     )
 
 
@@ -351,8 +357,10 @@ COMPONENTS: tuple[Component, ...] = (
               units=lambda s: ("jaeger", "jaeger-front"), store=True),
     Component("tempo", ("telemetry",), _tempo, when=lambda s: s.traces.store == "tempo", condition="traces.store: tempo, on stores.host (scalable: every telemetry host)",
               secrets=_s3("traces.tempo", "Tempo's S3 credential"), artifact="tempo", units=lambda s: ("tempo", "tempo-front"), store=True, scales=True),
-    Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs", condition="logs.store: victorialogs, on stores.host", artifact="victorialogs",
-              units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front"), store=True),
+    Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs",
+              condition="logs.store: victorialogs, on stores.host (scalable: every telemetry host, a cluster)", artifact="victorialogs",
+              units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front", *(("victorialogs-access",) if _scalable(s) else ())),
+              store=True, scales=True),
     Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki, on stores.host (scalable: every telemetry host)",
               secrets=_s3("loki", "Loki's S3 credential"), artifact="loki", units=lambda s: ("loki", "loki-front"), store=True, scales=True),
     Component("otelcol", ("telemetry", "app"), _collector, artifact="otelcol"),

@@ -128,6 +128,9 @@ FLOWS: tuple[Flow, ...] = (
     Flow("loki", "loki.memberlist", "Loki's ring gossip (scalable, TLS)"),
     Flow("tempo", "tempo.grpc", "Tempo to Tempo: pushes to the ingesters, queries (scalable)"),
     Flow("tempo", "tempo.memberlist", "Tempo's ring gossip (scalable)"),
+    # The VictoriaLogs cluster (scalable): every host's access tier writes to and queries every storage node.
+    Flow("victorialogs", "victorialogs.storage", "the access tier to every storage node: /internal/insert, /internal/select, /internal/delete (scalable, mTLS)"),
+    Flow("prometheus", "victorialogs.storage", "scrape the storage nodes (scalable)"),
 )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from pyinfra import host
@@ -61,6 +61,10 @@ class ServiceSpec:
     `name` is the key in files/versions.yml and also names the unit, the system
     user, /etc/<name> and /opt/<name>. `exec_start` is a list of arguments; `{bin}`
     stands for /opt/<name>/current.
+
+    `companions`: more services run from the same release (VictoriaLogs' access tier beside its
+    storage node): each has its own unit, /etc/<name>, configs and data dirs, its `{bin}` is this
+    release's, and a new release restarts it too. Set `release` on none of them: the building block does.
     """
 
     name: str
@@ -83,10 +87,18 @@ class ServiceSpec:
     # A JIT compiler (Node's V8) maps memory writable and executable: MemoryDenyWriteExecute
     # would kill it at start. Every other hardening directive still applies.
     jit: bool = False
+    companions: tuple["ServiceSpec", ...] = ()
+    # The release this service runs from, when it is another service's companion (its `name`).
+    release: str | None = None
 
     @property
     def account(self) -> str:
         return self.user or self.name
+
+    @property
+    def release_dir(self) -> str:
+        """/opt/<release>/current: what `{bin}` stands for."""
+        return f"/opt/{self.release or self.name}/current"
 
 
 def _syscall(name: str, where: str) -> str:
@@ -96,14 +108,14 @@ def _syscall(name: str, where: str) -> str:
 
 
 def unit_file(spec: ServiceSpec, hardening: bool = True) -> str:
-    """The systemd unit for `spec`; `{bin}` in its arguments becomes /opt/<name>/current.
+    """The systemd unit for `spec`; `{bin}` in its arguments becomes its release's /opt/<name>/current.
 
     Every value goes through systemd's quoting (roles/_service/quoting.py): the
     template only places words that are already escaped, and a value systemd
     cannot carry (a newline, a relative executable) raises `QuotingError`.
     """
     where = f"{spec.name}.service"
-    exec_start = [arg.replace("{bin}", f"/opt/{spec.name}/current") for arg in spec.exec_start]
+    exec_start = [arg.replace("{bin}", spec.release_dir) for arg in spec.exec_start]
     return render(
         "_service/service.unit.j2",
         description=quoting.systemd_text(spec.description, f"{where} Description"),
@@ -238,9 +250,21 @@ def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool =
         apt.packages(name=f"{name}: unzip for the .zip release archive", packages=["unzip"])
     archive = release_archive(name=f"{name}: release {artifact.version}", artifact=artifact, install_dir=version_dir)
     current = files.link(name=f"{name}: current version", path=f"/opt/{name}/current", target=version_dir)
+    code_changes = [archive, current]
+    _configured_service(spec, version_dir, hardening, code_changes)
+    for companion in spec.companions:
+        companion = replace(companion, release=name)
+        if companion.account != spec.account:
+            service_account(companion)
+        service_dirs(companion)
+        _configured_service(companion, version_dir, hardening, code_changes)
+
+
+def _configured_service(spec: ServiceSpec, version_dir: str, hardening: bool, code_changes: list) -> None:
+    """`spec`'s configs, each checked with the new release (`version_dir`) before the swap, then its unit."""
     configs = [
         (config, validated_file(
-            name=f"{name}: config {config.dest}",
+            name=f"{spec.name}: config {config.dest}",
             dest=config.dest,
             content=config.content,
             validate=config.validate.replace("{bin}", quoting.sh_quote(version_dir)) if config.validate else None,
@@ -250,4 +274,4 @@ def release_service(spec: ServiceSpec, artifact_base_url: str, hardening: bool =
         ))
         for config in spec.configs
     ]
-    run_service(spec, hardening, code_changes=[archive, current], config_changes=[op for config, op in configs if not config.followed])
+    run_service(spec, hardening, code_changes=code_changes, config_changes=[op for config, op in configs if not config.followed])

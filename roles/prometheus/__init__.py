@@ -53,6 +53,8 @@ SCRAPED = (
     ("jaeger", "jaeger.metrics"),
     ("tempo", "tempo.http"),
     ("victorialogs", "victorialogs.http"),
+    # stores.mode scalable: victorialogs.http is then the access tier, and each storage node its own target.
+    ("victorialogs-storage", "victorialogs.storage"),
     ("loki", "loki.http"),
     # Grafana's own /metrics where its binary runs (GrafanaDown reads `up{job="grafana"}`).
     ("grafana", "grafana.http"),

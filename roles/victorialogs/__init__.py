@@ -33,7 +33,8 @@ from roles.node_exporter import certificate_expiry
 from roles.retention import RetentionPolicy
 from roles.retention.logsql import enforcement_deletes, longest_period
 from roles._front import authenticating_front
-from roles.victorialogs.front import FRONT, RETENTION
+from roles.victorialogs import cluster
+from roles.victorialogs.front import RETENTION, SELF, front
 from roles.victorialogs.settings import VictoriaLogsSettings
 
 if TYPE_CHECKING:
@@ -59,9 +60,10 @@ def _bind(settings: VictoriaLogsSettings, bind: str) -> str:
     return bind or f"127.0.0.1:{settings.local_port}"
 
 
-def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> dict[str, str]:
+def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "", storage_node: bool = False) -> dict[str, str]:
     """Every flag VictoriaLogs runs with, by name without the leading "-"; `bind` is victorialogs.local from the topology
-    (127.0.0.1: the front, roles/victorialogs/front.py, is the only way in from elsewhere)."""
+    (127.0.0.1: the front, roles/victorialogs/front.py, is the only way in from elsewhere); `storage_node`: a
+    member of the cluster (stores.mode scalable, roles/victorialogs/cluster.py)."""
     return {
         "httpListenAddr": _bind(settings, bind),
         "storageDataPath": settings.storage_path,
@@ -75,21 +77,27 @@ def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "
         "storage.minFreeDiskSpaceBytes": "1GB",
         "inmemoryDataFlushInterval": FLUSH_INTERVAL,
         "loggerFormat": "json",
+        **(cluster.storage_flags() if storage_node else {}),
     }
 
 
 # Flag values the check below can pass through `env` unquoted (see check_flags_command).
-_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._/:+@-]+")
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._/:+@,-]+")
 
 
-def flags_env(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> str:
+def flags_env(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "", storage_node: bool = False) -> str:
     """The EnvironmentFile holding the flags as VL_<flag> (dots as underscores), for systemd."""
+    return env_file(flags(settings, policy, bind, storage_node), "victorialogs flags")
+
+
+def env_file(flag_values: dict[str, str], what: str) -> str:
+    """`flag_values` (name without "-": value) as an EnvironmentFile of VL_<flag> (dots as underscores)."""
     values = {}
-    for name, value in flags(settings, policy, bind).items():
+    for name, value in flag_values.items():
         if not _PLAIN_VALUE.fullmatch(value):
-            raise QuotingError(f"victorialogs flag -{name}: the value needs quoting, which the flag check cannot read")
+            raise QuotingError(f"{what}: -{name}: the value needs quoting, which the flag check cannot read")
         values[f"{ENV_PREFIX}{name.replace('.', '_')}"] = value
-    return quoting.env_file(values, "victorialogs flags", header="Managed by the Sentinel observability toolkit: VictoriaLogs flags (-envflag.enable).")
+    return quoting.env_file(values, what, header="Managed by the Sentinel observability toolkit: VictoriaLogs flags (-envflag.enable).")
 
 
 def check_flags_command() -> str:
@@ -103,12 +111,16 @@ def check_flags_command() -> str:
     return f"env -i $(grep -v '^#' {{path}}) {{bin}}/{BINARY} -envflag.enable -envflag.prefix={ENV_PREFIX} -version"
 
 
-def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "") -> ServiceSpec:
+def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "",
+                 access: ServiceSpec | None = None) -> ServiceSpec:
+    """The store; with `access` (cluster.access_spec, stores.mode scalable) a storage node, the access tier its companion."""
     return ServiceSpec(
         name=NAME,
-        description="VictoriaLogs log store",
+        description="VictoriaLogs log store" + (" (storage node)" if access else ""),
         exec_start=(f"{{bin}}/{BINARY}", "-envflag.enable", f"-envflag.prefix={ENV_PREFIX}"),
-        configs=(ConfigFile(FLAGS_FILE, flags_env(settings, policy, bind), validate=check_flags_command(), mode="0640"),),
+        configs=(ConfigFile(FLAGS_FILE, flags_env(settings, policy, bind, storage_node=access is not None),
+                            validate=check_flags_command(), mode="0640"),),
+        companions=(access,) if access else (),
         env_files=(FLAGS_FILE,),
         data_dirs=("/var/lib/victorialogs", settings.storage_path),
         ready_url=f"http://{_bind(settings, bind)}/health",
@@ -205,8 +217,15 @@ def victorialogs(settings: VictoriaLogsSettings, ctx: HostContext):
     + ctx: the host context: the retention policy (`retention`), the bind from the topology
     """
     retention, bind = ctx.settings.retention, ctx.bind("victorialogs.local")
-    release_service(spec=service_spec(settings, retention, bind), artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)
-    authenticating_front(ctx, FRONT)
+    scalable = ctx.settings.stores.mode == "scalable"
+    certificate = leaf(ctx, SELF, "victorialogs.http")
+    access = None
+    if scalable:
+        # The access tier shows the store's own certificate (this host's `victorialogs`) to every storage node's front.
+        access = cluster.access_spec(settings, cluster.storage_nodes(ctx), ctx.bind("victorialogs.access_local"),
+                                     tls_files(cluster.NAME, certificate))
+    release_service(spec=service_spec(settings, retention, bind, access), artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)
+    authenticating_front(ctx, front(scalable), certificate)
     # The retention job's identity: read by the job (User=victorialogs); a renewal restarts nothing.
     files.directory(name="victorialogs: the retention job's TLS dir", path=JOB_TLS.dir, user="root", group=NAME, mode="0750")
     job_certificate = leaf(ctx, RETENTION)
@@ -229,4 +248,7 @@ def victorialogs(settings: VictoriaLogsSettings, ctx: HostContext):
         for unit, content in ((f"{ENFORCE_UNIT}.service", service), (f"{ENFORCE_UNIT}.timer", timer))
     ]
     systemd.daemon_reload(name="victorialogs: daemon-reload for the enforcement units", _if=lambda: any(u.did_change() for u in units))
-    systemd.service(name="victorialogs: enforcement timer", service=f"{ENFORCE_UNIT}.timer", running=True, enabled=True)
+    # A cluster deletes through any access tier, which fans the delete out to every storage node: the job runs on
+    # stores.host alone, not once per member.
+    enforcing = not scalable or ctx.settings.stores.host in (None, ctx.name)
+    systemd.service(name="victorialogs: enforcement timer", service=f"{ENFORCE_UNIT}.timer", running=enforcing, enabled=enforcing)

@@ -9,10 +9,15 @@ it), has one Basic Auth user for every path (`-httpAuth.*`) and no key of its ow
 The front holds `victorialogs.http` (the host's IP) and passes to VictoriaLogs on
 `victorialogs.local` (127.0.0.1). Every /delete/* call goes to the journal (syslog tag
 `victorialogs_front`) with the client's subject, besides every refusal.
+
+With stores.mode scalable (`front(True)`, roles/victorialogs/cluster.py) `victorialogs.http` passes to the
+host's access tier (`victorialogs.access_local`), and a second listener, `victorialogs.storage`, passes to the
+storage node: the access tiers of every telemetry host call its /internal/* paths there, Prometheus its /metrics.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from roles import _front
@@ -26,6 +31,9 @@ if TYPE_CHECKING:
 NAME = "victorialogs-front"
 LISTENER = "victorialogs.http"
 UPSTREAM = "victorialogs.local"
+# stores.mode scalable: the storage node's listener, and the access tier the first listener passes to.
+STORAGE_LISTENER = "victorialogs.storage"
+ACCESS_UPSTREAM = "victorialogs.access_local"
 # The store's own identity (its front's certificate; its readiness check).
 SELF = "victorialogs"
 # The retention job on the store's host (roles/victorialogs: victorialogs-retention.service).
@@ -45,6 +53,14 @@ ACCESS: dict[str, tuple[str, ...]] = {
     RETENTION: ("/select/logsql/", "/delete/"),
     SELF: ("/health",),  # the front's readiness check on the host
 }
+# stores.mode scalable: who may call the storage node. The access tier (identity `victorialogs`, the store's own, on
+# every telemetry host) sends the lines it spreads, the queries and the deletes it fans out, and flushes for the
+# tests' and the operator's reads (/internal/force_flush); Prometheus scrapes it.
+STORAGE_ACCESS: dict[str, tuple[str, ...]] = {
+    SELF: ("/internal/insert", "/internal/select/", "/internal/delete/", "/internal/force_flush", "/health"),
+    "prometheus": ("/metrics",),
+    OPERATOR: ("/metrics", "/flags", "/health", "/internal/force_flush"),
+}
 FRONT = Front(
     name=NAME,
     component=SELF,
@@ -52,19 +68,35 @@ FRONT = Front(
     ready_path="/health",
     owner="roles/victorialogs/front.py ACCESS",
     host_identities=(RETENTION,),
-    journaled=("/delete/",),
-    max_body="64m",  # VictoriaLogs' own request limit
+    journaled=("/delete/", "/internal/delete/"),
+    max_body="64m",  # VictoriaLogs' own request limit (and -internalinsert.maxRequestSize's default)
     timeout_s=300,
 )
+# The cluster's front: the same rows before the access tier, and the storage node's listener.
+CLUSTER_FRONT = replace(
+    FRONT,
+    routes=(FrontRoute(LISTENER, ACCESS_UPSTREAM, ACCESS), FrontRoute(STORAGE_LISTENER, UPSTREAM, STORAGE_ACCESS, down_closes=True)),
+    owner="roles/victorialogs/front.py ACCESS and STORAGE_ACCESS",
+)
+
+
+def front(scalable: bool) -> Front:
+    """The front of a single node, or of a cluster member (stores.mode scalable)."""
+    return CLUSTER_FRONT if scalable else FRONT
 
 
 def identities(topology: "Topology", host: str) -> list[tuple[str, str]]:
     """(subject CN, component) of every identity the front on `host` admits, sorted."""
-    return FRONT.identities(topology, host)
+    return front(_scalable(topology, host)).identities(topology, host)
+
+
+def _scalable(topology: "Topology", host: str) -> bool:
+    return topology.hosts[host].settings.stores.mode == "scalable"
 
 
 def render_config(topology: "Topology", host: str, bind: str, upstream: str, front: Front = FRONT) -> str:
-    """nginx.conf of the front on `host`: listen on `bind` (victorialogs.http), pass to `upstream` (victorialogs.local)."""
+    """nginx.conf of the single node's front on `host`: listen on `bind` (victorialogs.http), pass to `upstream`
+    (victorialogs.local)."""
     return _front.render_config(front, topology, host, {LISTENER: bind, UPSTREAM: upstream})
 
 

@@ -10,7 +10,8 @@ from roles._model import ServiceDir, Model, OnCalendar, Port
 
 
 class VictoriaLogsSettings(Model):
-    """VictoriaLogs single node on the `telemetry` hosts.
+    """VictoriaLogs on the `telemetry` hosts: one node on `stores.host`, or with `stores.mode: scalable` a cluster of
+    every telemetry host (a storage node and an access tier on each: docs/logs-cluster.md).
 
     Its retention is not set here: it comes from the retention policy
     (`retention` in group data), as the longest period of any class, and the
@@ -26,6 +27,16 @@ class VictoriaLogsSettings(Model):
     local_port: Port = Field(
         9429,
         description="VictoriaLogs itself, on 127.0.0.1 behind its authenticating front (which holds `port` on the host's IP).",
+    )
+    storage_port: Port = Field(
+        9430,
+        description="stores.mode scalable only: the storage node's front on the host's IP (HTTPS, client certificates): "
+        "every telemetry host's access tier writes and queries here (/internal/*), Prometheus scrapes it.",
+    )
+    access_local_port: Port = Field(
+        9431,
+        description="stores.mode scalable only: the access tier (VictoriaLogs with -storageNode: vlinsert and vlselect) on "
+        "127.0.0.1, behind the front's `port`.",
     )
     storage_path: ServiceDir = Field("/var/lib/victorialogs/data", description="Where the store keeps its data.")
     max_disk_usage_percent: Annotated[int, Field(ge=1, le=100)] = Field(
