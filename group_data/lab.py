@@ -14,7 +14,9 @@ prometheus = {
 # AGPL and never run here); the collector pipeline in front is the same as prod's.
 traces = {"store": "jaeger", "retention": "72h"}
 logs = {"store": "victorialogs"}
-# The stores run once, on tel1; tel1 and tel2 both run a collector gateway (the pool).
+# tel1 and tel2 both run a collector gateway (the pool) and a member of the VictoriaLogs cluster
+# (scalable: a storage node and an access tier each, docs/architecture.md "The VictoriaLogs cluster");
+# Jaeger and the S3 store run once, on tel1, as does what reads the logs (Grafana's datasource, erasure).
 stores = {"mode": "scalable", "host": "tel1"}
 
 backend = {
@@ -88,6 +90,7 @@ firewall = {
         {"listener": name, "sources": _CONTROLLER, "reason": "the lab's tests, from the controller"}
         for name in (
             "node_exporter.metrics", "prometheus.web", "alertmanager.web", "jaeger.query", "jaeger.metrics",
+            # victorialogs.storage: the cluster's storage nodes (stores.mode scalable only).
             "victorialogs.http", "victorialogs.storage", "otelcol.metrics", "gateway.otlp_http", "gateway.otlp_grpc", "backend.http",
         )
     ],

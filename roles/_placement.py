@@ -127,8 +127,14 @@ def _scalable(s: "Settings") -> bool:
     return s.stores.mode == "scalable"
 
 
+def _s3_shared(s: "Settings") -> bool:
+    """Scaled-out stores on every telemetry host share the S3 store's buckets (Loki; Tempo on S3). The
+    VictoriaLogs cluster keeps its data on each node's disk: with it alone, the S3 store stays on the loopback."""
+    return _scalable(s) and (s.logs.store == "loki" or (s.traces.store == "tempo" and s.traces.tempo.backend == "s3"))
+
+
 def _object_store(s: "Settings"):
-    if _scalable(s):  # Loki and Tempo on every telemetry host share its buckets (plain HTTP, SigV4-signed: docs/architecture.md)
+    if _s3_shared(s):  # Loki and Tempo on every telemetry host share its buckets (plain HTTP, SigV4-signed: docs/architecture.md)
         return (ListenerSpec("object_store.s3", s.object_store.listen_port, "host", "S3 API for the stores (scalable: every telemetry host's Loki and Tempo)"),)
     return (ListenerSpec("object_store.s3", s.object_store.listen_port, "local", "S3 API for the stores on this host (scalable: on the host's IP, for every telemetry host's Loki and Tempo)"),)
 

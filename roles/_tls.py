@@ -44,6 +44,7 @@ TLS_LISTENERS = {
 # roles/_front.py), which admits each identity to its own paths (Loki's and Tempo's rendered only).
 STORE_TLS_LISTENERS = {
     "victorialogs.http": "victorialogs",
+    "victorialogs.storage": "victorialogs",  # stores.mode scalable: the storage node (same front, same certificate)
     "jaeger.otlp_http": "jaeger",
     "jaeger.query": "jaeger",
     "jaeger.metrics": "jaeger",
