@@ -90,8 +90,9 @@ firewall = {
         {"listener": name, "sources": _CONTROLLER, "reason": "the lab's tests, from the controller"}
         for name in (
             "node_exporter.metrics", "prometheus.web", "alertmanager.web", "jaeger.query", "jaeger.metrics",
-            # victorialogs.storage: the cluster's storage nodes (stores.mode scalable only).
-            "victorialogs.http", "victorialogs.storage", "otelcol.metrics", "gateway.otlp_http", "gateway.otlp_grpc", "backend.http",
+            "victorialogs.http", "otelcol.metrics", "gateway.otlp_http", "gateway.otlp_grpc", "backend.http",
+            # The cluster's storage nodes exist with stores.mode scalable only.
+            *(("victorialogs.storage",) if stores["mode"] == "scalable" else ()),
         )
     ],
 }

@@ -218,3 +218,18 @@ def test_the_class_filters_of_a_richer_policy_parse_in_logsql(store):
     for retention_class in classes(policy):
         response = requests.post(f"{url}/select/logsql/query", data={"query": f"{retention_class.expired()} | stats count() rows"}, timeout=30)
         assert response.status_code == 200, (retention_class.expired(), response.text)
+
+
+def test_the_clusters_flags_files_are_checked_by_the_binary(store, tmp_path):
+    """stores.mode scalable: the storage node's and the access tier's flags (roles/victorialogs/cluster.py) are flags
+    the pinned binary knows, with values it parses; a typo in one is refused."""
+    from roles.victorialogs import cluster, env_file
+
+    binary, settings, _, _ = store
+    storage = _check(binary, flags_env(settings, POLICY, storage_node=True), tmp_path)
+    assert storage.returncode == 0, storage.stdout + storage.stderr
+    access_flags = cluster.access_flags(["10.0.0.12:9430", "10.0.0.15:9430"], "127.0.0.1:9431")
+    access = _check(binary, env_file(access_flags, "access"), tmp_path)
+    assert access.returncode == 0, access.stdout + access.stderr
+    typo = _check(binary, env_file({**access_flags, "storageNode.tls": "yes please"[:3]}, "access"), tmp_path)
+    assert typo.returncode != 0 and "storageNode.tls" in typo.stdout + typo.stderr
