@@ -142,9 +142,12 @@ def test_each_class_lands_under_its_labels_and_the_enforcement_job_keeps_the_pol
     wait_for("the pushed lines", lambda: count(store, mine) == 4, 30)
     for stream in ("app", "security", "audit"):
         assert count(store, f'{{stream="{stream}"}} {mine}') >= 1, stream
-    # The instance keeps the longest class; the store reads its flags back.
-    flags = requests.get(f"{store}/flags", timeout=10, **_reader(store)).text
-    assert f'-retentionPeriod="{longest_period(tel.settings.retention)}"' in flags
+    # The instance keeps the longest class (in a cluster, each storage node: the access tier keeps nothing); the store
+    # reads its flags back.
+    nodes = [f"https://{l.address}:{l.port}" for l in tel.topology.instances("victorialogs.storage")] or [store]
+    for node in nodes:
+        flags = requests.get(f"{node}/flags", timeout=10, **_reader(node)).text
+        assert f'-retentionPeriod="{longest_period(tel.settings.retention)}"' in flags, node
 
     tel.testinfra.check_output(f"systemctl start {ENFORCE_UNIT}.service")  # oneshot: returns when the deletes finished
     assert count(store, f'{{stream="app"}} {mine} _time:>30d') == 0, "an app line older than 30 days survived"

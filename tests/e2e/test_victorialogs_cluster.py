@@ -115,3 +115,9 @@ def test_a_sigkilled_storage_node_keeps_what_it_flushed_and_the_rest_is_rerouted
         units.wait_restarted(tel2, "victorialogs", pid, tel2.local("victorialogs.local", "/health"))
 
     _drill(stack, "cluster-storage-node", crash, store_crashes=True)
+
+
+def test_the_retention_job_runs_once_for_the_cluster(cluster):
+    """One delete through an access tier reaches every storage node: the timer runs on stores.host (tel1) alone."""
+    by_host = {tel.name: tel.testinfra.run("systemctl is-enabled victorialogs-retention.timer").stdout.strip() for tel in cluster}
+    assert by_host == {"tel1": "enabled", "tel2": "disabled"}, by_host
