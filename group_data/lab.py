@@ -91,8 +91,6 @@ firewall = {
         for name in (
             "node_exporter.metrics", "prometheus.web", "alertmanager.web", "jaeger.query", "jaeger.metrics",
             "victorialogs.http", "otelcol.metrics", "gateway.otlp_http", "gateway.otlp_grpc", "backend.http",
-            # The cluster's storage nodes exist with stores.mode scalable only.
-            *(("victorialogs.storage",) if stores["mode"] == "scalable" else ()),
         )
     ],
 }

@@ -365,7 +365,9 @@ COMPONENTS: tuple[Component, ...] = (
               secrets=_s3("traces.tempo", "Tempo's S3 credential"), artifact="tempo", units=lambda s: ("tempo", "tempo-front"), store=True, scales=True),
     Component("victorialogs", ("telemetry",), _victorialogs, when=lambda s: s.logs.store == "victorialogs",
               condition="logs.store: victorialogs, on stores.host (scalable: every telemetry host, a cluster)", artifact="victorialogs",
-              units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front", *(("victorialogs-access",) if _scalable(s) else ())),
+              # victorialogs-access: the cluster's access tier (scalable); watched in every mode, as a unit that
+              # does not exist gives node_exporter no series.
+              units=lambda s: ("victorialogs", "victorialogs-retention", "victorialogs-front", "victorialogs-access"),
               store=True, scales=True),
     Component("loki", ("telemetry",), _loki, when=lambda s: s.logs.store == "loki", condition="logs.store: loki, on stores.host (scalable: every telemetry host)",
               secrets=_s3("loki", "Loki's S3 credential"), artifact="loki", units=lambda s: ("loki", "loki-front"), store=True, scales=True),

@@ -18,15 +18,13 @@ erasure command's identity and to the retention job's (`victorialogs-retention` 
 
 from __future__ import annotations
 
-import re
 import shlex
 from typing import TYPE_CHECKING
 
 from pyinfra.api import deploy
 from pyinfra.operations import files, systemd
 
-from roles._service import ConfigFile, ServiceSpec, quoting, release_service
-from roles._service.quoting import QuotingError
+from roles._service import ConfigFile, ServiceSpec, release_service
 from roles._service.operations import validated_file
 from roles._tls import TlsPaths, leaf, tls_files
 from roles.node_exporter import certificate_expiry
@@ -34,6 +32,7 @@ from roles.retention import RetentionPolicy
 from roles.retention.logsql import enforcement_deletes, longest_period
 from roles._front import authenticating_front
 from roles.victorialogs import cluster
+from roles.victorialogs.flagfile import BINARY, ENV_PREFIX, check_flags_command, env_file
 from roles.victorialogs.front import RETENTION, SELF, front
 from roles.victorialogs.settings import VictoriaLogsSettings
 
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
     from roles._context import HostContext
 
 NAME = "victorialogs"
-BINARY = "victoria-logs-prod"
 FLAGS_FILE = f"/etc/{NAME}/flags.env"
 ENFORCE_SCRIPT = f"/etc/{NAME}/enforce-retention.sh"
 ENFORCE_UNIT = f"{NAME}-retention"
@@ -50,8 +48,6 @@ ENFORCE_UNIT = f"{NAME}-retention"
 # (5s by default; 1s is its minimum). The gateway cannot resend what was acknowledged
 # (docs/tracing.md "Crash safety": measured).
 FLUSH_INTERVAL = "1s"
-# Flag values come from the environment as VL_<flag>, dots as underscores.
-ENV_PREFIX = "VL_"
 # The retention job's client certificate (identity victorialogs-retention on this host), for the front.
 JOB_TLS = TlsPaths(NAME)
 
@@ -81,34 +77,9 @@ def flags(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "
     }
 
 
-# Flag values the check below can pass through `env` unquoted (see check_flags_command).
-_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._/:+@,-]+")
-
-
 def flags_env(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "", storage_node: bool = False) -> str:
     """The EnvironmentFile holding the flags as VL_<flag> (dots as underscores), for systemd."""
     return env_file(flags(settings, policy, bind, storage_node), "victorialogs flags")
-
-
-def env_file(flag_values: dict[str, str], what: str) -> str:
-    """`flag_values` (name without "-": value) as an EnvironmentFile of VL_<flag> (dots as underscores)."""
-    values = {}
-    for name, value in flag_values.items():
-        if not _PLAIN_VALUE.fullmatch(value):
-            raise QuotingError(f"{what}: -{name}: the value needs quoting, which the flag check cannot read")
-        values[f"{ENV_PREFIX}{name.replace('.', '_')}"] = value
-    return quoting.env_file(values, what, header="Managed by the Sentinel observability toolkit: VictoriaLogs flags (-envflag.enable).")
-
-
-def check_flags_command() -> str:
-    """Shell command checking a staged flags file with the new binary ({bin}, {path} as in ConfigFile).
-
-    The file's lines go to `env -i` as words (no shell sources it); every value is
-    plain (flags_env refuses any other), so a line is exactly one NAME=value word.
-    The binary parses every VL_* value as its flag, exits 1 on a bad one, and exits
-    0 at -version before it touches any data.
-    """
-    return f"env -i $(grep -v '^#' {{path}}) {{bin}}/{BINARY} -envflag.enable -envflag.prefix={ENV_PREFIX} -version"
 
 
 def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: str = "",

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from roles._net import host_port
 from roles._service import ConfigFile, ServiceSpec
 from roles._tls import TlsPaths
+from roles.victorialogs.flagfile import BINARY, ENV_PREFIX, check_flags_command, env_file
 
 if TYPE_CHECKING:
     from roles._context import HostContext
@@ -72,8 +73,6 @@ def storage_flags() -> dict[str, str]:
 def access_spec(settings: "VictoriaLogsSettings", nodes: list[str], bind: str, tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
     """The access tier, a companion of the `victorialogs` release (the storage node's); `tls`: its certificate files
     (roles/_tls.py tls_files, in TLS.dir), checked and written before it starts; a renewed one restarts it."""
-    from roles.victorialogs import BINARY, ENV_PREFIX, check_flags_command, env_file
-
     return ServiceSpec(
         name=NAME,
         description="VictoriaLogs access tier (vlinsert, vlselect over every telemetry host's storage node)",

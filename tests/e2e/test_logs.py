@@ -144,10 +144,10 @@ def test_each_class_lands_under_its_labels_and_the_enforcement_job_keeps_the_pol
         assert count(store, f'{{stream="{stream}"}} {mine}') >= 1, stream
     # The instance keeps the longest class (in a cluster, each storage node: the access tier keeps nothing); the store
     # reads its flags back.
-    nodes = [f"https://{l.address}:{l.port}" for l in tel.topology.instances("victorialogs.storage")] or [store]
-    for node in nodes:
-        flags = requests.get(f"{node}/flags", timeout=10, **_reader(node)).text
-        assert f'-retentionPeriod="{longest_period(tel.settings.retention)}"' in flags, node
+    for node in hosts_in("telemetry"):
+        if node.name in node.topology.runs["victorialogs"]:
+            flags = node.testinfra.check_output("curl -fsS %s", node.local("victorialogs.local", "/flags"))
+            assert f'-retentionPeriod="{longest_period(tel.settings.retention)}"' in flags, node.name
 
     tel.testinfra.check_output(f"systemctl start {ENFORCE_UNIT}.service")  # oneshot: returns when the deletes finished
     assert count(store, f'{{stream="app"}} {mine} _time:>30d') == 0, "an app line older than 30 days survived"

@@ -161,14 +161,19 @@ def test_a_stopped_log_store_raises_its_alerts_and_loses_no_line(mon):
     from tests.e2e.test_crash import _drill  # the crash drills' bounded writer and sent = stored count
 
     tel, app = hosts_in("telemetry")[0], hosts_in("app")[0]
+    # The whole store on tel1: in a cluster (stores.mode scalable) its access tier too, or tel1's gateway would
+    # write on through it to tel2's storage node and no line would wait.
+    scalable = tel.settings.stores.mode == "scalable"
+    away = {"victorialogs": "victorialogs.local", **({"victorialogs-access": "victorialogs.access_local"} if scalable else {})}
 
     def store_away(tel, app):
-        tel.testinfra.check_output("systemctl stop victorialogs")
+        tel.testinfra.check_output(f"systemctl stop {' '.join(away)}")
         try:
             for uid in ("victorialogs-down", "log-ingestion-delayed"):
                 wait_for(f"{uid} on Slack #alerts", lambda: slack_alerts("#alerts", uid), 6 * 60, 5)
         finally:
-            tel.testinfra.check_output("systemctl start victorialogs")
-            wait_for("VictoriaLogs answering again", lambda: tel.testinfra.run("curl -fsS -o /dev/null %s", tel.local("victorialogs.local", "/health")).rc == 0, 120, 1)
+            tel.testinfra.check_output(f"systemctl start {' '.join(away)}")
+            for listener in away.values():
+                wait_for(f"{listener} answering again", lambda: tel.testinfra.run("curl -fsS -o /dev/null %s", tel.local(listener, "/health")).rc == 0, 120, 1)
 
     _drill((tel, app), "store-away", store_away)

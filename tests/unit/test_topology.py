@@ -66,13 +66,16 @@ def test_no_listener_of_ours_binds_every_address(env):
 SEEN_LISTENING = {
     "mon1": ["10.213.0.11:9090", "10.213.0.11:9093", "10.213.0.11:9094 tcp udp", "10.213.0.11:9100"],  # Grafana: files only in the lab
     "mon2": ["10.213.0.14:9090", "10.213.0.14:9093", "10.213.0.14:9094 tcp udp", "10.213.0.14:9100"],
-    "tel1": [  # the stores (group_data/lab.py stores.host) and a gateway
+    "tel1": [  # the stores (group_data/lab.py stores.host), a member of the VictoriaLogs cluster and a gateway
         "10.213.0.12:16686", "10.213.0.12:4317", "10.213.0.12:4318", "10.213.0.12:4418", "10.213.0.12:8888",
         "10.213.0.12:8889", "10.213.0.12:9100", "10.213.0.12:9428", "127.0.0.1:13133", "127.0.0.1:13134",
         "127.0.0.1:16685", "127.0.0.1:4417", "127.0.0.1:7070", "127.0.0.1:9429",
         "127.0.0.1:14418", "127.0.0.1:16687", "127.0.0.1:18888",  # Jaeger itself, behind its front (which holds 4418, 16686, 8888)
+        "10.213.0.12:9430", "127.0.0.1:9431",  # the storage node's front, the access tier (stores.mode scalable)
     ],
-    "tel2": ["10.213.0.15:4317", "10.213.0.15:4318", "10.213.0.15:8889", "10.213.0.15:9100", "127.0.0.1:13133"],  # a gateway only
+    # a gateway and a member of the VictoriaLogs cluster (seen with `ss -ltn` on 2026-12-07)
+    "tel2": ["10.213.0.15:4317", "10.213.0.15:4318", "10.213.0.15:8889", "10.213.0.15:9100", "127.0.0.1:13133",
+             "10.213.0.15:9428", "10.213.0.15:9430", "127.0.0.1:9429", "127.0.0.1:9431"],
     "app1": ["10.213.0.13:3000", "10.213.0.13:8889", "10.213.0.13:9100", "127.0.0.1:13133", "127.0.0.1:4319"],  # 4319: the agent, for the backend
 }
 
@@ -255,6 +258,13 @@ def with_stores(body: str, **stores_by_host) -> str:
 
 
 UNSET = {"mode": "single"}  # stores.host left out (the lab's group data names tel1)
+# The stores once, on tel1 (the lab's group data runs the VictoriaLogs cluster: stores.mode scalable).
+SINGLE = {"mode": "single", "host": "tel1"}
+
+
+def single_but(**stores_by_host) -> str:
+    """TWO_TELEMETRY in stores.mode single on tel1, but for the hosts named."""
+    return with_stores(TWO_TELEMETRY, **{name: SINGLE for name in ("mon1", "tel1", "tel2", "app1")} | stores_by_host)
 
 
 def test_two_telemetry_hosts_without_the_stores_host_are_refused(tmp_path):
@@ -280,7 +290,7 @@ def test_a_stores_host_that_is_not_a_telemetry_host_is_refused(tmp_path, named):
 
 
 def test_differing_stores_hosts_are_refused(tmp_path):
-    err = refused(tmp_path, with_stores(TWO_TELEMETRY, tel2={"mode": "single", "host": "tel2"}))
+    err = refused(tmp_path, single_but(tel2={"mode": "single", "host": "tel2"}))
     assert [e.key for e in SettingsErrors.of(err)] == ["stores.host"]
     assert "differs" in err.problem and "tel1" in err.problem and "tel2" in err.problem
     assert "once" in err.fix
@@ -297,10 +307,10 @@ def test_gateways_that_answer_to_another_pool_name_or_port_are_refused(tmp_path,
 
 
 def test_the_stores_run_on_the_stores_host_only_and_every_telemetry_host_runs_a_gateway(tmp_path):
-    """The lab's group data: stores.host is tel1; tel2 runs a gateway that exports to tel1's stores."""
+    """stores.mode single, stores.host tel1: tel2 runs a gateway that exports to tel1's stores."""
     from roles.otel_collector import collector_wiring
 
-    environment = lab(tmp_path, body=TWO_TELEMETRY)
+    environment = lab(tmp_path, body=single_but())
     topology = environment.topology
     for store in ("jaeger", "victorialogs", "object_store"):
         assert topology.runs[store] == ("tel1",), store
@@ -413,7 +423,7 @@ def test_an_ipv6_host_binds_and_is_reached_in_brackets(tmp_path):
 
 
 def test_differing_stores_modes_are_refused(tmp_path):
-    err = refused(tmp_path, with_stores(TWO_TELEMETRY, tel2={"mode": "scalable", "host": "tel1"}))
+    err = refused(tmp_path, single_but(tel2={"mode": "scalable", "host": "tel1"}))
     assert [e.key for e in SettingsErrors.of(err)] == ["stores.mode"]
     assert "differs" in err.problem and "scalable" in err.problem and "single" in err.problem
     assert "once" in err.fix

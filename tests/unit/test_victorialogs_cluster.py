@@ -20,14 +20,11 @@ TEL1, TEL2 = "10.213.0.12", "10.213.0.15"
 
 
 def _lab(tmp_path, mode: str):
-    # group_data/lab.py opens victorialogs.storage to the controller in scalable mode only; the hosts' data sets the mode
-    # here, so single mode gets the controller rule without it.
-    firewall = "" if mode == "scalable" else ', "firewall": {"admin_networks": ["10.213.0.1/32"], "allow": []}'
     return environment(tmp_path, "lab", f"""
 _stores = {{"mode": "{mode}", "host": "tel1"}}
-monitoring = [("mon1", {{"address": "10.213.0.11", "stores": _stores{firewall}}})]
-telemetry = [("tel1", {{"address": "{TEL1}", "stores": _stores{firewall}}}), ("tel2", {{"address": "{TEL2}", "stores": _stores{firewall}}})]
-app = [("app1", {{"address": "10.213.0.13", "stores": _stores{firewall}}})]
+monitoring = [("mon1", {{"address": "10.213.0.11", "stores": _stores}})]
+telemetry = [("tel1", {{"address": "{TEL1}", "stores": _stores}}), ("tel2", {{"address": "{TEL2}", "stores": _stores}})]
+app = [("app1", {{"address": "10.213.0.13", "stores": _stores}})]
 """)
 
 
@@ -93,11 +90,11 @@ def test_the_storage_nodes_front_admits_the_access_tiers_to_internal_paths_only(
 
 
 def test_only_the_other_telemetry_host_and_prometheus_reach_a_storage_node(scalable):
-    """The other host's access tier, mon1's Prometheus and the lab's controller (group_data/lab.py firewall.allow);
-    a host's own access tier reaches its node over the loopback interface."""
+    """The other host's access tier and mon1's Prometheus (not even the lab's controller: its tests read a storage node
+    on its host); a host's own access tier reaches its node over the loopback interface."""
     for name, other in (("tel1", TEL2), ("tel2", TEL1)):
         [opening] = [o for o in scalable.topology.openings(name) if o.listener == "victorialogs.storage"]
-        assert set(opening.sources) == {other, "10.213.0.11", "10.213.0.1/32"}
+        assert set(opening.sources) == {other, "10.213.0.11"}
 
 
 def test_prometheus_scrapes_every_storage_node_over_tls(scalable):
