@@ -90,3 +90,17 @@ def test_the_front_refuses_the_delete_api_to_an_identity_of_this_host(stores_hos
     status = stores_host.testinfra.check_output("curl -s -o /dev/null -w '%%{http_code}' --cacert %s --cert %s --key %s %s",
                                                 node.ca, node.cert, node.key, stores_host.local(f"{_store(stores_host)}.http", path))
     assert status == "403", status
+
+
+def test_each_member_of_a_victorialogs_cluster_runs_its_storage_node_and_access_tier(telemetry_host):
+    """stores.mode scalable (roles/victorialogs/cluster.py): every telemetry host holds a storage node behind its
+    front's second listener, and an access tier that lists every host's storage node."""
+    if telemetry_host.name not in telemetry_host.topology.runs["victorialogs"] or telemetry_host.settings.stores.mode != "scalable":
+        pytest.skip(f"{telemetry_host.name} is no member of a VictoriaLogs cluster")
+    for unit in ("victorialogs", "victorialogs-access", "victorialogs-front"):
+        assert telemetry_host.testinfra.service(unit).is_running, unit
+    assert telemetry_host.listening("victorialogs.storage") and telemetry_host.listening("victorialogs.access_local")
+    flags = telemetry_host.curl(telemetry_host.local("victorialogs.access_local", "/flags"))
+    nodes = sorted(f"{l.ip}:{l.port}" for l in telemetry_host.topology.instances("victorialogs.storage"))
+    assert f'-storageNode="{",".join(nodes)}"' in flags and '-storageNode.tls="true"' in flags
+    assert telemetry_host.curl(telemetry_host.local("victorialogs.access_local", "/health")).strip() == "OK"
