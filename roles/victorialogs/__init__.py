@@ -14,6 +14,9 @@ for erasure requests (`python -m roles.retention.erase`).
 VictoriaLogs listens on 127.0.0.1 (`victorialogs.local`) only: its front (roles/victorialogs/front.py,
 nginx) serves `victorialogs.http` with TLS and client certificates, and admits the delete API to the
 erasure command's identity and to the retention job's (`victorialogs-retention` on this host) only.
+
+With `stores.mode: scalable` every telemetry host runs this node as a storage node of a cluster, and beside
+it the cluster's access tier (`victorialogs-access`, roles/victorialogs/cluster.py) behind the same front.
 """
 
 from __future__ import annotations
