@@ -129,7 +129,8 @@ FLOWS: tuple[Flow, ...] = (
     Flow("tempo", "tempo.grpc", "Tempo to Tempo: pushes to the ingesters, queries (scalable)"),
     Flow("tempo", "tempo.memberlist", "Tempo's ring gossip (scalable)"),
     # The VictoriaLogs cluster (scalable): every host's access tier writes to and queries every storage node.
-    Flow("victorialogs", "victorialogs.storage", "the access tier to every storage node: /internal/insert, /internal/select, /internal/delete (scalable, mTLS)"),
+    Flow("victorialogs", "victorialogs.storage", "the access tier to every storage node: /internal/select, /internal/delete (scalable, mTLS)"),
+    Flow("gateway", "victorialogs.storage", "export logs to its own host's storage node (scalable, mTLS)"),
     Flow("prometheus", "victorialogs.storage", "scrape the storage nodes (scalable)"),
 )
 

@@ -73,6 +73,8 @@ WINSTON_FIELDS = {"traceId": "trace_id", "spanId": "span_id", "msg": "message", 
 WINSTON_LEVELS = {"debug4": "http", "debug2": "verbose", "trace": "silly"}
 
 
+# The listener the gateways write logs to in a VictoriaLogs cluster (stores.mode scalable): the storage node's.
+CLUSTER_WRITES = "victorialogs.storage"
 # The OTLP/HTTP logs path of each log store, on its listener.
 LOG_STORE_PATHS = {"victorialogs": ("victorialogs.http", "/insert/opentelemetry/v1/logs"), "loki": ("loki.http", "/otlp/v1/logs")}
 
@@ -89,6 +91,11 @@ def log_store_endpoint(logs: LogsSettings, topology: Topology, me: str) -> str:
     if logs.endpoint:
         return logs.endpoint
     listener, path = LOG_STORE_PATHS[logs.store]
+    if logs.store == "victorialogs" and topology.instances(CLUSTER_WRITES):
+        # A VictoriaLogs cluster: each gateway writes to its own host's storage node, which acknowledges what it
+        # holds. The access tier acknowledges lines from its memory and drops them when it stops (measured:
+        # docs/architecture.md "The VictoriaLogs cluster"), so it only reads and deletes.
+        listener = CLUSTER_WRITES
     return topology.url(listener, me, path, scheme="https" if is_tls(listener) else "http")
 
 

@@ -5,21 +5,22 @@ VictoriaLogs 1.52.2 is one executable in three roles (its docs, "cluster"; app/v
 vlinsert and vlselect, and keeps no data. Each telemetry host runs both:
 
 - **the storage node**: the role's `victorialogs` unit, unchanged but for `-internaldelete.enable` (the access
-  tier fans /delete/* out as /internal/delete/*), reached by the other hosts through its front's
-  `victorialogs.storage` listener (TLS, client certificates, roles/victorialogs/front.py STORAGE_ACCESS);
+  tier fans /delete/* out as /internal/delete/*), behind its front's `victorialogs.storage` listener (TLS, client
+  certificates, roles/victorialogs/front.py STORAGE_ACCESS). Its own host's gateway writes the lines to it
+  (roles/otel_collector CLUSTER_WRITES): it acknowledges what it holds, as a single node does;
 - **the access tier**: `victorialogs-access`, a companion of the same release (roles/_service `companions`) on
-  127.0.0.1 behind the front's `victorialogs.http`. It spreads each stream's lines over every storage node, sends
-  a node's block to another one when that node fails (app/vlstorage/netinsert: a failed node is skipped for 10 s),
-  and asks every node for every query and delete.
+  127.0.0.1 behind the front's `victorialogs.http`. It asks every node for every query and delete. Lines written
+  through it (the erasure command's audit entries) it spreads over the nodes, but it acknowledges them from its
+  memory and drops them when it stops (app/vlstorage/netinsert flushes on shutdown under an already cancelled
+  context; measured on the lab): the gateways do not write through it.
 
-So the gateway on each host writes to its own host's access tier (roles/_topology.py `reach`), and Grafana, the
-erasure command and the retention job read and delete through the one on `stores.host` (`primary`).
+Grafana, the erasure command and the retention job read and delete through the access tier on `stores.host`
+(roles/_topology.py `primary`).
 
-What the cluster does not do (docs/logs-cluster.md, measured on the lab): it keeps one copy of each line. A
-storage node that is down takes its lines out of every query until it is back, and a query then fails rather than
-answer without them, unless the caller asks for `allow_partial_response=1`. Lines the access tier has
-acknowledged wait in its memory for up to a second before they reach a node: a SIGKILL of the access tier loses
-them, as a SIGKILL of a single node loses its last second (docs/tracing.md "Crash safety").
+What the cluster does not do (docs/architecture.md "The VictoriaLogs cluster", measured on the lab): it keeps one
+copy of each line. A storage node that is down takes its lines out of every query until it is back, and a query
+then fails rather than answer without them, unless the caller asks for `allow_partial_response=1`; its host's
+gateway keeps the new lines in its disk queue meanwhile.
 """
 
 from __future__ import annotations

@@ -53,10 +53,13 @@ ACCESS: dict[str, tuple[str, ...]] = {
     RETENTION: ("/select/logsql/", "/delete/"),
     SELF: ("/health",),  # the front's readiness check on the host
 }
-# stores.mode scalable: who may call the storage node. The access tier (identity `victorialogs`, the store's own, on
-# every telemetry host) sends the lines it spreads, the queries and the deletes it fans out, and flushes for the
-# tests' and the operator's reads (/internal/force_flush); Prometheus scrapes it.
+# stores.mode scalable: who may call the storage node. Each host's gateway writes its lines here (the storage node
+# acknowledges what it holds; roles/otel_collector CLUSTER_WRITES). The access tier (identity `victorialogs`, the
+# store's own, on every telemetry host) sends the queries and the deletes it fans out, the lines written through it
+# (the erasure command's audit entries), and flushes for the tests' and the operator's reads (/internal/force_flush);
+# Prometheus scrapes it.
 STORAGE_ACCESS: dict[str, tuple[str, ...]] = {
+    "gateway": ("/insert/",),
     SELF: ("/internal/insert", "/internal/select/", "/internal/delete/", "/internal/force_flush", "/health"),
     "prometheus": ("/metrics",),
     OPERATOR: ("/metrics", "/flags", "/health", "/internal/force_flush"),

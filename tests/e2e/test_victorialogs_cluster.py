@@ -3,8 +3,8 @@ and an access tier on tel1 and on tel2. Stop one storage node under load, for re
 ingestion goes on, and the figures of what the outage does to that node's lines and to queries are printed.
 
 The load is the crash drills' (tests/e2e/test_crash.py): JSON lines appended to the backend's log on the app host,
-tailed by the agent, balanced over both gateways, each writing to its own host's access tier. Traffic goes only to
-lab hosts.
+tailed by the agent, balanced over both gateways, each writing to its own host's storage node. Queries go through
+tel1's access tier, which asks both nodes. Traffic goes only to lab hosts.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def cluster(stack):
 
 
 def test_each_storage_node_takes_part_of_the_lines(cluster, stack):
-    """The access tiers spread the streams over both storage nodes, and a query through one front finds them all."""
+    """Each gateway writes to its own host's storage node, so both take part, and a query through one front finds them all."""
     before = {tel.name: _ingested_rows(tel) for tel in cluster}
     run = f"cluster-spread-{uuid.uuid4().hex[:10]}"
     writer = _writer(stack[1], run)
@@ -63,9 +63,10 @@ def test_each_storage_node_takes_part_of_the_lines(cluster, stack):
 
 
 def test_stopping_one_storage_node_under_load_loses_no_line(cluster, stack):
-    """tel2's storage node stops 5 s into the load and starts again once the load is over. Meanwhile the access
-    tiers send its share to tel1's node; a query without `allow_partial_response` fails, with it counts the
-    lines the reachable node holds. Once it is back, every line is stored, none twice."""
+    """tel2's storage node stops 5 s into the load and starts again once the load is over. Meanwhile tel1's gateway
+    writes on to tel1's node and tel2's gateway holds its lines in its disk queue; a query without
+    `allow_partial_response` fails, with it counts the lines the reachable node holds. Once tel2's node is back,
+    every line is stored, none twice."""
     tel1, tel2 = cluster
     store = _store_url(tel1)
     run = f"cluster-stop-{uuid.uuid4().hex[:10]}"
@@ -82,7 +83,7 @@ def test_stopping_one_storage_node_under_load_loses_no_line(cluster, stack):
                                 data={"query": f"{logsql} | stats count() rows"})
         partial_at_stop = _partial_count(store, logsql)
         assert writer.wait(timeout=120) == 0, writer.stderr.read()
-        # Ingestion goes on: the reachable node's count grows while tel2's is stopped.
+        # Ingestion goes on: the reachable node's count grows while tel2's is stopped (tel1's gateway's lines).
         grown = wait_for("the lines sent during the outage on tel1's node", lambda: (n := _partial_count(store, logsql)) > partial_at_stop and n, 120, 3)
         time.sleep(10)
         partial_after_load = _partial_count(store, logsql)
@@ -94,8 +95,8 @@ def test_stopping_one_storage_node_under_load_loses_no_line(cluster, stack):
     problem = _lines_missing(stack, run, None)
     print(f"storage node stop: {before_stop} lines stored before it; a query without partial responses got HTTP "
           f"{refused.status_code} ({refused.text.strip()[:160]!r}); with them {partial_at_stop} at the stop and "
-          f"{partial_after_load} of {LINES} once the load was over (tel2's share written before the stop is out of "
-          f"them); the node was down {outage:.0f} s; {time.monotonic() - started:.0f} s from the first line to the last count")
+          f"{partial_after_load} of {LINES} once the load was over (tel1's node's lines: tel2's node held its gateway's "
+          f"lines before the stop, its gateway's queue those after); the node was down {outage:.0f} s; {time.monotonic() - started:.0f} s from the first line to the last count")
     assert refused.status_code == 502 and "cannot connect to storage node" in refused.text, "a query answered without the stopped node's lines"
     # The front closes the connection of a node that is down: the access tier counts it unreachable, and a partial
     # query answers from the other node (with a 502 from the front it answered 0 rows: roles/_front.py down_closes).
@@ -105,8 +106,8 @@ def test_stopping_one_storage_node_under_load_loses_no_line(cluster, stack):
 
 def test_a_sigkilled_storage_node_keeps_what_it_flushed_and_the_rest_is_rerouted(cluster, stack):
     """tel2's storage node killed with SIGKILL 5 s into the load (systemd brings it back): every line the cluster
-    held a few flush intervals before is still there, none twice, and the access tiers send the lines that came
-    meanwhile to tel1's node. What tel2 had acknowledged and not yet written is the one loss, printed."""
+    held a few flush intervals before is still there, none twice, and tel2's gateway resends what the node refused
+    meanwhile. What tel2 had acknowledged and not yet written is the one loss, printed."""
     tel1, tel2 = cluster
 
     def crash(tel, app):

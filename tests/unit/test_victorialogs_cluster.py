@@ -81,7 +81,8 @@ def test_the_storage_nodes_front_admits_the_access_tiers_to_internal_paths_only(
     storage = storage[:storage.index("}")]
     assert '"~^victorialogs /internal/insert$" 1;' in storage and '"~^victorialogs /internal/select/" 1;' in storage
     assert '"~^victorialogs /internal/delete/" 1;' in storage and '"~^prometheus /metrics$" 1;' in storage
-    assert "gateway" not in storage and "grafana" not in storage and "erasure" not in storage
+    assert '"~^gateway /insert/" 1;' in storage  # each gateway writes to its own host's storage node
+    assert "grafana" not in storage and "erasure" not in storage
     # Both hosts' access tiers hold the identity; the first listener passes to the access tier.
     assert '"CN=tel1.victorialogs" victorialogs;' in config and '"CN=tel2.victorialogs" victorialogs;' in config
     assert "server 127.0.0.1:9431;" in config and "server 127.0.0.1:9429;" in config
@@ -103,3 +104,11 @@ def test_prometheus_scrapes_every_storage_node_over_tls(scalable):
     ctx = context_of(scalable, "mon1")
     [job] = [j for j in scrape_jobs(ctx.topology, ctx.settings) if j.name == "victorialogs-storage"]
     assert {t.address for t in job.targets} == {f"{TEL1}:9430", f"{TEL2}:9430"} and job.tls
+
+
+def test_each_gateway_writes_to_its_own_hosts_storage_node(scalable):
+    """Not through the access tier, which acknowledges lines from its memory and drops them when it stops."""
+    from roles.otel_collector import collector_wiring
+
+    for name, ip in (("tel1", TEL1), ("tel2", TEL2)):
+        assert collector_wiring(context_of(scalable, name)).log_endpoint == f"https://{ip}:9430/insert/opentelemetry/v1/logs"
