@@ -145,18 +145,19 @@ def test_the_backup_job_reaches_ssh_on_its_git_host_only(tmp_path):
 
 
 def test_a_changed_store_port_reaches_every_consumer(tmp_path):
-    """victorialogs.port moves the store's bind, the gateway's exporter, Prometheus's target and the firewall opening."""
+    """victorialogs.port and .storage_port move the store's binds, the gateway's exporter (the lab's cluster: the
+    storage node's port), Prometheus's targets and the firewall openings."""
     from roles.otel_collector import collector_wiring
     from roles.prometheus import scrape_jobs
 
-    environment = lab(tmp_path, tel1={"victorialogs": {"port": 9500}})
+    environment = lab(tmp_path, tel1={"victorialogs": {"port": 9500, "storage_port": 9501}})
     tel, mon = context_of(environment, "tel1"), context_of(environment, "mon1")
-    assert tel.bind("victorialogs.http") == "10.213.0.12:9500"
-    assert collector_wiring(tel).log_endpoint == "https://10.213.0.12:9500/insert/opentelemetry/v1/logs"
+    assert tel.bind("victorialogs.http") == "10.213.0.12:9500" and tel.bind("victorialogs.storage") == "10.213.0.12:9501"
+    assert collector_wiring(tel).log_endpoint == "https://10.213.0.12:9501/insert/opentelemetry/v1/logs"
     jobs = {j.name: [t.address for t in j.targets] for j in scrape_jobs(mon.topology, mon.settings)}
-    assert jobs["victorialogs"] == ["10.213.0.12:9500"]
-    assert 9500 in {o.port for o in environment.topology.openings("tel1")}
-    assert 9428 not in {o.port for o in environment.topology.openings("tel1")}
+    assert jobs["victorialogs"] == ["10.213.0.12:9500"] and jobs["victorialogs-storage"] == ["10.213.0.12:9501"]
+    assert {9500, 9501} <= {o.port for o in environment.topology.openings("tel1")}
+    assert not {9428, 9430} & {o.port for o in environment.topology.openings("tel1")}
 
 
 def test_a_changed_grafana_port_reaches_the_alert_links(tmp_path):

@@ -91,7 +91,8 @@ def test_lab_sends_traces_to_jaeger_and_logs_to_victorialogs_with_stream_fields(
     assert gateway["exporters"]["otlp_http/jaeger"]["endpoint"] == "https://10.213.0.12:4418"
     assert gateway["exporters"]["otlp_http/jaeger"]["tls"]["cert_file"] == "/etc/otelcol/tls/otelcol.crt"
     logs = gateway["exporters"]["otlp_http/victorialogs"]
-    assert logs["logs_endpoint"] == "https://10.213.0.12:9428/insert/opentelemetry/v1/logs"
+    # The lab's log store is a VictoriaLogs cluster: the gateway writes to its own host's storage node.
+    assert logs["logs_endpoint"] == "https://10.213.0.12:9430/insert/opentelemetry/v1/logs"
     assert logs["tls"]["cert_file"] == "/etc/otelcol/tls/otelcol.crt"
     assert logs["headers"] == {"VL-Stream-Fields": "service,env,stream,level"}
     # The agent ships to the gateway pool by its name (tests below); the gateways, to the stores.
