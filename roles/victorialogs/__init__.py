@@ -35,7 +35,7 @@ from roles.retention import RetentionPolicy
 from roles.retention.logsql import enforcement_deletes, longest_period
 from roles._front import authenticating_front
 from roles.victorialogs import cluster
-from roles.victorialogs.flagfile import BINARY, ENV_PREFIX, check_flags_command, env_file
+from roles.victorialogs.flagfile import BINARY, EXEC_START, check_flags_command, env_file  # noqa: F401 (BINARY: for its tests)
 from roles.victorialogs.front import RETENTION, SELF, front
 from roles.victorialogs.settings import VictoriaLogsSettings
 
@@ -91,7 +91,7 @@ def service_spec(settings: VictoriaLogsSettings, policy: RetentionPolicy, bind: 
     return ServiceSpec(
         name=NAME,
         description="VictoriaLogs log store" + (" (storage node)" if access else ""),
-        exec_start=(f"{{bin}}/{BINARY}", "-envflag.enable", f"-envflag.prefix={ENV_PREFIX}"),
+        exec_start=EXEC_START,
         configs=(ConfigFile(FLAGS_FILE, flags_env(settings, policy, bind, storage_node=access is not None),
                             validate=check_flags_command(), mode="0640"),),
         companions=(access,) if access else (),
@@ -196,7 +196,7 @@ def victorialogs(settings: VictoriaLogsSettings, ctx: HostContext):
     access = None
     if scalable:
         # The access tier shows the store's own certificate (this host's `victorialogs`) to every storage node's front.
-        access = cluster.access_spec(settings, cluster.storage_nodes(ctx), ctx.bind("victorialogs.access_local"),
+        access = cluster.access_spec(cluster.storage_nodes(ctx), ctx.bind("victorialogs.access_local"),
                                      tls_files(cluster.NAME, certificate))
     release_service(spec=service_spec(settings, retention, bind, access), artifact_base_url=ctx.artifact_base_url, hardening=ctx.hardening)
     authenticating_front(ctx, front(scalable), certificate)

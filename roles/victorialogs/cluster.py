@@ -30,11 +30,10 @@ from typing import TYPE_CHECKING
 from roles._net import host_port
 from roles._service import ConfigFile, ServiceSpec
 from roles._tls import TlsPaths
-from roles.victorialogs.flagfile import BINARY, ENV_PREFIX, check_flags_command, env_file
+from roles.victorialogs.flagfile import EXEC_START, check_flags_command, env_file
 
 if TYPE_CHECKING:
     from roles._context import HostContext
-    from roles.victorialogs.settings import VictoriaLogsSettings
 
 NAME = "victorialogs-access"
 # The access tier's client certificate: the store's own identity on this host (the one its front serves), which
@@ -71,13 +70,13 @@ def storage_flags() -> dict[str, str]:
     return {"internaldelete.enable": "true"}
 
 
-def access_spec(settings: "VictoriaLogsSettings", nodes: list[str], bind: str, tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
+def access_spec(nodes: list[str], bind: str, tls: tuple[ConfigFile, ...] = ()) -> ServiceSpec:
     """The access tier, a companion of the `victorialogs` release (the storage node's); `tls`: its certificate files
     (roles/_tls.py tls_files, in TLS.dir), checked and written before it starts; a renewed one restarts it."""
     return ServiceSpec(
         name=NAME,
         description="VictoriaLogs access tier (vlinsert, vlselect over every telemetry host's storage node)",
-        exec_start=(f"{{bin}}/{BINARY}", "-envflag.enable", f"-envflag.prefix={ENV_PREFIX}"),
+        exec_start=EXEC_START,
         configs=(*tls, ConfigFile(FLAGS_FILE, env_file(access_flags(nodes, bind), "victorialogs-access flags"),
                             validate=check_flags_command(), mode="0640"),),
         env_files=(FLAGS_FILE,),

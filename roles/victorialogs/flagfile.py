@@ -11,6 +11,8 @@ from roles._service.quoting import QuotingError
 BINARY = "victoria-logs-prod"
 # Flag values come from the environment as VL_<flag>, dots as underscores.
 ENV_PREFIX = "VL_"
+# Every VictoriaLogs unit's command: its flags come from its EnvironmentFile ({bin}: the release's directory).
+EXEC_START = (f"{{bin}}/{BINARY}", "-envflag.enable", f"-envflag.prefix={ENV_PREFIX}")
 
 # Flag values the check below can pass through `env` unquoted (see check_flags_command).
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9._/:+@,-]+")

@@ -57,7 +57,7 @@ def test_the_access_tier_reaches_every_storage_node_over_tls_with_the_stores_own
     nodes = cluster.storage_nodes(ctx)
     assert nodes == [f"{TEL1}:9430", f"{TEL2}:9430"]
     spec = service_spec(ctx.settings.victorialogs, RetentionPolicy(), ctx.bind("victorialogs.local"),
-                        cluster.access_spec(ctx.settings.victorialogs, nodes, ctx.bind("victorialogs.access_local")))
+                        cluster.access_spec(nodes, ctx.bind("victorialogs.access_local")))
     [access] = spec.companions
     text = access.configs[-1].content
     assert f"VL_storageNode={TEL1}:9430,{TEL2}:9430\n" in text and "VL_storageNode_tls=true\n" in text
